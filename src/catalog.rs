@@ -1,0 +1,573 @@
+//! The catalog: one entry per CA, certificate, key pair and kubeconfig of a cluster, with its
+//! identity, usages, SANs, issuer, files and validity, and the reason for each oddity.
+//!
+//! This is data with no side effects. Every command (plan, init, check, verify, renew, ...)
+//! walks it; nothing about a certificate is written down anywhere else. Entries come in an
+//! order where every CA precedes what it signs.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::spec::{CaLayout, ClusterSpec, Node, Role, San};
+use crate::store::Mode;
+
+/// Entry id of the cluster CA.
+pub const CA: &str = "ca";
+/// Entry id of the etcd CA (kubeadm layout).
+pub const ETCD_CA: &str = "etcd-ca";
+/// Entry id of the front-proxy CA (kubeadm layout).
+pub const FRONT_PROXY_CA: &str = "front-proxy-ca";
+/// Entry id of the service-account signing key pair.
+pub const SA: &str = "sa";
+
+/// Key usage bits kubepki sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KeyUsage {
+    /// digitalSignature
+    DigitalSignature,
+    /// keyEncipherment (kubeadm sets it whatever the key; it only means something for RSA)
+    KeyEncipherment,
+    /// keyCertSign (CAs)
+    KeyCertSign,
+}
+
+/// Extended key usages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ExtKeyUsage {
+    /// TLS server authentication.
+    ServerAuth,
+    /// TLS client authentication.
+    ClientAuth,
+}
+
+/// Who signs a certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Issuer {
+    /// A self-signed CA.
+    SelfSigned,
+    /// Signed by the CA entry with this id.
+    Ca(String),
+}
+
+/// The Kubernetes identity of a certificate: user = CN, groups = O.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Subject {
+    /// Common name (the user).
+    pub cn: String,
+    /// Organizations (the groups).
+    pub orgs: Vec<String>,
+}
+
+/// Where a certificate and its key live.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum Store {
+    /// PEM files.
+    Files {
+        /// The certificate (0644).
+        cert: PathBuf,
+        /// The private key (0600).
+        key: PathBuf,
+    },
+    /// Embedded in a kubeconfig (0600), next to the CA data and the server URL.
+    Kubeconfig {
+        /// The kubeconfig file.
+        path: PathBuf,
+        /// The cluster's name in the file.
+        cluster: String,
+        /// The server URL.
+        server: String,
+        /// The CA entry whose certificate is embedded as `certificate-authority-data`.
+        ca: String,
+    },
+}
+
+/// Everything needed to issue one certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertProfile {
+    /// Who signs it.
+    pub issuer: Issuer,
+    /// CN and O.
+    pub subject: Subject,
+    /// BasicConstraints CA:TRUE.
+    pub is_ca: bool,
+    /// Key usage.
+    pub key_usage: Vec<KeyUsage>,
+    /// Extended key usage (empty for CAs).
+    pub ext_key_usage: Vec<ExtKeyUsage>,
+    /// Subject alternative names, duplicates removed, in kubeadm's order.
+    pub sans: Vec<San>,
+    /// Lifetime.
+    #[serde(with = "crate::spec::duration_text")]
+    pub validity: time::Duration,
+    /// The files.
+    pub store: Store,
+}
+
+/// Which nodes need a copy of an entry's files in their bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Audience {
+    /// Only the node it belongs to.
+    Node,
+    /// Only the primary control plane (the break-glass credential is not spread around).
+    Primary,
+    /// Every control-plane node.
+    ControlPlanes,
+    /// Every control-plane node; workers get the certificate only (the cluster CA).
+    ControlPlanesAndWorkerTrust,
+    /// Every node.
+    AllNodes,
+}
+
+/// What an entry is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum EntryKind {
+    /// A certificate with its key (a CA, a leaf in files, or a kubeconfig's client certificate).
+    Cert(CertProfile),
+    /// A bare key pair (the service-account signing key).
+    KeyPair {
+        /// The private key (0600).
+        key: PathBuf,
+        /// The PKIX public key (0644).
+        public: PathBuf,
+    },
+}
+
+/// One CA, certificate, key pair or kubeconfig.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// Unique id: the kubeadm name, plus `@node` for what each node has its own of.
+    pub id: String,
+    /// The kubeadm name (`apiserver`, `admin.conf`), shared by the per-node copies.
+    pub name: &'static str,
+    /// The node it belongs to, if it is per node.
+    pub node: Option<String>,
+    /// What it is.
+    #[serde(flatten)]
+    pub kind: EntryKind,
+    /// Which node bundles carry it.
+    pub audience: Audience,
+    /// What it is for, and why it is the way it is.
+    pub why: &'static str,
+}
+
+impl Entry {
+    /// The certificate profile, unless this is a bare key pair.
+    pub fn cert(&self) -> Option<&CertProfile> {
+        match &self.kind {
+            EntryKind::Cert(p) => Some(p),
+            EntryKind::KeyPair { .. } => None,
+        }
+    }
+
+    /// Whether this is a CA.
+    pub fn is_ca(&self) -> bool {
+        self.cert().is_some_and(|p| p.is_ca)
+    }
+
+    /// The files this entry owns, relative to the tree's root, with their modes; the
+    /// certificate (or public key) first.
+    pub fn files(&self) -> Vec<(&Path, Mode)> {
+        match &self.kind {
+            EntryKind::Cert(CertProfile { store: Store::Files { cert, key }, .. }) => {
+                vec![(cert, Mode::Public), (key, Mode::Secret)]
+            }
+            EntryKind::Cert(CertProfile { store: Store::Kubeconfig { path, .. }, .. }) => vec![(path, Mode::Secret)],
+            EntryKind::KeyPair { key, public } => vec![(public, Mode::Public), (key, Mode::Secret)],
+        }
+    }
+}
+
+/// Every entry of one cluster.
+#[derive(Clone, Debug, Serialize)]
+pub struct Catalog {
+    /// CAs first, then everything they sign.
+    pub entries: Vec<Entry>,
+}
+
+/// Port kubelets serve on.
+pub const KUBELET_PORT: u16 = 10250;
+/// etcd's client port.
+pub const ETCD_CLIENT_PORT: u16 = 2379;
+/// etcd's peer port.
+pub const ETCD_PEER_PORT: u16 = 2380;
+
+impl Catalog {
+    /// The catalog of a cluster.
+    pub fn build(spec: &ClusterSpec) -> Catalog {
+        let mut b = Builder { spec, entries: Vec::new() };
+        b.cas();
+        b.shared_leaves();
+        b.shared_kubeconfigs();
+        for node in &spec.nodes {
+            if node.role == Role::ControlPlane {
+                b.control_plane(node);
+            }
+            b.node(node);
+        }
+        Catalog { entries: b.entries }
+    }
+
+    /// The entry with this id.
+    pub fn get(&self, id: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.id == id)
+    }
+
+    /// The CAs.
+    pub fn cas(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.is_ca())
+    }
+
+    /// The files of a node's bundle: `(home path, path in the bundle, mode)`; the two paths
+    /// are the same for files whose home is the bundle. Workers get only the cluster CA's
+    /// certificate, never a CA key.
+    pub fn bundle(&self, spec: &ClusterSpec, node: &Node) -> Vec<(PathBuf, PathBuf, Mode)> {
+        let is_cp = node.role == Role::ControlPlane;
+        let is_primary = node.name == spec.primary().name;
+        let base = bundle_root(node);
+        let mut out = Vec::new();
+        for e in &self.entries {
+            let (take, cert_only) = match e.audience {
+                Audience::Node => (e.node.as_deref() == Some(&node.name), false),
+                Audience::Primary => (is_primary, false),
+                Audience::ControlPlanes => (is_cp, false),
+                Audience::ControlPlanesAndWorkerTrust => (true, !is_cp),
+                Audience::AllNodes => (true, false),
+            };
+            if !take {
+                continue;
+            }
+            let files = e.files();
+            let files = if cert_only { &files[..1] } else { &files[..] };
+            for (f, mode) in files {
+                let dest = if f.starts_with(&base) {
+                    f.to_path_buf()
+                } else if f.starts_with("nodes") {
+                    continue; // another node's own file
+                } else {
+                    base.join("etc/kubernetes").join(f)
+                };
+                out.push((f.to_path_buf(), dest, *mode));
+            }
+        }
+        out
+    }
+}
+
+/// `nodes/<name>`: the directory that mirrors a node's filesystem.
+pub fn bundle_root(node: &Node) -> PathBuf {
+    Path::new("nodes").join(&node.name)
+}
+
+const CA_USAGE: [KeyUsage; 3] = [KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment, KeyUsage::KeyCertSign];
+const LEAF_USAGE: [KeyUsage; 2] = [KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment];
+const SERVER: &[ExtKeyUsage] = &[ExtKeyUsage::ServerAuth];
+const CLIENT: &[ExtKeyUsage] = &[ExtKeyUsage::ClientAuth];
+const BOTH: &[ExtKeyUsage] = &[ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth];
+
+struct Builder<'a> {
+    spec: &'a ClusterSpec,
+    entries: Vec<Entry>,
+}
+
+/// A leaf to add: the arguments of [`Builder::leaf`] by name.
+struct Leaf<'a> {
+    id: String,
+    name: &'static str,
+    node: Option<&'a Node>,
+    issuer: &'a str,
+    cn: String,
+    orgs: &'a [&'a str],
+    eku: &'static [ExtKeyUsage],
+    sans: Vec<San>,
+    store: Store,
+    audience: Audience,
+    why: &'static str,
+}
+
+impl Builder<'_> {
+    fn etcd_ca(&self) -> &'static str {
+        match self.spec.ca_layout {
+            CaLayout::Kubeadm => ETCD_CA,
+            CaLayout::Single => CA,
+        }
+    }
+
+    fn front_proxy_ca(&self) -> &'static str {
+        match self.spec.ca_layout {
+            CaLayout::Kubeadm => FRONT_PROXY_CA,
+            CaLayout::Single => CA,
+        }
+    }
+
+    /// Where a node's own files of the kubeadm tree live: the top level for the primary
+    /// control plane (so the top level is exactly its `/etc/kubernetes`), else its bundle.
+    fn home(&self, node: &Node) -> PathBuf {
+        if node.name == self.spec.primary().name {
+            PathBuf::new()
+        } else {
+            bundle_root(node).join("etc/kubernetes")
+        }
+    }
+
+    fn cas(&mut self) {
+        let mut cas = vec![(CA, "kubernetes", "pki/ca", "The cluster CA: signs the apiserver, every client of the apiserver, and kubelet certificates; trusted by the apiserver (--client-ca-file), kubelets and every kubeconfig.")];
+        if self.spec.ca_layout == CaLayout::Kubeadm {
+            cas.push((
+                ETCD_CA,
+                "etcd-ca",
+                "pki/etcd/ca",
+                "The etcd CA: etcd trusts only what it signs, so a cluster-CA client certificate cannot reach etcd.",
+            ));
+            cas.push((FRONT_PROXY_CA, "front-proxy-ca", "pki/front-proxy-ca", "The front-proxy CA: aggregated API servers trust it (--requestheader-client-ca-file) to authenticate the apiserver's proxied requests; separate so that no ordinary client certificate can assert request headers."));
+        }
+        for (id, cn, file, why) in cas {
+            self.entries.push(Entry {
+                id: id.into(),
+                name: id_name(id),
+                node: None,
+                kind: EntryKind::Cert(CertProfile {
+                    issuer: Issuer::SelfSigned,
+                    subject: Subject { cn: cn.into(), orgs: vec![] },
+                    is_ca: true,
+                    key_usage: CA_USAGE.to_vec(),
+                    ext_key_usage: vec![],
+                    sans: vec![San::Dns(cn.into())],
+                    validity: self.spec.validity.ca,
+                    store: files(file),
+                }),
+                audience: if id == CA { Audience::ControlPlanesAndWorkerTrust } else { Audience::ControlPlanes },
+                why,
+            });
+        }
+        self.entries.push(Entry {
+            id: SA.into(),
+            name: "sa",
+            node: None,
+            kind: EntryKind::KeyPair { key: "pki/sa.key".into(), public: "pki/sa.pub".into() },
+            audience: Audience::ControlPlanes,
+            why: "Service-account token key pair: the controller-manager signs tokens with sa.key, every apiserver checks them with sa.pub. Not a certificate.",
+        });
+    }
+
+    fn leaf(&mut self, l: Leaf) {
+        self.entries.push(Entry {
+            id: l.id,
+            name: l.name,
+            node: l.node.map(|n| n.name.clone()),
+            kind: EntryKind::Cert(CertProfile {
+                issuer: Issuer::Ca(l.issuer.into()),
+                subject: Subject { cn: l.cn, orgs: l.orgs.iter().map(|s| s.to_string()).collect() },
+                is_ca: false,
+                key_usage: LEAF_USAGE.to_vec(),
+                ext_key_usage: l.eku.to_vec(),
+                sans: dedup(l.sans),
+                validity: self.spec.validity.leaf,
+                store: l.store,
+            }),
+            audience: l.audience,
+            why: l.why,
+        });
+    }
+
+    fn shared_leaves(&mut self) {
+        let (etcd_ca, fp_ca) = (self.etcd_ca(), self.front_proxy_ca());
+        let shared: [(&'static str, &str, &str, &[&str], &str, &'static str); 4] = [
+            ("apiserver-kubelet-client", CA, "kube-apiserver-kubelet-client", &["kubeadm:cluster-admins"], "pki/apiserver-kubelet-client",
+             "The apiserver's client certificate for kubelets (logs, exec, port-forward). O kubeadm:cluster-admins, which kubeadm binds to cluster-admin, so the kubelet authorizes it."),
+            ("apiserver-etcd-client", etcd_ca, "kube-apiserver-etcd-client", &[], "pki/apiserver-etcd-client",
+             "The apiserver's client certificate for etcd, signed by the etcd CA that etcd trusts."),
+            ("front-proxy-client", fp_ca, "front-proxy-client", &[], "pki/front-proxy-client",
+             "The apiserver's client certificate when it proxies to aggregated API servers (--proxy-client-cert-file); its CN must be in --requestheader-allowed-names."),
+            ("etcd-healthcheck-client", etcd_ca, "kube-etcd-healthcheck-client", &[], "pki/etcd/healthcheck-client",
+             "etcdctl's client certificate for health checks of the local etcd (the liveness probe)."),
+        ];
+        for (id, issuer, cn, orgs, file, why) in shared {
+            self.leaf(Leaf {
+                id: id.into(),
+                name: id_name(id),
+                node: None,
+                issuer,
+                cn: cn.into(),
+                orgs,
+                eku: CLIENT,
+                sans: vec![],
+                store: files(file),
+                audience: Audience::ControlPlanes,
+                why,
+            });
+        }
+    }
+
+    fn kubeconfig(
+        &mut self,
+        name: &'static str,
+        node: Option<&Node>,
+        cn: String,
+        orgs: &[&str],
+        server: String,
+        audience: Audience,
+        why: &'static str,
+    ) {
+        let (id, path) = match node {
+            Some(n) => (format!("{name}@{}", n.name), self.home(n).join(name)),
+            None => (name.to_string(), PathBuf::from(name)),
+        };
+        let cluster = self.spec.cluster_name.clone();
+        self.leaf(Leaf {
+            id,
+            name,
+            node,
+            issuer: CA,
+            cn,
+            orgs,
+            eku: CLIENT,
+            sans: vec![],
+            store: Store::Kubeconfig { path, cluster, server, ca: CA.into() },
+            audience,
+            why,
+        });
+    }
+
+    fn shared_kubeconfigs(&mut self) {
+        let endpoint = self.spec.control_plane_endpoint.url();
+        self.kubeconfig("admin.conf", None, "kubernetes-admin".into(), &["kubeadm:cluster-admins"], endpoint.clone(), Audience::ControlPlanes,
+            "Administrators' kubectl. Group kubeadm:cluster-admins is bound to cluster-admin by RBAC, so access can be revoked, unlike system:masters.");
+        self.kubeconfig("super-admin.conf", None, "kubernetes-super-admin".into(), &["system:masters"], endpoint.clone(), Audience::Primary,
+            "Break-glass credential: system:masters bypasses RBAC entirely. Keep it offline; kubepki does not copy it to other nodes.");
+        self.kubeconfig("kube-proxy.conf", None, "system:kube-proxy".into(), &[], endpoint, Audience::AllNodes,
+            "kube-proxy's client certificate (the classic layout; kubeadm uses a service-account token). Default RBAC binds user system:kube-proxy to system:node-proxier.");
+    }
+
+    fn control_plane(&mut self, node: &Node) {
+        let spec = self.spec;
+        let home = self.home(node);
+        let etcd_ca = self.etcd_ca();
+        let mut api_sans = vec![San::Dns(node.name.clone())];
+        api_sans.extend(["kubernetes", "kubernetes.default", "kubernetes.default.svc"].map(|d| San::Dns(d.into())));
+        api_sans.push(San::Dns(format!("kubernetes.default.svc.{}", spec.dns_domain)));
+        api_sans.push(San::Ip(spec.kubernetes_service_ip()));
+        api_sans.extend(node.addresses.iter().map(|ip| San::Ip(*ip)));
+        api_sans.extend(node.dns_names.iter().map(|d| San::Dns(d.clone())));
+        api_sans.push(spec.control_plane_endpoint.host.clone());
+        api_sans.extend(spec.api_server_cert_sans.iter().cloned());
+        self.leaf(Leaf {
+            id: format!("apiserver@{}", node.name),
+            name: "apiserver",
+            node: Some(node),
+            issuer: CA,
+            cn: "kube-apiserver".into(),
+            orgs: &[],
+            eku: SERVER,
+            sans: api_sans,
+            store: files(home.join("pki/apiserver")),
+            audience: Audience::Node,
+            why: "The apiserver's serving certificate. SANs cover every name a client dials: the node, the in-cluster service names and IP, the advertise address and the control-plane endpoint.",
+        });
+        let mut etcd_sans = vec![San::Dns(node.name.clone()), San::Dns("localhost".into())];
+        etcd_sans.extend(node.addresses.iter().map(|ip| San::Ip(*ip)));
+        etcd_sans.push(San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        etcd_sans.push(San::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        let mut server_sans = etcd_sans.clone();
+        server_sans.extend(spec.etcd_server_cert_sans.iter().cloned());
+        let mut peer_sans = etcd_sans;
+        peer_sans.extend(spec.etcd_peer_cert_sans.iter().cloned());
+        self.leaf(Leaf {
+            id: format!("etcd-server@{}", node.name),
+            name: "etcd-server",
+            node: Some(node),
+            issuer: etcd_ca,
+            cn: node.name.clone(),
+            orgs: &[],
+            eku: BOTH,
+            sans: server_sans,
+            store: files(home.join("pki/etcd/server")),
+            audience: Audience::Node,
+            why: "etcd's serving certificate. It carries clientAuth too because etcd's gRPC gateway dials etcd itself with it (without it: 'incompatible key usage').",
+        });
+        self.leaf(Leaf {
+            id: format!("etcd-peer@{}", node.name),
+            name: "etcd-peer",
+            node: Some(node),
+            issuer: etcd_ca,
+            cn: node.name.clone(),
+            orgs: &[],
+            eku: BOTH,
+            sans: peer_sans,
+            store: files(home.join("pki/etcd/peer")),
+            audience: Audience::Node,
+            why: "etcd member-to-member certificate: each member is server and client of the others, so serverAuth and clientAuth.",
+        });
+        let local = spec.local_endpoint(node).url();
+        self.kubeconfig("controller-manager.conf", Some(node), "system:kube-controller-manager".into(), &[], local.clone(), Audience::Node,
+            "kube-controller-manager's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-controller-manager.");
+        self.kubeconfig("scheduler.conf", Some(node), "system:kube-scheduler".into(), &[], local, Audience::Node,
+            "kube-scheduler's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-scheduler.");
+    }
+
+    fn node(&mut self, node: &Node) {
+        let endpoint = self.spec.control_plane_endpoint.url();
+        self.kubeconfig("kubelet.conf", Some(node), format!("system:node:{}", node.name), &["system:nodes"], endpoint, Audience::Node,
+            "The kubelet's client credential: user system:node:<name> in group system:nodes, which the Node authorizer and NodeRestriction admission require.");
+        let mut sans = vec![San::Dns(node.name.clone())];
+        sans.extend(node.dns_names.iter().map(|d| San::Dns(d.clone())));
+        sans.extend(node.addresses.iter().map(|ip| San::Ip(*ip)));
+        self.leaf(Leaf {
+            id: format!("kubelet-serving@{}", node.name),
+            name: "kubelet-serving",
+            node: Some(node),
+            issuer: CA,
+            cn: format!("system:node:{}", node.name),
+            orgs: &["system:nodes"],
+            eku: SERVER,
+            sans,
+            store: files(bundle_root(node).join("var/lib/kubelet/pki/kubelet")),
+            audience: Audience::Node,
+            why: "The kubelet's serving certificate, CA-signed as the kubernetes.io/kubelet-serving signer would (kubeadm leaves it self-signed), so the apiserver can verify kubelets (--kubelet-certificate-authority).",
+        });
+    }
+}
+
+/// `<base>.crt` and `<base>.key`.
+fn files(base: impl AsRef<Path>) -> Store {
+    let base = base.as_ref();
+    let with = |ext| {
+        let mut p = base.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    Store::Files { cert: with(".crt"), key: with(".key") }
+}
+
+fn id_name(id: &str) -> &'static str {
+    const NAMES: [&str; 8] = [
+        CA,
+        ETCD_CA,
+        FRONT_PROXY_CA,
+        "apiserver-kubelet-client",
+        "apiserver-etcd-client",
+        "front-proxy-client",
+        "etcd-healthcheck-client",
+        SA,
+    ];
+    NAMES.into_iter().find(|n| *n == id).expect("a known shared entry")
+}
+
+/// Remove duplicate SANs, keeping the first of each.
+fn dedup(sans: Vec<San>) -> Vec<San> {
+    let mut seen = BTreeSet::new();
+    sans.into_iter().filter(|s| seen.insert(s.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+//! The command line: arguments as typed, resolved into a plan, run, and mapped to an exit
+//! code (0 done, 1 findings, 2 could not run). Broken pipes end quietly.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{init, Catalog, ClusterSpec, Error, InitOptions, KeyAlgorithm, Plan, Result, Topology};
+
+/// kubepki: every CA, certificate, key and kubeconfig of a Kubernetes cluster, and who
+/// talks to whom with them.
+#[derive(Debug, Parser)]
+#[command(name = "kubepki", version, about, long_about = None)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show what would be created (every file, identity, issuer, SANs) and every link, without writing.
+    Plan {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+    /// Generate every CA, key, certificate and kubeconfig (kubeadm's layout, plus a directory per node).
+    Init {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The tree to write (kubeadm's /etc/kubernetes at the top, nodes/<name>/ for each node).
+        #[arg(long, default_value = "kubernetes")]
+        dir: PathBuf,
+        /// Replace files that exist but are wrong, CAs included (the old ones are backed up).
+        #[arg(long)]
+        force: bool,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// The cluster description (kubepki YAML, or kubeadm's InitConfiguration/ClusterConfiguration).
+    /// Without it: the built-in default cluster (controlplane 127.0.0.1, node01 127.0.0.2, node02 127.0.0.3).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Key algorithm, overriding the description: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096.
+    #[arg(long, value_parser = parse_algorithm)]
+    key_algorithm: Option<KeyAlgorithm>,
+}
+
+fn parse_algorithm(s: &str) -> std::result::Result<KeyAlgorithm, String> {
+    KeyAlgorithm::parse(s)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+impl ClusterArgs {
+    fn load(&self) -> Result<ClusterSpec> {
+        let mut spec = match &self.config {
+            Some(path) => ClusterSpec::load(path)?,
+            None => ClusterSpec::builtin_default(),
+        };
+        if let Some(a) = self.key_algorithm {
+            spec.key_algorithm = a;
+        }
+        Ok(spec)
+    }
+}
+
+/// Parse the process arguments, run, and return the exit code.
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kubepki: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Run parsed arguments.
+pub fn run(args: Args) -> Result<ExitCode> {
+    match args.command {
+        Command::Plan { cluster, output } => {
+            let spec = cluster.load()?;
+            let catalog = Catalog::build(&spec);
+            let topology = Topology::build(&spec, &catalog);
+            let plan = Plan { cluster: &spec, catalog: &catalog, topology: &topology };
+            match output {
+                Format::Table => print(&plan.text())?,
+                Format::Json => print(&json(&plan)?)?,
+            }
+        }
+        Command::Init { cluster, dir, force, output } => {
+            let spec = cluster.load()?;
+            let catalog = Catalog::build(&spec);
+            let report = init(&spec, &catalog, &dir, &InitOptions { force }, time::OffsetDateTime::now_utc())?;
+            match output {
+                Format::Table => print(&crate::render::init_text(&report))?,
+                Format::Json => print(&json(&report)?)?,
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn json(value: &impl serde::Serialize) -> Result<String> {
+    let mut s = serde_json::to_string_pretty(value).map_err(|e| Error::Invalid(format!("encoding JSON: {e}")))?;
+    s.push('\n');
+    Ok(s)
+}
+
+fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| Error::io(Path::new("<stdout>"), "write", e))
+}

@@ -1,0 +1,341 @@
+//! Keys and signing. Only a [`Ca`] signs; keys are written in the PEM forms kubeadm writes
+//! (RSA as PKCS#1, ECDSA as SEC1) and never appear in `Debug` output or errors.
+
+use std::fmt;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer as RcIssuer,
+    KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+};
+use rustls_pki_types::PrivateKeyDer;
+use time::OffsetDateTime;
+
+use crate::catalog::{CertProfile, ExtKeyUsage, KeyUsage};
+use crate::certinfo::CertInfo;
+use crate::error::{Error, Result};
+use crate::spec::{KeyAlgorithm, San};
+
+/// How far NotBefore is backdated, for clocks that run a little behind (kubeadm: 5 minutes).
+pub const BACKDATE: time::Duration = time::Duration::minutes(5);
+
+/// A private key. Its `Debug` shows the algorithm only.
+pub struct PrivateKey {
+    pair: KeyPair,
+    algorithm: KeyAlgorithm,
+    /// The PEM text as written to disk (kubeadm's form for keys kubepki made, the file's own
+    /// form for keys it read).
+    pem: String,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey({}, <redacted>)", self.algorithm)
+    }
+}
+
+impl PrivateKey {
+    /// A fresh key from the system CSPRNG.
+    pub fn generate(algorithm: KeyAlgorithm) -> Result<PrivateKey> {
+        let fail = |e: rcgen::Error| Error::crypto(format!("generating a {algorithm} key"), e);
+        let pair = match algorithm {
+            KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+            KeyAlgorithm::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+            KeyAlgorithm::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048),
+            KeyAlgorithm::Rsa3072 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072),
+            KeyAlgorithm::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096),
+        }
+        .map_err(fail)?;
+        let pem = kubeadm_pem(&pair, algorithm)?;
+        Ok(PrivateKey { pair, algorithm, pem })
+    }
+
+    /// Read a PEM key: PKCS#1 (`RSA PRIVATE KEY`), SEC1 (`EC PRIVATE KEY`) or PKCS#8
+    /// (`PRIVATE KEY`). `source` names the file in errors.
+    pub fn from_pem(text: &str, source: &std::path::Path) -> Result<PrivateKey> {
+        let block = pem::parse(text).map_err(|_| Error::bad_file(source, "not a PEM private key"))?;
+        let der = match block.tag() {
+            "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(block.contents().to_vec().into()),
+            "EC PRIVATE KEY" => PrivateKeyDer::Sec1(block.contents().to_vec().into()),
+            "PRIVATE KEY" => PrivateKeyDer::Pkcs8(block.contents().to_vec().into()),
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err(Error::bad_file(source, "the key is encrypted; kubepki needs an unencrypted key"))
+            }
+            other => {
+                return Err(Error::bad_file(source, format!("a PEM block of type '{other}', expected a private key")))
+            }
+        };
+        let pair = KeyPair::try_from(&der).map_err(|_| {
+            Error::bad_file(source, "the private key cannot be read (corrupt, or an unsupported algorithm)")
+        })?;
+        let algorithm = algorithm_of(&pair.subject_public_key_info())
+            .ok_or_else(|| Error::bad_file(source, "unsupported key algorithm or size"))?;
+        Ok(PrivateKey { pair, algorithm, pem: text.to_string() })
+    }
+
+    /// The PEM text to write (0600!).
+    pub fn to_pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    /// The public key as a PEM `PUBLIC KEY` (PKIX), as kubeadm writes `sa.pub`.
+    pub fn public_key_pem(&self) -> String {
+        self.pair.public_key_pem()
+    }
+
+    /// The raw public key (RSA: PKCS#1 public key; EC: the point), to compare with a certificate.
+    pub fn public_key_raw(&self) -> &[u8] {
+        self.pair.public_key_raw()
+    }
+
+    /// Whether this key belongs to the certificate.
+    pub fn matches(&self, cert: &CertInfo) -> bool {
+        self.public_key_raw() == cert.public_key_raw.as_slice()
+    }
+}
+
+/// The key's algorithm, from its SubjectPublicKeyInfo.
+fn algorithm_of(spki: &[u8]) -> Option<KeyAlgorithm> {
+    use x509_parser::prelude::FromDer;
+    use x509_parser::public_key::PublicKey;
+    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki).ok()?;
+    match info.parsed().ok()? {
+        PublicKey::RSA(rsa) => match rsa.key_size() {
+            2048 => Some(KeyAlgorithm::Rsa2048),
+            3072 => Some(KeyAlgorithm::Rsa3072),
+            4096 => Some(KeyAlgorithm::Rsa4096),
+            _ => None,
+        },
+        PublicKey::EC(point) => match point.key_size() {
+            256 => Some(KeyAlgorithm::EcdsaP256),
+            384 => Some(KeyAlgorithm::EcdsaP384),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// kubeadm's PEM form: `RSA PRIVATE KEY` (PKCS#1) or `EC PRIVATE KEY` (SEC1 with the curve).
+fn kubeadm_pem(pair: &KeyPair, algorithm: KeyAlgorithm) -> Result<String> {
+    let pkcs8 = pair.serialized_der();
+    let fail = |d: &str| Error::crypto(format!("encoding a {algorithm} key"), d);
+    let (tag, der) = match algorithm {
+        KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => {
+            let alg = if algorithm == KeyAlgorithm::EcdsaP256 {
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING
+            } else {
+                &aws_lc_rs::signature::ECDSA_P384_SHA384_ASN1_SIGNING
+            };
+            let kp = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8).map_err(|e| fail(&e.to_string()))?;
+            let sec1 = kp.private_key().as_der().map_err(|e| fail(&e.to_string()))?;
+            ("EC PRIVATE KEY", sec1.as_ref().to_vec())
+        }
+        _ => ("RSA PRIVATE KEY", pkcs8_inner(pkcs8).ok_or_else(|| fail("not PKCS#8"))?.to_vec()),
+    };
+    Ok(pem::encode(&pem::Pem::new(tag, der)))
+}
+
+/// The `privateKey` OCTET STRING of a PKCS#8 `PrivateKeyInfo`: for RSA, the PKCS#1 key.
+fn pkcs8_inner(der: &[u8]) -> Option<&[u8]> {
+    let (tag, body, _) = der_tlv(der)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (_, _, rest) = der_tlv(body)?; // version
+    let (_, _, rest) = der_tlv(rest)?; // algorithm
+    let (tag, key, _) = der_tlv(rest)?;
+    (tag == 0x04).then_some(key)
+}
+
+/// One DER TLV: (tag, contents, rest).
+fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, input) = input.split_first()?;
+    let (&first, mut input) = input.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || input.len() < n {
+            return None;
+        }
+        let len = input[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        input = &input[n..];
+        len
+    };
+    (input.len() >= len).then(|| (tag, &input[..len], &input[len..]))
+}
+
+/// A freshly signed certificate.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    /// DER.
+    pub der: Vec<u8>,
+    /// PEM.
+    pub pem: String,
+    /// NotAfter as issued (clamped to the issuer's).
+    pub not_after: OffsetDateTime,
+}
+
+/// A CA: its certificate and key. The only thing that signs.
+pub struct Ca {
+    /// The catalog id.
+    pub id: String,
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// What the certificate says.
+    pub info: CertInfo,
+    issuer: RcIssuer<'static, KeyPair>,
+}
+
+impl fmt::Debug for Ca {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ca({}, {})", self.id, self.info.subject_cn)
+    }
+}
+
+impl Ca {
+    /// A new self-signed CA for a catalog profile.
+    pub fn create(id: &str, profile: &CertProfile, key: PrivateKey, now: OffsetDateTime) -> Result<Ca> {
+        let params = params_for(profile, now, None)?;
+        let cert = params.self_signed(&key.pair).map_err(|e| Error::crypto(format!("self-signing CA {id}"), e))?;
+        let cert_pem = cert.pem();
+        let info = CertInfo::from_der(cert.der()).map_err(|e| Error::crypto(format!("reading back CA {id}"), e))?;
+        Ok(Ca { id: id.into(), cert_pem, info, issuer: RcIssuer::new(params, key.pair) })
+    }
+
+    /// An existing CA from its certificate and key; the key must match.
+    pub fn load(id: &str, cert_pem: &str, cert_path: &std::path::Path, key: PrivateKey) -> Result<Ca> {
+        let info = CertInfo::from_pem(cert_pem, cert_path)?;
+        if !info.is_ca {
+            return Err(Error::bad_file(cert_path, "not a CA certificate (BasicConstraints CA:FALSE or missing)"));
+        }
+        if !key.matches(&info) {
+            return Err(Error::bad_file(cert_path, "the CA's private key does not match its certificate"));
+        }
+        let issuer = RcIssuer::from_ca_cert_der(&info.der.clone().into(), key.pair)
+            .map_err(|e| Error::bad_file(cert_path, format!("cannot sign with this CA: {e}")))?;
+        Ok(Ca { id: id.into(), cert_pem: cert_pem.to_string(), info, issuer })
+    }
+
+    /// Sign a leaf for `public_key` with the profile's identity, usages and SANs.
+    pub fn sign(&self, profile: &CertProfile, public_key: &impl PublicKeyData, now: OffsetDateTime) -> Result<Issued> {
+        let params = params_for(profile, now, Some(self.info.not_after))?;
+        let cert = params
+            .signed_by(public_key, &self.issuer)
+            .map_err(|e| Error::crypto(format!("signing {} with {}", profile.subject.cn, self.id), e))?;
+        Ok(Issued { der: cert.der().to_vec(), pem: cert.pem(), not_after: params.not_after })
+    }
+
+    /// Sign a leaf for a private key.
+    pub fn sign_key(&self, profile: &CertProfile, key: &PrivateKey, now: OffsetDateTime) -> Result<Issued> {
+        self.sign(profile, &key.pair, now)
+    }
+}
+
+/// A random positive serial: 16 bytes from the CSPRNG, top bit clear, never leading zero
+/// (126 bits of randomness).
+pub fn random_serial() -> Result<SerialNumber> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| Error::crypto("serial number", "the system CSPRNG failed"))?;
+    bytes[0] = (bytes[0] & 0x3f) | 0x40;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn params_for(p: &CertProfile, now: OffsetDateTime, cap: Option<OffsetDateTime>) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    // Go's order (and so kubeadm's): O before CN. rcgen keeps one value per attribute type.
+    if let Some(o) = p.subject.orgs.first() {
+        dn.push(DnType::OrganizationName, o.as_str());
+    }
+    dn.push(DnType::CommonName, p.subject.cn.as_str());
+    params.distinguished_name = dn;
+    params.serial_number = Some(random_serial()?);
+    params.not_before = now - BACKDATE;
+    let mut not_after = now + p.validity;
+    if let Some(cap) = cap {
+        not_after = not_after.min(cap);
+    }
+    params.not_after = not_after;
+    params.is_ca = if p.is_ca { IsCa::Ca(BasicConstraints::Unconstrained) } else { IsCa::ExplicitNoCa };
+    params.key_usages = p
+        .key_usage
+        .iter()
+        .map(|u| match u {
+            KeyUsage::DigitalSignature => KeyUsagePurpose::DigitalSignature,
+            KeyUsage::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
+            KeyUsage::KeyCertSign => KeyUsagePurpose::KeyCertSign,
+        })
+        .collect();
+    params.extended_key_usages = p
+        .ext_key_usage
+        .iter()
+        .map(|u| match u {
+            ExtKeyUsage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+            ExtKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+        })
+        .collect();
+    params.subject_alt_names = p
+        .sans
+        .iter()
+        .map(|s| match s {
+            San::Dns(d) => d
+                .as_str()
+                .try_into()
+                .map(SanType::DnsName)
+                .map_err(|_| Error::Invalid(format!("'{d}' cannot be a DNS SAN"))),
+            San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
+        })
+        .collect::<Result<_>>()?;
+    params.use_authority_key_identifier_extension = !p.is_ca;
+    Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_written_in_kubeadm_form_and_read_back() {
+        for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384, KeyAlgorithm::Rsa2048] {
+            let key = PrivateKey::generate(alg).unwrap();
+            let tag = if alg.is_rsa() { "RSA PRIVATE KEY" } else { "EC PRIVATE KEY" };
+            assert!(key.to_pem().starts_with(&format!("-----BEGIN {tag}-----")), "{alg}");
+            let back = PrivateKey::from_pem(key.to_pem(), "k".as_ref()).unwrap();
+            assert_eq!(back.algorithm(), alg);
+            assert_eq!(back.public_key_raw(), key.public_key_raw());
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_key_material() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let shown = format!("{key:?}");
+        assert_eq!(shown, "PrivateKey(ecdsa-p256, <redacted>)");
+    }
+
+    #[test]
+    fn serials_are_random_positive_and_long() {
+        let a = random_serial().unwrap().to_bytes();
+        let b = random_serial().unwrap().to_bytes();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 16);
+        assert!(a[0] & 0x80 == 0 && a[0] != 0);
+    }
+
+    #[test]
+    fn bad_key_files_are_named() {
+        let err =
+            PrivateKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "x.key".as_ref())
+                .unwrap_err()
+                .to_string();
+        assert!(err.starts_with("x.key: "), "{err}");
+        assert!(err.contains("CERTIFICATE"), "{err}");
+    }
+}

@@ -1,0 +1,42 @@
+//! kubepki: the TLS system of a Kubernetes cluster as data (who talks to whom, and every CA,
+//! certificate, key and kubeconfig), and the commands that generate, inspect and prove it.
+//!
+//! The two pieces of data are the [`Topology`] (components and links) and the [`Catalog`]
+//! (one entry per CA, certificate, key pair and kubeconfig), both built from a
+//! [`ClusterSpec`]. Commands walk them.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod catalog;
+mod certinfo;
+pub mod cli;
+mod error;
+mod init;
+mod issue;
+mod kubeconfig;
+mod render;
+mod spec;
+mod store;
+mod topology;
+
+pub use catalog::{
+    bundle_root, Audience, Catalog, CertProfile, Entry, EntryKind, ExtKeyUsage, Issuer, KeyUsage, Store, Subject, CA,
+    ETCD_CA, ETCD_CLIENT_PORT, ETCD_PEER_PORT, FRONT_PROXY_CA, KUBELET_PORT, SA,
+};
+pub use certinfo::{eku_name, CertInfo};
+pub use error::{Error, Result};
+pub use init::{init, Action, InitOptions, InitReport, Outcome};
+pub use issue::{random_serial, Ca, Issued, PrivateKey, BACKDATE};
+pub use kubeconfig::{Kubeconfig, Resolved as ResolvedKubeconfig};
+pub use render::{table, Plan};
+pub use spec::{
+    duration_text, is_dns1123_label, is_dns1123_subdomain, is_san_dns_name, CaLayout, Cidr, ClusterSpec, Endpoint,
+    KeyAlgorithm, Node, Role, San, SpecFile, Validity, DEFAULT_APISERVER_PORT,
+};
+pub use store::{write_atomic, Batch, Mode};
+pub use topology::{Component, ComponentKind, Link, LinkKind, Topology, TrustDomain};
+
+/// Read a kubeconfig and resolve its current context (embedded data decoded).
+pub fn read_kubeconfig(path: &std::path::Path) -> Result<ResolvedKubeconfig> {
+    kubeconfig::read(path)
+}
