@@ -128,6 +128,9 @@ pub enum Audience {
 }
 
 /// What an entry is.
+// Entries are built once per run and never moved around in bulk: boxing the profile would
+// only add an indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum EntryKind {
@@ -280,6 +283,17 @@ struct Builder<'a> {
     entries: Vec<Entry>,
 }
 
+/// A client certificate to add (see [`Builder::client`]).
+struct Client<'a> {
+    name: &'static str,
+    node: Option<&'a Node>,
+    issuer: &'a str,
+    cn: String,
+    orgs: &'a [&'a str],
+    audience: Audience,
+    why: &'static str,
+}
+
 /// A leaf to add: the arguments of [`Builder::leaf`] by name.
 struct Leaf<'a> {
     id: String,
@@ -382,71 +396,62 @@ impl Builder<'_> {
 
     fn shared_leaves(&mut self) {
         let (etcd_ca, fp_ca) = (self.etcd_ca(), self.front_proxy_ca());
-        let shared: [(&'static str, &str, &str, &[&str], &str, &'static str); 4] = [
-            ("apiserver-kubelet-client", CA, "kube-apiserver-kubelet-client", &["kubeadm:cluster-admins"], "pki/apiserver-kubelet-client",
-             "The apiserver's client certificate for kubelets (logs, exec, port-forward). O kubeadm:cluster-admins, which kubeadm binds to cluster-admin, so the kubelet authorizes it."),
-            ("apiserver-etcd-client", etcd_ca, "kube-apiserver-etcd-client", &[], "pki/apiserver-etcd-client",
-             "The apiserver's client certificate for etcd, signed by the etcd CA that etcd trusts."),
-            ("front-proxy-client", fp_ca, "front-proxy-client", &[], "pki/front-proxy-client",
-             "The apiserver's client certificate when it proxies to aggregated API servers (--proxy-client-cert-file); its CN must be in --requestheader-allowed-names."),
-            ("etcd-healthcheck-client", etcd_ca, "kube-etcd-healthcheck-client", &[], "pki/etcd/healthcheck-client",
-             "etcdctl's client certificate for health checks of the local etcd (the liveness probe)."),
+        let shared = [
+            (Client { name: "apiserver-kubelet-client", node: None, issuer: CA, cn: "kube-apiserver-kubelet-client".into(), orgs: &["kubeadm:cluster-admins"], audience: Audience::ControlPlanes,
+                why: "The apiserver's client certificate for kubelets (logs, exec, port-forward). O kubeadm:cluster-admins, which kubeadm binds to cluster-admin, so the kubelet authorizes it." },
+             "pki/apiserver-kubelet-client"),
+            (Client { name: "apiserver-etcd-client", node: None, issuer: etcd_ca, cn: "kube-apiserver-etcd-client".into(), orgs: &[], audience: Audience::ControlPlanes,
+                why: "The apiserver's client certificate for etcd, signed by the etcd CA that etcd trusts." },
+             "pki/apiserver-etcd-client"),
+            (Client { name: "front-proxy-client", node: None, issuer: fp_ca, cn: "front-proxy-client".into(), orgs: &[], audience: Audience::ControlPlanes,
+                why: "The apiserver's client certificate when it proxies to aggregated API servers (--proxy-client-cert-file); its CN must be in --requestheader-allowed-names." },
+             "pki/front-proxy-client"),
+            (Client { name: "etcd-healthcheck-client", node: None, issuer: etcd_ca, cn: "kube-etcd-healthcheck-client".into(), orgs: &[], audience: Audience::ControlPlanes,
+                why: "etcdctl's client certificate for health checks of the local etcd (the liveness probe)." },
+             "pki/etcd/healthcheck-client"),
         ];
-        for (id, issuer, cn, orgs, file, why) in shared {
-            self.leaf(Leaf {
-                id: id.into(),
-                name: id_name(id),
-                node: None,
-                issuer,
-                cn: cn.into(),
-                orgs,
-                eku: CLIENT,
-                sans: vec![],
-                store: files(file),
-                audience: Audience::ControlPlanes,
-                why,
-            });
+        for (client, file) in shared {
+            self.client(client, files(file));
         }
     }
 
-    fn kubeconfig(
-        &mut self,
-        name: &'static str,
-        node: Option<&Node>,
-        cn: String,
-        orgs: &[&str],
-        server: String,
-        audience: Audience,
-        why: &'static str,
-    ) {
-        let (id, path) = match node {
-            Some(n) => (format!("{name}@{}", n.name), self.home(n).join(name)),
-            None => (name.to_string(), PathBuf::from(name)),
+    /// A client certificate (clientAuth, no SANs) kept in `store`.
+    fn client(&mut self, c: Client, store: Store) {
+        let id = match c.node {
+            Some(n) => format!("{}@{}", c.name, n.name),
+            None => c.name.to_string(),
         };
-        let cluster = self.spec.cluster_name.clone();
         self.leaf(Leaf {
             id,
-            name,
-            node,
-            issuer: CA,
-            cn,
-            orgs,
+            name: c.name,
+            node: c.node,
+            issuer: c.issuer,
+            cn: c.cn,
+            orgs: c.orgs,
             eku: CLIENT,
             sans: vec![],
-            store: Store::Kubeconfig { path, cluster, server, ca: CA.into() },
-            audience,
-            why,
+            store,
+            audience: c.audience,
+            why: c.why,
         });
+    }
+
+    /// A client certificate embedded in a kubeconfig that dials `server`: at the top of the
+    /// tree when shared, else in the node's home.
+    fn kubeconfig(&mut self, c: Client, server: String) {
+        let path = match c.node {
+            Some(n) => self.home(n).join(c.name),
+            None => PathBuf::from(c.name),
+        };
+        let store = Store::Kubeconfig { path, cluster: self.spec.cluster_name.clone(), server, ca: CA.into() };
+        self.client(c, store);
     }
 
     fn shared_kubeconfigs(&mut self) {
         let endpoint = self.spec.control_plane_endpoint.url();
-        self.kubeconfig("admin.conf", None, "kubernetes-admin".into(), &["kubeadm:cluster-admins"], endpoint.clone(), Audience::ControlPlanes,
-            "Administrators' kubectl. Group kubeadm:cluster-admins is bound to cluster-admin by RBAC, so access can be revoked, unlike system:masters.");
-        self.kubeconfig("super-admin.conf", None, "kubernetes-super-admin".into(), &["system:masters"], endpoint.clone(), Audience::Primary,
-            "Break-glass credential: system:masters bypasses RBAC entirely. Keep it offline; kubepki does not copy it to other nodes.");
-        self.kubeconfig("kube-proxy.conf", None, "system:kube-proxy".into(), &[], endpoint, Audience::AllNodes,
-            "kube-proxy's client certificate (the classic layout; kubeadm uses a service-account token). Default RBAC binds user system:kube-proxy to system:node-proxier.");
+        self.kubeconfig(Client { name: "admin.conf", node: None, issuer: CA, cn: "kubernetes-admin".into(), orgs: &["kubeadm:cluster-admins"], audience: Audience::ControlPlanes, why: "Administrators' kubectl. Group kubeadm:cluster-admins is bound to cluster-admin by RBAC, so access can be revoked, unlike system:masters." }, endpoint.clone());
+        self.kubeconfig(Client { name: "super-admin.conf", node: None, issuer: CA, cn: "kubernetes-super-admin".into(), orgs: &["system:masters"], audience: Audience::Primary, why: "Break-glass credential: system:masters bypasses RBAC entirely. Keep it offline; kubepki does not copy it to other nodes." }, endpoint.clone());
+        self.kubeconfig(Client { name: "kube-proxy.conf", node: None, issuer: CA, cn: "system:kube-proxy".into(), orgs: &[], audience: Audience::AllNodes, why: "kube-proxy's client certificate (the classic layout; kubeadm uses a service-account token). Default RBAC binds user system:kube-proxy to system:node-proxier." }, endpoint);
     }
 
     fn control_plane(&mut self, node: &Node) {
@@ -509,16 +514,13 @@ impl Builder<'_> {
             why: "etcd member-to-member certificate: each member is server and client of the others, so serverAuth and clientAuth.",
         });
         let local = spec.local_endpoint(node).url();
-        self.kubeconfig("controller-manager.conf", Some(node), "system:kube-controller-manager".into(), &[], local.clone(), Audience::Node,
-            "kube-controller-manager's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-controller-manager.");
-        self.kubeconfig("scheduler.conf", Some(node), "system:kube-scheduler".into(), &[], local, Audience::Node,
-            "kube-scheduler's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-scheduler.");
+        self.kubeconfig(Client { name: "controller-manager.conf", node: Some(node), issuer: CA, cn: "system:kube-controller-manager".into(), orgs: &[], audience: Audience::Node, why: "kube-controller-manager's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-controller-manager." }, local.clone());
+        self.kubeconfig(Client { name: "scheduler.conf", node: Some(node), issuer: CA, cn: "system:kube-scheduler".into(), orgs: &[], audience: Audience::Node, why: "kube-scheduler's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-scheduler." }, local);
     }
 
     fn node(&mut self, node: &Node) {
         let endpoint = self.spec.control_plane_endpoint.url();
-        self.kubeconfig("kubelet.conf", Some(node), format!("system:node:{}", node.name), &["system:nodes"], endpoint, Audience::Node,
-            "The kubelet's client credential: user system:node:<name> in group system:nodes, which the Node authorizer and NodeRestriction admission require.");
+        self.kubeconfig(Client { name: "kubelet.conf", node: Some(node), issuer: CA, cn: format!("system:node:{}", node.name), orgs: &["system:nodes"], audience: Audience::Node, why: "The kubelet's client credential: user system:node:<name> in group system:nodes, which the Node authorizer and NodeRestriction admission require." }, endpoint);
         let mut sans = vec![San::Dns(node.name.clone())];
         sans.extend(node.dns_names.iter().map(|d| San::Dns(d.clone())));
         sans.extend(node.addresses.iter().map(|ip| San::Ip(*ip)));

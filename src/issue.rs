@@ -138,7 +138,9 @@ fn kubeadm_pem(pair: &KeyPair, algorithm: KeyAlgorithm) -> Result<String> {
         }
         _ => ("RSA PRIVATE KEY", pkcs8_inner(pkcs8).ok_or_else(|| fail("not PKCS#8"))?.to_vec()),
     };
-    Ok(pem::encode(&pem::Pem::new(tag, der)))
+    // LF line endings, as kubeadm (and every other tool here) writes them.
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    Ok(pem::encode_config(&pem::Pem::new(tag, der), config))
 }
 
 /// The `privateKey` OCTET STRING of a PKCS#8 `PrivateKeyInfo`: for RSA, the PKCS#1 key.
@@ -306,7 +308,8 @@ mod tests {
         for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384, KeyAlgorithm::Rsa2048] {
             let key = PrivateKey::generate(alg).unwrap();
             let tag = if alg.is_rsa() { "RSA PRIVATE KEY" } else { "EC PRIVATE KEY" };
-            assert!(key.to_pem().starts_with(&format!("-----BEGIN {tag}-----")), "{alg}");
+            assert!(key.to_pem().starts_with(&format!("-----BEGIN {tag}-----\n")), "{alg}");
+            assert!(!key.to_pem().contains('\r'), "{alg}: LF line endings");
             let back = PrivateKey::from_pem(key.to_pem(), "k".as_ref()).unwrap();
             assert_eq!(back.algorithm(), alg);
             assert_eq!(back.public_key_raw(), key.public_key_raw());

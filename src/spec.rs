@@ -327,10 +327,13 @@ pub struct ClusterSpec {
     /// The cluster DNS domain (`cluster.local`).
     pub dns_domain: String,
     /// Extra SANs on every apiserver certificate.
+    #[serde(rename = "apiServerCertSANs")]
     pub api_server_cert_sans: Vec<San>,
     /// Extra SANs on every etcd server certificate.
+    #[serde(rename = "etcdServerCertSANs")]
     pub etcd_server_cert_sans: Vec<San>,
     /// Extra SANs on every etcd peer certificate.
+    #[serde(rename = "etcdPeerCertSANs")]
     pub etcd_peer_cert_sans: Vec<San>,
     /// The algorithm of every key kubepki makes.
     pub key_algorithm: KeyAlgorithm,
@@ -408,6 +411,7 @@ pub struct SpecFile {
     api_server_port: Option<i64>,
     service_subnet: Option<String>,
     dns_domain: Option<String>,
+    #[serde(rename = "apiServerCertSANs")]
     api_server_cert_sans: Option<Vec<String>>,
     etcd: Option<EtcdFile>,
     key_algorithm: Option<String>,
@@ -420,7 +424,9 @@ pub struct SpecFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct EtcdFile {
+    #[serde(rename = "serverCertSANs")]
     server_cert_sans: Option<Vec<String>>,
+    #[serde(rename = "peerCertSANs")]
     peer_cert_sans: Option<Vec<String>>,
 }
 

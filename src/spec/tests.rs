@@ -1,1 +1,187 @@
+use super::*;
 
+fn parse(text: &str) -> Result<ClusterSpec> {
+    ClusterSpec::from_yaml(text, Path::new("cluster.yaml"))
+}
+
+fn error(text: &str) -> String {
+    parse(text).expect_err("should be refused").to_string()
+}
+
+const ONE_NODE: &str = "nodes:\n- {name: cp, role: control-plane, addresses: [10.0.0.1]}\n";
+
+#[test]
+fn builtin_default_is_the_loopback_cluster() {
+    let s = ClusterSpec::builtin_default();
+    let names: Vec<_> = s.nodes.iter().map(|n| (n.name.as_str(), n.role, n.address().to_string())).collect();
+    assert_eq!(
+        names,
+        [
+            ("controlplane", Role::ControlPlane, "127.0.0.1".into()),
+            ("node01", Role::Worker, "127.0.0.2".into()),
+            ("node02", Role::Worker, "127.0.0.3".into())
+        ]
+    );
+    assert_eq!(s.control_plane_endpoint.url(), "https://127.0.0.1:6443");
+    assert_eq!(s.kubernetes_service_ip().to_string(), "10.96.0.1");
+    assert_eq!(s.key_algorithm, KeyAlgorithm::EcdsaP256);
+    assert_eq!(s.validity, Validity { ca: DAY * 3650, leaf: DAY * 365 });
+}
+
+#[test]
+fn full_description_is_read() {
+    let s = parse(
+        r#"
+clusterName: prod
+controlPlaneEndpoint: "lb.example.com:8443"
+serviceSubnet: "10.100.0.0/16,fd00:10::/108"
+dnsDomain: corp.local
+apiServerCertSANs: [api.example.com, 192.0.2.10]
+etcd: {serverCertSANs: [etcd.example.com], peerCertSANs: ["10.9.9.9"]}
+keyAlgorithm: RSA-3072
+validity: {ca: 20y, leaf: 90d}
+caLayout: single
+nodes:
+  - {name: w1, role: worker, addresses: ["10.0.0.11", "fd00::11"], dnsNames: [w1.example.com]}
+  - {name: cp1, role: control-plane, addresses: ["10.0.0.1"]}
+"#
+        .replace("20y", "7300d")
+        .as_str(),
+    )
+    .unwrap();
+    assert_eq!(s.cluster_name, "prod");
+    assert_eq!(s.control_plane_endpoint.url(), "https://lb.example.com:8443");
+    assert_eq!(s.kubernetes_service_ip().to_string(), "10.100.0.1");
+    assert_eq!(s.service_subnets.len(), 2);
+    assert_eq!(s.api_server_cert_sans, [San::Dns("api.example.com".into()), San::Ip("192.0.2.10".parse().unwrap())]);
+    assert_eq!(s.etcd_peer_cert_sans, [San::Ip("10.9.9.9".parse().unwrap())]);
+    assert_eq!(s.key_algorithm, KeyAlgorithm::Rsa3072);
+    assert_eq!(s.validity.leaf, DAY * 90);
+    assert_eq!(s.ca_layout, CaLayout::Single);
+    assert_eq!(s.nodes[0].name, "cp1", "control planes come first");
+    assert_eq!(s.primary().name, "cp1");
+    assert_eq!(s.nodes[1].dns_names, ["w1.example.com"]);
+}
+
+#[test]
+fn endpoint_defaults_to_the_first_control_plane() {
+    let s = parse(ONE_NODE).unwrap();
+    assert_eq!(s.control_plane_endpoint.url(), "https://10.0.0.1:6443");
+    let s = parse(&format!("apiServerPort: 7443\n{ONE_NODE}")).unwrap();
+    assert_eq!(s.control_plane_endpoint.url(), "https://10.0.0.1:7443");
+    assert_eq!(s.local_endpoint(&s.nodes[0]).url(), "https://10.0.0.1:7443");
+    let s = parse("controlPlaneEndpoint: \"[fd00::1]:6443\"\nnodes:\n- {name: cp, role: control-plane, addresses: [\"fd00::2\"]}\nserviceSubnet: fd00:96::/112\n").unwrap();
+    assert_eq!(s.control_plane_endpoint.url(), "https://[fd00::1]:6443");
+    assert_eq!(s.kubernetes_service_ip().to_string(), "fd00:96::1");
+}
+
+#[test]
+fn every_bad_input_names_file_field_and_problem() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("nodes: [", "cluster.yaml: ", "did not find expected"),
+        ("bogus: 1\n", "cluster.yaml: line 1", "unknown field `bogus`"),
+        ("nodes:\n- {name: cp, role: control-plane, addresses: [10.0.0.300]}\n", "nodes[0].addresses[0]", "'10.0.0.300' is not an IP address"),
+        ("nodes:\n- {name: cp, role: boss, addresses: [10.0.0.1]}\n", "cluster.yaml", "unknown variant `boss`"),
+        ("serviceSubnet: 10.96.0.0/40\n", "serviceSubnet", "prefix /40 is longer than /32"),
+        ("serviceSubnet: 10.96.0.0\n", "serviceSubnet", "is not a CIDR"),
+        ("apiServerCertSANs: [\"bad_name!\"]\n", "apiServerCertSANs[0]", "neither an IP address nor a valid DNS name"),
+        ("apiServerCertSANs: [\"1.2.3.256\"]\n", "apiServerCertSANs[0]", "not a valid IP address"),
+        ("nodes:\n- {name: Control_Plane, role: control-plane, addresses: [10.0.0.1]}\n", "nodes[0].name", "not a valid node name"),
+        ("nodes:\n- {name: a, role: control-plane, addresses: [10.0.0.1]}\n- {name: a, role: worker, addresses: [10.0.0.2]}\n", "nodes[1].name", "duplicate node name 'a'"),
+        ("nodes:\n- {name: a, role: control-plane, addresses: [10.0.0.1]}\n- {name: b, role: worker, addresses: [10.0.0.1]}\n", "nodes[1].addresses[0]", "10.0.0.1 is used by another node"),
+        ("nodes:\n- {name: a, role: worker, addresses: [10.0.0.1]}\n", "nodes", "at least one node with role: control-plane"),
+        ("nodes:\n- {name: a, role: control-plane}\n", "nodes[0].addresses", "at least one IP address"),
+        ("controlPlaneEndpoint: lb:99999\n", "controlPlaneEndpoint", "port '99999' is not a number from 1 to 65535"),
+        ("controlPlaneEndpoint: \"lb:0\"\n", "controlPlaneEndpoint", "port '0'"),
+        ("keyAlgorithm: ed25519\n", "keyAlgorithm", "unsupported key algorithm 'ed25519'"),
+        ("validity: {leaf: 3650d, ca: 365d}\n", "validity.leaf", "cannot be valid longer than its CA"),
+        ("validity: {leaf: soon}\n", "validity.leaf", "'soon' is not a duration"),
+        ("caLayout: two\n", "caLayout", "'two' is not 'kubeadm' or 'single'"),
+        ("dnsDomain: \"bad domain\"\n", "dnsDomain", "not a valid DNS domain"),
+        ("nodes:\n- {name: a, role: control-plane, addresses: [10.0.0.1], dnsNames: [\"-x\"]}\n", "nodes[0].dnsNames[0]", "not a valid DNS name"),
+    ];
+    for (text, field, problem) in cases {
+        let text = if text.contains("nodes") { text.to_string() } else { format!("{text}{ONE_NODE}") };
+        let err = error(&text);
+        assert!(err.starts_with("cluster.yaml: "), "{text:?} -> {err}");
+        assert!(err.contains(field), "{text:?} -> {err} (want field {field})");
+        assert!(err.contains(problem), "{text:?} -> {err} (want {problem})");
+    }
+}
+
+#[test]
+fn durations_in_kubeadm_and_day_forms() {
+    assert_eq!(duration_text::parse("8760h0m0s").unwrap(), DAY * 365);
+    assert_eq!(duration_text::parse("87600h").unwrap(), DAY * 3650);
+    assert_eq!(duration_text::parse("1d12h").unwrap(), time::Duration::hours(36));
+    assert!(duration_text::parse("10m").is_err(), "shorter than an hour");
+    assert!(duration_text::parse("h").is_err());
+    assert_eq!(duration_text::format(DAY * 365), "365d");
+}
+
+const KUBEADM_V1BETA4: &str = r#"
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: 172.30.1.2
+  bindPort: 6443
+nodeRegistration:
+  name: controlplane
+  criSocket: unix:///var/run/containerd/containerd.sock
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.31.0
+clusterName: lab
+controlPlaneEndpoint: k8s.example.com
+encryptionAlgorithm: ECDSA-P384
+certificateValidityPeriod: 2160h0m0s
+caCertificateValidityPeriod: 43800h0m0s
+networking:
+  serviceSubnet: 10.43.0.0/16
+  dnsDomain: lab.local
+apiServer:
+  certSANs: [api.example.com, 10.0.0.100]
+etcd:
+  local:
+    serverCertSANs: [etcd.example.com]
+    peerCertSANs: [10.0.0.200]
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: systemd
+"#;
+
+#[test]
+fn kubeadm_configuration_is_mapped() {
+    let s = parse(KUBEADM_V1BETA4).unwrap();
+    assert_eq!(s.cluster_name, "lab");
+    assert_eq!(s.nodes.len(), 1);
+    assert_eq!(s.primary().name, "controlplane");
+    assert_eq!(s.primary().address().to_string(), "172.30.1.2");
+    assert_eq!(s.control_plane_endpoint.url(), "https://k8s.example.com:6443");
+    assert_eq!(s.kubernetes_service_ip().to_string(), "10.43.0.1");
+    assert_eq!(s.dns_domain, "lab.local");
+    assert_eq!(s.key_algorithm, KeyAlgorithm::EcdsaP384);
+    assert_eq!(s.validity, Validity { ca: DAY * 1825, leaf: DAY * 90 });
+    assert_eq!(s.api_server_cert_sans.len(), 2);
+    assert_eq!(s.etcd_server_cert_sans, [San::Dns("etcd.example.com".into())]);
+    assert_eq!(s.etcd_peer_cert_sans, [San::Ip("10.0.0.200".parse().unwrap())]);
+    let v1beta3 = KUBEADM_V1BETA4.replace("v1beta4", "v1beta3");
+    assert_eq!(parse(&v1beta3).unwrap().cluster_name, "lab");
+}
+
+#[test]
+fn kubeadm_errors_use_kubeadm_field_names() {
+    let bad_ip = KUBEADM_V1BETA4.replace("172.30.1.2", "172.30.1.999");
+    let err = error(&bad_ip);
+    assert!(err.contains("InitConfiguration.localAPIEndpoint.advertiseAddress"), "{err}");
+    let bad_alg = KUBEADM_V1BETA4.replace("ECDSA-P384", "ED25519");
+    assert!(error(&bad_alg).contains("ClusterConfiguration.encryptionAlgorithm: unsupported key algorithm"));
+    let bad_san = KUBEADM_V1BETA4.replace("api.example.com,", "\"bad san\",");
+    assert!(error(&bad_san).contains("ClusterConfiguration.apiServer.certSANs[0]"));
+    let old = KUBEADM_V1BETA4.replace("v1beta4", "v1beta2");
+    assert!(error(&old).contains("'kubeadm.k8s.io/v1beta2' is not supported"));
+    let no_address = KUBEADM_V1BETA4.replace("  advertiseAddress: 172.30.1.2\n", "");
+    assert!(error(&no_address).contains("advertiseAddress: required"));
+}

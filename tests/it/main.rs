@@ -1,0 +1,8 @@
+//! kubepki's integration tests: one binary, one module per subject.
+
+mod support;
+
+mod cli;
+mod etcd;
+mod golden;
+mod kubectl;
