@@ -18,6 +18,7 @@ mod render;
 mod spec;
 mod store;
 mod topology;
+mod verify;
 
 pub use catalog::{
     bundle_root, Audience, Catalog, CertProfile, Entry, EntryKind, ExtKeyUsage, Issuer, KeyUsage, Store, Subject, CA,
@@ -35,6 +36,7 @@ pub use spec::{
 };
 pub use store::{write_atomic, Batch, Mode};
 pub use topology::{Component, ComponentKind, Link, LinkKind, Topology, TrustDomain};
+pub use verify::{Finding, LinkStatus, Severity};
 
 /// Read a kubeconfig and resolve its current context (embedded data decoded).
 pub fn read_kubeconfig(path: &std::path::Path) -> Result<ResolvedKubeconfig> {

@@ -1,5 +1,8 @@
 //! The command line: arguments as typed, resolved into a plan, run, and mapped to an exit
-//! code (0 done, 1 findings, 2 could not run). Broken pipes end quietly.
+//! code (0 done or clean, 1 findings, 2 could not run). Broken pipes end quietly.
+//! One file per command; this one parses and dispatches.
+
+mod generate;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{init, Catalog, ClusterSpec, Error, InitOptions, KeyAlgorithm, Plan, Result, Topology};
+use crate::{ClusterSpec, Error, KeyAlgorithm, Result};
 
 /// kubepki: every CA, certificate, key and kubeconfig of a Kubernetes cluster, and who
 /// talks to whom with them.
@@ -21,52 +24,38 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Show what would be created (every file, identity, issuer, SANs) and every link, without writing.
-    Plan {
-        #[command(flatten)]
-        cluster: ClusterArgs,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = Format::Table)]
-        output: Format,
-    },
+    Plan(generate::PlanArgs),
     /// Generate every CA, key, certificate and kubeconfig (kubeadm's layout, plus a directory per node).
-    Init {
-        #[command(flatten)]
-        cluster: ClusterArgs,
-        /// The tree to write (kubeadm's /etc/kubernetes at the top, nodes/<name>/ for each node).
-        #[arg(long, default_value = "kubernetes")]
-        dir: PathBuf,
-        /// Replace files that exist but are wrong, CAs included (the old ones are backed up).
-        #[arg(long)]
-        force: bool,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = Format::Table)]
-        output: Format,
-    },
+    Init(generate::InitArgs),
 }
 
+/// Where the cluster description comes from.
 #[derive(Debug, clap::Args)]
-struct ClusterArgs {
+pub(crate) struct ClusterArgs {
     /// The cluster description (kubepki YAML, or kubeadm's InitConfiguration/ClusterConfiguration).
     /// Without it: the built-in default cluster (controlplane 127.0.0.1, node01 127.0.0.2, node02 127.0.0.3).
     #[arg(long, short = 'c')]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Key algorithm, overriding the description: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096.
     #[arg(long, value_parser = parse_algorithm)]
-    key_algorithm: Option<KeyAlgorithm>,
+    pub key_algorithm: Option<KeyAlgorithm>,
 }
 
 fn parse_algorithm(s: &str) -> std::result::Result<KeyAlgorithm, String> {
     KeyAlgorithm::parse(s)
 }
 
+/// Output format of a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
+    /// Aligned text for people.
     Table,
+    /// JSON for programs.
     Json,
 }
 
 impl ClusterArgs {
-    fn load(&self) -> Result<ClusterSpec> {
+    pub(crate) fn load(&self) -> Result<ClusterSpec> {
         let mut spec = match &self.config {
             Some(path) => ClusterSpec::load(path)?,
             None => ClusterSpec::builtin_default(),
@@ -94,36 +83,26 @@ pub fn main() -> ExitCode {
 /// Run parsed arguments.
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
-        Command::Plan { cluster, output } => {
-            let spec = cluster.load()?;
-            let catalog = Catalog::build(&spec);
-            let topology = Topology::build(&spec, &catalog);
-            let plan = Plan { cluster: &spec, catalog: &catalog, topology: &topology };
-            match output {
-                Format::Table => print(&plan.text())?,
-                Format::Json => print(&json(&plan)?)?,
-            }
-        }
-        Command::Init { cluster, dir, force, output } => {
-            let spec = cluster.load()?;
-            let catalog = Catalog::build(&spec);
-            let report = init(&spec, &catalog, &dir, &InitOptions { force }, time::OffsetDateTime::now_utc())?;
-            match output {
-                Format::Table => print(&crate::render::init_text(&report))?,
-                Format::Json => print(&json(&report)?)?,
-            }
-        }
+        Command::Plan(a) => generate::plan(a),
+        Command::Init(a) => generate::init(a),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
-fn json(value: &impl serde::Serialize) -> Result<String> {
+/// Print a report as a table (text) or JSON.
+pub(crate) fn emit(format: Format, text: impl FnOnce() -> String, value: &impl serde::Serialize) -> Result<()> {
+    match format {
+        Format::Table => print(&text()),
+        Format::Json => print(&json(value)?),
+    }
+}
+
+pub(crate) fn json(value: &impl serde::Serialize) -> Result<String> {
     let mut s = serde_json::to_string_pretty(value).map_err(|e| Error::Invalid(format!("encoding JSON: {e}")))?;
     s.push('\n');
     Ok(s)
 }
 
-fn print(text: &str) -> Result<()> {
+pub(crate) fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| Error::io(Path::new("<stdout>"), "write", e))
 }
