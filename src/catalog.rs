@@ -173,6 +173,21 @@ impl Entry {
         }
     }
 
+    /// Whether kubeadm has no such file: kubepki adds a CA-signed kubelet serving certificate
+    /// and a kube-proxy client kubeconfig, and a kubelet.conf for nodes that joined.
+    pub fn is_kubepki_addition(&self) -> bool {
+        matches!(self.name, "kubelet-serving" | "kube-proxy.conf")
+    }
+
+    /// What kubeadm does instead of a kubepki addition.
+    pub fn kubeadm_instead(&self) -> &'static str {
+        match self.name {
+            "kubelet-serving" => "the kubelet self-signs its serving certificate, so the apiserver cannot verify kubelets (link 10 is unauthenticated on the server side)",
+            "kube-proxy.conf" => "kube-proxy authenticates with a service-account token",
+            _ => "",
+        }
+    }
+
     /// Whether this is a CA.
     pub fn is_ca(&self) -> bool {
         self.cert().is_some_and(|p| p.is_ca)

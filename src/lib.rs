@@ -11,7 +11,9 @@ mod catalog;
 mod certinfo;
 pub mod cli;
 mod error;
+mod infer;
 mod init;
+mod inventory;
 mod issue;
 mod kubeconfig;
 mod render;
@@ -26,7 +28,9 @@ pub use catalog::{
 };
 pub use certinfo::{eku_name, CertInfo};
 pub use error::{Error, Result};
+pub use infer::infer;
 pub use init::{init, Action, InitOptions, InitReport, Outcome};
+pub use inventory::{Inventory, KubeconfigFacts, Loaded, Problem};
 pub use issue::{random_serial, Ca, Issued, PrivateKey, BACKDATE};
 pub use kubeconfig::{Kubeconfig, Resolved as ResolvedKubeconfig};
 pub use render::{table, Plan};
@@ -36,7 +40,7 @@ pub use spec::{
 };
 pub use store::{write_atomic, Batch, Mode};
 pub use topology::{Component, ComponentKind, Link, LinkKind, Topology, TrustDomain};
-pub use verify::{Finding, LinkStatus, Severity};
+pub use verify::{covers, verify, Finding, LinkStatus, LinkVerdict, Report, Severity, VerifyOptions};
 
 /// Read a kubeconfig and resolve its current context (embedded data decoded).
 pub fn read_kubeconfig(path: &std::path::Path) -> Result<ResolvedKubeconfig> {

@@ -3,9 +3,18 @@
 //! Findings are data, not errors: `Err` means "could not check". Each finding says how bad it
 //! is, which link or file, what was expected, what was found, and the command that fixes it.
 
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::catalog::{Catalog, CertProfile, Entry, EntryKind, Issuer, Store};
+use crate::certinfo::{eku_name, CertInfo};
+use crate::inventory::{Inventory, KubeconfigFacts, Loaded, Problem};
+use crate::spec::{ClusterSpec, San};
+use crate::store::Mode;
+use crate::topology::{Link, Topology};
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -26,9 +35,11 @@ pub struct Finding {
     pub severity: Severity,
     /// A stable code: `expired`, `not-yet-valid`, `san-missing`, `wrong-ca`, `usage`, ...
     pub code: &'static str,
-    /// The link it breaks, if any.
+    /// The catalog entry it is about, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
+    pub entry: Option<String>,
+    /// The links it affects.
+    pub links: Vec<String>,
     /// The file it is about, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
@@ -38,6 +49,11 @@ pub struct Finding {
     pub found: String,
     /// The command (or action) that fixes it.
     pub fix: String,
+    /// Whether it makes a TLS handshake on its links fail.
+    pub breaks: bool,
+    /// Whether it means "not checked" (a file outside the tree, a part kubeadm does not make).
+    #[serde(skip)]
+    pub unchecked: bool,
 }
 
 /// The verdict on one link.
@@ -52,4 +68,786 @@ pub enum LinkStatus {
     Broken,
     /// Not checked (no tree, or a side that is not kubepki's to check).
     Unknown,
+}
+
+impl Severity {
+    fn word(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+/// What `verify` looks at.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// The instant certificates must be valid at.
+    pub at: OffsetDateTime,
+    /// Certificates expiring within this are warned about.
+    pub warn_within: time::Duration,
+}
+
+impl VerifyOptions {
+    /// Valid at `at`, warning 30 days ahead.
+    pub fn at(at: OffsetDateTime) -> VerifyOptions {
+        VerifyOptions { at, warn_within: time::Duration::days(30) }
+    }
+}
+
+/// The verdict on one link, and the findings that explain it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkVerdict {
+    /// The link's id.
+    pub id: String,
+    /// Its row in the reference table.
+    pub number: u8,
+    /// The verdict.
+    pub status: LinkStatus,
+    /// Indexes into [`Report::findings`].
+    pub findings: Vec<usize>,
+}
+
+/// The report of `verify`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The tree.
+    pub dir: PathBuf,
+    /// The instant checked.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Every finding, most severe first.
+    pub findings: Vec<Finding>,
+    /// Every link of the topology.
+    pub links: Vec<LinkVerdict>,
+}
+
+impl Report {
+    /// Whether anything at warning level or worse was found.
+    pub fn has_problems(&self) -> bool {
+        self.findings.iter().any(|f| f.severity >= Severity::Warning)
+    }
+
+    /// Link id → status, for pictures.
+    pub fn statuses(&self) -> BTreeMap<String, LinkStatus> {
+        self.links.iter().map(|l| (l.id.clone(), l.status)).collect()
+    }
+}
+
+/// Check the tree against the catalog and the topology.
+pub fn verify(
+    spec: &ClusterSpec,
+    catalog: &Catalog,
+    topology: &Topology,
+    inventory: &Inventory,
+    opts: &VerifyOptions,
+) -> Report {
+    let mut c = Checker {
+        spec,
+        catalog,
+        inv: inventory,
+        opts,
+        findings: Vec::new(),
+        by_entry: HashMap::new(),
+        by_link: HashMap::new(),
+        kubepki_tree: inventory.root.join("nodes").is_dir(),
+    };
+    for e in &catalog.entries {
+        c.entry(e);
+    }
+    c.duplicate_serials();
+    c.bundle_copies();
+    let mut verdicts = Vec::with_capacity(topology.links.len());
+    for l in &topology.links {
+        c.link(l);
+    }
+    // Attach entry findings to the links that use the entry, and derive each link's status.
+    for l in &topology.links {
+        let mut ids: Vec<usize> = Vec::new();
+        for e in link_entries(l) {
+            ids.extend(c.by_entry.get(e).into_iter().flatten());
+        }
+        ids.extend(c.by_link.get(&l.id).into_iter().flatten());
+        ids.sort_unstable();
+        ids.dedup();
+        let status = status_of(ids.iter().map(|i| &c.findings[*i]), l.server_cert.is_none());
+        verdicts.push(LinkVerdict { id: l.id.clone(), number: l.kind.number(), status, findings: ids });
+    }
+    // Findings name the links they affect.
+    for v in &verdicts {
+        for i in &v.findings {
+            c.findings[*i].links.push(v.id.clone());
+        }
+    }
+    // Most severe first, stable otherwise; remap the links' indexes.
+    let mut order: Vec<usize> = (0..c.findings.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(c.findings[*i].severity));
+    let mut new_index = vec![0; order.len()];
+    for (new, old) in order.iter().enumerate() {
+        new_index[*old] = new;
+    }
+    let mut findings: Vec<Option<Finding>> = c.findings.into_iter().map(Some).collect();
+    let findings: Vec<Finding> = order.iter().map(|i| findings[*i].take().expect("each once")).collect();
+    for v in &mut verdicts {
+        for i in &mut v.findings {
+            *i = new_index[*i];
+        }
+        v.findings.sort_unstable();
+    }
+    Report { dir: inventory.root.clone(), at: opts.at, findings, links: verdicts }
+}
+
+/// The catalog entries a link depends on: both certificates and both trusted CAs.
+fn link_entries(l: &Link) -> impl Iterator<Item = &str> {
+    [Some(l.client_cert.as_str()), l.server_cert.as_deref(), Some(l.server_trusts.as_str()), l.client_trusts.as_deref()]
+        .into_iter()
+        .flatten()
+}
+
+fn status_of<'a>(findings: impl Iterator<Item = &'a Finding>, half_known: bool) -> LinkStatus {
+    let mut status = if half_known { LinkStatus::Unknown } else { LinkStatus::Ok };
+    for f in findings {
+        let s = if f.breaks {
+            LinkStatus::Broken
+        } else if f.severity >= Severity::Warning {
+            LinkStatus::Warning
+        } else if f.unchecked {
+            LinkStatus::Unknown
+        } else {
+            continue;
+        };
+        status = match (status, s) {
+            (LinkStatus::Broken, _) | (_, LinkStatus::Broken) => LinkStatus::Broken,
+            (LinkStatus::Warning, _) | (_, LinkStatus::Warning) => LinkStatus::Warning,
+            _ => LinkStatus::Unknown,
+        };
+    }
+    status
+}
+
+struct Checker<'a> {
+    spec: &'a ClusterSpec,
+    catalog: &'a Catalog,
+    inv: &'a Inventory,
+    opts: &'a VerifyOptions,
+    findings: Vec<Finding>,
+    /// Entry id → findings about it (they affect every link that uses it).
+    by_entry: HashMap<String, Vec<usize>>,
+    /// Link id → findings about that link only (a SAN that does not cover its address).
+    by_link: HashMap<String, Vec<usize>>,
+    /// Whether the tree has kubepki's node directories (else it is, e.g., kubeadm's).
+    kubepki_tree: bool,
+}
+
+/// The parts of a finding, before it is filed.
+struct New {
+    severity: Severity,
+    code: &'static str,
+    file: Option<PathBuf>,
+    expected: String,
+    found: String,
+    fix: String,
+    breaks: bool,
+}
+
+impl Checker<'_> {
+    fn file(&mut self, entry: Option<&str>, n: New) -> usize {
+        self.findings.push(Finding {
+            severity: n.severity,
+            code: n.code,
+            entry: entry.map(str::to_string),
+            links: Vec::new(),
+            file: n.file,
+            expected: n.expected,
+            found: n.found,
+            fix: n.fix,
+            breaks: n.breaks,
+            unchecked: false,
+        });
+        let i = self.findings.len() - 1;
+        if let Some(e) = entry {
+            self.by_entry.entry(e.to_string()).or_default().push(i);
+        }
+        i
+    }
+
+    fn dir_arg(&self) -> String {
+        format!("--dir {}", self.inv.root.display())
+    }
+
+    /// The command that remakes an entry that is wrong.
+    fn fix_reissue(&self, e: &Entry) -> String {
+        if e.is_ca() {
+            return format!(
+                "kubepki init {} --force  (a new CA: every certificate it signed is reissued)",
+                self.dir_arg()
+            );
+        }
+        format!("kubepki init {} --force  (reissues what is wrong, backing up the old files)", self.dir_arg())
+    }
+
+    fn entry(&mut self, e: &Entry) {
+        let Some(loaded) = self.inv.get(&e.id) else { return };
+        self.modes(e, loaded);
+        match &e.kind {
+            EntryKind::KeyPair { .. } => self.key_pair(e, loaded),
+            EntryKind::Cert(p) => self.cert(e, p, loaded),
+        }
+    }
+
+    fn modes(&mut self, e: &Entry, loaded: &Loaded) {
+        for (file, mode) in &loaded.modes {
+            let secret = e.files().iter().any(|(f, m)| f == file && *m == Mode::Secret);
+            if secret && mode & 0o077 != 0 {
+                self.file(
+                    None,
+                    New {
+                        severity: Severity::Error,
+                        code: "mode",
+                        file: Some(file.clone()),
+                        expected: "mode 0600 (readable by its owner only)".into(),
+                        found: format!(
+                            "mode {mode:04o}: readable by {}",
+                            if mode & 0o004 != 0 { "everyone" } else { "its group" }
+                        ),
+                        fix: format!("chmod 600 {}", self.inv.root.join(file).display()),
+                        breaks: false,
+                    },
+                );
+            }
+        }
+    }
+
+    fn key_pair(&mut self, e: &Entry, loaded: &Loaded) {
+        let EntryKind::KeyPair { key, public } = &e.kind else { return };
+        let (Ok(k), Some(Ok(p))) = (&loaded.key, &loaded.public_key) else {
+            let problem = match (&loaded.key, &loaded.public_key) {
+                (Err(p), _) | (_, Some(Err(p))) => p.clone(),
+                _ => Problem::Missing(public.clone()),
+            };
+            self.problem(e, &problem);
+            return;
+        };
+        if &k.public_key_raw != p {
+            self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Error,
+                    code: "key-mismatch",
+                    file: Some(public.clone()),
+                    expected: format!("the public key of {}", key.display()),
+                    found: "another public key: service-account tokens signed with sa.key fail to verify".into(),
+                    fix: self.fix_reissue(e),
+                    breaks: false,
+                },
+            );
+        }
+    }
+
+    /// A file that is missing, unreadable, or outside the tree.
+    fn problem(&mut self, e: &Entry, p: &Problem) {
+        let i = match p {
+            Problem::Missing(path) if e.is_kubepki_addition() && !self.kubepki_tree => {
+                let i = self.file(
+                    Some(&e.id),
+                    New {
+                        severity: Severity::Info,
+                        code: "not-kubeadm",
+                        file: Some(path.clone()),
+                        expected: format!("{} (kubepki adds it)", path.display()),
+                        found: format!("absent, as kubeadm makes it: {}", e.kubeadm_instead()),
+                        fix: format!("kubepki init {} (adds it without touching the rest)", self.dir_arg()),
+                        breaks: false,
+                    },
+                );
+                self.findings[i].unchecked = true;
+                i
+            }
+            Problem::Missing(path) => self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Error,
+                    code: "missing",
+                    file: Some(path.clone()),
+                    expected: format!("{} ({})", path.display(), e.id),
+                    found: "no such file".into(),
+                    fix: format!("kubepki init {}", self.dir_arg()),
+                    breaks: true,
+                },
+            ),
+            Problem::Unreadable(path, why) => self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Error,
+                    code: "unreadable",
+                    file: Some(path.clone()),
+                    expected: "a valid PEM certificate, key or kubeconfig".into(),
+                    found: why.clone(),
+                    fix: self.fix_reissue(e),
+                    breaks: true,
+                },
+            ),
+            Problem::External(path, why) => {
+                let i = self.file(
+                    Some(&e.id),
+                    New {
+                        severity: Severity::Info,
+                        code: "external",
+                        file: Some(path.clone()),
+                        expected: "embedded client certificate and key".into(),
+                        found: format!("{why} (outside the tree; not checked)"),
+                        fix: "none needed: the kubelet rotates that file itself".into(),
+                        breaks: false,
+                    },
+                );
+                self.findings[i].unchecked = true;
+                i
+            }
+        };
+        let _ = i;
+    }
+
+    fn cert(&mut self, e: &Entry, p: &CertProfile, loaded: &Loaded) {
+        let (cert_file, key_file) = match &p.store {
+            Store::Files { cert, key } => (cert.clone(), key.clone()),
+            Store::Kubeconfig { path, .. } => (path.clone(), path.clone()),
+        };
+        let info = match &loaded.cert {
+            Ok(i) => i,
+            Err(problem) => {
+                self.problem(e, problem);
+                return;
+            }
+        };
+        match &loaded.key {
+            Err(problem) => self.problem(e, problem),
+            Ok(k) if k.public_key_raw != info.public_key_raw => {
+                self.file(
+                    Some(&e.id),
+                    New {
+                        severity: Severity::Error,
+                        code: "key-mismatch",
+                        file: Some(key_file.clone()),
+                        expected: format!("the private key of {} ({})", cert_file.display(), info.key_algorithm),
+                        found: "a key whose public half is not the certificate's: TLS with this pair fails".into(),
+                        fix: self.fix_reissue(e),
+                        breaks: true,
+                    },
+                );
+            }
+            Ok(_) => {}
+        }
+        self.validity(e, &cert_file, info);
+        self.signature(e, p, &cert_file, info);
+        self.profile(e, p, &cert_file, info);
+        self.strength(e, &cert_file, info);
+        if let (Some(k), Store::Kubeconfig { ca, server, .. }) = (&loaded.kubeconfig, &p.store) {
+            self.kubeconfig_trust(e, k, ca, server);
+        }
+    }
+
+    fn validity(&mut self, e: &Entry, file: &Path, info: &CertInfo) {
+        let at = self.opts.at;
+        let (code, severity, found, breaks) = if at > info.not_after {
+            (
+                "expired",
+                Severity::Error,
+                format!("expired {} ({} ago)", info.not_after.date(), days(at - info.not_after)),
+                true,
+            )
+        } else if at < info.not_before {
+            ("not-yet-valid", Severity::Error, format!("not valid until {}", info.not_before), true)
+        } else if info.not_after - at < self.opts.warn_within {
+            (
+                "expiring",
+                Severity::Warning,
+                format!("expires {} (in {})", info.not_after.date(), days(info.not_after - at)),
+                false,
+            )
+        } else {
+            return;
+        };
+        self.file(
+            Some(&e.id),
+            New {
+                severity,
+                code,
+                file: Some(file.into()),
+                expected: format!("valid at {}", at.date()),
+                found,
+                fix: self.fix_reissue(e),
+                breaks,
+            },
+        );
+    }
+
+    fn ca_info(&self, id: &str) -> Option<&CertInfo> {
+        self.inv.get(id).and_then(|l| l.cert.as_ref().ok())
+    }
+
+    fn signature(&mut self, e: &Entry, p: &CertProfile, file: &Path, info: &CertInfo) {
+        let Issuer::Ca(ca_id) = &p.issuer else {
+            if !info.is_signed_by(info) {
+                self.file(
+                    Some(&e.id),
+                    New {
+                        severity: Severity::Error,
+                        code: "wrong-ca",
+                        file: Some(file.into()),
+                        expected: "a self-signed CA certificate".into(),
+                        found: format!("issued by {}", info.issuer),
+                        fix: self.fix_reissue(e),
+                        breaks: true,
+                    },
+                );
+            }
+            return;
+        };
+        let Some(ca) = self.ca_info(ca_id) else { return }; // the CA's own finding explains it
+        if !info.is_signed_by(ca) {
+            let ca_file = self.catalog.get(ca_id).and_then(|c| c.files().first().map(|(f, _)| f.to_path_buf()));
+            self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Error,
+                    code: "wrong-ca",
+                    file: Some(file.into()),
+                    expected: format!(
+                        "signed by {ca_id} ({}, {})",
+                        ca.subject,
+                        ca_file.map(|f| f.display().to_string()).unwrap_or_default()
+                    ),
+                    found: format!(
+                        "issued by {}{}",
+                        info.issuer,
+                        if info.issuer_raw == ca.subject_raw { " (same name, another key)" } else { "" }
+                    ),
+                    fix: self.fix_reissue(e),
+                    breaks: true,
+                },
+            );
+        } else if info.not_after > ca.not_after {
+            self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Warning,
+                    code: "outlives-issuer",
+                    file: Some(file.into()),
+                    expected: format!("expiring no later than {ca_id} ({})", ca.not_after.date()),
+                    found: format!("expires {}", info.not_after.date()),
+                    fix: format!("plan a rotation of {ca_id} before {}", ca.not_after.date()),
+                    breaks: false,
+                },
+            );
+        }
+    }
+
+    fn profile(&mut self, e: &Entry, p: &CertProfile, file: &Path, info: &CertInfo) {
+        let mut usage = Vec::new();
+        for u in &p.ext_key_usage {
+            if !info.allows(*u) {
+                usage.push(eku_name(*u));
+            }
+        }
+        if info.is_ca != p.is_ca {
+            usage.push(if p.is_ca { "CA:TRUE" } else { "CA:FALSE" });
+        }
+        if !usage.is_empty() {
+            self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Error,
+                    code: "usage",
+                    file: Some(file.into()),
+                    expected: format!("{} ({})", usage.join(", "), describe_usage(p)),
+                    found: format!("EKU [{}], CA:{}", info.ext_key_usage.join(", "), info.is_ca),
+                    fix: self.fix_reissue(e),
+                    breaks: true,
+                },
+            );
+        }
+        let orgs: BTreeSet<&String> = info.orgs.iter().collect();
+        if info.subject_cn != p.subject.cn || orgs != p.subject.orgs.iter().collect() {
+            self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Error,
+                    code: "identity",
+                    file: Some(file.into()),
+                    expected: format!("CN={} O=[{}]", p.subject.cn, p.subject.orgs.join(",")),
+                    found: format!("CN={} O=[{}]", info.subject_cn, info.orgs.join(",")),
+                    fix: self.fix_reissue(e),
+                    breaks: false,
+                },
+            );
+        }
+        if info.orgs.iter().any(|o| o == "system:masters") && e.name != "super-admin.conf" {
+            self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Error,
+                    code: "system-masters",
+                    file: Some(file.into()),
+                    expected: "system:masters only in super-admin.conf (it bypasses RBAC and cannot be revoked)".into(),
+                    found: format!("O=system:masters in {}", e.id),
+                    fix: self.fix_reissue(e),
+                    breaks: false,
+                },
+            );
+        }
+        let have: BTreeSet<&San> = info.sans.iter().collect();
+        let missing: Vec<String> = p.sans.iter().filter(|s| !have.contains(s)).map(|s| s.to_string()).collect();
+        if !missing.is_empty() {
+            self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Warning,
+                    code: "san-profile",
+                    file: Some(file.into()),
+                    expected: format!("SANs including {}", missing.join(", ")),
+                    found: format!("SANs {}", join(&info.sans)),
+                    fix: self.fix_reissue(e),
+                    breaks: false,
+                },
+            );
+        }
+    }
+
+    fn strength(&mut self, e: &Entry, file: &Path, info: &CertInfo) {
+        if info.key_algorithm.starts_with("RSA") && info.key_bits < 2048 {
+            self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Error,
+                    code: "weak-key",
+                    file: Some(file.into()),
+                    expected: "RSA of at least 2048 bits, or ECDSA".into(),
+                    found: info.key_algorithm.clone(),
+                    fix: self.fix_reissue(e),
+                    breaks: true,
+                },
+            );
+        }
+        if info.signature_algorithm.to_ascii_lowercase().contains("sha1") {
+            self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Error,
+                    code: "sha1",
+                    file: Some(file.into()),
+                    expected: "a SHA-256 or stronger signature".into(),
+                    found: info.signature_algorithm.clone(),
+                    fix: self.fix_reissue(e),
+                    breaks: true,
+                },
+            );
+        }
+    }
+
+    /// A kubeconfig trusts its embedded CA data: it must hold the current CA certificate.
+    fn kubeconfig_trust(&mut self, e: &Entry, k: &KubeconfigFacts, ca_id: &str, server: &str) {
+        match &k.ca {
+            Err(problem) => self.problem(e, problem),
+            Ok(cas) => {
+                if let Some(current) = self.ca_info(ca_id) {
+                    if !cas.iter().any(|c| c.der == current.der) {
+                        self.file(
+                            Some(&e.id),
+                            New {
+                                severity: Severity::Error,
+                                code: "stale-ca-data",
+                                file: Some(k.path.clone()),
+                                expected: format!(
+                                    "certificate-authority-data holding {ca_id} (SHA-256 {})",
+                                    short(&current.sha256)
+                                ),
+                                found: format!(
+                                    "{} other CA certificate(s): {}",
+                                    cas.len(),
+                                    cas.iter()
+                                        .map(|c| format!("{} (SHA-256 {})", c.subject, short(&c.sha256)))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                                fix: self.fix_reissue(e),
+                                breaks: true,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        if k.server != server {
+            self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Warning,
+                    code: "server-url",
+                    file: Some(k.path.clone()),
+                    expected: format!("server {server}"),
+                    found: format!("server {}", k.server),
+                    fix: self.fix_reissue(e),
+                    breaks: false,
+                },
+            );
+        }
+    }
+
+    fn duplicate_serials(&mut self) {
+        let mut seen: HashMap<(Vec<u8>, String), String> = HashMap::new();
+        let mut dups = Vec::new();
+        for e in &self.catalog.entries {
+            let Some(Ok(info)) = self.inv.get(&e.id).map(|l| &l.cert) else { continue };
+            if let Some(first) = seen.insert((info.issuer_raw.clone(), info.serial.clone()), e.id.clone()) {
+                dups.push((e.id.clone(), first, info.serial.clone(), info.issuer.clone()));
+            }
+        }
+        for (id, first, serial, issuer) in dups {
+            self.file(
+                Some(&id),
+                New {
+                    severity: Severity::Error,
+                    code: "duplicate-serial",
+                    file: self.catalog.get(&id).and_then(|e| e.files().first().map(|(f, _)| f.to_path_buf())),
+                    expected: format!("a serial unique under {issuer}"),
+                    found: format!("serial {serial}, also used by {first}"),
+                    fix: format!("kubepki init {} --force", self.dir_arg()),
+                    breaks: false,
+                },
+            );
+        }
+    }
+
+    /// Node bundles hold copies of shared files: each must equal its source.
+    fn bundle_copies(&mut self) {
+        if !self.kubepki_tree {
+            return;
+        }
+        let root = &self.inv.root;
+        let mut cache: HashMap<PathBuf, Option<Vec<u8>>> = HashMap::new();
+        let mut stale = Vec::new();
+        for node in &self.spec.nodes {
+            for (src, dst, _) in self.catalog.bundle(self.spec, node) {
+                if src == dst {
+                    continue;
+                }
+                let source = cache.entry(src.clone()).or_insert_with(|| std::fs::read(root.join(&src)).ok());
+                let Some(source) = source else { continue }; // the source's own finding
+                match std::fs::read(root.join(&dst)) {
+                    Ok(copy) if &copy == source => {}
+                    Ok(_) => stale.push((dst, src, "differs from")),
+                    Err(_) => stale.push((dst, src, "is missing; the source is")),
+                }
+            }
+        }
+        for (dst, src, how) in stale {
+            self.file(
+                None,
+                New {
+                    severity: Severity::Warning,
+                    code: "stale-copy",
+                    file: Some(dst.clone()),
+                    expected: format!("a copy of {}", src.display()),
+                    found: format!("{} {how} {}", dst.display(), src.display()),
+                    fix: format!("kubepki init {}  (refreshes node bundles)", self.dir_arg()),
+                    breaks: false,
+                },
+            );
+        }
+    }
+
+    /// What only this link can show: the server's SANs against the address the client dials,
+    /// and trust that no entry finding already explains.
+    fn link(&mut self, l: &Link) {
+        let Some(server_id) = &l.server_cert else { return };
+        let Some(Ok(server)) = self.inv.get(server_id).map(|x| &x.cert) else { return };
+        if !covers(&server.sans, &l.dial.host) {
+            let file = self.catalog.get(server_id).and_then(|e| e.files().first().map(|(f, _)| f.to_path_buf()));
+            let key = (server_id.clone(), l.dial.host.clone());
+            // One finding per certificate and address, naming every link that dials it.
+            let existing = self.findings.iter().position(|f| {
+                f.code == "san-missing" && f.entry.as_deref() == Some(&key.0) && f.expected.contains(&key.1.to_string())
+            });
+            let i = existing.unwrap_or_else(|| {
+                self.findings.push(Finding {
+                    severity: Severity::Error,
+                    code: "san-missing",
+                    entry: Some(server_id.clone()),
+                    links: vec![],
+                    file,
+                    expected: format!("a SAN for {} (the address {} dials)", l.dial.host, l.client),
+                    found: format!("SANs {}", join(&server.sans)),
+                    fix: format!("kubepki init {} --force  (reissues {server_id} with the SAN)", self.dir_arg()),
+                    breaks: true,
+                    unchecked: false,
+                });
+                self.findings.len() - 1
+            });
+            self.by_link.entry(l.id.clone()).or_default().push(i);
+        }
+        let _ = &self.spec;
+    }
+}
+
+/// Whether a certificate's SANs cover a host: IPs exactly, DNS names case-insensitively with
+/// a leading `*.` matching one label.
+pub fn covers(sans: &[San], host: &San) -> bool {
+    sans.iter().any(|s| match (s, host) {
+        (San::Ip(a), San::Ip(b)) => a == b,
+        (San::Dns(pattern), San::Dns(name)) => {
+            let (p, n) = (pattern.to_ascii_lowercase(), name.to_ascii_lowercase());
+            match p.strip_prefix("*.") {
+                Some(suffix) => n.split_once('.').is_some_and(|(first, rest)| !first.is_empty() && rest == suffix),
+                None => p == n,
+            }
+        }
+        _ => false,
+    })
+}
+
+fn describe_usage(p: &CertProfile) -> String {
+    if p.is_ca {
+        "a CA".into()
+    } else {
+        p.ext_key_usage.iter().map(|u| eku_name(*u)).collect::<Vec<_>>().join("+")
+    }
+}
+
+fn join(sans: &[San]) -> String {
+    sans.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn short(fingerprint: &str) -> String {
+    fingerprint.chars().take(23).collect()
+}
+
+fn days(d: time::Duration) -> String {
+    if d.whole_days() >= 1 {
+        format!("{}d", d.whole_days())
+    } else {
+        format!("{}h", d.whole_hours())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn san_coverage() {
+        let sans = [San::Dns("*.example.com".into()), San::Ip("10.0.0.1".parse().unwrap()), San::Dns("Node01".into())];
+        assert!(covers(&sans, &San::Dns("api.example.com".into())));
+        assert!(!covers(&sans, &San::Dns("a.b.example.com".into())));
+        assert!(!covers(&sans, &San::Dns("example.com".into())));
+        assert!(covers(&sans, &San::Ip("10.0.0.1".parse().unwrap())));
+        assert!(!covers(&sans, &San::Dns("10.0.0.1".into())));
+        assert!(covers(&sans, &San::Dns("node01".into())));
+    }
 }

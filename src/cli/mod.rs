@@ -3,6 +3,7 @@
 //! One file per command; this one parses and dispatches.
 
 mod generate;
+mod verify;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ enum Command {
     Plan(generate::PlanArgs),
     /// Generate every CA, key, certificate and kubeconfig (kubeadm's layout, plus a directory per node).
     Init(generate::InitArgs),
+    /// Check every link of the cluster in both directions: chains, usages, SANs, validity, keys, modes.
+    Verify(verify::VerifyArgs),
 }
 
 /// Where the cluster description comes from.
@@ -85,6 +88,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Command::Plan(a) => generate::plan(a),
         Command::Init(a) => generate::init(a),
+        Command::Verify(a) => verify::run(a),
     }
 }
 

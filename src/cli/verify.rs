@@ -1,0 +1,138 @@
+//! `verify`: every link of the topology checked in both directions, statically (and live).
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use time::OffsetDateTime;
+
+use super::{emit, Format};
+use crate::verify::{LinkStatus, Report, Severity};
+use crate::{infer, verify, Catalog, ClusterSpec, Error, Inventory, Result, Topology, VerifyOptions};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    /// The tree (default: ./kubernetes if it exists, else /etc/kubernetes).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The cluster description; without it the cluster is inferred from the tree.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Check validity at this instant (RFC 3339, or a date YYYY-MM-DD) instead of now.
+    #[arg(long, value_parser = parse_instant)]
+    at: Option<OffsetDateTime>,
+    /// Warn about certificates expiring within this (e.g. 30d, 720h).
+    #[arg(long, default_value = "30d", value_parser = crate::spec::duration_text::parse)]
+    warn_within: time::Duration,
+    /// List every link, not only those that are not OK.
+    #[arg(long)]
+    all: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+/// `2026-01-31` or `2026-01-31T12:00:00Z`.
+pub(crate) fn parse_instant(s: &str) -> std::result::Result<OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &format)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| format!("'{s}' is not a date (YYYY-MM-DD) or an RFC 3339 time"))
+}
+
+/// The tree a command looks at when none is given.
+pub(crate) fn default_dir(dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| {
+        let local = PathBuf::from("kubernetes");
+        if local.is_dir() {
+            local
+        } else {
+            PathBuf::from("/etc/kubernetes")
+        }
+    })
+}
+
+/// The cluster of a tree: from the description if given, else inferred from the tree.
+pub(crate) fn cluster_of(dir: &Path, config: Option<&Path>) -> Result<ClusterSpec> {
+    if !dir.is_dir() {
+        return Err(Error::bad_file(dir, "no such directory"));
+    }
+    match config {
+        Some(c) => ClusterSpec::load(c),
+        None => infer(dir),
+    }
+}
+
+pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
+    let dir = default_dir(a.dir);
+    let spec = cluster_of(&dir, a.config.as_deref())?;
+    let catalog = Catalog::build(&spec);
+    let topology = Topology::build(&spec, &catalog);
+    let inventory = Inventory::load(&dir, &catalog);
+    let at = a.at.unwrap_or_else(OffsetDateTime::now_utc);
+    let report = verify(&spec, &catalog, &topology, &inventory, &VerifyOptions { at, warn_within: a.warn_within });
+    emit(a.output, || text(&report, a.all), &report)?;
+    Ok(if report.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The report for a terminal: the links that are not OK (or all), then the findings.
+pub(crate) fn text(r: &Report, all: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "verify {} at {}", r.dir.display(), r.at.date());
+    let count = |s: LinkStatus| r.links.iter().filter(|l| l.status == s).count();
+    let rows: Vec<Vec<String>> = r
+        .links
+        .iter()
+        .filter(|l| all || l.status != LinkStatus::Ok)
+        .map(|l| {
+            let codes: Vec<&str> = l.findings.iter().map(|i| r.findings[*i].code).collect();
+            vec![l.number.to_string(), l.id.clone(), word(l.status).into(), codes.join(",")]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.push('\n');
+        out.push_str(&crate::table(&["#", "LINK", "STATUS", "FINDINGS"], &rows));
+    }
+    if !r.findings.is_empty() {
+        out.push('\n');
+    }
+    for f in &r.findings {
+        let what = f.file.as_ref().map(|p| p.display().to_string()).or_else(|| f.entry.clone()).unwrap_or_default();
+        let links = match f.links.len() {
+            0 => String::new(),
+            1 => format!("  [{}]", f.links[0]),
+            n => format!("  [{} and {} more links]", f.links[0], n - 1),
+        };
+        let _ = writeln!(out, "{:<7} {:<16} {what}{links}", f.severity.to_string(), f.code);
+        let _ = writeln!(out, "        expected: {}", f.expected);
+        let _ = writeln!(out, "        found:    {}", f.found);
+        let _ = writeln!(out, "        fix:      {}", f.fix);
+    }
+    let sev = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
+    let _ = writeln!(
+        out,
+        "\n{} links: {} ok, {} warning, {} broken, {} unknown; findings: {} error, {} warning, {} info",
+        r.links.len(),
+        count(LinkStatus::Ok),
+        count(LinkStatus::Warning),
+        count(LinkStatus::Broken),
+        count(LinkStatus::Unknown),
+        sev(Severity::Error),
+        sev(Severity::Warning),
+        sev(Severity::Info)
+    );
+    out
+}
+
+fn word(s: LinkStatus) -> &'static str {
+    match s {
+        LinkStatus::Ok => "ok",
+        LinkStatus::Warning => "warning",
+        LinkStatus::Broken => "BROKEN",
+        LinkStatus::Unknown => "unknown",
+    }
+}
