@@ -11,6 +11,7 @@ mod catalog;
 mod certinfo;
 pub mod cli;
 mod error;
+mod handshake;
 mod infer;
 mod init;
 mod inventory;
@@ -28,6 +29,7 @@ pub use catalog::{
 };
 pub use certinfo::{eku_name, CertInfo};
 pub use error::{Error, Result};
+pub use handshake::{live, probe_endpoint, EndpointReport, LiveResult};
 pub use infer::infer;
 pub use init::{init, Action, InitOptions, InitReport, Outcome};
 pub use inventory::{Inventory, KubeconfigFacts, Loaded, Problem};

@@ -158,7 +158,13 @@ pub fn verify(
         by_entry: HashMap::new(),
         by_link: HashMap::new(),
         kubepki_tree: inventory.root.join("nodes").is_dir(),
+        dialed: HashMap::new(),
     };
+    for l in &topology.links {
+        if let Some(server) = &l.server_cert {
+            c.dialed.entry(server.clone()).or_default().insert(l.dial.host.clone());
+        }
+    }
     for e in &catalog.entries {
         c.entry(e);
     }
@@ -244,6 +250,8 @@ struct Checker<'a> {
     by_link: HashMap<String, Vec<usize>>,
     /// Whether the tree has kubepki's node directories (else it is, e.g., kubeadm's).
     kubepki_tree: bool,
+    /// Server entry → the hosts its clients dial (checked per link, not per profile).
+    dialed: HashMap<String, BTreeSet<San>>,
 }
 
 /// The parts of a finding, before it is filed.
@@ -602,8 +610,15 @@ impl Checker<'_> {
                 },
             );
         }
+        // SANs that a link dials are judged per link (san-missing); the rest against the profile.
         let have: BTreeSet<&San> = info.sans.iter().collect();
-        let missing: Vec<String> = p.sans.iter().filter(|s| !have.contains(s)).map(|s| s.to_string()).collect();
+        let dialed = self.dialed.get(&e.id);
+        let missing: Vec<String> = p
+            .sans
+            .iter()
+            .filter(|s| !have.contains(s) && !dialed.is_some_and(|d| d.contains(*s)))
+            .map(|s| s.to_string())
+            .collect();
         if !missing.is_empty() {
             self.file(
                 Some(&e.id),

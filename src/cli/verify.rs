@@ -27,6 +27,15 @@ pub(crate) struct VerifyArgs {
     /// List every link, not only those that are not OK.
     #[arg(long)]
     all: bool,
+    /// Also prove every link with a real TLS handshake (rustls over loopback TCP).
+    #[arg(long)]
+    live: bool,
+    /// Connect to a running server (https://HOST:PORT) instead, and explain the outcome.
+    #[arg(long, requires = "credential")]
+    endpoint: Option<String>,
+    /// With --endpoint: the credential to present, a catalog name (admin.conf, apiserver-etcd-client, ...).
+    #[arg(long = "as", id = "credential")]
+    credential: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -74,9 +83,67 @@ pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
     let topology = Topology::build(&spec, &catalog);
     let inventory = Inventory::load(&dir, &catalog);
     let at = a.at.unwrap_or_else(OffsetDateTime::now_utc);
+    if let (Some(endpoint), Some(credential)) = (&a.endpoint, &a.credential) {
+        let r = crate::probe_endpoint(endpoint, credential, &catalog, &topology, &inventory, at)?;
+        emit(a.output, || endpoint_text(&r), &r)?;
+        return Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     let report = verify(&spec, &catalog, &topology, &inventory, &VerifyOptions { at, warn_within: a.warn_within });
-    emit(a.output, || text(&report, a.all), &report)?;
-    Ok(if report.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    if !a.live {
+        emit(a.output, || text(&report, a.all), &report)?;
+        return Ok(if report.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS });
+    }
+    let live = crate::live(&catalog, &topology, &inventory, at);
+    let failed = live.iter().any(|l| l.ok == Some(false));
+    let both = Both { report: &report, live: &live };
+    emit(a.output, || format!("{}\n{}", text(&report, a.all), live_text(&live)), &both)?;
+    Ok(if report.has_problems() || failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+#[derive(serde::Serialize)]
+struct Both<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    live: &'a [crate::LiveResult],
+}
+
+fn live_text(live: &[crate::LiveResult]) -> String {
+    let mut out = String::from("live handshakes (rustls over loopback TCP):\n");
+    for l in live {
+        let verdict = match l.ok {
+            Some(true) => "ok".to_string(),
+            Some(false) => format!("FAILED: {}", l.error.as_deref().unwrap_or("")),
+            None => "not run (not kubepki's to check)".to_string(),
+        };
+        let _ = writeln!(out, "  {}: {verdict}", l.link);
+    }
+    let ok = live.iter().filter(|l| l.ok == Some(true)).count();
+    let failed = live.iter().filter(|l| l.ok == Some(false)).count();
+    let _ = writeln!(out, "{ok} handshakes completed, {failed} failed, {} not run", live.len() - ok - failed);
+    out
+}
+
+fn endpoint_text(r: &crate::EndpointReport) -> String {
+    let mut out =
+        format!("{} as {}: {}\n", r.endpoint, r.credential, if r.ok { "handshake completed" } else { "FAILED" });
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "  error: {e}");
+    }
+    for line in &r.explanation {
+        let _ = writeln!(out, "  {line}");
+    }
+    if let Some(c) = &r.server_certificate {
+        let sans: Vec<String> = c.sans.iter().map(|s| s.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "  server presented: {} issued by {}, SANs {}, valid until {}",
+            c.subject,
+            c.issuer,
+            sans.join(", "),
+            c.not_after.date()
+        );
+    }
+    out
 }
 
 /// The report for a terminal: the links that are not OK (or all), then the findings.
