@@ -25,6 +25,7 @@ use crate::certinfo::CertInfo;
 use crate::inventory::{Inventory, Loaded};
 use crate::spec::San;
 use crate::topology::{Link, Topology};
+use crate::verify::{LinkStatus, Report};
 
 /// How long one handshake may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,13 +61,18 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// Run every link's handshake, in parallel.
-pub fn live(catalog: &Catalog, topology: &Topology, inventory: &Inventory, at: OffsetDateTime) -> Vec<LiveResult> {
-    let _ = catalog;
+/// Run every link's handshake, in parallel. Links the static report could not check
+/// (status unknown: a file outside the tree, a part kubeadm does not make) are not run.
+pub fn live(topology: &Topology, inventory: &Inventory, report: &Report, at: OffsetDateTime) -> Vec<LiveResult> {
+    let unknown: std::collections::HashSet<&str> =
+        report.links.iter().filter(|l| l.status == LinkStatus::Unknown).map(|l| l.id.as_str()).collect();
     topology
         .links
         .par_iter()
         .map(|l| {
+            if unknown.contains(l.id.as_str()) {
+                return LiveResult { link: l.id.clone(), ok: None, error: None };
+            }
             let (ok, error) = match prepare(l, inventory, at) {
                 Prepared::Skip => (None, None),
                 Prepared::Fail(e) => (Some(false), Some(e)),
@@ -87,20 +93,34 @@ enum Prepared {
 }
 
 fn prepare(l: &Link, inv: &Inventory, at: OffsetDateTime) -> Prepared {
-    let (Some(server_id), Some(client_trusts)) = (&l.server_cert, &l.client_trusts) else { return Prepared::Skip };
-    let (Some(client), Some(server)) = (inv.get(&l.client_cert), inv.get(server_id)) else { return Prepared::Skip };
-    if [client, server].iter().any(|x| matches!(&x.cert, Err(crate::Problem::External(..)))) {
-        return Prepared::Skip;
-    }
+    let Some(client) = inv.get(&l.client_cert) else { return Prepared::Skip };
     let result = (|| -> Result<Prepared, String> {
-        let server_roots = roots_of(inv.get(&l.server_trusts), &l.server_trusts, false)?;
-        // A kubeconfig trusts its embedded CA data; other clients the CA of the catalog.
-        let client_roots = match &client.kubeconfig {
-            Some(k) => roots_from_pem(k.ca_pem.as_deref().unwrap_or(""), "certificate-authority-data")?,
-            None => roots_of(inv.get(client_trusts), client_trusts, false)?,
-        };
+        let server_roots = roots_of(inv.get(&l.server_trusts), &l.server_trusts)?;
         let (client_chain, client_key) = load_credential(client, &l.client_cert)?;
-        let (server_chain, server_key) = load_credential(server, server_id)?;
+        // The server side: the catalog's certificate, or, for a server that brings its own (an
+        // aggregated API server), a throwaway one the client is told to trust: the half that
+        // is kubepki's (the client certificate against the server's trusted CA) is proven.
+        let (server_chain, server_key, own_root) = match &l.server_cert {
+            Some(id) => {
+                let server = inv.get(id).ok_or_else(|| format!("{id}: not in the catalog"))?;
+                let (chain, key) = load_credential(server, id)?;
+                (chain, key, None)
+            }
+            None => {
+                let (chain, key) = throwaway_server(&l.dial.host)?;
+                let mut roots = RootCertStore::empty();
+                roots.add(chain[0].clone()).map_err(|e| e.to_string())?;
+                (chain, key, Some(roots))
+            }
+        };
+        // A kubeconfig trusts its embedded CA data; other clients the CA of the catalog.
+        let client_roots = match (own_root, &client.kubeconfig, &l.client_trusts) {
+            (Some(roots), _, _) => roots,
+            (None, Some(k), _) => roots_from_pem(k.ca_pem.as_deref().unwrap_or(""), "certificate-authority-data")?,
+            (None, None, Some(ca)) => roots_of(inv.get(ca), ca)?,
+            (None, None, None) => return Ok(Prepared::Skip),
+        };
+        let server_id = l.server_cert.as_deref().unwrap_or(&l.server);
         let time = Arc::new(FixedTime(unix(at)));
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(server_roots), provider())
             .build()
@@ -130,7 +150,19 @@ fn server_name(host: &San) -> ServerName<'static> {
     }
 }
 
-fn roots_of(loaded: Option<&Loaded>, id: &str, _bundle: bool) -> Result<RootCertStore, String> {
+/// A self-signed server certificate for a server kubepki does not issue for.
+fn throwaway_server(host: &San) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let params = rcgen::CertificateParams::new(vec![match host {
+        San::Dns(d) => d.clone(),
+        San::Ip(ip) => ip.to_string(),
+    }])
+    .map_err(|e| e.to_string())?;
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    Ok((vec![cert.der().clone()], PrivateKeyDer::Pkcs8(key.serialize_der().into())))
+}
+
+fn roots_of(loaded: Option<&Loaded>, id: &str) -> Result<RootCertStore, String> {
     let pem = loaded.and_then(|l| l.cert_pem.as_deref()).ok_or_else(|| format!("CA {id} is missing or unreadable"))?;
     roots_from_pem(pem, id)
 }
@@ -149,8 +181,8 @@ fn roots_from_pem(pem_text: &str, what: &str) -> Result<RootCertStore, String> {
 }
 
 fn load_credential(l: &Loaded, id: &str) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-    let cert = l.cert.as_ref().map_err(|p| format!("{id}: {}", p.path().display()))?;
-    let key = l.key.as_ref().map_err(|p| format!("{id}: key {}", p.path().display()))?;
+    let cert = l.cert.as_ref().map_err(|p| format!("{id}: {}", describe(p)))?;
+    let key = l.key.as_ref().map_err(|p| format!("{id}: {}", describe(p)))?;
     let block = pem::parse(key.secret_pem()).map_err(|_| format!("{id}: key is not PEM"))?;
     let der = match block.tag() {
         "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(block.contents().to_vec().into()),
@@ -158,6 +190,14 @@ fn load_credential(l: &Loaded, id: &str) -> Result<(Vec<CertificateDer<'static>>
         _ => PrivateKeyDer::Pkcs8(block.contents().to_vec().into()),
     };
     Ok((vec![CertificateDer::from(cert.der.clone())], der))
+}
+
+fn describe(p: &crate::Problem) -> String {
+    match p {
+        crate::Problem::Missing(path) => format!("{} is missing", path.display()),
+        crate::Problem::Unreadable(path, why) => format!("{}: {why}", path.display()),
+        crate::Problem::External(_, why) => why.clone(),
+    }
 }
 
 /// One handshake over loopback TCP; the error names the side that failed.
@@ -284,7 +324,7 @@ pub fn probe_endpoint(
     let trusts = topology.links.iter().find(|l| l.client_cert == entry.id).and_then(|l| l.client_trusts.clone());
     let roots = match (&loaded.kubeconfig, &trusts) {
         (Some(k), _) => roots_from_pem(k.ca_pem.as_deref().unwrap_or(""), "certificate-authority-data"),
-        (None, Some(ca)) => roots_of(inventory.get(ca), ca, false),
+        (None, Some(ca)) => roots_of(inventory.get(ca), ca),
         (None, None) => Err(format!("{} is not a client on any link", entry.id)),
     }
     .map_err(err)?;

@@ -183,7 +183,7 @@ pub fn verify(
         ids.extend(c.by_link.get(&l.id).into_iter().flatten());
         ids.sort_unstable();
         ids.dedup();
-        let status = status_of(ids.iter().map(|i| &c.findings[*i]), l.server_cert.is_none());
+        let status = status_of(ids.iter().map(|i| &c.findings[*i]));
         verdicts.push(LinkVerdict { id: l.id.clone(), number: l.kind.number(), status, findings: ids });
     }
     // Findings name the links they affect.
@@ -217,8 +217,11 @@ fn link_entries(l: &Link) -> impl Iterator<Item = &str> {
         .flatten()
 }
 
-fn status_of<'a>(findings: impl Iterator<Item = &'a Finding>, half_known: bool) -> LinkStatus {
-    let mut status = if half_known { LinkStatus::Unknown } else { LinkStatus::Ok };
+/// A link's status from its findings. A link whose server brings its own certificate (an
+/// aggregated API server) is judged on kubepki's half: the client certificate and the CA the
+/// server trusts.
+fn status_of<'a>(findings: impl Iterator<Item = &'a Finding>) -> LinkStatus {
+    let mut status = LinkStatus::Ok;
     for f in findings {
         let s = if f.breaks {
             LinkStatus::Broken
@@ -232,6 +235,7 @@ fn status_of<'a>(findings: impl Iterator<Item = &'a Finding>, half_known: bool) 
         status = match (status, s) {
             (LinkStatus::Broken, _) | (_, LinkStatus::Broken) => LinkStatus::Broken,
             (LinkStatus::Warning, _) | (_, LinkStatus::Warning) => LinkStatus::Warning,
+            (LinkStatus::Ok, LinkStatus::Ok) => LinkStatus::Ok,
             _ => LinkStatus::Unknown,
         };
     }

@@ -93,7 +93,7 @@ pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
         emit(a.output, || text(&report, a.all), &report)?;
         return Ok(if report.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
-    let live = crate::live(&catalog, &topology, &inventory, at);
+    let live = crate::live(&topology, &inventory, &report, at);
     let failed = live.iter().any(|l| l.ok == Some(false));
     let both = Both { report: &report, live: &live };
     emit(a.output, || format!("{}\n{}", text(&report, a.all), live_text(&live)), &both)?;

@@ -6,3 +6,4 @@ mod cli;
 mod etcd;
 mod golden;
 mod kubectl;
+mod verify;
