@@ -66,6 +66,27 @@ fn provider() -> Arc<CryptoProvider> {
 pub fn live(topology: &Topology, inventory: &Inventory, report: &Report, at: OffsetDateTime) -> Vec<LiveResult> {
     let unknown: std::collections::HashSet<&str> =
         report.links.iter().filter(|l| l.status == LinkStatus::Unknown).map(|l| l.id.as_str()).collect();
+    run_links(topology, inventory, inventory, &unknown, at)
+}
+
+/// Every link's handshake with the client side's files from one tree and the server side's
+/// from another: components of a cluster caught between two phases of a change.
+pub fn live_between(
+    topology: &Topology,
+    clients: &Inventory,
+    servers: &Inventory,
+    at: OffsetDateTime,
+) -> Vec<LiveResult> {
+    run_links(topology, clients, servers, &Default::default(), at)
+}
+
+fn run_links(
+    topology: &Topology,
+    clients: &Inventory,
+    servers: &Inventory,
+    unknown: &std::collections::HashSet<&str>,
+    at: OffsetDateTime,
+) -> Vec<LiveResult> {
     topology
         .links
         .par_iter()
@@ -73,7 +94,7 @@ pub fn live(topology: &Topology, inventory: &Inventory, report: &Report, at: Off
             if unknown.contains(l.id.as_str()) {
                 return LiveResult { link: l.id.clone(), ok: None, error: None };
             }
-            let (ok, error) = match prepare(l, inventory, at) {
+            let (ok, error) = match prepare(l, clients, servers, at) {
                 Prepared::Skip => (None, None),
                 Prepared::Fail(e) => (Some(false), Some(e)),
                 Prepared::Ready(client, server, name) => match shake(client, server, name) {
@@ -92,17 +113,17 @@ enum Prepared {
     Ready(Arc<ClientConfig>, Arc<ServerConfig>, ServerName<'static>),
 }
 
-fn prepare(l: &Link, inv: &Inventory, at: OffsetDateTime) -> Prepared {
-    let Some(client) = inv.get(&l.client_cert) else { return Prepared::Skip };
+fn prepare(l: &Link, clients: &Inventory, servers: &Inventory, at: OffsetDateTime) -> Prepared {
+    let Some(client) = clients.get(&l.client_cert) else { return Prepared::Skip };
     let result = (|| -> Result<Prepared, String> {
-        let server_roots = roots_of(inv.get(&l.server_trusts), &l.server_trusts)?;
+        let server_roots = roots_of(servers.get(&l.server_trusts), &l.server_trusts)?;
         let (client_chain, client_key) = load_credential(client, &l.client_cert)?;
         // The server side: the catalog's certificate, or, for a server that brings its own (an
         // aggregated API server), a throwaway one the client is told to trust: the half that
         // is kubepki's (the client certificate against the server's trusted CA) is proven.
         let (server_chain, server_key, own_root) = match &l.server_cert {
             Some(id) => {
-                let server = inv.get(id).ok_or_else(|| format!("{id}: not in the catalog"))?;
+                let server = servers.get(id).ok_or_else(|| format!("{id}: not in the catalog"))?;
                 let (chain, key) = load_credential(server, id)?;
                 (chain, key, None)
             }
@@ -117,7 +138,7 @@ fn prepare(l: &Link, inv: &Inventory, at: OffsetDateTime) -> Prepared {
         let client_roots = match (own_root, &client.kubeconfig, &l.client_trusts) {
             (Some(roots), _, _) => roots,
             (None, Some(k), _) => roots_from_pem(k.ca_pem.as_deref().unwrap_or(""), "certificate-authority-data")?,
-            (None, None, Some(ca)) => roots_of(inv.get(ca), ca)?,
+            (None, None, Some(ca)) => roots_of(clients.get(ca), ca)?,
             (None, None, None) => return Ok(Prepared::Skip),
         };
         let server_id = l.server_cert.as_deref().unwrap_or(&l.server);

@@ -15,12 +15,16 @@ mod handshake;
 mod infer;
 mod init;
 mod inventory;
+mod issuance;
 mod issue;
 mod kubeconfig;
+mod lifecycle;
 mod render;
+mod rotate;
 mod spec;
 mod store;
 mod topology;
+mod tree;
 mod verify;
 
 pub use catalog::{
@@ -29,13 +33,19 @@ pub use catalog::{
 };
 pub use certinfo::{eku_name, CertInfo};
 pub use error::{Error, Result};
-pub use handshake::{live, probe_endpoint, EndpointReport, LiveResult};
+pub use handshake::{live, live_between, probe_endpoint, EndpointReport, LiveResult};
 pub use infer::infer;
 pub use init::{init, Action, InitOptions, InitReport, Outcome};
 pub use inventory::{Inventory, KubeconfigFacts, Loaded, Problem};
+pub use issuance::{append as log_issued, log_path, read as read_issuance_log, IssuanceRecord};
 pub use issue::{random_serial, Ca, Issued, PrivateKey, BACKDATE};
 pub use kubeconfig::{Kubeconfig, Resolved as ResolvedKubeconfig};
+pub use lifecycle::{
+    node_entries, node_remove, plan_renew, plan_san, with_node, Applied, Change, NewNode, Plan as ChangePlan, Removed,
+    RenewOptions, Summary, Tree,
+};
 pub use render::{table, Plan};
+pub use rotate::{rotate as rotate_ca, status as rotation_status, Phase};
 pub use spec::{
     duration_text, is_dns1123_label, is_dns1123_subdomain, is_san_dns_name, CaLayout, Cidr, ClusterSpec, Endpoint,
     KeyAlgorithm, Node, Role, San, SpecFile, Validity, DEFAULT_APISERVER_PORT,

@@ -3,6 +3,7 @@
 //! One file per command; this one parses and dispatches.
 
 mod generate;
+mod lifecycle;
 mod verify;
 
 use std::io::Write;
@@ -30,6 +31,16 @@ enum Command {
     Init(generate::InitArgs),
     /// Check every link of the cluster in both directions: chains, usages, SANs, validity, keys, modes.
     Verify(verify::VerifyArgs),
+    /// Renew leaf certificates and kubeconfigs (every kubelet.conf too), keeping identity, SANs and usages.
+    Renew(lifecycle::RenewArgs),
+    /// Add or remove SANs on a certificate, reissued by the same CA.
+    #[command(subcommand)]
+    San(lifecycle::SanCommand),
+    /// Add or retire a node.
+    #[command(subcommand)]
+    Node(lifecycle::NodeCommand),
+    /// Rotate a CA (ca, etcd-ca, front-proxy-ca) or the service-account key in phases: start, reissue, finish; or status.
+    RotateCa(lifecycle::RotateArgs),
 }
 
 /// Where the cluster description comes from.
@@ -89,6 +100,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Plan(a) => generate::plan(a),
         Command::Init(a) => generate::init(a),
         Command::Verify(a) => verify::run(a),
+        Command::Renew(a) => lifecycle::renew(a),
+        Command::San(c) => lifecycle::san(c),
+        Command::Node(c) => lifecycle::node(c),
+        Command::RotateCa(a) => lifecycle::rotate(a),
     }
 }
 

@@ -6,4 +6,5 @@ mod cli;
 mod etcd;
 mod golden;
 mod kubectl;
+mod lifecycle;
 mod verify;

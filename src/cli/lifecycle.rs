@@ -1,0 +1,298 @@
+//! `renew`, `san`, `node`, `rotate-ca`: change a tree, showing the change first.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use time::OffsetDateTime;
+
+use super::verify::{cluster_of, default_dir};
+use super::{emit, Format};
+use crate::{Applied, Change, ChangePlan, ClusterSpec, Result, Role, Tree};
+
+/// Where the tree is and what it describes.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TreeArgs {
+    /// The tree (default: ./kubernetes if it exists, else /etc/kubernetes).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The cluster description; without it the cluster is inferred from the tree.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Show what would change (identities, SANs, issuers, validity) and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+impl TreeArgs {
+    fn tree(&self) -> Result<Tree> {
+        let dir = default_dir(self.dir.clone());
+        match &self.config {
+            Some(_) => {
+                let spec: ClusterSpec = cluster_of(&dir, self.config.as_deref())?;
+                Tree::load(&dir, Some(spec))
+            }
+            None => Tree::load(&dir, None),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RenewArgs {
+    /// Certificates or kubeconfigs to renew: ids (apiserver@cp1) or kubeadm names (apiserver, admin.conf, kubelet.conf).
+    names: Vec<String>,
+    /// Renew every leaf certificate and kubeconfig (CAs are rotated, not renewed).
+    #[arg(long)]
+    all: bool,
+    /// Keep each certificate's key instead of making a new one.
+    #[arg(long)]
+    reuse_key: bool,
+    #[command(flatten)]
+    tree: TreeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SanCommand {
+    /// Add SANs to a certificate (e.g. a load balancer's name to the apiserver), reissued by the same CA.
+    Add(SanArgs),
+    /// Remove SANs from a certificate.
+    Remove(SanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SanArgs {
+    /// The certificate (apiserver, apiserver@cp2, etcd-server, ...).
+    name: String,
+    /// IPs or DNS names.
+    #[arg(required = true)]
+    addresses: Vec<String>,
+    /// Remove a SAN even though a link dials it.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    tree: TreeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Issue what a new node needs: kubelet client and serving certificates and kubelet.conf,
+    /// and for a control plane its apiserver, etcd and local kubeconfigs.
+    Add(NodeAddArgs),
+    /// Retire a node: its directory moves to the backup (its certificates stay valid until they expire).
+    Remove(NodeRemoveArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct NodeAddArgs {
+    /// The node name (lowercase RFC 1123).
+    name: String,
+    /// worker or control-plane.
+    #[arg(long, value_parser = parse_role)]
+    role: Role,
+    /// Its IP addresses (the first is the one others dial).
+    #[arg(long = "ip", required = true)]
+    ips: Vec<String>,
+    /// Extra DNS names.
+    #[arg(long = "dns")]
+    dns: Vec<String>,
+    #[command(flatten)]
+    tree: TreeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct NodeRemoveArgs {
+    /// The node.
+    name: String,
+    #[command(flatten)]
+    tree: TreeArgs,
+}
+
+fn parse_role(s: &str) -> std::result::Result<Role, String> {
+    match s {
+        "worker" => Ok(Role::Worker),
+        "control-plane" => Ok(Role::ControlPlane),
+        _ => Err(format!("'{s}' is not worker or control-plane")),
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RotateArgs {
+    /// ca, etcd-ca, front-proxy-ca or sa; or `status`.
+    ca: String,
+    /// start, reissue or finish (omit with `status`).
+    phase: Option<String>,
+    #[command(flatten)]
+    tree: TreeArgs,
+}
+
+pub(crate) fn renew(a: RenewArgs) -> Result<ExitCode> {
+    let tree = a.tree.tree()?;
+    let now = OffsetDateTime::now_utc();
+    let plan = crate::plan_renew(&tree, &a.names, a.all, &crate::RenewOptions { reuse_key: a.reuse_key }, now)?;
+    finish(&tree, plan, "renew", &a.tree, now)
+}
+
+pub(crate) fn san(c: SanCommand) -> Result<ExitCode> {
+    let (add, a) = match c {
+        SanCommand::Add(a) => (true, a),
+        SanCommand::Remove(a) => (false, a),
+    };
+    let tree = a.tree.tree()?;
+    let now = OffsetDateTime::now_utc();
+    let plan = crate::plan_san(&tree, &a.name, add, &a.addresses, a.force, now)?;
+    let command = if add { "san add" } else { "san remove" };
+    finish(&tree, plan, command, &a.tree, now)
+}
+
+fn finish(tree: &Tree, plan: ChangePlan, command: &str, args: &TreeArgs, now: OffsetDateTime) -> Result<ExitCode> {
+    if args.dry_run {
+        emit(args.output, || changes_text(&plan.changes, &plan.notes, true), &plan.changes)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let applied = plan.apply(tree, command, now)?;
+    report(&applied, args.output)
+}
+
+fn report(applied: &Applied, format: Format) -> Result<ExitCode> {
+    emit(
+        format,
+        || {
+            let mut out = changes_text(&applied.changes, &applied.notes, false);
+            if let Some(b) = &applied.backup {
+                let _ = writeln!(out, "previous files saved in {}", b.display());
+            }
+            let _ = writeln!(out, "{} copies refreshed in node bundles\n", applied.bundle_files_written);
+            out.push_str(&super::verify::text(&applied.verify, false));
+            out
+        },
+        applied,
+    )?;
+    Ok(if applied.verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The changes as a diff: one block per certificate, unchanged lines marked.
+fn changes_text(changes: &[Change], notes: &[(String, String)], dry_run: bool) -> String {
+    let mut out = String::new();
+    for c in changes {
+        let _ =
+            writeln!(out, "{} {} ({})", if dry_run { "would reissue" } else { "reissued" }, c.entry, c.file.display());
+        let after = &c.after;
+        let line = |out: &mut String, label: &str, before: Option<String>, after: String| match before {
+            Some(b) if b == after => {
+                let _ = writeln!(out, "    {label:<9} {after}");
+            }
+            Some(b) => {
+                let _ = writeln!(out, "  - {label:<9} {b}\n  + {label:<9} {after}");
+            }
+            None => {
+                let _ = writeln!(out, "  + {label:<9} {after}");
+            }
+        };
+        let b = c.before.as_ref();
+        line(&mut out, "subject", b.map(|b| b.subject.clone()), after.subject.clone());
+        line(&mut out, "issuer", b.map(|b| b.issuer.clone()), after.issuer.clone());
+        line(&mut out, "SANs", b.map(|b| b.sans.join(", ")), after.sans.join(", "));
+        line(
+            &mut out,
+            "validity",
+            b.map(|b| format!("{} .. {}", b.not_before, b.not_after)),
+            format!("{} .. {}", after.not_before, after.not_after),
+        );
+        let _ = writeln!(out, "    {:<9} {}", "key", after.key);
+    }
+    for (id, why) in notes {
+        let _ = writeln!(out, "note: {id}: {why}");
+    }
+    if dry_run {
+        let _ = writeln!(out, "(dry run: nothing written)");
+    }
+    out
+}
+
+pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
+    let now = OffsetDateTime::now_utc();
+    match c {
+        NodeCommand::Add(a) => {
+            let tree = a.tree.tree()?;
+            let new = crate::NewNode { name: a.name.clone(), role: a.role, addresses: a.ips, dns_names: a.dns };
+            let spec = crate::with_node(&tree.spec, &new)?;
+            let entries = crate::node_entries(&spec, &a.name);
+            if a.tree.dry_run {
+                let text =
+                    format!("would issue for node {}: {}\n(dry run: nothing written)\n", a.name, entries.join(", "));
+                emit(a.tree.output, || text.clone(), &entries)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let catalog = crate::Catalog::build(&spec);
+            let report = crate::init(&spec, &catalog, &tree.root, &crate::InitOptions::default(), now)?;
+            let after = if tree.inferred { Tree::load(&tree.root, None)? } else { Tree::load(&tree.root, Some(spec))? };
+            let verify = after.verify(now);
+            let mut text = crate::render::init_text(&report);
+            if let Some(c) = &a.tree.config {
+                let _ = writeln!(text, "add node {} to {} so that later runs know it", a.name, c.display());
+            }
+            text.push('\n');
+            text.push_str(&super::verify::text(&verify, false));
+            emit(a.tree.output, || text.clone(), &report)?;
+            Ok(if verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        NodeCommand::Remove(a) => {
+            let tree = a.tree.tree()?;
+            if a.tree.dry_run {
+                let dir = tree.root.join("nodes").join(&a.name);
+                let text = format!("would move {} to the backup\n(dry run: nothing written)\n", dir.display());
+                emit(a.tree.output, || text.clone(), &a.name)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let r = crate::node_remove(&tree, &a.name, now)?;
+            let mut text = format!("node {} retired; its files are in {}\n", r.node, r.backup.display());
+            if !r.still_valid.is_empty() {
+                let _ = writeln!(text, "its certificates stay valid until they expire (Kubernetes has no revocation); delete the Node object so RBAC denies system:node:{}:", r.node);
+                for (id, serial, until) in &r.still_valid {
+                    let _ = writeln!(text, "  {id}  serial {serial}  until {until}");
+                }
+            }
+            if let Some(c) = &a.tree.config {
+                let _ = writeln!(text, "remove node {} from {} too", r.node, c.display());
+            }
+            text.push('\n');
+            text.push_str(&super::verify::text(&r.verify, false));
+            emit(a.tree.output, || text.clone(), &r)?;
+            Ok(if r.verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+    }
+}
+
+pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
+    let tree = a.tree.tree()?;
+    if a.ca == "status" {
+        let status = crate::rotation_status(&tree)?;
+        let text = status
+            .iter()
+            .map(|(ca, p)| match p {
+                None => format!("{ca}: no rotation under way\n"),
+                Some(p) => format!(
+                    "{ca}: phase {p:?} done; next: kubepki rotate-ca {ca} {}\n",
+                    if *p == crate::Phase::Start { "reissue" } else { "finish" }
+                ),
+            })
+            .collect::<String>();
+        emit(a.tree.output, || text.clone(), &status)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let phase = a
+        .phase
+        .ok_or_else(|| crate::Error::Invalid(format!("rotate-ca {}: name a phase: start, reissue or finish", a.ca)))?;
+    if a.tree.dry_run {
+        let text = format!("would run phase {phase} of the rotation of {}\n(dry run: nothing written)\n", a.ca);
+        emit(a.tree.output, || text.clone(), &phase)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = OffsetDateTime::now_utc();
+    let applied = crate::rotate_ca(&tree, &a.ca, &phase, now)?;
+    report(&applied, a.tree.output)
+}

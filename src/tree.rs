@@ -1,0 +1,84 @@
+//! Operations on a whole tree shared by the lifecycle commands: backing files up before they
+//! are replaced, and refreshing the node bundles' copies from their sources.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::spec::ClusterSpec;
+use crate::store::{Batch, Mode};
+
+/// Where the previous files of a run at `now` are saved.
+pub fn backup_dir(root: &Path, now: OffsetDateTime) -> PathBuf {
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    root.join(".kubepki-backup").join(stamp)
+}
+
+/// Copy these files (relative to `root`), if they exist, into the backup directory of `now`,
+/// keeping their modes. Returns the directory.
+pub fn back_up<'a>(
+    root: &Path,
+    files: impl IntoIterator<Item = (&'a Path, Mode)>,
+    now: OffsetDateTime,
+) -> Result<PathBuf> {
+    let dir = backup_dir(root, now);
+    let mut batch = Batch::new();
+    for (f, mode) in files {
+        match std::fs::read(root.join(f)) {
+            Ok(bytes) => batch.add(dir.join(f), bytes, mode),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(root.join(f), "read for backup", e)),
+        }
+    }
+    batch.commit()?;
+    Ok(dir)
+}
+
+/// Refresh the node bundles' copies of shared files from their sources; returns how many
+/// files were written. With `create`, missing copies are made (init); without, only copies
+/// that exist are brought up to date (a lifecycle command on a tree without bundles, such
+/// as kubeadm's, adds none).
+pub fn refresh_bundles(spec: &ClusterSpec, catalog: &Catalog, root: &Path, create: bool) -> Result<usize> {
+    let mut cache: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+    let mut written = 0;
+    for nodes in spec.nodes.chunks(512) {
+        let mut batch = Batch::new();
+        for node in nodes {
+            for (src, dst, mode) in catalog.bundle(spec, node) {
+                if src == dst {
+                    continue;
+                }
+                if !cache.contains_key(&src) {
+                    let path = root.join(&src);
+                    match std::fs::read(&path) {
+                        Ok(bytes) => cache.insert(src.clone(), bytes),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(Error::io(&path, "read", e)),
+                    };
+                }
+                let bytes = &cache[&src];
+                let dst = root.join(dst);
+                match std::fs::read(&dst) {
+                    Ok(old) if &old == bytes => continue,
+                    Err(_) if !create => continue,
+                    _ => {}
+                }
+                batch.add(dst, bytes.clone(), mode);
+            }
+        }
+        written += batch.len();
+        batch.commit()?;
+    }
+    Ok(written)
+}

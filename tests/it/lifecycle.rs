@@ -1,0 +1,309 @@
+//! renew, san, node, rotate-ca: each shows its change, backs up, writes atomically, logs what
+//! it signed, and leaves a tree that verifies clean; a CA rotation never breaks a link, even
+//! between nodes one phase apart.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kubepki::{live, live_between, CertInfo, Inventory, LinkStatus, Topology, Tree};
+use time::OffsetDateTime;
+
+use crate::support::{run, TestEnv};
+
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn cert(path: &Path) -> CertInfo {
+    CertInfo::from_pem(&std::fs::read_to_string(path).unwrap(), path).unwrap()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A copy of the real kubeadm tree with the modes a real node has (git keeps no 0600).
+fn kubeadm_copy(env: &TestEnv) -> PathBuf {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/kubeadm-v1.29");
+    let dest = env.path().join("etc-kubernetes");
+    let (ok, text) = run(Command::new("cp").arg("-a").arg(&fixture).arg(&dest));
+    assert!(ok, "{text}");
+    let (ok, text) = run(Command::new("sh").arg("-c").arg(format!(
+        "chmod -R u+w {0} && find {0} \\( -name '*.key' -o -name '*.conf' \\) -exec chmod 600 {{}} +",
+        dest.display()
+    )));
+    assert!(ok, "{text}");
+    dest
+}
+
+const KUBEADM_CERTS: [(&str, &str); 9] = [
+    ("pki/apiserver.crt", "pki/ca.crt"),
+    ("pki/apiserver-kubelet-client.crt", "pki/ca.crt"),
+    ("pki/front-proxy-client.crt", "pki/front-proxy-ca.crt"),
+    ("pki/apiserver-etcd-client.crt", "pki/etcd/ca.crt"),
+    ("pki/etcd/server.crt", "pki/etcd/ca.crt"),
+    ("pki/etcd/peer.crt", "pki/etcd/ca.crt"),
+    ("pki/etcd/healthcheck-client.crt", "pki/etcd/ca.crt"),
+    ("pki/ca.crt", "pki/ca.crt"),
+    ("pki/etcd/ca.crt", "pki/etcd/ca.crt"),
+];
+
+#[test]
+fn renew_all_brings_an_expired_kubeadm_cluster_back() {
+    let env = TestEnv::new();
+    let dir = kubeadm_copy(&env);
+    let d = dir.to_str().unwrap();
+    let before: Vec<CertInfo> = KUBEADM_CERTS.iter().map(|(c, _)| cert(&dir.join(c))).collect();
+    let admin_before = kubepki::read_kubeconfig(&dir.join("admin.conf")).unwrap();
+
+    // The dry run shows the change and writes nothing.
+    let snap = snapshot(&dir);
+    let text = env.kubepki_ok(&["renew", "--all", "--dir", d, "--dry-run"]);
+    assert!(text.contains("would reissue apiserver@controlplane (pki/apiserver.crt)"), "{text}");
+    assert!(text.contains("  - validity  2024-02-04 .. 2025-02-03"), "{text}");
+    assert_eq!(snapshot(&dir), snap);
+
+    let out = env.kubepki(&["renew", "--all", "--dir", d]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("0 error, 0 warning"), "verify after renew: {text}");
+    for ((file, ca), old) in KUBEADM_CERTS.iter().zip(&before) {
+        let new = cert(&dir.join(file));
+        assert_eq!(
+            (&new.subject, &new.orgs, &new.sans, &new.ext_key_usage),
+            (&old.subject, &old.orgs, &old.sans, &old.ext_key_usage),
+            "{file}"
+        );
+        assert!(new.valid_at(OffsetDateTime::now_utc()), "{file}");
+        let (ok, text) = run(Command::new("openssl").args(["verify", "-CAfile"]).arg(dir.join(ca)).arg(dir.join(file)));
+        assert!(ok, "{file}: {text}");
+        if file.ends_with("ca.crt") {
+            assert_eq!(new.der, old.der, "CAs are never renewed");
+        } else {
+            assert_ne!(new.public_key_raw, old.public_key_raw, "{file}: a new key by default");
+        }
+    }
+    let admin = kubepki::read_kubeconfig(&dir.join("admin.conf")).unwrap();
+    assert_eq!(admin.server, admin_before.server);
+    let admin_cert = CertInfo::from_pem(admin.cert_pem.as_deref().unwrap(), Path::new("admin.conf")).unwrap();
+    assert_eq!(admin_cert.orgs, ["kubeadm:cluster-admins"]);
+    // kubeadm's kubelet.conf pointed at the kubelet's rotated (expired) file: now it embeds one.
+    let kubelet = kubepki::read_kubeconfig(&dir.join("kubelet.conf")).unwrap();
+    assert!(kubelet.cert_pem.is_some() && kubelet.key_pem.is_some());
+    // Backed up, logged, and no node bundles appeared in a kubeadm tree.
+    let backups: Vec<_> = snapshot(&dir).into_keys().filter(|p| p.starts_with(".kubepki-backup")).collect();
+    assert!(backups.iter().any(|p| p.ends_with("pki/apiserver.crt")), "{backups:?}");
+    let log = kubepki::read_issuance_log(&dir).unwrap();
+    assert_eq!(log.len(), 12, "{log:#?}");
+    assert!(log.iter().all(|r| r.command == "renew"));
+    assert!(!dir.join("nodes").exists());
+}
+
+#[test]
+fn renew_refuses_without_a_usable_ca_key_and_changes_nothing() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    std::fs::rename(dir.join("pki/ca.key"), env.path().join("ca.key.away")).unwrap();
+    let snap = snapshot(&dir);
+    let out = env.kubepki(&["renew", "apiserver", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("pki/ca.key: read the CA key"), "{}", stderr(&out));
+    assert_eq!(snapshot(&dir), snap);
+    // A key of another CA.
+    let other = env.init("other", &[]);
+    std::fs::copy(other.join("pki/ca.key"), dir.join("pki/ca.key")).unwrap();
+    let out = env.kubepki(&["renew", "admin.conf", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("does not match its certificate"), "{}", stderr(&out));
+    let out = env.kubepki(&["renew", "no-such-cert", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("'no-such-cert' is not in the catalog; names are: ca, etcd-ca"), "{}", stderr(&out));
+    let out = env.kubepki(&["renew", "ca", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("CAs are rotated, not renewed"), "{}", stderr(&out));
+}
+
+#[test]
+fn renew_reuse_key_and_every_kubelet_conf() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    let snap = snapshot(&dir);
+    let text = env.kubepki_ok(&["renew", "kubelet.conf", "apiserver", "--reuse-key", "--dir", d]);
+    assert!(text.contains("reissued kubelet.conf@node02"), "{text}");
+    let after = snapshot(&dir);
+    assert_eq!(after[Path::new("pki/apiserver.key")], snap[Path::new("pki/apiserver.key")], "key kept");
+    assert_ne!(after[Path::new("pki/apiserver.crt")], snap[Path::new("pki/apiserver.crt")]);
+    for n in ["node01", "node02"] {
+        let p = PathBuf::from(format!("nodes/{n}/etc/kubernetes/kubelet.conf"));
+        assert_ne!(after[&p], snap[&p], "{n}'s kubelet.conf renewed");
+    }
+    assert_eq!(
+        after[Path::new("nodes/controlplane/etc/kubernetes/pki/apiserver.crt")],
+        after[Path::new("pki/apiserver.crt")],
+        "the bundle copy follows"
+    );
+    assert_eq!(kubepki::read_issuance_log(&dir).unwrap().len(), 4);
+}
+
+#[test]
+fn san_add_and_remove() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    let old = cert(&dir.join("pki/apiserver.crt"));
+    let text = env.kubepki_ok(&["san", "add", "apiserver", "lb.example.com", "192.0.2.10", "--dir", d]);
+    assert!(text.contains("+ SANs"), "{text}");
+    let new = cert(&dir.join("pki/apiserver.crt"));
+    let mut want = old.sans.clone();
+    want.extend([kubepki::San::Dns("lb.example.com".into()), kubepki::San::Ip("192.0.2.10".parse().unwrap())]);
+    assert_eq!(new.sans, want);
+    assert_eq!(new.public_key_raw, old.public_key_raw, "same key");
+    assert_eq!(new.issuer, old.issuer);
+    env.kubepki_ok(&["san", "remove", "apiserver", "lb.example.com", "--dir", d]);
+    assert!(!cert(&dir.join("pki/apiserver.crt")).sans.contains(&kubepki::San::Dns("lb.example.com".into())));
+    // Removing the address clients dial would break them.
+    let out = env.kubepki(&["san", "remove", "apiserver", "127.0.0.1", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("breaks link"), "{}", stderr(&out));
+    let out = env.kubepki(&["san", "add", "apiserver", "not a name", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.kubepki(&["san", "add", "admin.conf", "x.example.com", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.kubepki(&["verify", "--dir", d]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn node_add_and_remove() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    let text =
+        env.kubepki_ok(&["node", "add", "node03", "--role", "worker", "--ip", "127.0.0.4", "--dir", d, "--dry-run"]);
+    assert!(text.contains("kubelet.conf@node03") && text.contains("kubelet-serving@node03"), "{text}");
+    assert!(!dir.join("nodes/node03").exists());
+    let text = env.kubepki_ok(&["node", "add", "node03", "--role", "worker", "--ip", "127.0.0.4", "--dir", d]);
+    assert!(text.contains("2 created"), "{text}");
+    let serving = cert(&dir.join("nodes/node03/var/lib/kubelet/pki/kubelet.crt"));
+    assert_eq!(serving.subject_cn, "system:node:node03");
+    assert!(dir.join("nodes/node03/etc/kubernetes/pki/ca.crt").is_file());
+    let text = env.kubepki_ok(&["node", "add", "cp2", "--role", "control-plane", "--ip", "127.0.0.5", "--dir", d]);
+    assert!(text.contains("0 error, 0 warning"), "{text}");
+    assert_eq!(cert(&dir.join("nodes/cp2/etc/kubernetes/pki/etcd/peer.crt")).subject_cn, "cp2");
+    assert!(dir.join("nodes/cp2/etc/kubernetes/pki/ca.key").is_file());
+    let out = env.kubepki(&["node", "add", "node04", "--role", "worker", "--ip", "127.0.0.4", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("127.0.0.4 is already the address of node 'node03'"), "{}", stderr(&out));
+    let text = env.kubepki_ok(&["node", "remove", "node03", "--dir", d]);
+    assert!(text.contains("stay valid until they expire"), "{text}");
+    assert!(!dir.join("nodes/node03").exists());
+    let out = env.kubepki(&["node", "remove", "controlplane", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = env.kubepki(&["verify", "--dir", d]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+fn live_all_ok(tree: &Path, what: &str) {
+    let t = Tree::load(tree, None).unwrap();
+    let at = OffsetDateTime::now_utc();
+    let report = t.verify(at);
+    assert!(!report.has_problems(), "{what}: {:#?}", report.findings);
+    let topology = Topology::build(&t.spec, &t.catalog);
+    let inventory = Inventory::load(tree, &t.catalog);
+    for r in live(&topology, &inventory, &report, at) {
+        assert_eq!(r.ok, Some(true), "{what}: {} {:?}", r.link, r.error);
+    }
+    assert!(report.links.iter().all(|l| l.status == LinkStatus::Ok), "{what}");
+}
+
+/// Clients with one phase's files against servers with the other's, both ways.
+fn live_mixed(a: &Path, b: &Path, what: &str) {
+    let ta = Tree::load(a, None).unwrap();
+    let tb = Tree::load(b, None).unwrap();
+    let topology = Topology::build(&ta.spec, &ta.catalog);
+    let (ia, ib) = (Inventory::load(a, &ta.catalog), Inventory::load(b, &tb.catalog));
+    let at = OffsetDateTime::now_utc();
+    for (clients, servers, dir) in [(&ia, &ib, "old clients, new servers"), (&ib, &ia, "new clients, old servers")] {
+        for r in live_between(&topology, clients, servers, at) {
+            assert_eq!(r.ok, Some(true), "{what}, {dir}: {} {:?}", r.link, r.error);
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let (ok, text) = run(Command::new("cp").arg("-a").arg(from).arg(to));
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn rotating_every_ca_never_breaks_a_link() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    for ca in ["ca", "etcd-ca", "front-proxy-ca", "sa"] {
+        // Out of order: named, with the next valid step, and nothing changed.
+        let snap = snapshot(&dir);
+        for phase in ["reissue", "finish"] {
+            let out = env.kubepki(&["rotate-ca", ca, phase, "--dir", d]);
+            assert_eq!(out.status.code(), Some(2));
+            assert!(
+                stderr(&out).contains(&format!("next valid step is `kubepki rotate-ca {ca} start`")),
+                "{}",
+                stderr(&out)
+            );
+        }
+        assert_eq!(snapshot(&dir), snap);
+        let old_ca = std::fs::read(dir.join(if ca == "sa" { "pki/sa.pub".into() } else { ca_file(ca) })).unwrap();
+        let mut previous = env.path().join(format!("{ca}-before"));
+        copy_tree(&dir, &previous);
+        for phase in ["start", "reissue", "finish"] {
+            let out = env.kubepki(&["rotate-ca", ca, phase, "--dir", d]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(0), "{ca} {phase}: {text}{}", stderr(&out));
+            let status = env.kubepki_ok(&["rotate-ca", "status", "--dir", d]);
+            live_all_ok(&dir, &format!("{ca} after {phase}"));
+            live_mixed(&previous, &dir, &format!("{ca} {phase}"));
+            let snapshot_dir = env.path().join(format!("{ca}-{phase}"));
+            copy_tree(&dir, &snapshot_dir);
+            previous = snapshot_dir;
+            if phase != "finish" {
+                assert!(status.contains(&format!("{ca}: phase")), "{status}");
+            }
+        }
+        let new_ca = std::fs::read(dir.join(if ca == "sa" { "pki/sa.pub".into() } else { ca_file(ca) })).unwrap();
+        assert_ne!(new_ca, old_ca, "{ca} was replaced");
+        assert_eq!(
+            String::from_utf8(new_ca).unwrap().matches("-----BEGIN").count(),
+            1,
+            "{ca}: the old one left the bundle"
+        );
+        let out = env.kubepki(&["rotate-ca", ca, "finish", "--dir", d]);
+        assert_eq!(out.status.code(), Some(2), "a finished rotation cannot finish twice");
+    }
+    let log = kubepki::read_issuance_log(&dir).unwrap();
+    assert!(log.iter().any(|r| r.command == "rotate-ca etcd-ca reissue"));
+}
+
+fn ca_file(ca: &str) -> String {
+    match ca {
+        "ca" => "pki/ca.crt",
+        "etcd-ca" => "pki/etcd/ca.crt",
+        _ => "pki/front-proxy-ca.crt",
+    }
+    .into()
+}
