@@ -285,3 +285,48 @@ fn server_identity_checked_by_client() {
     let (ok, out) = Client::etcd(&tree, "apiserver-etcd-client").etcdctl(&endpoint, &["get", "kubepki"]);
     assert!(ok && !out.contains("unverified"), "the unverified put must not have landed:\n{out}");
 }
+
+/// `verify --endpoint --as` against a real etcd: it completes with the right credential, and
+/// explains a refused client certificate and a server certificate from an untrusted CA.
+#[test]
+fn verify_endpoint_explains_handshakes_with_a_real_etcd() {
+    require_etcd();
+    let env = TestEnv::new();
+    let (tree, member, _guard) = single_member(&env, "127.0.0.23");
+    let config = env.path().join("cluster.yaml");
+    let probe = |credential: &str| {
+        let out = env.kubepki(&[
+            "verify",
+            "--dir",
+            tree.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--endpoint",
+            &member.client_url(),
+            "--as",
+            credential,
+        ]);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = probe("apiserver-etcd-client");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("handshake completed") && text.contains("issued by CN=etcd-ca"), "{text}");
+
+    // A client that trusts the cluster CA cannot verify etcd's server certificate.
+    let (code, text) = probe("apiserver-kubelet-client");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("issued by CN=etcd-ca, which the CA apiserver-kubelet-client trusts did not sign"), "{text}");
+
+    // The right trust, but a client certificate etcd does not trust: etcd refuses it.
+    let (ok, out) = run(Command::new("cp")
+        .arg(tree.join("pki/apiserver-kubelet-client.crt"))
+        .arg(tree.join("pki/apiserver-etcd-client.crt")));
+    assert!(ok, "{out}");
+    let (ok, out) = run(Command::new("cp")
+        .arg(tree.join("pki/apiserver-kubelet-client.key"))
+        .arg(tree.join("pki/apiserver-etcd-client.key")));
+    assert!(ok, "{out}");
+    let (code, text) = probe("apiserver-etcd-client");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("the server refused the client certificate of apiserver-etcd-client"), "{text}");
+}
