@@ -1,26 +1,8 @@
 //! The command line: plan, init, re-runs, refusals, bad input.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::support::TestEnv;
-
-/// Every file under a tree with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
+use crate::support::{kubeadm_fixture, snapshot, TestEnv};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -130,14 +112,8 @@ fn a_stale_kubeconfig_is_refused_not_overwritten() {
 
 #[test]
 fn expired_kubeadm_tree_is_refused_by_name() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/kubeadm-v1.29");
-    if !fixture.is_dir() {
-        panic!("fixture {} is missing", fixture.display());
-    }
     let env = TestEnv::new();
-    let tree = env.path().join("etc-kubernetes");
-    let (ok, text) = crate::support::run(std::process::Command::new("cp").arg("-a").arg(&fixture).arg(&tree));
-    assert!(ok, "{text}");
+    let tree = kubeadm_fixture(&env, false);
     let config = env.write(
         "kubeadm.yaml",
         "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\nlocalAPIEndpoint: {advertiseAddress: 172.30.1.2}\nnodeRegistration: {name: controlplane}\n---\napiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n",

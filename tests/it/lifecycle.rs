@@ -2,30 +2,13 @@
 //! it signed, and leaves a tree that verifies clean; a CA rotation never breaks a link, even
 //! between nodes one phase apart.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kubepki::{live, live_between, CertInfo, Inventory, LinkStatus, Topology, Tree};
 use time::OffsetDateTime;
 
-use crate::support::{run, TestEnv};
-
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
+use crate::support::{kubeadm_fixture, run, snapshot, TestEnv};
 
 fn cert(path: &Path) -> CertInfo {
     CertInfo::from_pem(&std::fs::read_to_string(path).unwrap(), path).unwrap()
@@ -33,20 +16,6 @@ fn cert(path: &Path) -> CertInfo {
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A copy of the real kubeadm tree with the modes a real node has (git keeps no 0600).
-fn kubeadm_copy(env: &TestEnv) -> PathBuf {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/kubeadm-v1.29");
-    let dest = env.path().join("etc-kubernetes");
-    let (ok, text) = run(Command::new("cp").arg("-a").arg(&fixture).arg(&dest));
-    assert!(ok, "{text}");
-    let (ok, text) = run(Command::new("sh").arg("-c").arg(format!(
-        "chmod -R u+w {0} && find {0} \\( -name '*.key' -o -name '*.conf' \\) -exec chmod 600 {{}} +",
-        dest.display()
-    )));
-    assert!(ok, "{text}");
-    dest
 }
 
 const KUBEADM_CERTS: [(&str, &str); 9] = [
@@ -64,7 +33,7 @@ const KUBEADM_CERTS: [(&str, &str); 9] = [
 #[test]
 fn renew_all_brings_an_expired_kubeadm_cluster_back() {
     let env = TestEnv::new();
-    let dir = kubeadm_copy(&env);
+    let dir = kubeadm_fixture(&env, true);
     let d = dir.to_str().unwrap();
     let before: Vec<CertInfo> = KUBEADM_CERTS.iter().map(|(c, _)| cert(&dir.join(c))).collect();
     let admin_before = kubepki::read_kubeconfig(&dir.join("admin.conf")).unwrap();

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -131,4 +132,41 @@ pub fn run(cmd: &mut Command) -> (bool, String) {
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
+}
+
+/// Every file under a tree with its bytes, by path relative to the tree.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// A copy of the real kubeadm v1.29 tree (`../shared/fixtures`) in the env, as `etc-kubernetes`.
+/// With `node_modes`, keys and kubeconfigs get the 0600 a real node has (git keeps no modes).
+pub fn kubeadm_fixture(env: &TestEnv, node_modes: bool) -> PathBuf {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/kubeadm-v1.29");
+    assert!(fixture.is_dir(), "fixture {} is missing", fixture.display());
+    let dest = env.path().join("etc-kubernetes");
+    let (ok, text) = run(Command::new("cp").arg("-a").arg(&fixture).arg(&dest));
+    assert!(ok, "{text}");
+    let mut script = format!("chmod -R u+w {}", dest.display());
+    if node_modes {
+        script.push_str(&format!(
+            " && find {} \\( -name '*.key' -o -name '*.conf' \\) -exec chmod 600 {{}} +",
+            dest.display()
+        ));
+    }
+    let (ok, text) = run(Command::new("sh").arg("-c").arg(script));
+    assert!(ok, "{text}");
+    dest
 }

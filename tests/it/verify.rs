@@ -217,18 +217,10 @@ fn every_link_is_broken_when_everything_has_expired() {
     assert_eq!(broken.len(), 16);
 }
 
-fn fixture_copy(env: &TestEnv) -> PathBuf {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/kubeadm-v1.29");
-    let dest = env.path().join("etc-kubernetes");
-    let (ok, text) = crate::support::run(std::process::Command::new("cp").arg("-a").arg(&fixture).arg(&dest));
-    assert!(ok, "{text}");
-    dest
-}
-
 #[test]
 fn kubeadm_fixture_has_no_chain_usage_or_san_problem_in_2024() {
     let env = TestEnv::new();
-    let dir = fixture_copy(&env);
+    let dir = crate::support::kubeadm_fixture(&env, false);
     let out = env.kubepki(&["verify", "--dir", dir.to_str().unwrap(), "--at", "2024-06-01", "-o", "json", "--live"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let findings = json["findings"].as_array().unwrap();
