@@ -208,3 +208,83 @@ fn key_algorithm(root: &Path) -> KeyAlgorithm {
         .and_then(|c| KeyAlgorithm::parse(&c.key_algorithm.replace("ECDSA-P", "ecdsa-p")).ok())
         .unwrap_or_default()
 }
+
+/// Where `init` records the description a tree was made from.
+pub const RECORDED: &str = ".kubepki/cluster.json";
+
+/// The description of a tree: the one recorded in it by `init` (or a later `node add`), else
+/// inferred from its certificates.
+pub fn cluster_of_tree(root: &Path) -> Result<ClusterSpec> {
+    let recorded = root.join(RECORDED);
+    if recorded.is_file() {
+        return ClusterSpec::load(&recorded);
+    }
+    infer(root)
+}
+
+/// Record the description in the tree (JSON, which the description reader takes as YAML).
+pub fn record(root: &Path, spec: &ClusterSpec) -> Result<()> {
+    crate::store::write_atomic(&root.join(RECORDED), describe(spec).as_bytes(), crate::store::Mode::Public)
+}
+
+/// A description file that reads back as `spec`.
+pub fn describe(spec: &ClusterSpec) -> String {
+    use serde_json::json;
+    let bare = |s: &San| match s {
+        San::Dns(d) => d.clone(),
+        San::Ip(ip) => ip.to_string(),
+    };
+    let sans = |v: &[San]| v.iter().map(bare).collect::<Vec<_>>();
+    let endpoint = match &spec.control_plane_endpoint.host {
+        San::Ip(IpAddr::V6(ip)) => format!("[{ip}]:{}", spec.control_plane_endpoint.port),
+        host => format!("{}:{}", bare(host), spec.control_plane_endpoint.port),
+    };
+    let nodes: Vec<_> = spec
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "name": n.name,
+                "role": if n.role == Role::ControlPlane { "control-plane" } else { "worker" },
+                "addresses": n.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "dnsNames": n.dns_names,
+            })
+        })
+        .collect();
+    let value = json!({
+        "clusterName": spec.cluster_name,
+        "controlPlaneEndpoint": endpoint,
+        "apiServerPort": spec.api_server_port,
+        "serviceSubnet": spec.service_subnets.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
+        "dnsDomain": spec.dns_domain,
+        "apiServerCertSANs": sans(&spec.api_server_cert_sans),
+        "etcd": {"serverCertSANs": sans(&spec.etcd_server_cert_sans), "peerCertSANs": sans(&spec.etcd_peer_cert_sans)},
+        "keyAlgorithm": spec.key_algorithm.name(),
+        "validity": {
+            "ca": crate::spec::duration_text::format(spec.validity.ca),
+            "leaf": crate::spec::duration_text::format(spec.validity.leaf),
+        },
+        "caLayout": if spec.ca_layout == CaLayout::Single { "single" } else { "kubeadm" },
+        "nodes": nodes,
+    });
+    let mut text = serde_json::to_string_pretty(&value).expect("serializes");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_description_reads_back_the_same() {
+        let mut spec = ClusterSpec::from_yaml(
+            "clusterName: \"on\"\ncontrolPlaneEndpoint: \"[fd00::1]:7443\"\nserviceSubnet: 10.100.0.0/16,fd00:96::/112\napiServerCertSANs: [lb.example.com, 192.0.2.1]\netcd: {peerCertSANs: [10.9.9.9]}\ncaLayout: single\nkeyAlgorithm: rsa-3072\nvalidity: {ca: 7300d, leaf: 90d}\nnodes:\n- {name: cp, role: control-plane, addresses: [10.0.0.1, \"fd00::10\"]}\n- {name: w, role: worker, addresses: [10.0.0.2], dnsNames: [w.example.com]}\n",
+            Path::new("x.yaml"),
+        )
+        .unwrap();
+        let back = ClusterSpec::from_yaml(&describe(&spec), Path::new("cluster.json")).unwrap();
+        spec.source = back.source.clone();
+        assert_eq!(back, spec);
+    }
+}

@@ -1,27 +1,38 @@
 //! `kubepki init`: make every file of the catalog that is missing, keep every existing file
 //! that is right, and refuse to replace anything else unless forced.
 //!
-//! The run first surveys the whole tree and decides; only then does it write, CAs first,
-//! then leaves and kubeconfigs, then the node bundles, each in crash-safe batches. A killed
-//! run can simply be run again.
+//! The run first finishes a batch that a killed run left half renamed, then surveys the whole
+//! tree (on all cores) and decides; only then does it write. It makes the CAs and the
+//! service-account key, then the shared certificates and kubeconfigs, then the nodes: each
+//! node's certificates and kubeconfigs together with the copies of shared files its bundle
+//! needs, on all cores, streamed to one writer thread that commits them in journaled batches
+//! (see [`crate::store`]). Writing a batch overlaps making the next, and only a few batches
+//! are held in memory whatever the size of the cluster. A killed run can simply be run again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use rayon::prelude::*;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::catalog::{Catalog, CertProfile, Entry, EntryKind, Issuer, Store};
+use crate::catalog::{Audience, Catalog, CertProfile, Entry, EntryKind, Issuer, Store};
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 use crate::issue::{Ca, PrivateKey};
 use crate::kubeconfig::{self, Kubeconfig};
-use crate::spec::ClusterSpec;
+use crate::spec::{ClusterSpec, Node};
 use crate::store::{self, Batch, Mode};
 
-/// How many entries are made and written per batch: bounds memory on large clusters.
-const CHUNK: usize = 512;
+/// How many files the writer commits at once: each batch costs a few syncs of its own (the
+/// journal), so not too few; it is held in memory, so not too many.
+const BATCH_FILES: usize = 1024;
+
+/// How many nodes' files may wait for the writer: bounds memory when the disk is slower than
+/// the crypto.
+const QUEUE_NODES: usize = 256;
 
 /// What `init` may do.
 #[derive(Clone, Debug, Default)]
@@ -69,12 +80,46 @@ pub struct InitReport {
     pub backup: Option<PathBuf>,
 }
 
+/// The phases of a run that report progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitPhase {
+    /// Reading and checking what is already in the tree: one step per catalog entry.
+    Survey,
+    /// Making and writing what is missing: one step per certificate or key pair made.
+    Generate,
+}
+
+/// Where `init` reports how far it has got: a progress bar, a log, or nothing ([`Silent`]).
+/// Called from many threads at once.
+pub trait Progress: Sync {
+    /// A phase begins, with `total` steps.
+    fn start(&self, phase: InitPhase, total: u64);
+    /// `n` more steps of the current phase are done.
+    fn advance(&self, n: u64);
+    /// The current phase is over.
+    fn finish(&self);
+}
+
+/// Reports nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Silent;
+
+impl Progress for Silent {
+    fn start(&self, _: InitPhase, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
 /// What is on disk for one entry.
+#[derive(Clone)]
 enum Found {
     Missing,
     Good,
     Bad(String),
 }
+
+/// A file to write: path relative to the tree, contents, mode.
+type Out = (PathBuf, Vec<u8>, Mode);
 
 /// Generate the tree at `root`.
 pub fn init(
@@ -84,36 +129,37 @@ pub fn init(
     opts: &InitOptions,
     now: OffsetDateTime,
 ) -> Result<InitReport> {
+    init_with_progress(spec, catalog, root, opts, now, &Silent)
+}
+
+/// [`init`], reporting progress.
+pub fn init_with_progress(
+    spec: &ClusterSpec,
+    catalog: &Catalog,
+    root: &Path,
+    opts: &InitOptions,
+    now: OffsetDateTime,
+    progress: &dyn Progress,
+) -> Result<InitReport> {
     if root.exists() && !root.is_dir() {
         return Err(Error::bad_file(root, "exists and is not a directory"));
     }
-    store::sweep_temporaries(root)?;
+    // 0. A run killed while renaming a batch: complete it, then drop stray temporaries
+    //    (alongside the survey, which never reads them).
+    store::replay_journal(root)?;
 
     // 1. Survey: decide everything before writing anything.
-    let mut cas: HashMap<&str, Ca> = HashMap::new();
-    let mut decisions: Vec<(&Entry, Found)> = Vec::with_capacity(catalog.entries.len());
-    for entry in &catalog.entries {
-        let found = match &entry.kind {
-            EntryKind::Cert(p) if p.is_ca => match survey_ca(root, entry, p, now) {
-                Ok(Some(ca)) => {
-                    cas.insert(&entry.id, ca);
-                    Found::Good
-                }
-                Ok(None) => Found::Missing,
-                Err(reason) => Found::Bad(reason),
-            },
-            EntryKind::Cert(p) => {
-                let Issuer::Ca(issuer) = &p.issuer else { unreachable!("leaves have a CA") };
-                survey_leaf(root, p, cas.get(issuer.as_str()), now)
-            }
-            EntryKind::KeyPair { key, public } => survey_key_pair(root, key, public),
-        };
-        decisions.push((entry, found));
-    }
-    let bad: Vec<_> = decisions
+    progress.start(InitPhase::Survey, catalog.entries.len() as u64);
+    let (swept, (found, mut cas)) =
+        rayon::join(|| store::sweep_temporaries(root), || survey(root, catalog, now, progress));
+    swept?;
+    progress.finish();
+    let bad: Vec<(&Entry, &str)> = catalog
+        .entries
         .iter()
+        .zip(&found)
         .filter_map(|(e, f)| match f {
-            Found::Bad(reason) => Some((*e, reason.clone())),
+            Found::Bad(reason) => Some((e, reason.as_str())),
             _ => None,
         })
         .collect();
@@ -128,53 +174,27 @@ pub fn init(
     // 2. Back up what will be replaced.
     let backup = if bad.is_empty() { None } else { Some(back_up(root, bad.iter().map(|(e, _)| *e), now)?) };
 
-    // 3. CAs and the service-account key pair.
-    let mut batch = Batch::new();
-    for (entry, found) in &decisions {
-        if matches!(found, Found::Good) {
-            continue;
-        }
-        match &entry.kind {
-            EntryKind::Cert(p) if p.is_ca => {
-                let key = PrivateKey::generate(spec.key_algorithm)?;
-                let key_pem = key.to_pem().to_string();
-                let ca = Ca::create(&entry.id, p, key, now)?;
-                let Store::Files { cert, key: key_path } = &p.store else { unreachable!("CAs are files") };
-                batch.add(root.join(cert), ca.cert_pem.clone(), Mode::Public);
-                batch.add(root.join(key_path), key_pem, Mode::Secret);
-                cas.insert(&entry.id, ca);
-            }
-            EntryKind::KeyPair { key, public } => {
-                let k = PrivateKey::generate(spec.key_algorithm)?;
-                batch.add(root.join(public), k.public_key_pem(), Mode::Public);
-                batch.add(root.join(key), k.to_pem(), Mode::Secret);
-            }
-            EntryKind::Cert(_) => {}
-        }
-    }
-    batch.commit()?;
+    // 3. Make what is missing; one writer thread commits it while the rest is being made.
+    let todo = found.iter().filter(|f| !matches!(f, Found::Good)).count();
+    progress.start(InitPhase::Generate, todo as u64);
+    let bundle_files_written = AtomicUsize::new(0);
+    let maker =
+        Maker { spec, catalog, root, now, found: &found, progress, bundle_files_written: &bundle_files_written };
+    std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel::<Vec<Out>>(QUEUE_NODES);
+        let writer = scope.spawn(move || write_all(rx, root));
+        let made = maker.make_all(&mut cas, &tx);
+        drop(tx);
+        let written = writer.join().unwrap_or_else(|_| Err(Error::Invalid("the writer thread panicked".into())));
+        // The writer's error comes first: when it stops, the makers stop for want of it.
+        written.and(made)
+    })?;
+    progress.finish();
 
-    // 4. Leaves and kubeconfigs, made in parallel, written a chunk at a time.
-    let todo: Vec<(&Entry, &CertProfile)> = decisions
+    let entries = catalog
+        .entries
         .iter()
-        .filter(|(_, f)| !matches!(f, Found::Good))
-        .filter_map(|(e, _)| e.cert().filter(|p| !p.is_ca).map(|p| (*e, p)))
-        .collect();
-    for chunk in todo.chunks(CHUNK) {
-        let made: Vec<Vec<(PathBuf, String, Mode)>> =
-            chunk.par_iter().map(|(_, p)| make_leaf(root, p, &cas, spec, now)).collect::<Result<_>>()?;
-        let mut batch = Batch::new();
-        for (path, text, mode) in made.into_iter().flatten() {
-            batch.add(path, text, mode);
-        }
-        batch.commit()?;
-    }
-
-    // 5. Node bundles: copies of shared files, refreshed when they differ.
-    let bundle_files_written = write_bundles(spec, catalog, root)?;
-
-    let entries = decisions
-        .into_iter()
+        .zip(found)
         .map(|(e, f)| Outcome {
             id: e.id.clone(),
             action: match f {
@@ -184,66 +204,273 @@ pub fn init(
             },
         })
         .collect();
-    Ok(InitReport { dir: root.to_path_buf(), entries, bundle_files_written, backup })
+    Ok(InitReport { dir: root.to_path_buf(), entries, bundle_files_written: bundle_files_written.into_inner(), backup })
 }
 
-fn make_leaf(
+/// The CAs first (leaves are checked against them), then every other entry on all cores.
+fn survey<'c>(
     root: &Path,
-    p: &CertProfile,
-    cas: &HashMap<&str, Ca>,
-    spec: &ClusterSpec,
+    catalog: &'c Catalog,
     now: OffsetDateTime,
-) -> Result<Vec<(PathBuf, String, Mode)>> {
-    let Issuer::Ca(issuer) = &p.issuer else { unreachable!("leaves have a CA") };
-    let ca = &cas[issuer.as_str()];
-    let key = PrivateKey::generate(spec.key_algorithm)?;
-    let issued = ca.sign_key(p, &key, now)?;
-    Ok(match &p.store {
-        Store::Files { cert, key: key_path } => vec![
-            (root.join(cert), issued.pem, Mode::Public),
-            (root.join(key_path), key.to_pem().to_string(), Mode::Secret),
-        ],
-        Store::Kubeconfig { path, cluster, server, ca: trust } => {
-            let text = Kubeconfig {
-                cluster,
-                server,
-                ca_pem: &cas[trust.as_str()].cert_pem,
-                user: &p.subject.cn,
-                cert_pem: &issued.pem,
-                key_pem: key.to_pem(),
-            }
-            .render();
-            vec![(root.join(path), text, Mode::Secret)]
+    progress: &dyn Progress,
+) -> (Vec<Found>, HashMap<&'c str, Ca>) {
+    let mut cas: HashMap<&str, Ca> = HashMap::new();
+    let mut ca_found: HashMap<&str, Found> = HashMap::new();
+    for entry in &catalog.entries {
+        let EntryKind::Cert(p) = &entry.kind else { continue };
+        if !p.is_ca {
+            continue;
         }
-    })
+        let found = match survey_ca(root, entry, p, now) {
+            Ok(Some(ca)) => {
+                cas.insert(&entry.id, ca);
+                Found::Good
+            }
+            Ok(None) => Found::Missing,
+            Err(reason) => Found::Bad(reason),
+        };
+        ca_found.insert(&entry.id, found);
+    }
+    let found = catalog
+        .entries
+        .par_iter()
+        .map(|entry| {
+            let found = match &entry.kind {
+                EntryKind::Cert(p) if p.is_ca => ca_found[entry.id.as_str()].clone(),
+                EntryKind::Cert(p) => {
+                    let Issuer::Ca(issuer) = &p.issuer else { unreachable!("leaves have a CA") };
+                    survey_leaf(root, p, cas.get(issuer.as_str()), now)
+                }
+                EntryKind::KeyPair { key, public } => survey_key_pair(root, key, public),
+            };
+            progress.advance(1);
+            found
+        })
+        .collect();
+    (found, cas)
 }
 
-fn write_bundles(spec: &ClusterSpec, catalog: &Catalog, root: &Path) -> Result<usize> {
-    let mut cache: HashMap<PathBuf, Vec<u8>> = HashMap::new();
-    let mut written = 0;
-    for nodes in spec.nodes.chunks(CHUNK) {
-        let mut batch = Batch::new();
-        for node in nodes {
-            for (src, dst, mode) in catalog.bundle(spec, node) {
-                if src == dst {
-                    continue;
-                }
-                if !cache.contains_key(&src) {
-                    let path = root.join(&src);
+/// Makes the missing entries and the node bundles' copies, and hands them to the writer.
+struct Maker<'a> {
+    spec: &'a ClusterSpec,
+    catalog: &'a Catalog,
+    root: &'a Path,
+    now: OffsetDateTime,
+    found: &'a [Found],
+    progress: &'a dyn Progress,
+    bundle_files_written: &'a AtomicUsize,
+}
+
+impl<'a> Maker<'a> {
+    fn make_all(&self, cas: &mut HashMap<&'a str, Ca>, tx: &SyncSender<Vec<Out>>) -> Result<()> {
+        let entries = &self.catalog.entries;
+        let missing = |i: &usize| !matches!(self.found[*i], Found::Good);
+        // Shared: what is not one node's own (the sources of the bundles' copies).
+        let own = |e: &Entry| e.node.is_some() && e.audience == Audience::Node;
+
+        // CAs and the service-account key pair.
+        let roots: Vec<usize> = (0..entries.len()).filter(|i| !is_leaf(&entries[*i])).filter(missing).collect();
+        let made: Vec<(Option<Ca>, Vec<Out>)> =
+            roots.par_iter().map(|&i| self.make_root(&entries[i])).collect::<Result<_>>()?;
+        let mut shared: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+        let mut first = Vec::new();
+        for (&i, (ca, files)) in roots.iter().zip(made) {
+            if let Some(ca) = ca {
+                cas.insert(&entries[i].id, ca);
+            }
+            first.extend(files);
+        }
+        let cas: &HashMap<&str, Ca> = cas;
+
+        // Shared leaves and kubeconfigs.
+        let leaves: Vec<usize> =
+            (0..entries.len()).filter(|i| is_leaf(&entries[*i]) && !own(&entries[*i])).filter(missing).collect();
+        let made: Vec<Vec<Out>> =
+            leaves.par_iter().map(|&i| self.make_leaf(&entries[i], cas)).collect::<Result<_>>()?;
+        first.extend(made.into_iter().flatten());
+        for (path, bytes, _) in &first {
+            shared.insert(path.clone(), bytes.clone());
+        }
+        // Kept shared files are sources too.
+        for (i, e) in entries.iter().enumerate() {
+            if !own(e) && !missing(&i) {
+                for (f, _) in e.files() {
+                    let path = self.root.join(f);
                     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, "read", e))?;
-                    cache.insert(src.clone(), bytes);
+                    shared.insert(f.to_path_buf(), bytes);
                 }
-                let bytes = &cache[&src];
-                let dst = root.join(dst);
-                if std::fs::read(&dst).is_ok_and(|old| &old == bytes) {
-                    continue;
-                }
-                batch.add(dst, bytes.clone(), mode);
             }
         }
-        written += batch.len();
-        batch.commit()?;
+        send(tx, first)?;
+
+        // Nodes, on all cores: each node's own entries and its bundle's copies.
+        let index = NodeIndex::new(self.catalog);
+        self.spec.nodes.par_iter().try_for_each(|node| {
+            let files = self.make_node(node, &index, cas, &shared)?;
+            send(tx, files)
+        })
     }
+
+    /// A CA (returned, to sign with) or the service-account key pair.
+    fn make_root(&self, entry: &Entry) -> Result<(Option<Ca>, Vec<Out>)> {
+        let alg = self.spec.key_algorithm;
+        let made = match &entry.kind {
+            EntryKind::Cert(p) => {
+                let key = PrivateKey::generate(alg)?;
+                let key_pem = key.to_pem().as_bytes().to_vec();
+                let ca = Ca::create(&entry.id, p, key, self.now)?;
+                let Store::Files { cert, key: key_path } = &p.store else { unreachable!("CAs are files") };
+                let files = vec![
+                    (cert.clone(), ca.cert_pem.as_bytes().to_vec(), Mode::Public),
+                    (key_path.clone(), key_pem, Mode::Secret),
+                ];
+                (Some(ca), files)
+            }
+            EntryKind::KeyPair { key, public } => {
+                let k = PrivateKey::generate(alg)?;
+                let files = vec![
+                    (public.clone(), k.public_key_pem().into_bytes(), Mode::Public),
+                    (key.clone(), k.to_pem().as_bytes().to_vec(), Mode::Secret),
+                ];
+                (None, files)
+            }
+        };
+        self.progress.advance(1);
+        Ok(made)
+    }
+
+    /// A leaf certificate with its key, in files or in a kubeconfig.
+    fn make_leaf(&self, entry: &Entry, cas: &HashMap<&str, Ca>) -> Result<Vec<Out>> {
+        let EntryKind::Cert(p) = &entry.kind else { unreachable!("a leaf") };
+        let Issuer::Ca(issuer) = &p.issuer else { unreachable!("leaves have a CA") };
+        let ca = &cas[issuer.as_str()];
+        let key = PrivateKey::generate(self.spec.key_algorithm)?;
+        let issued = ca.sign_key(p, &key, self.now)?;
+        let files = match &p.store {
+            Store::Files { cert, key: key_path } => vec![
+                (cert.clone(), issued.pem.into_bytes(), Mode::Public),
+                (key_path.clone(), key.to_pem().as_bytes().to_vec(), Mode::Secret),
+            ],
+            Store::Kubeconfig { path, cluster, server, ca: trust } => {
+                let text = Kubeconfig {
+                    cluster,
+                    server,
+                    ca_pem: &cas[trust.as_str()].cert_pem,
+                    user: &p.subject.cn,
+                    cert_pem: &issued.pem,
+                    key_pem: key.to_pem(),
+                }
+                .render();
+                vec![(path.clone(), text.into_bytes(), Mode::Secret)]
+            }
+        };
+        self.progress.advance(1);
+        Ok(files)
+    }
+
+    /// One node's missing entries, and the copies its bundle needs that differ from what is
+    /// there.
+    fn make_node(
+        &self,
+        node: &Node,
+        index: &NodeIndex,
+        cas: &HashMap<&str, Ca>,
+        shared: &HashMap<PathBuf, Vec<u8>>,
+    ) -> Result<Vec<Out>> {
+        let entries = &self.catalog.entries;
+        let own = index.own(&node.name);
+        let todo: Vec<usize> = own.iter().copied().filter(|&i| !matches!(self.found[i], Found::Good)).collect();
+        let made: Vec<Vec<Out>> = todo.par_iter().map(|&i| self.make_leaf(&entries[i], cas)).collect::<Result<_>>()?;
+        let mut files: Vec<Out> = made.into_iter().flatten().collect();
+        let mut copies = Vec::new();
+        for (src, dst, mode) in index.bundle(self.catalog, self.spec, node) {
+            if src == dst {
+                continue;
+            }
+            let bytes = match files.iter().find(|(p, _, _)| *p == src) {
+                Some((_, b, _)) => b.clone(),
+                None => match shared.get(&src) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let path = self.root.join(&src);
+                        std::fs::read(&path).map_err(|e| Error::io(&path, "read", e))?
+                    }
+                },
+            };
+            if std::fs::read(self.root.join(&dst)).is_ok_and(|old| old == bytes) {
+                continue;
+            }
+            copies.push((dst, bytes, mode));
+        }
+        self.bundle_files_written.fetch_add(copies.len(), Ordering::Relaxed);
+        files.extend(copies);
+        Ok(files)
+    }
+}
+
+/// Which entries are each node's own, so that a node's bundle is worked out from its own
+/// entries and the shared ones rather than from the whole catalog (which, for every node of a
+/// large cluster, would be quadratic).
+struct NodeIndex<'c> {
+    /// Entries every bundle may draw on: all but the nodes' own.
+    shared: Vec<usize>,
+    /// Each node's own entries.
+    own: HashMap<&'c str, Vec<usize>>,
+}
+
+impl<'c> NodeIndex<'c> {
+    fn new(catalog: &'c Catalog) -> NodeIndex<'c> {
+        let mut index = NodeIndex { shared: Vec::new(), own: HashMap::new() };
+        for (i, e) in catalog.entries.iter().enumerate() {
+            match (&e.node, &e.audience) {
+                (Some(n), Audience::Node) => index.own.entry(n.as_str()).or_default().push(i),
+                _ => index.shared.push(i),
+            }
+        }
+        index
+    }
+
+    fn own(&self, node: &str) -> &[usize] {
+        self.own.get(node).map_or(&[], Vec::as_slice)
+    }
+
+    /// [`Catalog::bundle`] for one node, from the entries that can be in it.
+    fn bundle(&self, catalog: &Catalog, spec: &ClusterSpec, node: &Node) -> Vec<(PathBuf, PathBuf, Mode)> {
+        let mut ids: Vec<usize> = self.shared.iter().chain(self.own(&node.name)).copied().collect();
+        ids.sort_unstable();
+        let part = Catalog { entries: ids.into_iter().map(|i| catalog.entries[i].clone()).collect() };
+        part.bundle(spec, node)
+    }
+}
+
+/// A certificate signed by a CA (not a CA, not a bare key pair).
+fn is_leaf(e: &Entry) -> bool {
+    e.cert().is_some_and(|p| !p.is_ca)
+}
+
+/// Hand files to the writer; an error if it has stopped (its own error is the one reported).
+fn send(tx: &SyncSender<Vec<Out>>, files: Vec<Out>) -> Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    tx.send(files).map_err(|_| Error::Invalid("the writer stopped".into()))
+}
+
+/// The writer: commits what it is handed in journaled batches; returns how many files.
+fn write_all(rx: Receiver<Vec<Out>>, root: &Path) -> Result<usize> {
+    let mut batch = Batch::new();
+    let mut written = 0;
+    for files in rx {
+        for (path, bytes, mode) in files {
+            batch.add(root.join(path), bytes, mode);
+        }
+        if batch.len() >= BATCH_FILES {
+            written += batch.len();
+            std::mem::take(&mut batch).commit_in(root)?;
+        }
+    }
+    written += batch.len();
+    batch.commit_in(root)?;
     Ok(written)
 }
 

@@ -252,7 +252,15 @@ pub fn random_serial() -> Result<SerialNumber> {
 fn params_for(p: &CertProfile, now: OffsetDateTime, cap: Option<OffsetDateTime>) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    // Go's order (and so kubeadm's): O before CN. rcgen keeps one value per attribute type.
+    // Go's order (and so kubeadm's): O before CN. rcgen keeps one value per attribute type, so
+    // a second group cannot be written: refuse rather than drop a group silently.
+    if p.subject.orgs.len() > 1 {
+        return Err(Error::Invalid(format!(
+            "{}: kubepki issues certificates with one O (group) at most; this one asks for {}",
+            p.subject.cn,
+            p.subject.orgs.join(", ")
+        )));
+    }
     if let Some(o) = p.subject.orgs.first() {
         dn.push(DnType::OrganizationName, o.as_str());
     }

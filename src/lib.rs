@@ -7,13 +7,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod approve;
 mod catalog;
 mod certinfo;
+mod check;
 pub mod cli;
 mod error;
+mod external;
+mod graph;
 mod handshake;
 mod infer;
 mod init;
+mod inspect;
 mod inventory;
 mod issuance;
 mod issue;
@@ -27,15 +32,29 @@ mod topology;
 mod tree;
 mod verify;
 
+pub use approve::{
+    approve, covered_by, evaluate, ApproveReport, Denial, Grant, Policy, RequestFields, RequestOutcome, Signer,
+    Verdict, MIN_EXPIRATION_SECONDS,
+};
 pub use catalog::{
     bundle_root, Audience, Catalog, CertProfile, Entry, EntryKind, ExtKeyUsage, Issuer, KeyUsage, Store, Subject, CA,
     ETCD_CA, ETCD_CLIENT_PORT, ETCD_PEER_PORT, FRONT_PROXY_CA, KUBELET_PORT, SA,
 };
 pub use certinfo::{eku_name, CertInfo};
+pub use check::{check, kubeadm_expected, CheckEntry, CheckOptions, CheckReport, CheckStatus};
 pub use error::{Error, Result};
+pub use external::{
+    generate_csrs, import_certs, sign_csrs, CertificateRequest, CsrReport, CsrWritten, ImportReport, Placed,
+    RequestFiles, SignReport, SignedCert,
+};
+pub use graph::{render as render_graph, GraphFormat};
 pub use handshake::{live, live_between, probe_endpoint, EndpointReport, LiveResult};
-pub use infer::infer;
-pub use init::{init, Action, InitOptions, InitReport, Outcome};
+pub use infer::{cluster_of_tree, describe as describe_cluster, infer, record as record_cluster};
+pub use init::{init, init_with_progress, Action, InitOptions, InitPhase, InitReport, Outcome, Progress, Silent};
+pub use inspect::{
+    inspect, key_search_root, CertSource, CertValidity, CertView, ClusterView, ContextView, CsrView, FileKind, FileRef,
+    FileReport, KeyMatch, KeySource, KeyView, KubeconfigView, Refs, UserView,
+};
 pub use inventory::{Inventory, KubeconfigFacts, Loaded, Problem};
 pub use issuance::{append as log_issued, log_path, read as read_issuance_log, IssuanceRecord};
 pub use issue::{random_serial, Ca, Issued, PrivateKey, BACKDATE};

@@ -46,7 +46,7 @@ impl Tree {
         let inferred = spec.is_none();
         let spec = match spec {
             Some(s) => s,
-            None => crate::infer::infer(root)?,
+            None => crate::infer::cluster_of_tree(root)?,
         };
         let catalog = Catalog::build(&spec);
         let inventory = Inventory::load(root, &catalog);
@@ -56,7 +56,7 @@ impl Tree {
     /// Verify the tree as it is on disk now (a cluster inferred from the tree is inferred
     /// again: a SAN just added or removed is what the tree now says).
     pub fn verify(&self, at: OffsetDateTime) -> Report {
-        let fresh = if self.inferred { crate::infer::infer(&self.root).ok() } else { None };
+        let fresh = if self.inferred { crate::infer::cluster_of_tree(&self.root).ok() } else { None };
         let spec = fresh.as_ref().unwrap_or(&self.spec);
         let catalog = if fresh.is_some() { Catalog::build(spec) } else { self.catalog.clone() };
         let inventory = Inventory::load(&self.root, &catalog);
@@ -542,6 +542,7 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
     }
     let mut spec = tree.spec.clone();
     spec.nodes.retain(|n| n.name != name);
+    crate::infer::record(&tree.root, &spec)?;
     let rest = Tree::load(&tree.root, Some(spec))?;
     Ok(Removed { node: name.into(), backup, still_valid, verify: rest.verify(now) })
 }

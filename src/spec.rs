@@ -7,8 +7,9 @@
 
 mod kubeadm;
 mod names;
+mod pools;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 pub use names::{is_dns1123_label, is_dns1123_subdomain, is_san_dns_name};
+pub use pools::MAX_NODES;
 
 /// The default port of kube-apiserver.
 pub const DEFAULT_APISERVER_PORT: u16 = 6443;
@@ -419,6 +421,8 @@ pub struct SpecFile {
     ca_layout: Option<String>,
     #[serde(default)]
     nodes: Vec<NodeFile>,
+    #[serde(default)]
+    node_pools: Vec<pools::NodePoolFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -500,7 +504,7 @@ impl SpecFile {
             Some("single") => CaLayout::Single,
             Some(other) => return Err(r.err("caLayout", format!("'{other}' is not 'kubeadm' or 'single'"))),
         };
-        let nodes = resolve_nodes(&r, self.nodes)?;
+        let nodes = resolve_nodes(&r, self.nodes, self.node_pools)?;
         let primary = nodes[0].address();
         let control_plane_endpoint = match self.control_plane_endpoint {
             None => Endpoint { host: San::Ip(primary), port: api_server_port },
@@ -559,54 +563,174 @@ fn resolve_validity(r: &Resolver, v: ValidityFile) -> Result<Validity> {
     Ok(validity)
 }
 
-fn resolve_nodes(r: &Resolver, nodes: Vec<NodeFile>) -> Result<Vec<Node>> {
-    let mut names = BTreeSet::new();
-    let mut addresses = BTreeSet::new();
-    let mut out = Vec::with_capacity(nodes.len());
+fn resolve_nodes(r: &Resolver, nodes: Vec<NodeFile>, pools: Vec<pools::NodePoolFile>) -> Result<Vec<Node>> {
+    let mut seen = Seen::default();
     for (i, n) in nodes.into_iter().enumerate() {
-        let field = |f: &str| format!("nodes[{i}].{f}");
-        if !is_dns1123_subdomain(&n.name) {
-            return Err(r.err(
-                field("name"),
-                format!("'{}' is not a valid node name (lowercase RFC 1123: a-z, 0-9, '-', '.')", n.name),
-            ));
-        }
-        if !names.insert(n.name.clone()) {
-            return Err(r.err(field("name"), format!("duplicate node name '{}'", n.name)));
-        }
-        if n.addresses.is_empty() {
-            return Err(r.err(field("addresses"), "a node needs at least one IP address"));
-        }
-        let mut ips = Vec::new();
-        for (j, a) in n.addresses.iter().enumerate() {
-            let ip: IpAddr = a
-                .trim()
-                .parse()
-                .map_err(|_| r.err(format!("nodes[{i}].addresses[{j}]"), format!("'{a}' is not an IP address")))?;
-            if ip.is_unspecified() || ip.is_multicast() {
-                return Err(r.err(format!("nodes[{i}].addresses[{j}]"), format!("{ip} cannot be a node address")));
-            }
-            if !addresses.insert(ip) {
-                return Err(
-                    r.err(format!("nodes[{i}].addresses[{j}]"), format!("address {ip} is used by another node"))
-                );
-            }
-            ips.push(ip);
-        }
-        let mut dns = Vec::new();
-        for (j, d) in n.dns_names.iter().enumerate() {
-            if !is_san_dns_name(d) {
-                return Err(r.err(format!("nodes[{i}].dnsNames[{j}]"), format!("'{d}' is not a valid DNS name")));
-            }
-            dns.push(d.to_ascii_lowercase());
-        }
-        out.push(Node { name: n.name, role: n.role, addresses: ips, dns_names: dns });
+        explicit_node(r, &mut seen, i, n)?;
+    }
+    for (i, pool) in pools.into_iter().enumerate() {
+        node_pool(r, &mut seen, i, pool)?;
+    }
+    let mut out = seen.nodes;
+    if out.is_empty() {
+        return Err(r.err("nodes", "the cluster needs at least one node with role: control-plane (none given)"));
     }
     if !out.iter().any(|n| n.role == Role::ControlPlane) {
         return Err(r.err("nodes", "the cluster needs at least one node with role: control-plane"));
     }
     out.sort_by_key(|n| n.role != Role::ControlPlane); // stable: control planes first
     Ok(out)
+}
+
+/// The nodes so far, with their names and addresses for finding duplicates.
+#[derive(Default)]
+struct Seen {
+    nodes: Vec<Node>,
+    names: BTreeSet<String>,
+    /// Address → index of the node that has it.
+    addresses: BTreeMap<IpAddr, usize>,
+}
+
+impl Seen {
+    /// The node already using `ip`, if any.
+    fn address_owner(&self, ip: &IpAddr) -> Option<&str> {
+        self.addresses.get(ip).map(|&i| self.nodes[i].name.as_str())
+    }
+
+    fn push(&mut self, node: Node) {
+        let index = self.nodes.len();
+        for ip in &node.addresses {
+            self.addresses.insert(*ip, index);
+        }
+        self.names.insert(node.name.clone());
+        self.nodes.push(node);
+    }
+}
+
+fn explicit_node(r: &Resolver, seen: &mut Seen, i: usize, n: NodeFile) -> Result<()> {
+    let field = |f: &str| format!("nodes[{i}].{f}");
+    if !is_dns1123_subdomain(&n.name) {
+        return Err(r.err(field("name"), format!("'{}' is not a valid node name ({NODE_NAME_RULE})", n.name)));
+    }
+    if seen.names.contains(&n.name) {
+        return Err(r.err(field("name"), format!("duplicate node name '{}'", n.name)));
+    }
+    if n.addresses.is_empty() {
+        return Err(r.err(field("addresses"), "a node needs at least one IP address"));
+    }
+    let mut ips = Vec::new();
+    for (j, a) in n.addresses.iter().enumerate() {
+        let field = format!("nodes[{i}].addresses[{j}]");
+        let ip: IpAddr = a.trim().parse().map_err(|_| r.err(&field, format!("'{a}' is not an IP address")))?;
+        check_address(ip).map_err(|p| r.err(&field, p))?;
+        if let Some(owner) = seen.address_owner(&ip).or_else(|| ips.contains(&ip).then_some(n.name.as_str())) {
+            return Err(r.err(field, format!("address {ip} is used by another node ('{owner}')")));
+        }
+        ips.push(ip);
+    }
+    let mut dns = Vec::new();
+    for (j, d) in n.dns_names.iter().enumerate() {
+        if !is_san_dns_name(d) {
+            return Err(r.err(format!("nodes[{i}].dnsNames[{j}]"), format!("'{d}' is not a valid DNS name")));
+        }
+        dns.push(d.to_ascii_lowercase());
+    }
+    check_total(r, seen, &format!("nodes[{i}]"))?;
+    seen.push(Node { name: n.name, role: n.role, addresses: ips, dns_names: dns });
+    Ok(())
+}
+
+/// Expand a pool into nodes, checking every generated name and address.
+fn node_pool(r: &Resolver, seen: &mut Seen, i: usize, pool: pools::NodePoolFile) -> Result<()> {
+    let field = |f: &str| format!("nodePools[{i}].{f}");
+    let pattern = pools::Pattern::parse(&pool.name_pattern, false).map_err(|p| r.err(field("namePattern"), p))?;
+    let count = match usize::try_from(pool.count) {
+        Ok(c) if c <= MAX_NODES => c,
+        _ => return Err(r.err(field("count"), format!("{} is not a node count (0 to {MAX_NODES})", pool.count))),
+    };
+    if count > 1 && !pattern.has_index() {
+        return Err(r.err(
+            field("namePattern"),
+            format!("'{}' has no {{index}}, so the {count} nodes would share one name", pool.name_pattern),
+        ));
+    }
+    let first_index = u64::try_from(pool.first_index)
+        .map_err(|_| r.err(field("firstIndex"), format!("{} is negative", pool.first_index)))?;
+    let mut firsts = Vec::new();
+    let items = pool.first_address.items();
+    if items.is_empty() {
+        return Err(r.err(field("firstAddress"), "a pool needs at least one first address"));
+    }
+    for (suffix, a) in items {
+        let f = field(&format!("firstAddress{suffix}"));
+        let ip: IpAddr = a.trim().parse().map_err(|_| r.err(&f, format!("'{a}' is not an IP address")))?;
+        check_address(ip).map_err(|p| r.err(&f, p))?;
+        if count > 0 && pools::nth_address(ip, count as u64 - 1).is_none() {
+            return Err(
+                r.err(field("count"), format!("{count} consecutive addresses from {ip} run past the last address"))
+            );
+        }
+        firsts.push((f, ip));
+    }
+    let dns_patterns = pool
+        .dns_names
+        .iter()
+        .enumerate()
+        .map(|(j, d)| pools::Pattern::parse(d, true).map_err(|p| r.err(field(&format!("dnsNames[{j}]")), p)))
+        .collect::<Result<Vec<_>>>()?;
+    if seen.nodes.len() + count > MAX_NODES {
+        return Err(r.err(field("count"), format!("the description would have more than {MAX_NODES} nodes")));
+    }
+    for k in 0..count as u64 {
+        let index = first_index + k;
+        let name = pattern.render(index, "");
+        if !is_dns1123_subdomain(&name) {
+            return Err(r.err(
+                field("namePattern"),
+                format!("'{name}' (index {index}) is not a valid node name ({NODE_NAME_RULE})"),
+            ));
+        }
+        if seen.names.contains(&name) {
+            return Err(r.err(field("namePattern"), format!("duplicate node name '{name}' (index {index})")));
+        }
+        let mut addresses = Vec::with_capacity(firsts.len());
+        for (f, first) in &firsts {
+            let ip = pools::nth_address(*first, k).expect("the range was checked");
+            check_address(ip).map_err(|p| r.err(field("count"), format!("node '{name}' (index {index}): {p}")))?;
+            if let Some(owner) = seen.address_owner(&ip).or_else(|| addresses.contains(&ip).then_some(name.as_str())) {
+                return Err(r.err(f, format!("address {ip} of '{name}' is used by another node ('{owner}')")));
+            }
+            addresses.push(ip);
+        }
+        let mut dns_names = Vec::with_capacity(dns_patterns.len());
+        for (j, p) in dns_patterns.iter().enumerate() {
+            let d = p.render(index, &name).to_ascii_lowercase();
+            if !is_san_dns_name(&d) {
+                return Err(
+                    r.err(field(&format!("dnsNames[{j}]")), format!("'{d}' (for '{name}') is not a valid DNS name"))
+                );
+            }
+            dns_names.push(d);
+        }
+        seen.push(Node { name, role: pool.role, addresses, dns_names });
+    }
+    Ok(())
+}
+
+const NODE_NAME_RULE: &str = "lowercase RFC 1123: a-z, 0-9, '-', '.'";
+
+fn check_address(ip: IpAddr) -> std::result::Result<(), String> {
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(format!("{ip} cannot be a node address"));
+    }
+    Ok(())
+}
+
+fn check_total(r: &Resolver, seen: &Seen, field: &str) -> Result<()> {
+    if seen.nodes.len() >= MAX_NODES {
+        return Err(r.err(field, format!("the description would have more than {MAX_NODES} nodes")));
+    }
+    Ok(())
 }
 
 /// Durations as text: Go's form (`8760h0m0s`, as kubeadm writes them) plus days (`365d`).

@@ -3,14 +3,25 @@
 //! Every file is written to a temporary file in its own directory, fsynced, and renamed over
 //! the target; an interrupted run leaves the old file or the new one, never a torn one.
 //! Files are written in batches: all temporaries are written and synced first, then all are
-//! renamed, then each directory is synced once, so a batch costs one sync per file and one per
-//! directory rather than a sync between every step.
+//! renamed, then each directory is synced once. The temporaries are written and synced on a
+//! pool of I/O threads wider than the machine: a sync is a wait on the disk, not work for a
+//! core, and syncs issued together are committed together by the filesystem's journal.
+//!
+//! A batch committed with [`Batch::commit_in`] is all or nothing across a kill: once every
+//! temporary is durable, the list of its renames is written to `<root>/.kubepki-journal`
+//! before the first rename and removed after the last, and [`replay_journal`] completes the
+//! renames of a journal that a killed run left. So files written together (a certificate and
+//! its key) are never found one without the other.
 
 use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -35,6 +46,15 @@ impl Mode {
 
 /// Directories: 0755.
 pub const DIR_MODE: u32 = 0o755;
+
+/// The journal of the batch being renamed, relative to the tree's root.
+pub const JOURNAL: &str = ".kubepki-journal";
+
+const JOURNAL_MAGIC: &[u8] = b"kubepki-journal-v1\0";
+
+/// How many files are written and synced at once. Syncs wait on the disk rather than use a
+/// core, so more of them than cores keeps the disk busy; beyond a few dozen nothing is gained.
+const IO_THREADS: usize = 16;
 
 /// Files to write together.
 #[derive(Debug, Default)]
@@ -63,32 +83,73 @@ impl Batch {
         self.files.is_empty()
     }
 
-    /// Write everything: temporaries (synced), then renames, then directory syncs.
+    /// Write everything: temporaries (synced), then renames, then directory syncs. A kill
+    /// part way leaves every file old or new, but may leave some of the batch renamed and
+    /// others not; see [`Batch::commit_in`] for all or nothing.
     pub fn commit(self) -> Result<()> {
-        let mut temps: Vec<(PathBuf, &Path)> = Vec::with_capacity(self.files.len());
-        let result = (|| {
-            for (path, contents, mode) in &self.files {
-                let dir = parent(path);
-                make_dirs(dir)?;
-                let tmp = write_temp(path, dir, contents, *mode)?;
-                temps.push((tmp, path));
-            }
-            let mut dirs = BTreeSet::new();
-            for (tmp, path) in &temps {
-                fs::rename(tmp, path).map_err(|e| Error::io(*path, "rename into place", e))?;
-                dirs.insert(parent(path).to_path_buf());
-            }
-            for dir in dirs {
-                sync_dir(&dir)?;
-            }
-            Ok(())
-        })();
-        if result.is_err() {
-            for (tmp, _) in &temps {
-                let _ = fs::remove_file(tmp);
+        self.commit_with(None)
+    }
+
+    /// Like [`Batch::commit`], and all or nothing across a kill: the renames are journaled in
+    /// `root` (every file of the batch must be under `root`), so that [`replay_journal`]
+    /// completes them if the run is killed while renaming.
+    pub fn commit_in(self, root: &Path) -> Result<()> {
+        self.commit_with(Some(root))
+    }
+
+    fn commit_with(self, journal_root: Option<&Path>) -> Result<()> {
+        if self.files.is_empty() {
+            return Ok(());
+        }
+        if let Some(root) = journal_root {
+            if let Some((p, _, _)) = self.files.iter().find(|(p, _, _)| !p.starts_with(root)) {
+                let problem = format!("a journaled batch writes only under {}", root.display());
+                return Err(Error::bad_file(p, problem));
             }
         }
-        result
+        let dirs: BTreeSet<&Path> = self.files.iter().map(|(p, _, _)| parent(p)).collect();
+        on_io_pool(|| {
+            dirs.par_iter().try_for_each(|d| make_dirs(d))?;
+            let written: Vec<Result<PathBuf>> =
+                self.files.par_iter().map(|(path, contents, mode)| write_temp(path, contents, *mode)).collect();
+            let (mut temps, mut failure) = (Vec::with_capacity(written.len()), None);
+            for w in written {
+                match w {
+                    Ok(tmp) => temps.push(tmp),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            let remove_temps = || temps.iter().for_each(|t| drop(fs::remove_file(t)));
+            if let Some(e) = failure {
+                remove_temps();
+                return Err(e);
+            }
+            let pairs: Vec<(&Path, &Path)> =
+                temps.iter().zip(&self.files).map(|(t, (path, _, _))| (t.as_path(), path.as_path())).collect();
+            let journal = match journal_root {
+                Some(root) if pairs.len() > 1 => match write_journal(root, &pairs) {
+                    Ok(j) => Some((root, j)),
+                    Err(e) => {
+                        remove_temps();
+                        return Err(e);
+                    }
+                },
+                _ => None,
+            };
+            // A failed rename leaves the journal (and the temporaries it names) in place: the
+            // next run completes the batch rather than finding half of it.
+            pairs.par_iter().try_for_each(|(tmp, path)| {
+                fs::rename(tmp, path).map_err(|e| Error::io(*path, "rename into place", e))
+            })?;
+            dirs.par_iter().try_for_each(|d| sync_dir(d))?;
+            if let Some((root, journal)) = journal {
+                fs::remove_file(&journal).map_err(|e| Error::io(&journal, "remove", e))?;
+                sync_dir(root)?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -97,6 +158,18 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> Result<()> {
     let mut b = Batch::new();
     b.add(path.to_path_buf(), contents, mode);
     b.commit()
+}
+
+/// Run `f` on the I/O pool (or here, if the pool cannot be made).
+fn on_io_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new().num_threads(IO_THREADS).thread_name(|i| format!("kubepki-io-{i}")).build().ok()
+    });
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
 }
 
 fn parent(path: &Path) -> &Path {
@@ -114,7 +187,9 @@ pub fn make_dirs(dir: &Path) -> Result<()> {
     DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).map_err(|e| Error::io(dir, "create directory", e))
 }
 
-fn write_temp(path: &Path, dir: &Path, contents: &[u8], mode: Mode) -> Result<PathBuf> {
+/// Write `contents` to a new temporary file beside `path`, synced; returns its path.
+fn write_temp(path: &Path, contents: &[u8], mode: Mode) -> Result<PathBuf> {
+    let dir = parent(path);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     for attempt in 0..16u32 {
         let tmp = dir.join(format!(".{name}.kubepki-{}-{attempt}.tmp", std::process::id()));
@@ -142,7 +217,77 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, "sync directory", e))
 }
 
+/// Whether a file name is one of kubepki's temporaries (`.<name>.kubepki-<pid>-<n>.tmp`).
+fn is_temporary(name: &[u8]) -> bool {
+    let name = String::from_utf8_lossy(name);
+    name.starts_with('.') && name.contains(".kubepki-") && name.ends_with(".tmp")
+}
+
+/// Write the journal of a batch's renames (paths relative to `root`), durably; returns its path.
+fn write_journal(root: &Path, pairs: &[(&Path, &Path)]) -> Result<PathBuf> {
+    let mut text = JOURNAL_MAGIC.to_vec();
+    for (tmp, path) in pairs {
+        for p in [tmp, path] {
+            let rel = p.strip_prefix(root).expect("checked before writing");
+            text.extend_from_slice(rel.as_os_str().as_bytes());
+            text.push(0);
+        }
+    }
+    let journal = root.join(JOURNAL);
+    let tmp = write_temp(&journal, &text, Mode::Secret)?;
+    fs::rename(&tmp, &journal).map_err(|e| Error::io(&journal, "rename into place", e))?;
+    sync_dir(root)?;
+    Ok(journal)
+}
+
+/// Complete the renames of a batch whose run was killed while renaming (see
+/// [`Batch::commit_in`]); returns how many files it put in place. Without a journal, nothing
+/// to do. A journal is only obeyed within the tree: every rename it lists must move a kubepki
+/// temporary to a file of the same directory under `root`.
+pub fn replay_journal(root: &Path) -> Result<usize> {
+    let journal = root.join(JOURNAL);
+    let text = match fs::read(&journal) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(&journal, "read", e)),
+    };
+    let bad = |why: &str| Error::bad_file(&journal, format!("{why}; remove it if no kubepki run was interrupted"));
+    let body = text.strip_prefix(JOURNAL_MAGIC).ok_or_else(|| bad("not a kubepki journal"))?;
+    let fields: Vec<&Path> =
+        body.split(|b| *b == 0).filter(|f| !f.is_empty()).map(|f| Path::new(std::ffi::OsStr::from_bytes(f))).collect();
+    if fields.len() % 2 != 0 {
+        return Err(bad("an odd number of paths"));
+    }
+    let mut moves = Vec::with_capacity(fields.len() / 2);
+    for pair in fields.chunks(2) {
+        let (tmp, path) = (pair[0], pair[1]);
+        let inside = |p: &Path| p.components().all(|c| matches!(c, Component::Normal(_)));
+        let temporary = tmp.file_name().is_some_and(|n| is_temporary(n.as_bytes()));
+        if !inside(tmp) || !inside(path) || !temporary || tmp.parent() != path.parent() {
+            return Err(bad(&format!("'{}' -> '{}' is not a rename kubepki makes", tmp.display(), path.display())));
+        }
+        moves.push((root.join(tmp), root.join(path)));
+    }
+    let mut done = 0;
+    let mut dirs = BTreeSet::new();
+    for (tmp, path) in &moves {
+        match fs::rename(tmp, path) {
+            Ok(()) => done += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // renamed before the kill
+            Err(e) => return Err(Error::io(path, "rename into place", e)),
+        }
+        dirs.insert(parent(path).to_path_buf());
+    }
+    for dir in &dirs {
+        sync_dir(dir)?;
+    }
+    fs::remove_file(&journal).map_err(|e| Error::io(&journal, "remove", e))?;
+    sync_dir(root)?;
+    Ok(done)
+}
+
 /// Remove temporary files a killed run left behind in a tree (`.<name>.kubepki-*.tmp`).
+/// Run [`replay_journal`] first: it needs the temporaries its journal names.
 pub fn sweep_temporaries(root: &Path) -> Result<usize> {
     let mut removed = 0;
     let mut stack = vec![root.to_path_buf()];
@@ -155,10 +300,9 @@ pub fn sweep_temporaries(root: &Path) -> Result<usize> {
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(&dir, "read directory", e))?;
             let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(path);
-            } else if name.starts_with('.') && name.contains(".kubepki-") && name.ends_with(".tmp") {
+            } else if is_temporary(entry.file_name().as_bytes()) {
                 fs::remove_file(&path).map_err(|e| Error::io(&path, "remove", e))?;
                 removed += 1;
             }
@@ -202,5 +346,69 @@ mod tests {
         assert!(err.contains("blocker"), "{err}");
         assert_eq!(fs::read(&good).unwrap(), b"old");
         assert_eq!(sweep_temporaries(dir.path()).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_journaled_batch_leaves_neither_journal_nor_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut b = Batch::new();
+        for i in 0..40 {
+            b.add(root.join(format!("nodes/n{i}/pki/x.crt")), format!("cert {i}"), Mode::Public);
+            b.add(root.join(format!("nodes/n{i}/pki/x.key")), format!("key {i}"), Mode::Secret);
+        }
+        b.commit_in(root).unwrap();
+        assert_eq!(fs::read(root.join("nodes/n39/pki/x.key")).unwrap(), b"key 39");
+        assert_eq!(fs::metadata(root.join("nodes/n39/pki/x.key")).unwrap().mode() & 0o777, 0o600);
+        assert!(!root.join(JOURNAL).exists());
+        assert_eq!(sweep_temporaries(root).unwrap(), 0);
+
+        let mut outside = Batch::new();
+        outside.add(root.join("a.crt"), "a", Mode::Public);
+        outside.add(dir.path().join("../elsewhere.crt"), "b", Mode::Public);
+        let err = outside.commit_in(&root.join("nodes")).unwrap_err().to_string();
+        assert!(err.contains("a journaled batch writes only under"), "{err}");
+        assert!(!root.join("a.crt").exists());
+        assert_eq!(sweep_temporaries(root).unwrap(), 0, "temporaries removed on failure");
+    }
+
+    #[test]
+    fn a_journal_left_by_a_killed_run_is_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let (crt, key) = (root.join("pki/x.crt"), root.join("pki/x.key"));
+        make_dirs(&root.join("pki")).unwrap();
+        // Killed after the journal and one of the two renames: the key is in place, the
+        // certificate still in its temporary.
+        let t_crt = write_temp(&crt, b"cert", Mode::Public).unwrap();
+        let t_key = write_temp(&key, b"key", Mode::Secret).unwrap();
+        write_journal(root, &[(&t_crt, &crt), (&t_key, &key)]).unwrap();
+        fs::rename(&t_key, &key).unwrap();
+        assert_eq!(replay_journal(root).unwrap(), 1);
+        assert_eq!(fs::read(&crt).unwrap(), b"cert");
+        assert_eq!(fs::read(&key).unwrap(), b"key");
+        assert!(!root.join(JOURNAL).exists());
+        assert_eq!(replay_journal(root).unwrap(), 0, "nothing left to do");
+        assert_eq!(sweep_temporaries(root).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_journal_is_obeyed_only_within_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let bodies = [
+            "../.x.kubepki-1-0.tmp\0../x\0",
+            "/tmp/.x.kubepki-1-0.tmp\0/tmp/x\0",
+            "pki/x.crt\0pki/y.crt\0",
+            "pki/.x.kubepki-1-0.tmp\0other/x\0",
+        ];
+        for body in bodies {
+            fs::write(root.join(JOURNAL), [JOURNAL_MAGIC, body.as_bytes()].concat()).unwrap();
+            let err = replay_journal(root).unwrap_err().to_string();
+            assert!(err.contains("is not a rename kubepki makes"), "{body:?}: {err}");
+        }
+        fs::write(root.join(JOURNAL), "pki/a\0pki/b\0").unwrap();
+        let err = replay_journal(root).unwrap_err().to_string();
+        assert!(err.contains(".kubepki-journal: not a kubepki journal"), "{err}");
     }
 }

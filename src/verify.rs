@@ -585,6 +585,35 @@ impl Checker<'_> {
                 },
             );
         }
+        // Usages beyond the profile: a leaf that can sign certificates, or authenticates in a
+        // role it has no business in.
+        let mut extra: Vec<String> = Vec::new();
+        if !p.is_ca && info.key_usage.iter().any(|u| u == "keyCertSign" || u == "cRLSign") {
+            extra.push("keyCertSign/cRLSign on a leaf".into());
+        }
+        if !p.is_ca {
+            for u in &info.ext_key_usage {
+                let wanted = p.ext_key_usage.iter().any(|w| eku_name(*w) == u);
+                if !wanted {
+                    extra.push(format!("extended key usage {u}"));
+                }
+            }
+        }
+        // A wrong usage is one finding: extras beside a missing one are part of it.
+        if !extra.is_empty() && usage.is_empty() {
+            self.file(
+                Some(&e.id),
+                New {
+                    severity: Severity::Warning,
+                    code: "usage-extra",
+                    file: Some(file.into()),
+                    expected: format!("only {}", describe_usage(p)),
+                    found: extra.join(", "),
+                    fix: self.fix_reissue(e),
+                    breaks: false,
+                },
+            );
+        }
         let orgs: BTreeSet<&String> = info.orgs.iter().collect();
         if info.subject_cn != p.subject.cn || orgs != p.subject.orgs.iter().collect() {
             self.file(

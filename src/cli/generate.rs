@@ -1,10 +1,12 @@
 //! `plan` and `init`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::progress::Bar;
 use super::{emit, ClusterArgs, Format};
-use crate::{Catalog, InitOptions, Plan, Result, Topology};
+use crate::{Catalog, InitOptions, Plan, Progress, Result, Silent, Topology};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct PlanArgs {
@@ -13,6 +15,10 @@ pub(crate) struct PlanArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// List every entry and link even for a large cluster (above 50 nodes, the rows of the
+    /// workers are folded into one per kind; JSON always lists everything).
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -25,6 +31,9 @@ pub(crate) struct InitArgs {
     /// Replace files that exist but are wrong, CAs included (the old ones are backed up).
     #[arg(long)]
     force: bool,
+    /// No progress bar (it is drawn only on a terminal, and only for runs long enough to need one).
+    #[arg(short, long)]
+    quiet: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -35,15 +44,20 @@ pub(crate) fn plan(a: PlanArgs) -> Result<ExitCode> {
     let catalog = Catalog::build(&spec);
     let topology = Topology::build(&spec, &catalog);
     let plan = Plan { cluster: &spec, catalog: &catalog, topology: &topology };
-    emit(a.output, || plan.text(), &plan)?;
+    emit(a.output, || plan.text_with(a.all), &plan)?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
     let spec = a.cluster.load()?;
     let catalog = Catalog::build(&spec);
-    let report =
-        crate::init(&spec, &catalog, &a.dir, &InitOptions { force: a.force }, time::OffsetDateTime::now_utc())?;
+    let bar = (!a.quiet && std::io::stderr().is_terminal()).then(Bar::new);
+    let progress: &dyn Progress = match &bar {
+        Some(b) => b,
+        None => &Silent,
+    };
+    let opts = InitOptions { force: a.force };
+    let report = crate::init_with_progress(&spec, &catalog, &a.dir, &opts, time::OffsetDateTime::now_utc(), progress)?;
     emit(a.output, || crate::render::init_text(&report), &report)?;
     Ok(ExitCode::SUCCESS)
 }

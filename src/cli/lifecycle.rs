@@ -229,6 +229,7 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             }
             let catalog = crate::Catalog::build(&spec);
             let report = crate::init(&spec, &catalog, &tree.root, &crate::InitOptions::default(), now)?;
+            crate::record_cluster(&tree.root, &spec)?;
             let after = if tree.inferred { Tree::load(&tree.root, None)? } else { Tree::load(&tree.root, Some(spec))? };
             let verify = after.verify(now);
             let mut text = crate::render::init_text(&report);

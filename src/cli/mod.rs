@@ -2,8 +2,14 @@
 //! code (0 done or clean, 1 findings, 2 could not run). Broken pipes end quietly.
 //! One file per command; this one parses and dispatches.
 
+mod approve;
+mod check;
+mod external;
 mod generate;
+mod graph;
+mod inspect;
 mod lifecycle;
+mod progress;
 mod verify;
 
 use std::io::Write;
@@ -41,6 +47,20 @@ enum Command {
     Node(lifecycle::NodeCommand),
     /// Rotate a CA (ca, etcd-ca, front-proxy-ca) or the service-account key in phases: start, reissue, finish; or status.
     RotateCa(lifecycle::RotateArgs),
+    /// Show what certificates, CSRs, private keys and kubeconfigs say (recognised by content).
+    Inspect(inspect::InspectArgs),
+    /// Expiry of every certificate of a tree, soonest first, like `kubeadm certs check-expiration`.
+    Check(check::CheckArgs),
+    /// Draw who talks to whom: components, and one arrow per link coloured by status (SVG, DOT, Mermaid).
+    Graph(graph::GraphArgs),
+    /// Write a key and a CSR for every leaf and kubeconfig, for an outside CA (as `kubeadm certs generate-csr`).
+    Csr(external::CsrArgs),
+    /// Sign CSRs made for catalog entries with a CA of the tree: the catalog's profile, never a CA bit.
+    Sign(external::SignArgs),
+    /// Check certificates an outside CA returned against the catalog, then place them and verify.
+    Import(external::ImportArgs),
+    /// Decide Kubernetes CertificateSigningRequest objects by their signer's rules and policies; sign approved ones.
+    Approve(approve::ApproveArgs),
 }
 
 /// Where the cluster description comes from.
@@ -104,6 +124,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::San(c) => lifecycle::san(c),
         Command::Node(c) => lifecycle::node(c),
         Command::RotateCa(a) => lifecycle::rotate(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Graph(a) => graph::run(a),
+        Command::Csr(a) => external::csr(a),
+        Command::Sign(a) => external::sign(a),
+        Command::Import(a) => external::import(a),
+        Command::Approve(a) => approve::run(a),
     }
 }
 

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{emit, Format};
 use crate::verify::{LinkStatus, Report, Severity};
-use crate::{infer, verify, Catalog, ClusterSpec, Error, Inventory, Result, Topology, VerifyOptions};
+use crate::{verify, Catalog, ClusterSpec, Error, Inventory, Result, Topology, VerifyOptions};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct VerifyArgs {
@@ -72,7 +72,7 @@ pub(crate) fn cluster_of(dir: &Path, config: Option<&Path>) -> Result<ClusterSpe
     }
     match config {
         Some(c) => ClusterSpec::load(c),
-        None => infer(dir),
+        None => crate::cluster_of_tree(dir),
     }
 }
 

@@ -90,6 +90,7 @@ pub(super) fn read(text: &str, path: &Path) -> Result<ClusterSpec> {
         }),
         ca_layout: None,
         nodes: vec![NodeFile { name, role: Role::ControlPlane, addresses: vec![address], dns_names: vec![] }],
+        node_pools: vec![],
     };
     file.resolve(path).map_err(|e| match e {
         Error::Spec { file, field, problem } => Error::Spec { file, field: kubeadm_field(&field), problem },

@@ -2,9 +2,13 @@
 
 mod support;
 
+mod approve;
+mod audit;
 mod cli;
 mod etcd;
+mod external;
 mod golden;
 mod kubectl;
 mod lifecycle;
+mod scale;
 mod verify;

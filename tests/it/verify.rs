@@ -281,3 +281,15 @@ fn verify_cli_exit_codes_and_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a Kubernetes PKI"));
 }
+
+#[test]
+fn extra_usage_is_a_warning_of_its_own() {
+    let t = tree(KeyAlgorithm::EcdsaP256);
+    t.reissue("apiserver-etcd-client", "etcd-ca", now(), |p| {
+        p.ext_key_usage = vec![kubepki::ExtKeyUsage::ServerAuth, kubepki::ExtKeyUsage::ClientAuth]
+    });
+    let (report, broken, failed) = t.check(now());
+    assert_eq!(codes(&report), ["usage-extra"]);
+    assert!(report.findings[0].found.contains("serverAuth"), "{:#?}", report.findings);
+    assert!(broken.is_empty() && failed.is_empty());
+}

@@ -1,0 +1,632 @@
+//! `cargo bench --bench scale`: the PKI of a cluster with one control plane and N workers,
+//! made in one run on this machine by
+//!
+//! - kubepki (the release binary: `kubepki init`, every file written crash-safe);
+//! - an openssl script, as a careful person writes it: one `openssl req -x509 -newkey ... -CA
+//!   ... -addext ...` per certificate, with kubeadm's subject, usages and SANs;
+//! - cfssl: `cfssl gencert -ca ... -profile ... csr.json | cfssljson -bare ...` per certificate,
+//!   from one CSR JSON each;
+//! - the crypto floor: a Rust loop doing only key generation, signing and PEM encoding of the
+//!   same certificates (rcgen on aws-lc, as kubepki uses), no files, on one thread and on all.
+//!
+//! The set of certificates is kubepki's catalog of the cluster, so every contender makes the
+//! same ones (the peers write certificate and key files only: no kubeconfigs, no node bundles).
+//! Then the tree kubepki made is verified by an `openssl verify` loop and by `kubepki verify`.
+//! It prints wall time, certificates per second, peak memory (of the child process, from
+//! `/usr/bin/time`) and the ratios, then the issue's targets, met or not. Options:
+//! `--quick` (N = 100 only), `--no-rsa`, `--no-peers`. Not run in CI.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use kubepki::{Catalog, CertProfile, ClusterSpec, EntryKind, ExtKeyUsage, Issuer, KeyAlgorithm, San, Store};
+use rayon::prelude::*;
+
+const TIME: &str = "/usr/bin/time";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--floor-child") {
+        floor_child(Path::new(&args[1]), args[2] == "1");
+        return;
+    }
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    let (quick, rsa, peers) = (flag("--quick"), !flag("--no-rsa"), !flag("--no-peers") && have("cfssl"));
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-scale");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    println!("{}", machine());
+    if !Path::new(TIME).exists() {
+        println!("({TIME} not found: peak memory not measured; apt-get install time)");
+    }
+    let p256 = KeyAlgorithm::EcdsaP256;
+    let rsa2048 = KeyAlgorithm::Rsa2048;
+    let mut cases = vec![Case { alg: p256, workers: 100, peers, verify: true }];
+    if !quick {
+        cases.push(Case { alg: p256, workers: 1000, peers, verify: true });
+        cases.push(Case { alg: p256, workers: 5000, peers: false, verify: false });
+    }
+    if rsa {
+        cases.push(Case { alg: rsa2048, workers: 100, peers, verify: false });
+        if !quick {
+            // The peers at RSA-2048 N=1000 would take ~15 minutes (cfssl ~5 certificates/s):
+            // they are measured at N=100 only.
+            cases.push(Case { alg: rsa2048, workers: 1000, peers: false, verify: false });
+        }
+    }
+    let mut results = Vec::new();
+    for case in &cases {
+        let r = run_case(case, &work.join(format!("{}-{}", case.alg, case.workers)));
+        results.push(r);
+    }
+    println!("{}", targets(&results));
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+struct Case {
+    alg: KeyAlgorithm,
+    workers: usize,
+    peers: bool,
+    verify: bool,
+}
+
+/// One measured run.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    secs: f64,
+    peak_kib: Option<u64>,
+}
+
+#[derive(Default)]
+struct CaseResult {
+    alg: Option<KeyAlgorithm>,
+    workers: usize,
+    certs: usize,
+    kubepki: Run,
+    files: Run,
+    floor1: Run,
+    floor_par: Run,
+    openssl: Option<Run>,
+    cfssl: Option<Run>,
+    verify_openssl: Option<Run>,
+    verify_kubepki: Option<Run>,
+}
+
+fn run_case(case: &Case, dir: &Path) -> CaseResult {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("cluster.yaml");
+    std::fs::write(&config, description(case.alg, case.workers)).unwrap();
+    let spec = ClusterSpec::load(&config).unwrap();
+    let catalog = Catalog::build(&spec);
+    let certs = catalog.entries.iter().filter(|e| e.cert().is_some()).count();
+    let mut r = CaseResult { alg: Some(case.alg), workers: case.workers, certs, ..CaseResult::default() };
+    let kubepki = env!("CARGO_BIN_EXE_kubepki");
+
+    let tree = dir.join("kubepki");
+    r.kubepki =
+        measure(Command::new(kubepki).arg("init").arg("--config").arg(&config).arg("--dir").arg(&tree).arg("--quiet"));
+    r.files = write_floor(&tree, &dir.join("files"));
+    let me = std::env::current_exe().unwrap();
+    r.floor1 = floor(Command::new(&me).arg("--floor-child").arg(&config).arg("1"));
+    r.floor_par = floor(Command::new(&me).arg("--floor-child").arg(&config).arg("0"));
+    if case.peers {
+        let openssl_dir = dir.join("openssl");
+        std::fs::create_dir_all(&openssl_dir).unwrap();
+        std::fs::write(openssl_dir.join("make.sh"), openssl_script(&catalog, case.alg)).unwrap();
+        std::fs::write(openssl_dir.join("req.cnf"), "[req]\ndistinguished_name = dn\n[dn]\n").unwrap();
+        r.openssl = Some(measure(Command::new("bash").arg("make.sh").current_dir(&openssl_dir)));
+        check_peer(&openssl_dir, "pki/ca.crt", &worker_serving(&catalog, ".crt"));
+        let cfssl_dir = dir.join("cfssl");
+        std::fs::create_dir_all(&cfssl_dir).unwrap();
+        write_cfssl(&cfssl_dir, &catalog, case.alg);
+        r.cfssl = Some(measure(Command::new("bash").arg("make.sh").current_dir(&cfssl_dir)));
+        check_peer(&cfssl_dir, "pki/ca.pem", &worker_serving(&catalog, ".pem"));
+    }
+    if case.verify {
+        std::fs::write(dir.join("verify.sh"), openssl_verify_script(&catalog)).unwrap();
+        r.verify_openssl = Some(measure(Command::new("bash").arg(dir.join("verify.sh")).current_dir(&tree)));
+        // kubepki's own static verify of the same tree (every link, every file, modes).
+        let mut cmd = Command::new(kubepki);
+        cmd.arg("verify").arg("--dir").arg(&tree).arg("--config").arg(&config);
+        r.verify_kubepki = Some(measure(&mut cmd));
+    }
+    print_case(&r);
+    let _ = std::fs::remove_dir_all(dir);
+    r
+}
+
+/// One control plane and a pool of workers.
+fn description(alg: KeyAlgorithm, workers: usize) -> String {
+    format!(
+        "keyAlgorithm: {alg}\nnodes:\n- {{name: cp1, role: control-plane, addresses: [10.0.0.1]}}\n\
+         nodePools:\n- {{namePattern: \"worker-{{index:05}}\", role: worker, count: {workers}, firstAddress: 10.1.0.1}}\n"
+    )
+}
+
+/// Run a child to completion; wall time here, peak RSS from `/usr/bin/time -f %M`.
+fn measure(cmd: &mut Command) -> Run {
+    let (status, secs, peak_kib, stderr) = spawn_timed(cmd);
+    assert!(status, "{cmd:?} failed:\n{stderr}");
+    Run { secs, peak_kib }
+}
+
+/// The floor child reports its own loop time (no process start, no catalog building).
+fn floor(cmd: &mut Command) -> Run {
+    let out_file = std::env::temp_dir().join(format!("kubepki-floor-{}.txt", std::process::id()));
+    cmd.env("KUBEPKI_FLOOR_OUT", &out_file);
+    let (status, _, peak_kib, stderr) = spawn_timed(cmd);
+    assert!(status, "{cmd:?} failed:\n{stderr}");
+    let secs = std::fs::read_to_string(&out_file).unwrap().trim().parse().unwrap();
+    let _ = std::fs::remove_file(&out_file);
+    Run { secs, peak_kib }
+}
+
+fn spawn_timed(cmd: &mut Command) -> (bool, f64, Option<u64>, String) {
+    let peak_file = std::env::temp_dir().join(format!("kubepki-peak-{}.txt", std::process::id()));
+    let use_time = Path::new(TIME).exists();
+    let mut full = if use_time {
+        let mut c = Command::new(TIME);
+        c.arg("-f").arg("%M").arg("-o").arg(&peak_file).arg(cmd.get_program()).args(cmd.get_args());
+        if let Some(d) = cmd.get_current_dir() {
+            c.current_dir(d);
+        }
+        for (k, v) in cmd.get_envs() {
+            if let Some(v) = v {
+                c.env(k, v);
+            }
+        }
+        c
+    } else {
+        std::mem::replace(cmd, Command::new("true"))
+    };
+    let start = Instant::now();
+    let out = full.stdout(Stdio::null()).stderr(Stdio::piped()).output().expect("start a child");
+    let secs = start.elapsed().as_secs_f64();
+    let peak = use_time.then(|| std::fs::read_to_string(&peak_file).ok()).flatten().and_then(|t| {
+        t.lines().rev().find_map(|l| l.trim().parse().ok()) // the last line: %M
+    });
+    let _ = std::fs::remove_file(&peak_file);
+    (out.status.success(), secs, peak, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Writing the same files as the simplest program would: every file of kubepki's tree read
+/// into memory first (not timed), then `create_dir_all` + `fs::write` each, one thread, no sync.
+fn write_floor(tree: &Path, out: &Path) -> Run {
+    let mut files = Vec::new();
+    let mut stack = vec![tree.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push((p.strip_prefix(tree).unwrap().to_path_buf(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let start = Instant::now();
+    for (rel, bytes) in &files {
+        let path = out.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    Run { secs: start.elapsed().as_secs_f64(), peak_kib: None }
+}
+
+/// The crypto floor, in a child process: a key, a signature and PEM for every certificate of
+/// the catalog, nothing written. `single`: one thread; else rayon on every core.
+fn floor_child(config: &Path, single: bool) {
+    let spec = ClusterSpec::load(config).unwrap();
+    let catalog = Catalog::build(&spec);
+    let alg = spec.key_algorithm;
+    let (cas, leaves): (Vec<_>, Vec<_>) =
+        catalog.entries.iter().filter_map(|e| e.cert().map(|p| (e.id.as_str(), p))).partition(|(_, p)| p.is_ca);
+    let start = Instant::now();
+    let make_ca = |(id, p): &(&str, &CertProfile)| {
+        let key = key_pair(alg);
+        let params = params(p);
+        let cert = params.self_signed(&key).unwrap();
+        std::hint::black_box((cert.pem(), key.serialize_pem()));
+        (id.to_string(), rcgen::Issuer::new(params, key))
+    };
+    let issuers: HashMap<String, rcgen::Issuer<'static, rcgen::KeyPair>> =
+        if single { cas.iter().map(make_ca).collect() } else { cas.par_iter().map(make_ca).collect() };
+    let make_leaf = |(_, p): &(&str, &CertProfile)| {
+        let Issuer::Ca(ca) = &p.issuer else { unreachable!() };
+        let key = key_pair(alg);
+        let cert = params(p).signed_by(&key, &issuers[ca]).unwrap();
+        cert.pem().len() + key.serialize_pem().len()
+    };
+    let bytes: usize = if single { leaves.iter().map(make_leaf).sum() } else { leaves.par_iter().map(make_leaf).sum() };
+    std::hint::black_box(bytes);
+    let secs = start.elapsed().as_secs_f64();
+    std::fs::write(std::env::var_os("KUBEPKI_FLOOR_OUT").unwrap(), format!("{secs}\n")).unwrap();
+}
+
+fn key_pair(alg: KeyAlgorithm) -> rcgen::KeyPair {
+    match alg {
+        KeyAlgorithm::EcdsaP256 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        KeyAlgorithm::EcdsaP384 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+        KeyAlgorithm::Rsa2048 => rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048),
+        KeyAlgorithm::Rsa3072 => rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072),
+        KeyAlgorithm::Rsa4096 => rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096),
+    }
+    .unwrap()
+}
+
+/// The same fields kubepki sets: subject, validity, serial, usages, SANs.
+fn params(p: &CertProfile) -> rcgen::CertificateParams {
+    let mut params = rcgen::CertificateParams::default();
+    let mut dn = rcgen::DistinguishedName::new();
+    for o in &p.subject.orgs {
+        dn.push(rcgen::DnType::OrganizationName, o.as_str());
+    }
+    dn.push(rcgen::DnType::CommonName, p.subject.cn.as_str());
+    params.distinguished_name = dn;
+    params.serial_number = Some(kubepki::random_serial().unwrap());
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + p.validity;
+    params.is_ca =
+        if p.is_ca { rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained) } else { rcgen::IsCa::ExplicitNoCa };
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature, rcgen::KeyUsagePurpose::KeyEncipherment];
+    if p.is_ca {
+        params.key_usages.push(rcgen::KeyUsagePurpose::KeyCertSign);
+    }
+    params.extended_key_usages = p
+        .ext_key_usage
+        .iter()
+        .map(|u| match u {
+            ExtKeyUsage::ServerAuth => rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            ExtKeyUsage::ClientAuth => rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        })
+        .collect();
+    params.subject_alt_names = p
+        .sans
+        .iter()
+        .map(|s| match s {
+            San::Dns(d) => rcgen::SanType::DnsName(d.as_str().try_into().unwrap()),
+            San::Ip(ip) => rcgen::SanType::IpAddress(*ip),
+        })
+        .collect();
+    params.use_authority_key_identifier_extension = !p.is_ca;
+    params
+}
+
+/// Where a peer puts a certificate: the catalog's path, and for a kubeconfig's client
+/// certificate `<name>-client` beside where the kubeconfig would be.
+fn peer_base(p: &CertProfile) -> String {
+    match &p.store {
+        Store::Files { cert, .. } => cert.with_extension("").display().to_string(),
+        Store::Kubeconfig { path, .. } => format!("{}-client", path.with_extension("").display()),
+    }
+}
+
+fn dirs_of(catalog: &Catalog) -> Vec<String> {
+    let mut dirs: Vec<String> = catalog
+        .entries
+        .iter()
+        .filter_map(|e| e.cert())
+        .filter_map(|p| Path::new(&peer_base(p)).parent().map(|d| d.display().to_string()))
+        .filter(|d| !d.is_empty())
+        .collect();
+    dirs.push("pki".into());
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+fn subject_for_openssl(p: &CertProfile) -> String {
+    let mut s = String::new();
+    for o in &p.subject.orgs {
+        let _ = write!(s, "/O={o}");
+    }
+    let _ = write!(s, "/CN={}", p.subject.cn);
+    s
+}
+
+fn san_list(p: &CertProfile) -> String {
+    p.sans
+        .iter()
+        .map(|s| match s {
+            San::Dns(d) => format!("DNS:{d}"),
+            San::Ip(ip) => format!("IP:{ip}"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn eku_text(p: &CertProfile) -> String {
+    p.ext_key_usage
+        .iter()
+        .map(|u| match u {
+            ExtKeyUsage::ServerAuth => "serverAuth",
+            ExtKeyUsage::ClientAuth => "clientAuth",
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn ca_base(catalog: &Catalog, id: &str) -> String {
+    peer_base(catalog.get(id).and_then(|e| e.cert()).expect("a CA of the catalog"))
+}
+
+/// The script a careful person writes with openssl 3: one `req -x509` per certificate.
+fn openssl_script(catalog: &Catalog, alg: KeyAlgorithm) -> String {
+    let newkey = match alg {
+        KeyAlgorithm::EcdsaP256 => "-newkey ec -pkeyopt ec_paramgen_curve:P-256",
+        KeyAlgorithm::EcdsaP384 => "-newkey ec -pkeyopt ec_paramgen_curve:P-384",
+        KeyAlgorithm::Rsa2048 => "-newkey rsa:2048",
+        KeyAlgorithm::Rsa3072 => "-newkey rsa:3072",
+        KeyAlgorithm::Rsa4096 => "-newkey rsa:4096",
+    };
+    let mut s = String::from("set -e\n");
+    let _ = writeln!(s, "mkdir -p {}", dirs_of(catalog).join(" "));
+    for e in &catalog.entries {
+        match &e.kind {
+            EntryKind::KeyPair { key, public } => {
+                let genpkey = match alg {
+                    a if a.is_rsa() => "-algorithm RSA -pkeyopt rsa_keygen_bits:2048".to_string(),
+                    _ => "-algorithm EC -pkeyopt ec_paramgen_curve:P-256".to_string(),
+                };
+                let _ = writeln!(s, "openssl genpkey {genpkey} -out {} 2>/dev/null", key.display());
+                let _ = writeln!(s, "openssl pkey -in {} -pubout -out {}", key.display(), public.display());
+            }
+            EntryKind::Cert(p) => {
+                let base = peer_base(p);
+                let days = p.validity.whole_days();
+                let mut cmd = format!(
+                    "openssl req -x509 -config req.cnf {newkey} -noenc -keyout {base}.key -out {base}.crt -subj '{}' -days {days}",
+                    subject_for_openssl(p)
+                );
+                match &p.issuer {
+                    Issuer::SelfSigned => {
+                        cmd.push_str(" -addext basicConstraints=critical,CA:TRUE");
+                        cmd.push_str(" -addext keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign");
+                    }
+                    Issuer::Ca(ca) => {
+                        let ca = ca_base(catalog, ca);
+                        let _ = write!(cmd, " -CA {ca}.crt -CAkey {ca}.key");
+                        cmd.push_str(" -addext basicConstraints=critical,CA:FALSE");
+                        cmd.push_str(" -addext keyUsage=critical,digitalSignature,keyEncipherment");
+                        let _ = write!(cmd, " -addext extendedKeyUsage={}", eku_text(p));
+                    }
+                }
+                if !p.sans.is_empty() {
+                    let _ = write!(cmd, " -addext subjectAltName={}", san_list(p));
+                }
+                let _ = writeln!(s, "{cmd} 2>/dev/null");
+            }
+        }
+    }
+    s
+}
+
+/// cfssl: a CA CSR and a CSR JSON per certificate, a signing config with three profiles, and
+/// the script: `cfssl gencert ... | cfssljson -bare ...` per certificate.
+fn write_cfssl(dir: &Path, catalog: &Catalog, alg: KeyAlgorithm) {
+    let key = match alg {
+        KeyAlgorithm::EcdsaP256 => r#"{"algo": "ecdsa", "size": 256}"#,
+        KeyAlgorithm::EcdsaP384 => r#"{"algo": "ecdsa", "size": 384}"#,
+        KeyAlgorithm::Rsa2048 => r#"{"algo": "rsa", "size": 2048}"#,
+        KeyAlgorithm::Rsa3072 => r#"{"algo": "rsa", "size": 3072}"#,
+        KeyAlgorithm::Rsa4096 => r#"{"algo": "rsa", "size": 4096}"#,
+    };
+    let usages =
+        |eku: &str| format!(r#"{{"expiry": "8760h", "usages": ["digital signature", "key encipherment", {eku}]}}"#);
+    let config = format!(
+        r#"{{"signing": {{"default": {{"expiry": "8760h"}}, "profiles": {{"server": {}, "client": {}, "peer": {}}}}}}}"#,
+        usages(r#""server auth""#),
+        usages(r#""client auth""#),
+        usages(r#""server auth", "client auth""#)
+    );
+    std::fs::write(dir.join("cfg.json"), config).unwrap();
+    let csrs = dir.join("csr");
+    std::fs::create_dir_all(&csrs).unwrap();
+    let mut s = String::from("set -e\n");
+    let _ = writeln!(s, "mkdir -p {}", dirs_of(catalog).join(" "));
+    for (i, e) in catalog.entries.iter().enumerate() {
+        match &e.kind {
+            EntryKind::KeyPair { key, public } => {
+                // cfssl makes no bare key pairs: openssl, as a cfssl user would.
+                let genpkey =
+                    if alg.is_rsa() { "-algorithm RSA" } else { "-algorithm EC -pkeyopt ec_paramgen_curve:P-256" };
+                let _ = writeln!(s, "openssl genpkey {genpkey} -out {} 2>/dev/null", key.display());
+                let _ = writeln!(s, "openssl pkey -in {} -pubout -out {}", key.display(), public.display());
+            }
+            EntryKind::Cert(p) => {
+                let names = p.subject.orgs.iter().map(|o| format!(r#"{{"O": "{o}"}}"#)).collect::<Vec<_>>().join(", ");
+                let hosts = p
+                    .sans
+                    .iter()
+                    .map(|s| match s {
+                        San::Dns(d) => format!(r#""{d}""#),
+                        San::Ip(ip) => format!(r#""{ip}""#),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let ca_part = if p.is_ca { r#", "ca": {"expiry": "87600h"}"# } else { "" };
+                let csr = format!(
+                    r#"{{"CN": "{}", "names": [{names}], "hosts": [{hosts}], "key": {key}{ca_part}}}"#,
+                    p.subject.cn
+                );
+                std::fs::write(csrs.join(format!("{i}.json")), csr).unwrap();
+                let base = peer_base(p);
+                match &p.issuer {
+                    Issuer::SelfSigned => {
+                        let _ = writeln!(s, "cfssl gencert -initca csr/{i}.json 2>/dev/null | cfssljson -bare {base}");
+                    }
+                    Issuer::Ca(ca) => {
+                        let ca = ca_base(catalog, ca);
+                        let profile = match (eku_text(p).contains("server"), eku_text(p).contains("client")) {
+                            (true, true) => "peer",
+                            (true, false) => "server",
+                            _ => "client",
+                        };
+                        let _ = writeln!(
+                            s,
+                            "cfssl gencert -ca {ca}.pem -ca-key {ca}-key.pem -config cfg.json -profile {profile} csr/{i}.json 2>/dev/null | cfssljson -bare {base}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    std::fs::write(dir.join("make.sh"), s).unwrap();
+}
+
+/// The first worker's serving certificate, where a peer put it.
+fn worker_serving(catalog: &Catalog, ext: &str) -> String {
+    let e = catalog.entries.iter().rev().find(|e| e.name == "kubelet-serving").unwrap();
+    format!("{}{ext}", peer_base(e.cert().unwrap()))
+}
+
+/// A peer's output is what it should be: openssl verifies a worker's serving certificate.
+fn check_peer(dir: &Path, ca: &str, cert: &str) {
+    let out = Command::new("openssl")
+        .args(["verify", "-CAfile", ca, "-purpose", "sslserver", cert])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+}
+
+/// Verify every leaf of the tree with openssl, one process per certificate (and, for a
+/// kubeconfig, its client certificate taken out of the file first).
+fn openssl_verify_script(catalog: &Catalog) -> String {
+    let mut s = String::from("set -e\n");
+    let ca_file = |id: &str| match &catalog.get(id).and_then(|e| e.cert()).unwrap().store {
+        Store::Files { cert, .. } => cert.display().to_string(),
+        Store::Kubeconfig { .. } => unreachable!(),
+    };
+    for p in catalog.entries.iter().filter_map(|e| e.cert()).filter(|p| !p.is_ca) {
+        let Issuer::Ca(ca) = &p.issuer else { continue };
+        let purpose = if p.ext_key_usage.contains(&ExtKeyUsage::ServerAuth) { "sslserver" } else { "sslclient" };
+        let ca = ca_file(ca);
+        match &p.store {
+            Store::Files { cert, .. } => {
+                let _ = writeln!(s, "openssl verify -CAfile {ca} -purpose {purpose} {} >/dev/null", cert.display());
+            }
+            Store::Kubeconfig { path, .. } => {
+                let _ = writeln!(
+                    s,
+                    "sed -n 's/^ *client-certificate-data: //p' {} | base64 -d | openssl verify -CAfile {ca} -purpose {purpose} >/dev/null",
+                    path.display()
+                );
+            }
+        }
+    }
+    s
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().is_ok_and(|o| o.status.success())
+}
+
+fn machine() -> String {
+    let out = |c: &str| {
+        Command::new("sh").arg("-c").arg(c).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    format!(
+        "machine: {} cores; {}; cfssl {}; load average {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        out("openssl version").unwrap_or_default(),
+        out("cfssl version 2>/dev/null | head -1 | sed 's/^Version: //'").unwrap_or_default(),
+        out("cut -d' ' -f1-3 /proc/loadavg").unwrap_or_default(),
+    )
+}
+
+fn mib(r: &Run) -> String {
+    r.peak_kib.map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+}
+
+fn print_case(r: &CaseResult) {
+    let alg = r.alg.unwrap();
+    let mut t = format!("\n{alg}, 1 control plane + {} workers: {} certificates\n", r.workers, r.certs);
+    let _ = writeln!(t, "{:<44} {:>9} {:>10} {:>9}  {}", "", "wall s", "certs/s", "peak MiB", "kubepki/this (time)");
+    let k = r.kubepki.secs;
+    let mut row = |name: &str, run: &Run, rate: bool| {
+        let per_s = if rate { format!("{:.0}", r.certs as f64 / run.secs) } else { "-".into() };
+        let ratio = k / run.secs;
+        let note =
+            if ratio < 1.0 { format!("{ratio:.3}  ({:.1}x faster)", 1.0 / ratio) } else { format!("{ratio:.2}") };
+        let _ = writeln!(t, "{name:<44} {:>9.3} {per_s:>10} {:>9}  {note}", run.secs, mib(run));
+    };
+    row("kubepki init (release binary, crash-safe)", &r.kubepki, true);
+    if let Some(o) = &r.openssl {
+        row("openssl script (one req -x509 per cert)", o, true);
+    }
+    if let Some(c) = &r.cfssl {
+        row("cfssl gencert | cfssljson per cert", c, true);
+    }
+    row("floor: keys+signing+PEM, 1 thread", &r.floor1, true);
+    row("floor: keys+signing+PEM, all cores", &r.floor_par, true);
+    row("files: same files, plain write, no sync", &r.files, false);
+    let both = Run { secs: r.floor_par.secs + r.files.secs, peak_kib: None };
+    row("floor (all cores) + files", &both, false);
+    if let (Some(o), Some(kv)) = (&r.verify_openssl, &r.verify_kubepki) {
+        let _ = writeln!(t, "verify the kubepki tree:");
+        let _ = writeln!(
+            t,
+            "{:<44} {:>9.3} {:>10} {:>9}",
+            "  openssl verify loop (one process per leaf)",
+            o.secs,
+            "-",
+            mib(o)
+        );
+        let _ = writeln!(
+            t,
+            "{:<44} {:>9.3} {:>10} {:>9}  openssl/kubepki {:.1}x",
+            "  kubepki verify (static: every link)",
+            kv.secs,
+            "-",
+            mib(kv),
+            o.secs / kv.secs
+        );
+    }
+    print!("{t}");
+}
+
+/// The issue's targets, from this run's figures.
+fn targets(results: &[CaseResult]) -> String {
+    let find = |alg: KeyAlgorithm, n: usize| results.iter().find(|r| r.alg == Some(alg) && r.workers == n);
+    let mut t = String::from("\ntargets\n");
+    let mut line = |what: String, ok: bool| {
+        let _ = writeln!(t, "  [{}] {what}", if ok { "met" } else { "NOT met" });
+    };
+    if let Some(r) = find(KeyAlgorithm::EcdsaP256, 1000) {
+        if let (Some(c), Some(o)) = (&r.cfssl, &r.openssl) {
+            let (vc, vo) = (c.secs / r.kubepki.secs, o.secs / r.kubepki.secs);
+            line(format!("P-256 N=1000: kubepki {vc:.1}x faster than cfssl (target 20x)"), vc >= 20.0);
+            line(format!("P-256 N=1000: kubepki {vo:.1}x faster than the openssl script (target 50x)"), vo >= 50.0);
+        }
+        let f = r.kubepki.secs / (r.floor_par.secs + r.files.secs);
+        line(format!("P-256 N=1000: kubepki / (crypto floor + writing the files) = {f:.2} (target <= 2)"), f <= 2.0);
+        if let (Some(o), Some(kv)) = (&r.verify_openssl, &r.verify_kubepki) {
+            let v = o.secs / kv.secs;
+            line(
+                format!("P-256 N=1000: kubepki verify {v:.1}x faster than the openssl verify loop (target 10x)"),
+                v >= 10.0,
+            );
+        }
+        if let Some(big) = find(KeyAlgorithm::EcdsaP256, 5000) {
+            let peak = big.kubepki.peak_kib.map_or(f64::NAN, |k| k as f64 / 1024.0);
+            line(format!("P-256 N=5000: peak memory {peak:.1} MiB (target < 200)"), peak < 200.0);
+            let x = big.kubepki.secs / r.kubepki.secs;
+            line(format!("P-256 N=5000: {x:.1}x the time of N=1000 (target < 10x)"), x < 10.0);
+        }
+    }
+    for n in [1000, 100] {
+        if let Some(r) = find(KeyAlgorithm::Rsa2048, n) {
+            let x = r.kubepki.secs / r.floor_par.secs;
+            line(format!("RSA-2048 N={n}: kubepki / parallel crypto floor = {x:.2} (target <= 1.2)"), x <= 1.2);
+            let s = r.floor1.secs / r.kubepki.secs;
+            line(format!("RSA-2048 N={n}: kubepki {s:.2}x faster than the 1-thread floor (target >= 1.8)"), s >= 1.8);
+            break;
+        }
+    }
+    t
+}

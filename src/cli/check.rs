@@ -1,0 +1,111 @@
+//! `check`: expiry of every certificate of a tree, as a table like kubeadm's
+//! `certs check-expiration` (plus a STATUS column), or JSON.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use time::OffsetDateTime;
+
+use super::{emit, Format};
+use crate::render::table;
+use crate::{check, kubeadm_expected, CheckOptions, CheckReport, CheckStatus, Result};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CheckArgs {
+    /// The tree: a kubepki tree or kubeadm's /etc/kubernetes [default: ./kubernetes if it
+    /// exists, else /etc/kubernetes].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Flag certificates that expire within this (30d, 720h, or 0 for no warning).
+    #[arg(long, default_value = "30d", value_parser = parse_window)]
+    warn_within: time::Duration,
+    /// The instant to check at (RFC 3339, or YYYY-MM-DD for midnight UTC) [default: now].
+    #[arg(long, value_parser = super::verify::parse_instant)]
+    at: Option<OffsetDateTime>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+pub(crate) fn run(a: CheckArgs) -> Result<ExitCode> {
+    let dir = super::verify::default_dir(a.dir);
+    let opts = CheckOptions {
+        at: a.at.unwrap_or_else(OffsetDateTime::now_utc),
+        warn_within: a.warn_within,
+        expected: kubeadm_expected(),
+    };
+    let report = check(&dir, &opts)?;
+    emit(a.output, || text(&report), &report)?;
+    Ok(if report.clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `--warn-within`: a duration of at least an hour, or `0` for none.
+fn parse_window(s: &str) -> std::result::Result<time::Duration, String> {
+    if s.trim().chars().all(|c| c == '0') && !s.trim().is_empty() {
+        return Ok(time::Duration::ZERO);
+    }
+    crate::duration_text::parse(s)
+}
+
+fn text(r: &CheckReport) -> String {
+    let when = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    let rows: Vec<Vec<String>> = r
+        .entries
+        .iter()
+        .map(|e| {
+            let name = if e.status == CheckStatus::Missing { format!("!MISSING! {}", e.name) } else { e.name.clone() };
+            let expires = e.expires.and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&when).ok());
+            vec![
+                name,
+                expires.unwrap_or_default(),
+                e.residual.clone().unwrap_or_default(),
+                e.authority.clone().unwrap_or_default(),
+                e.status.word().to_string(),
+            ]
+        })
+        .collect();
+    let mut out = table(&["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "STATUS"], &rows);
+    for e in r.entries.iter().filter(|e| e.problem.is_some() && e.status != CheckStatus::Missing) {
+        let _ = writeln!(out, "{}: {}: {}", e.status.word(), e.name, e.problem.as_deref().unwrap_or_default());
+    }
+    let mut counts = Vec::new();
+    for s in [
+        CheckStatus::Ok,
+        CheckStatus::Expiring,
+        CheckStatus::Expired,
+        CheckStatus::NotYetValid,
+        CheckStatus::Missing,
+        CheckStatus::Unreadable,
+        CheckStatus::Unchecked,
+    ] {
+        let n = r.count(s);
+        if n > 0 || s == CheckStatus::Ok {
+            counts.push(format!("{n} {}", s.word()));
+        }
+    }
+    let at = r.at.to_offset(time::UtcOffset::UTC).format(&when).unwrap_or_default();
+    let window = crate::duration_text::format(r.warn_within);
+    let _ = writeln!(
+        out,
+        "\n{}: {} entries at {at} (warning within {window}): {}",
+        r.dir.display(),
+        r.entries.len(),
+        counts.join(", ")
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warning_windows_parse() {
+        assert_eq!(parse_window("0").unwrap(), time::Duration::ZERO);
+        assert_eq!(parse_window("30d").unwrap(), time::Duration::days(30));
+        assert_eq!(parse_window("720h").unwrap(), time::Duration::days(30));
+        assert!(parse_window("10m").is_err());
+        assert!(parse_window("").is_err());
+    }
+}

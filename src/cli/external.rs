@@ -1,0 +1,162 @@
+//! `csr`, `sign` and `import`: an outside CA signs what kubepki describes.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use time::OffsetDateTime;
+
+use super::verify::default_dir;
+use super::{emit, ClusterArgs, Format};
+use crate::{Catalog, ClusterSpec, CsrReport, ImportReport, Result, SignReport};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CsrArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// The tree (default: ./kubernetes if it exists, else /etc/kubernetes).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Replace existing keys and CSRs (the old ones are backed up).
+    #[arg(long)]
+    force: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SignArgs {
+    /// The CA that signs: ca, etcd-ca or front-proxy-ca (the catalog's issuer of each CSR's entry).
+    #[arg(long)]
+    ca: String,
+    /// The tree holding the CA and the CSRs (default: ./kubernetes if it exists, else /etc/kubernetes).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The cluster description (default: the built-in default cluster).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Replace a certificate already beside a CSR.
+    #[arg(long)]
+    force: bool,
+    /// CSRs made by `kubepki csr` (pki/apiserver.csr, admin.conf.csr, ...), in the tree.
+    #[arg(required = true)]
+    csrs: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportArgs {
+    /// The tree (default: ./kubernetes if it exists, else /etc/kubernetes).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// A directory holding the returned certificates at the tree's paths (default: the tree itself).
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// The cluster description (default: the built-in default cluster).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+/// The description for the outside-CA flow (a tree in the middle of it cannot be inferred):
+/// the one given, else the one `csr` recorded in the tree, else the built-in default.
+fn spec_of(config: Option<&std::path::Path>, dir: &std::path::Path) -> Result<ClusterSpec> {
+    let recorded = dir.join(".kubepki/cluster.json");
+    match config {
+        Some(c) => ClusterSpec::load(c),
+        None if recorded.is_file() => ClusterSpec::load(&recorded),
+        None => Ok(ClusterSpec::builtin_default()),
+    }
+}
+
+pub(crate) fn csr(a: CsrArgs) -> Result<ExitCode> {
+    let spec = a.cluster.load()?;
+    let catalog = Catalog::build(&spec);
+    let dir = default_dir(a.dir);
+    let report = crate::generate_csrs(&spec, &catalog, &dir, a.force, OffsetDateTime::now_utc())?;
+    crate::record_cluster(&dir, &spec)?;
+    emit(a.output, || csr_text(&report), &report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn csr_text(r: &CsrReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .written
+        .iter()
+        .map(|w| {
+            vec![
+                w.entry.clone(),
+                w.issuer.clone(),
+                w.files.csr.display().to_string(),
+                w.files.key.display().to_string(),
+            ]
+        })
+        .collect();
+    let mut out = crate::table(&["ENTRY", "SIGNER", "CSR", "KEY"], &rows);
+    if let Some(b) = &r.backup {
+        let _ = writeln!(out, "\nreplaced keys and CSRs saved under {}", b.display());
+    }
+    let _ = writeln!(
+        out,
+        "\n{} keys and CSRs written under {}. Have each CSR signed by its SIGNER (kubepki sign --ca SIGNER CSR..., or an outside CA returning <name>.crt beside it), then run kubepki import.",
+        r.written.len(),
+        r.dir.display()
+    );
+    out
+}
+
+pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
+    let dir = default_dir(a.dir);
+    let spec = spec_of(a.config.as_deref(), &dir)?;
+    let catalog = Catalog::build(&spec);
+    let report = crate::sign_csrs(&catalog, &dir, &a.ca, &a.csrs, a.force, OffsetDateTime::now_utc())?;
+    emit(a.output, || sign_text(&report), &report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign_text(r: &SignReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .signed
+        .iter()
+        .map(|s| vec![s.entry.clone(), s.cert.display().to_string(), s.serial.clone(), s.not_after.date().to_string()])
+        .collect();
+    let mut out = crate::table(&["ENTRY", "CERTIFICATE", "SERIAL", "EXPIRES"], &rows);
+    let _ = writeln!(out, "\n{} signed by {} (logged in {})", r.signed.len(), r.ca, crate::log_path(&r.dir).display());
+    out
+}
+
+pub(crate) fn import(a: ImportArgs) -> Result<ExitCode> {
+    let dir = default_dir(a.dir);
+    let spec = spec_of(a.config.as_deref(), &dir)?;
+    let catalog = Catalog::build(&spec);
+    let report = crate::import_certs(&spec, &catalog, &dir, a.from.as_deref(), OffsetDateTime::now_utc())?;
+    emit(a.output, || import_text(&report), &report)?;
+    Ok(if report.verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn import_text(r: &ImportReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .placed
+        .iter()
+        .map(|p| vec![p.entry.clone(), p.dest.display().to_string(), p.serial.clone(), p.not_after.date().to_string()])
+        .collect();
+    let mut out = crate::table(&["ENTRY", "PLACED", "SERIAL", "EXPIRES"], &rows);
+    let _ = writeln!(
+        out,
+        "\n{} imported, {} node bundle copies refreshed, {} spent files removed",
+        r.placed.len(),
+        r.copies,
+        r.removed.len()
+    );
+    if !r.waiting.is_empty() {
+        let _ = writeln!(out, "still waiting for a certificate: {}", r.waiting.join(", "));
+    }
+    out.push('\n');
+    out.push_str(&super::verify::text(&r.verify, false));
+    out
+}

@@ -1,0 +1,81 @@
+//! `graph`: the picture of who talks to whom, as SVG, DOT or Mermaid.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+
+use super::{print, ClusterArgs};
+use crate::{render_graph, Catalog, GraphFormat, LinkStatus, Mode, Result, Topology};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct GraphArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// The tree whose links to colour by status (default: ./kubernetes if it exists, else /etc/kubernetes).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Svg)]
+    output: Output,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The form of the picture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// A self-contained SVG image.
+    Svg,
+    /// Graphviz DOT.
+    Dot,
+    /// A Mermaid flowchart.
+    Mermaid,
+}
+
+pub(crate) fn run(a: GraphArgs) -> Result<ExitCode> {
+    let explicit = a.dir.is_some();
+    let dir = super::verify::default_dir(a.dir);
+    let tree = dir.is_dir();
+    if explicit && !tree {
+        return Err(crate::Error::bad_file(&dir, "no such directory"));
+    }
+    // The cluster: the description if given, else the tree's, else the built-in default.
+    let spec = match (&a.cluster.config, tree) {
+        (None, true) => crate::cluster_of_tree(&dir)?,
+        _ => a.cluster.load()?,
+    };
+    let catalog = Catalog::build(&spec);
+    let topology = Topology::build(&spec, &catalog);
+    let format = match a.output {
+        Output::Svg => GraphFormat::Svg,
+        Output::Dot => GraphFormat::Dot,
+        Output::Mermaid => GraphFormat::Mermaid,
+    };
+    let status = if tree { statuses(&spec, &catalog, &topology, &dir) } else { unknown(&topology) };
+    let picture = render_graph(&topology, &status, format);
+    match &a.out {
+        Some(path) => crate::write_atomic(path, picture.as_bytes(), Mode::Public)?,
+        None => print(&picture)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each link's status from a static verify of the tree now.
+fn statuses(
+    spec: &crate::ClusterSpec,
+    catalog: &Catalog,
+    topology: &Topology,
+    dir: &Path,
+) -> BTreeMap<String, LinkStatus> {
+    let inventory = crate::Inventory::load(dir, catalog);
+    let now = time::OffsetDateTime::now_utc();
+    crate::verify(spec, catalog, topology, &inventory, &crate::VerifyOptions::at(now)).statuses()
+}
+
+/// No tree: every link is drawn, none judged.
+fn unknown(topology: &Topology) -> BTreeMap<String, LinkStatus> {
+    topology.links.iter().map(|l| (l.id.clone(), LinkStatus::Unknown)).collect()
+}

@@ -1,0 +1,215 @@
+//! `inspect`: what certificates, CSRs, keys and kubeconfigs say, for people (text) or
+//! programs (JSON). Never a byte of key material.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use time::OffsetDateTime;
+
+use super::{emit, Format};
+use crate::{CertSource, CertView, CsrView, FileReport, KeySource, KeyView, KubeconfigView, Result};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct InspectArgs {
+    /// Files: certificates (PEM, chains, DER), CSRs, private keys, kubeconfigs; recognised by content.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The instant to judge validity at (RFC 3339, or YYYY-MM-DD) [default: now].
+    #[arg(long, value_parser = super::verify::parse_instant)]
+    at: Option<OffsetDateTime>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+pub(crate) fn run(a: InspectArgs) -> Result<ExitCode> {
+    let at = a.at.unwrap_or_else(OffsetDateTime::now_utc);
+    let reports = a.files.iter().map(|f| crate::inspect(f, at)).collect::<Result<Vec<_>>>()?;
+    emit(a.output, || reports.iter().map(text).collect::<Vec<_>>().join("\n"), &reports)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lines of `label  value`, indented.
+struct Out {
+    text: String,
+}
+
+impl Out {
+    fn line(&mut self, indent: usize, label: &str, value: impl std::fmt::Display) {
+        let pad = " ".repeat(indent);
+        let _ = writeln!(self.text, "{pad}{label:<19} {value}");
+    }
+
+    fn head(&mut self, indent: usize, title: impl std::fmt::Display) {
+        let _ = writeln!(self.text, "{}{title}", " ".repeat(indent));
+    }
+}
+
+fn text(r: &FileReport) -> String {
+    let mut o = Out { text: String::new() };
+    o.head(0, format_args!("{}: {}", r.path.display(), r.kind.describe()));
+    let many = r.certificates.len() > 1;
+    for c in &r.certificates {
+        if many {
+            o.head(2, format_args!("certificate ({})", c.source));
+        }
+        cert(&mut o, if many { 4 } else { 2 }, c);
+    }
+    for c in &r.requests {
+        csr(&mut o, 2, c);
+    }
+    for k in &r.keys {
+        key(&mut o, 2, k);
+    }
+    if let Some(k) = &r.kubeconfig {
+        kubeconfig(&mut o, k);
+    }
+    o.text
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn identity(user: &str, groups: &[String]) -> String {
+    match groups {
+        [] => format!("user \"{user}\", no groups"),
+        _ => format!("user \"{user}\", groups {}", groups.join(", ")),
+    }
+}
+
+fn cert(o: &mut Out, i: usize, c: &CertView) {
+    let when = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    let fmt = |t: OffsetDateTime| t.to_offset(time::UtcOffset::UTC).format(&when).unwrap_or_default();
+    let x = &c.info;
+    o.line(i, "subject", &x.subject);
+    o.line(i, "identity", identity(&c.user, &c.groups));
+    o.line(i, "issuer", &x.issuer);
+    o.line(i, "serial", &x.serial);
+    o.line(i, "validity", format_args!("{} to {} ({})", fmt(x.not_before), fmt(x.not_after), c.time_left));
+    o.line(i, "key", format_args!("{} ({} bits), signed with {}", x.key_algorithm, x.key_bits, x.signature_algorithm));
+    o.line(i, "key usage", list(&x.key_usage));
+    o.line(i, "ext key usage", list(&x.ext_key_usage));
+    let sans: Vec<String> = x.sans.iter().map(|s| s.to_string()).chain(x.other_sans.iter().cloned()).collect();
+    o.line(i, "SANs", list(&sans));
+    let ca = match (x.is_ca, x.path_len) {
+        (false, _) => "no".to_string(),
+        (true, None) => "yes".to_string(),
+        (true, Some(n)) => format!("yes, path length {n}"),
+    };
+    o.line(i, "CA", ca);
+    o.line(i, "SHA-256", &x.sha256);
+    if let Some(s) = c.signed_by_next {
+        o.line(i, "chain", if s { "signed by the next certificate" } else { "NOT signed by the next certificate" });
+    }
+}
+
+fn csr(o: &mut Out, i: usize, c: &CsrView) {
+    o.line(i, "subject", &c.subject);
+    o.line(i, "identity", identity(&c.user, &c.groups));
+    let sans: Vec<String> = c.sans.iter().map(|s| s.to_string()).chain(c.other_sans.iter().cloned()).collect();
+    o.line(i, "SANs", list(&sans));
+    o.line(i, "key usage", list(&c.key_usage));
+    o.line(i, "ext key usage", list(&c.ext_key_usage));
+    o.line(i, "key", format_args!("{} ({} bits)", c.key_algorithm, c.key_bits));
+    let verdict = if c.signature_valid { "valid (signed by its own key)" } else { "INVALID" };
+    o.line(i, "signature", format_args!("{}, {verdict}", c.signature_algorithm));
+}
+
+fn key(o: &mut Out, i: usize, k: &KeyView) {
+    o.line(i, "key", format_args!("{} ({} bits), {}", k.algorithm, k.bits, k.format));
+    let matches: Vec<String> = k
+        .matches
+        .iter()
+        .map(|m| match m.source.as_str() {
+            "block 1" => format!("{} (CN {})", m.path.display(), m.subject_cn),
+            source => format!("{} ({source}, CN {})", m.path.display(), m.subject_cn),
+        })
+        .collect();
+    match matches.split_first() {
+        None => o.line(i, "matches", "no certificate found"),
+        Some((first, rest)) => {
+            o.line(i, "matches", first);
+            for m in rest {
+                o.line(i, "", m);
+            }
+        }
+    }
+    if let Some(s) = &k.searched {
+        o.line(i, "searched", s.display());
+    }
+}
+
+fn kubeconfig(o: &mut Out, k: &KubeconfigView) {
+    let current = if k.current_context.is_empty() { "(none)" } else { &k.current_context };
+    o.line(2, "current-context", current);
+    for c in &k.contexts {
+        o.line(2, "context", format_args!("{}: cluster {}, user {}", c.name, c.cluster, c.user));
+    }
+    for c in &k.clusters {
+        o.head(2, format_args!("cluster {}", c.name));
+        o.line(4, "server", &c.server);
+        match &c.certificate_authority {
+            None => o.line(4, "CA", "none (the system's trusted roots)"),
+            Some(s) => source(o, 4, "certificate-authority", s),
+        }
+    }
+    for u in &k.users {
+        o.head(2, format_args!("user {}", u.name));
+        match &u.client_certificate {
+            None => o.line(4, "client cert", "none"),
+            Some(s) => source(o, 4, "client-certificate", s),
+        }
+        match &u.client_key {
+            None => {}
+            Some(KeySource::Embedded { algorithm }) => {
+                let fit = match u.key_matches_certificate {
+                    Some(true) => ", matches the client certificate",
+                    Some(false) => ", does NOT match the client certificate",
+                    None => "",
+                };
+                o.line(4, "client-key-data", format_args!("embedded {algorithm} key{fit}"));
+            }
+            Some(KeySource::File(f)) => o.line(4, "client-key", reference(f)),
+        }
+        if !u.other_auth.is_empty() {
+            o.line(4, "other auth", u.other_auth.join(", "));
+        }
+    }
+}
+
+fn source(o: &mut Out, i: usize, field: &str, s: &CertSource) {
+    match s {
+        CertSource::Embedded { certificates } => {
+            for c in certificates {
+                o.head(i, format_args!("{}:", c.source.rsplit('.').next().unwrap_or(field)));
+                cert(o, i + 2, c);
+            }
+        }
+        CertSource::File(f) => {
+            o.line(i, field, reference(f));
+            for c in &f.certificates {
+                cert(o, i + 2, c);
+            }
+        }
+    }
+}
+
+fn reference(f: &crate::FileRef) -> String {
+    let state = match (&f.problem, f.readable) {
+        (Some(p), false) => format!("not readable here: {p}"),
+        (Some(p), true) => format!("readable, but {p}"),
+        (None, _) => "readable".into(),
+    };
+    let at = if f.resolved.as_os_str() == f.reference.as_str() {
+        String::new()
+    } else {
+        format!(", at {}", f.resolved.display())
+    };
+    format!("file {} ({state}{at})", f.reference)
+}

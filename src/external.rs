@@ -1,0 +1,943 @@
+//! An outside CA: `csr` writes a key and a certificate signing request for every leaf and
+//! kubeconfig (as `kubeadm certs generate-csr` does), `sign` signs such requests with the
+//! catalog's profile for the file they belong to, and `import` checks the certificates an outside
+//! CA returned against the catalog before placing them.
+//!
+//! The files of the flow, for a leaf kept in files (`pki/apiserver.crt` + `.key`):
+//! `pki/apiserver.csr`, the key at its usual place, and the certificate comes back at its usual
+//! place. For a kubeconfig `X.conf`: `X.conf.csr`, `X.conf.key`, and `X.conf.crt` comes back;
+//! `import` assembles `X.conf` from them and removes the three.
+//!
+//! Identity, SANs and usages come from the catalog, never from what a request asks for: a
+//! request that asks for something else (another CN, O `system:masters`, a CA bit, a SAN the
+//! catalog does not have) is refused by name, and nothing is written.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use ::time::OffsetDateTime;
+use rayon::prelude::*;
+use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose, SanType};
+use serde::Serialize;
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
+use x509_parser::x509::AttributeTypeAndValue;
+
+use crate::catalog::{Catalog, CertProfile, Entry, ExtKeyUsage, Issuer, KeyUsage, Store};
+use crate::certinfo::CertInfo;
+use crate::error::{Error, Result};
+use crate::issuance::IssuanceRecord;
+use crate::issue::{Ca, PrivateKey};
+use crate::kubeconfig::Kubeconfig;
+use crate::spec::{ClusterSpec, San};
+use crate::store::{Batch, Mode};
+use crate::topology::Topology;
+use crate::verify::{verify, Report, VerifyOptions};
+
+/// A PKCS#10 certificate signing request, parsed. Its signature is checked, not trusted: see
+/// [`CertificateRequest::signature_ok`].
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRequest {
+    /// The whole subject.
+    pub subject: String,
+    /// Subject CN (the user asked for).
+    pub cn: String,
+    /// Subject O values (the groups asked for).
+    pub orgs: Vec<String>,
+    /// DNS and IP SANs of the extension request.
+    pub sans: Vec<San>,
+    /// Other SANs (email, URI, ...), as text.
+    pub other_sans: Vec<String>,
+    /// Whether it asks to be a CA (BasicConstraints CA:TRUE, or keyCertSign).
+    pub asks_ca: bool,
+    /// Extended key usages asked for (`serverAuth`, `clientAuth`, or an OID).
+    pub ext_key_usage: Vec<String>,
+    /// `RSA-2048`, `ECDSA-P256`, ...
+    pub key_algorithm: String,
+    /// Key size in bits.
+    pub key_bits: usize,
+    /// Whether the request's signature verifies with its own public key.
+    pub signature_ok: bool,
+    /// The raw public key (RSA: PKCS#1 public key; EC: the point), to compare with a key file.
+    #[serde(skip)]
+    pub public_key_raw: Vec<u8>,
+    /// The SubjectPublicKeyInfo, DER.
+    #[serde(skip)]
+    spki: Vec<u8>,
+}
+
+impl CertificateRequest {
+    /// Parse the first `CERTIFICATE REQUEST` PEM block of a text.
+    pub fn from_pem(text: &str) -> std::result::Result<CertificateRequest, String> {
+        let blocks = ::pem::parse_many(text).map_err(|e| format!("not valid PEM: {e}"))?;
+        let block = blocks
+            .iter()
+            .find(|b| matches!(b.tag(), "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST"))
+            .ok_or_else(|| "no PEM block 'CERTIFICATE REQUEST' found".to_string())?;
+        CertificateRequest::from_der(block.contents())
+    }
+
+    /// Parse DER.
+    pub fn from_der(der: &[u8]) -> std::result::Result<CertificateRequest, String> {
+        let (rest, req) =
+            X509CertificationRequest::from_der(der).map_err(|e| format!("not a valid certificate request: {e}"))?;
+        if !rest.is_empty() {
+            return Err("trailing bytes after the certificate request".into());
+        }
+        let info = &req.certification_request_info;
+        let texts = |it: &mut dyn Iterator<Item = &AttributeTypeAndValue>| -> Vec<String> {
+            it.filter_map(|a| a.as_str().ok().map(str::to_string)).collect()
+        };
+        let mut out = CertificateRequest {
+            subject: info.subject.to_string(),
+            cn: texts(&mut info.subject.iter_common_name()).into_iter().next().unwrap_or_default(),
+            orgs: texts(&mut info.subject.iter_organization()),
+            sans: vec![],
+            other_sans: vec![],
+            asks_ca: false,
+            ext_key_usage: vec![],
+            key_algorithm: String::new(),
+            key_bits: 0,
+            signature_ok: req.verify_signature().is_ok(),
+            public_key_raw: info.subject_pki.subject_public_key.data.to_vec(),
+            spki: info.subject_pki.raw.to_vec(),
+        };
+        for ext in req.requested_extensions().into_iter().flatten() {
+            match ext {
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    for name in &san.general_names {
+                        match name {
+                            GeneralName::DNSName(d) => out.sans.push(San::Dns(d.to_string())),
+                            GeneralName::IPAddress(b) => match ip(b) {
+                                Some(ip) => out.sans.push(San::Ip(ip)),
+                                None => out.other_sans.push(format!("IP:<{} bytes>", b.len())),
+                            },
+                            other => out.other_sans.push(other.to_string()),
+                        }
+                    }
+                }
+                ParsedExtension::BasicConstraints(bc) => out.asks_ca |= bc.ca,
+                ParsedExtension::KeyUsage(ku) => out.asks_ca |= ku.key_cert_sign(),
+                ParsedExtension::ExtendedKeyUsage(e) => {
+                    for (on, n) in [(e.any, "any"), (e.server_auth, "serverAuth"), (e.client_auth, "clientAuth")] {
+                        if on {
+                            out.ext_key_usage.push(n.to_string());
+                        }
+                    }
+                    out.ext_key_usage.extend(e.other.iter().map(|o| o.to_id_string()));
+                }
+                ParsedExtension::ParseError { error } => {
+                    return Err(format!("an extension of the request cannot be read: {error}"));
+                }
+                _ => {}
+            }
+        }
+        (out.key_algorithm, out.key_bits) = match info.subject_pki.parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(r)) => (format!("RSA-{}", r.key_size()), r.key_size()),
+            Ok(x509_parser::public_key::PublicKey::EC(p)) => (format!("ECDSA-P{}", p.key_size()), p.key_size()),
+            Ok(other) => (info.subject_pki.algorithm.algorithm.to_id_string(), other.key_size()),
+            Err(_) => (info.subject_pki.algorithm.algorithm.to_id_string(), 0),
+        };
+        Ok(out)
+    }
+
+    /// Why the key is too weak to certify, if it is (RSA below 2048 bits).
+    pub fn weak_key(&self) -> Option<String> {
+        (self.key_algorithm.starts_with("RSA") && self.key_bits < 2048)
+            .then(|| format!("the key is {}: at least RSA-2048 or ECDSA is needed", self.key_algorithm))
+    }
+
+    /// The public key, for [`Ca::sign`].
+    pub(crate) fn public_key(&self) -> std::result::Result<rcgen::SubjectPublicKeyInfo, String> {
+        rcgen::SubjectPublicKeyInfo::from_der(&self.spki)
+            .map_err(|e| format!("the request's public key cannot be certified ({}): {e}", self.key_algorithm))
+    }
+}
+
+fn ip(b: &[u8]) -> Option<std::net::IpAddr> {
+    match b.len() {
+        4 => Some(<[u8; 4]>::try_from(b).ok()?.into()),
+        16 => Some(<[u8; 16]>::try_from(b).ok()?.into()),
+        _ => None,
+    }
+}
+
+/// The files of the outside-CA flow for one leaf or kubeconfig, relative to the tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RequestFiles {
+    /// The request: `pki/apiserver.csr`, `admin.conf.csr`.
+    pub csr: PathBuf,
+    /// The key: `pki/apiserver.key` (its usual place), `admin.conf.key`.
+    pub key: PathBuf,
+    /// Where the signed certificate goes: `pki/apiserver.crt` (its usual place), `admin.conf.crt`.
+    pub cert: PathBuf,
+}
+
+impl RequestFiles {
+    /// The files of an entry; `None` for CAs and the service-account key pair.
+    pub fn of(e: &Entry) -> Option<RequestFiles> {
+        let p = e.cert().filter(|p| !p.is_ca)?;
+        Some(match &p.store {
+            Store::Files { cert, key } => {
+                RequestFiles { csr: cert.with_extension("csr"), key: key.clone(), cert: cert.clone() }
+            }
+            Store::Kubeconfig { path, .. } => {
+                RequestFiles { csr: suffixed(path, ".csr"), key: suffixed(path, ".key"), cert: suffixed(path, ".crt") }
+            }
+        })
+    }
+}
+
+fn suffixed(path: &Path, ext: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(ext);
+    PathBuf::from(p)
+}
+
+/// Every leaf and kubeconfig of the catalog, with its profile and request files.
+fn requestable(catalog: &Catalog) -> impl Iterator<Item = (&Entry, &CertProfile, RequestFiles)> {
+    catalog.entries.iter().filter_map(|e| Some((e, e.cert()?, RequestFiles::of(e)?)))
+}
+
+/// One key and request written by [`generate_csrs`].
+#[derive(Clone, Debug, Serialize)]
+pub struct CsrWritten {
+    /// The catalog entry.
+    pub entry: String,
+    /// The CA that is to sign it.
+    pub issuer: String,
+    /// The files, relative to the tree.
+    #[serde(flatten)]
+    pub files: RequestFiles,
+}
+
+/// What [`generate_csrs`] wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct CsrReport {
+    /// The tree.
+    pub dir: PathBuf,
+    /// One per leaf and kubeconfig.
+    pub written: Vec<CsrWritten>,
+    /// Where replaced keys and requests were saved (with `force`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<PathBuf>,
+}
+
+/// A new key (the cluster's algorithm) and a request with the catalog's identity, SANs and
+/// usages for every leaf and kubeconfig of the catalog. An existing key or request is
+/// replaced only with `force` (and saved under `.kubepki-backup/<time>/` first).
+pub fn generate_csrs(
+    spec: &ClusterSpec,
+    catalog: &Catalog,
+    root: &Path,
+    force: bool,
+    now: OffsetDateTime,
+) -> Result<CsrReport> {
+    if root.exists() && !root.is_dir() {
+        return Err(Error::bad_file(root, "exists and is not a directory"));
+    }
+    let todo: Vec<_> = requestable(catalog).collect();
+    let existing: Vec<PathBuf> = todo
+        .iter()
+        .flat_map(|(_, _, f)| [&f.key, &f.csr])
+        .filter(|p| root.join(p).exists())
+        .map(|p| root.join(p))
+        .collect();
+    if !existing.is_empty() && !force {
+        return Err(Error::WouldClobber {
+            paths: existing,
+            reason: "a key or request is already there: a new key would orphan the certificate or request made for it"
+                .into(),
+            hint: "pass --force to replace them (the old files are saved under <dir>/.kubepki-backup/<time>/)".into(),
+        });
+    }
+    let backup = if existing.is_empty() { None } else { Some(back_up(root, &existing, now)?) };
+    let made: Vec<(String, String)> =
+        todo.par_iter().map(|(_, p, _)| request_for(p, spec)).collect::<Result<Vec<_>>>()?;
+    let mut batch = Batch::new();
+    let mut written = Vec::with_capacity(todo.len());
+    for ((e, p, files), (csr, key)) in todo.into_iter().zip(made) {
+        batch.add(root.join(&files.key), key, Mode::Secret);
+        batch.add(root.join(&files.csr), csr, Mode::Secret);
+        let issuer = match &p.issuer {
+            Issuer::Ca(id) => id.clone(),
+            Issuer::SelfSigned => unreachable!("leaves have a CA"),
+        };
+        written.push(CsrWritten { entry: e.id.clone(), issuer, files });
+    }
+    batch.commit()?;
+    Ok(CsrReport { dir: root.to_path_buf(), written, backup })
+}
+
+/// A fresh key and its request: `(request PEM, key PEM)`.
+fn request_for(p: &CertProfile, spec: &ClusterSpec) -> Result<(String, String)> {
+    let key = PrivateKey::generate(spec.key_algorithm)?;
+    let pair = key_pair(&key)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    // Go's order, as kubeadm writes it: O before CN. rcgen keeps one value per attribute type,
+    // as `Ca::sign` does: no catalog entry has more than one O.
+    if let Some(o) = p.subject.orgs.first() {
+        dn.push(DnType::OrganizationName, o.as_str());
+    }
+    dn.push(DnType::CommonName, p.subject.cn.as_str());
+    params.distinguished_name = dn;
+    params.subject_alt_names = p
+        .sans
+        .iter()
+        .map(|s| match s {
+            San::Dns(d) => d
+                .as_str()
+                .try_into()
+                .map(SanType::DnsName)
+                .map_err(|_| Error::Invalid(format!("'{d}' cannot be a DNS SAN"))),
+            San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
+        })
+        .collect::<Result<_>>()?;
+    // The usages are asked for too, so that an outside CA that copies requested extensions
+    // issues what the catalog needs.
+    params.key_usages = p
+        .key_usage
+        .iter()
+        .filter_map(|u| match u {
+            KeyUsage::DigitalSignature => Some(KeyUsagePurpose::DigitalSignature),
+            KeyUsage::KeyEncipherment => Some(KeyUsagePurpose::KeyEncipherment),
+            KeyUsage::KeyCertSign => None,
+        })
+        .collect();
+    params.extended_key_usages = p
+        .ext_key_usage
+        .iter()
+        .map(|u| match u {
+            ExtKeyUsage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+            ExtKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+        })
+        .collect();
+    let csr = params
+        .serialize_request(&pair)
+        .and_then(|c| c.pem())
+        .map_err(|e| Error::crypto(format!("request for {}", p.subject.cn), e))?;
+    Ok((csr, key.to_pem().to_string()))
+}
+
+/// rcgen's view of a key, to sign a request with.
+fn key_pair(key: &PrivateKey) -> Result<KeyPair> {
+    use rustls_pki_types::PrivateKeyDer;
+    let fail = |d: &str| Error::crypto("reading back a new key", d);
+    let block = ::pem::parse(key.to_pem()).map_err(|e| fail(&e.to_string()))?;
+    let der = match block.tag() {
+        "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(block.contents().to_vec().into()),
+        "EC PRIVATE KEY" => PrivateKeyDer::Sec1(block.contents().to_vec().into()),
+        _ => PrivateKeyDer::Pkcs8(block.contents().to_vec().into()),
+    };
+    KeyPair::try_from(&der).map_err(|e| fail(&e.to_string()))
+}
+
+/// Copy files about to be replaced to `.kubepki-backup/<time>/`, at their place in the tree.
+fn back_up(root: &Path, files: &[PathBuf], now: OffsetDateTime) -> Result<PathBuf> {
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let dir = root.join(".kubepki-backup").join(stamp);
+    let mut batch = Batch::new();
+    for f in files {
+        let bytes = std::fs::read(f).map_err(|e| Error::io(f, "read for backup", e))?;
+        let rel = f.strip_prefix(root).unwrap_or(f);
+        batch.add(dir.join(rel), bytes, Mode::Secret);
+    }
+    batch.commit()?;
+    Ok(dir)
+}
+
+/// One certificate signed by [`sign_csrs`].
+#[derive(Clone, Debug, Serialize)]
+pub struct SignedCert {
+    /// The catalog entry.
+    pub entry: String,
+    /// The request, relative to the tree.
+    pub csr: PathBuf,
+    /// The certificate written, relative to the tree.
+    pub cert: PathBuf,
+    /// Its subject.
+    pub subject: String,
+    /// Its serial, hex.
+    pub serial: String,
+    /// NotAfter.
+    #[serde(with = "::time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+}
+
+/// What [`sign_csrs`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct SignReport {
+    /// The tree.
+    pub dir: PathBuf,
+    /// The CA that signed.
+    pub ca: String,
+    /// One per request.
+    pub signed: Vec<SignedCert>,
+}
+
+/// Sign requests made for catalog entries with the CA `ca_id` of the tree: usages and validity
+/// from the catalog, identity and SANs from the request (which must be the catalog's), the key
+/// from the request, never a CA bit. The certificate is written beside the request (`.crt`)
+/// and logged. Every request is checked first; any problem refuses them all and writes nothing.
+pub fn sign_csrs(
+    catalog: &Catalog,
+    root: &Path,
+    ca_id: &str,
+    csrs: &[PathBuf],
+    force: bool,
+    now: OffsetDateTime,
+) -> Result<SignReport> {
+    if csrs.is_empty() {
+        return Err(Error::Invalid("no request given: name the .csr files to sign".into()));
+    }
+    let ca_names: Vec<&str> = catalog.cas().map(|e| e.id.as_str()).collect();
+    if !ca_names.contains(&ca_id) {
+        return Err(Error::Invalid(format!("'{ca_id}' is not a CA of the catalog; CAs are: {}", ca_names.join(", "))));
+    }
+    let mut problems = Problems::default();
+    let mut todo = Vec::new();
+    for given in csrs {
+        match check_for_signing(catalog, root, ca_id, given, force) {
+            Ok(t) if todo.iter().any(|d: &ToSign| d.files.csr == t.files.csr) => {
+                problems.push(given, vec!["given twice".into()])
+            }
+            Ok(t) => todo.push(t),
+            Err(p) => problems.push(given, p),
+        }
+    }
+    problems.refuse("refusing to sign; nothing was written")?;
+    let ca = load_ca(catalog, root, ca_id, now)?;
+    let mut batch = Batch::new();
+    let mut records = Vec::new();
+    let mut signed = Vec::new();
+    for t in todo {
+        let mut profile = t.profile.clone();
+        profile.sans = t.request.sans.clone();
+        let key = t.request.public_key().map_err(|e| Error::bad_file(root.join(&t.files.csr), e))?;
+        let issued = ca.sign(&profile, &key, now)?;
+        let record = IssuanceRecord::of_der(&issued.der, Some(&t.entry.id), "sign", now)?;
+        signed.push(SignedCert {
+            entry: t.entry.id.clone(),
+            csr: t.files.csr.clone(),
+            cert: t.files.cert.clone(),
+            subject: record.subject.clone(),
+            serial: record.serial.clone(),
+            not_after: issued.not_after,
+        });
+        records.push(record);
+        batch.add(root.join(&t.files.cert), issued.pem, Mode::Public);
+    }
+    // Logged before it is written: the log may hold a certificate that never landed, never
+    // miss one that did.
+    crate::issuance::append(root, &records)?;
+    batch.commit()?;
+    Ok(SignReport { dir: root.to_path_buf(), ca: ca_id.into(), signed })
+}
+
+/// A request that passed every check.
+struct ToSign<'a> {
+    entry: &'a Entry,
+    profile: &'a CertProfile,
+    files: RequestFiles,
+    request: CertificateRequest,
+}
+
+fn check_for_signing<'a>(
+    catalog: &'a Catalog,
+    root: &Path,
+    ca_id: &str,
+    given: &Path,
+    force: bool,
+) -> std::result::Result<ToSign<'a>, Vec<String>> {
+    let one = |p: String| vec![p];
+    let rel = locate(root, given).map_err(one)?;
+    let Some((entry, profile, files)) = requestable(catalog).find(|(_, _, f)| f.csr == rel) else {
+        let known: Vec<String> = requestable(catalog).map(|(_, _, f)| f.csr.display().to_string()).collect();
+        return Err(one(format!(
+            "{} is not a request of the catalog (CAs and sa are never signed here); requests are named: {}",
+            rel.display(),
+            known.join(", ")
+        )));
+    };
+    let text = std::fs::read_to_string(root.join(&rel)).map_err(|e| one(format!("cannot read it: {e}")))?;
+    let request = CertificateRequest::from_pem(&text).map_err(one)?;
+    let mut problems = Vec::new();
+    if !request.signature_ok {
+        problems.push("the request's signature does not verify with its own key (corrupt or tampered)".into());
+    }
+    if request.asks_ca {
+        problems.push(
+            "the request asks to be a CA (BasicConstraints CA:TRUE or keyCertSign); kubepki signs no CA from a request"
+                .into(),
+        );
+    }
+    if let Issuer::Ca(issuer) = &profile.issuer {
+        if issuer != ca_id {
+            problems.push(format!("{} is signed by {issuer} in the catalog, not {ca_id}: use --ca {issuer}", entry.id));
+        }
+    }
+    problems.extend(identity_problems(entry, profile, &request));
+    problems.extend(request.weak_key());
+    if let Err(e) = request.public_key() {
+        problems.push(e);
+    }
+    let key_path = root.join(&files.key);
+    if let Ok(text) = std::fs::read_to_string(&key_path) {
+        match PrivateKey::from_pem(&text, &key_path) {
+            Ok(k) if k.public_key_raw() != request.public_key_raw.as_slice() => problems.push(format!(
+                "the request is not for the key {}: the certificate would be unusable with it",
+                files.key.display()
+            )),
+            Ok(_) => {}
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if !force && root.join(&files.cert).exists() {
+        problems.push(format!("{} is already there; pass --force to replace it", files.cert.display()));
+    }
+    if problems.is_empty() {
+        Ok(ToSign { entry, profile, files, request })
+    } else {
+        Err(problems)
+    }
+}
+
+/// How a request's identity and SANs break the catalog's.
+fn identity_problems(entry: &Entry, p: &CertProfile, r: &CertificateRequest) -> Vec<String> {
+    let mut out = Vec::new();
+    if r.orgs.iter().any(|o| o == "system:masters") && entry.name != "super-admin.conf" {
+        out.push(format!(
+            "O=system:masters is only ever in super-admin.conf (it bypasses RBAC and cannot be revoked), not {}",
+            entry.id
+        ));
+    }
+    let orgs: BTreeSet<&String> = r.orgs.iter().collect();
+    if r.cn != p.subject.cn || orgs != p.subject.orgs.iter().collect() {
+        out.push(format!(
+            "the request is for CN={} O=[{}]; {} is CN={} O=[{}] in the catalog",
+            r.cn,
+            r.orgs.join(","),
+            entry.id,
+            p.subject.cn,
+            p.subject.orgs.join(",")
+        ));
+    }
+    let have: BTreeSet<&San> = r.sans.iter().collect();
+    let want: BTreeSet<&San> = p.sans.iter().collect();
+    let missing: Vec<String> = want.difference(&have).map(|s| s.to_string()).collect();
+    let extra: Vec<String> = have.difference(&want).map(|s| s.to_string()).collect();
+    if !missing.is_empty() {
+        out.push(format!("the request lacks SANs the catalog has: {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        out.push(format!(
+            "the request has SANs the catalog does not: {} (add them to the cluster description first)",
+            extra.join(", ")
+        ));
+    }
+    if !r.other_sans.is_empty() {
+        out.push(format!("the request has SANs kubepki does not issue: {}", r.other_sans.join(", ")));
+    }
+    out
+}
+
+/// A file given on the command line, as a path relative to the tree: as given if it exists,
+/// else relative to the tree.
+fn locate(root: &Path, given: &Path) -> std::result::Result<PathBuf, String> {
+    let path = if given.exists() {
+        given.to_path_buf()
+    } else if root.join(given).exists() {
+        root.join(given)
+    } else {
+        return Err("no such file".into());
+    };
+    let abs = path.canonicalize().map_err(|e| format!("cannot resolve it: {e}"))?;
+    let root_abs = root.canonicalize().map_err(|e| format!("cannot resolve the tree {}: {e}", root.display()))?;
+    abs.strip_prefix(&root_abs).map(Path::to_path_buf).map_err(|_| {
+        format!(
+            "not inside the tree {} (a request is matched to its catalog entry by its place in the tree)",
+            root.display()
+        )
+    })
+}
+
+/// A CA of the tree, able to sign: its key on disk, matching its certificate, not expired.
+pub(crate) fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) -> Result<Ca> {
+    let e =
+        catalog.get(id).filter(|e| e.is_ca()).ok_or_else(|| Error::Invalid(format!("no CA '{id}' in the catalog")))?;
+    let Some(CertProfile { store: Store::Files { cert, key }, .. }) = e.cert() else {
+        return Err(Error::Invalid(format!("{id} is not a CA kept in files")));
+    };
+    let (cert_path, key_path) = (root.join(cert), root.join(key));
+    let cert_pem =
+        std::fs::read_to_string(&cert_path).map_err(|e| Error::io(&cert_path, "read the CA certificate", e))?;
+    let key_pem = std::fs::read_to_string(&key_path).map_err(|e| {
+        Error::io(
+            &key_path,
+            "read the CA key (signing needs it; with an outside CA, sign there and run kubepki import)",
+            e,
+        )
+    })?;
+    let ca = Ca::load(id, &cert_pem, &cert_path, PrivateKey::from_pem(&key_pem, &key_path)?)?;
+    if ca.info.not_after < now {
+        return Err(Error::bad_file(cert_path, format!("the CA {id} expired on {}", ca.info.not_after.date())));
+    }
+    Ok(ca)
+}
+
+/// Problems found, by file, reported all at once.
+#[derive(Default)]
+struct Problems(Vec<(PathBuf, String)>);
+
+impl Problems {
+    fn push(&mut self, file: &Path, problems: Vec<String>) {
+        self.0.extend(problems.into_iter().map(|p| (file.to_path_buf(), p)));
+    }
+
+    fn refuse(self, what: &str) -> Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut text = format!("{what}:");
+        for (file, problem) in self.0 {
+            text.push_str(&format!("\n  {}: {problem}", file.display()));
+        }
+        Err(Error::Invalid(text))
+    }
+}
+
+/// One certificate placed by [`import_certs`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Placed {
+    /// The catalog entry.
+    pub entry: String,
+    /// Where the certificate came from.
+    pub source: PathBuf,
+    /// The file it is now part of, relative to the tree (the certificate, or the kubeconfig).
+    pub dest: PathBuf,
+    /// Its subject.
+    pub subject: String,
+    /// Its serial, hex.
+    pub serial: String,
+    /// NotAfter.
+    #[serde(with = "::time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+}
+
+/// What [`import_certs`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportReport {
+    /// The tree.
+    pub dir: PathBuf,
+    /// The certificates placed.
+    pub placed: Vec<Placed>,
+    /// Entries with a request in the tree but no certificate back yet.
+    pub waiting: Vec<String>,
+    /// Copies in node bundles refreshed.
+    pub copies: usize,
+    /// Spent files removed (requests, a kubeconfig's parts).
+    pub removed: Vec<PathBuf>,
+    /// The static verify of the tree after the import.
+    pub verify: Report,
+}
+
+/// A certificate an outside CA returned, checked and ready to place.
+struct Returned<'a> {
+    entry: &'a Entry,
+    profile: &'a CertProfile,
+    files: RequestFiles,
+    source: PathBuf,
+    cert_pem: String,
+    info: CertInfo,
+    key_pem: String,
+}
+
+/// Check the certificates an outside CA returned (`<cert>` beside its `.csr` in the tree,
+/// `X.conf.crt`, or the same paths under `from`) against the catalog, and only if every one
+/// fits, place them: certificates at their place, kubeconfigs assembled from `X.conf.crt` and
+/// `X.conf.key` with the CA, node bundles refreshed, spent requests removed. Then verify.
+pub fn import_certs(
+    spec: &ClusterSpec,
+    catalog: &Catalog,
+    root: &Path,
+    from: Option<&Path>,
+    at: OffsetDateTime,
+) -> Result<ImportReport> {
+    if !root.is_dir() {
+        return Err(Error::bad_file(root, "no such directory"));
+    }
+    if let Some(f) = from.filter(|f| !f.is_dir()) {
+        return Err(Error::bad_file(f, "no such directory"));
+    }
+    let mut problems = Problems::default();
+    let mut returned = Vec::new();
+    let mut waiting = Vec::new();
+    for (entry, profile, files) in requestable(catalog) {
+        let Some(source) = returned_cert(root, from, entry, &files) else {
+            if root.join(&files.csr).exists() {
+                waiting.push(entry.id.clone());
+            }
+            continue;
+        };
+        match check_returned(catalog, root, entry, profile, &files, &source, at) {
+            Ok(r) => returned.push(r),
+            Err(p) => problems.push(&source, p),
+        }
+    }
+    problems.refuse("refusing to import; nothing was changed")?;
+    if returned.is_empty() {
+        let why = if waiting.is_empty() {
+            "no request is waiting (make them with kubepki csr)".to_string()
+        } else {
+            format!("no certificate came back yet for {}", waiting.join(", "))
+        };
+        return Err(Error::Invalid(format!(
+            "nothing to import in {}: {why}; a certificate goes where its request is, as <name>.crt (pki/apiserver.crt, admin.conf.crt)",
+            from.unwrap_or(root).display()
+        )));
+    }
+    let (batch, copies) = placement(spec, catalog, root, &returned)?;
+    batch.commit()?;
+    let mut removed = Vec::new();
+    for r in &returned {
+        let spent: Vec<&PathBuf> = match r.profile.store {
+            Store::Files { .. } => vec![&r.files.csr],
+            Store::Kubeconfig { .. } => vec![&r.files.csr, &r.files.key, &r.files.cert],
+        };
+        for f in spent {
+            let path = root.join(f);
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed.push(f.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&path, "remove (the import itself is done)", e)),
+            }
+        }
+    }
+    let placed = returned
+        .iter()
+        .map(|r| Placed {
+            entry: r.entry.id.clone(),
+            source: r.source.clone(),
+            dest: r.files.cert_home(r.profile).to_path_buf(),
+            subject: r.info.subject.clone(),
+            serial: r.info.serial.clone(),
+            not_after: r.info.not_after,
+        })
+        .collect();
+    let inventory = crate::Inventory::load(root, catalog);
+    let topology = Topology::build(spec, catalog);
+    let verify = verify(spec, catalog, &topology, &inventory, &VerifyOptions::at(at));
+    Ok(ImportReport { dir: root.to_path_buf(), placed, waiting, copies, removed, verify })
+}
+
+impl RequestFiles {
+    /// The file an imported certificate ends up in: the certificate, or the kubeconfig.
+    fn cert_home<'a>(&'a self, p: &'a CertProfile) -> &'a Path {
+        match &p.store {
+            Store::Files { cert, .. } => cert,
+            Store::Kubeconfig { path, .. } => path,
+        }
+    }
+}
+
+/// Where the returned certificate of an entry is, if it came back.
+fn returned_cert(root: &Path, from: Option<&Path>, entry: &Entry, files: &RequestFiles) -> Option<PathBuf> {
+    if let Some(p) = from.map(|f| f.join(&files.cert)).filter(|p| p.is_file()) {
+        return Some(p);
+    }
+    let in_tree = root.join(&files.cert);
+    let kubeconfig = matches!(entry.cert().map(|p| &p.store), Some(Store::Kubeconfig { .. }));
+    // A leaf's certificate is always at its place in a complete tree: it is "returned" only
+    // while its request is there.
+    (in_tree.is_file() && (kubeconfig || root.join(&files.csr).is_file())).then_some(in_tree)
+}
+
+fn check_returned<'a>(
+    catalog: &Catalog,
+    root: &Path,
+    entry: &'a Entry,
+    profile: &'a CertProfile,
+    files: &RequestFiles,
+    source: &Path,
+    at: OffsetDateTime,
+) -> std::result::Result<Returned<'a>, Vec<String>> {
+    let one = |p: String| vec![p];
+    let cert_pem = std::fs::read_to_string(source).map_err(|e| one(format!("cannot read it: {e}")))?;
+    let info = CertInfo::from_pem(&cert_pem, source).map_err(|e| one(strip(&e.to_string(), source)))?;
+    let mut problems = Vec::new();
+    let Issuer::Ca(ca_id) = &profile.issuer else { unreachable!("leaves have a CA") };
+    let ca_file = catalog.get(ca_id).and_then(|e| e.files().first().map(|(f, _)| f.to_path_buf()));
+    let ca = ca_file.as_ref().map(|f| (f, root.join(f))).and_then(|(rel, abs)| {
+        let text = std::fs::read_to_string(&abs).ok()?;
+        Some((rel, crate::inventory::parse_bundle(&text, rel).ok()?))
+    });
+    match ca {
+        None => problems.push(format!("the CA certificate of {ca_id} is not in the tree to check it against")),
+        Some((rel, cas)) if !cas.iter().any(|c| info.is_signed_by(c)) => {
+            problems.push(format!("not signed by {ca_id} ({}): issued by {}", rel.display(), info.issuer))
+        }
+        Some(_) => {}
+    }
+    let key_path = root.join(&files.key);
+    let key_pem = match std::fs::read_to_string(&key_path) {
+        Ok(text) => match PrivateKey::from_pem(&text, &key_path) {
+            Ok(k) if !k.matches(&info) => {
+                problems
+                    .push(format!("its public key is not that of {} (the key kubepki csr made)", files.key.display()));
+                text
+            }
+            Ok(_) => text,
+            Err(e) => {
+                problems.push(e.to_string());
+                text
+            }
+        },
+        Err(e) => {
+            problems.push(format!("its key {} cannot be read ({e}): it is made by kubepki csr", files.key.display()));
+            String::new()
+        }
+    };
+    problems.extend(info.differences_from(profile).into_iter().map(|d| format!("does not fit {}: {d}", entry.id)));
+    // differences_from asks for the profile's usages; an outside CA may add more.
+    let allowed: Vec<&str> = profile.ext_key_usage.iter().map(|u| crate::certinfo::eku_name(*u)).collect();
+    let extra: Vec<&str> = info.ext_key_usage.iter().map(String::as_str).filter(|u| !allowed.contains(u)).collect();
+    if !extra.is_empty() {
+        problems.push(format!("does not fit {}: extended key usage has extra {}", entry.id, extra.join(", ")));
+    }
+    if let Some(u) = info.key_usage.iter().find(|u| matches!(u.as_str(), "keyCertSign" | "cRLSign")) {
+        problems.push(format!("key usage {u} is a CA's"));
+    }
+    if !info.valid_at(at) {
+        problems.push(format!("not valid now: valid from {} to {}", info.not_before, info.not_after));
+    }
+    if problems.is_empty() {
+        Ok(Returned { entry, profile, files: files.clone(), source: source.to_path_buf(), cert_pem, info, key_pem })
+    } else {
+        Err(problems)
+    }
+}
+
+fn strip(message: &str, path: &Path) -> String {
+    message.strip_prefix(&format!("{}: ", path.display())).unwrap_or(message).to_string()
+}
+
+/// The files to write for the returned certificates, and how many of them are bundle copies.
+fn placement(spec: &ClusterSpec, catalog: &Catalog, root: &Path, returned: &[Returned]) -> Result<(Batch, usize)> {
+    let mut batch = Batch::new();
+    // Home path → new bytes, for refreshing the copies in node bundles.
+    let mut fresh: HashMap<PathBuf, (Vec<u8>, Mode)> = HashMap::new();
+    for r in returned {
+        match &r.profile.store {
+            Store::Files { cert, key } => {
+                if r.source != root.join(cert) {
+                    batch.add(root.join(cert), r.cert_pem.clone(), Mode::Public);
+                }
+                fresh.insert(cert.clone(), (r.cert_pem.clone().into_bytes(), Mode::Public));
+                fresh.insert(key.clone(), (r.key_pem.clone().into_bytes(), Mode::Secret));
+            }
+            Store::Kubeconfig { path, cluster, server, ca } => {
+                let ca_file = catalog
+                    .get(ca)
+                    .and_then(|e| e.files().first().map(|(f, _)| root.join(f)))
+                    .ok_or_else(|| Error::Invalid(format!("no CA '{ca}' in the catalog")))?;
+                let ca_pem = std::fs::read_to_string(&ca_file).map_err(|e| Error::io(&ca_file, "read", e))?;
+                let text = Kubeconfig {
+                    cluster,
+                    server,
+                    ca_pem: &ca_pem,
+                    user: &r.profile.subject.cn,
+                    cert_pem: &r.cert_pem,
+                    key_pem: &r.key_pem,
+                }
+                .render();
+                batch.add(root.join(path), text.clone(), Mode::Secret);
+                fresh.insert(path.clone(), (text.into_bytes(), Mode::Secret));
+            }
+        }
+    }
+    let mut copies = 0;
+    for node in &spec.nodes {
+        for (src, dst, _) in catalog.bundle(spec, node) {
+            if src == dst {
+                continue;
+            }
+            if let Some((bytes, mode)) = fresh.get(&src) {
+                if std::fs::read(root.join(&dst)).is_ok_and(|old| &old == bytes) {
+                    continue;
+                }
+                batch.add(root.join(&dst), bytes.clone(), *mode);
+                copies += 1;
+            }
+        }
+    }
+    Ok((batch, copies))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_catalog() -> (ClusterSpec, Catalog) {
+        let spec = ClusterSpec::builtin_default();
+        let catalog = Catalog::build(&spec);
+        (spec, catalog)
+    }
+
+    #[test]
+    fn request_files_follow_kubeadm_names() {
+        let (_, catalog) = default_catalog();
+        let api = RequestFiles::of(catalog.get("apiserver@controlplane").unwrap()).unwrap();
+        assert_eq!(api.csr, Path::new("pki/apiserver.csr"));
+        assert_eq!(api.key, Path::new("pki/apiserver.key"));
+        assert_eq!(api.cert, Path::new("pki/apiserver.crt"));
+        let admin = RequestFiles::of(catalog.get("admin.conf").unwrap()).unwrap();
+        assert_eq!(admin.csr, Path::new("admin.conf.csr"));
+        assert_eq!(admin.key, Path::new("admin.conf.key"));
+        assert_eq!(admin.cert, Path::new("admin.conf.crt"));
+        assert!(RequestFiles::of(catalog.get("ca").unwrap()).is_none());
+        assert!(RequestFiles::of(catalog.get("sa").unwrap()).is_none());
+        let n = requestable(&catalog).count();
+        assert_eq!(n, catalog.entries.len() - catalog.cas().count() - 1, "every leaf and kubeconfig, not CAs nor sa");
+    }
+
+    #[test]
+    fn requests_carry_the_catalog_identity_and_verify() {
+        let (spec, catalog) = default_catalog();
+        let p = catalog.get("apiserver@controlplane").unwrap().cert().unwrap();
+        let (csr, key) = request_for(p, &spec).unwrap();
+        let r = CertificateRequest::from_pem(&csr).unwrap();
+        assert!(r.signature_ok);
+        assert!(!r.asks_ca);
+        assert_eq!(r.cn, "kube-apiserver");
+        assert_eq!(r.sans, p.sans);
+        assert_eq!(r.ext_key_usage, ["serverAuth"]);
+        let k = PrivateKey::from_pem(&key, "k".as_ref()).unwrap();
+        assert_eq!(k.public_key_raw(), r.public_key_raw.as_slice());
+        let kubelet = catalog.get("kubelet.conf@node01").unwrap().cert().unwrap();
+        let r = CertificateRequest::from_pem(&request_for(kubelet, &spec).unwrap().0).unwrap();
+        assert_eq!((r.cn.as_str(), r.orgs.as_slice()), ("system:node:node01", &["system:nodes".to_string()][..]));
+    }
+
+    #[test]
+    fn identity_that_breaks_the_catalog_is_named() {
+        let (spec, catalog) = default_catalog();
+        let admin = catalog.get("admin.conf").unwrap();
+        let mut p = admin.cert().unwrap().clone();
+        p.subject.orgs = vec!["system:masters".into()];
+        let r = CertificateRequest::from_pem(&request_for(&p, &spec).unwrap().0).unwrap();
+        let problems = identity_problems(admin, admin.cert().unwrap(), &r);
+        assert!(problems[0].contains("system:masters is only ever in super-admin.conf"), "{problems:?}");
+        let sup = catalog.get("super-admin.conf").unwrap();
+        let r = CertificateRequest::from_pem(&request_for(sup.cert().unwrap(), &spec).unwrap().0).unwrap();
+        assert!(identity_problems(sup, sup.cert().unwrap(), &r).is_empty());
+    }
+}

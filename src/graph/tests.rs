@@ -1,0 +1,223 @@
+use std::path::Path;
+
+use super::svg::{layout, xml, Rect};
+use super::*;
+use crate::catalog::Catalog;
+use crate::spec::{ClusterSpec, Endpoint, San};
+use crate::topology::{Link, LinkKind};
+
+fn topology_of(yaml: Option<&str>) -> Topology {
+    let spec = match yaml {
+        Some(text) => ClusterSpec::from_yaml(text, Path::new("test.yaml")).unwrap(),
+        None => ClusterSpec::builtin_default(),
+    };
+    Topology::build(&spec, &Catalog::build(&spec))
+}
+
+const HA: &str = "controlPlaneEndpoint: lb.example:6443\nnodes:\n\
+  - {name: cp1, role: control-plane, addresses: [10.0.0.1]}\n\
+  - {name: cp2, role: control-plane, addresses: [10.0.0.2]}\n\
+  - {name: cp3, role: control-plane, addresses: [10.0.0.3]}\n\
+  - {name: w1, role: worker, addresses: [10.0.1.1]}\n";
+
+fn many_workers(n: usize) -> String {
+    let mut s = "nodes:\n  - {name: cp1, role: control-plane, addresses: [10.0.0.1]}\n".to_string();
+    for i in 1..=n {
+        s.push_str(&format!("  - {{name: w{i}, role: worker, addresses: [10.0.1.{i}]}}\n"));
+    }
+    s
+}
+
+/// Check that every tag is closed in order; returns the element names in document order.
+fn well_formed(svg: &str) -> Vec<String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut names = Vec::new();
+    let mut rest = svg;
+    while let Some(start) = rest.find('<') {
+        let end = rest[start..].find('>').expect("unclosed <") + start;
+        let tag = &rest[start + 1..end];
+        assert!(!tag.contains('<'), "'<' inside a tag: {tag}");
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(stack.pop().as_deref(), Some(name), "mismatched </{name}>");
+        } else {
+            let name: String = tag.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
+            assert_eq!(tag.matches('"').count() % 2, 0, "unbalanced quotes in <{tag}>");
+            names.push(name.clone());
+            if !tag.ends_with('/') {
+                stack.push(name);
+            }
+        }
+        // Text between tags must not hold a raw '&' that is not an entity.
+        let text = &rest[end + 1..];
+        let text = &text[..text.find('<').unwrap_or(text.len())];
+        for (i, _) in text.match_indices('&') {
+            let entity = &text[i..text[i..].find(';').map_or(text.len(), |j| i + j + 1)];
+            assert!(["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].contains(&entity), "raw & in text: {text}");
+        }
+        rest = &rest[end + 1..];
+    }
+    assert!(stack.is_empty(), "unclosed: {stack:?}");
+    names
+}
+
+#[test]
+fn svg_of_the_default_cluster_is_well_formed_and_shows_every_component_and_link() {
+    let t = topology_of(None);
+    let svg = render(&t, &BTreeMap::new(), GraphFormat::Svg);
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    let names = well_formed(&svg);
+    assert_eq!(names[0], "svg");
+    for forbidden in ["<image", "<script", "<style", "@import", "href=\"http", "<foreignObject"] {
+        assert!(!svg.contains(forbidden), "not self-contained: {forbidden}");
+    }
+    assert_eq!(svg.matches("class=\"component\"").count(), t.components.len());
+    for c in &t.components {
+        assert!(svg.contains(&format!("data-id=\"{}\"", xml(&c.id))), "{}", c.id);
+    }
+    assert_eq!(t.links.len(), 16);
+    assert_eq!(svg.matches("class=\"link\"").count(), 16, "one arrow per link");
+    for l in &t.links {
+        assert!(svg.contains(&format!("<title>{} (", xml(&l.id))), "{}", l.id);
+    }
+    assert!(svg.contains(">kubelet.conf<") && svg.contains(">apiserver-etcd-client<"), "labelled by credential");
+    assert_eq!(svg.matches("data-status=\"unknown\"").count(), 16, "no status: unknown");
+    assert_eq!(svg, render(&t, &BTreeMap::new(), GraphFormat::Svg), "deterministic");
+}
+
+#[test]
+fn arrows_are_coloured_by_status_and_the_legend_names_every_colour() {
+    let t = topology_of(None);
+    let mut status = BTreeMap::new();
+    status.insert(t.links[0].id.clone(), LinkStatus::Ok);
+    status.insert(t.links[1].id.clone(), LinkStatus::Warning);
+    status.insert(t.links[2].id.clone(), LinkStatus::Broken);
+    let svg = render(&t, &status, GraphFormat::Svg);
+    for (s, n) in [(LinkStatus::Ok, 1), (LinkStatus::Warning, 1), (LinkStatus::Broken, 1), (LinkStatus::Unknown, 13)] {
+        assert_eq!(svg.matches(&format!("data-status=\"{}\"", status_word(s))).count(), n, "{s:?}");
+        assert!(svg.contains(&format!("marker-end=\"url(#arrow-{})\"", status_word(s))));
+        assert!(svg.contains(&format!(">{}</text>", status_word(s))), "legend lacks {s:?}");
+    }
+    let broken = svg.lines().find(|l| l.contains("data-status=\"broken\"")).unwrap();
+    assert!(broken.contains(color(LinkStatus::Broken)) && broken.contains(&xml(&t.links[2].id)), "{broken}");
+}
+
+fn assert_apart(what: &str, rects: &[Rect]) {
+    for (i, a) in rects.iter().enumerate() {
+        for (j, b) in rects.iter().enumerate().skip(i + 1) {
+            assert_eq!(a.overlap(b), 0.0, "{what} {i} and {j} overlap: {a:?} {b:?}");
+        }
+    }
+}
+
+#[test]
+fn nothing_overlaps_in_the_default_an_ha_and_a_large_cluster() {
+    for yaml in [None, Some(HA), Some(many_workers(20).as_str())] {
+        let t = topology_of(yaml);
+        let m = Model::build(&t, &BTreeMap::new(), Some(MAX_WORKERS));
+        let l = layout(&m);
+        assert_apart("components", &l.vertices);
+        let groups: Vec<Rect> = l.groups.iter().flatten().copied().collect();
+        assert_apart("boxes", &groups);
+        for (g, r) in l.groups.iter().enumerate() {
+            let Some(r) = r else { continue };
+            for (v, x) in m.vertices.iter().enumerate().filter(|(_, x)| x.group == g) {
+                let inner = l.vertices[v];
+                assert!(
+                    inner.x >= r.x && inner.right() <= r.right() && inner.y >= r.y && inner.bottom() <= r.bottom(),
+                    "{} outside its box",
+                    x.id
+                );
+            }
+        }
+        if yaml.is_none() {
+            // In the default picture no label covers a component or another label.
+            assert_apart("labels", &l.labels);
+            for lab in &l.labels {
+                assert!(l.vertices.iter().all(|v| v.overlap(lab) == 0.0), "label over a component: {lab:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn many_workers_fold_into_one_node_and_keep_every_link() {
+    let t = topology_of(Some(&many_workers(12)));
+    let svg = render(&t, &BTreeMap::new(), GraphFormat::Svg);
+    well_formed(&svg);
+    assert!(svg.contains(">+5 more workers<"), "7 workers drawn, 5 folded");
+    assert!(svg.contains("worker · w7") && !svg.contains("worker · w8"));
+    assert!(svg.contains(">kubelet.conf ×5<") && svg.contains(">apiserver-kubelet-client ×5<"));
+    let arrows = svg.matches("class=\"link\"").count();
+    assert!(arrows < t.links.len(), "{arrows} arrows for {} links", t.links.len());
+    for l in &t.links {
+        assert!(svg.contains(&xml(&l.id)), "{} lost", l.id);
+    }
+    // Text forms keep every worker.
+    let dot = render(&t, &BTreeMap::new(), GraphFormat::Dot);
+    assert_eq!(dot.matches("\" -> \"").count(), t.links.len());
+}
+
+#[test]
+fn dot_and_mermaid_have_every_link_coloured_and_grouped() {
+    let t = topology_of(None);
+    let mut status = BTreeMap::new();
+    status.insert(t.links[0].id.clone(), LinkStatus::Broken);
+    let dot = render(&t, &status, GraphFormat::Dot);
+    assert!(dot.contains("digraph kubepki {") && dot.trim_end().ends_with('}'));
+    for l in &t.links {
+        let edge = format!("{} -> {} [", dot_quote(&l.client), dot_quote(&l.server));
+        assert_eq!(dot.matches(&edge).count(), 1, "{}", l.id);
+    }
+    assert_eq!(dot.matches("\" -> \"").count(), t.links.len());
+    assert_eq!(dot.matches(&format!(" color=\"{}\"", color(LinkStatus::Broken))).count(), 1);
+    assert!(dot.contains("label=\"control plane · controlplane\"") && dot.contains("label=\"worker · node01\""));
+
+    let mm = render(&t, &status, GraphFormat::Mermaid);
+    assert!(mm.starts_with("flowchart LR\n"));
+    let edges: Vec<&str> = mm.lines().filter(|l| l.contains("->|")).collect();
+    assert_eq!(edges.len(), t.links.len());
+    assert_eq!(mm.matches("linkStyle ").count(), t.links.len());
+    assert!(mm.contains(&format!("linkStyle 0 stroke:{}", color(LinkStatus::Broken))));
+    assert!(mm.contains("subgraph") && mm.contains("[\"worker · node02\"]"));
+    assert!(edges.iter().any(|l| l.contains("-.->|\"apiserver-etcd-client\"|")), "etcd links dashed");
+}
+
+#[test]
+fn names_are_escaped_in_every_form() {
+    let evil = "a<b>&\"c'#|`\\";
+    let component = |id: &str, kind| Component { id: id.into(), kind, node: None };
+    let t = Topology {
+        components: vec![
+            component(evil, ComponentKind::Admin),
+            component("srv\"x", ComponentKind::AggregatedApiServer),
+        ],
+        links: vec![Link {
+            id: format!("{evil} -> srv\"x"),
+            kind: LinkKind::AdminToApiServer,
+            client: evil.into(),
+            server: "srv\"x".into(),
+            client_cert: "cert<&>\"".into(),
+            server_cert: None,
+            client_trusts: None,
+            server_trusts: "ca".into(),
+            dial: Endpoint { host: San::Dns("x".into()), port: 1 },
+            domain: TrustDomain::Cluster,
+        }],
+    };
+    let svg = render(&t, &BTreeMap::new(), GraphFormat::Svg);
+    well_formed(&svg);
+    assert!(svg.contains("data-id=\"a&lt;b&gt;&amp;&quot;c&apos;#|`\\\""), "{svg}");
+    assert!(svg.contains(">cert&lt;&amp;&gt;&quot;<"));
+
+    let dot = render(&t, &BTreeMap::new(), GraphFormat::Dot);
+    assert!(dot.contains(r#""a<b>&\"c'#|`\\" -> "srv\"x" [label="cert<&>\"""#), "{dot}");
+
+    let mm = render(&t, &BTreeMap::new(), GraphFormat::Mermaid);
+    assert!(mm.contains("|\"cert#lt;#amp;#gt;#quot;\"|"), "{mm}");
+    for line in mm.lines().filter(|l| !l.trim_start().starts_with("%%")) {
+        let inside: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
+        for text in inside {
+            assert!(!text.contains(['<', '>', '&', '|', '`']), "unescaped in {line}");
+        }
+    }
+}
