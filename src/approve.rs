@@ -17,7 +17,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::catalog::{Catalog, CertProfile, ExtKeyUsage, Issuer, KeyUsage, Store, CA};
 use crate::error::{Error, Result};
-use crate::external::{load_ca, CertificateRequest};
+use crate::external::CertificateRequest;
 use crate::issuance::IssuanceRecord;
 use crate::spec::{ClusterSpec, San};
 
@@ -523,7 +523,7 @@ fn sign_all(
     if grants.is_empty() {
         return Ok(vec![]);
     }
-    let ca = load_ca(catalog, root, CA, now)?;
+    let ca = crate::tree::load_ca(catalog, root, CA, now)?;
     let mut out = Vec::with_capacity(grants.len());
     for (_, _, g) in grants {
         let profile = CertProfile {

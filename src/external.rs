@@ -26,7 +26,7 @@ use crate::catalog::{Catalog, CertProfile, Entry, ExtKeyUsage, Issuer, KeyUsage,
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 use crate::issuance::IssuanceRecord;
-use crate::issue::{Ca, PrivateKey};
+use crate::issue::PrivateKey;
 use crate::kubeconfig::Kubeconfig;
 use crate::spec::{ClusterSpec, San};
 use crate::store::{Batch, Mode};
@@ -415,7 +415,7 @@ pub fn sign_csrs(
         }
     }
     problems.refuse("refusing to sign; nothing was written")?;
-    let ca = load_ca(catalog, root, ca_id, now)?;
+    let ca = crate::tree::load_ca(catalog, root, ca_id, now)?;
     let mut batch = Batch::new();
     let mut records = Vec::new();
     let mut signed = Vec::new();
@@ -568,30 +568,6 @@ fn locate(root: &Path, given: &Path) -> std::result::Result<PathBuf, String> {
             root.display()
         )
     })
-}
-
-/// A CA of the tree, able to sign: its key on disk, matching its certificate, not expired.
-pub(crate) fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) -> Result<Ca> {
-    let e =
-        catalog.get(id).filter(|e| e.is_ca()).ok_or_else(|| Error::Invalid(format!("no CA '{id}' in the catalog")))?;
-    let Some(CertProfile { store: Store::Files { cert, key }, .. }) = e.cert() else {
-        return Err(Error::Invalid(format!("{id} is not a CA kept in files")));
-    };
-    let (cert_path, key_path) = (root.join(cert), root.join(key));
-    let cert_pem =
-        std::fs::read_to_string(&cert_path).map_err(|e| Error::io(&cert_path, "read the CA certificate", e))?;
-    let key_pem = std::fs::read_to_string(&key_path).map_err(|e| {
-        Error::io(
-            &key_path,
-            "read the CA key (signing needs it; with an outside CA, sign there and run kubepki import)",
-            e,
-        )
-    })?;
-    let ca = Ca::load(id, &cert_pem, &cert_path, PrivateKey::from_pem(&key_pem, &key_path)?)?;
-    if ca.info.not_after < now {
-        return Err(Error::bad_file(cert_path, format!("the CA {id} expired on {}", ca.info.not_after.date())));
-    }
-    Ok(ca)
 }
 
 /// Problems found, by file, reported all at once.

@@ -77,30 +77,9 @@ impl Tree {
     }
 
     fn ca(&self, cache: &mut HashMap<String, Ca>, id: &str, now: OffsetDateTime) -> Result<()> {
-        if cache.contains_key(id) {
-            return Ok(());
+        if !cache.contains_key(id) {
+            cache.insert(id.to_string(), crate::tree::load_ca(&self.catalog, &self.root, id, now)?);
         }
-        let e = self.catalog.get(id).ok_or_else(|| Error::Invalid(format!("no CA {id} in the catalog")))?;
-        let Some(CertProfile { store: Store::Files { cert, key }, .. }) = e.cert() else {
-            return Err(Error::Invalid(format!("{id} is not a CA in files")));
-        };
-        let (cert_path, key_path) = (self.root.join(cert), self.root.join(key));
-        let cert_pem =
-            std::fs::read_to_string(&cert_path).map_err(|e| Error::io(&cert_path, "read the CA certificate", e))?;
-        let key_pem = std::fs::read_to_string(&key_path).map_err(|e| {
-            Error::io(&key_path, "read the CA key (signing needs it: restore it, or run kubepki where it is)", e)
-        })?;
-        let ca = Ca::load(id, &cert_pem, &cert_path, PrivateKey::from_pem(&key_pem, &key_path)?)?;
-        if ca.info.not_after < now {
-            return Err(Error::bad_file(
-                cert_path,
-                format!(
-                    "the CA {id} expired on {}: rotate it first (kubepki rotate-ca {id} start)",
-                    ca.info.not_after.date()
-                ),
-            ));
-        }
-        cache.insert(id.to_string(), ca);
         Ok(())
     }
 }

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CertProfile, Store};
 use crate::error::{Error, Result};
+use crate::issue::{Ca, PrivateKey};
 use crate::spec::ClusterSpec;
 use crate::store::{Batch, Mode};
 
@@ -81,4 +82,34 @@ pub fn refresh_bundles(spec: &ClusterSpec, catalog: &Catalog, root: &Path, creat
         batch.commit()?;
     }
     Ok(written)
+}
+
+/// A CA of the tree, able to sign: its key on disk, matching its certificate, not expired.
+pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) -> Result<Ca> {
+    let e =
+        catalog.get(id).filter(|e| e.is_ca()).ok_or_else(|| Error::Invalid(format!("no CA '{id}' in the catalog")))?;
+    let Some(CertProfile { store: Store::Files { cert, key }, .. }) = e.cert() else {
+        return Err(Error::Invalid(format!("{id} is not a CA kept in files")));
+    };
+    let (cert_path, key_path) = (root.join(cert), root.join(key));
+    let cert_pem =
+        std::fs::read_to_string(&cert_path).map_err(|e| Error::io(&cert_path, "read the CA certificate", e))?;
+    let key_pem = std::fs::read_to_string(&key_path).map_err(|e| {
+        Error::io(
+            &key_path,
+            "read the CA key (signing needs it: restore it, or with an outside CA sign there and run kubepki import)",
+            e,
+        )
+    })?;
+    let ca = Ca::load(id, &cert_pem, &cert_path, PrivateKey::from_pem(&key_pem, &key_path)?)?;
+    if ca.info.not_after < now {
+        return Err(Error::bad_file(
+            cert_path,
+            format!(
+                "the CA {id} expired on {}: rotate it first (kubepki rotate-ca {id} start)",
+                ca.info.not_after.date()
+            ),
+        ));
+    }
+    Ok(ca)
 }
