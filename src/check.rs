@@ -149,6 +149,21 @@ pub fn kubeadm_expected() -> Vec<PathBuf> {
         .collect()
 }
 
+/// The files expected in a tree: every certificate and kubeconfig of the description recorded
+/// in it (a kubepki tree: every node's files, one CA or three), else kubeadm's.
+pub fn expected_in(dir: &Path) -> Vec<PathBuf> {
+    let recorded = dir.join(crate::infer::RECORDED);
+    match ClusterSpec::load(&recorded) {
+        Ok(spec) => Catalog::build(&spec)
+            .entries
+            .iter()
+            .filter(|e| matches!(e.kind, EntryKind::Cert(_)))
+            .filter_map(|e| e.files().first().map(|(p, _)| p.to_path_buf()))
+            .collect(),
+        Err(_) => kubeadm_expected(),
+    }
+}
+
 /// Check every certificate of the tree at `dir`.
 pub fn check(dir: &Path, opts: &CheckOptions) -> Result<CheckReport> {
     let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "read the directory", e))?;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use ::time::OffsetDateTime;
 use rayon::prelude::*;
-use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
 use x509_parser::x509::AttributeTypeAndValue;
@@ -251,7 +251,15 @@ pub fn generate_csrs(
             hint: "pass --force to replace them (the old files are saved under <dir>/.kubepki-backup/<time>/)".into(),
         });
     }
-    let backup = if existing.is_empty() { None } else { Some(back_up(root, &existing, now)?) };
+    let backup = if existing.is_empty() {
+        None
+    } else {
+        Some(crate::tree::back_up(
+            root,
+            existing.iter().map(|f| (f.strip_prefix(root).unwrap_or(f), Mode::Secret)),
+            now,
+        )?)
+    };
     let made: Vec<(String, String)> =
         todo.par_iter().map(|(_, p, _)| request_for(p, spec)).collect::<Result<Vec<_>>>()?;
     let mut batch = Batch::new();
@@ -274,26 +282,7 @@ fn request_for(p: &CertProfile, spec: &ClusterSpec) -> Result<(String, String)> 
     let key = PrivateKey::generate(spec.key_algorithm)?;
     let pair = key_pair(&key)?;
     let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    // Go's order, as kubeadm writes it: O before CN. rcgen keeps one value per attribute type,
-    // as `Ca::sign` does: no catalog entry has more than one O.
-    if let Some(o) = p.subject.orgs.first() {
-        dn.push(DnType::OrganizationName, o.as_str());
-    }
-    dn.push(DnType::CommonName, p.subject.cn.as_str());
-    params.distinguished_name = dn;
-    params.subject_alt_names = p
-        .sans
-        .iter()
-        .map(|s| match s {
-            San::Dns(d) => d
-                .as_str()
-                .try_into()
-                .map(SanType::DnsName)
-                .map_err(|_| Error::Invalid(format!("'{d}' cannot be a DNS SAN"))),
-            San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
-        })
-        .collect::<Result<_>>()?;
+    crate::issue::set_subject(&mut params, p)?;
     // The usages are asked for too, so that an outside CA that copies requested extensions
     // issues what the catalog needs.
     params.key_usages = p
@@ -331,28 +320,6 @@ fn key_pair(key: &PrivateKey) -> Result<KeyPair> {
         _ => PrivateKeyDer::Pkcs8(block.contents().to_vec().into()),
     };
     KeyPair::try_from(&der).map_err(|e| fail(&e.to_string()))
-}
-
-/// Copy files about to be replaced to `.kubepki-backup/<time>/`, at their place in the tree.
-fn back_up(root: &Path, files: &[PathBuf], now: OffsetDateTime) -> Result<PathBuf> {
-    let stamp = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    let dir = root.join(".kubepki-backup").join(stamp);
-    let mut batch = Batch::new();
-    for f in files {
-        let bytes = std::fs::read(f).map_err(|e| Error::io(f, "read for backup", e))?;
-        let rel = f.strip_prefix(root).unwrap_or(f);
-        batch.add(dir.join(rel), bytes, Mode::Secret);
-    }
-    batch.commit()?;
-    Ok(dir)
 }
 
 /// One certificate signed by [`sign_csrs`].

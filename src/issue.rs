@@ -240,6 +240,39 @@ impl Ca {
     }
 }
 
+/// The subject (O before CN, as Go and so kubeadm write it) and the SANs of a profile, for a
+/// certificate or a request.
+pub(crate) fn set_subject(params: &mut CertificateParams, p: &CertProfile) -> Result<()> {
+    // rcgen keeps one value per attribute type, so a second group cannot be written: refuse
+    // rather than drop a group silently.
+    if p.subject.orgs.len() > 1 {
+        return Err(Error::Invalid(format!(
+            "{}: kubepki issues certificates with one O (group) at most; this one asks for {}",
+            p.subject.cn,
+            p.subject.orgs.join(", ")
+        )));
+    }
+    let mut dn = DistinguishedName::new();
+    if let Some(o) = p.subject.orgs.first() {
+        dn.push(DnType::OrganizationName, o.as_str());
+    }
+    dn.push(DnType::CommonName, p.subject.cn.as_str());
+    params.distinguished_name = dn;
+    params.subject_alt_names = p
+        .sans
+        .iter()
+        .map(|s| match s {
+            San::Dns(d) => d
+                .as_str()
+                .try_into()
+                .map(SanType::DnsName)
+                .map_err(|_| Error::Invalid(format!("'{d}' cannot be a DNS SAN"))),
+            San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
+        })
+        .collect::<Result<_>>()?;
+    Ok(())
+}
+
 /// A random positive serial: 16 bytes from the CSPRNG, top bit clear, never leading zero
 /// (126 bits of randomness).
 pub fn random_serial() -> Result<SerialNumber> {
@@ -251,21 +284,7 @@ pub fn random_serial() -> Result<SerialNumber> {
 
 fn params_for(p: &CertProfile, now: OffsetDateTime, cap: Option<OffsetDateTime>) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    // Go's order (and so kubeadm's): O before CN. rcgen keeps one value per attribute type, so
-    // a second group cannot be written: refuse rather than drop a group silently.
-    if p.subject.orgs.len() > 1 {
-        return Err(Error::Invalid(format!(
-            "{}: kubepki issues certificates with one O (group) at most; this one asks for {}",
-            p.subject.cn,
-            p.subject.orgs.join(", ")
-        )));
-    }
-    if let Some(o) = p.subject.orgs.first() {
-        dn.push(DnType::OrganizationName, o.as_str());
-    }
-    dn.push(DnType::CommonName, p.subject.cn.as_str());
-    params.distinguished_name = dn;
+    set_subject(&mut params, p)?;
     params.serial_number = Some(random_serial()?);
     params.not_before = now - BACKDATE;
     let mut not_after = now + p.validity;
@@ -291,18 +310,6 @@ fn params_for(p: &CertProfile, now: OffsetDateTime, cap: Option<OffsetDateTime>)
             ExtKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
         })
         .collect();
-    params.subject_alt_names = p
-        .sans
-        .iter()
-        .map(|s| match s {
-            San::Dns(d) => d
-                .as_str()
-                .try_into()
-                .map(SanType::DnsName)
-                .map_err(|_| Error::Invalid(format!("'{d}' cannot be a DNS SAN"))),
-            San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
-        })
-        .collect::<Result<_>>()?;
     params.use_authority_key_identifier_extension = !p.is_ca;
     Ok(params)
 }

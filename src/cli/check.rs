@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::{emit, Format};
 use crate::render::table;
-use crate::{check, kubeadm_expected, CheckOptions, CheckReport, CheckStatus, Result};
+use crate::{check, CheckOptions, CheckReport, CheckStatus, Result};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CheckArgs {
@@ -33,7 +33,7 @@ pub(crate) fn run(a: CheckArgs) -> Result<ExitCode> {
     let opts = CheckOptions {
         at: a.at.unwrap_or_else(OffsetDateTime::now_utc),
         warn_within: a.warn_within,
-        expected: kubeadm_expected(),
+        expected: crate::check::expected_in(&dir),
     };
     let report = check(&dir, &opts)?;
     emit(a.output, || text(&report), &report)?;
