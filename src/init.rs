@@ -203,8 +203,34 @@ pub fn init_with_progress(
                 Found::Bad(reason) => Action::Replaced { reason },
             },
         })
-        .collect();
+        .collect::<Vec<Outcome>>();
+    record(root, spec, catalog, &entries, now)?;
     Ok(InitReport { dir: root.to_path_buf(), entries, bundle_files_written: bundle_files_written.into_inner(), backup })
+}
+
+/// Record the description in the tree, and every certificate this run signed in the
+/// issuance log.
+fn record(root: &Path, spec: &ClusterSpec, catalog: &Catalog, outcomes: &[Outcome], now: OffsetDateTime) -> Result<()> {
+    crate::infer::record(root, spec)?;
+    let signed: Vec<&Entry> = catalog
+        .entries
+        .iter()
+        .zip(outcomes)
+        .filter(|(e, o)| e.cert().is_some() && o.action != Action::Kept)
+        .map(|(e, _)| e)
+        .collect();
+    let records: Vec<crate::issuance::IssuanceRecord> = signed
+        .par_iter()
+        .filter_map(|e| {
+            let pem = match &e.cert()?.store {
+                Store::Files { cert, .. } => std::fs::read_to_string(root.join(cert)).ok()?,
+                Store::Kubeconfig { path, .. } => crate::kubeconfig::read(&root.join(path)).ok()?.cert_pem?,
+            };
+            let info = crate::certinfo::CertInfo::from_pem(&pem, Path::new(&e.id)).ok()?;
+            Some(crate::issuance::IssuanceRecord::new(&info, Some(&e.id), "init", now))
+        })
+        .collect();
+    crate::issuance::append(root, &records)
 }
 
 /// The CAs first (leaves are checked against them), then every other entry on all cores.

@@ -307,3 +307,22 @@ fn graph_draws_every_link_in_svg_dot_and_mermaid() {
     let out = env.kubepki(&["graph", "-o", "png"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn graph_colours_each_link_by_the_verify_of_the_tree() {
+    let env = TestEnv::new();
+    let tree = env.init("tree", &[]);
+    std::fs::remove_file(tree.join("nodes/node02/var/lib/kubelet/pki/kubelet.crt")).unwrap();
+    let dot = env.kubepki_ok(&["graph", "--dir", tree.to_str().unwrap(), "-o", "dot"]);
+    let line = |id: &str| {
+        dot.lines().find(|l| l.contains(&format!("tooltip=\"{id} ("))).unwrap_or_else(|| panic!("{id}: {dot}"))
+    };
+    let broken = line("kube-apiserver@controlplane -> kubelet@node02");
+    assert!(broken.contains("#c62828") && broken.contains("(broken)"), "{broken}");
+    let ok = line("kube-apiserver@controlplane -> kubelet@node01");
+    assert!(ok.contains("#2e7d32") && ok.contains("(ok)"), "{ok}");
+    // Without a tree, the picture of the description has every link unknown.
+    let env2 = TestEnv::new();
+    let dot = env2.kubepki_ok(&["graph", "-o", "dot"]);
+    assert!(dot.contains("(unknown)") && !dot.contains("(ok)"), "{dot}");
+}

@@ -32,6 +32,16 @@ fn init_defaults_to_kubernetes_in_the_working_directory() {
     assert!(out.contains("22 created, 0 kept, 0 replaced"), "{out}");
     assert!(env.path().join("kubernetes/pki/ca.crt").is_file());
     assert!(env.path().join("kubernetes/nodes/node02/etc/kubernetes/kubelet.conf").is_file());
+    // The description is recorded, and every certificate signed is logged.
+    let recorded = kubepki::ClusterSpec::load(&env.path().join("kubernetes/.kubepki/cluster.json")).unwrap();
+    assert_eq!(recorded.nodes, kubepki::ClusterSpec::builtin_default().nodes);
+    let log = kubepki::read_issuance_log(&env.path().join("kubernetes")).unwrap();
+    assert_eq!(log.len(), 21, "21 certificates (the sa key pair is not one)");
+    assert!(log
+        .iter()
+        .any(|r| r.entry.as_deref() == Some("apiserver@controlplane") && r.sans.contains(&"IP:10.96.0.1".into())));
+    env.kubepki_ok(&["init"]);
+    assert_eq!(kubepki::read_issuance_log(&env.path().join("kubernetes")).unwrap().len(), 21, "a re-run signs nothing");
 }
 
 #[test]
@@ -52,7 +62,7 @@ fn rerun_keeps_everything_and_fills_gaps() {
     // the lost ca.crt into node01's.
     assert!(out.contains("2 created, 20 kept, 0 replaced; 4 files copied"), "{out}");
     let after = snapshot(&tree);
-    for (path, bytes) in &before {
+    for (path, bytes) in before.iter().filter(|(p, _)| !p.starts_with(".kubepki")) {
         let name = path.to_str().unwrap();
         let changed = after[path] != *bytes;
         let expected = name.ends_with("/apiserver.crt")
@@ -172,6 +182,11 @@ fn single_ca_layout_and_kubeadm_config_input() {
         .write("single.yaml", "caLayout: single\nnodes:\n- {name: cp, role: control-plane, addresses: [127.0.0.1]}\n");
     let tree = env.init("single", &["--config", config.to_str().unwrap()]);
     assert!(!tree.join("pki/etcd/ca.crt").exists() && !tree.join("pki/front-proxy-ca.crt").exists());
+    // check and verify know it is a one-CA tree (the description is recorded in it).
+    let out = env.kubepki(&["check", "--dir", tree.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = env.kubepki(&["verify", "--dir", tree.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let (ok, text) = crate::support::run(
         std::process::Command::new("openssl")
             .args(["verify", "-CAfile"])

@@ -126,7 +126,9 @@ fn renew_reuse_key_and_every_kubelet_conf() {
         after[Path::new("pki/apiserver.crt")],
         "the bundle copy follows"
     );
-    assert_eq!(kubepki::read_issuance_log(&dir).unwrap().len(), 4);
+    let log = kubepki::read_issuance_log(&dir).unwrap();
+    assert_eq!(log.iter().filter(|r| r.command == "init").count(), 21, "init logs each certificate it signs");
+    assert_eq!(log.iter().filter(|r| r.command == "renew").count(), 4);
 }
 
 #[test]
