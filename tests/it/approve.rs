@@ -130,7 +130,7 @@ fn a_valid_kubelet_client_request_is_approved_and_openssl_verifies_it() {
         ),
         "{stderr}"
     );
-    let log = kubepki::read_issuance_log(&tree).unwrap();
+    let log: Vec<_> = kubepki::read_issuance_log(&tree).unwrap().into_iter().filter(|r| r.command != "init").collect();
     assert_eq!(log.len(), 1);
     assert_eq!((log[0].command.as_str(), log[0].serial.as_str()), ("approve", info.serial.as_str()));
 }
@@ -171,7 +171,8 @@ fn rules_broken_are_denied_with_the_rule_in_a_list() {
         "{stderr}"
     );
     assert!(stderr.contains("3 requests: 1 approved, 2 denied, 0 left pending"), "{stderr}");
-    assert_eq!(kubepki::read_issuance_log(&tree).unwrap().len(), 1, "only the approved one is logged");
+    let approved = kubepki::read_issuance_log(&tree).unwrap().into_iter().filter(|r| r.command == "approve").count();
+    assert_eq!(approved, 1, "only the approved one is logged");
 }
 
 #[test]
@@ -273,7 +274,7 @@ fn a_request_whose_signature_does_not_verify_is_denied() {
     assert_eq!((c["type"].as_str(), c["reason"].as_str()), (Some("Denied"), Some("BadSignature")));
     assert!(written["status"].get("certificate").is_none());
     assert!(stderr.contains("DENIED BadSignature"), "{stderr}");
-    assert!(kubepki::read_issuance_log(&tree).unwrap().is_empty());
+    assert!(kubepki::read_issuance_log(&tree).unwrap().iter().all(|r| r.command == "init"));
 
     // Already decided objects are left alone.
     let (out, again, stderr) = approve(&env, &tree, &written, &["--approve", "all-valid"]);

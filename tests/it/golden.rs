@@ -184,10 +184,14 @@ fn check_keys(tree: &Path, alg: KeyAlgorithm) {
     }
 }
 
+/// Every PKI file of a tree (kubepki's own state in `.kubepki/` aside).
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
+        if p.ends_with(".kubepki") {
+            continue;
+        }
         if p.is_dir() {
             out.extend(walk(&p));
         } else {
