@@ -13,7 +13,7 @@
 //! renames of a journal that a killed run left. So files written together (a certificate and
 //! its key) are never found one without the other.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -107,13 +107,25 @@ impl Batch {
                 return Err(Error::bad_file(p, problem));
             }
         }
-        let dirs: BTreeSet<&Path> = self.files.iter().map(|(p, _, _)| parent(p)).collect();
+        // By directory: each is made (if need be) by the task that writes its files, so that
+        // making directories and writing files overlap rather than wait for each other.
+        let mut by_dir: BTreeMap<&Path, Vec<usize>> = BTreeMap::new();
+        for (i, (path, _, _)) in self.files.iter().enumerate() {
+            by_dir.entry(parent(path)).or_default().push(i);
+        }
+        let dirs: Vec<&Path> = by_dir.keys().copied().collect();
         on_io_pool(|| {
-            dirs.par_iter().try_for_each(|d| make_dirs(d))?;
-            let written: Vec<Result<PathBuf>> =
-                self.files.par_iter().map(|(path, contents, mode)| write_temp(path, contents, *mode)).collect();
-            let (mut temps, mut failure) = (Vec::with_capacity(written.len()), None);
-            for w in written {
+            let files = &self.files;
+            let mut written: Vec<(usize, Result<PathBuf>)> = by_dir
+                .par_iter()
+                .flat_map_iter(|(dir, ids)| match make_dirs(dir) {
+                    Err(e) => vec![(ids[0], Err(e))],
+                    Ok(()) => ids.iter().map(|&i| (i, write_temp(&files[i].0, &files[i].1, files[i].2))).collect(),
+                })
+                .collect();
+            written.sort_unstable_by_key(|(i, _)| *i);
+            let (mut temps, mut failure) = (Vec::with_capacity(files.len()), None);
+            for (_, w) in written {
                 match w {
                     Ok(tmp) => temps.push(tmp),
                     Err(e) => {

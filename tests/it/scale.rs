@@ -161,6 +161,12 @@ fn assert_nothing_torn(tree: &Path) {
             let k = read_kubeconfig(&path).unwrap();
             CertInfo::from_pem(&k.cert_pem.unwrap(), &path).unwrap();
             PrivateKey::from_pem(&k.key_pem.unwrap(), &path).unwrap();
+        } else if name.ends_with(".json") {
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        } else if name.ends_with(".jsonl") {
+            for line in text.lines() {
+                serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
         } else if name == "sa.pub" {
             assert!(text.starts_with("-----BEGIN PUBLIC KEY-----\n") && text.ends_with("-----END PUBLIC KEY-----\n"));
         } else {
