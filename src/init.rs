@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use crate::catalog::{Audience, Catalog, CertProfile, Entry, EntryKind, Issuer, Store};
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
+use crate::issuance::{self, IssuanceRecord};
 use crate::issue::{Ca, PrivateKey};
 use crate::kubeconfig::{self, Kubeconfig};
 use crate::spec::{ClusterSpec, Node};
@@ -29,6 +30,9 @@ use crate::store::{self, Batch, Mode};
 /// How many files the writer commits at once: each batch costs a few syncs of its own (the
 /// journal), so not too few; it is held in memory, so not too many.
 const BATCH_FILES: usize = 1024;
+
+/// The command named in the issuance log.
+const COMMAND: &str = "init";
 
 /// How many nodes' files may wait for the writer: bounds memory when the disk is slower than
 /// the crypto.
@@ -121,6 +125,21 @@ enum Found {
 /// A file to write: path relative to the tree, contents, mode.
 type Out = (PathBuf, Vec<u8>, Mode);
 
+/// What the writer is handed: files, and the issuance log's records of the certificates in
+/// them (appended once the files are in place).
+#[derive(Default)]
+struct Unit {
+    files: Vec<Out>,
+    issued: Vec<IssuanceRecord>,
+}
+
+impl Unit {
+    fn add(&mut self, (files, issued): (Vec<Out>, Option<IssuanceRecord>)) {
+        self.files.extend(files);
+        self.issued.extend(issued);
+    }
+}
+
 /// Generate the tree at `root`.
 pub fn init(
     spec: &ClusterSpec,
@@ -181,7 +200,7 @@ pub fn init_with_progress(
     let maker =
         Maker { spec, catalog, root, now, found: &found, progress, bundle_files_written: &bundle_files_written };
     std::thread::scope(|scope| {
-        let (tx, rx) = sync_channel::<Vec<Out>>(QUEUE_NODES);
+        let (tx, rx) = sync_channel::<Unit>(QUEUE_NODES);
         let writer = scope.spawn(move || write_all(rx, root));
         let made = maker.make_all(&mut cas, &tx);
         drop(tx);
@@ -204,33 +223,14 @@ pub fn init_with_progress(
             },
         })
         .collect::<Vec<Outcome>>();
-    record(root, spec, catalog, &entries, now)?;
+    record(root, spec)?;
     Ok(InitReport { dir: root.to_path_buf(), entries, bundle_files_written: bundle_files_written.into_inner(), backup })
 }
 
-/// Record the description in the tree, and every certificate this run signed in the
-/// issuance log.
-fn record(root: &Path, spec: &ClusterSpec, catalog: &Catalog, outcomes: &[Outcome], now: OffsetDateTime) -> Result<()> {
-    crate::infer::record(root, spec)?;
-    let signed: Vec<&Entry> = catalog
-        .entries
-        .iter()
-        .zip(outcomes)
-        .filter(|(e, o)| e.cert().is_some() && o.action != Action::Kept)
-        .map(|(e, _)| e)
-        .collect();
-    let records: Vec<crate::issuance::IssuanceRecord> = signed
-        .par_iter()
-        .filter_map(|e| {
-            let pem = match &e.cert()?.store {
-                Store::Files { cert, .. } => std::fs::read_to_string(root.join(cert)).ok()?,
-                Store::Kubeconfig { path, .. } => crate::kubeconfig::read(&root.join(path)).ok()?.cert_pem?,
-            };
-            let info = crate::certinfo::CertInfo::from_pem(&pem, Path::new(&e.id)).ok()?;
-            Some(crate::issuance::IssuanceRecord::new(&info, Some(&e.id), "init", now))
-        })
-        .collect();
-    crate::issuance::append(root, &records)
+/// Record the description in the tree (the certificates this run signed are logged as they
+/// are written, see [`write_all`]).
+fn record(root: &Path, spec: &ClusterSpec) -> Result<()> {
+    crate::infer::record(root, spec)
 }
 
 /// The CAs first (leaves are checked against them), then every other entry on all cores.
@@ -288,7 +288,7 @@ struct Maker<'a> {
 }
 
 impl<'a> Maker<'a> {
-    fn make_all(&self, cas: &mut HashMap<&'a str, Ca>, tx: &SyncSender<Vec<Out>>) -> Result<()> {
+    fn make_all(&self, cas: &mut HashMap<&'a str, Ca>, tx: &SyncSender<Unit>) -> Result<()> {
         let entries = &self.catalog.entries;
         let missing = |i: &usize| !matches!(self.found[*i], Found::Good);
         // Shared: what is not one node's own (the sources of the bundles' copies).
@@ -296,25 +296,25 @@ impl<'a> Maker<'a> {
 
         // CAs and the service-account key pair.
         let roots: Vec<usize> = (0..entries.len()).filter(|i| !is_leaf(&entries[*i])).filter(missing).collect();
-        let made: Vec<(Option<Ca>, Vec<Out>)> =
+        let made: Vec<(Option<Ca>, Vec<Out>, Option<IssuanceRecord>)> =
             roots.par_iter().map(|&i| self.make_root(&entries[i])).collect::<Result<_>>()?;
         let mut shared: HashMap<PathBuf, Vec<u8>> = HashMap::new();
-        let mut first = Vec::new();
-        for (&i, (ca, files)) in roots.iter().zip(made) {
+        let mut first = Unit::default();
+        for (&i, (ca, files, issued)) in roots.iter().zip(made) {
             if let Some(ca) = ca {
                 cas.insert(&entries[i].id, ca);
             }
-            first.extend(files);
+            first.add((files, issued));
         }
         let cas: &HashMap<&str, Ca> = cas;
 
         // Shared leaves and kubeconfigs.
         let leaves: Vec<usize> =
             (0..entries.len()).filter(|i| is_leaf(&entries[*i]) && !own(&entries[*i])).filter(missing).collect();
-        let made: Vec<Vec<Out>> =
+        let made: Vec<(Vec<Out>, Option<IssuanceRecord>)> =
             leaves.par_iter().map(|&i| self.make_leaf(&entries[i], cas)).collect::<Result<_>>()?;
-        first.extend(made.into_iter().flatten());
-        for (path, bytes, _) in &first {
+        made.into_iter().for_each(|m| first.add(m));
+        for (path, bytes, _) in &first.files {
             shared.insert(path.clone(), bytes.clone());
         }
         // Kept shared files are sources too.
@@ -332,13 +332,13 @@ impl<'a> Maker<'a> {
         // Nodes, on all cores: each node's own entries and its bundle's copies.
         let index = NodeIndex::new(self.catalog);
         self.spec.nodes.par_iter().try_for_each(|node| {
-            let files = self.make_node(node, &index, cas, &shared)?;
-            send(tx, files)
+            let unit = self.make_node(node, &index, cas, &shared)?;
+            send(tx, unit)
         })
     }
 
     /// A CA (returned, to sign with) or the service-account key pair.
-    fn make_root(&self, entry: &Entry) -> Result<(Option<Ca>, Vec<Out>)> {
+    fn make_root(&self, entry: &Entry) -> Result<(Option<Ca>, Vec<Out>, Option<IssuanceRecord>)> {
         let alg = self.spec.key_algorithm;
         let made = match &entry.kind {
             EntryKind::Cert(p) => {
@@ -350,7 +350,8 @@ impl<'a> Maker<'a> {
                     (cert.clone(), ca.cert_pem.as_bytes().to_vec(), Mode::Public),
                     (key_path.clone(), key_pem, Mode::Secret),
                 ];
-                (Some(ca), files)
+                let issued = IssuanceRecord::new(&ca.info, Some(&entry.id), COMMAND, self.now);
+                (Some(ca), files, Some(issued))
             }
             EntryKind::KeyPair { key, public } => {
                 let k = PrivateKey::generate(alg)?;
@@ -358,20 +359,21 @@ impl<'a> Maker<'a> {
                     (public.clone(), k.public_key_pem().into_bytes(), Mode::Public),
                     (key.clone(), k.to_pem().as_bytes().to_vec(), Mode::Secret),
                 ];
-                (None, files)
+                (None, files, None)
             }
         };
         self.progress.advance(1);
         Ok(made)
     }
 
-    /// A leaf certificate with its key, in files or in a kubeconfig.
-    fn make_leaf(&self, entry: &Entry, cas: &HashMap<&str, Ca>) -> Result<Vec<Out>> {
+    /// A leaf certificate with its key, in files or in a kubeconfig, and its log record.
+    fn make_leaf(&self, entry: &Entry, cas: &HashMap<&str, Ca>) -> Result<(Vec<Out>, Option<IssuanceRecord>)> {
         let EntryKind::Cert(p) = &entry.kind else { unreachable!("a leaf") };
         let Issuer::Ca(issuer) = &p.issuer else { unreachable!("leaves have a CA") };
         let ca = &cas[issuer.as_str()];
         let key = PrivateKey::generate(self.spec.key_algorithm)?;
         let issued = ca.sign_key(p, &key, self.now)?;
+        let record = IssuanceRecord::of_der(&issued.der, Some(&entry.id), COMMAND, self.now)?;
         let files = match &p.store {
             Store::Files { cert, key: key_path } => vec![
                 (cert.clone(), issued.pem.into_bytes(), Mode::Public),
@@ -391,7 +393,7 @@ impl<'a> Maker<'a> {
             }
         };
         self.progress.advance(1);
-        Ok(files)
+        Ok((files, Some(record)))
     }
 
     /// One node's missing entries, and the copies its bundle needs that differ from what is
@@ -402,18 +404,20 @@ impl<'a> Maker<'a> {
         index: &NodeIndex,
         cas: &HashMap<&str, Ca>,
         shared: &HashMap<PathBuf, Vec<u8>>,
-    ) -> Result<Vec<Out>> {
+    ) -> Result<Unit> {
         let entries = &self.catalog.entries;
         let own = index.own(&node.name);
         let todo: Vec<usize> = own.iter().copied().filter(|&i| !matches!(self.found[i], Found::Good)).collect();
-        let made: Vec<Vec<Out>> = todo.par_iter().map(|&i| self.make_leaf(&entries[i], cas)).collect::<Result<_>>()?;
-        let mut files: Vec<Out> = made.into_iter().flatten().collect();
+        let made: Vec<(Vec<Out>, Option<IssuanceRecord>)> =
+            todo.par_iter().map(|&i| self.make_leaf(&entries[i], cas)).collect::<Result<_>>()?;
+        let mut unit = Unit::default();
+        made.into_iter().for_each(|m| unit.add(m));
         let mut copies = Vec::new();
         for (src, dst, mode) in index.bundle(self.catalog, self.spec, node) {
             if src == dst {
                 continue;
             }
-            let bytes = match files.iter().find(|(p, _, _)| *p == src) {
+            let bytes = match unit.files.iter().find(|(p, _, _)| *p == src) {
                 Some((_, b, _)) => b.clone(),
                 None => match shared.get(&src) {
                     Some(b) => b.clone(),
@@ -429,8 +433,8 @@ impl<'a> Maker<'a> {
             copies.push((dst, bytes, mode));
         }
         self.bundle_files_written.fetch_add(copies.len(), Ordering::Relaxed);
-        files.extend(copies);
-        Ok(files)
+        unit.files.extend(copies);
+        Ok(unit)
     }
 }
 
@@ -475,28 +479,42 @@ fn is_leaf(e: &Entry) -> bool {
 }
 
 /// Hand files to the writer; an error if it has stopped (its own error is the one reported).
-fn send(tx: &SyncSender<Vec<Out>>, files: Vec<Out>) -> Result<()> {
-    if files.is_empty() {
+fn send(tx: &SyncSender<Unit>, unit: Unit) -> Result<()> {
+    if unit.files.is_empty() {
         return Ok(());
     }
-    tx.send(files).map_err(|_| Error::Invalid("the writer stopped".into()))
+    tx.send(unit).map_err(|_| Error::Invalid("the writer stopped".into()))
 }
 
-/// The writer: commits what it is handed in journaled batches; returns how many files.
-fn write_all(rx: Receiver<Vec<Out>>, root: &Path) -> Result<usize> {
+/// The writer: commits what it is handed in journaled batches, each with the issuance log's
+/// lines for its certificates (appended once they are in place, exactly once even across a
+/// kill); returns how many files.
+fn write_all(rx: Receiver<Unit>, root: &Path) -> Result<usize> {
     let mut batch = Batch::new();
+    let mut log = String::new();
     let mut written = 0;
-    for files in rx {
-        for (path, bytes, mode) in files {
+    let mut commit = |mut batch: Batch, log: &mut String| -> Result<()> {
+        written += batch.len();
+        if !log.is_empty() {
+            batch.append_after(issuance::log_path(root), std::mem::take(log));
+        }
+        batch.commit_in(root)
+    };
+    for unit in rx {
+        for (path, bytes, mode) in unit.files {
             batch.add(root.join(path), bytes, mode);
         }
+        for record in &unit.issued {
+            let line =
+                serde_json::to_string(record).map_err(|e| Error::Invalid(format!("encoding the issuance log: {e}")))?;
+            log.push_str(&line);
+            log.push('\n');
+        }
         if batch.len() >= BATCH_FILES {
-            written += batch.len();
-            std::mem::take(&mut batch).commit_in(root)?;
+            commit(std::mem::take(&mut batch), &mut log)?;
         }
     }
-    written += batch.len();
-    batch.commit_in(root)?;
+    commit(batch, &mut log)?;
     Ok(written)
 }
 

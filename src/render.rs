@@ -59,8 +59,8 @@ pub const SUMMARY_ABOVE: usize = 50;
 const NODE: &str = "<node>";
 
 impl Plan<'_> {
-    /// The plan as text: every entry and link, folded for a cluster of more than
-    /// [`SUMMARY_ABOVE`] nodes.
+    /// The plan as text: every entry and link, the workers' rows folded for a cluster of more
+    /// than 50 nodes.
     pub fn text(&self) -> String {
         self.text_with(false)
     }

@@ -8,10 +8,11 @@
 //! core, and syncs issued together are committed together by the filesystem's journal.
 //!
 //! A batch committed with [`Batch::commit_in`] is all or nothing across a kill: once every
-//! temporary is durable, the list of its renames is written to `<root>/.kubepki-journal`
-//! before the first rename and removed after the last, and [`replay_journal`] completes the
-//! renames of a journal that a killed run left. So files written together (a certificate and
-//! its key) are never found one without the other.
+//! temporary is durable, the list of its renames (and of the lines it appends to a log) is
+//! written to `<root>/.kubepki-journal` before the first rename and removed after the last
+//! step, and [`replay_journal`] completes the batch of a journal that a killed run left. So
+//! files written together (a certificate and its key) are never found one without the other,
+//! and the log lists each of them exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -50,7 +51,7 @@ pub const DIR_MODE: u32 = 0o755;
 /// The journal of the batch being renamed, relative to the tree's root.
 pub const JOURNAL: &str = ".kubepki-journal";
 
-const JOURNAL_MAGIC: &[u8] = b"kubepki-journal-v1\0";
+const JOURNAL_MAGIC: &[u8] = b"kubepki-journal-v2\0";
 
 /// How many files are written and synced at once. Syncs wait on the disk rather than use a
 /// core, so more of them than cores keeps the disk busy; beyond a few dozen nothing is gained.
@@ -60,6 +61,8 @@ const IO_THREADS: usize = 16;
 #[derive(Debug, Default)]
 pub struct Batch {
     files: Vec<(PathBuf, Vec<u8>, Mode)>,
+    /// Bytes to append to a file once the files are in place (a log).
+    append: Option<(PathBuf, Vec<u8>)>,
 }
 
 impl Batch {
@@ -71,6 +74,13 @@ impl Batch {
     /// Add a file (absolute path or relative to the working directory).
     pub fn add(&mut self, path: PathBuf, contents: impl Into<Vec<u8>>, mode: Mode) {
         self.files.push((path, contents.into(), mode));
+    }
+
+    /// Once the files are in place, append `bytes` to the file at `path` (made 0644 if need
+    /// be) and sync it: a log of what the batch holds. With [`Batch::commit_in`], exactly once
+    /// across a kill.
+    pub fn append_after(&mut self, path: PathBuf, bytes: impl Into<Vec<u8>>) {
+        self.append = Some((path, bytes.into()));
     }
 
     /// How many files are queued.
@@ -90,19 +100,20 @@ impl Batch {
         self.commit_with(None)
     }
 
-    /// Like [`Batch::commit`], and all or nothing across a kill: the renames are journaled in
-    /// `root` (every file of the batch must be under `root`), so that [`replay_journal`]
-    /// completes them if the run is killed while renaming.
+    /// Like [`Batch::commit`], and all or nothing across a kill: the renames (and the append)
+    /// are journaled in `root/.kubepki-journal` (every file of the batch must be under `root`),
+    /// and the next `init` on the tree completes them if the run is killed part way.
     pub fn commit_in(self, root: &Path) -> Result<()> {
         self.commit_with(Some(root))
     }
 
     fn commit_with(self, journal_root: Option<&Path>) -> Result<()> {
-        if self.files.is_empty() {
+        if self.files.is_empty() && self.append.is_none() {
             return Ok(());
         }
         if let Some(root) = journal_root {
-            if let Some((p, _, _)) = self.files.iter().find(|(p, _, _)| !p.starts_with(root)) {
+            let mut paths = self.files.iter().map(|(p, _, _)| p).chain(self.append.iter().map(|(p, _)| p));
+            if let Some(p) = paths.find(|p| !p.starts_with(root)) {
                 let problem = format!("a journaled batch writes only under {}", root.display());
                 return Err(Error::bad_file(p, problem));
             }
@@ -113,7 +124,12 @@ impl Batch {
         for (i, (path, _, _)) in self.files.iter().enumerate() {
             by_dir.entry(parent(path)).or_default().push(i);
         }
-        let dirs: Vec<&Path> = by_dir.keys().copied().collect();
+        let mut dirs: Vec<&Path> = by_dir.keys().copied().collect();
+        if let Some((log, _)) = &self.append {
+            dirs.push(parent(log));
+            dirs.sort_unstable();
+            dirs.dedup();
+        }
         on_io_pool(|| {
             let files = &self.files;
             let mut written: Vec<(usize, Result<PathBuf>)> = by_dir
@@ -140,8 +156,9 @@ impl Batch {
             }
             let pairs: Vec<(&Path, &Path)> =
                 temps.iter().zip(&self.files).map(|(t, (path, _, _))| (t.as_path(), path.as_path())).collect();
+            let append = self.append.as_ref().map(|(p, b)| (p.as_path(), b.as_slice()));
             let journal = match journal_root {
-                Some(root) if pairs.len() > 1 => match write_journal(root, &pairs) {
+                Some(root) if pairs.len() > 1 || append.is_some() => match write_journal(root, &pairs, append) {
                     Ok(j) => Some((root, j)),
                     Err(e) => {
                         remove_temps();
@@ -155,6 +172,9 @@ impl Batch {
             pairs.par_iter().try_for_each(|(tmp, path)| {
                 fs::rename(tmp, path).map_err(|e| Error::io(*path, "rename into place", e))
             })?;
+            if let Some((log, bytes)) = append {
+                append_synced(log, bytes)?;
+            }
             dirs.par_iter().try_for_each(|d| sync_dir(d))?;
             if let Some((root, journal)) = journal {
                 fs::remove_file(&journal).map_err(|e| Error::io(&journal, "remove", e))?;
@@ -235,15 +255,24 @@ fn is_temporary(name: &[u8]) -> bool {
     name.starts_with('.') && name.contains(".kubepki-") && name.ends_with(".tmp")
 }
 
-/// Write the journal of a batch's renames (paths relative to `root`), durably; returns its path.
-fn write_journal(root: &Path, pairs: &[(&Path, &Path)]) -> Result<PathBuf> {
+/// Write the journal of a batch (its renames and its append, paths relative to `root`),
+/// durably; returns its path. Records: `rename\0<tmp>\0<target>\0` and
+/// `append\0<file>\0<length>\0<bytes>`.
+fn write_journal(root: &Path, pairs: &[(&Path, &Path)], append: Option<(&Path, &[u8])>) -> Result<PathBuf> {
+    let rel = |p: &Path| p.strip_prefix(root).expect("checked before writing").as_os_str().as_bytes().to_vec();
     let mut text = JOURNAL_MAGIC.to_vec();
     for (tmp, path) in pairs {
-        for p in [tmp, path] {
-            let rel = p.strip_prefix(root).expect("checked before writing");
-            text.extend_from_slice(rel.as_os_str().as_bytes());
+        for field in [b"rename".to_vec(), rel(tmp), rel(path)] {
+            text.extend_from_slice(&field);
             text.push(0);
         }
+    }
+    if let Some((log, bytes)) = append {
+        for field in [b"append".to_vec(), rel(log), bytes.len().to_string().into_bytes()] {
+            text.extend_from_slice(&field);
+            text.push(0);
+        }
+        text.extend_from_slice(bytes);
     }
     let journal = root.join(JOURNAL);
     let tmp = write_temp(&journal, &text, Mode::Secret)?;
@@ -252,10 +281,66 @@ fn write_journal(root: &Path, pairs: &[(&Path, &Path)]) -> Result<PathBuf> {
     Ok(journal)
 }
 
-/// Complete the renames of a batch whose run was killed while renaming (see
-/// [`Batch::commit_in`]); returns how many files it put in place. Without a journal, nothing
-/// to do. A journal is only obeyed within the tree: every rename it lists must move a kubepki
-/// temporary to a file of the same directory under `root`.
+/// Append to a file (made 0644 if need be) and sync it.
+fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    make_dirs(parent(path))?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(Mode::Public.bits())
+        .open(path)
+        .map_err(|e| Error::io(path, "open for append", e))?;
+    f.write_all(bytes).and_then(|_| f.sync_data()).map_err(|e| Error::io(path, "append", e))
+}
+
+/// The next NUL-terminated field of a journal.
+fn next_field<'a>(rest: &mut &'a [u8]) -> std::result::Result<&'a Path, String> {
+    let end = rest.iter().position(|b| *b == 0).ok_or("a record ends early")?;
+    let field = Path::new(std::ffi::OsStr::from_bytes(&rest[..end]));
+    *rest = &rest[end + 1..];
+    Ok(field)
+}
+
+/// What a journal asks for.
+enum Step<'a> {
+    Rename(&'a Path, &'a Path),
+    Append(&'a Path, &'a [u8]),
+}
+
+fn parse_journal(body: &[u8]) -> std::result::Result<Vec<Step<'_>>, String> {
+    let mut steps = Vec::new();
+    let mut rest = body;
+    let inside = |p: &Path| !p.as_os_str().is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+    while !rest.is_empty() {
+        match next_field(&mut rest)?.as_os_str().as_bytes() {
+            b"rename" => {
+                let (tmp, path) = (next_field(&mut rest)?, next_field(&mut rest)?);
+                let temporary = tmp.file_name().is_some_and(|n| is_temporary(n.as_bytes()));
+                if !inside(tmp) || !inside(path) || !temporary || tmp.parent() != path.parent() {
+                    return Err(format!("'{}' -> '{}' is not a rename kubepki makes", tmp.display(), path.display()));
+                }
+                steps.push(Step::Rename(tmp, path));
+            }
+            b"append" => {
+                let path = next_field(&mut rest)?;
+                let len: usize = next_field(&mut rest)?.to_str().and_then(|n| n.parse().ok()).ok_or("a bad length")?;
+                if !inside(path) || rest.len() < len {
+                    return Err(format!("an append to '{}' that kubepki does not make", path.display()));
+                }
+                steps.push(Step::Append(path, &rest[..len]));
+                rest = &rest[len..];
+            }
+            other => return Err(format!("an unknown record '{}'", String::from_utf8_lossy(other))),
+        }
+    }
+    Ok(steps)
+}
+
+/// Complete a batch whose run was killed after its journal was written (see
+/// [`Batch::commit_in`]): its renames, and its append unless the file already ends with it;
+/// returns how many files it put in place. Without a journal, nothing to do. A journal is only
+/// obeyed within the tree: every rename must move a kubepki temporary to a file of the same
+/// directory under `root`.
 pub fn replay_journal(root: &Path) -> Result<usize> {
     let journal = root.join(JOURNAL);
     let text = match fs::read(&journal) {
@@ -265,30 +350,29 @@ pub fn replay_journal(root: &Path) -> Result<usize> {
     };
     let bad = |why: &str| Error::bad_file(&journal, format!("{why}; remove it if no kubepki run was interrupted"));
     let body = text.strip_prefix(JOURNAL_MAGIC).ok_or_else(|| bad("not a kubepki journal"))?;
-    let fields: Vec<&Path> =
-        body.split(|b| *b == 0).filter(|f| !f.is_empty()).map(|f| Path::new(std::ffi::OsStr::from_bytes(f))).collect();
-    if fields.len() % 2 != 0 {
-        return Err(bad("an odd number of paths"));
-    }
-    let mut moves = Vec::with_capacity(fields.len() / 2);
-    for pair in fields.chunks(2) {
-        let (tmp, path) = (pair[0], pair[1]);
-        let inside = |p: &Path| p.components().all(|c| matches!(c, Component::Normal(_)));
-        let temporary = tmp.file_name().is_some_and(|n| is_temporary(n.as_bytes()));
-        if !inside(tmp) || !inside(path) || !temporary || tmp.parent() != path.parent() {
-            return Err(bad(&format!("'{}' -> '{}' is not a rename kubepki makes", tmp.display(), path.display())));
-        }
-        moves.push((root.join(tmp), root.join(path)));
-    }
+    let steps = parse_journal(body).map_err(|why| bad(&why))?;
     let mut done = 0;
     let mut dirs = BTreeSet::new();
-    for (tmp, path) in &moves {
-        match fs::rename(tmp, path) {
-            Ok(()) => done += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // renamed before the kill
-            Err(e) => return Err(Error::io(path, "rename into place", e)),
+    for step in steps {
+        match step {
+            Step::Rename(tmp, path) => {
+                let (tmp, path) = (root.join(tmp), root.join(path));
+                match fs::rename(&tmp, &path) {
+                    Ok(()) => done += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // renamed before the kill
+                    Err(e) => return Err(Error::io(&path, "rename into place", e)),
+                }
+                dirs.insert(parent(&path).to_path_buf());
+            }
+            Step::Append(path, bytes) => {
+                let path = root.join(path);
+                let there = fs::read(&path).is_ok_and(|t| t.ends_with(bytes));
+                if !there {
+                    append_synced(&path, bytes)?;
+                    dirs.insert(parent(&path).to_path_buf());
+                }
+            }
         }
-        dirs.insert(parent(path).to_path_buf());
     }
     for dir in &dirs {
         sync_dir(dir)?;
@@ -394,7 +478,7 @@ mod tests {
         // certificate still in its temporary.
         let t_crt = write_temp(&crt, b"cert", Mode::Public).unwrap();
         let t_key = write_temp(&key, b"key", Mode::Secret).unwrap();
-        write_journal(root, &[(&t_crt, &crt), (&t_key, &key)]).unwrap();
+        write_journal(root, &[(&t_crt, &crt), (&t_key, &key)], None).unwrap();
         fs::rename(&t_key, &key).unwrap();
         assert_eq!(replay_journal(root).unwrap(), 1);
         assert_eq!(fs::read(&crt).unwrap(), b"cert");
@@ -405,21 +489,52 @@ mod tests {
     }
 
     #[test]
+    fn a_journaled_append_happens_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let log = root.join(".kubepki/issued.jsonl");
+        let mut b = Batch::new();
+        b.add(root.join("a.crt"), "a", Mode::Public);
+        b.append_after(log.clone(), "line a\n");
+        b.commit_in(root).unwrap();
+        assert_eq!(fs::read_to_string(&log).unwrap(), "line a\n");
+        assert_eq!(fs::metadata(&log).unwrap().mode() & 0o777, 0o644);
+        // Killed after the renames: before the append, then after it (the journal not yet
+        // removed). Either way the line is there once.
+        let t = write_temp(&root.join("b.crt"), b"b", Mode::Public).unwrap();
+        write_journal(root, &[(&t, &root.join("b.crt"))], Some((&log, b"line b\n"))).unwrap();
+        fs::rename(&t, root.join("b.crt")).unwrap();
+        replay_journal(root).unwrap();
+        assert_eq!(fs::read_to_string(&log).unwrap(), "line a\nline b\n");
+        let t = write_temp(&root.join("c.crt"), b"c", Mode::Public).unwrap();
+        write_journal(root, &[(&t, &root.join("c.crt"))], Some((&log, b"line c\n"))).unwrap();
+        fs::rename(&t, root.join("c.crt")).unwrap();
+        append_synced(&log, b"line c\n").unwrap();
+        replay_journal(root).unwrap();
+        assert_eq!(fs::read_to_string(&log).unwrap(), "line a\nline b\nline c\n");
+        assert!(!root.join(JOURNAL).exists());
+    }
+
+    #[test]
     fn a_journal_is_obeyed_only_within_the_tree() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let bodies = [
-            "../.x.kubepki-1-0.tmp\0../x\0",
-            "/tmp/.x.kubepki-1-0.tmp\0/tmp/x\0",
-            "pki/x.crt\0pki/y.crt\0",
-            "pki/.x.kubepki-1-0.tmp\0other/x\0",
+            ("rename\0../.x.kubepki-1-0.tmp\0../x\0", "is not a rename kubepki makes"),
+            ("rename\0/tmp/.x.kubepki-1-0.tmp\0/tmp/x\0", "is not a rename kubepki makes"),
+            ("rename\0pki/x.crt\0pki/y.crt\0", "is not a rename kubepki makes"),
+            ("rename\0pki/.x.kubepki-1-0.tmp\0other/x\0", "is not a rename kubepki makes"),
+            (concat!("append\0../log\0", "3", "\0abc"), "an append to '../log' that kubepki does not make"),
+            (concat!("append\0log\0", "9", "\0abc"), "an append to 'log' that kubepki does not make"),
+            ("delete\0pki/ca.key\0", "an unknown record 'delete'"),
+            ("rename\0pki/.x.kubepki-1-0.tmp", "a record ends early"),
         ];
-        for body in bodies {
+        for (body, problem) in bodies {
             fs::write(root.join(JOURNAL), [JOURNAL_MAGIC, body.as_bytes()].concat()).unwrap();
             let err = replay_journal(root).unwrap_err().to_string();
-            assert!(err.contains("is not a rename kubepki makes"), "{body:?}: {err}");
+            assert!(err.contains(problem), "{body:?}: {err}");
         }
-        fs::write(root.join(JOURNAL), "pki/a\0pki/b\0").unwrap();
+        fs::write(root.join(JOURNAL), "rename\0pki/a\0pki/b\0").unwrap();
         let err = replay_journal(root).unwrap_err().to_string();
         assert!(err.contains(".kubepki-journal: not a kubepki journal"), "{err}");
     }

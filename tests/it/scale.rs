@@ -1,6 +1,7 @@
 //! Large clusters (not timed): a 300-node pool generated complete and kept on re-run, and an
 //! `init` killed hard part way, twice, then completed by running it again.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -105,6 +106,13 @@ fn an_init_killed_part_way_is_completed_by_the_next_run() {
     let n = entries(workers);
     let out = env.kubepki_ok(&["init", "--config", "cluster.yaml", "--dir", "tree"]);
     assert!(out.contains(&format!("0 created, {n} kept, 0 replaced; 0 files copied")), "{out}");
+    // The issuance log lists every certificate of the tree once (the sa key pair is not one),
+    // whichever run made it.
+    let log = kubepki::read_issuance_log(&tree).unwrap();
+    let logged: BTreeSet<&str> = log.iter().filter_map(|r| r.entry.as_deref()).collect();
+    let certs: BTreeSet<&str> = catalog.entries.iter().filter(|e| e.cert().is_some()).map(|e| e.id.as_str()).collect();
+    assert_eq!(log.len(), n - 1, "one line per certificate");
+    assert_eq!(logged, certs);
 }
 
 /// Every file of the catalog is there, every key matches its certificate, and every
