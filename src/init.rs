@@ -191,7 +191,11 @@ pub fn init_with_progress(
     }
 
     // 2. Back up what will be replaced.
-    let backup = if bad.is_empty() { None } else { Some(back_up(root, bad.iter().map(|(e, _)| *e), now)?) };
+    let backup = if bad.is_empty() {
+        None
+    } else {
+        Some(crate::tree::back_up(root, bad.iter().flat_map(|(e, _)| e.files()), now)?)
+    };
 
     // 3. Make what is missing; one writer thread commits it while the rest is being made.
     let todo = found.iter().filter(|f| !matches!(f, Found::Good)).count();
@@ -516,30 +520,6 @@ fn write_all(rx: Receiver<Unit>, root: &Path) -> Result<usize> {
     }
     commit(batch, &mut log)?;
     Ok(written)
-}
-
-/// Copy the files of entries about to be replaced to `.kubepki-backup/<time>/`.
-fn back_up<'a>(root: &Path, entries: impl Iterator<Item = &'a Entry>, now: OffsetDateTime) -> Result<PathBuf> {
-    let stamp = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    let dir = root.join(".kubepki-backup").join(stamp);
-    let mut batch = Batch::new();
-    for e in entries {
-        for (f, mode) in e.files() {
-            if let Ok(bytes) = std::fs::read(root.join(f)) {
-                batch.add(dir.join(f), bytes, mode);
-            }
-        }
-    }
-    batch.commit()?;
-    Ok(dir)
 }
 
 fn read_opt(path: &Path) -> std::result::Result<Option<String>, String> {
