@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 
 use ::time::OffsetDateTime;
 use rayon::prelude::*;
-use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
+use rcgen::{CertificateParams, KeyPair};
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
 use x509_parser::x509::AttributeTypeAndValue;
 
-use crate::catalog::{Catalog, CertProfile, Entry, ExtKeyUsage, Issuer, KeyUsage, Store};
+use crate::catalog::{Catalog, CertProfile, Entry, Issuer, Store};
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 use crate::issuance::IssuanceRecord;
@@ -282,26 +282,9 @@ fn request_for(p: &CertProfile, spec: &ClusterSpec) -> Result<(String, String)> 
     let key = PrivateKey::generate(spec.key_algorithm)?;
     let pair = key_pair(&key)?;
     let mut params = CertificateParams::default();
-    crate::issue::set_subject(&mut params, p)?;
     // The usages are asked for too, so that an outside CA that copies requested extensions
-    // issues what the catalog needs.
-    params.key_usages = p
-        .key_usage
-        .iter()
-        .filter_map(|u| match u {
-            KeyUsage::DigitalSignature => Some(KeyUsagePurpose::DigitalSignature),
-            KeyUsage::KeyEncipherment => Some(KeyUsagePurpose::KeyEncipherment),
-            KeyUsage::KeyCertSign => None,
-        })
-        .collect();
-    params.extended_key_usages = p
-        .ext_key_usage
-        .iter()
-        .map(|u| match u {
-            ExtKeyUsage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
-            ExtKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
-        })
-        .collect();
+    // issues what the catalog needs (requests are made for leaves only: no keyCertSign).
+    crate::issue::set_profile(&mut params, p)?;
     let csr = params
         .serialize_request(&pair)
         .and_then(|c| c.pem())

@@ -240,9 +240,9 @@ impl Ca {
     }
 }
 
-/// The subject (O before CN, as Go and so kubeadm write it) and the SANs of a profile, for a
-/// certificate or a request.
-pub(crate) fn set_subject(params: &mut CertificateParams, p: &CertProfile) -> Result<()> {
+/// The subject (O before CN, as Go and so kubeadm write it), SANs, key usage and extended key
+/// usage of a profile, for a certificate or a request.
+pub(crate) fn set_profile(params: &mut CertificateParams, p: &CertProfile) -> Result<()> {
     // rcgen keeps one value per attribute type, so a second group cannot be written: refuse
     // rather than drop a group silently.
     if p.subject.orgs.len() > 1 {
@@ -270,29 +270,6 @@ pub(crate) fn set_subject(params: &mut CertificateParams, p: &CertProfile) -> Re
             San::Ip(ip) => Ok(SanType::IpAddress(*ip)),
         })
         .collect::<Result<_>>()?;
-    Ok(())
-}
-
-/// A random positive serial: 16 bytes from the CSPRNG, top bit clear, never leading zero
-/// (126 bits of randomness).
-pub fn random_serial() -> Result<SerialNumber> {
-    let mut bytes = [0u8; 16];
-    SystemRandom::new().fill(&mut bytes).map_err(|_| Error::crypto("serial number", "the system CSPRNG failed"))?;
-    bytes[0] = (bytes[0] & 0x3f) | 0x40;
-    Ok(SerialNumber::from_slice(&bytes))
-}
-
-fn params_for(p: &CertProfile, now: OffsetDateTime, cap: Option<OffsetDateTime>) -> Result<CertificateParams> {
-    let mut params = CertificateParams::default();
-    set_subject(&mut params, p)?;
-    params.serial_number = Some(random_serial()?);
-    params.not_before = now - BACKDATE;
-    let mut not_after = now + p.validity;
-    if let Some(cap) = cap {
-        not_after = not_after.min(cap);
-    }
-    params.not_after = not_after;
-    params.is_ca = if p.is_ca { IsCa::Ca(BasicConstraints::Unconstrained) } else { IsCa::ExplicitNoCa };
     params.key_usages = p
         .key_usage
         .iter()
@@ -310,6 +287,29 @@ fn params_for(p: &CertProfile, now: OffsetDateTime, cap: Option<OffsetDateTime>)
             ExtKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
         })
         .collect();
+    Ok(())
+}
+
+/// A random positive serial: 16 bytes from the CSPRNG, top bit clear, never leading zero
+/// (126 bits of randomness).
+pub fn random_serial() -> Result<SerialNumber> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| Error::crypto("serial number", "the system CSPRNG failed"))?;
+    bytes[0] = (bytes[0] & 0x3f) | 0x40;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn params_for(p: &CertProfile, now: OffsetDateTime, cap: Option<OffsetDateTime>) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    set_profile(&mut params, p)?;
+    params.serial_number = Some(random_serial()?);
+    params.not_before = now - BACKDATE;
+    let mut not_after = now + p.validity;
+    if let Some(cap) = cap {
+        not_after = not_after.min(cap);
+    }
+    params.not_after = not_after;
+    params.is_ca = if p.is_ca { IsCa::Ca(BasicConstraints::Unconstrained) } else { IsCa::ExplicitNoCa };
     params.use_authority_key_identifier_extension = !p.is_ca;
     Ok(params)
 }
