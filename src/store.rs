@@ -2,10 +2,15 @@
 //!
 //! Every file is written to a temporary file in its own directory, fsynced, and renamed over
 //! the target; an interrupted run leaves the old file or the new one, never a torn one.
-//! Files are written in batches: all temporaries are written and synced first, then all are
-//! renamed, then each directory is synced once. The temporaries are written and synced on a
-//! pool of I/O threads wider than the machine: a sync is a wait on the disk, not work for a
-//! core, and syncs issued together are committed together by the filesystem's journal.
+//! Files are written in batches: all temporaries are written and made durable first, then all
+//! are renamed, then the directories are made durable. A small batch syncs each temporary and
+//! each directory (fsync), on a pool of I/O threads wider than the machine: a sync is a wait on
+//! the disk, not work for a core. A large batch (a cluster's worth of files) writes its
+//! temporaries unsynced and makes them durable with one `syncfs(2)` per filesystem, and the
+//! same again after the renames: the same guarantees (nothing is renamed before it is durable,
+//! nothing is reported done before the renames are) for two flushes instead of one per file
+//! and directory. syncfs also flushes whatever else is dirty on that filesystem, which is why
+//! small batches do not use it.
 //!
 //! A batch committed with [`Batch::commit_in`] is all or nothing across a kill: once every
 //! temporary is durable, the list of its renames (and of the lines it appends to a log) is
@@ -56,6 +61,9 @@ const JOURNAL_MAGIC: &[u8] = b"kubepki-journal-v2\0";
 /// How many files are written and synced at once. Syncs wait on the disk rather than use a
 /// core, so more of them than cores keeps the disk busy; beyond a few dozen nothing is gained.
 const IO_THREADS: usize = 16;
+
+/// From this many files, a batch is made durable with syncfs(2) rather than a sync per file.
+const BULK_FILES: usize = 64;
 
 /// Files to write together.
 #[derive(Debug, Default)]
@@ -130,13 +138,17 @@ impl Batch {
             dirs.sort_unstable();
             dirs.dedup();
         }
+        let bulk = self.files.len() >= BULK_FILES;
+        let sync_each = if bulk { Flush::Later } else { Flush::Now };
         on_io_pool(|| {
             let files = &self.files;
             let mut written: Vec<(usize, Result<PathBuf>)> = by_dir
                 .par_iter()
                 .flat_map_iter(|(dir, ids)| match make_dirs(dir) {
                     Err(e) => vec![(ids[0], Err(e))],
-                    Ok(()) => ids.iter().map(|&i| (i, write_temp(&files[i].0, &files[i].1, files[i].2))).collect(),
+                    Ok(()) => {
+                        ids.iter().map(|&i| (i, write_temp(&files[i].0, &files[i].1, files[i].2, sync_each))).collect()
+                    }
                 })
                 .collect();
             written.sort_unstable_by_key(|(i, _)| *i);
@@ -151,6 +163,23 @@ impl Batch {
             }
             let remove_temps = || temps.iter().for_each(|t| drop(fs::remove_file(t)));
             if let Some(e) = failure {
+                remove_temps();
+                return Err(e);
+            }
+            // Large batch: every temporary (and every directory made for it) durable at once.
+            let filesystems = if bulk {
+                let made: Vec<&Path> = by_dir.keys().copied().collect();
+                match one_dir_per_filesystem(&made) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        remove_temps();
+                        return Err(e);
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            if let Err(e) = filesystems.iter().try_for_each(|d| sync_filesystem(d)) {
                 remove_temps();
                 return Err(e);
             }
@@ -175,7 +204,11 @@ impl Batch {
             if let Some((log, bytes)) = append {
                 append_synced(log, bytes)?;
             }
-            dirs.par_iter().try_for_each(|d| sync_dir(d))?;
+            if bulk {
+                filesystems.iter().try_for_each(|d| sync_filesystem(d))?;
+            } else {
+                dirs.par_iter().try_for_each(|d| sync_dir(d))?;
+            }
             if let Some((root, journal)) = journal {
                 fs::remove_file(&journal).map_err(|e| Error::io(&journal, "remove", e))?;
                 sync_dir(root)?;
@@ -219,8 +252,36 @@ pub fn make_dirs(dir: &Path) -> Result<()> {
     DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).map_err(|e| Error::io(dir, "create directory", e))
 }
 
-/// Write `contents` to a new temporary file beside `path`, synced; returns its path.
-fn write_temp(path: &Path, contents: &[u8], mode: Mode) -> Result<PathBuf> {
+/// When a temporary is made durable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    /// fsync as it is written.
+    Now,
+    /// By the caller, with its batch ([`sync_filesystem`]).
+    Later,
+}
+
+/// One directory (of `dirs`, which exist) on each filesystem they span.
+fn one_dir_per_filesystem<'a>(dirs: &[&'a Path]) -> Result<Vec<&'a Path>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = BTreeMap::new();
+    for d in dirs {
+        let dev = fs::metadata(d).map_err(|e| Error::io(d, "read directory", e))?.dev();
+        seen.entry(dev).or_insert(*d);
+    }
+    Ok(seen.into_values().collect())
+}
+
+/// Make everything written to the filesystem holding `dir` durable (syncfs(2)): data,
+/// inodes and directories. Write-back errors since the last sync are reported (Linux ≥ 5.8).
+fn sync_filesystem(dir: &Path) -> Result<()> {
+    let fd = File::open(dir).map_err(|e| Error::io(dir, "open directory", e))?;
+    rustix::fs::syncfs(&fd).map_err(|e| Error::io(dir, "sync the filesystem of", e.into()))
+}
+
+/// Write `contents` to a new temporary file beside `path`, synced as `sync` says; returns its
+/// path.
+fn write_temp(path: &Path, contents: &[u8], mode: Mode, sync: Flush) -> Result<PathBuf> {
     let dir = parent(path);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     for attempt in 0..16u32 {
@@ -235,7 +296,7 @@ fn write_temp(path: &Path, contents: &[u8], mode: Mode) -> Result<PathBuf> {
         let written = file
             .write_all(contents)
             .and_then(|_| file.set_permissions(fs::Permissions::from_mode(mode.bits())))
-            .and_then(|_| file.sync_all());
+            .and_then(|_| if sync == Flush::Now { file.sync_all() } else { Ok(()) });
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io(path, "write", e));
@@ -275,7 +336,7 @@ fn write_journal(root: &Path, pairs: &[(&Path, &Path)], append: Option<(&Path, &
         text.extend_from_slice(bytes);
     }
     let journal = root.join(JOURNAL);
-    let tmp = write_temp(&journal, &text, Mode::Secret)?;
+    let tmp = write_temp(&journal, &text, Mode::Secret, Flush::Now)?;
     fs::rename(&tmp, &journal).map_err(|e| Error::io(&journal, "rename into place", e))?;
     sync_dir(root)?;
     Ok(journal)
@@ -430,18 +491,25 @@ mod tests {
 
     #[test]
     fn failed_batch_leaves_old_files_and_no_temporaries() {
-        let dir = tempfile::tempdir().unwrap();
-        let good = dir.path().join("good.crt");
-        write_atomic(&good, b"old", Mode::Public).unwrap();
-        // A file where a directory must go makes the second write fail.
-        fs::write(dir.path().join("blocker"), b"").unwrap();
-        let mut b = Batch::new();
-        b.add(good.clone(), "new", Mode::Public);
-        b.add(dir.path().join("blocker/x.crt"), "x", Mode::Public);
-        let err = b.commit().unwrap_err().to_string();
-        assert!(err.contains("blocker"), "{err}");
-        assert_eq!(fs::read(&good).unwrap(), b"old");
-        assert_eq!(sweep_temporaries(dir.path()).unwrap(), 0);
+        // A small batch (a sync per file) and a large one (one sync of the filesystem).
+        for extra in [0, BULK_FILES] {
+            let dir = tempfile::tempdir().unwrap();
+            let good = dir.path().join("good.crt");
+            write_atomic(&good, b"old", Mode::Public).unwrap();
+            // A file where a directory must go makes one write fail.
+            fs::write(dir.path().join("blocker"), b"").unwrap();
+            let mut b = Batch::new();
+            b.add(good.clone(), "new", Mode::Public);
+            for i in 0..extra {
+                b.add(dir.path().join(format!("n{i}/x.key")), "k", Mode::Secret);
+            }
+            b.add(dir.path().join("blocker/x.crt"), "x", Mode::Public);
+            let err = b.commit().unwrap_err().to_string();
+            assert!(err.contains("blocker"), "{err}");
+            assert_eq!(fs::read(&good).unwrap(), b"old");
+            assert!(!dir.path().join("n0/x.key").exists());
+            assert_eq!(sweep_temporaries(dir.path()).unwrap(), 0);
+        }
     }
 
     #[test]
@@ -453,6 +521,7 @@ mod tests {
             b.add(root.join(format!("nodes/n{i}/pki/x.crt")), format!("cert {i}"), Mode::Public);
             b.add(root.join(format!("nodes/n{i}/pki/x.key")), format!("key {i}"), Mode::Secret);
         }
+        assert!(b.len() >= BULK_FILES, "made durable by one sync of the filesystem");
         b.commit_in(root).unwrap();
         assert_eq!(fs::read(root.join("nodes/n39/pki/x.key")).unwrap(), b"key 39");
         assert_eq!(fs::metadata(root.join("nodes/n39/pki/x.key")).unwrap().mode() & 0o777, 0o600);
@@ -476,8 +545,8 @@ mod tests {
         make_dirs(&root.join("pki")).unwrap();
         // Killed after the journal and one of the two renames: the key is in place, the
         // certificate still in its temporary.
-        let t_crt = write_temp(&crt, b"cert", Mode::Public).unwrap();
-        let t_key = write_temp(&key, b"key", Mode::Secret).unwrap();
+        let t_crt = write_temp(&crt, b"cert", Mode::Public, Flush::Now).unwrap();
+        let t_key = write_temp(&key, b"key", Mode::Secret, Flush::Now).unwrap();
         write_journal(root, &[(&t_crt, &crt), (&t_key, &key)], None).unwrap();
         fs::rename(&t_key, &key).unwrap();
         assert_eq!(replay_journal(root).unwrap(), 1);
@@ -501,12 +570,12 @@ mod tests {
         assert_eq!(fs::metadata(&log).unwrap().mode() & 0o777, 0o644);
         // Killed after the renames: before the append, then after it (the journal not yet
         // removed). Either way the line is there once.
-        let t = write_temp(&root.join("b.crt"), b"b", Mode::Public).unwrap();
+        let t = write_temp(&root.join("b.crt"), b"b", Mode::Public, Flush::Now).unwrap();
         write_journal(root, &[(&t, &root.join("b.crt"))], Some((&log, b"line b\n"))).unwrap();
         fs::rename(&t, root.join("b.crt")).unwrap();
         replay_journal(root).unwrap();
         assert_eq!(fs::read_to_string(&log).unwrap(), "line a\nline b\n");
-        let t = write_temp(&root.join("c.crt"), b"c", Mode::Public).unwrap();
+        let t = write_temp(&root.join("c.crt"), b"c", Mode::Public, Flush::Now).unwrap();
         write_journal(root, &[(&t, &root.join("c.crt"))], Some((&log, b"line c\n"))).unwrap();
         fs::rename(&t, root.join("c.crt")).unwrap();
         append_synced(&log, b"line c\n").unwrap();
