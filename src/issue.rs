@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer as RcIssuer,
@@ -125,18 +124,10 @@ fn algorithm_of(spki: &[u8]) -> Option<KeyAlgorithm> {
 fn kubeadm_pem(pair: &KeyPair, algorithm: KeyAlgorithm) -> Result<String> {
     let pkcs8 = pair.serialized_der();
     let fail = |d: &str| Error::crypto(format!("encoding a {algorithm} key"), d);
-    let (tag, der) = match algorithm {
-        KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => {
-            let alg = if algorithm == KeyAlgorithm::EcdsaP256 {
-                &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING
-            } else {
-                &aws_lc_rs::signature::ECDSA_P384_SHA384_ASN1_SIGNING
-            };
-            let kp = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8).map_err(|e| fail(&e.to_string()))?;
-            let sec1 = kp.private_key().as_der().map_err(|e| fail(&e.to_string()))?;
-            ("EC PRIVATE KEY", sec1.as_ref().to_vec())
-        }
-        _ => ("RSA PRIVATE KEY", pkcs8_inner(pkcs8).ok_or_else(|| fail("not PKCS#8"))?.to_vec()),
+    let (tag, der) = if algorithm.is_rsa() {
+        ("RSA PRIVATE KEY", pkcs8_inner(pkcs8).ok_or_else(|| fail("not PKCS#8"))?.to_vec())
+    } else {
+        ("EC PRIVATE KEY", sec1_of_pkcs8(pkcs8).ok_or_else(|| fail("not an EC PKCS#8 key"))?)
     };
     // LF line endings, as kubeadm (and every other tool here) writes them.
     let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
@@ -145,14 +136,64 @@ fn kubeadm_pem(pair: &KeyPair, algorithm: KeyAlgorithm) -> Result<String> {
 
 /// The `privateKey` OCTET STRING of a PKCS#8 `PrivateKeyInfo`: for RSA, the PKCS#1 key.
 fn pkcs8_inner(der: &[u8]) -> Option<&[u8]> {
+    pkcs8_parts(der).map(|(_, key)| key)
+}
+
+/// A PKCS#8 `PrivateKeyInfo`'s algorithm parameters (TLV; for EC, the named curve) and its
+/// `privateKey` contents.
+fn pkcs8_parts(der: &[u8]) -> Option<(&[u8], &[u8])> {
     let (tag, body, _) = der_tlv(der)?;
     if tag != 0x30 {
         return None;
     }
     let (_, _, rest) = der_tlv(body)?; // version
-    let (_, _, rest) = der_tlv(rest)?; // algorithm
+    let (tag, algorithm, rest) = der_tlv(rest)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (_, _, parameters) = der_tlv(algorithm)?; // the algorithm's OID, then its parameters
     let (tag, key, _) = der_tlv(rest)?;
-    (tag == 0x04).then_some(key)
+    (tag == 0x04).then_some((parameters, key))
+}
+
+/// SEC1 `ECPrivateKey` (RFC 5915) with the named curve, as Go's `x509.MarshalECPrivateKey`
+/// (kubeadm) writes it, from PKCS#8. PKCS#8 carries the curve in the algorithm and may leave
+/// it out of the inner key: it is put back (`[0]`, after the private key), by rewriting the
+/// DER rather than parsing the key again.
+fn sec1_of_pkcs8(pkcs8: &[u8]) -> Option<Vec<u8>> {
+    let (curve, inner) = pkcs8_parts(pkcs8)?;
+    let (tag, body, _) = der_tlv(inner)?;
+    if tag != 0x30 || curve.first() != Some(&0x06) {
+        return None;
+    }
+    let (_, _, after_version) = der_tlv(body)?;
+    let (tag, _, optional) = der_tlv(after_version)?;
+    if tag != 0x04 {
+        return None;
+    }
+    if optional.first() == Some(&0xa0) {
+        return Some(inner.to_vec()); // the curve is there already
+    }
+    let head = &body[..body.len() - optional.len()];
+    let mut out = head.to_vec();
+    out.extend(der_encode(0xa0, curve));
+    out.extend_from_slice(optional);
+    Some(der_encode(0x30, &out))
+}
+
+/// A DER TLV.
+fn der_encode(tag: u8, body: &[u8]) -> Vec<u8> {
+    let len = body.len();
+    let mut out = vec![tag];
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(body);
+    out
 }
 
 /// One DER TLV: (tag, contents, rest).
@@ -317,6 +358,7 @@ fn params_for(p: &CertProfile, now: OffsetDateTime, cap: Option<OffsetDateTime>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_lc_rs::encoding::AsDer;
 
     #[test]
     fn keys_are_written_in_kubeadm_form_and_read_back() {
@@ -328,6 +370,36 @@ mod tests {
             let back = PrivateKey::from_pem(key.to_pem(), "k".as_ref()).unwrap();
             assert_eq!(back.algorithm(), alg);
             assert_eq!(back.public_key_raw(), key.public_key_raw());
+        }
+    }
+
+    #[test]
+    fn ec_keys_are_the_sec1_that_aws_lc_writes() {
+        use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING};
+        for (alg, signing) in [
+            (KeyAlgorithm::EcdsaP256, &ECDSA_P256_SHA256_ASN1_SIGNING),
+            (KeyAlgorithm::EcdsaP384, &ECDSA_P384_SHA384_ASN1_SIGNING),
+        ] {
+            for _ in 0..50 {
+                let key = PrivateKey::generate(alg).unwrap();
+                let ours = pem::parse(key.to_pem()).unwrap().into_contents();
+                let theirs = EcdsaKeyPair::from_pkcs8(signing, key.pair.serialized_der()).unwrap();
+                assert_eq!(ours, theirs.private_key().as_der().unwrap().as_ref(), "{alg}");
+            }
+        }
+        assert_eq!(der_encode(0x04, &[7; 200])[..3], [0x04, 0x81, 200]);
+        assert_eq!(der_encode(0x04, &[7; 300])[..4], [0x04, 0x82, 0x01, 0x2c]);
+        assert!(sec1_of_pkcs8(b"\x30\x03\x02\x01\x00").is_none());
+        // Both forms of PKCS#8: with the curve inside the inner key, and without it.
+        let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let sec1 = pem::parse(key.to_pem()).unwrap().into_contents();
+        let (curve, _) = pkcs8_parts(key.pair.serialized_der()).unwrap();
+        let (_, body, _) = der_tlv(&sec1).unwrap();
+        let without_curve = [&body[..2 + 1 + 2 + 32], &body[2 + 1 + 2 + 32 + 2 + curve.len()..]].concat();
+        for inner in [sec1.clone(), der_encode(0x30, &without_curve)] {
+            let algorithm = der_encode(0x30, &[&[0x06, 7, 0x2a, 0x86, 0x48, 0xce, 0x3d, 2, 1][..], curve].concat());
+            let pkcs8 = der_encode(0x30, &[&[2, 1, 0][..], &algorithm, &der_encode(0x04, &inner)].concat());
+            assert_eq!(sec1_of_pkcs8(&pkcs8).unwrap(), sec1);
         }
     }
 
