@@ -5,7 +5,7 @@
 //! walks it; nothing about a certificate is written down anywhere else. Entries come in an
 //! order where every CA precedes what it signs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
@@ -248,38 +248,85 @@ impl Catalog {
 
     /// The files of a node's bundle: `(home path, path in the bundle, mode)`; the two paths
     /// are the same for files whose home is the bundle. Workers get only the cluster CA's
-    /// certificate, never a CA key.
+    /// certificate, never a CA key. For many nodes, [`Catalog::bundles`].
     pub fn bundle(&self, spec: &ClusterSpec, node: &Node) -> Vec<(PathBuf, PathBuf, Mode)> {
-        let is_cp = node.role == Role::ControlPlane;
-        let is_primary = node.name == spec.primary().name;
-        let base = bundle_root(node);
-        let mut out = Vec::new();
-        for e in &self.entries {
-            let (take, cert_only) = match e.audience {
-                Audience::Node => (e.node.as_deref() == Some(&node.name), false),
-                Audience::Primary => (is_primary, false),
-                Audience::ControlPlanes => (is_cp, false),
-                Audience::ControlPlanesAndWorkerTrust => (true, !is_cp),
-                Audience::AllNodes => (true, false),
-            };
-            if !take {
-                continue;
-            }
-            let files = e.files();
-            let files = if cert_only { &files[..1] } else { &files[..] };
-            for (f, mode) in files {
-                let dest = if f.starts_with(&base) {
-                    f.to_path_buf()
-                } else if f.starts_with("nodes") {
-                    continue; // another node's own file
-                } else {
-                    base.join("etc/kubernetes").join(f)
-                };
-                out.push((f.to_path_buf(), dest, *mode));
+        bundle_of(self.entries.iter(), spec, node)
+    }
+
+    /// Every node's bundle, from one pass over the catalog: a node's bundle is then worked out
+    /// from its own entries and the shared ones, not from the whole catalog (which, for every
+    /// node of a large cluster, would be quadratic).
+    pub fn bundles(&self) -> Bundles<'_> {
+        let mut index = Bundles { catalog: self, shared: Vec::new(), own: HashMap::new() };
+        for (i, e) in self.entries.iter().enumerate() {
+            match (&e.node, &e.audience) {
+                (Some(n), Audience::Node) => index.own.entry(n.as_str()).or_default().push(i),
+                _ => index.shared.push(i),
             }
         }
-        out
+        index
     }
+}
+
+/// The node bundles of a catalog (see [`Catalog::bundles`]).
+#[derive(Debug)]
+pub struct Bundles<'c> {
+    catalog: &'c Catalog,
+    /// Entries every bundle may draw on: all but the nodes' own.
+    shared: Vec<usize>,
+    /// Each node's own entries.
+    own: HashMap<&'c str, Vec<usize>>,
+}
+
+impl Bundles<'_> {
+    /// The indices (in the catalog) of the entries that are this node's own.
+    pub fn own(&self, node: &str) -> &[usize] {
+        self.own.get(node).map_or(&[], Vec::as_slice)
+    }
+
+    /// [`Catalog::bundle`] for one node.
+    pub fn of(&self, spec: &ClusterSpec, node: &Node) -> Vec<(PathBuf, PathBuf, Mode)> {
+        let mut ids: Vec<usize> = self.shared.iter().chain(self.own(&node.name)).copied().collect();
+        ids.sort_unstable();
+        bundle_of(ids.into_iter().map(|i| &self.catalog.entries[i]), spec, node)
+    }
+}
+
+/// The bundle of `node` among `entries`, in their order.
+fn bundle_of<'e>(
+    entries: impl Iterator<Item = &'e Entry>,
+    spec: &ClusterSpec,
+    node: &Node,
+) -> Vec<(PathBuf, PathBuf, Mode)> {
+    let is_cp = node.role == Role::ControlPlane;
+    let is_primary = node.name == spec.primary().name;
+    let base = bundle_root(node);
+    let mut out = Vec::new();
+    for e in entries {
+        let (take, cert_only) = match e.audience {
+            Audience::Node => (e.node.as_deref() == Some(&node.name), false),
+            Audience::Primary => (is_primary, false),
+            Audience::ControlPlanes => (is_cp, false),
+            Audience::ControlPlanesAndWorkerTrust => (true, !is_cp),
+            Audience::AllNodes => (true, false),
+        };
+        if !take {
+            continue;
+        }
+        let files = e.files();
+        let files = if cert_only { &files[..1] } else { &files[..] };
+        for (f, mode) in files {
+            let dest = if f.starts_with(&base) {
+                f.to_path_buf()
+            } else if f.starts_with("nodes") {
+                continue; // another node's own file
+            } else {
+                base.join("etc/kubernetes").join(f)
+            };
+            out.push((f.to_path_buf(), dest, *mode));
+        }
+    }
+    out
 }
 
 /// `nodes/<name>`: the directory that mirrors a node's filesystem.

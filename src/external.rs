@@ -791,8 +791,9 @@ fn placement(spec: &ClusterSpec, catalog: &Catalog, root: &Path, returned: &[Ret
         }
     }
     let mut copies = 0;
+    let bundles = catalog.bundles();
     for node in &spec.nodes {
-        for (src, dst, _) in catalog.bundle(spec, node) {
+        for (src, dst, _) in bundles.of(spec, node) {
             if src == dst {
                 continue;
             }

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::catalog::{Audience, Catalog, CertProfile, Entry, EntryKind, Issuer, Store};
+use crate::catalog::{Audience, Bundles, Catalog, CertProfile, Entry, EntryKind, Issuer, Store};
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 use crate::issuance::{self, IssuanceRecord};
@@ -334,7 +334,7 @@ impl<'a> Maker<'a> {
         send(tx, first)?;
 
         // Nodes, on all cores: each node's own entries and its bundle's copies.
-        let index = NodeIndex::new(self.catalog);
+        let index = self.catalog.bundles();
         self.spec.nodes.par_iter().try_for_each(|node| {
             let unit = self.make_node(node, &index, cas, &shared)?;
             send(tx, unit)
@@ -405,7 +405,7 @@ impl<'a> Maker<'a> {
     fn make_node(
         &self,
         node: &Node,
-        index: &NodeIndex,
+        index: &Bundles,
         cas: &HashMap<&str, Ca>,
         shared: &HashMap<PathBuf, Vec<u8>>,
     ) -> Result<Unit> {
@@ -417,7 +417,7 @@ impl<'a> Maker<'a> {
         let mut unit = Unit::default();
         made.into_iter().for_each(|m| unit.add(m));
         let mut copies = Vec::new();
-        for (src, dst, mode) in index.bundle(self.catalog, self.spec, node) {
+        for (src, dst, mode) in index.of(self.spec, node) {
             if src == dst {
                 continue;
             }
@@ -439,41 +439,6 @@ impl<'a> Maker<'a> {
         self.bundle_files_written.fetch_add(copies.len(), Ordering::Relaxed);
         unit.files.extend(copies);
         Ok(unit)
-    }
-}
-
-/// Which entries are each node's own, so that a node's bundle is worked out from its own
-/// entries and the shared ones rather than from the whole catalog (which, for every node of a
-/// large cluster, would be quadratic).
-struct NodeIndex<'c> {
-    /// Entries every bundle may draw on: all but the nodes' own.
-    shared: Vec<usize>,
-    /// Each node's own entries.
-    own: HashMap<&'c str, Vec<usize>>,
-}
-
-impl<'c> NodeIndex<'c> {
-    fn new(catalog: &'c Catalog) -> NodeIndex<'c> {
-        let mut index = NodeIndex { shared: Vec::new(), own: HashMap::new() };
-        for (i, e) in catalog.entries.iter().enumerate() {
-            match (&e.node, &e.audience) {
-                (Some(n), Audience::Node) => index.own.entry(n.as_str()).or_default().push(i),
-                _ => index.shared.push(i),
-            }
-        }
-        index
-    }
-
-    fn own(&self, node: &str) -> &[usize] {
-        self.own.get(node).map_or(&[], Vec::as_slice)
-    }
-
-    /// [`Catalog::bundle`] for one node, from the entries that can be in it.
-    fn bundle(&self, catalog: &Catalog, spec: &ClusterSpec, node: &Node) -> Vec<(PathBuf, PathBuf, Mode)> {
-        let mut ids: Vec<usize> = self.shared.iter().chain(self.own(&node.name)).copied().collect();
-        ids.sort_unstable();
-        let part = Catalog { entries: ids.into_iter().map(|i| catalog.entries[i].clone()).collect() };
-        part.bundle(spec, node)
     }
 }
 

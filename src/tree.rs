@@ -53,10 +53,11 @@ pub fn back_up<'a>(
 pub fn refresh_bundles(spec: &ClusterSpec, catalog: &Catalog, root: &Path, create: bool) -> Result<usize> {
     let mut cache: HashMap<PathBuf, Vec<u8>> = HashMap::new();
     let mut written = 0;
+    let bundles = catalog.bundles();
     for nodes in spec.nodes.chunks(512) {
         let mut batch = Batch::new();
         for node in nodes {
-            for (src, dst, mode) in catalog.bundle(spec, node) {
+            for (src, dst, mode) in bundles.of(spec, node) {
                 if src == dst {
                     continue;
                 }

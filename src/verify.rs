@@ -781,8 +781,9 @@ impl Checker<'_> {
         let root = &self.inv.root;
         let mut cache: HashMap<PathBuf, Option<Vec<u8>>> = HashMap::new();
         let mut stale = Vec::new();
+        let bundles = self.catalog.bundles();
         for node in &self.spec.nodes {
-            for (src, dst, _) in self.catalog.bundle(self.spec, node) {
+            for (src, dst, _) in bundles.of(self.spec, node) {
                 if src == dst {
                     continue;
                 }

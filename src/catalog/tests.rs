@@ -255,6 +255,13 @@ fn bundles_hold_what_each_node_needs_and_no_more() {
         }
     }
     assert!(sources.values().all(|n| *n == 1));
+    // The one-pass index gives every node the same bundle, in the same order.
+    let bundles = c.bundles();
+    for n in &spec.nodes {
+        assert_eq!(bundles.of(&spec, n), c.bundle(&spec, n), "{}", n.name);
+        let own: Vec<&str> = bundles.own(&n.name).iter().map(|&i| c.entries[i].id.as_str()).collect();
+        assert!(!own.is_empty() && own.iter().all(|id| c.get(id).unwrap().node.as_deref() == Some(&*n.name)));
+    }
 }
 
 #[test]
