@@ -5,9 +5,11 @@
 //! tree (on all cores) and decides; only then does it write. It makes the CAs and the
 //! service-account key, then the shared certificates and kubeconfigs, then the nodes: each
 //! node's certificates and kubeconfigs together with the copies of shared files its bundle
-//! needs, on all cores, streamed to one writer thread that commits them in journaled batches
-//! (see [`crate::store`]). Writing a batch overlaps making the next, and only a few batches
-//! are held in memory whatever the size of the cluster. A killed run can simply be run again.
+//! needs, on all cores. Each node's files are written to temporaries by the thread that made
+//! them ([`store::stage`]) and handed to one writer thread that makes them durable and puts
+//! them in place in journaled groups ([`Committer`]) while the next nodes are being made; a
+//! node's contents are dropped once staged, so memory does not grow with the cluster. A
+//! killed run can simply be run again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,17 +27,18 @@ use crate::issuance::{self, IssuanceRecord};
 use crate::issue::{Ca, PrivateKey};
 use crate::kubeconfig::{self, Kubeconfig};
 use crate::spec::{ClusterSpec, Node};
-use crate::store::{self, Batch, Mode};
+use crate::store::{self, Committer, Mode, Staged};
 
-/// How many files the writer commits at once: each batch costs a few syncs of its own (the
-/// journal), so not too few; it is held in memory, so not too many.
-const BATCH_FILES: usize = 1024;
+/// How many files the writer commits at once: each group costs a sync of the filesystem and
+/// one of the journal, so not too few; the last group is committed after everything else is
+/// made, so not too many.
+const GROUP_FILES: usize = 1024;
 
 /// The command named in the issuance log.
 const COMMAND: &str = "init";
 
-/// How many nodes' files may wait for the writer: bounds memory when the disk is slower than
-/// the crypto.
+/// How many nodes' staged files may wait for the writer: bounds the temporaries on disk (and
+/// their names in memory) when the disk is slower than the crypto.
 const QUEUE_NODES: usize = 256;
 
 /// What `init` may do.
@@ -125,8 +128,8 @@ enum Found {
 /// A file to write: path relative to the tree, contents, mode.
 type Out = (PathBuf, Vec<u8>, Mode);
 
-/// What the writer is handed: files, and the issuance log's records of the certificates in
-/// them (appended once the files are in place).
+/// What is made together: files, and the issuance log's records of the certificates in them
+/// (appended once the files are in place).
 #[derive(Default)]
 struct Unit {
     files: Vec<Out>,
@@ -138,6 +141,19 @@ impl Unit {
         self.files.extend(files);
         self.issued.extend(issued);
     }
+
+    /// Write the files to their temporaries (where they were made, on the maker's core) for
+    /// the writer to commit; their contents are not held any longer.
+    fn stage(self, root: &Path) -> Result<StagedUnit> {
+        let files = self.files.iter().map(|(path, bytes, mode)| (root.join(path), &bytes[..], *mode));
+        Ok(StagedUnit { files: store::stage(files)?, issued: self.issued })
+    }
+}
+
+/// What the writer is handed: a unit's staged files and its records.
+struct StagedUnit {
+    files: Vec<Staged>,
+    issued: Vec<IssuanceRecord>,
 }
 
 /// Generate the tree at `root`.
@@ -204,7 +220,7 @@ pub fn init_with_progress(
     let maker =
         Maker { spec, catalog, root, now, found: &found, progress, bundle_files_written: &bundle_files_written };
     std::thread::scope(|scope| {
-        let (tx, rx) = sync_channel::<Unit>(QUEUE_NODES);
+        let (tx, rx) = sync_channel::<StagedUnit>(QUEUE_NODES);
         let writer = scope.spawn(move || write_all(rx, root));
         let made = maker.make_all(&mut cas, &tx);
         drop(tx);
@@ -292,7 +308,7 @@ struct Maker<'a> {
 }
 
 impl<'a> Maker<'a> {
-    fn make_all(&self, cas: &mut HashMap<&'a str, Ca>, tx: &SyncSender<Unit>) -> Result<()> {
+    fn make_all(&self, cas: &mut HashMap<&'a str, Ca>, tx: &SyncSender<StagedUnit>) -> Result<()> {
         let entries = &self.catalog.entries;
         let missing = |i: &usize| !matches!(self.found[*i], Found::Good);
         // Shared: what is not one node's own (the sources of the bundles' copies).
@@ -331,13 +347,13 @@ impl<'a> Maker<'a> {
                 }
             }
         }
-        send(tx, first)?;
+        send(tx, first.stage(self.root)?)?;
 
         // Nodes, on all cores: each node's own entries and its bundle's copies.
         let index = self.catalog.bundles();
         self.spec.nodes.par_iter().try_for_each(|node| {
             let unit = self.make_node(node, &index, cas, &shared)?;
-            send(tx, unit)
+            send(tx, unit.stage(self.root)?)
         })
     }
 
@@ -447,43 +463,42 @@ fn is_leaf(e: &Entry) -> bool {
     e.cert().is_some_and(|p| !p.is_ca)
 }
 
-/// Hand files to the writer; an error if it has stopped (its own error is the one reported).
-fn send(tx: &SyncSender<Unit>, unit: Unit) -> Result<()> {
+/// Hand staged files to the writer; an error if it has stopped (its own error is the one
+/// reported; the files' temporaries are removed).
+fn send(tx: &SyncSender<StagedUnit>, unit: StagedUnit) -> Result<()> {
     if unit.files.is_empty() {
         return Ok(());
     }
     tx.send(unit).map_err(|_| Error::Invalid("the writer stopped".into()))
 }
 
-/// The writer: commits what it is handed in journaled batches, each with the issuance log's
-/// lines for its certificates (appended once they are in place, exactly once even across a
-/// kill); returns how many files.
-fn write_all(rx: Receiver<Unit>, root: &Path) -> Result<usize> {
-    let mut batch = Batch::new();
+/// The writer: commits what it is handed in journaled groups (see [`Committer`]), each with
+/// the issuance log's lines for its certificates (appended once they are in place, exactly
+/// once even across a kill); returns how many files. Should it fail, what it has not
+/// committed is dropped, temporaries and all, and the makers stop for want of it.
+fn write_all(rx: Receiver<StagedUnit>, root: &Path) -> Result<usize> {
+    let mut committer = Committer::new(Some(root));
+    let log_path = issuance::log_path(root);
     let mut log = String::new();
     let mut written = 0;
-    let mut commit = |mut batch: Batch, log: &mut String| -> Result<()> {
-        written += batch.len();
-        if !log.is_empty() {
-            batch.append_after(issuance::log_path(root), std::mem::take(log));
-        }
-        batch.commit_in(root)
-    };
     for unit in rx {
-        for (path, bytes, mode) in unit.files {
-            batch.add(root.join(path), bytes, mode);
-        }
+        written += unit.files.len();
+        committer.add(unit.files);
         for record in &unit.issued {
             let line =
                 serde_json::to_string(record).map_err(|e| Error::Invalid(format!("encoding the issuance log: {e}")))?;
             log.push_str(&line);
             log.push('\n');
         }
-        if batch.len() >= BATCH_FILES {
-            commit(std::mem::take(&mut batch), &mut log)?;
+        if committer.pending() >= GROUP_FILES {
+            committer.append(&log_path, std::mem::take(&mut log).as_bytes());
+            committer.commit()?;
         }
     }
-    commit(batch, &mut log)?;
+    if !log.is_empty() {
+        committer.append(&log_path, log.as_bytes());
+    }
+    committer.finish()?;
     Ok(written)
 }
 

@@ -1,23 +1,25 @@
 //! The tree on disk: crash-safe writes with the right modes.
 //!
-//! Every file is written to a temporary file in its own directory, fsynced, and renamed over
-//! the target; an interrupted run leaves the old file or the new one, never a torn one.
+//! Every file is written to a temporary file in its own directory, made durable, and renamed
+//! over the target; an interrupted run leaves the old file or the new one, never a torn one.
 //! Files are written in batches: all temporaries are written and made durable first, then all
-//! are renamed, then the directories are made durable. A small batch syncs each temporary and
-//! each directory (fsync), on a pool of I/O threads wider than the machine: a sync is a wait on
-//! the disk, not work for a core. A large batch (a cluster's worth of files) writes its
-//! temporaries unsynced and makes them durable with one `syncfs(2)` per filesystem, and the
-//! same again after the renames: the same guarantees (nothing is renamed before it is durable,
-//! nothing is reported done before the renames are) for two flushes instead of one per file
-//! and directory. syncfs also flushes whatever else is dirty on that filesystem, which is why
-//! small batches do not use it.
+//! are renamed, then the directories are made durable.
 //!
-//! A batch committed with [`Batch::commit_in`] is all or nothing across a kill: once every
-//! temporary is durable, the list of its renames (and of the lines it appends to a log) is
-//! written to `<root>/.kubepki-journal` before the first rename and removed after the last
-//! step, and [`replay_journal`] completes the batch of a journal that a killed run left. So
-//! files written together (a certificate and its key) are never found one without the other,
-//! and the log lists each of them exactly once.
+//! A small batch syncs each temporary and each directory (fsync), on a pool of I/O threads
+//! wider than the machine: a sync is a wait on the disk, not work for a core. A large one (a
+//! cluster's worth of files) is [staged](stage) — written to temporaries, unsynced, where the
+//! files are made and on many threads — and put in place by a [`Committer`], group by group,
+//! each group made durable by one `syncfs(2)` per filesystem: the same guarantees (nothing is
+//! renamed before it is durable, nothing is reported done before its renames are) for one
+//! flush per thousand files instead of two syncs per file. syncfs also flushes whatever else
+//! is dirty on that filesystem, which is why small batches do not use it.
+//!
+//! A batch committed with [`Batch::commit_in`] (or a committer given a root) is all or nothing
+//! across a kill: once every temporary is durable, the list of its renames (and of the lines
+//! it appends to a log) is written to `<root>/.kubepki-journal` before the first rename and
+//! removed after the last step, and [`replay_journal`] completes the batch of a journal that a
+//! killed run left. So files written together (a certificate and its key) are never found one
+//! without the other, and the log lists each of them exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -138,17 +140,19 @@ impl Batch {
             dirs.sort_unstable();
             dirs.dedup();
         }
-        let bulk = self.files.len() >= BULK_FILES;
-        let sync_each = if bulk { Flush::Later } else { Flush::Now };
+        if self.files.len() >= BULK_FILES {
+            return self.commit_bulk(journal_root);
+        }
         on_io_pool(|| {
             let files = &self.files;
             let mut written: Vec<(usize, Result<PathBuf>)> = by_dir
                 .par_iter()
                 .flat_map_iter(|(dir, ids)| match make_dirs(dir) {
                     Err(e) => vec![(ids[0], Err(e))],
-                    Ok(()) => {
-                        ids.iter().map(|&i| (i, write_temp(&files[i].0, &files[i].1, files[i].2, sync_each))).collect()
-                    }
+                    Ok(()) => ids
+                        .iter()
+                        .map(|&i| (i, write_temp(&files[i].0, &files[i].1, files[i].2, Flush::Now).map(|(t, _)| t)))
+                        .collect(),
                 })
                 .collect();
             written.sort_unstable_by_key(|(i, _)| *i);
@@ -163,23 +167,6 @@ impl Batch {
             }
             let remove_temps = || temps.iter().for_each(|t| drop(fs::remove_file(t)));
             if let Some(e) = failure {
-                remove_temps();
-                return Err(e);
-            }
-            // Large batch: every temporary (and every directory made for it) durable at once.
-            let filesystems = if bulk {
-                let made: Vec<&Path> = by_dir.keys().copied().collect();
-                match one_dir_per_filesystem(&made) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        remove_temps();
-                        return Err(e);
-                    }
-                }
-            } else {
-                Vec::new()
-            };
-            if let Err(e) = filesystems.iter().try_for_each(|d| sync_filesystem(d)) {
                 remove_temps();
                 return Err(e);
             }
@@ -204,16 +191,237 @@ impl Batch {
             if let Some((log, bytes)) = append {
                 append_synced(log, bytes)?;
             }
-            if bulk {
-                filesystems.iter().try_for_each(|d| sync_filesystem(d))?;
-            } else {
-                dirs.par_iter().try_for_each(|d| sync_dir(d))?;
-            }
+            dirs.par_iter().try_for_each(|d| sync_dir(d))?;
             if let Some((root, journal)) = journal {
                 fs::remove_file(&journal).map_err(|e| Error::io(&journal, "remove", e))?;
                 sync_dir(root)?;
             }
             Ok(())
+        })
+    }
+
+    /// A large batch: staged on the I/O pool (each directory's files by the task that makes
+    /// it), then put in place by a [`Committer`] as one group.
+    fn commit_bulk(self, journal_root: Option<&Path>) -> Result<()> {
+        let mut by_dir: BTreeMap<&Path, Vec<usize>> = BTreeMap::new();
+        for (i, (path, _, _)) in self.files.iter().enumerate() {
+            by_dir.entry(parent(path)).or_default().push(i);
+        }
+        let files = &self.files;
+        let staged: Vec<Result<Vec<Staged>>> = on_io_pool(|| {
+            by_dir
+                .par_iter()
+                .map(|(_, ids)| stage(ids.iter().map(|&i| (files[i].0.clone(), &files[i].1[..], files[i].2))))
+                .collect()
+        });
+        let mut committer = Committer::new(journal_root);
+        let mut failure = None;
+        for s in staged {
+            match s {
+                Ok(s) => committer.add(s),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e); // the staged temporaries are removed with the committer
+        }
+        if let Some((log, bytes)) = &self.append {
+            committer.append(log, bytes);
+        }
+        committer.finish()
+    }
+}
+
+/// A file written to a temporary beside its target: complete, but neither durable nor in
+/// place until a [`Committer`] commits it. Dropped uncommitted, its temporary is removed.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    /// The filesystem holding it.
+    dev: u64,
+    /// Journaled (the journal's to rename) or renamed: not to be removed when dropped.
+    settled: bool,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.settled {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Write each file to a temporary beside it, unsynced, making its directory (0755) if need
+/// be: the first half of a [`Committer`]'s work, to be done where the files are made (on many
+/// threads at once). All or nothing: on an error, no temporary is left.
+pub fn stage<'a>(files: impl IntoIterator<Item = (PathBuf, &'a [u8], Mode)>) -> Result<Vec<Staged>> {
+    let mut made: Vec<PathBuf> = Vec::new();
+    let mut staged = Vec::new();
+    for (path, contents, mode) in files {
+        let dir = parent(&path);
+        if !made.iter().any(|m| m.as_os_str() == dir.as_os_str()) {
+            make_dirs(dir)?;
+            made.push(dir.to_path_buf());
+        }
+        let (tmp, dev) = write_temp(&path, contents, mode, Flush::Later)?;
+        staged.push(Staged { tmp, path, dev, settled: false });
+    }
+    Ok(staged)
+}
+
+/// Puts [`Staged`] files in place, group by group, each group all or nothing across a kill
+/// (with a journal root, as [`Batch::commit_in`]).
+///
+/// A group is committed in four steps: make durable what was staged, journal the group's
+/// renames (and its log append), rename, append. The first step also makes the previous
+/// group's renames durable, so one sync per group suffices and each group's journal replaces
+/// the previous one; [`Committer::finish`] syncs once more and removes the journal. A group of
+/// at least [`BULK_FILES`] files is made durable with one syncfs(2) per filesystem; a smaller
+/// one with an fsync per file and per directory, so that a few files do not flush everything
+/// else that is dirty on the filesystem.
+#[derive(Debug)]
+pub struct Committer {
+    journal_root: Option<PathBuf>,
+    pending: Vec<Staged>,
+    append: Option<(PathBuf, Vec<u8>)>,
+    /// The filesystems with changes not yet durable, one directory of each.
+    dirty_fs: BTreeMap<u64, PathBuf>,
+    /// The directories with entries not yet durable (renamed into, or made); `None` when too
+    /// many to sync one by one (the filesystems are synced instead).
+    dirty_dirs: Option<Vec<PathBuf>>,
+    /// Whether the tree's journal names a group of this committer.
+    journaled: bool,
+}
+
+impl Committer {
+    /// A committer for files under `journal_root` (journaled), or anywhere (not journaled).
+    pub fn new(journal_root: Option<&Path>) -> Committer {
+        Committer {
+            journal_root: journal_root.map(Path::to_path_buf),
+            pending: Vec::new(),
+            append: None,
+            dirty_fs: BTreeMap::new(),
+            dirty_dirs: Some(Vec::new()),
+            journaled: false,
+        }
+    }
+
+    /// Add staged files to the group being gathered.
+    pub fn add(&mut self, staged: Vec<Staged>) {
+        self.pending.extend(staged);
+    }
+
+    /// Once the group's files are in place, append `bytes` to the file at `path` (see
+    /// [`Batch::append_after`]).
+    pub fn append(&mut self, path: &Path, bytes: &[u8]) {
+        match &mut self.append {
+            Some((p, b)) if p == path => b.extend_from_slice(bytes),
+            Some(_) => unreachable!("one log per committer"),
+            None => self.append = Some((path.to_path_buf(), bytes.to_vec())),
+        }
+    }
+
+    /// How many staged files the group being gathered holds.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Commit the group gathered so far. On an error before the journal is written, the
+    /// group's temporaries are removed; after, they stay for the next run to complete.
+    pub fn commit(&mut self) -> Result<()> {
+        if self.pending.is_empty() && self.append.is_none() {
+            return Ok(());
+        }
+        let mut group = std::mem::take(&mut self.pending);
+        if let Some(root) = &self.journal_root {
+            let mut paths = group.iter().map(|s| &s.path).chain(self.append.iter().map(|(p, _)| p));
+            if let Some(p) = paths.find(|p| !p.starts_with(root)) {
+                let problem = format!("a journaled batch writes only under {}", root.display());
+                return Err(Error::bad_file(p, problem));
+            }
+        }
+        // 1. This group's temporaries durable, and the previous group's renames.
+        self.make_durable(&group)?;
+        // 2. The journal (replacing the previous group's, whose renames are now durable).
+        let append = self.append.take();
+        let append = append.as_ref().map(|(p, b)| (p.as_path(), b.as_slice()));
+        if let Some(root) = &self.journal_root {
+            if group.len() > 1 || append.is_some() || self.journaled {
+                let pairs: Vec<(&Path, &Path)> = group.iter().map(|s| (s.tmp.as_path(), s.path.as_path())).collect();
+                write_journal(root, &pairs, append)?;
+                self.journaled = true;
+                group.iter_mut().for_each(|s| s.settled = true);
+            }
+        }
+        let pairs: Vec<(&Path, &Path)> = group.iter().map(|s| (s.tmp.as_path(), s.path.as_path())).collect();
+        // 3. Renames; a failure leaves the journal and its temporaries for the next run.
+        on_io_pool(|| {
+            pairs
+                .par_iter()
+                .try_for_each(|(tmp, path)| fs::rename(tmp, path).map_err(|e| Error::io(*path, "rename into place", e)))
+        })?;
+        for s in &mut group {
+            s.settled = true;
+            self.dirty(s.dev, parent(&s.path));
+        }
+        // 4. The log.
+        if let Some((log, bytes)) = append {
+            append_synced(log, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Commit the last group, make everything durable and remove the journal.
+    pub fn finish(mut self) -> Result<()> {
+        self.commit()?;
+        self.make_durable(&[])?;
+        if let (Some(root), true) = (&self.journal_root, self.journaled) {
+            let journal = root.join(JOURNAL);
+            fs::remove_file(&journal).map_err(|e| Error::io(&journal, "remove", e))?;
+            sync_dir(root)?;
+        }
+        Ok(())
+    }
+
+    /// Note a directory whose entries are not yet durable.
+    fn dirty(&mut self, dev: u64, dir: &Path) {
+        self.dirty_fs.entry(dev).or_insert_with(|| dir.to_path_buf());
+        match &mut self.dirty_dirs {
+            Some(dirs) if dirs.len() >= BULK_FILES => self.dirty_dirs = None,
+            Some(dirs) => dirs.push(dir.to_path_buf()),
+            None => {}
+        }
+    }
+
+    /// Make `group`'s temporaries and every dirty directory durable.
+    fn make_durable(&mut self, group: &[Staged]) -> Result<()> {
+        if group.len() >= BULK_FILES {
+            self.dirty_dirs = None;
+        }
+        for s in group {
+            self.dirty(s.dev, parent(&s.tmp));
+        }
+        let dirty_fs = std::mem::take(&mut self.dirty_fs);
+        let Some(mut dirs) = self.dirty_dirs.replace(Vec::new()) else {
+            return on_io_pool(|| dirty_fs.values().try_for_each(|d| sync_filesystem(d)));
+        };
+        // A few files: each, with its directory and those made for it (up to the root).
+        if let Some(root) = &self.journal_root {
+            for i in 0..dirs.len() {
+                let mut dir = dirs[i].clone();
+                while dir != *root && dir.pop() && dir.starts_with(root) {
+                    dirs.push(dir.clone());
+                }
+            }
+        }
+        dirs.sort_unstable();
+        dirs.dedup();
+        on_io_pool(|| {
+            group.par_iter().try_for_each(|s| sync_file(&s.tmp))?;
+            dirs.par_iter().try_for_each(|d| sync_dir(d))
         })
     }
 }
@@ -246,9 +454,6 @@ fn parent(path: &Path) -> &Path {
 
 /// Create a directory and its parents with mode 0755.
 pub fn make_dirs(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
     DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).map_err(|e| Error::io(dir, "create directory", e))
 }
 
@@ -257,19 +462,12 @@ pub fn make_dirs(dir: &Path) -> Result<()> {
 enum Flush {
     /// fsync as it is written.
     Now,
-    /// By the caller, with its batch ([`sync_filesystem`]).
+    /// By the caller, with its group ([`Committer`]).
     Later,
 }
 
-/// One directory (of `dirs`, which exist) on each filesystem they span.
-fn one_dir_per_filesystem<'a>(dirs: &[&'a Path]) -> Result<Vec<&'a Path>> {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = BTreeMap::new();
-    for d in dirs {
-        let dev = fs::metadata(d).map_err(|e| Error::io(d, "read directory", e))?.dev();
-        seen.entry(dev).or_insert(*d);
-    }
-    Ok(seen.into_values().collect())
+fn sync_file(path: &Path) -> Result<()> {
+    File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, "sync", e))
 }
 
 /// Make everything written to the filesystem holding `dir` durable (syncfs(2)): data,
@@ -280,12 +478,15 @@ fn sync_filesystem(dir: &Path) -> Result<()> {
 }
 
 /// Write `contents` to a new temporary file beside `path`, synced as `sync` says; returns its
-/// path.
-fn write_temp(path: &Path, contents: &[u8], mode: Mode, sync: Flush) -> Result<PathBuf> {
+/// path and its filesystem's device.
+fn write_temp(path: &Path, contents: &[u8], mode: Mode, sync: Flush) -> Result<(PathBuf, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    static PID: OnceLock<u32> = OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
     let dir = parent(path);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     for attempt in 0..16u32 {
-        let tmp = dir.join(format!(".{name}.kubepki-{}-{attempt}.tmp", std::process::id()));
+        let tmp = dir.join(format!(".{name}.kubepki-{pid}-{attempt}.tmp"));
         // The mode is set at creation: a key is never readable by others, not even briefly.
         let file = OpenOptions::new().write(true).create_new(true).mode(mode.bits()).open(&tmp);
         let mut file = match file {
@@ -293,17 +494,36 @@ fn write_temp(path: &Path, contents: &[u8], mode: Mode, sync: Flush) -> Result<P
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(Error::io(&tmp, "create", e)),
         };
-        let written = file
-            .write_all(contents)
-            .and_then(|_| file.set_permissions(fs::Permissions::from_mode(mode.bits())))
-            .and_then(|_| if sync == Flush::Now { file.sync_all() } else { Ok(()) });
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io(path, "write", e));
+        let mut written = file.write_all(contents);
+        if !umask_keeps(mode.bits()) {
+            // The umask took bits away at creation: put them back (0644 under umask 077).
+            written = written.and_then(|_| file.set_permissions(fs::Permissions::from_mode(mode.bits())));
         }
-        return Ok(tmp);
+        let written = written.and_then(|_| match sync {
+            Flush::Now => file.sync_all().map(|_| 0),
+            Flush::Later => file.metadata().map(|m| m.dev()),
+        });
+        match written {
+            Ok(dev) => return Ok((tmp, dev)),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::io(path, "write", e));
+            }
+        }
     }
     Err(Error::io(path, "create a temporary file", std::io::Error::other("too many leftover temporary files")))
+}
+
+/// Whether the process's umask leaves `bits` as they are, so that a file created with them
+/// has them (read once from /proc; when it cannot be read, no).
+fn umask_keeps(bits: u32) -> bool {
+    static UMASK: OnceLock<Option<u32>> = OnceLock::new();
+    let umask = UMASK.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let value = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(value.trim(), 8).ok()
+    });
+    umask.is_some_and(|m| m & bits == 0)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -336,7 +556,7 @@ fn write_journal(root: &Path, pairs: &[(&Path, &Path)], append: Option<(&Path, &
         text.extend_from_slice(bytes);
     }
     let journal = root.join(JOURNAL);
-    let tmp = write_temp(&journal, &text, Mode::Secret, Flush::Now)?;
+    let (tmp, _) = write_temp(&journal, &text, Mode::Secret, Flush::Now)?;
     fs::rename(&tmp, &journal).map_err(|e| Error::io(&journal, "rename into place", e))?;
     sync_dir(root)?;
     Ok(journal)
@@ -545,8 +765,8 @@ mod tests {
         make_dirs(&root.join("pki")).unwrap();
         // Killed after the journal and one of the two renames: the key is in place, the
         // certificate still in its temporary.
-        let t_crt = write_temp(&crt, b"cert", Mode::Public, Flush::Now).unwrap();
-        let t_key = write_temp(&key, b"key", Mode::Secret, Flush::Now).unwrap();
+        let (t_crt, _) = write_temp(&crt, b"cert", Mode::Public, Flush::Now).unwrap();
+        let (t_key, _) = write_temp(&key, b"key", Mode::Secret, Flush::Now).unwrap();
         write_journal(root, &[(&t_crt, &crt), (&t_key, &key)], None).unwrap();
         fs::rename(&t_key, &key).unwrap();
         assert_eq!(replay_journal(root).unwrap(), 1);
@@ -570,18 +790,68 @@ mod tests {
         assert_eq!(fs::metadata(&log).unwrap().mode() & 0o777, 0o644);
         // Killed after the renames: before the append, then after it (the journal not yet
         // removed). Either way the line is there once.
-        let t = write_temp(&root.join("b.crt"), b"b", Mode::Public, Flush::Now).unwrap();
+        let (t, _) = write_temp(&root.join("b.crt"), b"b", Mode::Public, Flush::Now).unwrap();
         write_journal(root, &[(&t, &root.join("b.crt"))], Some((&log, b"line b\n"))).unwrap();
         fs::rename(&t, root.join("b.crt")).unwrap();
         replay_journal(root).unwrap();
         assert_eq!(fs::read_to_string(&log).unwrap(), "line a\nline b\n");
-        let t = write_temp(&root.join("c.crt"), b"c", Mode::Public, Flush::Now).unwrap();
+        let (t, _) = write_temp(&root.join("c.crt"), b"c", Mode::Public, Flush::Now).unwrap();
         write_journal(root, &[(&t, &root.join("c.crt"))], Some((&log, b"line c\n"))).unwrap();
         fs::rename(&t, root.join("c.crt")).unwrap();
         append_synced(&log, b"line c\n").unwrap();
         replay_journal(root).unwrap();
         assert_eq!(fs::read_to_string(&log).unwrap(), "line a\nline b\nline c\n");
         assert!(!root.join(JOURNAL).exists());
+    }
+
+    #[test]
+    fn a_committer_commits_group_by_group_each_journal_replacing_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let log = root.join(".kubepki/issued.jsonl");
+        let files = |group: usize, n: usize| -> Vec<(PathBuf, Vec<u8>, Mode)> {
+            (0..n)
+                .map(|i| (root.join(format!("g{group}/n{i}/x.key")), format!("{group}.{i}").into(), Mode::Secret))
+                .collect()
+        };
+        let stage_group = |group: usize, n: usize| {
+            let f = files(group, n);
+            stage(f.iter().map(|(p, b, m)| (p.clone(), &b[..], *m))).unwrap()
+        };
+        // A large group (one syncfs) and a small one (an fsync each).
+        let mut c = Committer::new(Some(root));
+        c.add(stage_group(1, BULK_FILES + 1));
+        c.append(&log, b"group 1\n");
+        c.commit().unwrap();
+        assert!(root.join(JOURNAL).exists(), "the journal stays until the next group's sync");
+        c.add(stage_group(2, 3));
+        c.append(&log, b"group 2\n");
+        c.commit().unwrap();
+        // Killed here: the journal names group 2, whose renames and append are done.
+        c.add(stage_group(3, 2));
+        drop(c); // group 3 never committed: its temporaries go
+        assert_eq!(replay_journal(root).unwrap(), 0);
+        assert_eq!(fs::read_to_string(&log).unwrap(), "group 1\ngroup 2\n", "each line once");
+        assert_eq!(fs::read(root.join("g2/n2/x.key")).unwrap(), b"2.2");
+        assert_eq!(fs::metadata(root.join("g1/n0/x.key")).unwrap().mode() & 0o777, 0o600);
+        assert!(!root.join("g3/n0/x.key").exists());
+        assert_eq!(sweep_temporaries(root).unwrap(), 0);
+
+        // Finished: everything in place, no journal.
+        let mut c = Committer::new(Some(root));
+        c.add(stage_group(4, 2));
+        c.append(&log, b"group 4\n");
+        c.finish().unwrap();
+        assert!(!root.join(JOURNAL).exists());
+        assert_eq!(fs::read_to_string(&log).unwrap(), "group 1\ngroup 2\ngroup 4\n");
+        assert_eq!(fs::read(root.join("g4/n1/x.key")).unwrap(), b"4.1");
+
+        // Nothing outside the root, and a refused group leaves no temporary.
+        let mut c = Committer::new(Some(&root.join("g4")));
+        c.add(stage_group(5, 2));
+        let err = c.commit().unwrap_err().to_string();
+        assert!(err.contains("a journaled batch writes only under"), "{err}");
+        assert_eq!(sweep_temporaries(root).unwrap(), 0);
     }
 
     #[test]
