@@ -201,8 +201,9 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Modes: keys and kubeconfigs 0600, certificates and public keys 0644, directories 0755.
-fn check_modes(tree: &Path) {
+/// Modes: keys and kubeconfigs 0600, certificates and public keys 0644, directories 0755
+/// (less what the umask takes away: it may only narrow them).
+fn check_modes(tree: &Path, umask: u32) {
     for p in walk(tree) {
         let mode = std::fs::metadata(&p).unwrap().mode() & 0o777;
         let want = match p.extension().and_then(|e| e.to_str()) {
@@ -213,7 +214,7 @@ fn check_modes(tree: &Path) {
         assert_eq!(mode, want, "{}: mode {mode:o}", p.display());
         assert!(!std::fs::read(&p).unwrap().contains(&b'\r'), "{}: CRLF line endings", p.display());
         let dir = p.parent().unwrap();
-        assert_eq!(std::fs::metadata(dir).unwrap().mode() & 0o777, 0o755, "{}", dir.display());
+        assert_eq!(std::fs::metadata(dir).unwrap().mode() & 0o777, 0o755 & !umask, "{}", dir.display());
     }
 }
 
@@ -263,7 +264,7 @@ fn golden_default(alg: KeyAlgorithm) {
         check(&tree, &scratch, e, alg);
     }
     check_keys(&tree, alg);
-    check_modes(&tree);
+    check_modes(&tree, 0o022);
     let all = serials(&tree, &scratch);
     let unique: BTreeSet<_> = all.iter().collect();
     assert_eq!(unique.len(), all.len() - bundle_copies(&tree), "serials are unique (copies aside)");
@@ -376,7 +377,7 @@ fn golden_ha(alg: KeyAlgorithm) {
         check(&tree, &scratch, e, alg);
     }
     check_keys(&tree, alg);
-    check_modes(&tree);
+    check_modes(&tree, 0o022);
     // Every certificate of the catalog is on disk.
     let spec = ClusterSpec::from_yaml(HA, Path::new("ha.yaml")).unwrap();
     for e in &kubepki::Catalog::build(&spec).entries {
@@ -434,4 +435,28 @@ fn golden_ha_rsa_3072() {
 #[test]
 fn golden_ha_rsa_4096() {
     golden_ha(KeyAlgorithm::Rsa4096);
+}
+
+/// Files' modes do not depend on the umask kubepki runs under (files are created with their
+/// mode, and given it back when the umask took bits away), in a small tree (fsync per file)
+/// and a large one (staged, syncfs); directories are 0755 or narrower, as the umask says.
+#[test]
+fn modes_are_kubeadms_whatever_the_umask() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "pool.yaml",
+        "nodes:\n- {name: cp1, role: control-plane, addresses: [10.0.0.1]}\n\
+         nodePools:\n- {namePattern: \"w{index:03}\", role: worker, count: 40, firstAddress: 10.1.0.1}\n",
+    );
+    for (umask, bits) in [("077", 0o077), ("027", 0o027), ("000", 0)] {
+        for (name, extra) in [("default", vec![]), ("pool", vec!["--config", config.to_str().unwrap()])] {
+            let tree = env.path().join(format!("{name}-{umask}"));
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c").arg(format!("umask {umask} && exec \"$0\" \"$@\"")).arg(env!("CARGO_BIN_EXE_kubepki"));
+            cmd.args(["init", "--quiet", "--dir", tree.to_str().unwrap()]).args(&extra);
+            let (ok, out) = run(&mut cmd);
+            assert!(ok, "umask {umask}: {out}");
+            check_modes(&tree, bits);
+        }
+    }
 }
