@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use rayon::prelude::*;
@@ -219,10 +219,15 @@ pub fn init_with_progress(
     let bundle_files_written = AtomicUsize::new(0);
     let maker =
         Maker { spec, catalog, root, now, found: &found, progress, bundle_files_written: &bundle_files_written };
+    let index = catalog.bundles();
+    let nodes_begun = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<StagedUnit>(QUEUE_NODES);
         let writer = scope.spawn(move || write_all(rx, root));
-        let made = maker.make_all(&mut cas, &tx);
+        // While the CAs are made (the first key waits for the entropy source to start, on one
+        // core), another makes the nodes' directories.
+        scope.spawn(|| maker.make_dirs_ahead(&index, &nodes_begun));
+        let made = maker.make_all(&mut cas, &index, &nodes_begun, &tx);
         drop(tx);
         let written = writer.join().unwrap_or_else(|_| Err(Error::Invalid("the writer thread panicked".into())));
         // The writer's error comes first: when it stops, the makers stop for want of it.
@@ -308,7 +313,13 @@ struct Maker<'a> {
 }
 
 impl<'a> Maker<'a> {
-    fn make_all(&self, cas: &mut HashMap<&'a str, Ca>, tx: &SyncSender<StagedUnit>) -> Result<()> {
+    fn make_all(
+        &self,
+        cas: &mut HashMap<&'a str, Ca>,
+        index: &Bundles,
+        nodes_begun: &AtomicBool,
+        tx: &SyncSender<StagedUnit>,
+    ) -> Result<()> {
         let entries = &self.catalog.entries;
         let missing = |i: &usize| !matches!(self.found[*i], Found::Good);
         // Shared: what is not one node's own (the sources of the bundles' copies).
@@ -350,11 +361,36 @@ impl<'a> Maker<'a> {
         send(tx, first.stage(self.root)?)?;
 
         // Nodes, on all cores: each node's own entries and its bundle's copies.
-        let index = self.catalog.bundles();
+        nodes_begun.store(true, Ordering::Relaxed);
         self.spec.nodes.par_iter().try_for_each(|node| {
-            let unit = self.make_node(node, &index, cas, &shared)?;
+            let unit = self.make_node(node, index, cas, &shared)?;
             send(tx, unit.stage(self.root)?)
         })
+    }
+
+    /// Make the directories of the nodes that have entries to make, in order, until the nodes
+    /// are begun (their makers make the rest). Only time is at stake: a failure here is left
+    /// for the maker of that node to meet and report.
+    fn make_dirs_ahead(&self, index: &Bundles, nodes_begun: &AtomicBool) {
+        let entries = &self.catalog.entries;
+        for node in &self.spec.nodes {
+            if nodes_begun.load(Ordering::Relaxed) {
+                return;
+            }
+            if index.own(&node.name).iter().all(|&i| matches!(self.found[i], Found::Good)) {
+                continue;
+            }
+            let mut dirs: Vec<PathBuf> = index.of(self.spec, node).into_iter().map(|(_, dst, _)| dst).collect();
+            dirs.extend(index.own(&node.name).iter().flat_map(|&i| entries[i].files()).map(|(f, _)| f.to_path_buf()));
+            let mut dirs: Vec<PathBuf> = dirs.iter().filter_map(|f| f.parent()).map(|d| self.root.join(d)).collect();
+            dirs.sort_unstable();
+            dirs.dedup();
+            for dir in dirs {
+                if store::make_dirs(&dir).is_err() {
+                    return;
+                }
+            }
+        }
     }
 
     /// A CA (returned, to sign with) or the service-account key pair.

@@ -258,15 +258,16 @@ impl Drop for Staged {
 /// be: the first half of a [`Committer`]'s work, to be done where the files are made (on many
 /// threads at once). All or nothing: on an error, no temporary is left.
 pub fn stage<'a>(files: impl IntoIterator<Item = (PathBuf, &'a [u8], Mode)>) -> Result<Vec<Staged>> {
-    let mut made: Vec<PathBuf> = Vec::new();
     let mut staged = Vec::new();
     for (path, contents, mode) in files {
-        let dir = parent(&path);
-        if !made.iter().any(|m| m.as_os_str() == dir.as_os_str()) {
-            make_dirs(dir)?;
-            made.push(dir.to_path_buf());
-        }
-        let (tmp, dev) = write_temp(&path, contents, mode, Flush::Later)?;
+        // Most directories exist: made only when the temporary cannot be created without.
+        let (tmp, dev) = match write_temp(&path, contents, mode, Flush::Later) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                make_dirs(parent(&path))?;
+                write_temp(&path, contents, mode, Flush::Later)?
+            }
+            written => written?,
+        };
         staged.push(Staged { tmp, path, dev, settled: false });
     }
     Ok(staged)
