@@ -200,20 +200,19 @@ impl Batch {
         })
     }
 
-    /// A large batch: staged on the I/O pool (each directory's files by the task that makes
-    /// it), then put in place by a [`Committer`] as one group.
+    /// A large batch: staged on all cores (each directory's files by one task), then put in
+    /// place by a [`Committer`] as one group.
     fn commit_bulk(self, journal_root: Option<&Path>) -> Result<()> {
         let mut by_dir: BTreeMap<&Path, Vec<usize>> = BTreeMap::new();
         for (i, (path, _, _)) in self.files.iter().enumerate() {
             by_dir.entry(parent(path)).or_default().push(i);
         }
+        // Staging is work for cores (nothing waits on the disk): on the global pool.
         let files = &self.files;
-        let staged: Vec<Result<Vec<Staged>>> = on_io_pool(|| {
-            by_dir
-                .par_iter()
-                .map(|(_, ids)| stage(ids.iter().map(|&i| (files[i].0.clone(), &files[i].1[..], files[i].2))))
-                .collect()
-        });
+        let staged: Vec<Result<Vec<Staged>>> = by_dir
+            .par_iter()
+            .map(|(_, ids)| stage(ids.iter().map(|&i| (files[i].0.clone(), &files[i].1[..], files[i].2))))
+            .collect();
         let mut committer = Committer::new(journal_root);
         let mut failure = None;
         for s in staged {
@@ -359,11 +358,11 @@ impl Committer {
         }
         let pairs: Vec<(&Path, &Path)> = group.iter().map(|s| (s.tmp.as_path(), s.path.as_path())).collect();
         // 3. Renames; a failure leaves the journal and its temporaries for the next run.
-        on_io_pool(|| {
-            pairs
-                .par_iter()
-                .try_for_each(|(tmp, path)| fs::rename(tmp, path).map_err(|e| Error::io(*path, "rename into place", e)))
-        })?;
+        // On this thread: a rename is a few microseconds of work, not a wait, and waking a pool
+        // for it takes cores from the threads making the next group.
+        for (tmp, path) in &pairs {
+            fs::rename(tmp, path).map_err(|e| Error::io(*path, "rename into place", e))?;
+        }
         for s in &mut group {
             s.settled = true;
             self.dirty(s.dev, parent(&s.path));
@@ -407,7 +406,7 @@ impl Committer {
         }
         let dirty_fs = std::mem::take(&mut self.dirty_fs);
         let Some(mut dirs) = self.dirty_dirs.replace(Vec::new()) else {
-            return on_io_pool(|| dirty_fs.values().try_for_each(|d| sync_filesystem(d)));
+            return dirty_fs.values().try_for_each(|d| sync_filesystem(d));
         };
         // A few files: each, with its directory and those made for it (up to the root).
         if let Some(root) = &self.journal_root {
