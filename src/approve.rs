@@ -17,8 +17,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::catalog::{Catalog, CertProfile, ExtKeyUsage, Issuer, KeyUsage, Store, CA};
 use crate::error::{Error, Result};
-use crate::external::CertificateRequest;
 use crate::issuance::IssuanceRecord;
+use crate::request::CertificateRequest;
 use crate::spec::{ClusterSpec, San};
 
 /// Kubernetes' minimum of `spec.expirationSeconds`.

@@ -25,6 +25,7 @@ mod issue;
 mod kubeconfig;
 mod lifecycle;
 mod render;
+mod request;
 mod rotate;
 mod spec;
 mod store;
@@ -44,8 +45,8 @@ pub use certinfo::{eku_name, CertInfo};
 pub use check::{check, kubeadm_expected, CheckEntry, CheckOptions, CheckReport, CheckStatus};
 pub use error::{Error, Result};
 pub use external::{
-    generate_csrs, import_certs, sign_csrs, CertificateRequest, CsrReport, CsrWritten, ImportReport, Placed,
-    RequestFiles, SignReport, SignedCert,
+    generate_csrs, import_certs, sign_csrs, CsrReport, CsrWritten, ImportReport, Placed, RequestFiles, SignReport,
+    SignedCert,
 };
 pub use graph::{render as render_graph, GraphFormat};
 pub use handshake::{live, live_between, probe_endpoint, EndpointReport, LiveResult};
@@ -64,6 +65,7 @@ pub use lifecycle::{
     RenewOptions, Summary, Tree,
 };
 pub use render::{table, Plan};
+pub use request::CertificateRequest;
 pub use rotate::{rotate as rotate_ca, status as rotation_status, Phase};
 pub use spec::{
     duration_text, is_dns1123_label, is_dns1123_subdomain, is_san_dns_name, CaLayout, Cidr, ClusterSpec, Endpoint,

@@ -1,0 +1,137 @@
+//! PKCS#10 certificate signing requests, read and checked: what `sign` signs, what `approve`
+//! finds in a Kubernetes CertificateSigningRequest, what `inspect` shows.
+
+use serde::Serialize;
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
+use x509_parser::x509::AttributeTypeAndValue;
+
+use crate::spec::San;
+
+/// A PKCS#10 certificate signing request, parsed. Its signature is checked, not trusted: see
+/// [`CertificateRequest::signature_ok`].
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRequest {
+    /// The whole subject.
+    pub subject: String,
+    /// Subject CN (the user asked for).
+    pub cn: String,
+    /// Subject O values (the groups asked for).
+    pub orgs: Vec<String>,
+    /// DNS and IP SANs of the extension request.
+    pub sans: Vec<San>,
+    /// Other SANs (email, URI, ...), as text.
+    pub other_sans: Vec<String>,
+    /// Whether it asks to be a CA (BasicConstraints CA:TRUE, or keyCertSign).
+    pub asks_ca: bool,
+    /// Extended key usages asked for (`serverAuth`, `clientAuth`, or an OID).
+    pub ext_key_usage: Vec<String>,
+    /// `RSA-2048`, `ECDSA-P256`, ...
+    pub key_algorithm: String,
+    /// Key size in bits.
+    pub key_bits: usize,
+    /// Whether the request's signature verifies with its own public key.
+    pub signature_ok: bool,
+    /// The raw public key (RSA: PKCS#1 public key; EC: the point), to compare with a key file.
+    #[serde(skip)]
+    pub public_key_raw: Vec<u8>,
+    /// The SubjectPublicKeyInfo, DER.
+    #[serde(skip)]
+    spki: Vec<u8>,
+}
+
+impl CertificateRequest {
+    /// Parse the first `CERTIFICATE REQUEST` PEM block of a text.
+    pub fn from_pem(text: &str) -> std::result::Result<CertificateRequest, String> {
+        let blocks = ::pem::parse_many(text).map_err(|e| format!("not valid PEM: {e}"))?;
+        let block = blocks
+            .iter()
+            .find(|b| matches!(b.tag(), "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST"))
+            .ok_or_else(|| "no PEM block 'CERTIFICATE REQUEST' found".to_string())?;
+        CertificateRequest::from_der(block.contents())
+    }
+
+    /// Parse DER.
+    pub fn from_der(der: &[u8]) -> std::result::Result<CertificateRequest, String> {
+        let (rest, req) =
+            X509CertificationRequest::from_der(der).map_err(|e| format!("not a valid certificate request: {e}"))?;
+        if !rest.is_empty() {
+            return Err("trailing bytes after the certificate request".into());
+        }
+        let info = &req.certification_request_info;
+        let texts = |it: &mut dyn Iterator<Item = &AttributeTypeAndValue>| -> Vec<String> {
+            it.filter_map(|a| a.as_str().ok().map(str::to_string)).collect()
+        };
+        let mut out = CertificateRequest {
+            subject: info.subject.to_string(),
+            cn: texts(&mut info.subject.iter_common_name()).into_iter().next().unwrap_or_default(),
+            orgs: texts(&mut info.subject.iter_organization()),
+            sans: vec![],
+            other_sans: vec![],
+            asks_ca: false,
+            ext_key_usage: vec![],
+            key_algorithm: String::new(),
+            key_bits: 0,
+            signature_ok: req.verify_signature().is_ok(),
+            public_key_raw: info.subject_pki.subject_public_key.data.to_vec(),
+            spki: info.subject_pki.raw.to_vec(),
+        };
+        for ext in req.requested_extensions().into_iter().flatten() {
+            match ext {
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    for name in &san.general_names {
+                        match name {
+                            GeneralName::DNSName(d) => out.sans.push(San::Dns(d.to_string())),
+                            GeneralName::IPAddress(b) => match ip(b) {
+                                Some(ip) => out.sans.push(San::Ip(ip)),
+                                None => out.other_sans.push(format!("IP:<{} bytes>", b.len())),
+                            },
+                            other => out.other_sans.push(other.to_string()),
+                        }
+                    }
+                }
+                ParsedExtension::BasicConstraints(bc) => out.asks_ca |= bc.ca,
+                ParsedExtension::KeyUsage(ku) => out.asks_ca |= ku.key_cert_sign(),
+                ParsedExtension::ExtendedKeyUsage(e) => {
+                    for (on, n) in [(e.any, "any"), (e.server_auth, "serverAuth"), (e.client_auth, "clientAuth")] {
+                        if on {
+                            out.ext_key_usage.push(n.to_string());
+                        }
+                    }
+                    out.ext_key_usage.extend(e.other.iter().map(|o| o.to_id_string()));
+                }
+                ParsedExtension::ParseError { error } => {
+                    return Err(format!("an extension of the request cannot be read: {error}"));
+                }
+                _ => {}
+            }
+        }
+        (out.key_algorithm, out.key_bits) = match info.subject_pki.parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(r)) => (format!("RSA-{}", r.key_size()), r.key_size()),
+            Ok(x509_parser::public_key::PublicKey::EC(p)) => (format!("ECDSA-P{}", p.key_size()), p.key_size()),
+            Ok(other) => (info.subject_pki.algorithm.algorithm.to_id_string(), other.key_size()),
+            Err(_) => (info.subject_pki.algorithm.algorithm.to_id_string(), 0),
+        };
+        Ok(out)
+    }
+
+    /// Why the key is too weak to certify, if it is (RSA below 2048 bits).
+    pub fn weak_key(&self) -> Option<String> {
+        (self.key_algorithm.starts_with("RSA") && self.key_bits < 2048)
+            .then(|| format!("the key is {}: at least RSA-2048 or ECDSA is needed", self.key_algorithm))
+    }
+
+    /// The public key, for [`Ca::sign`].
+    pub(crate) fn public_key(&self) -> std::result::Result<rcgen::SubjectPublicKeyInfo, String> {
+        rcgen::SubjectPublicKeyInfo::from_der(&self.spki)
+            .map_err(|e| format!("the request's public key cannot be certified ({}): {e}", self.key_algorithm))
+    }
+}
+
+fn ip(b: &[u8]) -> Option<std::net::IpAddr> {
+    match b.len() {
+        4 => Some(<[u8; 4]>::try_from(b).ok()?.into()),
+        16 => Some(<[u8; 16]>::try_from(b).ok()?.into()),
+        _ => None,
+    }
+}
