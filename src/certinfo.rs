@@ -142,18 +142,8 @@ impl CertInfo {
             }
         }
         let spki = x.public_key();
-        let (key_algorithm, key_bits) = match spki.parsed() {
-            Ok(x509_parser::public_key::PublicKey::RSA(r)) => (format!("RSA-{}", r.key_size()), r.key_size()),
-            Ok(x509_parser::public_key::PublicKey::EC(p)) => (format!("ECDSA-P{}", p.key_size()), p.key_size()),
-            Ok(other) => (format!("{:?}", other).chars().take(20).collect(), other.key_size()),
-            Err(_) => ("unknown".into(), 0),
-        };
-        let sig_oid = &x.signature_algorithm.algorithm;
-        let signature_algorithm = x509_parser::oid_registry::OidRegistry::default()
-            .with_crypto()
-            .get(sig_oid)
-            .map(|e| e.sn().to_string())
-            .unwrap_or_else(|| sig_oid.to_id_string());
+        let (key_algorithm, key_bits) = key_name(spki);
+        let signature_algorithm = algorithm_name(&x.signature_algorithm.algorithm);
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
         Ok(CertInfo {
             der: der.to_vec(),
@@ -257,4 +247,25 @@ pub fn eku_name(u: ExtKeyUsage) -> &'static str {
         ExtKeyUsage::ServerAuth => "serverAuth",
         ExtKeyUsage::ClientAuth => "clientAuth",
     }
+}
+
+/// A key's algorithm and size as kubepki shows them: `RSA-2048`, `ECDSA-P256`; another
+/// algorithm by its name.
+pub(crate) fn key_name(spki: &x509_parser::x509::SubjectPublicKeyInfo) -> (String, usize) {
+    use x509_parser::public_key::PublicKey;
+    match spki.parsed() {
+        Ok(PublicKey::RSA(r)) => (format!("RSA-{}", r.key_size()), r.key_size()),
+        Ok(PublicKey::EC(p)) => (format!("ECDSA-P{}", p.key_size()), p.key_size()),
+        Ok(other) => (algorithm_name(&spki.algorithm.algorithm), other.key_size()),
+        Err(_) => (algorithm_name(&spki.algorithm.algorithm), 0),
+    }
+}
+
+/// An algorithm's short name (`ecdsa-with-SHA256`), or its OID.
+pub(crate) fn algorithm_name(oid: &x509_parser::oid_registry::Oid) -> String {
+    x509_parser::oid_registry::OidRegistry::default()
+        .with_crypto()
+        .get(oid)
+        .map(|e| e.sn().to_string())
+        .unwrap_or_else(|| oid.to_id_string())
 }

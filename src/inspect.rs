@@ -15,6 +15,7 @@ use x509_parser::prelude::*;
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 use crate::issue::PrivateKey;
+use crate::request::CertificateRequest;
 use crate::spec::{KeyAlgorithm, San};
 
 /// The directory `init --force` saves replaced files in; never part of the tree's inventory.
@@ -500,93 +501,21 @@ fn read_key_only(path: &Path) -> Result<PrivateKey> {
 }
 
 fn read_csr(der: &[u8], source: String) -> std::result::Result<CsrView, String> {
-    let (rest, csr) =
-        X509CertificationRequest::from_der(der).map_err(|e| format!("not a valid certificate request: {e}"))?;
-    if !rest.is_empty() {
-        return Err("trailing bytes after the certificate request".into());
-    }
-    let info = &csr.certification_request_info;
-    let texts = |it: &mut dyn Iterator<Item = &AttributeTypeAndValue>| -> Vec<String> {
-        it.filter_map(|a| a.as_str().ok().map(str::to_string)).collect()
-    };
-    let (mut sans, mut other_sans, mut key_usage, mut ext_key_usage) = (vec![], vec![], vec![], vec![]);
-    for ext in csr.requested_extensions().into_iter().flatten() {
-        match ext {
-            ParsedExtension::SubjectAlternativeName(san) => {
-                for name in &san.general_names {
-                    match name {
-                        GeneralName::DNSName(d) => sans.push(San::Dns(d.to_string())),
-                        GeneralName::IPAddress(b) if b.len() == 4 || b.len() == 16 => {
-                            let ip = if b.len() == 4 {
-                                std::net::IpAddr::from(<[u8; 4]>::try_from(*b).expect("4 bytes"))
-                            } else {
-                                std::net::IpAddr::from(<[u8; 16]>::try_from(*b).expect("16 bytes"))
-                            };
-                            sans.push(San::Ip(ip));
-                        }
-                        other => other_sans.push(other.to_string()),
-                    }
-                }
-            }
-            ParsedExtension::KeyUsage(ku) => {
-                let bits = [
-                    (ku.digital_signature(), "digitalSignature"),
-                    (ku.non_repudiation(), "nonRepudiation"),
-                    (ku.key_encipherment(), "keyEncipherment"),
-                    (ku.data_encipherment(), "dataEncipherment"),
-                    (ku.key_agreement(), "keyAgreement"),
-                    (ku.key_cert_sign(), "keyCertSign"),
-                    (ku.crl_sign(), "cRLSign"),
-                ];
-                key_usage = bits.iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect();
-            }
-            ParsedExtension::ExtendedKeyUsage(e) => {
-                for (on, n) in [(e.any, "any"), (e.server_auth, "serverAuth"), (e.client_auth, "clientAuth")] {
-                    if on {
-                        ext_key_usage.push(n.to_string());
-                    }
-                }
-                ext_key_usage.extend(e.other.iter().map(|o| o.to_id_string()));
-            }
-            _ => {}
-        }
-    }
-    let (key_algorithm, key_bits) = key_of(&info.subject_pki);
-    let user = texts(&mut info.subject.iter_common_name()).into_iter().next().unwrap_or_default();
-    let groups = texts(&mut info.subject.iter_organization());
-    let view = CsrView {
+    let r = CertificateRequest::from_der(der)?;
+    Ok(CsrView {
         source,
-        subject: info.subject.to_string(),
-        user,
-        groups,
-        sans,
-        other_sans,
-        key_usage,
-        ext_key_usage,
-        key_algorithm,
-        key_bits,
-        signature_algorithm: algorithm_name(&csr.signature_algorithm.algorithm),
-        signature_valid: csr.verify_signature().is_ok(),
-    };
-    Ok(view)
-}
-
-fn key_of(spki: &SubjectPublicKeyInfo) -> (String, usize) {
-    use x509_parser::public_key::PublicKey;
-    match spki.parsed() {
-        Ok(PublicKey::RSA(r)) => (format!("RSA-{}", r.key_size()), r.key_size()),
-        Ok(PublicKey::EC(p)) => (format!("ECDSA-P{}", p.key_size()), p.key_size()),
-        Ok(other) => (algorithm_name(&spki.algorithm.algorithm), other.key_size()),
-        Err(_) => (algorithm_name(&spki.algorithm.algorithm), 0),
-    }
-}
-
-fn algorithm_name(oid: &x509_parser::oid_registry::Oid) -> String {
-    x509_parser::oid_registry::OidRegistry::default()
-        .with_crypto()
-        .get(oid)
-        .map(|e| e.sn().to_string())
-        .unwrap_or_else(|| oid.to_id_string())
+        subject: r.subject,
+        user: r.cn,
+        groups: r.orgs,
+        sans: r.sans,
+        other_sans: r.other_sans,
+        key_usage: r.key_usage,
+        ext_key_usage: r.ext_key_usage,
+        key_algorithm: r.key_algorithm,
+        key_bits: r.key_bits,
+        signature_algorithm: r.signature_algorithm,
+        signature_valid: r.signature_ok,
+    })
 }
 
 /// Whether a text is a YAML mapping with `apiVersion` or `clusters` at the top (or the JSON

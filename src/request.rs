@@ -5,6 +5,7 @@ use serde::Serialize;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
 use x509_parser::x509::AttributeTypeAndValue;
 
+use crate::certinfo::{algorithm_name, key_name};
 use crate::spec::San;
 
 /// A PKCS#10 certificate signing request, parsed. Its signature is checked, not trusted: see
@@ -24,12 +25,16 @@ pub struct CertificateRequest {
     pub other_sans: Vec<String>,
     /// Whether it asks to be a CA (BasicConstraints CA:TRUE, or keyCertSign).
     pub asks_ca: bool,
+    /// Key usages asked for (`digitalSignature`, `keyCertSign`, ...).
+    pub key_usage: Vec<String>,
     /// Extended key usages asked for (`serverAuth`, `clientAuth`, or an OID).
     pub ext_key_usage: Vec<String>,
     /// `RSA-2048`, `ECDSA-P256`, ...
     pub key_algorithm: String,
     /// Key size in bits.
     pub key_bits: usize,
+    /// The request's signature algorithm.
+    pub signature_algorithm: String,
     /// Whether the request's signature verifies with its own public key.
     pub signature_ok: bool,
     /// The raw public key (RSA: PKCS#1 public key; EC: the point), to compare with a key file.
@@ -69,9 +74,11 @@ impl CertificateRequest {
             sans: vec![],
             other_sans: vec![],
             asks_ca: false,
+            key_usage: vec![],
             ext_key_usage: vec![],
             key_algorithm: String::new(),
             key_bits: 0,
+            signature_algorithm: algorithm_name(&req.signature_algorithm.algorithm),
             signature_ok: req.verify_signature().is_ok(),
             public_key_raw: info.subject_pki.subject_public_key.data.to_vec(),
             spki: info.subject_pki.raw.to_vec(),
@@ -91,7 +98,19 @@ impl CertificateRequest {
                     }
                 }
                 ParsedExtension::BasicConstraints(bc) => out.asks_ca |= bc.ca,
-                ParsedExtension::KeyUsage(ku) => out.asks_ca |= ku.key_cert_sign(),
+                ParsedExtension::KeyUsage(ku) => {
+                    out.asks_ca |= ku.key_cert_sign();
+                    let bits = [
+                        (ku.digital_signature(), "digitalSignature"),
+                        (ku.non_repudiation(), "nonRepudiation"),
+                        (ku.key_encipherment(), "keyEncipherment"),
+                        (ku.data_encipherment(), "dataEncipherment"),
+                        (ku.key_agreement(), "keyAgreement"),
+                        (ku.key_cert_sign(), "keyCertSign"),
+                        (ku.crl_sign(), "cRLSign"),
+                    ];
+                    out.key_usage = bits.iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect();
+                }
                 ParsedExtension::ExtendedKeyUsage(e) => {
                     for (on, n) in [(e.any, "any"), (e.server_auth, "serverAuth"), (e.client_auth, "clientAuth")] {
                         if on {
@@ -106,12 +125,7 @@ impl CertificateRequest {
                 _ => {}
             }
         }
-        (out.key_algorithm, out.key_bits) = match info.subject_pki.parsed() {
-            Ok(x509_parser::public_key::PublicKey::RSA(r)) => (format!("RSA-{}", r.key_size()), r.key_size()),
-            Ok(x509_parser::public_key::PublicKey::EC(p)) => (format!("ECDSA-P{}", p.key_size()), p.key_size()),
-            Ok(other) => (info.subject_pki.algorithm.algorithm.to_id_string(), other.key_size()),
-            Err(_) => (info.subject_pki.algorithm.algorithm.to_id_string(), 0),
-        };
+        (out.key_algorithm, out.key_bits) = key_name(&info.subject_pki);
         Ok(out)
     }
 
