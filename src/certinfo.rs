@@ -95,38 +95,14 @@ impl CertInfo {
             OffsetDateTime::from_unix_timestamp(t.timestamp()).map_err(|e| format!("bad time in certificate: {e}"))
         };
         let bc = x.basic_constraints().map_err(|e| format!("bad BasicConstraints: {e}"))?;
-        let mut key_usage = Vec::new();
-        if let Some(ku) = x.key_usage().map_err(|e| format!("bad KeyUsage: {e}"))? {
-            let ku = ku.value;
-            let bits = [
-                (ku.digital_signature(), "digitalSignature"),
-                (ku.non_repudiation(), "nonRepudiation"),
-                (ku.key_encipherment(), "keyEncipherment"),
-                (ku.data_encipherment(), "dataEncipherment"),
-                (ku.key_agreement(), "keyAgreement"),
-                (ku.key_cert_sign(), "keyCertSign"),
-                (ku.crl_sign(), "cRLSign"),
-            ];
-            key_usage = bits.iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect();
-        }
-        let mut ext_key_usage = Vec::new();
-        if let Some(eku) = x.extended_key_usage().map_err(|e| format!("bad ExtendedKeyUsage: {e}"))? {
-            let e = eku.value;
-            for (on, n) in [
-                (e.any, "any"),
-                (e.server_auth, "serverAuth"),
-                (e.client_auth, "clientAuth"),
-                (e.code_signing, "codeSigning"),
-                (e.email_protection, "emailProtection"),
-                (e.time_stamping, "timeStamping"),
-                (e.ocsp_signing, "OCSPSigning"),
-            ] {
-                if on {
-                    ext_key_usage.push(n.to_string());
-                }
-            }
-            ext_key_usage.extend(e.other.iter().map(|o| o.to_id_string()));
-        }
+        let key_usage = match x.key_usage().map_err(|e| format!("bad KeyUsage: {e}"))? {
+            Some(ku) => key_usage_names(ku.value),
+            None => Vec::new(),
+        };
+        let ext_key_usage = match x.extended_key_usage().map_err(|e| format!("bad ExtendedKeyUsage: {e}"))? {
+            Some(eku) => ext_key_usage_names(eku.value),
+            None => Vec::new(),
+        };
         let mut sans = Vec::new();
         let mut other_sans = Vec::new();
         if let Some(san) = x.subject_alternative_name().map_err(|e| format!("bad SubjectAltName: {e}"))? {
@@ -247,6 +223,36 @@ pub fn eku_name(u: ExtKeyUsage) -> &'static str {
         ExtKeyUsage::ServerAuth => "serverAuth",
         ExtKeyUsage::ClientAuth => "clientAuth",
     }
+}
+
+/// The key usages set, by name (`digitalSignature`, `keyCertSign`, ...).
+pub(crate) fn key_usage_names(ku: &x509_parser::extensions::KeyUsage) -> Vec<String> {
+    let bits = [
+        (ku.digital_signature(), "digitalSignature"),
+        (ku.non_repudiation(), "nonRepudiation"),
+        (ku.key_encipherment(), "keyEncipherment"),
+        (ku.data_encipherment(), "dataEncipherment"),
+        (ku.key_agreement(), "keyAgreement"),
+        (ku.key_cert_sign(), "keyCertSign"),
+        (ku.crl_sign(), "cRLSign"),
+    ];
+    bits.iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect()
+}
+
+/// The extended key usages, by name (`serverAuth`, `clientAuth`, ...), others by OID.
+pub(crate) fn ext_key_usage_names(e: &x509_parser::extensions::ExtendedKeyUsage) -> Vec<String> {
+    let named = [
+        (e.any, "any"),
+        (e.server_auth, "serverAuth"),
+        (e.client_auth, "clientAuth"),
+        (e.code_signing, "codeSigning"),
+        (e.email_protection, "emailProtection"),
+        (e.time_stamping, "timeStamping"),
+        (e.ocsp_signing, "OCSPSigning"),
+    ];
+    let mut names: Vec<String> = named.iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect();
+    names.extend(e.other.iter().map(|o| o.to_id_string()));
+    names
 }
 
 /// A key's algorithm and size as kubepki shows them: `RSA-2048`, `ECDSA-P256`; another

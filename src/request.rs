@@ -5,7 +5,7 @@ use serde::Serialize;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
 use x509_parser::x509::AttributeTypeAndValue;
 
-use crate::certinfo::{algorithm_name, key_name};
+use crate::certinfo::{algorithm_name, ext_key_usage_names, key_name, key_usage_names};
 use crate::spec::San;
 
 /// A PKCS#10 certificate signing request, parsed. Its signature is checked, not trusted: see
@@ -100,25 +100,9 @@ impl CertificateRequest {
                 ParsedExtension::BasicConstraints(bc) => out.asks_ca |= bc.ca,
                 ParsedExtension::KeyUsage(ku) => {
                     out.asks_ca |= ku.key_cert_sign();
-                    let bits = [
-                        (ku.digital_signature(), "digitalSignature"),
-                        (ku.non_repudiation(), "nonRepudiation"),
-                        (ku.key_encipherment(), "keyEncipherment"),
-                        (ku.data_encipherment(), "dataEncipherment"),
-                        (ku.key_agreement(), "keyAgreement"),
-                        (ku.key_cert_sign(), "keyCertSign"),
-                        (ku.crl_sign(), "cRLSign"),
-                    ];
-                    out.key_usage = bits.iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect();
+                    out.key_usage = key_usage_names(ku);
                 }
-                ParsedExtension::ExtendedKeyUsage(e) => {
-                    for (on, n) in [(e.any, "any"), (e.server_auth, "serverAuth"), (e.client_auth, "clientAuth")] {
-                        if on {
-                            out.ext_key_usage.push(n.to_string());
-                        }
-                    }
-                    out.ext_key_usage.extend(e.other.iter().map(|o| o.to_id_string()));
-                }
+                ParsedExtension::ExtendedKeyUsage(e) => out.ext_key_usage = ext_key_usage_names(e),
                 ParsedExtension::ParseError { error } => {
                     return Err(format!("an extension of the request cannot be read: {error}"));
                 }
@@ -147,5 +131,28 @@ fn ip(b: &[u8]) -> Option<std::net::IpAddr> {
         4 => Some(<[u8; 4]>::try_from(b).ok()?.into()),
         16 => Some(<[u8; 16]>::try_from(b).ok()?.into()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_usage_a_request_asks_for_is_read() {
+        use rcgen::{CertificateParams, ExtendedKeyUsagePurpose as Eku, KeyPair, KeyUsagePurpose as Ku};
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["node01".into(), "10.0.0.2".into()]).unwrap();
+        params.key_usages = vec![Ku::DigitalSignature, Ku::KeyCertSign];
+        params.extended_key_usages = vec![Eku::ServerAuth, Eku::CodeSigning, Eku::Other(vec![1, 2, 3, 4])];
+        let der = params.serialize_request(&key).unwrap().der().to_vec();
+        let r = CertificateRequest::from_der(&der).unwrap();
+        assert_eq!(r.key_usage, ["digitalSignature", "keyCertSign"]);
+        assert!(r.asks_ca, "keyCertSign asks to be a CA");
+        assert_eq!(r.ext_key_usage, ["serverAuth", "codeSigning", "1.2.3.4"]);
+        assert_eq!(r.sans, [San::Dns("node01".into()), San::Ip("10.0.0.2".parse().unwrap())]);
+        assert_eq!((r.key_algorithm.as_str(), r.key_bits), ("ECDSA-P256", 256));
+        assert_eq!(r.signature_algorithm, "ecdsa-with-SHA256");
+        assert!(r.signature_ok);
     }
 }
