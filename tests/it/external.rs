@@ -5,24 +5,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{run, TestEnv};
+use crate::support::{files, run, TestEnv};
 
 /// Every file under a tree with its bytes and mode.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), (std::fs::read(&p).unwrap(), mode));
-            }
-        }
-    }
-    out
+    let with_mode = |p: PathBuf| {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        (p.strip_prefix(dir).unwrap().to_path_buf(), (std::fs::read(&p).unwrap(), mode))
+    };
+    files(dir).into_iter().map(with_mode).collect()
 }
 
 /// A leaf or kubeconfig of the default cluster, as `plan -o json` describes it.

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use kubepki::{read_kubeconfig, CertInfo, ClusterSpec, KeyAlgorithm};
 
-use crate::support::{run, TestEnv};
+use crate::support::{files, run, TestEnv};
 
 const HA: &str = r#"
 controlPlaneEndpoint: k8s.example.com:6443
@@ -186,19 +186,7 @@ fn check_keys(tree: &Path, alg: KeyAlgorithm) {
 
 /// Every PKI file of a tree (kubepki's own state in `.kubepki/` aside).
 fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.ends_with(".kubepki") {
-            continue;
-        }
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    files(dir).into_iter().filter(|p| !p.strip_prefix(dir).unwrap().starts_with(".kubepki")).collect()
 }
 
 /// Modes: keys and kubeconfigs 0600, certificates and public keys 0644, directories 0755

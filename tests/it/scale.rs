@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kubepki::{read_kubeconfig, Catalog, CertInfo, ClusterSpec, EntryKind, Issuer, PrivateKey, Store};
 
-use crate::support::{run, snapshot, wait_until, TestEnv};
+use crate::support::{files, run, snapshot, wait_until, TestEnv};
 
 fn pool(workers: usize) -> String {
     format!(
@@ -186,21 +186,4 @@ fn assert_nothing_torn(tree: &Path) {
 fn is_temporary(path: &Path) -> bool {
     let name = path.file_name().unwrap().to_string_lossy();
     name.starts_with('.') && name.contains(".kubepki-") && name.ends_with(".tmp")
-}
-
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

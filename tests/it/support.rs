@@ -134,9 +134,9 @@ pub fn run(cmd: &mut Command) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Every file under a tree with its bytes, by path relative to the tree.
-pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
+/// Every file under a tree (not its directories).
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
@@ -144,11 +144,16 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+                out.push(p);
             }
         }
     }
     out
+}
+
+/// Every file under a tree with its bytes, by path relative to the tree.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    files(dir).into_iter().map(|p| (p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap())).collect()
 }
 
 /// A copy of the real kubeadm v1.29 tree (`../shared/fixtures`) in the env, as `etc-kubernetes`.
