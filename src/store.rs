@@ -134,14 +134,14 @@ impl Batch {
         for (i, (path, _, _)) in self.files.iter().enumerate() {
             by_dir.entry(parent(path)).or_default().push(i);
         }
+        if self.files.len() >= BULK_FILES {
+            return self.commit_bulk(&by_dir, journal_root);
+        }
         let mut dirs: Vec<&Path> = by_dir.keys().copied().collect();
         if let Some((log, _)) = &self.append {
             dirs.push(parent(log));
             dirs.sort_unstable();
             dirs.dedup();
-        }
-        if self.files.len() >= BULK_FILES {
-            return self.commit_bulk(journal_root);
         }
         on_io_pool(|| {
             let files = &self.files;
@@ -202,11 +202,7 @@ impl Batch {
 
     /// A large batch: staged on all cores (each directory's files by one task), then put in
     /// place by a [`Committer`] as one group.
-    fn commit_bulk(self, journal_root: Option<&Path>) -> Result<()> {
-        let mut by_dir: BTreeMap<&Path, Vec<usize>> = BTreeMap::new();
-        for (i, (path, _, _)) in self.files.iter().enumerate() {
-            by_dir.entry(parent(path)).or_default().push(i);
-        }
+    fn commit_bulk(&self, by_dir: &BTreeMap<&Path, Vec<usize>>, journal_root: Option<&Path>) -> Result<()> {
         // Staging is work for cores (nothing waits on the disk): on the global pool.
         let files = &self.files;
         let staged: Vec<Result<Vec<Staged>>> = by_dir
@@ -356,14 +352,11 @@ impl Committer {
                 group.iter_mut().for_each(|s| s.settled = true);
             }
         }
-        let pairs: Vec<(&Path, &Path)> = group.iter().map(|s| (s.tmp.as_path(), s.path.as_path())).collect();
         // 3. Renames; a failure leaves the journal and its temporaries for the next run.
         // On this thread: a rename is a few microseconds of work, not a wait, and waking a pool
         // for it takes cores from the threads making the next group.
-        for (tmp, path) in &pairs {
-            fs::rename(tmp, path).map_err(|e| Error::io(*path, "rename into place", e))?;
-        }
         for s in &mut group {
+            fs::rename(&s.tmp, &s.path).map_err(|e| Error::io(&s.path, "rename into place", e))?;
             s.settled = true;
             self.dirty(s.dev, parent(&s.path));
         }
