@@ -183,11 +183,17 @@ pub fn init_with_progress(
     //    (alongside the survey, which never reads them).
     store::replay_journal(root)?;
 
-    // 1. Survey: decide everything before writing anything.
+    // 1. Survey: decide everything before writing anything. A tree not yet made holds
+    //    nothing to read (nor temporaries to sweep): everything is missing.
     progress.start(InitPhase::Survey, catalog.entries.len() as u64);
-    let (swept, (found, mut cas)) =
-        rayon::join(|| store::sweep_temporaries(root), || survey(root, catalog, now, progress));
-    swept?;
+    let (found, mut cas) = if root.exists() {
+        let (swept, surveyed) = rayon::join(|| store::sweep_temporaries(root), || survey(root, catalog, now, progress));
+        swept?;
+        surveyed
+    } else {
+        progress.advance(catalog.entries.len() as u64);
+        (vec![Found::Missing; catalog.entries.len()], HashMap::new())
+    };
     progress.finish();
     let bad: Vec<(&Entry, &str)> = catalog
         .entries
