@@ -65,7 +65,7 @@ const JOURNAL_MAGIC: &[u8] = b"kubepki-journal-v2\0";
 const IO_THREADS: usize = 16;
 
 /// From this many files, a batch is made durable with syncfs(2) rather than a sync per file.
-const BULK_FILES: usize = 64;
+pub const BULK_FILES: usize = 64;
 
 /// Files to write together.
 #[derive(Debug, Default)]
