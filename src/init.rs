@@ -517,10 +517,10 @@ fn send(tx: &SyncSender<StagedUnit>, unit: StagedUnit) -> Result<()> {
 }
 
 /// The writer: commits what it is handed in journaled groups (see [`Committer`] and
-/// [`GROUP_FILES`]), each with
-/// the issuance log's lines for its certificates (appended once they are in place, exactly
-/// once even across a kill); returns how many files. Should it fail, what it has not
-/// committed is dropped, temporaries and all, and the makers stop for want of it.
+/// [`GROUP_FILES`]), each with the issuance log's lines for its certificates (appended once
+/// they are in place, exactly once even across a kill); returns how many files. Should it
+/// fail, what it has not committed is dropped, temporaries and all, and the makers stop for
+/// want of it.
 fn write_all(rx: Receiver<StagedUnit>, root: &Path) -> Result<usize> {
     let mut committer = Committer::new(Some(root));
     let log_path = issuance::log_path(root);
@@ -532,8 +532,7 @@ fn write_all(rx: Receiver<StagedUnit>, root: &Path) -> Result<usize> {
         let unit = match rx.try_recv() {
             Ok(unit) => unit,
             Err(TryRecvError::Empty) if committer.pending() >= store::BULK_FILES => {
-                committer.append(&log_path, std::mem::take(&mut log).as_bytes());
-                committer.commit()?;
+                commit_with_log(&mut committer, &log_path, &mut log)?;
                 continue;
             }
             Err(TryRecvError::Empty) => match rx.recv() {
@@ -551,8 +550,7 @@ fn write_all(rx: Receiver<StagedUnit>, root: &Path) -> Result<usize> {
             log.push('\n');
         }
         if committer.pending() >= GROUP_FILES {
-            committer.append(&log_path, std::mem::take(&mut log).as_bytes());
-            committer.commit()?;
+            commit_with_log(&mut committer, &log_path, &mut log)?;
         }
     }
     if !log.is_empty() {
@@ -560,6 +558,12 @@ fn write_all(rx: Receiver<StagedUnit>, root: &Path) -> Result<usize> {
     }
     committer.finish()?;
     Ok(written)
+}
+
+/// Commit the pending group with the log lines of its certificates.
+fn commit_with_log(committer: &mut Committer, log_path: &Path, log: &mut String) -> Result<()> {
+    committer.append(log_path, std::mem::take(log).as_bytes());
+    committer.commit()
 }
 
 fn read_opt(path: &Path) -> std::result::Result<Option<String>, String> {
