@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{have, run, TestEnv};
+use crate::support::{have, kubeadm_fixture, run, TestEnv};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -26,12 +26,7 @@ fn key_lines(path: &Path) -> Vec<String> {
 
 /// A copy of the real kubeadm v1.29 tree (leaves expired 2025-02-03, CAs valid to 2034).
 fn fixture_copy(env: &TestEnv) -> PathBuf {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/kubeadm-v1.29");
-    assert!(fixture.is_dir(), "fixture {} is missing", fixture.display());
-    let tree = env.path().join("etc-kubernetes");
-    let (ok, text) = run(Command::new("cp").arg("-a").arg(&fixture).arg(&tree));
-    assert!(ok, "{text}");
-    tree
+    kubeadm_fixture(env, false)
 }
 
 #[test]

@@ -156,10 +156,16 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files(dir).into_iter().map(|p| (p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap())).collect()
 }
 
-/// A copy of the real kubeadm v1.29 tree (`../shared/fixtures`) in the env, as `etc-kubernetes`.
-/// With `node_modes`, keys and kubeconfigs get the 0600 a real node has (git keeps no modes).
+/// The real kubeadm v1.29 tree kept with the tests (`tests/fixtures/kubeadm-v1.29`, see its README).
+pub fn kubeadm_fixture_source() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kubeadm-v1.29")
+}
+
+/// A copy of the real kubeadm v1.29 tree in the env, as `etc-kubernetes` (leaves expired
+/// 2025-02-03, CAs valid to 2034). With `node_modes`, keys and kubeconfigs get the 0600 a real
+/// node has (git keeps no modes).
 pub fn kubeadm_fixture(env: &TestEnv, node_modes: bool) -> PathBuf {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/kubeadm-v1.29");
+    let fixture = kubeadm_fixture_source();
     assert!(fixture.is_dir(), "fixture {} is missing", fixture.display());
     let dest = env.path().join("etc-kubernetes");
     let (ok, text) = run(Command::new("cp").arg("-a").arg(&fixture).arg(&dest));
