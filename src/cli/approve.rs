@@ -27,7 +27,8 @@ pub(crate) struct ApproveArgs {
     /// Write the objects to this file instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// What to approve without asking (repeatable). Valid requests no policy covers are left pending.
+    /// What to approve without asking (repeatable). Valid requests no policy covers are left pending;
+    /// there is no policy for every valid request (one cannot be made safe).
     #[arg(long = "approve", value_enum)]
     policies: Vec<PolicyArg>,
     /// Format of the objects written (default: the input's).
@@ -42,8 +43,6 @@ enum PolicyArg {
     KubeletClient,
     /// Kubelet serving requests for a node of the cluster whose SANs are only its known name and addresses.
     KubeletServingKnownAddresses,
-    /// Every request that passes its signer's rules.
-    AllValid,
 }
 
 impl From<PolicyArg> for Policy {
@@ -51,7 +50,6 @@ impl From<PolicyArg> for Policy {
         match p {
             PolicyArg::KubeletClient => Policy::KubeletClient,
             PolicyArg::KubeletServingKnownAddresses => Policy::KubeletServingKnownAddresses,
-            PolicyArg::AllValid => Policy::AllValid,
         }
     }
 }
