@@ -48,6 +48,8 @@ const QUEUE_NODES: usize = 256;
 pub struct InitOptions {
     /// Replace files that are present but wrong, CAs included (old files are backed up).
     pub force: bool,
+    /// The command logged for what is signed (`node add`); `None`: `init`.
+    pub command: Option<&'static str>,
 }
 
 /// What happened to one entry.
@@ -225,8 +227,16 @@ pub fn init_with_progress(
     let todo = found.iter().filter(|f| !matches!(f, Found::Good)).count();
     progress.start(InitPhase::Generate, todo as u64);
     let bundle_files_written = AtomicUsize::new(0);
-    let maker =
-        Maker { spec, catalog, root, now, found: &found, progress, bundle_files_written: &bundle_files_written };
+    let maker = Maker {
+        spec,
+        catalog,
+        root,
+        now,
+        command: opts.command.unwrap_or(COMMAND),
+        found: &found,
+        progress,
+        bundle_files_written: &bundle_files_written,
+    };
     let index = catalog.bundles();
     let nodes_begun = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -315,6 +325,8 @@ struct Maker<'a> {
     catalog: &'a Catalog,
     root: &'a Path,
     now: OffsetDateTime,
+    /// The command logged with each certificate.
+    command: &'static str,
     found: &'a [Found],
     progress: &'a dyn Progress,
     bundle_files_written: &'a AtomicUsize,
@@ -414,7 +426,7 @@ impl<'a> Maker<'a> {
                     (cert.clone(), ca.cert_pem.as_bytes().to_vec(), Mode::Public),
                     (key_path.clone(), key_pem, Mode::Secret),
                 ];
-                let issued = IssuanceRecord::new(&ca.info, Some(&entry.id), COMMAND, self.now);
+                let issued = IssuanceRecord::new(&ca.info, Some(&entry.id), self.command, self.now);
                 (Some(ca), files, Some(issued))
             }
             EntryKind::KeyPair { key, public } => {
@@ -437,7 +449,7 @@ impl<'a> Maker<'a> {
         let ca = &cas[issuer.as_str()];
         let key = PrivateKey::generate(self.spec.key_algorithm)?;
         let issued = ca.sign_key(p, &key, self.now)?;
-        let record = IssuanceRecord::of_der(&issued.der, Some(&entry.id), COMMAND, self.now)?;
+        let record = IssuanceRecord::of_der(&issued.der, Some(&entry.id), self.command, self.now)?;
         let files = match &p.store {
             Store::Files { cert, key: key_path } => vec![
                 (cert.clone(), issued.pem.into_bytes(), Mode::Public),

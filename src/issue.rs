@@ -19,6 +19,11 @@ use crate::spec::{KeyAlgorithm, San};
 /// How far NotBefore is backdated, for clocks that run a little behind (kubeadm: 5 minutes).
 pub const BACKDATE: time::Duration = time::Duration::minutes(5);
 
+/// The latest NotAfter: RFC 5280 §4.1.2.5's "no well-defined expiration date",
+/// 9999-12-31T23:59:59Z. Validity is bounded when a description is read; this is the last
+/// line, so that no arithmetic on a date can overflow here.
+pub const MAX_NOT_AFTER: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+
 /// A private key. Its `Debug` shows the algorithm only.
 pub struct PrivateKey {
     pair: KeyPair,
@@ -345,7 +350,7 @@ fn params_for(p: &CertProfile, now: OffsetDateTime, cap: Option<OffsetDateTime>)
     set_profile(&mut params, p)?;
     params.serial_number = Some(random_serial()?);
     params.not_before = now - BACKDATE;
-    let mut not_after = now + p.validity;
+    let mut not_after = now.checked_add(p.validity).unwrap_or(MAX_NOT_AFTER).min(MAX_NOT_AFTER);
     if let Some(cap) = cap {
         not_after = not_after.min(cap);
     }
@@ -400,6 +405,27 @@ mod tests {
             let algorithm = der_encode(0x30, &[&[0x06, 7, 0x2a, 0x86, 0x48, 0xce, 0x3d, 2, 1][..], curve].concat());
             let pkcs8 = der_encode(0x30, &[&[2, 1, 0][..], &algorithm, &der_encode(0x04, &inner)].concat());
             assert_eq!(sec1_of_pkcs8(&pkcs8).unwrap(), sec1);
+        }
+    }
+
+    #[test]
+    fn not_after_is_at_most_9999_12_31_whatever_the_validity() {
+        use crate::catalog::{Issuer, Store, Subject};
+        let profile = |validity| CertProfile {
+            issuer: Issuer::SelfSigned,
+            subject: Subject { cn: "ca".into(), orgs: vec![] },
+            is_ca: true,
+            key_usage: vec![KeyUsage::DigitalSignature, KeyUsage::KeyCertSign],
+            ext_key_usage: vec![],
+            sans: vec![],
+            validity,
+            store: Store::Files { cert: Default::default(), key: Default::default() },
+        };
+        let now = time::macros::datetime!(2026-01-01 0:00 UTC);
+        for validity in [time::Duration::days(3_000_000), time::Duration::MAX] {
+            let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+            let ca = Ca::create("ca", &profile(validity), key, now).unwrap();
+            assert_eq!(ca.info.not_after, MAX_NOT_AFTER);
         }
     }
 

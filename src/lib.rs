@@ -61,15 +61,15 @@ pub use issuance::{append as log_issued, log_path, read as read_issuance_log, Is
 pub use issue::{random_serial, Ca, Issued, PrivateKey, BACKDATE};
 pub use kubeconfig::{Kubeconfig, Resolved as ResolvedKubeconfig};
 pub use lifecycle::{
-    node_entries, node_remove, plan_renew, plan_san, with_node, Applied, Change, NewNode, Plan as ChangePlan, Removed,
-    RenewOptions, Summary, Tree,
+    node_entries, node_remove, plan_renew, plan_san, Applied, Change, Plan as ChangePlan, Removed, RenewOptions,
+    Summary, Tree,
 };
 pub use render::{table, Plan};
 pub use request::CertificateRequest;
 pub use rotate::{rotate as rotate_ca, status as rotation_status, Phase};
 pub use spec::{
     duration_text, is_dns1123_label, is_dns1123_subdomain, is_san_dns_name, CaLayout, Cidr, ClusterSpec, Endpoint,
-    KeyAlgorithm, Node, Role, San, SpecFile, Validity, DEFAULT_APISERVER_PORT,
+    KeyAlgorithm, NewNode, Node, Role, San, SpecFile, Validity, DEFAULT_APISERVER_PORT,
 };
 pub use store::{write_atomic, Batch, Mode};
 pub use topology::{Component, ComponentKind, Link, LinkKind, Topology, TrustDomain};

@@ -56,7 +56,7 @@ pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
         Some(b) => b,
         None => &Silent,
     };
-    let opts = InitOptions { force: a.force };
+    let opts = InitOptions { force: a.force, command: None };
     let report = crate::init_with_progress(&spec, &catalog, &a.dir, &opts, time::OffsetDateTime::now_utc(), progress)?;
     emit(a.output, || crate::render::init_text(&report), &report)?;
     Ok(ExitCode::SUCCESS)

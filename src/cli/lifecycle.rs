@@ -219,7 +219,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
         NodeCommand::Add(a) => {
             let tree = a.tree.tree()?;
             let new = crate::NewNode { name: a.name.clone(), role: a.role, addresses: a.ips, dns_names: a.dns };
-            let spec = crate::with_node(&tree.spec, &new)?;
+            // Checked as a node of a description is, before anything is written.
+            let spec = tree.spec.with_node(&new)?;
             let entries = crate::node_entries(&spec, &a.name);
             if a.tree.dry_run {
                 let text =
@@ -228,7 +229,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let catalog = crate::Catalog::build(&spec);
-            let report = crate::init(&spec, &catalog, &tree.root, &crate::InitOptions::default(), now)?;
+            let opts = crate::InitOptions { force: false, command: Some("node add") };
+            let report = crate::init(&spec, &catalog, &tree.root, &opts, now)?;
             crate::record_cluster(&tree.root, &spec)?;
             let after = if tree.inferred { Tree::load(&tree.root, None)? } else { Tree::load(&tree.root, Some(spec))? };
             let verify = after.verify(now);

@@ -8,6 +8,7 @@ mod cli;
 mod etcd;
 mod external;
 mod golden;
+mod hardening;
 mod kubectl;
 mod lifecycle;
 mod scale;

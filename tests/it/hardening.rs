@@ -1,0 +1,148 @@
+//! Issue 12's adversarial cases, each a regression test at the command line: nothing signed
+//! that should not be, no secret printed, nothing read without bound, no panic, nothing half
+//! applied.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{snapshot, TestEnv};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every path under a tree, directories included.
+fn paths(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn node_add_with_an_address_no_node_can_have_writes_nothing() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    let (files, all) = (snapshot(&dir), paths(&dir));
+    let bad: &[(&[&str], &str)] = &[
+        (&["--ip", "0.0.0.0"], "--ip: 0.0.0.0 is the unspecified address"),
+        (&["--ip", "::"], "--ip: :: is the unspecified address"),
+        (&["--ip", "224.0.0.1"], "--ip: 224.0.0.1 is a multicast address"),
+        (&["--ip", "ff02::1"], "--ip: ff02::1 is a multicast address"),
+        (&["--ip", "255.255.255.255"], "--ip: 255.255.255.255 is the broadcast address"),
+        (&["--ip", "::ffff:127.0.0.9"], "--ip: ::ffff:127.0.0.9 is an IPv4 address written as IPv6: write 127.0.0.9"),
+        (&["--ip", "127.0.0.9", "--dns", "*.evil.com"], "--dns: '*.evil.com' is a wildcard"),
+    ];
+    for role in ["worker", "control-plane"] {
+        for (args, expected) in bad {
+            let mut argv = vec!["node", "add", "n3", "--role", role, "--dir", d];
+            argv.extend_from_slice(args);
+            let out = env.kubepki(&argv);
+            assert_eq!(out.status.code(), Some(2), "{role} {args:?}");
+            assert!(
+                stderr(&out).contains(&format!("kubepki: error: node add: {expected}")),
+                "{role}: {}",
+                stderr(&out)
+            );
+            assert_eq!(paths(&dir), all, "{role} {args:?}: no file or directory made");
+            assert_eq!(snapshot(&dir), files, "{role} {args:?}: nothing changed");
+        }
+    }
+    // The tree is still usable, and a good node is logged as what made it.
+    for args in
+        [vec!["verify", "--dir", d], vec!["node", "add", "n3", "--role", "worker", "--ip", "127.0.0.9", "--dir", d]]
+    {
+        let out = env.kubepki(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    let log = kubepki::read_issuance_log(&dir).unwrap();
+    let added: Vec<&str> = log.iter().filter(|r| r.command == "node add").map(|r| r.subject.as_str()).collect();
+    assert_eq!(added.len(), 2, "kubelet client and serving: {added:?}");
+    assert!(added.iter().all(|s| s.contains("system:node:n3")), "{added:?}");
+    assert!(log.iter().filter(|r| r.command == "init").all(|r| !r.subject.contains("n3")));
+}
+
+/// `--config pki/ca.key` printed the whole key in the YAML error.
+#[test]
+fn no_command_prints_a_key_given_as_its_config() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let key_path = dir.join("pki/ca.key");
+    let key = std::fs::read_to_string(&key_path).unwrap();
+    let body: Vec<&str> = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let k = key_path.to_str().unwrap();
+    let out_dir = env.path().join("out");
+    for args in [
+        vec!["plan", "--config", k],
+        vec!["init", "--config", k, "--dir", out_dir.to_str().unwrap()],
+        vec!["graph", "--config", k],
+        vec!["csr", "--config", k, "--dir", out_dir.to_str().unwrap()],
+        vec!["verify", "--config", k, "--dir", dir.to_str().unwrap()],
+    ] {
+        let out = env.kubepki(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let shown = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(shown.contains(k), "{args:?}: names the file: {shown}");
+        for line in &body {
+            for piece in line.as_bytes().chunks(16).map(|c| std::str::from_utf8(c).unwrap()) {
+                assert!(!shown.contains(piece), "{args:?} shows key material {piece}: {shown}");
+            }
+        }
+    }
+    assert!(!out_dir.exists(), "nothing made");
+}
+
+/// A 50 MB `clusterName` was echoed whole; control characters were printed raw.
+#[test]
+fn echoed_input_is_cut_short_and_escaped() {
+    let env = TestEnv::new();
+    let long = "a".repeat(5_000_000);
+    let config = env.write(
+        "long.yaml",
+        &format!("clusterName: \"{long}\"\nnodes:\n- {{name: cp, role: control-plane, addresses: [10.0.0.1]}}\n"),
+    );
+    let out = env.kubepki(&["plan", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.len() < 1_000, "{} bytes", err.len());
+    assert!(err.contains("long.yaml: clusterName: "), "{err}");
+    let config = env.write(
+        "esc.yaml",
+        "clusterName: \"evil\\e[2J\\0\"\nnodes:\n- {name: cp, role: control-plane, addresses: [\"10.0.0.1\\e[31m\"]}\n",
+    );
+    let out = env.kubepki(&["plan", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(!err.contains('\u{1b}') && !err.contains('\0'), "{err:?}");
+    assert!(err.contains("\\u{1b}"), "{err}");
+}
+
+/// `validity: {ca: 3000000d}` passed plan and made init panic, leaving 13 empty directories.
+#[test]
+fn a_validity_too_long_is_refused_before_anything_is_made() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "long.yaml",
+        "validity: {ca: 3000000d}\nnodes:\n- {name: cp, role: control-plane, addresses: [10.0.0.1]}\n",
+    );
+    let dir = env.path().join("tree");
+    for args in [
+        vec!["plan", "--config", config.to_str().unwrap()],
+        vec!["init", "--config", config.to_str().unwrap(), "--dir", dir.to_str().unwrap()],
+    ] {
+        let out = env.kubepki(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains("validity.ca: '3000000d' is longer than 36500 days"), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+    }
+    assert!(!dir.exists());
+}
