@@ -290,6 +290,7 @@ fn sign_all(
     if grants.is_empty() {
         return Ok(vec![]);
     }
+    crate::issuance::check_appendable(root)?;
     let ca = crate::tree::load_ca(catalog, root, CA, now)?;
     let mut out = Vec::with_capacity(grants.len());
     for (_, _, g) in grants {

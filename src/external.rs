@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::issuance::IssuanceRecord;
 use crate::issue::PrivateKey;
 use crate::kubeconfig::Kubeconfig;
+use crate::readfile::{read_text, reason, Limit};
 use crate::request::CertificateRequest;
 use crate::spec::{ClusterSpec, San};
 use crate::store::{Batch, Mode};
@@ -235,6 +236,7 @@ pub fn sign_csrs(
         }
     }
     problems.refuse("refusing to sign; nothing was written")?;
+    crate::issuance::check_appendable(root)?;
     let ca = crate::tree::load_ca(catalog, root, ca_id, now)?;
     let mut batch = Batch::new();
     let mut records = Vec::new();
@@ -288,7 +290,7 @@ fn check_for_signing<'a>(
             known.join(", ")
         )));
     };
-    let text = std::fs::read_to_string(root.join(&rel)).map_err(|e| one(format!("cannot read it: {e}")))?;
+    let text = read_text(&root.join(&rel), Limit::Pem).map_err(|e| one(format!("cannot read it: {}", reason(&e))))?;
     let request = CertificateRequest::from_pem(&text).map_err(one)?;
     let mut problems = Vec::new();
     if !request.signature_ok {
@@ -567,13 +569,13 @@ fn check_returned<'a>(
     at: OffsetDateTime,
 ) -> std::result::Result<Returned<'a>, Vec<String>> {
     let one = |p: String| vec![p];
-    let cert_pem = std::fs::read_to_string(source).map_err(|e| one(format!("cannot read it: {e}")))?;
+    let cert_pem = read_text(source, Limit::Pem).map_err(|e| one(format!("cannot read it: {}", reason(&e))))?;
     let info = CertInfo::from_pem(&cert_pem, source).map_err(|e| one(strip(&e.to_string(), source)))?;
     let mut problems = Vec::new();
     let Issuer::Ca(ca_id) = &profile.issuer else { unreachable!("leaves have a CA") };
     let ca_file = catalog.get(ca_id).and_then(|e| e.files().first().map(|(f, _)| f.to_path_buf()));
     let ca = ca_file.as_ref().map(|f| (f, root.join(f))).and_then(|(rel, abs)| {
-        let text = std::fs::read_to_string(&abs).ok()?;
+        let text = read_text(&abs, Limit::Pem).ok()?;
         Some((rel, crate::inventory::parse_bundle(&text, rel).ok()?))
     });
     match ca {
@@ -584,7 +586,7 @@ fn check_returned<'a>(
         Some(_) => {}
     }
     let key_path = root.join(&files.key);
-    let key_pem = match std::fs::read_to_string(&key_path) {
+    let key_pem = match read_text(&key_path, Limit::Pem) {
         Ok(text) => match PrivateKey::from_pem(&text, &key_path) {
             Ok(k) if !k.matches(&info) => {
                 problems
@@ -645,7 +647,7 @@ fn placement(spec: &ClusterSpec, catalog: &Catalog, root: &Path, returned: &[Ret
                     .get(ca)
                     .and_then(|e| e.files().first().map(|(f, _)| root.join(f)))
                     .ok_or_else(|| Error::Invalid(format!("no CA '{ca}' in the catalog")))?;
-                let ca_pem = std::fs::read_to_string(&ca_file).map_err(|e| Error::io(&ca_file, "read", e))?;
+                let ca_pem = read_text(&ca_file, Limit::Pem)?;
                 let text = Kubeconfig {
                     cluster,
                     server,

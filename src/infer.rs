@@ -135,7 +135,7 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
 }
 
 fn cert(path: &Path) -> Option<CertInfo> {
-    CertInfo::from_pem(&std::fs::read_to_string(path).ok()?, path).ok()
+    CertInfo::from_pem(&crate::readfile::read_text(path, crate::readfile::Limit::Pem).ok()?, path).ok()
 }
 
 fn ips(c: &CertInfo) -> impl Iterator<Item = IpAddr> + '_ {

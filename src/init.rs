@@ -186,6 +186,7 @@ pub fn init_with_progress(
     // 0. A run killed while renaming a batch: complete it, then drop stray temporaries
     //    (alongside the survey, which never reads them).
     store::replay_journal(root)?;
+    crate::issuance::check_appendable(root)?;
 
     // 1. Survey: decide everything before writing anything. A tree not yet made holds
     //    nothing to read (nor temporaries to sweep): everything is missing.

@@ -15,6 +15,7 @@ use x509_parser::prelude::*;
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 use crate::issue::PrivateKey;
+use crate::readfile::Limit;
 use crate::request::CertificateRequest;
 use crate::spec::{KeyAlgorithm, San};
 
@@ -314,7 +315,7 @@ pub enum Refs {
 /// Read and parse one file, recognised by its content; `at` is the instant validity is
 /// judged at. Private keys are described but not matched (see [`inspect`]).
 pub fn read(path: &Path, refs: &Refs, at: OffsetDateTime) -> Result<FileReport> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+    let bytes = crate::readfile::read(path, Limit::Kubeconfig)?;
     let bad = |p: String| Error::bad_file(path, p);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(bad("the file is empty".into()));
@@ -496,7 +497,7 @@ fn key_view(key: &PrivateKey, tag: &str, source: String) -> KeyView {
 
 /// The one private key of a file known to hold exactly one.
 fn read_key_only(path: &Path) -> Result<PrivateKey> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+    let text = crate::readfile::read_text(path, Limit::Pem)?;
     PrivateKey::from_pem(&text, path)
 }
 
@@ -687,8 +688,8 @@ impl Embedded<'_> {
             problem: None,
             certificates: vec![],
         };
-        match std::fs::read_to_string(&resolved) {
-            Err(e) => r.problem = Some(e.to_string()),
+        match crate::readfile::read_text(&resolved, Limit::Pem) {
+            Err(e) => r.problem = Some(crate::readfile::reason(&e)),
             Ok(text) => {
                 r.readable = true;
                 if certs {

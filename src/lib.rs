@@ -24,6 +24,7 @@ mod issuance;
 mod issue;
 mod kubeconfig;
 mod lifecycle;
+mod readfile;
 mod render;
 mod request;
 mod rotate;

@@ -158,6 +158,7 @@ pub struct Applied {
 impl Plan {
     /// Back up, write, refresh bundles, log, verify.
     pub fn apply(self, tree: &Tree, command: &str, now: OffsetDateTime) -> Result<Applied> {
+        crate::issuance::check_appendable(&tree.root)?;
         let backup = if self.writes.is_empty() {
             None
         } else {

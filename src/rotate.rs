@@ -93,7 +93,7 @@ fn read(root: &Path, rel: &Path) -> Result<String> {
 }
 
 fn read_at(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))
+    crate::readfile::read_text(path, crate::readfile::Limit::Pem)
 }
 
 /// The PEM blocks of a file, re-encoded one after the other.

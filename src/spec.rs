@@ -365,7 +365,7 @@ impl ClusterSpec {
     /// Read a description file: kubepki's own format, or kubeadm's configuration
     /// (recognised by `apiVersion: kubeadm.k8s.io/...`).
     pub fn load(path: &Path) -> Result<ClusterSpec> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+        let text = crate::readfile::read_text(path, crate::readfile::Limit::Document)?;
         ClusterSpec::from_yaml(&text, path)
     }
 

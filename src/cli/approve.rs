@@ -1,7 +1,6 @@
 //! `approve`: Kubernetes CertificateSigningRequest objects in, the same objects out (approved
 //! with a certificate, denied with the rule, or untouched), a line per request on stderr.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -83,12 +82,11 @@ pub(crate) fn run(a: ApproveArgs) -> Result<ExitCode> {
 }
 
 fn read_input(file: &Path) -> Result<String> {
+    use crate::readfile::{read_stdin, read_text, Limit};
     if file == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| Error::io("<stdin>", "read", e))?;
-        return Ok(text);
+        return read_stdin(Limit::Document);
     }
-    std::fs::read_to_string(file).map_err(|e| Error::io(file, "read", e))
+    read_text(file, Limit::Document)
 }
 
 /// JSON if it starts like JSON, else YAML.

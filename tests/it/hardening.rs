@@ -146,3 +146,89 @@ fn a_validity_too_long_is_refused_before_anything_is_made() {
     }
     assert!(!dir.exists());
 }
+
+/// Run kubepki, killed (and the test failed) if it takes longer than `limit`.
+fn kubepki_within(env: &TestEnv, args: &[&str], limit: std::time::Duration) -> std::process::Output {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kubepki"))
+        .args(args)
+        .current_dir(env.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let start = std::time::Instant::now();
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    crate::support::wait_until(&format!("kubepki {args:?}"), limit, || waiter.is_finished());
+    assert!(start.elapsed() < limit, "pid {pid}");
+    waiter.join().unwrap()
+}
+
+/// `inspect /dev/zero` read 4.3 GB; a FIFO with no writer hung; a kubeconfig whose
+/// `client-certificate` is `/dev/zero` took 4.8 GB via inspect and 6.5 GB via check.
+#[test]
+fn only_regular_files_are_read_and_no_more_than_their_kind_holds() {
+    let env = TestEnv::new();
+    let fifo = env.path().join("fifo");
+    let (ok, text) = crate::support::run(std::process::Command::new("mkfifo").arg(&fifo));
+    assert!(ok, "{text}");
+    let sparse = env.path().join("sparse.crt");
+    std::fs::File::create(&sparse).unwrap().set_len(2 << 30).unwrap();
+    let limit = std::time::Duration::from_secs(20);
+    for (path, says) in [
+        ("/dev/zero", "/dev/zero: a character device: kubepki reads regular files only"),
+        ("/dev/urandom", "/dev/urandom: a character device: kubepki reads regular files only"),
+        (fifo.to_str().unwrap(), "fifo: a FIFO: kubepki reads regular files only"),
+        (sparse.to_str().unwrap(), "sparse.crt: 2147483648 bytes or more: larger than a kubeconfig can be"),
+    ] {
+        let out = kubepki_within(&env, &["inspect", path], limit);
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        assert!(stderr(&out).contains(says), "{path}: {}", stderr(&out));
+    }
+    // A kubeconfig that refers to a device, in inspect and in a tree that check reads.
+    let dir = env.init("tree", &[]);
+    let conf = dir.join("admin.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let referring: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("client-certificate-data:") {
+                "    client-certificate: /dev/zero".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&conf, referring).unwrap();
+    let out = kubepki_within(&env, &["inspect", conf.to_str().unwrap(), "-o", "json"], limit);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("a character device: kubepki reads regular files only"), "{shown}{}", stderr(&out));
+    let out = kubepki_within(&env, &["check", "--dir", dir.to_str().unwrap()], limit);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("admin.conf -> /dev/zero: cannot read /dev/zero: a character device"), "{shown}");
+}
+
+/// The issuance log as a symbolic link was appended through.
+#[test]
+fn the_issuance_log_is_never_appended_through_a_symlink() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let log = dir.join(".kubepki/issued.jsonl");
+    let elsewhere = env.path().join("elsewhere.jsonl");
+    std::fs::write(&elsewhere, "").unwrap();
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &log).unwrap();
+    let before = snapshot(&dir);
+    let d = dir.to_str().unwrap();
+    for args in [
+        vec!["renew", "admin.conf", "--dir", d],
+        vec!["node", "add", "n3", "--role", "worker", "--ip", "127.0.0.9", "--dir", d],
+    ] {
+        let out = env.kubepki(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains("issued.jsonl: a symbolic link"), "{}", stderr(&out));
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "", "nothing appended through the link");
+        assert_eq!(snapshot(&dir), before, "{args:?}: nothing written");
+    }
+}
