@@ -29,7 +29,8 @@ pub const SA: &str = "sa";
 pub enum KeyUsage {
     /// digitalSignature
     DigitalSignature,
-    /// keyEncipherment (kubeadm sets it whatever the key; it only means something for RSA)
+    /// keyEncipherment (kubeadm sets it whatever the key; it only means something for RSA, and
+    /// kubepki writes it for RSA keys only: see `issue::set_profile`)
     KeyEncipherment,
     /// keyCertSign (CAs)
     KeyCertSign,

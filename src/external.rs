@@ -107,6 +107,7 @@ pub fn generate_csrs(
     if root.exists() && !root.is_dir() {
         return Err(Error::bad_file(root, "exists and is not a directory"));
     }
+    crate::tree::refuse_linked_dirs(root)?;
     let todo: Vec<_> = requestable(catalog).collect();
     let existing: Vec<PathBuf> = todo
         .iter()
@@ -155,7 +156,7 @@ fn request_for(p: &CertProfile, spec: &ClusterSpec) -> Result<(String, String)> 
     let mut params = CertificateParams::default();
     // The usages are asked for too, so that an outside CA that copies requested extensions
     // issues what the catalog needs (requests are made for leaves only: no keyCertSign).
-    crate::issue::set_profile(&mut params, p)?;
+    crate::issue::set_profile(&mut params, p, spec.key_algorithm.is_rsa())?;
     let csr = params
         .serialize_request(&pair)
         .and_then(|c| c.pem())
@@ -203,6 +204,8 @@ pub struct SignReport {
     pub ca: String,
     /// One per request.
     pub signed: Vec<SignedCert>,
+    /// Where the certificates replaced (`--force`) were saved.
+    pub backup: Option<PathBuf>,
 }
 
 /// Sign requests made for catalog entries with the CA `ca_id` of the tree: usages and validity
@@ -236,8 +239,17 @@ pub fn sign_csrs(
         }
     }
     problems.refuse("refusing to sign; nothing was written")?;
+    crate::tree::refuse_linked_dirs(root)?;
     crate::issuance::check_appendable(root)?;
     let ca = crate::tree::load_ca(catalog, root, ca_id, now)?;
+    // `--force` replaces certificates in use: the old ones are saved first, as every command
+    // that changes a tree does.
+    let replaced: Vec<&Path> = todo.iter().map(|t| t.files.cert.as_path()).filter(|c| root.join(c).exists()).collect();
+    let backup = if replaced.is_empty() {
+        None
+    } else {
+        Some(crate::tree::back_up(root, replaced.into_iter().map(|c| (c, Mode::Public)), now)?)
+    };
     let mut batch = Batch::new();
     let mut records = Vec::new();
     let mut signed = Vec::new();
@@ -262,7 +274,7 @@ pub fn sign_csrs(
     // miss one that did.
     crate::issuance::append(root, &records)?;
     batch.commit()?;
-    Ok(SignReport { dir: root.to_path_buf(), ca: ca_id.into(), signed })
+    Ok(SignReport { dir: root.to_path_buf(), ca: ca_id.into(), signed, backup })
 }
 
 /// A request that passed every check.
@@ -312,16 +324,22 @@ fn check_for_signing<'a>(
     if let Err(e) = request.public_key() {
         problems.push(e);
     }
+    // The key beside the request is the proof it is the tree's own: no key, no certificate.
     let key_path = root.join(&files.key);
-    if let Ok(text) = std::fs::read_to_string(&key_path) {
-        match PrivateKey::from_pem(&text, &key_path) {
+    match read_text(&key_path, Limit::Pem) {
+        Ok(text) => match PrivateKey::from_pem(&text, &key_path) {
             Ok(k) if k.public_key_raw() != request.public_key_raw.as_slice() => problems.push(format!(
                 "the request is not for the key {}: the certificate would be unusable with it",
                 files.key.display()
             )),
             Ok(_) => {}
             Err(e) => problems.push(e.to_string()),
-        }
+        },
+        Err(e) if crate::readfile::is_missing(&e) => problems.push(format!(
+            "its key {} is not in the tree: kubepki signs only a request for the key beside it (made by kubepki csr)",
+            files.key.display()
+        )),
+        Err(e) => problems.push(format!("its key {} cannot be read: {}", files.key.display(), reason(&e))),
     }
     if !force && root.join(&files.cert).exists() {
         problems.push(format!("{} is already there; pass --force to replace it", files.cert.display()));
@@ -473,6 +491,7 @@ pub fn import_certs(
     if !root.is_dir() {
         return Err(Error::bad_file(root, "no such directory"));
     }
+    crate::tree::refuse_linked_dirs(root)?;
     if let Some(f) = from.filter(|f| !f.is_dir()) {
         return Err(Error::bad_file(f, "no such directory"));
     }

@@ -171,8 +171,44 @@ pub fn init(
     init_with_progress(spec, catalog, root, opts, now, &Silent)
 }
 
-/// [`init`], reporting progress.
+/// [`init`], reporting progress. A run that fails leaves no empty directory behind where
+/// there was none: the tree's root, or a node's directory, that it made.
 pub fn init_with_progress(
+    spec: &ClusterSpec,
+    catalog: &Catalog,
+    root: &Path,
+    opts: &InitOptions,
+    now: OffsetDateTime,
+    progress: &dyn Progress,
+) -> Result<InitReport> {
+    let new_dirs: Vec<PathBuf> = if root.exists() {
+        spec.nodes.iter().map(|n| root.join(crate::catalog::bundle_root(n))).filter(|d| !d.exists()).collect()
+    } else {
+        vec![root.to_path_buf()]
+    };
+    let made = init_into(spec, catalog, root, opts, now, progress);
+    if made.is_err() {
+        for dir in &new_dirs {
+            remove_empty_dirs(dir);
+        }
+    }
+    made
+}
+
+/// Remove `dir` and the directories under it, as far as they are empty (best effort: a
+/// directory that holds a file stays, with the file).
+fn remove_empty_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_dirs(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn init_into(
     spec: &ClusterSpec,
     catalog: &Catalog,
     root: &Path,
@@ -185,6 +221,7 @@ pub fn init_with_progress(
     }
     // 0. A run killed while renaming a batch: complete it, then drop stray temporaries
     //    (alongside the survey, which never reads them).
+    crate::tree::refuse_linked_dirs(root)?;
     store::replay_journal(root)?;
     crate::issuance::check_appendable(root)?;
 
@@ -700,4 +737,33 @@ fn check_time(info: &CertInfo, now: OffsetDateTime) -> std::result::Result<(), S
         return Err(format!("not valid until {}", info.not_before));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_run_leaves_no_empty_directory_it_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("tree");
+        for d in ["pki/etcd", "nodes/n1/etc/kubernetes/pki", "nodes/n2/var/lib/kubelet/pki"] {
+            std::fs::create_dir_all(made.join(d)).unwrap();
+        }
+        std::fs::write(made.join("nodes/n2/var/lib/kubelet/pki/kubelet.key"), "kept").unwrap();
+        remove_empty_dirs(&made);
+        assert!(!made.join("pki").exists() && !made.join("nodes/n1").exists());
+        assert_eq!(std::fs::read_to_string(made.join("nodes/n2/var/lib/kubelet/pki/kubelet.key")).unwrap(), "kept");
+
+        // A run refused before it made anything (a tree whose pki is a link) leaves nothing.
+        let linked = dir.path().join("linked");
+        std::fs::create_dir(&linked).unwrap();
+        std::os::unix::fs::symlink(dir.path(), linked.join("pki")).unwrap();
+        let spec = ClusterSpec::builtin_default();
+        let catalog = Catalog::build(&spec);
+        let err = init(&spec, &catalog, &linked, &InitOptions::default(), OffsetDateTime::now_utc()).unwrap_err();
+        assert!(err.to_string().contains("pki: a symbolic link (to "), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&linked).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["pki"], "no node directory made");
+    }
 }

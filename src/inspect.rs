@@ -142,6 +142,8 @@ pub struct CsrView {
     pub signature_algorithm: String,
     /// Whether the request is signed by the key it carries (proof of possession).
     pub signature_valid: bool,
+    /// Why its key is too weak to certify, if it is.
+    pub weak_key: Option<String>,
 }
 
 /// A private key: what it is and where its certificates are. Never its material.
@@ -503,6 +505,7 @@ fn read_key_only(path: &Path) -> Result<PrivateKey> {
 
 fn read_csr(der: &[u8], source: String) -> std::result::Result<CsrView, String> {
     let r = CertificateRequest::from_der(der)?;
+    let weak_key = r.weak_key();
     Ok(CsrView {
         source,
         subject: r.subject,
@@ -516,6 +519,7 @@ fn read_csr(der: &[u8], source: String) -> std::result::Result<CsrView, String> 
         key_bits: r.key_bits,
         signature_algorithm: r.signature_algorithm,
         signature_valid: r.signature_ok,
+        weak_key,
     })
 }
 

@@ -158,6 +158,7 @@ pub struct Applied {
 impl Plan {
     /// Back up, write, refresh bundles, log, verify.
     pub fn apply(self, tree: &Tree, command: &str, now: OffsetDateTime) -> Result<Applied> {
+        crate::tree::refuse_linked_dirs(&tree.root)?;
         crate::issuance::check_appendable(&tree.root)?;
         let backup = if self.writes.is_empty() {
             None

@@ -131,6 +131,8 @@ fn kubeconfigs_with_ca_data(tree: &Tree, ca: &str, ca_pem: &str, batch: &mut Bat
 
 /// Run one phase for `ca` (`ca`, `etcd-ca`, `front-proxy-ca` or `sa`).
 pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result<Applied> {
+    crate::tree::refuse_linked_dirs(&tree.root)?;
+    crate::issuance::check_appendable(&tree.root)?;
     let (cert_rel, key_rel) = ca_files(tree, ca)?;
     let state = read_state(&tree.root, ca)?;
     let dir = state_dir(&tree.root, ca);

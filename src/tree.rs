@@ -1,5 +1,6 @@
 //! Operations on a whole tree shared by the lifecycle commands: backing files up before they
-//! are replaced, and refreshing the node bundles' copies from their sources.
+//! are replaced, refreshing the node bundles' copies from their sources, and refusing a tree
+//! whose own directories are symbolic links.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,25 @@ use crate::error::{Error, Result};
 use crate::issue::{Ca, PrivateKey};
 use crate::spec::ClusterSpec;
 use crate::store::{Batch, Mode};
+
+/// The directories of a tree that hold keys or kubepki's state.
+const OWN_DIRS: [&str; 5] = ["pki", "pki/etcd", "nodes", ".kubepki", ".kubepki-backup"];
+
+/// Refuse a tree whose key directories are symbolic links: kubepki would write CA keys
+/// wherever they point, outside the tree. (The tree's root itself may be a link.)
+pub fn refuse_linked_dirs(root: &Path) -> Result<()> {
+    for dir in OWN_DIRS {
+        let path = root.join(dir);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            let to = std::fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
+            return Err(Error::bad_file(
+                &path,
+                format!("a symbolic link (to {to}): kubepki writes keys only inside the tree; make it a directory (nothing was written)"),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Where the previous files of a run at `now` are saved.
 pub fn backup_dir(root: &Path, now: OffsetDateTime) -> PathBuf {

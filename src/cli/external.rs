@@ -127,6 +127,9 @@ fn sign_text(r: &SignReport) -> String {
         .collect();
     let mut out = crate::table(&["ENTRY", "CERTIFICATE", "SERIAL", "EXPIRES"], &rows);
     let _ = writeln!(out, "\n{} signed by {} (logged in {})", r.signed.len(), r.ca, crate::log_path(&r.dir).display());
+    if let Some(b) = &r.backup {
+        let _ = writeln!(out, "the certificates replaced were saved in {}", b.display());
+    }
     out
 }
 

@@ -232,3 +232,173 @@ fn the_issuance_log_is_never_appended_through_a_symlink() {
         assert_eq!(snapshot(&dir), before, "{args:?}: nothing written");
     }
 }
+
+fn openssl(args: &[&str]) -> String {
+    let (ok, text) = crate::support::run(std::process::Command::new("openssl").args(args));
+    assert!(ok, "openssl {args:?}: {text}");
+    text
+}
+
+/// An RSA-1024 request was reported as "signature INVALID" instead of "weak key".
+#[test]
+fn a_short_rsa_key_is_named_weak_not_a_bad_signature() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let csr = env.path().join("weak.csr");
+    let key = env.path().join("weak.key");
+    let (k, c) = (key.to_str().unwrap(), csr.to_str().unwrap());
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:1024",
+        "-nodes",
+        "-keyout",
+        k,
+        "-subj",
+        "/O=system:nodes/CN=system:node:node01",
+        "-out",
+        c,
+    ]);
+    let text = env.kubepki_ok(&["inspect", c]);
+    assert!(text.contains("RSA-1024 (1024 bits), WEAK: the key is RSA-1024"), "{text}");
+    assert!(text.contains("sha256WithRSAEncryption, valid (signed by its own key)"), "{text}");
+    // approve denies it for its key.
+    let pem = std::fs::read_to_string(&csr).unwrap();
+    use base64::Engine;
+    let doc = serde_json::json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+        "metadata": {"name": "weak"}, "spec": {"signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+        "request": base64::engine::general_purpose::STANDARD.encode(pem), "usages": ["digital signature", "client auth"],
+        "username": "system:node:node01"}});
+    let file = env.write("weak.json", &doc.to_string());
+    let out = env.kubepki(&[
+        "approve",
+        file.to_str().unwrap(),
+        "--dir",
+        dir.to_str().unwrap(),
+        "--approve",
+        "kubelet-client",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("DENIED WeakKey: the key is RSA-1024"), "{}", stderr(&out));
+}
+
+/// `sign` with no key on disk signed a request for any key; `sign --force` replaced the live
+/// `pki/apiserver.crt` without a backup.
+#[test]
+fn sign_needs_the_key_beside_the_request_and_backs_up_what_it_replaces() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    env.kubepki_ok(&["csr", "--dir", d, "--force"]);
+    let csr = dir.join("pki/apiserver.csr");
+    let key = dir.join("pki/apiserver.key");
+    let live = std::fs::read(dir.join("pki/apiserver.crt")).unwrap();
+
+    // A stranger's request in place of the tree's, and no key beside it.
+    let stranger = env.path().join("stranger.key");
+    let subject = "/CN=kube-apiserver";
+    let sans = "subjectAltName=DNS:controlplane,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1,IP:127.0.0.1";
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        stranger.to_str().unwrap(),
+        "-subj",
+        subject,
+        "-addext",
+        sans,
+        "-out",
+        csr.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&key).unwrap();
+    let before = snapshot(&dir);
+    let out = env.kubepki(&["sign", "--dir", d, "--ca", "ca", "--force", csr.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("its key pki/apiserver.key is not in the tree"), "{}", stderr(&out));
+    assert_eq!(snapshot(&dir), before, "nothing written");
+
+    // With the key of the request beside it, --force replaces the live certificate and saves it.
+    std::fs::copy(&stranger, &key).unwrap();
+    let text = env.kubepki_ok(&["sign", "--dir", d, "--ca", "ca", "--force", csr.to_str().unwrap()]);
+    let saved = text.lines().find_map(|l| l.strip_prefix("the certificates replaced were saved in ")).expect(&text);
+    assert_eq!(std::fs::read(Path::new(saved).join("pki/apiserver.crt")).unwrap(), live);
+    assert_ne!(std::fs::read(dir.join("pki/apiserver.crt")).unwrap(), live);
+}
+
+/// `D/pki` as a symbolic link was followed: CA keys written outside the tree.
+#[test]
+fn a_tree_whose_pki_is_a_symlink_is_refused() {
+    let env = TestEnv::new();
+    let dir = env.path().join("tree");
+    let outside = env.path().join("outside");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("pki")).unwrap();
+    let out = env.kubepki(&["init", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("tree/pki: a symbolic link (to "), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "no key written outside the tree");
+    assert_eq!(paths(&dir), [dir.join("pki")], "nothing else made");
+}
+
+/// pkilint: every EC certificate carried keyEncipherment, which RFC 5480 prohibits.
+#[test]
+fn ec_certificates_carry_no_key_encipherment_and_kubeadms_that_do_are_accepted() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let certs: Vec<PathBuf> =
+        crate::support::files(&dir).into_iter().filter(|p| p.extension().is_some_and(|x| x == "crt")).collect();
+    assert!(certs.len() > 20, "{}", certs.len());
+    for c in &certs {
+        let ku = openssl(&["x509", "-noout", "-ext", "keyUsage", "-in", c.to_str().unwrap()]);
+        assert!(ku.contains("Digital Signature") && !ku.contains("Key Encipherment"), "{}: {ku}", c.display());
+    }
+    // A leaf as kubeadm writes it for an EC key (with keyEncipherment) is fine by the audit.
+    let pki = dir.join("pki");
+    let ext = env.write("ext.cnf", "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n");
+    let p = |f: &str| pki.join(f).to_str().unwrap().to_string();
+    let req = env.path().join("fp.csr");
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        &p("front-proxy-client.key"),
+        "-subj",
+        "/CN=front-proxy-client",
+        "-out",
+        req.to_str().unwrap(),
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        req.to_str().unwrap(),
+        "-CA",
+        &p("front-proxy-ca.crt"),
+        "-CAkey",
+        &p("front-proxy-ca.key"),
+        "-days",
+        "200",
+        "-set_serial",
+        "0x4a3b2c1d0e0f1a2b3c4d",
+        "-extfile",
+        ext.to_str().unwrap(),
+        "-out",
+        &p("front-proxy-client.crt"),
+    ]);
+    let ku = openssl(&["x509", "-noout", "-ext", "keyUsage", "-in", &p("front-proxy-client.crt")]);
+    assert!(ku.contains("Key Encipherment"), "{ku}");
+    std::fs::copy(
+        pki.join("front-proxy-client.crt"),
+        dir.join("nodes/controlplane/etc/kubernetes/pki/front-proxy-client.crt"),
+    )
+    .unwrap();
+    let out = env.kubepki(&["verify", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
