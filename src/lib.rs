@@ -24,6 +24,8 @@ mod issuance;
 mod issue;
 mod kubeconfig;
 mod lifecycle;
+#[cfg(test)]
+mod props;
 mod readfile;
 mod render;
 mod request;
