@@ -197,6 +197,20 @@ fn looks_like_base64(run: &str) -> bool {
     run.len() >= BASE64_RUN && run.split('/').any(|segment| segment.len() >= 24)
 }
 
+/// Text for a terminal: every control character but a line feed escaped (`\u{1b}`), so that
+/// what a certificate or a request says (a CN with ESC sequences) cannot drive the terminal.
+/// Used for every table a command prints, and for approve's lines on stderr.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_escaped(&mut out, c);
+    }
+    out
+}
+
 fn push_escaped(out: &mut String, c: char) {
     if c.is_control() && c != '\n' {
         out.extend(c.escape_default());

@@ -384,7 +384,13 @@ proptest! {
         std::fs::write(&path, &bytes).unwrap();
         let at = time::OffsetDateTime::now_utc();
         match timed(|| crate::inspect::read(&path, &crate::inspect::Refs::Host, at)) {
-            Ok(report) => assert_shown_safely(&serde_json::to_string(&report).unwrap()),
+            // JSON is data: what the file says, escaped as JSON escapes it (the table of it
+            // passes `error::escape_controls`); never key material.
+            Ok(report) => {
+                let json = serde_json::to_string(&report).unwrap();
+                assert!(!json.chars().any(|c| c < ' '), "{json}");
+                assert_shown_safely(&crate::error::escape_controls(&json));
+            }
             Err(e) => assert_refusal_names(&e, &path.display().to_string()),
         }
     }

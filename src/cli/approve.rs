@@ -77,7 +77,7 @@ pub(crate) fn run(a: ApproveArgs) -> Result<ExitCode> {
         Some(path) => crate::write_atomic(path, rendered.as_bytes(), Mode::Public)?,
         None => super::print(&rendered)?,
     }
-    eprint!("{}", summary(&report));
+    eprint!("{}", crate::error::escape_controls(&summary(&report)));
     Ok(if report.all_approved() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 

@@ -137,7 +137,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// Print a report as a table (text) or JSON.
 pub(crate) fn emit(format: Format, text: impl FnOnce() -> String, value: &impl serde::Serialize) -> Result<()> {
     match format {
-        Format::Table => print(&text()),
+        // A table quotes what files say (a certificate's CN): shown, never obeyed.
+        Format::Table => print(&crate::error::escape_controls(&text())),
         Format::Json => print(&json(value)?),
     }
 }
@@ -151,4 +152,14 @@ pub(crate) fn json(value: &impl serde::Serialize) -> Result<String> {
 pub(crate) fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| Error::io(Path::new("<stdout>"), "write", e))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tables_show_control_characters_escaped() {
+        let cn = "kube-api\u{7f}server\u{1b}[2J\u{9b}31m";
+        let shown = crate::error::escape_controls(&format!("subject  CN={cn}\nnext line\ttab\n"));
+        assert_eq!(shown, "subject  CN=kube-api\\u{7f}server\\u{1b}[2J\\u{9b}31m\nnext line\\ttab\n");
+    }
 }
