@@ -689,7 +689,9 @@ fn placement(spec: &ClusterSpec, catalog: &Catalog, root: &Path, returned: &[Ret
                 continue;
             }
             if let Some((bytes, mode)) = fresh.get(&src) {
-                if std::fs::read(root.join(&dst)).is_ok_and(|old| &old == bytes) {
+                if crate::readfile::read(&root.join(&dst), crate::readfile::Limit::Kubeconfig)
+                    .is_ok_and(|old| &old == bytes)
+                {
                     continue;
                 }
                 batch.add(root.join(&dst), bytes.clone(), *mode);

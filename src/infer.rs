@@ -191,7 +191,9 @@ fn node_dirs(root: &Path) -> Vec<(String, PathBuf)> {
 
 /// `--service-cluster-ip-range` from kubeadm's static pod manifest, when the tree has it.
 fn manifest_subnet(root: &Path) -> Option<Cidr> {
-    let text = std::fs::read_to_string(root.join("manifests/kube-apiserver.yaml")).ok()?;
+    let text =
+        crate::readfile::read_text(&root.join("manifests/kube-apiserver.yaml"), crate::readfile::Limit::Kubeconfig)
+            .ok()?;
     let value = text.lines().find_map(|l| l.trim().strip_prefix("- --service-cluster-ip-range="))?;
     Cidr::parse(value.split(',').next()?).ok()
 }

@@ -411,7 +411,7 @@ impl<'a> Maker<'a> {
             if !own(e) && !missing(&i) {
                 for (f, _) in e.files() {
                     let path = self.root.join(f);
-                    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, "read", e))?;
+                    let bytes = crate::readfile::read(&path, crate::readfile::Limit::Kubeconfig)?;
                     shared.insert(f.to_path_buf(), bytes);
                 }
             }
@@ -537,11 +537,13 @@ impl<'a> Maker<'a> {
                     Some(b) => b.clone(),
                     None => {
                         let path = self.root.join(&src);
-                        std::fs::read(&path).map_err(|e| Error::io(&path, "read", e))?
+                        crate::readfile::read(&path, crate::readfile::Limit::Kubeconfig)?
                     }
                 },
             };
-            if std::fs::read(self.root.join(&dst)).is_ok_and(|old| old == bytes) {
+            if crate::readfile::read(&self.root.join(&dst), crate::readfile::Limit::Kubeconfig)
+                .is_ok_and(|old| old == bytes)
+            {
                 continue;
             }
             copies.push((dst, bytes, mode));
@@ -617,10 +619,10 @@ fn commit_with_log(committer: &mut Committer, log_path: &Path, log: &mut String)
 }
 
 fn read_opt(path: &Path) -> std::result::Result<Option<String>, String> {
-    match std::fs::read_to_string(path) {
+    match crate::readfile::read_text(path, crate::readfile::Limit::Kubeconfig) {
         Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+        Err(e) if crate::readfile::is_missing(&e) => Ok(None),
+        Err(e) => Err(format!("{}: cannot read: {}", path.display(), crate::readfile::reason(&e))),
     }
 }
 

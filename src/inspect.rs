@@ -774,7 +774,9 @@ fn collect(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) {
             if recursive && e.file_name() != BACKUP_DIR {
                 collect(&p, recursive, out);
             }
-        } else if p.is_file() && p.extension().is_some_and(|x| x == "crt" || x == "pem" || x == "conf") {
+        // Not only regular files: a device or FIFO by a certificate's name is reported
+        // (unreadable), not passed over.
+        } else if !p.is_dir() && p.extension().is_some_and(|x| x == "crt" || x == "pem" || x == "conf") {
             out.push(p);
         }
     }

@@ -56,10 +56,10 @@ pub fn back_up<'a>(
     let dir = backup_dir(root, now);
     let mut batch = Batch::new();
     for (f, mode) in files {
-        match std::fs::read(root.join(f)) {
+        match crate::readfile::read(&root.join(f), crate::readfile::Limit::Kubeconfig) {
             Ok(bytes) => batch.add(dir.join(f), bytes, mode),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(root.join(f), "read for backup", e)),
+            Err(e) if crate::readfile::is_missing(&e) => {}
+            Err(e) => return Err(e),
         }
     }
     batch.commit()?;
@@ -83,15 +83,15 @@ pub fn refresh_bundles(spec: &ClusterSpec, catalog: &Catalog, root: &Path, creat
                 }
                 if !cache.contains_key(&src) {
                     let path = root.join(&src);
-                    match std::fs::read(&path) {
+                    match crate::readfile::read(&path, crate::readfile::Limit::Kubeconfig) {
                         Ok(bytes) => cache.insert(src.clone(), bytes),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(Error::io(&path, "read", e)),
+                        Err(e) if crate::readfile::is_missing(&e) => continue,
+                        Err(e) => return Err(e),
                     };
                 }
                 let bytes = &cache[&src];
                 let dst = root.join(dst);
-                match std::fs::read(&dst) {
+                match crate::readfile::read(&dst, crate::readfile::Limit::Kubeconfig) {
                     Ok(old) if &old == bytes => continue,
                     Err(_) if !create => continue,
                     _ => {}
@@ -113,14 +113,15 @@ pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) ->
         return Err(Error::Invalid(format!("{id} is not a CA kept in files")));
     };
     let (cert_path, key_path) = (root.join(cert), root.join(key));
-    let cert_pem =
-        std::fs::read_to_string(&cert_path).map_err(|e| Error::io(&cert_path, "read the CA certificate", e))?;
-    let key_pem = std::fs::read_to_string(&key_path).map_err(|e| {
-        Error::io(
-            &key_path,
-            "read the CA key (signing needs it: restore it, or with an outside CA sign there and run kubepki import)",
-            e,
-        )
+    let pem = crate::readfile::Limit::Pem;
+    let cert_pem = crate::readfile::read_text(&cert_path, pem)?;
+    let key_pem = crate::readfile::read_text(&key_path, pem).map_err(|e| match e {
+        Error::Io { path, source, .. } => Error::Io {
+            path,
+            action: "read the CA key (signing needs it: restore it, or with an outside CA sign there and run kubepki import)",
+            source,
+        },
+        other => other,
     })?;
     let ca = Ca::load(id, &cert_pem, &cert_path, PrivateKey::from_pem(&key_pem, &key_path)?)?;
     if ca.info.not_after < now {

@@ -515,9 +515,11 @@ impl Checker<'_> {
                 if src == dst {
                     continue;
                 }
-                let source = cache.entry(src.clone()).or_insert_with(|| std::fs::read(root.join(&src)).ok());
+                let source = cache.entry(src.clone()).or_insert_with(|| {
+                    crate::readfile::read(&root.join(&src), crate::readfile::Limit::Kubeconfig).ok()
+                });
                 let Some(source) = source else { continue }; // the source's own finding
-                match std::fs::read(root.join(&dst)) {
+                match crate::readfile::read(&root.join(&dst), crate::readfile::Limit::Kubeconfig) {
                     Ok(copy) if &copy == source => {}
                     Ok(_) => stale.push((dst, src, "differs from")),
                     Err(_) => stale.push((dst, src, "is missing; the source is")),

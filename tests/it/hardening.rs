@@ -207,6 +207,23 @@ fn only_regular_files_are_read_and_no_more_than_their_kind_holds() {
     let out = kubepki_within(&env, &["check", "--dir", dir.to_str().unwrap()], limit);
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("admin.conf -> /dev/zero: cannot read /dev/zero: a character device"), "{shown}");
+
+    // A file of the tree itself that is a device: every command says so, at once.
+    let ca = dir.join("pki/front-proxy-ca.crt");
+    std::fs::remove_file(&ca).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &ca).unwrap();
+    let d = dir.to_str().unwrap();
+    for args in [
+        vec!["init", "--dir", d],
+        vec!["verify", "--dir", d],
+        vec!["check", "--dir", d],
+        vec!["renew", "--all", "--dir", d],
+    ] {
+        let out = kubepki_within(&env, &args, limit);
+        assert!(!out.status.success(), "{args:?}");
+        let shown = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(shown.contains("a character device: kubepki reads regular files only"), "{args:?}: {shown}");
+    }
 }
 
 /// The issuance log as a symbolic link was appended through.
