@@ -286,7 +286,7 @@ fn floor_child(config: &Path, single: bool) {
     let make_leaf = |(_, p): &(&str, &CertProfile)| {
         let Issuer::Ca(ca) = &p.issuer else { unreachable!() };
         let key = key_pair(alg);
-        let cert = params(p).signed_by(&key, &issuers[ca]).unwrap();
+        let cert = params(p).signed_by(&key, &issuers[ca.as_str()]).unwrap();
         cert.pem().len() + key.serialize_pem().len()
     };
     let bytes: usize = if single { leaves.iter().map(make_leaf).sum() } else { leaves.par_iter().map(make_leaf).sum() };
@@ -523,7 +523,7 @@ fn write_cfssl(dir: &Path, catalog: &Catalog, alg: KeyAlgorithm) {
 
 /// The first worker's serving certificate, where a peer put it.
 fn worker_serving(catalog: &Catalog, ext: &str) -> String {
-    let e = catalog.entries.iter().rev().find(|e| e.name == "kubelet-serving").unwrap();
+    let e = catalog.entries.iter().rev().find(|e| e.name() == "kubelet-serving").unwrap();
     format!("{}{ext}", peer_base(e.cert().unwrap()))
 }
 

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use rcgen::{CertificateParams, KeyPair};
 use serde::Serialize;
 
-use crate::catalog::{Catalog, CertProfile, Entry, Issuer, Store};
+use crate::catalog::{Catalog, CertProfile, Entry, EntryId, Issuer, Store};
 use crate::certinfo::CertInfo;
 use crate::conformance::{deviations, Deviation};
 use crate::error::{Error, Result};
@@ -74,9 +74,9 @@ fn requestable(catalog: &Catalog) -> impl Iterator<Item = (&Entry, &CertProfile,
 #[derive(Clone, Debug, Serialize)]
 pub struct CsrWritten {
     /// The catalog entry.
-    pub entry: String,
+    pub entry: EntryId,
     /// The CA that is to sign it.
-    pub issuer: String,
+    pub issuer: EntryId,
     /// The files, relative to the tree.
     #[serde(flatten)]
     pub files: RequestFiles,
@@ -180,7 +180,7 @@ fn key_pair(key: &PrivateKey) -> Result<KeyPair> {
 #[derive(Clone, Debug, Serialize)]
 pub struct SignedCert {
     /// The catalog entry.
-    pub entry: String,
+    pub entry: EntryId,
     /// The request, relative to the tree.
     pub csr: PathBuf,
     /// The certificate written, relative to the tree.
@@ -387,7 +387,7 @@ impl Problems {
 #[derive(Clone, Debug, Serialize)]
 pub struct Placed {
     /// The catalog entry.
-    pub entry: String,
+    pub entry: EntryId,
     /// Where the certificate came from.
     pub source: PathBuf,
     /// The file it is now part of, relative to the tree (the certificate, or the kubeconfig).
@@ -409,7 +409,7 @@ pub struct ImportReport {
     /// The certificates placed.
     pub placed: Vec<Placed>,
     /// Entries with a request in the tree but no certificate back yet.
-    pub waiting: Vec<String>,
+    pub waiting: Vec<EntryId>,
     /// Copies in node bundles refreshed.
     pub copies: usize,
     /// Spent files removed (requests, a kubeconfig's parts).

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::catalog::{Audience, Bundles, Catalog, CertProfile, Entry, EntryKind, Issuer, Store};
+use crate::catalog::{Audience, Bundles, Catalog, CertProfile, Entry, EntryId, EntryKind, Issuer, Store};
 use crate::certinfo::CertInfo;
 use crate::conformance::deviations;
 use crate::error::{Error, Result};
@@ -70,7 +70,7 @@ pub enum Action {
 #[derive(Clone, Debug, Serialize)]
 pub struct Outcome {
     /// The catalog id.
-    pub id: String,
+    pub id: EntryId,
     /// What was done.
     #[serde(flatten)]
     pub action: Action,
@@ -332,7 +332,7 @@ impl<'a> Maker<'a> {
         let entries = &self.catalog.entries;
         let missing = |i: &usize| !matches!(self.found[*i], Found::Good);
         // Shared: what is not one node's own (the sources of the bundles' copies).
-        let own = |e: &Entry| e.node.is_some() && e.audience == Audience::Node;
+        let own = |e: &Entry| e.node().is_some() && e.audience == Audience::Node;
 
         // CAs and the service-account key pair.
         let roots: Vec<usize> = (0..entries.len()).filter(|i| !is_leaf(&entries[*i])).filter(missing).collect();
