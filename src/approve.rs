@@ -110,7 +110,11 @@ fn covers(p: Policy, g: &Grant, _f: &RequestFields, catalog: &Catalog) -> std::r
 /// The SANs of a node's kubelet serving certificate in the catalog: its name, its addresses and
 /// its DNS names. `None`: not a node of the cluster.
 fn own_sans<'c>(catalog: &'c Catalog, node: &str) -> Option<&'c [San]> {
-    catalog.get(&format!("kubelet-serving@{node}")).and_then(|e| e.cert()).map(|p| p.sans.as_slice())
+    catalog.get(&serving_id(node)).and_then(|e| e.cert()).map(|p| p.sans.as_slice())
+}
+
+fn serving_id(node: &str) -> crate::catalog::EntryId {
+    crate::catalog::EntryId::of_node(crate::vocabulary::entry::KUBELET_SERVING, node)
 }
 
 /// A serving request that names what is not its node's: the apiserver's names (`kubernetes`,
@@ -122,7 +126,7 @@ fn others_names(g: &Grant, catalog: &Catalog) -> Option<Denial> {
     }
     let node = g.csr.cn.strip_prefix(NODE_PREFIX).unwrap_or_default();
     let own = own_sans(catalog, node).unwrap_or_default();
-    let own_id = format!("kubelet-serving@{node}");
+    let own_id = serving_id(node);
     let mut taken: Vec<(&San, &str)> = Vec::new();
     for e in catalog.entries.iter().filter(|e| e.id != own_id) {
         let Some(p) = e.cert() else { continue };
@@ -295,7 +299,7 @@ fn sign_all(
     let mut out = Vec::with_capacity(grants.len());
     for (_, _, g) in grants {
         let profile = CertProfile {
-            issuer: Issuer::Ca(CA.into()),
+            issuer: Issuer::Ca(crate::catalog::EntryId::shared(CA)),
             subject: crate::catalog::Subject { cn: g.csr.cn.clone(), orgs: g.csr.orgs.clone() },
             is_ca: false,
             key_usage: g.key_usage.clone(),

@@ -401,6 +401,7 @@ mod signer {
     //! lifetime in play, against a real tree; every certificate it signs checked by an oracle.
 
     use super::*;
+    use crate::usage::ExtKeyUsage;
     use serde_json::{json, Value};
 
     const NODES: [(&str, &str); 3] = [("controlplane", "127.0.0.1"), ("node01", "127.0.0.2"), ("node02", "127.0.0.3")];
@@ -555,7 +556,7 @@ mod signer {
         if cert.orgs != ["system:nodes"] {
             return Some(format!("O {:?}", cert.orgs));
         }
-        if cert.is_ca || cert.key_usage.iter().any(|u| u == "keyCertSign") {
+        if cert.is_ca || cert.key_usage.iter().any(|u| u.is_a_cas()) {
             return Some("a CA".into());
         }
         let bootstrapper = username.starts_with("system:bootstrap:") && groups.contains(&"system:bootstrappers");
@@ -565,7 +566,7 @@ mod signer {
                 if username != cert.subject_cn && !bootstrapper {
                     return Some(format!("requested by {username}"));
                 }
-                if !sans.is_empty() || cert.ext_key_usage != ["clientAuth"] {
+                if !sans.is_empty() || cert.ext_key_usage != [ExtKeyUsage::ClientAuth] {
                     return Some(format!("client: SANs {sans:?}, EKU {:?}", cert.ext_key_usage));
                 }
             }
@@ -574,7 +575,10 @@ mod signer {
                     return Some(format!("requested by {username}"));
                 }
                 let own = [format!("DNS:{node}"), format!("IP:{address}")];
-                if sans.is_empty() || sans.iter().any(|s| !own.contains(s)) || cert.ext_key_usage != ["serverAuth"] {
+                if sans.is_empty()
+                    || sans.iter().any(|s| !own.contains(s))
+                    || cert.ext_key_usage != [ExtKeyUsage::ServerAuth]
+                {
                     return Some(format!("serving: SANs {sans:?}, EKU {:?}", cert.ext_key_usage));
                 }
             }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::catalog::{CertProfile, EntryKind, Issuer, Store, SA};
+use crate::catalog::{CertProfile, EntryKind, Store, SA};
 use crate::error::{Error, Result};
 use crate::issue::{Ca, PrivateKey};
 use crate::kubeconfig::Kubeconfig;
@@ -42,7 +42,7 @@ struct State {
 }
 
 fn state_dir(root: &Path, ca: &str) -> PathBuf {
-    root.join(".kubepki/rotation").join(ca)
+    root.join(crate::vocabulary::state::ROTATION).join(ca)
 }
 
 fn read_state(root: &Path, ca: &str) -> Result<Option<State>> {
@@ -60,7 +60,7 @@ pub fn status(tree: &Tree) -> Result<Vec<(String, Option<Phase>)>> {
 }
 
 fn rotatable(tree: &Tree) -> Vec<String> {
-    tree.catalog.entries.iter().filter(|e| e.is_ca() || e.id == SA).map(|e| e.id.clone()).collect()
+    tree.catalog.entries.iter().filter(|e| e.is_ca() || e.id == SA).map(|e| e.id.to_string()).collect()
 }
 
 fn out_of_order(ca: &str, wanted: &str, state: Option<&State>) -> Error {
@@ -218,20 +218,15 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
     let backup = crate::tree::back_up(&tree.root, touched.iter().map(|(p, m)| (p.as_path(), *m)), now)?;
     batch.commit()?;
     if phase == "finish" {
-        let kept = backup.join(".kubepki/rotation").join(ca);
+        let kept = backup.join(crate::vocabulary::state::ROTATION).join(ca);
         crate::store::make_dirs(kept.parent().expect("has a parent"))?;
         std::fs::rename(&dir, &kept).map_err(|e| Error::io(&dir, "move to the backup", e))?;
     }
     // Reissue every leaf the CA signs, with the new CA now on disk.
     let reloaded = Tree::load(&tree.root, (!tree.inferred).then(|| tree.spec.clone()))?;
     let mut applied = if renew_after {
-        let names: Vec<String> = reloaded
-            .catalog
-            .entries
-            .iter()
-            .filter(|e| matches!(e.cert(), Some(p) if p.issuer == Issuer::Ca(ca.to_string())))
-            .map(|e| e.id.clone())
-            .collect();
+        let names: Vec<String> =
+            reloaded.catalog.entries.iter().filter(|e| e.issuer() == Some(ca)).map(|e| e.id.to_string()).collect();
         plan_renew(&reloaded, &names, false, &RenewOptions::default(), now)?.apply(
             &reloaded,
             &format!("rotate-ca {ca} reissue"),
