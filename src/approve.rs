@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::catalog::{Catalog, CertProfile, Issuer, Store, CA};
+use crate::catalog::{Catalog, CertProfile, CA};
 use crate::error::{Error, Result};
 use crate::issuance::IssuanceRecord;
 use crate::request::CertificateRequest;
@@ -299,15 +299,12 @@ fn sign_all(
     let mut out = Vec::with_capacity(grants.len());
     for (_, _, g) in grants {
         let profile = CertProfile {
-            issuer: Issuer::Ca(crate::catalog::EntryId::shared(CA)),
             subject: crate::catalog::Subject { cn: g.csr.cn.clone(), orgs: g.csr.orgs.clone() },
             is_ca: false,
             key_usage: g.key_usage.clone(),
             ext_key_usage: g.ext_key_usage.clone(),
             sans: g.csr.sans.clone(),
             validity: g.lifetime,
-            // Not written anywhere: the certificate goes back in the object.
-            store: Store::Files { cert: Default::default(), key: Default::default() },
         };
         let key = g.csr.public_key().map_err(Error::Invalid)?;
         let issued = ca.sign(&profile, &key, now)?;

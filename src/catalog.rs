@@ -148,16 +148,6 @@ impl Serialize for EntryId {
 
 pub use crate::usage::{ExtKeyUsage, KeyUsage};
 
-/// Who signs a certificate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Issuer {
-    /// A self-signed CA.
-    SelfSigned,
-    /// Signed by the CA entry with this id.
-    Ca(EntryId),
-}
-
 /// The Kubernetes identity of a certificate: user = CN, groups = O.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Subject {
@@ -195,8 +185,6 @@ pub enum Store {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertProfile {
-    /// Who signs it.
-    pub issuer: Issuer,
     /// CN and O.
     pub subject: Subject,
     /// BasicConstraints CA:TRUE.
@@ -210,6 +198,17 @@ pub struct CertProfile {
     /// Lifetime.
     #[serde(with = "crate::spec::duration_text")]
     pub validity: time::Duration,
+}
+
+/// A leaf certificate: what it says, the CA that signs it, and where it and its key live.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Leaf {
+    /// What it says.
+    #[serde(flatten)]
+    pub profile: CertProfile,
+    /// The CA entry that signs it.
+    pub issuer: EntryId,
     /// The files.
     pub store: Store,
 }
@@ -237,8 +236,18 @@ pub enum Audience {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum EntryKind {
-    /// A certificate with its key (a CA, a leaf in files, or a kubeconfig's client certificate).
-    Cert(CertProfile),
+    /// A self-signed CA: its certificate and key in PEM files.
+    Ca {
+        /// What it says.
+        #[serde(flatten)]
+        profile: CertProfile,
+        /// The certificate (0644).
+        cert: PathBuf,
+        /// The private key (0600).
+        key: PathBuf,
+    },
+    /// A leaf (in PEM files, or a kubeconfig's client certificate), signed by a CA of the catalog.
+    Leaf(Leaf),
     /// A bare key pair (the service-account signing key).
     KeyPair {
         /// The private key (0600).
@@ -282,40 +291,57 @@ impl Entry {
     /// The certificate profile, unless this is a bare key pair.
     pub fn cert(&self) -> Option<&CertProfile> {
         match &self.kind {
-            EntryKind::Cert(p) => Some(p),
+            EntryKind::Ca { profile, .. } | EntryKind::Leaf(Leaf { profile, .. }) => Some(profile),
             EntryKind::KeyPair { .. } => None,
         }
     }
 
-    /// The CA entry that signs it (`None` for a self-signed CA or a key pair).
-    pub fn issuer(&self) -> Option<&str> {
-        match self.cert().map(|p| &p.issuer) {
-            Some(Issuer::Ca(ca)) => Some(ca),
-            _ => None,
+    /// The leaf, unless this is a CA or a bare key pair.
+    pub fn leaf(&self) -> Option<&Leaf> {
+        match &self.kind {
+            EntryKind::Leaf(l) => Some(l),
+            EntryKind::Ca { .. } | EntryKind::KeyPair { .. } => None,
         }
+    }
+
+    /// The CA entry that signs it (`None` for a self-signed CA or a key pair).
+    pub fn issuer(&self) -> Option<&EntryId> {
+        self.leaf().map(|l| &l.issuer)
     }
 
     /// A kubeconfig's cluster name and server URL.
     pub fn kubeconfig_server(&self) -> Option<(&str, &str)> {
-        match self.cert().map(|p| &p.store) {
+        match self.leaf().map(|l| &l.store) {
             Some(Store::Kubeconfig { cluster, server, .. }) => Some((cluster, server)),
             _ => None,
         }
     }
 
+    /// The file that holds its certificate and the one that holds its key (a kubeconfig holds
+    /// both); `None` for a bare key pair.
+    pub fn cert_and_key_files(&self) -> Option<(&Path, &Path)> {
+        match &self.kind {
+            EntryKind::Ca { cert, key, .. } | EntryKind::Leaf(Leaf { store: Store::Files { cert, key }, .. }) => {
+                Some((cert, key))
+            }
+            EntryKind::Leaf(Leaf { store: Store::Kubeconfig { path, .. }, .. }) => Some((path, path)),
+            EntryKind::KeyPair { .. } => None,
+        }
+    }
+
     /// Whether this is a CA.
     pub fn is_ca(&self) -> bool {
-        self.cert().is_some_and(|p| p.is_ca)
+        matches!(self.kind, EntryKind::Ca { .. })
     }
 
     /// The files this entry owns, relative to the tree's root, with their modes; the
     /// certificate (or public key) first.
     pub fn files(&self) -> Vec<(&Path, Mode)> {
         match &self.kind {
-            EntryKind::Cert(CertProfile { store: Store::Files { cert, key }, .. }) => {
+            EntryKind::Ca { cert, key, .. } | EntryKind::Leaf(Leaf { store: Store::Files { cert, key }, .. }) => {
                 vec![(cert, Mode::Public), (key, Mode::Secret)]
             }
-            EntryKind::Cert(CertProfile { store: Store::Kubeconfig { path, .. }, .. }) => vec![(path, Mode::Secret)],
+            EntryKind::Leaf(Leaf { store: Store::Kubeconfig { path, .. }, .. }) => vec![(path, Mode::Secret)],
             EntryKind::KeyPair { key, public } => vec![(public, Mode::Public), (key, Mode::Secret)],
         }
     }
@@ -473,7 +499,7 @@ struct Client<'a> {
 }
 
 /// A leaf to add: the arguments of [`Builder::leaf`] by name.
-struct Leaf<'a> {
+struct NewLeaf<'a> {
     id: EntryId,
     issuer: &'static str,
     cn: String,
@@ -526,16 +552,18 @@ impl Builder<'_> {
         for (id, cn, file, why) in cas {
             self.entries.push(Entry {
                 id: EntryId::shared(id),
-                kind: EntryKind::Cert(CertProfile {
-                    issuer: Issuer::SelfSigned,
-                    subject: Subject { cn: cn.into(), orgs: vec![] },
-                    is_ca: true,
-                    key_usage: CA_USAGE.to_vec(),
-                    ext_key_usage: vec![],
-                    sans: vec![San::Dns(cn.into())],
-                    validity: self.spec.validity.ca,
-                    store: files(file),
-                }),
+                kind: EntryKind::Ca {
+                    profile: CertProfile {
+                        subject: Subject { cn: cn.into(), orgs: vec![] },
+                        is_ca: true,
+                        key_usage: CA_USAGE.to_vec(),
+                        ext_key_usage: vec![],
+                        sans: vec![San::Dns(cn.into())],
+                        validity: self.spec.validity.ca,
+                    },
+                    cert: layout::crt(file).into(),
+                    key: layout::key(file).into(),
+                },
                 audience: if id == CA { Audience::ControlPlanesAndWorkerTrust } else { Audience::ControlPlanes },
                 break_glass: false,
                 kubeadm_instead: None,
@@ -552,17 +580,19 @@ impl Builder<'_> {
         });
     }
 
-    fn leaf(&mut self, l: Leaf) {
+    fn leaf(&mut self, l: NewLeaf) {
         self.entries.push(Entry {
             id: l.id,
-            kind: EntryKind::Cert(CertProfile {
-                issuer: Issuer::Ca(EntryId::shared(l.issuer)),
-                subject: Subject { cn: l.cn, orgs: l.orgs.iter().map(|s| s.to_string()).collect() },
-                is_ca: false,
-                key_usage: LEAF_USAGE.to_vec(),
-                ext_key_usage: l.eku.to_vec(),
-                sans: dedup(l.sans),
-                validity: self.spec.validity.leaf,
+            kind: EntryKind::Leaf(Leaf {
+                profile: CertProfile {
+                    subject: Subject { cn: l.cn, orgs: l.orgs.iter().map(|s| s.to_string()).collect() },
+                    is_ca: false,
+                    key_usage: LEAF_USAGE.to_vec(),
+                    ext_key_usage: l.eku.to_vec(),
+                    sans: dedup(l.sans),
+                    validity: self.spec.validity.leaf,
+                },
+                issuer: EntryId::shared(l.issuer),
                 store: l.store,
             }),
             audience: l.audience,
@@ -599,7 +629,7 @@ impl Builder<'_> {
             Some(n) => EntryId::of_node(c.name, &n.name),
             None => EntryId::shared(c.name),
         };
-        self.leaf(Leaf {
+        self.leaf(NewLeaf {
             id,
             issuer: c.issuer,
             cn: c.cn,
@@ -645,7 +675,7 @@ impl Builder<'_> {
         api_sans.extend(node.dns_names.iter().map(|d| San::Dns(d.clone())));
         api_sans.push(spec.control_plane_endpoint.host.clone());
         api_sans.extend(spec.api_server_cert_sans.iter().cloned());
-        self.leaf(Leaf {
+        self.leaf(NewLeaf {
             id: EntryId::of_node(entry::APISERVER, &node.name),
             issuer: CA,
             cn: "kube-apiserver".into(),
@@ -666,7 +696,7 @@ impl Builder<'_> {
         server_sans.extend(spec.etcd_server_cert_sans.iter().cloned());
         let mut peer_sans = etcd_sans;
         peer_sans.extend(spec.etcd_peer_cert_sans.iter().cloned());
-        self.leaf(Leaf {
+        self.leaf(NewLeaf {
             id: EntryId::of_node(entry::ETCD_SERVER, &node.name),
             issuer: etcd_ca,
             cn: node.name.clone(),
@@ -679,7 +709,7 @@ impl Builder<'_> {
             kubeadm_instead: None,
             why: "etcd's serving certificate. It carries clientAuth too because etcd's gRPC gateway dials etcd itself with it (without it: 'incompatible key usage').",
         });
-        self.leaf(Leaf {
+        self.leaf(NewLeaf {
             id: EntryId::of_node(entry::ETCD_PEER, &node.name),
             issuer: etcd_ca,
             cn: node.name.clone(),
@@ -703,7 +733,7 @@ impl Builder<'_> {
         let mut sans = vec![San::Dns(node.name.clone())];
         sans.extend(node.dns_names.iter().map(|d| San::Dns(d.clone())));
         sans.extend(node.addresses.iter().map(|ip| San::Ip(*ip)));
-        self.leaf(Leaf {
+        self.leaf(NewLeaf {
             id: EntryId::of_node(entry::KUBELET_SERVING, &node.name),
             issuer: CA,
             cn: node_user(&node.name),

@@ -437,16 +437,14 @@ mod tests {
 
     #[test]
     fn not_after_is_at_most_9999_12_31_whatever_the_validity() {
-        use crate::catalog::{Issuer, Store, Subject};
+        use crate::catalog::Subject;
         let profile = |validity| CertProfile {
-            issuer: Issuer::SelfSigned,
             subject: Subject { cn: "ca".into(), orgs: vec![] },
             is_ca: true,
             key_usage: vec![KeyUsage::DigitalSignature, KeyUsage::KeyCertSign],
             ext_key_usage: vec![],
             sans: vec![],
             validity,
-            store: Store::Files { cert: Default::default(), key: Default::default() },
         };
         let now = time::macros::datetime!(2026-01-01 0:00 UTC);
         for validity in [time::Duration::days(3_000_000), time::Duration::MAX] {

@@ -45,7 +45,7 @@ pub use approve::{
     Verdict, MIN_EXPIRATION_SECONDS,
 };
 pub use catalog::{
-    bundle_root, Audience, Catalog, CertProfile, Entry, EntryId, EntryKind, ExtKeyUsage, Issuer, KeyUsage, Store,
+    bundle_root, Audience, Catalog, CertProfile, Entry, EntryId, EntryKind, ExtKeyUsage, KeyUsage, Leaf, Store,
     Subject, CA, ETCD_CA, ETCD_CLIENT_PORT, ETCD_PEER_PORT, FRONT_PROXY_CA, KUBELET_PORT, SA,
 };
 pub use certinfo::CertInfo;

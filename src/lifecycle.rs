@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::catalog::{Catalog, CertProfile, Entry, EntryId, ExtKeyUsage, Issuer, Store};
+use crate::catalog::{Catalog, CertProfile, Entry, EntryId, ExtKeyUsage, Store};
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 use crate::inventory::{Inventory, Problem};
@@ -193,7 +193,8 @@ impl Plan {
         before: Option<&CertInfo>,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let Issuer::Ca(ca_id) = &profile.issuer else { return Err(Error::Invalid(format!("{} is a CA", entry.id))) };
+        let Some(leaf) = entry.leaf() else { return Err(Error::Invalid(format!("{} is a CA", entry.id))) };
+        let ca_id = &leaf.issuer;
         tree.ca(&mut self.cas, ca_id, now)?;
         let ca = &self.cas[ca_id.as_str()];
         let (key, key_word) = match key {
@@ -202,7 +203,7 @@ impl Plan {
         };
         let issued = ca.sign_key(profile, &key, now)?;
         let info = CertInfo::from_der(&issued.der).map_err(|e| Error::crypto("reading back", e))?;
-        let file = match &profile.store {
+        let file = match &leaf.store {
             Store::Files { cert, key: key_path } => {
                 self.writes.push((cert.clone(), issued.pem.clone(), Mode::Public));
                 if key_word == "new" {
@@ -210,7 +211,7 @@ impl Plan {
                 }
                 cert.clone()
             }
-            Store::Kubeconfig { path, cluster, ca: trust, .. } => {
+            Store::Kubeconfig { path, cluster, ca: trust, server: catalog_server } => {
                 // The CA data is the CA's file as it is: a bundle during a rotation.
                 let ca_pem = tree
                     .inventory
@@ -222,10 +223,7 @@ impl Plan {
                     .get(&entry.id)
                     .and_then(|l| l.kubeconfig.as_ref().map(|k| k.server.clone()))
                     .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| match &profile.store {
-                        Store::Kubeconfig { server, .. } => server.clone(),
-                        Store::Files { .. } => unreachable!(),
-                    });
+                    .unwrap_or_else(|| catalog_server.clone());
                 let text = Kubeconfig {
                     cluster,
                     server: &server,
@@ -390,10 +388,10 @@ pub fn plan_san(
     let topology = Topology::build(&tree.spec, &tree.catalog);
     let mut plan = Plan::default();
     for e in tree.select(name)? {
-        let p = e.cert().filter(|p| !p.is_ca && matches!(p.store, Store::Files { .. })).ok_or_else(|| {
-            Error::Invalid(format!("{} has no SANs to change (only leaf certificates in files have)", e.id))
-        })?;
-        let _ = p;
+        if !matches!(e.leaf().map(|l| &l.store), Some(Store::Files { .. })) {
+            let why = "only leaf certificates in files have";
+            return Err(Error::Invalid(format!("{} has no SANs to change ({why})", e.id)));
+        }
         let loaded = tree.inventory.get(&e.id).expect("loaded");
         let cert = loaded.cert.as_ref().map_err(|pr| problem_error(e, pr))?;
         let mut profile = profile_from(e, cert);

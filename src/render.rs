@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Entry, EntryKind, Issuer, Store};
+use crate::catalog::{Catalog, Entry, EntryKind, Leaf, Store};
 use crate::init::{Action, InitReport};
 use crate::spec::{duration_text, ClusterSpec, Node, Role};
 use crate::topology::{Link, Topology};
@@ -130,18 +130,15 @@ impl Plan<'_> {
 fn entry_row(e: &Entry) -> Vec<String> {
     let file = e.files().first().map(|(p, _)| p.display().to_string()).unwrap_or_default();
     match &e.kind {
-        EntryKind::Cert(p) => vec![
+        EntryKind::Ca { profile: p, .. } | EntryKind::Leaf(Leaf { profile: p, .. }) => vec![
             e.id.to_string(),
-            match &p.store {
-                Store::Files { .. } => file,
-                Store::Kubeconfig { path, .. } => path.display().to_string(),
+            match e.leaf().map(|l| &l.store) {
+                Some(Store::Kubeconfig { path, .. }) => path.display().to_string(),
+                _ => file,
             },
             p.subject.cn.clone(),
             p.subject.orgs.join(","),
-            match &p.issuer {
-                Issuer::SelfSigned => "self".into(),
-                Issuer::Ca(c) => c.to_string(),
-            },
+            e.issuer().map_or_else(|| "self".into(), |c| c.to_string()),
             if p.is_ca { "CA".into() } else { p.ext_key_usage.iter().map(|u| u.name()).collect::<Vec<_>>().join("+") },
             p.sans.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","),
         ],

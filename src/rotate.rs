@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::catalog::{CertProfile, EntryKind, Store, SA};
+use crate::catalog::{EntryKind, Leaf, Store, SA};
 use crate::error::{Error, Result};
 use crate::issue::{Ca, PrivateKey};
 use crate::kubeconfig::Kubeconfig;
@@ -80,11 +80,11 @@ fn ca_files(tree: &Tree, ca: &str) -> Result<(PathBuf, PathBuf)> {
         Error::Invalid(format!("'{ca}' is not a CA of this cluster; rotatable: {}", rotatable(tree).join(", ")))
     })?;
     match &e.kind {
-        EntryKind::Cert(CertProfile { store: Store::Files { cert, key }, is_ca: true, .. }) => {
-            Ok((cert.clone(), key.clone()))
-        }
+        EntryKind::Ca { cert, key, .. } => Ok((cert.clone(), key.clone())),
         EntryKind::KeyPair { key, public } => Ok((public.clone(), key.clone())),
-        _ => Err(Error::Invalid(format!("'{ca}' is not a CA; rotatable: {}", rotatable(tree).join(", ")))),
+        EntryKind::Leaf(_) => {
+            Err(Error::Invalid(format!("'{ca}' is not a CA; rotatable: {}", rotatable(tree).join(", "))))
+        }
     }
 }
 
@@ -107,10 +107,10 @@ fn blocks(text: &str, path: &Path) -> Result<Vec<String>> {
 fn kubeconfigs_with_ca_data(tree: &Tree, ca: &str, ca_pem: &str, batch: &mut Batch) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for e in &tree.catalog.entries {
-        let Some(CertProfile { store: Store::Kubeconfig { path, cluster, ca: trust, .. }, subject, .. }) = e.cert()
-        else {
+        let Some(Leaf { store: Store::Kubeconfig { path, cluster, ca: trust, .. }, profile, .. }) = e.leaf() else {
             continue;
         };
+        let subject = &profile.subject;
         if trust != ca {
             continue;
         }
@@ -225,8 +225,13 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
     // Reissue every leaf the CA signs, with the new CA now on disk.
     let reloaded = Tree::load(&tree.root, (!tree.inferred).then(|| tree.spec.clone()))?;
     let mut applied = if renew_after {
-        let names: Vec<String> =
-            reloaded.catalog.entries.iter().filter(|e| e.issuer() == Some(ca)).map(|e| e.id.to_string()).collect();
+        let names: Vec<String> = reloaded
+            .catalog
+            .entries
+            .iter()
+            .filter(|e| e.issuer().is_some_and(|i| i == ca))
+            .map(|e| e.id.to_string())
+            .collect();
         plan_renew(&reloaded, &names, false, &RenewOptions::default(), now)?.apply(
             &reloaded,
             &format!("rotate-ca {ca} reissue"),

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::catalog::{Catalog, Entry, EntryId, EntryKind};
+use crate::catalog::{Catalog, Entry, EntryId, EntryKind, Leaf};
 use crate::finding::FixTarget;
 pub use crate::finding::{FindingKind, Severity};
 use crate::inventory::{Inventory, KubeconfigFacts, Loaded, Problem};
@@ -274,7 +274,7 @@ impl Checker<'_> {
         self.modes(e, loaded);
         match &e.kind {
             EntryKind::KeyPair { .. } => self.key_pair(e, loaded),
-            EntryKind::Cert(p) => self.cert(e, p, loaded),
+            EntryKind::Ca { profile, .. } | EntryKind::Leaf(Leaf { profile, .. }) => self.cert(e, profile, loaded),
         }
     }
 

@@ -138,6 +138,11 @@ pub mod layout {
     pub fn crt(base: &str) -> String {
         format!("{base}.crt")
     }
+
+    /// `<base>.key`.
+    pub fn key(base: &str) -> String {
+        format!("{base}.key")
+    }
 }
 
 /// kubepki's own state in a tree.
