@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use crate::catalog::Catalog;
 use crate::certinfo::CertInfo;
@@ -56,6 +56,22 @@ fn assert_shown_safely(message: &str) {
     assert!(!message.chars().any(|c| c.is_control() && c != '\n'), "{message:?}");
     for piece in key_pieces() {
         assert!(!message.contains(&piece), "key material in {message}");
+    }
+}
+
+/// A tree of the default cluster, removed when the test ends (a property that needs one runs
+/// its cases with a [`TestRunner`] of its own, inside the test).
+fn default_tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ClusterSpec::builtin_default();
+    let catalog = Catalog::build(&spec);
+    crate::init(&spec, &catalog, dir.path(), &Default::default(), time::OffsetDateTime::now_utc()).unwrap();
+    dir
+}
+
+fn run<S: Strategy>(strategy: S, case: impl Fn(S::Value) -> Result<(), TestCaseError>) {
+    if let Err(e) = TestRunner::new(config()).run(&strategy, case) {
+        panic!("{e}");
     }
 }
 
@@ -443,19 +459,6 @@ mod signer {
     const USAGES: [&str; 6] =
         ["digital signature", "key encipherment", "client auth", "server auth", "cert sign", "code signing"];
 
-    /// The tree (made once) whose CA signs.
-    fn tree() -> &'static Path {
-        static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-        DIR.get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let spec = ClusterSpec::builtin_default();
-            let catalog = Catalog::build(&spec);
-            crate::init(&spec, &catalog, dir.path(), &Default::default(), time::OffsetDateTime::now_utc()).unwrap();
-            dir
-        })
-        .path()
-    }
-
     prop_compose! {
         fn request_object()(
             signer in prop_oneof![4 => prop::sample::select(SIGNERS[1..3].to_vec()), 1 => prop::sample::select(SIGNERS.to_vec())],
@@ -592,17 +595,16 @@ mod signer {
         None
     }
 
-    proptest! {
-        #![proptest_config(config())]
-
-        #[test]
-        fn nothing_is_signed_that_the_rules_forbid(objects in prop::collection::vec(prop_oneof![request_object(), kubelet_request()], 1..4)) {
+    #[test]
+    fn nothing_is_signed_that_the_rules_forbid() {
+        let tree = default_tree();
+        run(prop::collection::vec(prop_oneof![request_object(), kubelet_request()], 1..4), |objects| {
             let spec = ClusterSpec::builtin_default();
             let catalog = Catalog::build(&spec);
             let mut doc = json!({"apiVersion": "v1", "kind": "List", "items": objects});
             let policies = [crate::Policy::KubeletClient, crate::Policy::KubeletServingKnownAddresses];
             let now = time::OffsetDateTime::now_utc();
-            let report = timed(|| crate::approve(&spec, &catalog, tree(), &mut doc, &policies, now)).unwrap();
+            let report = timed(|| crate::approve(&spec, &catalog, tree.path(), &mut doc, &policies, now)).unwrap();
             for (i, outcome) in report.requests.iter().enumerate() {
                 let obj = &doc["items"][i];
                 match &outcome.verdict {
@@ -626,6 +628,121 @@ mod signer {
                     crate::Verdict::Decided { .. } => prop_assert!(false, "nothing was decided before"),
                 }
             }
+            Ok(())
+        });
+    }
+}
+
+mod sign {
+    //! `sign` on requests placed where the catalog's are, with every identity, group, SAN set,
+    //! CA bit, CA and key beside them in play; every certificate it writes checked against the
+    //! catalog by an oracle, and a refusal changes nothing and names the request.
+
+    use super::*;
+    use crate::external::RequestFiles;
+    use crate::spec::San;
+
+    const ENTRIES: [&str; 5] =
+        ["apiserver@controlplane", "admin.conf", "super-admin.conf", "front-proxy-client", "apiserver-etcd-client"];
+
+    /// One case: which entry, and what of its request differs from the catalog's.
+    #[derive(Debug, Clone)]
+    struct Case {
+        entry: &'static str,
+        cn: Option<&'static str>,
+        orgs: Option<Vec<&'static str>>,
+        drop_san: bool,
+        extra_san: bool,
+        ca: bool,
+        wrong_ca: bool,
+        key: u8,
+    }
+
+    prop_compose! {
+        fn case()(entry in prop::sample::select(ENTRIES.to_vec()),
+                  cn in prop_oneof![3 => Just(None), 1 => prop::sample::select(vec!["kubernetes-admin", "kube-apiserver", "mallory"]).prop_map(Some)],
+                  orgs in prop_oneof![3 => Just(None), 1 => prop::sample::select(vec![vec![], vec!["system:masters"], vec!["kubeadm:cluster-admins"]]).prop_map(Some)],
+                  drop_san in prop::bool::weighted(0.15), extra_san in prop::bool::weighted(0.15), ca in prop::bool::weighted(0.1),
+                  wrong_ca in prop::bool::weighted(0.1), key in prop_oneof![4 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)]) -> Case {
+            Case { entry, cn, orgs, drop_san, extra_san, ca, wrong_ca, key }
         }
+    }
+
+    #[test]
+    fn sign_writes_only_the_catalogs_certificate_for_the_key_beside_it() {
+        let tree = default_tree();
+        run(case(), |c| {
+            let root = tree.path();
+            let catalog = Catalog::build(&ClusterSpec::builtin_default());
+            let entry = catalog.get(c.entry).unwrap();
+            let leaf = entry.leaf().unwrap();
+            let files = RequestFiles::of(entry).unwrap();
+            let p = &leaf.profile;
+            // The request.
+            let pair = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::default();
+            let orgs: Vec<String> =
+                c.orgs.clone().map_or_else(|| p.subject.orgs.clone(), |o| o.iter().map(|s| s.to_string()).collect());
+            for o in &orgs {
+                params.distinguished_name.push(rcgen::DnType::OrganizationName, o.as_str());
+            }
+            params.distinguished_name.push(rcgen::DnType::CommonName, c.cn.unwrap_or(&p.subject.cn));
+            let mut sans = p.sans.clone();
+            if c.drop_san && !sans.is_empty() {
+                sans.pop();
+            }
+            if c.extra_san {
+                sans.push(San::Dns("evil.example.com".into()));
+            }
+            params.subject_alt_names = sans
+                .iter()
+                .map(|s| match s {
+                    San::Ip(ip) => rcgen::SanType::IpAddress(*ip),
+                    San::Dns(d) => rcgen::SanType::DnsName(d.as_str().try_into().unwrap()),
+                })
+                .collect();
+            if c.ca {
+                params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            }
+            std::fs::write(root.join(&files.csr), params.serialize_request(&pair).unwrap().pem().unwrap()).unwrap();
+            // The key beside it: the request's, another, or none.
+            let key_path = root.join(&files.key);
+            let _ = std::fs::remove_file(&key_path);
+            match c.key {
+                0 => std::fs::write(&key_path, pair.serialize_pem()).unwrap(),
+                1 => std::fs::write(&key_path, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap(),
+                _ => {}
+            }
+            let ca = if c.wrong_ca { "etcd-ca" } else { leaf.issuer.as_str() };
+            let cert_path = root.join(&files.cert);
+            let before = std::fs::read(&cert_path).ok();
+            let now = time::OffsetDateTime::now_utc();
+            match timed(|| crate::sign_csrs(&catalog, root, ca, &[root.join(&files.csr)], true, now)) {
+                Ok(_) => {
+                    let cert = CertInfo::from_pem(&std::fs::read_to_string(&cert_path).unwrap(), &cert_path).unwrap();
+                    let set = |v: &[San]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+                    prop_assert_eq!(&cert.subject_cn, &p.subject.cn);
+                    prop_assert_eq!(&cert.orgs, &p.subject.orgs);
+                    prop_assert_eq!(set(&cert.sans), set(&p.sans));
+                    prop_assert_eq!(&cert.ext_key_usage, &p.ext_key_usage);
+                    prop_assert!(!cert.is_ca && !cert.key_usage.iter().any(|u| u.is_a_cas()));
+                    prop_assert!(!cert.orgs.iter().any(|o| o == "system:masters") || c.entry == "super-admin.conf");
+                    prop_assert_eq!(&cert.public_key_raw, &pair.public_key_raw().to_vec(), "for the key beside it");
+                    prop_assert_eq!(c.key, 0);
+                    prop_assert_eq!(ca, leaf.issuer.as_str());
+                }
+                Err(e) => {
+                    let shown = e.to_string();
+                    prop_assert!(
+                        shown.contains(&files.csr.display().to_string()) || shown.contains("is not a CA"),
+                        "{}",
+                        shown
+                    );
+                    assert_shown_safely(&shown);
+                    prop_assert_eq!(std::fs::read(&cert_path).ok(), before, "nothing written");
+                }
+            }
+            Ok(())
+        });
     }
 }
