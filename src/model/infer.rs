@@ -246,7 +246,7 @@ pub fn describe(spec: &ClusterSpec) -> String {
         etcd_server_cert_sans: &spec.etcd_server_cert_sans,
         etcd_peer_cert_sans: &spec.etcd_peer_cert_sans,
         key_algorithm: spec.key_algorithm,
-        validity: spec.validity.clone(),
+        validity: spec.validity,
         ca_layout: spec.ca_layout,
         nodes: &spec.nodes,
     });
@@ -298,8 +298,8 @@ fn describe_value(spec: &Parts) -> serde_json::Value {
         "apiServerPort": spec.api_server_port,
         "serviceSubnet": spec.service_subnets.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
         "dnsDomain": spec.dns_domain,
-        "apiServerCertSANs": sans(&spec.api_server_cert_sans),
-        "etcd": {"serverCertSANs": sans(&spec.etcd_server_cert_sans), "peerCertSANs": sans(&spec.etcd_peer_cert_sans)},
+        "apiServerCertSANs": sans(spec.api_server_cert_sans),
+        "etcd": {"serverCertSANs": sans(spec.etcd_server_cert_sans), "peerCertSANs": sans(spec.etcd_peer_cert_sans)},
         "keyAlgorithm": spec.key_algorithm.name(),
         "validity": {
             "ca": crate::model::spec::duration_text::format(spec.validity.ca),
