@@ -357,8 +357,12 @@ pub struct ClusterSpec {
     /// Private: a `ClusterSpec` is only ever made by validating a description
     /// ([`ClusterSpec::from_yaml`], [`ClusterSpec::from_json`], [`SpecFile::resolve`]).
     #[serde(skip)]
-    validated: (),
+    validated: Validated,
 }
+
+/// The proof that a description was validated: only this module can make one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Validated;
 
 impl ClusterSpec {
     /// The built-in default cluster: control plane `controlplane` at 127.0.0.1, workers
@@ -547,7 +551,7 @@ impl SpecFile {
             validity,
             ca_layout,
             nodes,
-            validated: (),
+            validated: Validated,
         })
     }
 }
