@@ -64,11 +64,13 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+    /// An I/O error while doing `action` on `path`.
+    pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), action, source }
     }
 
-    pub(crate) fn bad_file(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+    /// A file that is there but wrong: what is wrong with it.
+    pub fn bad_file(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
         Error::BadFile { path: path.into(), problem: problem.into() }
     }
 
@@ -124,7 +126,7 @@ impl std::error::Error for Error {
 
 /// The longest run of characters without a space shown as it is; longer runs are cut to their
 /// first [`TOKEN_KEPT`] characters and their length.
-pub const MAX_TOKEN: usize = 256;
+pub(crate) const MAX_TOKEN: usize = 256;
 const TOKEN_KEPT: usize = 64;
 /// Runs of base64 at least this long are not shown at all: key material, a certificate or a
 /// kubeconfig's embedded data, never something a person needs to read in an error.
@@ -136,7 +138,7 @@ const MAX_MESSAGE: usize = 16 * 1024;
 /// replaced by a note, over-long tokens cut short, control characters escaped (a line feed
 /// is kept: messages have lines). Used by [`Error`]'s `Display` and by every message that
 /// quotes a request (approve's denials).
-pub fn safe_text(raw: &str) -> String {
+pub(crate) fn safe_text(raw: &str) -> String {
     let without_keys = redact_private_keys(raw);
     let mut out = String::with_capacity(without_keys.len().min(MAX_MESSAGE));
     let mut rest = without_keys.as_str();
@@ -200,7 +202,7 @@ fn looks_like_base64(run: &str) -> bool {
 /// Text for a terminal: every control character but a line feed escaped (`\u{1b}`), so that
 /// what a certificate or a request says (a CN with ESC sequences) cannot drive the terminal.
 /// Used for every table a command prints, and for approve's lines on stderr.
-pub fn escape_controls(text: &str) -> String {
+pub(crate) fn escape_controls(text: &str) -> String {
     if !text.chars().any(|c| c.is_control() && c != '\n') {
         return text.to_string();
     }

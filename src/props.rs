@@ -20,11 +20,11 @@ use base64::Engine;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-use crate::catalog::Catalog;
-use crate::certinfo::CertInfo;
-use crate::issue::{Ca, PrivateKey};
-use crate::request::CertificateRequest;
-use crate::spec::{duration_text, ClusterSpec, KeyAlgorithm, Role};
+use crate::model::catalog::Catalog;
+use crate::model::spec::{duration_text, ClusterSpec, KeyAlgorithm, Role};
+use crate::x509::certinfo::CertInfo;
+use crate::x509::issue::{Ca, PrivateKey};
+use crate::x509::request::CertificateRequest;
 
 /// Cases per property in `cargo test`.
 const CASES: u32 = 48;
@@ -65,7 +65,8 @@ fn default_tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let spec = ClusterSpec::builtin_default();
     let catalog = Catalog::build(&spec);
-    crate::init(&spec, &catalog, dir.path(), &Default::default(), time::OffsetDateTime::now_utc()).unwrap();
+    crate::operations::init::init(&spec, &catalog, dir.path(), &Default::default(), time::OffsetDateTime::now_utc())
+        .unwrap();
     dir
 }
 
@@ -232,7 +233,7 @@ fn assert_sound(spec: &ClusterSpec) {
     let mut names = std::collections::BTreeSet::new();
     let mut addresses = std::collections::BTreeSet::new();
     for n in &spec.nodes {
-        assert!(crate::spec::is_dns1123_subdomain(&n.name), "{}", n.name);
+        assert!(crate::model::spec::is_dns1123_subdomain(&n.name), "{}", n.name);
         assert!(names.insert(&n.name), "duplicate {}", n.name);
         assert!(!n.addresses.is_empty());
         for ip in &n.addresses {
@@ -249,10 +250,10 @@ fn assert_sound(spec: &ClusterSpec) {
     assert!(time::Duration::hours(1) <= v.leaf && v.leaf <= v.ca && v.ca <= duration_text::MAX, "{v:?}");
     assert!(spec.service_subnets.iter().all(|s| !s.addr.is_multicast()));
     let catalog = Catalog::build(spec);
-    crate::topology::Topology::build(spec, &catalog);
+    crate::model::topology::Topology::build(spec, &catalog);
 }
 
-fn assert_refusal_names(err: &crate::Error, file: &str) {
+fn assert_refusal_names(err: &crate::error::Error, file: &str) {
     let shown = err.to_string();
     assert!(shown.starts_with(&format!("{file}: ")), "{shown}");
     assert_shown_safely(&shown);
@@ -312,7 +313,7 @@ fn samples() -> &'static Samples {
         params.distinguished_name.push(rcgen::DnType::CommonName, "system:node:node01");
         let pair = rcgen::KeyPair::generate().unwrap();
         let csr_der = params.serialize_request(&pair).unwrap().der().to_vec();
-        let kubeconfig = crate::kubeconfig::Kubeconfig {
+        let kubeconfig = crate::x509::kubeconfig::Kubeconfig {
             cluster: "kubernetes",
             server: "https://127.0.0.1:6443",
             ca_pem: &ca.cert_pem,
@@ -382,7 +383,7 @@ proptest! {
     fn kubeconfigs_never_panic_and_refusals_name_the_file(
         text in mutated(samples().kubeconfig.as_bytes()).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
     ) {
-        if let Err(e) = timed(|| crate::kubeconfig::parse(&text, Path::new("admin.conf"))) {
+        if let Err(e) = timed(|| crate::x509::kubeconfig::parse(&text, Path::new("admin.conf"))) {
             assert_refusal_names(&e, "admin.conf");
         }
     }
@@ -399,7 +400,7 @@ proptest! {
         let path = dir.path().join("f");
         std::fs::write(&path, &bytes).unwrap();
         let at = time::OffsetDateTime::now_utc();
-        match timed(|| crate::inspect::read(&path, &crate::inspect::Refs::Host, at)) {
+        match timed(|| crate::audit::inspect::read(&path, &crate::audit::inspect::Refs::Host, at)) {
             // JSON is data: what the file says, escaped as JSON escapes it (the table of it
             // passes `error::escape_controls`); never key material.
             Ok(report) => {
@@ -417,7 +418,7 @@ mod signer {
     //! lifetime in play, against a real tree; every certificate it signs checked by an oracle.
 
     use super::*;
-    use crate::usage::ExtKeyUsage;
+    use crate::x509::usage::ExtKeyUsage;
     use serde_json::{json, Value};
 
     const NODES: [(&str, &str); 3] = [("controlplane", "127.0.0.1"), ("node01", "127.0.0.2"), ("node02", "127.0.0.3")];
@@ -587,7 +588,7 @@ mod signer {
             }
             other => return Some(format!("signed for {other}")),
         }
-        let lifetime = cert.not_after - cert.not_before - crate::issue::BACKDATE;
+        let lifetime = cert.not_after - cert.not_before - crate::x509::issue::BACKDATE;
         let asked = spec["expirationSeconds"].as_i64().map_or(time::Duration::MAX, time::Duration::seconds);
         if lifetime > time::Duration::days(365).min(asked) {
             return Some(format!("valid for {lifetime}"));
@@ -602,18 +603,23 @@ mod signer {
             let spec = ClusterSpec::builtin_default();
             let catalog = Catalog::build(&spec);
             let mut doc = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-            let policies = [crate::Policy::KubeletClient, crate::Policy::KubeletServingKnownAddresses];
+            let policies = [
+                crate::operations::approve::Policy::KubeletClient,
+                crate::operations::approve::Policy::KubeletServingKnownAddresses,
+            ];
             let now = time::OffsetDateTime::now_utc();
-            let report = timed(|| crate::approve(&spec, &catalog, tree.path(), &mut doc, &policies, now)).unwrap();
+            let report =
+                timed(|| crate::operations::approve::approve(&spec, &catalog, tree.path(), &mut doc, &policies, now))
+                    .unwrap();
             for (i, outcome) in report.requests.iter().enumerate() {
                 let obj = &doc["items"][i];
                 match &outcome.verdict {
-                    crate::Verdict::Approved { .. } => {
+                    crate::operations::approve::Verdict::Approved { .. } => {
                         let pem = B64.decode(obj["status"]["certificate"].as_str().unwrap()).unwrap();
                         let cert = CertInfo::from_pem(std::str::from_utf8(&pem).unwrap(), Path::new("issued")).unwrap();
                         prop_assert!(forbidden(obj, &cert).is_none(), "{:?}: {}", forbidden(obj, &cert), obj["spec"]);
                     }
-                    crate::Verdict::Denied(d) => {
+                    crate::operations::approve::Verdict::Denied(d) => {
                         prop_assert!(!d.reason.is_empty() && !d.message.is_empty());
                         assert_shown_safely(&d.message);
                         prop_assert!(obj["status"].get("certificate").is_none());
@@ -621,11 +627,13 @@ mod signer {
                             prop_assert!(d.message.starts_with("spec"), "{}", d.message);
                         }
                     }
-                    crate::Verdict::Pending { why } => {
+                    crate::operations::approve::Verdict::Pending { why } => {
                         prop_assert!(!why.is_empty());
                         prop_assert!(obj["status"].get("certificate").is_none());
                     }
-                    crate::Verdict::Decided { .. } => prop_assert!(false, "nothing was decided before"),
+                    crate::operations::approve::Verdict::Decided { .. } => {
+                        prop_assert!(false, "nothing was decided before")
+                    }
                 }
             }
             Ok(())
@@ -639,8 +647,8 @@ mod sign {
     //! catalog by an oracle, and a refusal changes nothing and names the request.
 
     use super::*;
-    use crate::external::RequestFiles;
-    use crate::spec::San;
+    use crate::model::spec::San;
+    use crate::operations::external::RequestFiles;
 
     const ENTRIES: [&str; 5] =
         ["apiserver@controlplane", "admin.conf", "super-admin.conf", "front-proxy-client", "apiserver-etcd-client"];
@@ -717,7 +725,9 @@ mod sign {
             let cert_path = root.join(&files.cert);
             let before = std::fs::read(&cert_path).ok();
             let now = time::OffsetDateTime::now_utc();
-            match timed(|| crate::sign_csrs(&catalog, root, ca, &[root.join(&files.csr)], true, now)) {
+            match timed(|| {
+                crate::operations::external::sign_csrs(&catalog, root, ca, &[root.join(&files.csr)], true, now)
+            }) {
                 Ok(_) => {
                     let cert = CertInfo::from_pem(&std::fs::read_to_string(&cert_path).unwrap(), &cert_path).unwrap();
                     let set = |v: &[San]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();

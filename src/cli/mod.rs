@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{ClusterSpec, Error, KeyAlgorithm, Result};
+use kubepki::{model::spec::ClusterSpec, model::spec::KeyAlgorithm, Error, Result};
 
 /// kubepki: every CA, certificate, key and kubeconfig of a Kubernetes cluster, and who
 /// talks to whom with them.
@@ -138,7 +138,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 pub(crate) fn emit(format: Format, text: impl FnOnce() -> String, value: &impl serde::Serialize) -> Result<()> {
     match format {
         // A table quotes what files say (a certificate's CN): shown, never obeyed.
-        Format::Table => print(&crate::error::escape_controls(&text())),
+        Format::Table => print(&kubepki::report::escape_controls(&text())),
         Format::Json => print(&json(value)?),
     }
 }
@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn tables_show_control_characters_escaped() {
         let cn = "kube-api\u{7f}server\u{1b}[2J\u{9b}31m";
-        let shown = crate::error::escape_controls(&format!("subject  CN={cn}\nnext line\ttab\n"));
+        let shown = kubepki::report::escape_controls(&format!("subject  CN={cn}\nnext line\ttab\n"));
         assert_eq!(shown, "subject  CN=kube-api\\u{7f}server\\u{1b}[2J\\u{9b}31m\nnext line\\ttab\n");
     }
 }

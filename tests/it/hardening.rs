@@ -64,7 +64,7 @@ fn node_add_with_an_address_no_node_can_have_writes_nothing() {
         let out = env.kubepki(&args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
     }
-    let log = kubepki::read_issuance_log(&dir).unwrap();
+    let log = kubepki::disk::issuance::read(&dir).unwrap();
     let added: Vec<&str> = log.iter().filter(|r| r.command == "node add").map(|r| r.subject.as_str()).collect();
     assert_eq!(added.len(), 2, "kubelet client and serving: {added:?}");
     assert!(added.iter().all(|s| s.contains("system:node:n3")), "{added:?}");

@@ -1,0 +1,235 @@
+//! Kubeconfigs: the model, written as kubeadm writes them (every scalar that came from a user
+//! quoted, so YAML 1.1 readers like kubectl never see `on` or `no` as a boolean), and read back.
+
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A kubeconfig with one cluster, one user, one context, as kubeadm writes it.
+pub struct Kubeconfig<'a> {
+    /// The cluster name (`kubernetes`).
+    pub cluster: &'a str,
+    /// `https://host:port`.
+    pub server: &'a str,
+    /// The CA certificate(s) the client trusts, PEM.
+    pub ca_pem: &'a str,
+    /// The user name (the certificate's CN).
+    pub user: &'a str,
+    /// The client certificate, PEM.
+    pub cert_pem: &'a str,
+    /// The client key, PEM.
+    pub key_pem: &'a str,
+}
+
+impl Kubeconfig<'_> {
+    /// The context name: `<user>@<cluster>`.
+    pub fn context(&self) -> String {
+        format!("{}@{}", self.user, self.cluster)
+    }
+
+    /// The YAML text.
+    pub fn render(&self) -> String {
+        let q = |s: &str| serde_json::to_string(s).expect("strings serialize");
+        let context = self.context();
+        format!(
+            "apiVersion: v1\n\
+             clusters:\n\
+             - cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: {cluster}\n\
+             contexts:\n\
+             - context:\n    cluster: {cluster}\n    user: {user}\n  name: {context}\n\
+             current-context: {context}\n\
+             kind: Config\n\
+             preferences: {{}}\n\
+             users:\n\
+             - name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n",
+            ca = B64.encode(self.ca_pem),
+            server = q(self.server),
+            cluster = q(self.cluster),
+            user = q(self.user),
+            context = q(&context),
+            cert = B64.encode(self.cert_pem),
+            key = B64.encode(self.key_pem),
+        )
+    }
+}
+
+/// A kubeconfig as read from disk.
+#[derive(Debug, Deserialize)]
+pub struct KubeconfigFile {
+    /// `clusters`.
+    #[serde(default)]
+    pub clusters: Vec<Named<ClusterFields>>,
+    /// `users`.
+    #[serde(default)]
+    pub users: Vec<Named<UserFields>>,
+    /// `contexts`.
+    #[serde(default)]
+    pub contexts: Vec<Named<ContextFields>>,
+    /// `current-context`.
+    #[serde(rename = "current-context", default)]
+    pub current_context: String,
+}
+
+/// A `name:` plus the named thing.
+#[derive(Debug, Deserialize)]
+pub struct Named<T> {
+    /// The name.
+    pub name: String,
+    /// The thing (`cluster:`, `user:` or `context:`).
+    #[serde(alias = "cluster", alias = "user", alias = "context")]
+    pub value: T,
+}
+
+/// A cluster's fields.
+#[derive(Debug, Deserialize)]
+pub struct ClusterFields {
+    /// `server`.
+    #[serde(default)]
+    pub server: String,
+    /// `certificate-authority-data` (base64 PEM).
+    #[serde(rename = "certificate-authority-data")]
+    pub ca_data: Option<String>,
+    /// `certificate-authority` (a path).
+    #[serde(rename = "certificate-authority")]
+    pub ca_file: Option<String>,
+}
+
+/// A user's fields.
+#[derive(Debug, Deserialize)]
+pub struct UserFields {
+    /// `client-certificate-data`.
+    #[serde(rename = "client-certificate-data")]
+    pub cert_data: Option<String>,
+    /// `client-key-data`.
+    #[serde(rename = "client-key-data")]
+    pub key_data: Option<String>,
+    /// `client-certificate` (a path).
+    #[serde(rename = "client-certificate")]
+    pub cert_file: Option<String>,
+    /// `client-key` (a path).
+    #[serde(rename = "client-key")]
+    pub key_file: Option<String>,
+}
+
+/// A context's fields.
+#[derive(Debug, Deserialize)]
+pub struct ContextFields {
+    /// `cluster`.
+    pub cluster: String,
+    /// `user`.
+    pub user: String,
+}
+
+/// What the current context of a kubeconfig resolves to, with the embedded data decoded.
+pub struct Resolved {
+    /// The cluster's name.
+    pub cluster: String,
+    /// The server URL.
+    pub server: String,
+    /// The CA PEM, if embedded.
+    pub ca_pem: Option<String>,
+    /// The user's name.
+    pub user: String,
+    /// The client certificate PEM, if embedded.
+    pub cert_pem: Option<String>,
+    /// The client key PEM, if embedded (never printed).
+    pub key_pem: Option<String>,
+    /// `certificate-authority`, `client-certificate`, `client-key`: file references, when the
+    /// data is not embedded (as in a kubelet.conf after bootstrap).
+    pub files: [Option<String>; 3],
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("cluster", &self.cluster)
+            .field("server", &self.server)
+            .field("user", &self.user)
+            .field("key_pem", &self.key_pem.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Read a kubeconfig and resolve its current context.
+pub fn read(path: &Path) -> Result<Resolved> {
+    let text = crate::disk::readfile::read_text(path, crate::disk::readfile::Limit::Kubeconfig)?;
+    parse(&text, path)
+}
+
+/// Parse kubeconfig text and resolve its current context; `path` names it in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Resolved> {
+    let file: KubeconfigFile =
+        serde_yaml_ng::from_str(text).map_err(|e| Error::bad_file(path, format!("not a kubeconfig: {e}")))?;
+    let bad = |p: String| Error::bad_file(path, p);
+    let ctx = file
+        .contexts
+        .iter()
+        .find(|c| c.name == file.current_context)
+        .or_else(|| (file.contexts.len() == 1).then(|| &file.contexts[0]))
+        .ok_or_else(|| bad(format!("current-context '{}' is not among its contexts", file.current_context)))?;
+    let cluster = file.clusters.iter().find(|c| c.name == ctx.value.cluster).ok_or_else(|| {
+        bad(format!("context '{}' names cluster '{}', which is missing", ctx.name, ctx.value.cluster))
+    })?;
+    let user = file
+        .users
+        .iter()
+        .find(|u| u.name == ctx.value.user)
+        .ok_or_else(|| bad(format!("context '{}' names user '{}', which is missing", ctx.name, ctx.value.user)))?;
+    let decode = |field: &str, data: &Option<String>| -> Result<Option<String>> {
+        data.as_ref()
+            .map(|d| {
+                let bytes = B64.decode(d.trim()).map_err(|_| bad(format!("{field} is not valid base64")))?;
+                String::from_utf8(bytes).map_err(|_| bad(format!("{field} is not PEM text")))
+            })
+            .transpose()
+    };
+    Ok(Resolved {
+        cluster: cluster.name.clone(),
+        server: cluster.value.server.clone(),
+        ca_pem: decode("certificate-authority-data", &cluster.value.ca_data)?,
+        user: user.name.clone(),
+        cert_pem: decode("client-certificate-data", &user.value.cert_data)?,
+        key_pem: decode("client-key-data", &user.value.key_data)?,
+        files: [cluster.value.ca_file.clone(), user.value.cert_file.clone(), user.value.key_file.clone()],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_look_like_booleans_or_numbers_stay_strings() {
+        for name in ["on", "no", "yes", "off", "y", "true", "null", "~", "1.0", "0x1f", "12", "a: b", "#x"] {
+            let k = Kubeconfig {
+                cluster: name,
+                server: "https://127.0.0.1:6443",
+                ca_pem: "CA",
+                user: name,
+                cert_pem: "C",
+                key_pem: "K",
+            };
+            let text = k.render();
+            let back = parse(&text, "t.conf".as_ref()).unwrap();
+            assert_eq!(back.cluster, name);
+            assert_eq!(back.user, name);
+            assert_eq!(back.ca_pem.as_deref(), Some("CA"));
+            assert_eq!(back.key_pem.as_deref(), Some("K"));
+            // A YAML 1.1 reader sees quoted scalars only.
+            assert!(text.contains(&format!("name: {}", serde_json::to_string(name).unwrap())));
+        }
+    }
+
+    #[test]
+    fn missing_parts_are_named() {
+        let err =
+            parse("apiVersion: v1\nkind: Config\ncurrent-context: x\n", "a.conf".as_ref()).unwrap_err().to_string();
+        assert!(err.starts_with("a.conf: current-context 'x'"), "{err}");
+        let err = parse(": : :", "b.conf".as_ref()).unwrap_err().to_string();
+        assert!(err.starts_with("b.conf: not a kubeconfig"), "{err}");
+    }
+}
