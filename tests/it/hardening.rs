@@ -419,3 +419,31 @@ fn ec_certificates_carry_no_key_encipherment_and_kubeadms_that_do_are_accepted()
     let out = env.kubepki(&["verify", "--dir", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// A certificate whose CN holds terminal escapes is shown, not obeyed (found by the long
+/// property run: `inspect` printed what a certificate's subject held).
+#[test]
+fn what_a_certificate_says_is_shown_escaped() {
+    let env = TestEnv::new();
+    let (key, crt) = (env.path().join("esc.key"), env.path().join("esc.crt"));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        "/CN=evil\u{1b}[2Jx",
+        "-days",
+        "1",
+        "-out",
+        crt.to_str().unwrap(),
+    ]);
+    let text = env.kubepki_ok(&["inspect", crt.to_str().unwrap()]);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains("CN=evil\\u{1b}[2Jx"), "{text}");
+}
