@@ -66,7 +66,7 @@ pub fn covered_by(
     }
     let mut why = Vec::new();
     for p in policies {
-        match covers(*p, grant, f, catalog) {
+        match covers(*p, grant, catalog) {
             Ok(()) => return Ok(*p),
             Err(Some(w)) => why.push(format!("{}: {w}", p.name())),
             Err(None) => {}
@@ -81,7 +81,7 @@ pub fn covered_by(
 
 /// `Err(None)`: the policy is not about this signer. Who made the request was checked with the
 /// signer's rules (the node itself, or a bootstrapper for a client certificate).
-fn covers(p: Policy, g: &Grant, _f: &RequestFields, catalog: &Catalog) -> std::result::Result<(), Option<String>> {
+fn covers(p: Policy, g: &Grant, catalog: &Catalog) -> std::result::Result<(), Option<String>> {
     let node = || {
         let name = g.csr.cn.strip_prefix(NODE_PREFIX).unwrap_or_default();
         own_sans(catalog, name)

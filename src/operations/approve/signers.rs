@@ -10,6 +10,7 @@ use serde::Serialize;
 use time::Duration;
 
 use crate::model::catalog::{ExtKeyUsage, KeyUsage};
+use crate::model::vocabulary::{NODE_USER_PREFIX, SYSTEM_MASTERS, SYSTEM_NODES};
 use crate::x509::request::CertificateRequest;
 
 /// Kubernetes' minimum of `spec.expirationSeconds`.
@@ -121,8 +122,8 @@ pub(super) const DS: &str = "digital signature";
 pub(super) const KE: &str = "key encipherment";
 pub(super) const CLIENT: &str = "client auth";
 pub(super) const SERVER: &str = "server auth";
-pub(super) const NODES: &str = "system:nodes";
-pub(super) const NODE_PREFIX: &str = "system:node:";
+pub(super) const NODES: &str = SYSTEM_NODES;
+pub(super) const NODE_PREFIX: &str = NODE_USER_PREFIX;
 const BOOTSTRAPPERS: &str = "system:bootstrappers";
 const BOOTSTRAP_PREFIX: &str = "system:bootstrap:";
 
@@ -254,7 +255,7 @@ fn usages_valid(usages: &[String]) -> std::result::Result<(), Denial> {
 }
 
 fn no_system_masters(csr: &CertificateRequest) -> std::result::Result<(), Denial> {
-    if csr.orgs.iter().any(|o| o == "system:masters") {
+    if csr.orgs.iter().any(|o| o == SYSTEM_MASTERS) {
         return Err(deny(
             "SystemMasters",
             "kubernetes.io/kube-apiserver-client: never O system:masters (it bypasses RBAC and cannot be revoked)",
