@@ -24,6 +24,15 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+    /// A tree records another description than the one given.
+    DescriptionDiffers {
+        /// The recorded description.
+        recorded: PathBuf,
+        /// The description given.
+        given: PathBuf,
+        /// What differs, one line each.
+        differences: Vec<String>,
+    },
     /// A file could not be read or written.
     Io {
         /// The file.
@@ -82,6 +91,12 @@ impl Error {
     fn raw(&self) -> String {
         match self {
             Error::Spec { file, field, problem } => format!("{}: {field}: {problem}", file.display()),
+            Error::DescriptionDiffers { recorded, given, differences } => format!(
+                "{}: the tree records another description than {}:\n  {}\n  pass --update-description to make the given one the tree's (what it changes is reissued), or leave --config out to use the recorded one",
+                recorded.display(),
+                given.display(),
+                differences.join("\n  ")
+            ),
             Error::Io { path, action, source } => format!("{}: {action}: {source}", path.display()),
             Error::BadFile { path, problem } => format!("{}: {problem}", path.display()),
             Error::WouldClobber { paths, reason, hint } => format!(
@@ -105,6 +120,7 @@ impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let variant = match self {
             Error::Spec { .. } => "Spec",
+            Error::DescriptionDiffers { .. } => "DescriptionDiffers",
             Error::Io { .. } => "Io",
             Error::BadFile { .. } => "BadFile",
             Error::WouldClobber { .. } => "WouldClobber",

@@ -68,7 +68,7 @@ pub(crate) fn run(a: ApproveArgs) -> Result<ExitCode> {
     let text = read_input(&a.file)?;
     let (mut doc, input_format) = parse(&text, &a.file)?;
     let dir = default_dir(a.dir);
-    let spec = cluster_of(&dir, a.config.as_deref())?;
+    let spec = cluster_of(&dir, a.config.as_deref(), false)?.spec;
     let catalog = Catalog::build(&spec);
     let policies: Vec<Policy> = a.policies.iter().map(|p| Policy::from(*p)).collect();
     let report =

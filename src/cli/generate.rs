@@ -34,6 +34,9 @@ pub(crate) struct InitArgs {
     /// Replace files that exist but are wrong, CAs included (the old ones are backed up).
     #[arg(long)]
     force: bool,
+    /// Make the given --config the tree's description, replacing the one it records.
+    #[arg(long)]
+    update_description: bool,
     /// No progress bar (it is drawn only on a terminal, and only for runs long enough to need one).
     #[arg(short, long)]
     quiet: bool,
@@ -52,7 +55,7 @@ pub(crate) fn plan(a: PlanArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
-    let spec = a.cluster.load()?;
+    let spec = a.cluster.of_tree(&a.dir, a.update_description)?;
     let catalog = Catalog::build(&spec);
     let bar = (!a.quiet && std::io::stderr().is_terminal()).then(Bar::new);
     let progress: &dyn Progress = match &bar {

@@ -47,10 +47,10 @@ fn state_dir(root: &Path, ca: &str) -> PathBuf {
 
 fn read_state(root: &Path, ca: &str) -> Result<Option<State>> {
     let path = state_dir(root, ca).join("state.json");
-    match std::fs::read_to_string(&path) {
+    match crate::disk::readfile::read_text(&path, crate::disk::readfile::Limit::Document) {
         Ok(t) => serde_json::from_str(&t).map(Some).map_err(|e| Error::bad_file(&path, format!("rotation state: {e}"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(&path, "read", e)),
+        Err(e) if crate::disk::readfile::is_missing(&e) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -5,6 +5,7 @@ mod support;
 mod approve;
 mod audit;
 mod cli;
+mod description;
 mod etcd;
 mod external;
 mod golden;
