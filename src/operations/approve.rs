@@ -222,31 +222,13 @@ pub fn approve(
     for (i, obj) in objects.iter().enumerate() {
         let name =
             obj.pointer("/metadata/name").and_then(Value::as_str).map_or_else(|| format!("items[{i}]"), str::to_string);
-        let (f, malformed) = match fields(obj) {
-            Ok(f) => (f, None),
-            Err(d) => (RequestFields { signer_name: text_at(obj, "/spec/signerName"), ..Default::default() }, Some(d)),
-        };
-        let (user, verdict) = match (decided(obj), malformed) {
-            (Some(why), _) => (requested_user(&f), Some(Verdict::Decided { why })),
-            (None, Some(d)) => (requested_user(&f), Some(Verdict::Denied(d))),
-            (None, None) => match evaluate(&f, spec.validity.leaf) {
-                Err(d) => (requested_user(&f), Some(Verdict::Denied(d))),
-                Ok(g) => {
-                    let user = g.csr.cn.clone();
-                    if let Some(d) = others_names(&g, catalog) {
-                        outcomes.push((name, f, user, Some(Verdict::Denied(d))));
-                        continue;
-                    }
-                    match (&g.unsupported, covered_by(policies, &g, &f, catalog)) {
-                        (Some(why), _) => (user, Some(Verdict::Pending { why: why.clone() })),
-                        (None, Err(why)) => (user, Some(Verdict::Pending { why })),
-                        (None, Ok(policy)) => {
-                            to_sign.push((i, policy, g));
-                            (user, None)
-                        }
-                    }
-                }
-            },
+        let (f, user, decision) = decide(obj, spec, catalog, policies);
+        let verdict = match decision {
+            Decision::Now(v) => Some(v),
+            Decision::Sign(policy, g) => {
+                to_sign.push((i, policy, *g));
+                None
+            }
         };
         outcomes.push((name, f, user, verdict));
     }
@@ -272,6 +254,47 @@ pub fn approve(
         requests.push(RequestOutcome { name, signer: f.signer_name, user, verdict });
     }
     Ok(ApproveReport { requests })
+}
+
+/// What to do with one request: a verdict now, or sign it under a policy.
+enum Decision {
+    Now(Verdict),
+    Sign(Policy, Box<Grant>),
+}
+
+/// One request decided: its fields, the user it asks to be, and the decision. In order: already
+/// decided, malformed, the signer's rules, names that are not the node's, then the policies.
+fn decide(
+    obj: &Value,
+    spec: &ClusterSpec,
+    catalog: &Catalog,
+    policies: &[Policy],
+) -> (RequestFields, String, Decision) {
+    let (f, malformed) = match fields(obj) {
+        Ok(f) => (f, None),
+        Err(d) => (RequestFields { signer_name: text_at(obj, "/spec/signerName"), ..Default::default() }, Some(d)),
+    };
+    if let Some(why) = decided(obj) {
+        let user = requested_user(&f);
+        return (f, user, Decision::Now(Verdict::Decided { why }));
+    }
+    let g = match malformed.map_or_else(|| evaluate(&f, spec.validity.leaf), Err) {
+        Ok(g) => g,
+        Err(d) => {
+            let user = requested_user(&f);
+            return (f, user, Decision::Now(Verdict::Denied(d)));
+        }
+    };
+    let user = g.csr.cn.clone();
+    if let Some(d) = others_names(&g, catalog) {
+        return (f, user, Decision::Now(Verdict::Denied(d)));
+    }
+    let decision = match (&g.unsupported, covered_by(policies, &g, &f, catalog)) {
+        (Some(why), _) => Decision::Now(Verdict::Pending { why: why.clone() }),
+        (None, Err(why)) => Decision::Now(Verdict::Pending { why }),
+        (None, Ok(policy)) => Decision::Sign(policy, Box::new(g)),
+    };
+    (f, user, decision)
 }
 
 /// The CN a request asks for, if it can be read at all (for reports only: nothing is trusted).
