@@ -13,6 +13,7 @@ mod certinfo;
 mod check;
 pub mod cli;
 mod error;
+mod explain;
 mod external;
 mod graph;
 mod handshake;
@@ -44,6 +45,10 @@ pub use catalog::{
 pub use certinfo::{eku_name, CertInfo};
 pub use check::{check, kubeadm_expected, CheckEntry, CheckOptions, CheckReport, CheckStatus};
 pub use error::{Error, Result};
+pub use explain::{
+    explain, plain as explain_cause, recognise, Cause, CertSummary, Culprit, Evidence, Explained, Message, Side,
+    Source, Tie, TreeView,
+};
 pub use external::{
     generate_csrs, import_certs, sign_csrs, CsrReport, CsrWritten, ImportReport, Placed, RequestFiles, SignReport,
     SignedCert,

@@ -4,6 +4,7 @@
 
 mod approve;
 mod check;
+mod explain;
 mod external;
 mod generate;
 mod graph;
@@ -61,6 +62,8 @@ enum Command {
     Import(external::ImportArgs),
     /// Decide Kubernetes CertificateSigningRequest objects by their signer's rules and policies; sign approved ones.
     Approve(approve::ApproveArgs),
+    /// Explain TLS error texts (kubectl, etcd, openssl, curl, Python) in plain words; with --dir, the link, file and fix.
+    Explain(explain::ExplainArgs),
 }
 
 /// Where the cluster description comes from.
@@ -131,6 +134,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Sign(a) => external::sign(a),
         Command::Import(a) => external::import(a),
         Command::Approve(a) => approve::run(a),
+        Command::Explain(a) => explain::run(a),
     }
 }
 
