@@ -137,6 +137,17 @@ pub struct Evidence {
 }
 
 impl Evidence {
+    /// Whether the program the line is from plays this link's client or server.
+    fn hints(&self, l: &Link) -> bool {
+        match self.program {
+            Some("etcd") => {
+                matches!(l.kind, LinkKind::ApiServerToEtcd | LinkKind::EtcdPeer | LinkKind::HealthcheckToEtcd)
+            }
+            Some("kubectl") => matches!(l.kind, LinkKind::AdminToApiServer | LinkKind::SuperAdminToApiServer),
+            _ => false,
+        }
+    }
+
     fn merge(&mut self, other: &Evidence) {
         let fill = |mine: &mut Option<String>, theirs: &Option<String>| {
             if mine.is_none() {
@@ -408,6 +419,12 @@ impl TreeView<'_> {
                 }
             }
         }
+        // The program a line is from (kubectl, etcd) prefers its links, when they have a culprit.
+        let hinted =
+            |id: &String| self.topology.links.iter().find(|l| &l.id == id).is_some_and(|l| m.evidence.hints(l));
+        if culprits.values().any(|links| links.iter().any(hinted)) {
+            culprits.retain(|_, links| links.iter().any(hinted));
+        }
         let culprits: Vec<Culprit> =
             culprits.into_iter().map(|(i, links)| self.culprit(&self.report.findings[i], links)).collect();
         let mut links: Vec<String> = if culprits.is_empty() {
@@ -465,13 +482,6 @@ impl TreeView<'_> {
                 *links = kept;
             }
         };
-        match e.program {
-            Some("etcd") => narrow(&mut links, &|l| {
-                matches!(l.kind, LinkKind::ApiServerToEtcd | LinkKind::EtcdPeer | LinkKind::HealthcheckToEtcd)
-            }),
-            Some("kubectl") => narrow(&mut links, &|l| l.kind.number() <= 6),
-            _ => {}
-        }
         if let Some(file) = &e.file {
             let ids = self.entries_with_file(file);
             narrow(&mut links, &|l| link_entries(l).any(|id| ids.contains(&id)));

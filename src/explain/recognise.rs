@@ -75,6 +75,7 @@ const PHRASES: &[Phrase] = &[
         Side::Server,
         read_quoted_host,
     ),
+    phrase("hostname '", Cause::NameMismatch, Source::Python, Side::Server, read_python_hostname),
     phrase("certificate verify failed: ", Cause::UnknownAuthority, Source::Python, Side::Server, read_openssl_reason),
     // openssl's alerts (s_client, curl, Python print the same words).
     phrase("alert unknown ca", Cause::RemoteUnknownCa, Source::Openssl, Side::Client, read_nothing),
@@ -164,7 +165,7 @@ pub(super) fn messages(input: &str) -> Vec<Message> {
             }
             let mut evidence = hit.evidence;
             evidence.merge(&context);
-            let text = body[hit.start..hit.end].trim_end_matches(['"', '\'', ',', ' ']).to_string();
+            let text = trim_unbalanced(&body[hit.start..hit.end]).to_string();
             let m = Message { line: n + 1, text, cause: hit.cause, side, source: p.source, server_view, evidence };
             if !out.iter().any(|o| o.same_as(&m)) {
                 out.push(m);
@@ -172,6 +173,26 @@ pub(super) fn messages(input: &str) -> Vec<Message> {
         }
     }
     out
+}
+
+/// A message without the separators and closing quotes of the text around it.
+fn trim_unbalanced(mut text: &str) -> &str {
+    loop {
+        text = text.trim_end_matches([',', ' ', ';']);
+        match text.chars().next_back() {
+            Some(q @ ('"' | '\'')) if quotes(text, q) % 2 == 1 => text = &text[..text.len() - 1],
+            _ => return text,
+        }
+    }
+}
+
+/// How many quote characters `q` a text has, apostrophes (`doesn't`) not counted.
+fn quotes(text: &str, q: char) -> usize {
+    let chars: Vec<char> = text.chars().collect();
+    (0..chars.len())
+        .filter(|&i| chars[i] == q)
+        .filter(|&i| !(i > 0 && chars[i - 1].is_alphabetic() && chars.get(i + 1).is_some_and(|c| c.is_alphabetic())))
+        .count()
 }
 
 /// Every phrase's matches in a line, overlaps resolved by the table's order, sorted by position.
@@ -316,6 +337,34 @@ fn read_quoted_host(rest: &str, e: &mut Evidence) -> usize {
     let Some(len) = rest[1..].find(q) else { return 0 };
     e.host = Some(rest[1..1 + len].to_string());
     len + 2
+}
+
+/// urllib3's `hostname 'H' doesn't match either of 'A', 'B'` (or `doesn't match 'A'`).
+fn read_python_hostname(rest: &str, e: &mut Evidence) -> usize {
+    let Some(len) = rest.find('\'') else { return 0 };
+    let after = &rest[len + 1..];
+    let Some(list) = after.strip_prefix(" doesn't match either of ").or_else(|| after.strip_prefix(" doesn't match "))
+    else {
+        e.unknown_reason = true;
+        return 0;
+    };
+    e.host = Some(rest[..len].to_string());
+    let mut used = rest.len() - list.len();
+    let mut names = list;
+    while let Some(inner) = names.strip_prefix('\'') {
+        let Some(end) = inner.find('\'') else { break };
+        e.valid_for.push(inner[..end].to_string());
+        used += end + 2;
+        names = &inner[end + 1..];
+        match names.strip_prefix(", ") {
+            Some(next) if next.starts_with('\'') => {
+                used += 2;
+                names = next;
+            }
+            _ => break,
+        }
+    }
+    used
 }
 
 /// openssl's reason after a prefix (`SSL certificate problem: `, `depth lookup: `, ...).

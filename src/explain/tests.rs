@@ -100,3 +100,12 @@ fn kubectl_unauthorized_and_repeats_kept_once() {
     assert!(recognise("GET /apis/authorization/UnauthorizedThing 200").is_empty());
     assert!(recognise("everything is fine").is_empty());
 }
+
+#[test]
+fn urllib3_hostname_mismatch_lists_the_names() {
+    let m = one("urllib3.exceptions.MaxRetryError: HTTPSConnectionPool(host='127.0.0.1', port=6443): Max retries exceeded with url: /api (Caused by SSLError(CertificateError(\"hostname '127.0.0.1' doesn't match either of 'controlplane', '10.96.0.1'\")))");
+    assert_eq!((m.cause, m.source), (Cause::NameMismatch, Source::Python));
+    assert_eq!(m.evidence.host.as_deref(), Some("127.0.0.1"));
+    assert_eq!(m.evidence.valid_for, ["controlplane", "10.96.0.1"]);
+    assert!(m.text.ends_with("'10.96.0.1'"), "{}", m.text);
+}

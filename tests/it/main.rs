@@ -6,6 +6,7 @@ mod approve;
 mod audit;
 mod cli;
 mod etcd;
+mod explain;
 mod external;
 mod golden;
 mod kubectl;
