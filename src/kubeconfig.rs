@@ -126,6 +126,8 @@ pub struct ContextFields {
 
 /// What the current context of a kubeconfig resolves to, with the embedded data decoded.
 pub struct Resolved {
+    /// The context resolved.
+    pub context: String,
     /// The cluster's name.
     pub cluster: String,
     /// The server URL.
@@ -162,15 +164,26 @@ pub fn read(path: &Path) -> Result<Resolved> {
 
 /// Parse kubeconfig text and resolve its current context; `path` names it in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Resolved> {
+    parse_context(text, path, None)
+}
+
+/// Parse kubeconfig text and resolve a context (the current one if `None`).
+pub fn parse_context(text: &str, path: &Path, context: Option<&str>) -> Result<Resolved> {
     let file: KubeconfigFile =
         serde_yaml_ng::from_str(text).map_err(|e| Error::bad_file(path, format!("not a kubeconfig: {e}")))?;
     let bad = |p: String| Error::bad_file(path, p);
-    let ctx = file
-        .contexts
-        .iter()
-        .find(|c| c.name == file.current_context)
-        .or_else(|| (file.contexts.len() == 1).then(|| &file.contexts[0]))
-        .ok_or_else(|| bad(format!("current-context '{}' is not among its contexts", file.current_context)))?;
+    let ctx = match context {
+        Some(name) => file.contexts.iter().find(|c| c.name == name).ok_or_else(|| {
+            let names: Vec<&str> = file.contexts.iter().map(|c| c.name.as_str()).collect();
+            bad(format!("no context '{name}' (it has: {})", names.join(", ")))
+        })?,
+        None => file
+            .contexts
+            .iter()
+            .find(|c| c.name == file.current_context)
+            .or_else(|| (file.contexts.len() == 1).then(|| &file.contexts[0]))
+            .ok_or_else(|| bad(format!("current-context '{}' is not among its contexts", file.current_context)))?,
+    };
     let cluster = file.clusters.iter().find(|c| c.name == ctx.value.cluster).ok_or_else(|| {
         bad(format!("context '{}' names cluster '{}', which is missing", ctx.name, ctx.value.cluster))
     })?;
@@ -188,6 +201,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Resolved> {
             .transpose()
     };
     Ok(Resolved {
+        context: ctx.name.clone(),
         cluster: cluster.name.clone(),
         server: cluster.value.server.clone(),
         ca_pem: decode("certificate-authority-data", &cluster.value.ca_data)?,

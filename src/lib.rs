@@ -54,7 +54,7 @@ pub use external::{
     SignedCert,
 };
 pub use graph::{render as render_graph, GraphFormat};
-pub use handshake::{live, live_between, probe_endpoint, EndpointReport, LiveResult};
+pub use handshake::{live, live_between, probe_endpoint, Credential, EndpointReport, LiveResult, ProbeFailure};
 pub use infer::{cluster_of_tree, describe as describe_cluster, infer, record as record_cluster};
 pub use init::{init, init_with_progress, Action, InitOptions, InitPhase, InitReport, Outcome, Progress, Silent};
 pub use inspect::{

@@ -5,6 +5,7 @@ mod support;
 mod approve;
 mod audit;
 mod cli;
+mod endpoint;
 mod etcd;
 mod explain;
 mod external;
