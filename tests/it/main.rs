@@ -13,4 +13,5 @@ mod golden;
 mod kubectl;
 mod lifecycle;
 mod scale;
+mod tools;
 mod verify;
