@@ -188,6 +188,22 @@ impl Entry {
         }
     }
 
+    /// The CA entry that signs it (`None` for a self-signed CA or a key pair).
+    pub fn issuer(&self) -> Option<&str> {
+        match self.cert().map(|p| &p.issuer) {
+            Some(Issuer::Ca(ca)) => Some(ca),
+            _ => None,
+        }
+    }
+
+    /// A kubeconfig's cluster name and server URL.
+    pub fn kubeconfig_server(&self) -> Option<(&str, &str)> {
+        match self.cert().map(|p| &p.store) {
+            Some(Store::Kubeconfig { cluster, server, .. }) => Some((cluster, server)),
+            _ => None,
+        }
+    }
+
     /// Whether this is a CA.
     pub fn is_ca(&self) -> bool {
         self.cert().is_some_and(|p| p.is_ca)

@@ -15,6 +15,7 @@ pub mod cli;
 mod error;
 mod explain;
 mod external;
+mod finding;
 mod graph;
 mod handshake;
 mod infer;
@@ -53,6 +54,7 @@ pub use external::{
     generate_csrs, import_certs, sign_csrs, CsrReport, CsrWritten, ImportReport, Placed, RequestFiles, SignReport,
     SignedCert,
 };
+pub use finding::{FindingKind, FixTarget, Severity};
 pub use graph::{render as render_graph, GraphFormat};
 pub use handshake::{live, live_between, probe_endpoint, Credential, EndpointReport, LiveResult, ProbeFailure};
 pub use infer::{cluster_of_tree, describe as describe_cluster, infer, record as record_cluster};
@@ -78,7 +80,7 @@ pub use spec::{
 };
 pub use store::{write_atomic, Batch, Mode};
 pub use topology::{Component, ComponentKind, Link, LinkKind, Topology, TrustDomain};
-pub use verify::{covers, verify, Finding, LinkStatus, LinkVerdict, Report, Severity, VerifyOptions};
+pub use verify::{covers, verify, Finding, LinkStatus, LinkVerdict, Report, VerifyOptions};
 
 /// Read a kubeconfig and resolve its current context (embedded data decoded).
 pub fn read_kubeconfig(path: &std::path::Path) -> Result<ResolvedKubeconfig> {

@@ -59,6 +59,14 @@ impl San {
             Err(format!("'{text}' is neither an IP address nor a valid DNS name"))
         }
     }
+
+    /// The address alone, as a user types it (`10.0.0.1`, `lb.example.com`).
+    pub fn value(&self) -> String {
+        match self {
+            San::Dns(d) => d.clone(),
+            San::Ip(ip) => ip.to_string(),
+        }
+    }
 }
 
 fn looks_like_ip(text: &str) -> bool {

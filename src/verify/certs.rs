@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{join, Checker, New, Severity};
+use super::{join, Checker, FindingKind, New};
 use crate::catalog::{CertProfile, Entry, Issuer, Store};
 use crate::certinfo::{eku_name, CertInfo};
 use crate::inventory::Loaded;
@@ -29,13 +29,10 @@ impl Checker<'_> {
                 self.file(
                     Some(&e.id),
                     New {
-                        severity: Severity::Error,
-                        code: "key-mismatch",
+                        kind: FindingKind::KeyMismatch,
                         file: Some(key_file.clone()),
                         expected: format!("the private key of {} ({})", cert_file.display(), info.key_algorithm),
                         found: "a key whose public half is not the certificate's: TLS with this pair fails".into(),
-                        fix: self.fix_reissue(e),
-                        breaks: true,
                     },
                 );
             }
@@ -52,36 +49,18 @@ impl Checker<'_> {
 
     fn validity(&mut self, e: &Entry, file: &Path, info: &CertInfo) {
         let at = self.opts.at;
-        let (code, severity, found, breaks) = if at > info.not_after {
-            (
-                "expired",
-                Severity::Error,
-                format!("expired {} ({} ago)", info.not_after.date(), days(at - info.not_after)),
-                true,
-            )
+        let (kind, found) = if at > info.not_after {
+            (FindingKind::Expired, format!("expired {} ({} ago)", info.not_after.date(), days(at - info.not_after)))
         } else if at < info.not_before {
-            ("not-yet-valid", Severity::Error, format!("not valid until {}", info.not_before), true)
+            (FindingKind::NotYetValid, format!("not valid until {}", info.not_before))
         } else if info.not_after - at < self.opts.warn_within {
-            (
-                "expiring",
-                Severity::Warning,
-                format!("expires {} (in {})", info.not_after.date(), days(info.not_after - at)),
-                false,
-            )
+            (FindingKind::Expiring, format!("expires {} (in {})", info.not_after.date(), days(info.not_after - at)))
         } else {
             return;
         };
         self.file(
             Some(&e.id),
-            New {
-                severity,
-                code,
-                file: Some(file.into()),
-                expected: format!("valid at {}", at.date()),
-                found,
-                fix: self.fix_reissue(e),
-                breaks,
-            },
+            New { kind, file: Some(file.into()), expected: format!("valid at {}", at.date()), found },
         );
     }
 
@@ -95,13 +74,10 @@ impl Checker<'_> {
                 self.file(
                     Some(&e.id),
                     New {
-                        severity: Severity::Error,
-                        code: "wrong-ca",
+                        kind: FindingKind::WrongCa,
                         file: Some(file.into()),
                         expected: "a self-signed CA certificate".into(),
                         found: format!("issued by {}", info.issuer),
-                        fix: self.fix_reissue(e),
-                        breaks: true,
                     },
                 );
             }
@@ -113,8 +89,7 @@ impl Checker<'_> {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Error,
-                    code: "wrong-ca",
+                    kind: FindingKind::WrongCa,
                     file: Some(file.into()),
                     expected: format!(
                         "signed by {ca_id} ({}, {})",
@@ -126,21 +101,16 @@ impl Checker<'_> {
                         info.issuer,
                         if info.issuer_raw == ca.subject_raw { " (same name, another key)" } else { "" }
                     ),
-                    fix: self.fix_reissue(e),
-                    breaks: true,
                 },
             );
         } else if info.not_after > ca.not_after {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Warning,
-                    code: "outlives-issuer",
+                    kind: FindingKind::OutlivesIssuer,
                     file: Some(file.into()),
                     expected: format!("expiring no later than {ca_id} ({})", ca.not_after.date()),
                     found: format!("expires {}", info.not_after.date()),
-                    fix: format!("plan a rotation of {ca_id} before {}", ca.not_after.date()),
-                    breaks: false,
                 },
             );
         }
@@ -160,13 +130,10 @@ impl Checker<'_> {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Error,
-                    code: "usage",
+                    kind: FindingKind::Usage,
                     file: Some(file.into()),
                     expected: format!("{} ({})", usage.join(", "), describe_usage(p)),
                     found: format!("EKU [{}], CA:{}", info.ext_key_usage.join(", "), info.is_ca),
-                    fix: self.fix_reissue(e),
-                    breaks: true,
                 },
             );
         }
@@ -189,13 +156,10 @@ impl Checker<'_> {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Warning,
-                    code: "usage-extra",
+                    kind: FindingKind::UsageExtra,
                     file: Some(file.into()),
                     expected: format!("only {}", describe_usage(p)),
                     found: extra.join(", "),
-                    fix: self.fix_reissue(e),
-                    breaks: false,
                 },
             );
         }
@@ -204,13 +168,10 @@ impl Checker<'_> {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Error,
-                    code: "identity",
+                    kind: FindingKind::Identity,
                     file: Some(file.into()),
                     expected: format!("CN={} O=[{}]", p.subject.cn, p.subject.orgs.join(",")),
                     found: format!("CN={} O=[{}]", info.subject_cn, info.orgs.join(",")),
-                    fix: self.fix_reissue(e),
-                    breaks: false,
                 },
             );
         }
@@ -218,13 +179,10 @@ impl Checker<'_> {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Error,
-                    code: "system-masters",
+                    kind: FindingKind::SystemMasters,
                     file: Some(file.into()),
                     expected: "system:masters only in super-admin.conf (it bypasses RBAC and cannot be revoked)".into(),
                     found: format!("O=system:masters in {}", e.id),
-                    fix: self.fix_reissue(e),
-                    breaks: false,
                 },
             );
         }
@@ -241,13 +199,10 @@ impl Checker<'_> {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Warning,
-                    code: "san-profile",
+                    kind: FindingKind::SanProfile,
                     file: Some(file.into()),
                     expected: format!("SANs including {}", missing.join(", ")),
                     found: format!("SANs {}", join(&info.sans)),
-                    fix: self.fix_reissue(e),
-                    breaks: false,
                 },
             );
         }
@@ -258,13 +213,10 @@ impl Checker<'_> {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Error,
-                    code: "weak-key",
+                    kind: FindingKind::WeakKey,
                     file: Some(file.into()),
                     expected: "RSA of at least 2048 bits, or ECDSA".into(),
                     found: info.key_algorithm.clone(),
-                    fix: self.fix_reissue(e),
-                    breaks: true,
                 },
             );
         }
@@ -272,13 +224,10 @@ impl Checker<'_> {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Error,
-                    code: "sha1",
+                    kind: FindingKind::Sha1,
                     file: Some(file.into()),
                     expected: "a SHA-256 or stronger signature".into(),
                     found: info.signature_algorithm.clone(),
-                    fix: self.fix_reissue(e),
-                    breaks: true,
                 },
             );
         }
