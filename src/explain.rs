@@ -16,10 +16,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::catalog::Catalog;
+use crate::finding::{FindingKind, Severity};
 use crate::inventory::Inventory;
 use crate::spec::San;
 use crate::topology::{Link, LinkKind, Topology};
-use crate::verify::{Finding, Report, Severity};
+use crate::verify::{Finding, Report};
 
 mod recognise;
 
@@ -294,23 +295,25 @@ impl Cause {
         )
     }
 
-    /// The codes of verify's findings that explain this cause.
-    fn finding_codes(self) -> &'static [&'static str] {
+    /// The kinds of verify's findings that explain this cause.
+    fn finding_kinds(self) -> &'static [FindingKind] {
+        use FindingKind as K;
         match self {
-            Cause::UnknownAuthority | Cause::SelfSigned | Cause::SignatureFailure | Cause::NotACa => {
-                &["wrong-ca", "stale-ca-data", "missing", "unreadable"]
-            }
-            Cause::RemoteUnknownCa => &["wrong-ca", "stale-ca-data", "missing", "unreadable"],
+            Cause::UnknownAuthority
+            | Cause::SelfSigned
+            | Cause::SignatureFailure
+            | Cause::NotACa
+            | Cause::RemoteUnknownCa => &[K::WrongCa, K::StaleCaData, K::Missing, K::Unreadable],
             Cause::RemoteBadCertificate => {
-                &["wrong-ca", "stale-ca-data", "expired", "not-yet-valid", "usage", "san-missing", "key-mismatch"]
+                &[K::WrongCa, K::StaleCaData, K::Expired, K::NotYetValid, K::Usage, K::SanMissing, K::KeyMismatch]
             }
-            Cause::NameMismatch | Cause::NoIpSans | Cause::LegacyCommonName => &["san-missing", "san-profile"],
-            Cause::Expired | Cause::RemoteExpired => &["expired"],
-            Cause::NotYetValid => &["not-yet-valid"],
-            Cause::IncompatibleUsage | Cause::RemoteUnsupportedCertificate => &["usage"],
-            Cause::RemoteCertificateRequired => &["missing", "external", "unreadable"],
-            Cause::KeyMismatch => &["key-mismatch"],
-            Cause::Unauthorized => &["wrong-ca", "expired", "not-yet-valid", "identity", "missing"],
+            Cause::NameMismatch | Cause::NoIpSans | Cause::LegacyCommonName => &[K::SanMissing, K::SanProfile],
+            Cause::Expired | Cause::RemoteExpired => &[K::Expired],
+            Cause::NotYetValid => &[K::NotYetValid],
+            Cause::IncompatibleUsage | Cause::RemoteUnsupportedCertificate => &[K::Usage],
+            Cause::RemoteCertificateRequired => &[K::Missing, K::External, K::Unreadable],
+            Cause::KeyMismatch => &[K::KeyMismatch],
+            Cause::Unauthorized => &[K::WrongCa, K::Expired, K::NotYetValid, K::Identity, K::Missing],
         }
     }
 }
@@ -408,13 +411,13 @@ impl TreeView<'_> {
         let candidates = self.candidates(m);
         let by_id: BTreeMap<&str, &crate::verify::LinkVerdict> =
             self.report.links.iter().map(|v| (v.id.as_str(), v)).collect();
-        let codes = m.cause.finding_codes();
+        let kinds = m.cause.finding_kinds();
         let mut culprits: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for l in &candidates {
             let Some(v) = by_id.get(l.id.as_str()) else { continue };
             for &i in &v.findings {
                 let f = &self.report.findings[i];
-                if codes.contains(&f.code) && f.severity >= Severity::Warning && on_side(f, l, m.side) {
+                if kinds.contains(&f.kind) && f.severity >= Severity::Warning && on_side(f, l, m.side) {
                     culprits.entry(i).or_default().push(l.id.clone());
                 }
             }
@@ -543,7 +546,7 @@ fn on_side(f: &Finding, l: &Link, side: Side) -> bool {
         Side::Server => {
             Some(entry) == l.server_cert.as_deref()
                 || Some(entry) == l.client_trusts.as_deref()
-                || (f.code == "stale-ca-data" && entry == l.client_cert)
+                || (f.kind == FindingKind::StaleCaData && entry == l.client_cert)
         }
         Side::Client => entry == l.client_cert || entry == l.server_trusts,
     }

@@ -117,7 +117,7 @@ fn text_of(explained: &[Explained], dir: Option<&Path>) -> String {
                     cert.sha256
                 );
             }
-            let _ = writeln!(out, "   found: {} ({}): {}; expected {}", f.code, f.severity, f.found, f.expected);
+            let _ = writeln!(out, "   found: {} ({}): {}; expected {}", f.kind.name(), f.severity, f.found, f.expected);
             if c.links.len() != tie.links.len() {
                 let _ = writeln!(out, "   on:    {}", links(&c.links));
             }

@@ -86,6 +86,19 @@ fn assert_explains(env: &TestEnv, tree: &Path, text: &str, wants: &[&str]) -> St
     out
 }
 
+/// The fix `verify` gives for its finding of this kind on this file (relative to the tree):
+/// explain must repeat it, not make up its own.
+fn verify_fix(env: &TestEnv, tree: &Path, code: &str, file: &str) -> String {
+    let out = env.kubepki(&["verify", "--dir", arg(tree), "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    let f = findings
+        .iter()
+        .find(|f| f["code"] == code && f["file"] == file)
+        .unwrap_or_else(|| panic!("verify has no {code} finding on {file}: {report:#}"));
+    f["fix"].as_str().unwrap().to_string()
+}
+
 /// An empty kubeconfig, so kubectl runs on flags alone.
 fn no_kubeconfig(env: &TestEnv) -> PathBuf {
     env.write("empty.kubeconfig", "apiVersion: v1\nkind: Config\n")
@@ -133,7 +146,7 @@ fn server_certificate_from_a_same_name_ca() {
     let (crt, key) = (ours.root.join("pki/apiserver.crt"), ours.root.join("pki/apiserver.key"));
     let mut server = Server::start_with(&env, "s_server", "127.0.0.1", &crt, &key, &ours.root.join("pki/ca.crt"));
     let url = server.url();
-    let fix = format!("kubepki init --dir {} --force", ours.root.display());
+    let fix = verify_fix(&env, &ours.root, "wrong-ca", "pki/apiserver.crt");
     let file = format!("{}/pki/apiserver.crt (apiserver@controlplane)", ours.root.display());
 
     let (ok, text) = kubectl(&env, &ours.root.join("admin.conf"), &["--server", &url, "get", "--raw", "/healthz"]);
@@ -180,9 +193,9 @@ fn expired_server_certificate_and_missing_san() {
     let tree = default_tree(&env, "tree");
     let ca = tree.ca("ca");
     tree.reissue("apiserver@controlplane", &ca, now() - time::Duration::days(400), |_| {});
+    let fix = verify_fix(&env, &tree.root, "expired", "pki/apiserver.crt");
     let (crt, key) = (tree.root.join("pki/apiserver.crt"), tree.root.join("pki/apiserver.key"));
     let admin = tree.root.join("admin.conf");
-    let fix = format!("kubepki init --dir {} --force", tree.root.display());
     let file = format!("{}/pki/apiserver.crt", tree.root.display());
     {
         let server =
@@ -198,6 +211,7 @@ fn expired_server_certificate_and_missing_san() {
 
     // Valid again, but without 127.0.0.1, the address every kubeconfig dials.
     tree.reissue("apiserver@controlplane", &ca, now(), |p| p.sans.retain(|s| s.to_string() != "IP:127.0.0.1"));
+    let fix = verify_fix(&env, &tree.root, "san-missing", "pki/apiserver.crt");
     let server = Server::start_with(&env, "s_server-san", "127.0.0.1", &crt, &key, &tree.root.join("pki/ca.crt"));
     let (ok, text) = kubectl(&env, &admin, &["--server", &server.url(), "get", "--raw", "/healthz"]);
     assert!(!ok && text.contains("x509: certificate is valid for 10.96.0.1, not 127.0.0.1"), "{text}");
@@ -249,10 +263,10 @@ fn kubelet_client_certificate_from_the_wrong_ca_and_with_the_wrong_usage() {
     let tree = default_tree(&env, "tree");
     let link = "kube-apiserver@controlplane -> kubelet@node01";
     let file = format!("{}/pki/apiserver-kubelet-client.crt (apiserver-kubelet-client)", tree.root.display());
-    let fix = format!("kubepki init --dir {} --force", tree.root.display());
 
     tree.reissue("apiserver-kubelet-client", &tree.ca("front-proxy-ca"), now(), |_| {});
     let text = as_apiserver_to_kubelet(&env, &tree, "s_server-kubelet-ca");
+    let fix = verify_fix(&env, &tree.root, "wrong-ca", "pki/apiserver-kubelet-client.crt");
     assert!(text.contains("remote error: tls: unknown certificate authority"), "{text}");
     let out = assert_explains(&env, &tree.root, &text, &[link, &file, "wrong-ca", &fix]);
     assert!(out.contains("the server refused the client's certificate"), "{out}");
@@ -261,6 +275,7 @@ fn kubelet_client_certificate_from_the_wrong_ca_and_with_the_wrong_usage() {
         p.ext_key_usage = vec![kubepki::ExtKeyUsage::ServerAuth]
     });
     let text = as_apiserver_to_kubelet(&env, &tree, "s_server-kubelet-usage");
+    let fix = verify_fix(&env, &tree.root, "usage", "pki/apiserver-kubelet-client.crt");
     assert!(text.contains("remote error: tls: unsupported certificate"), "{text}");
     let out = assert_explains(&env, &tree.root, &text, &[link, &file, "usage (error)", &fix]);
     assert!(out.contains("lacks clientAuth"), "{out}");
@@ -281,6 +296,7 @@ fn self_signed_kubelet_serving_certificate_without_ip_sans() {
         .arg(kubelet.join("kubelet.crt")));
     assert!(ok, "{text}");
     let text = as_apiserver_to_kubelet(&env, &tree, "s_server-self-signed");
+    let fix = verify_fix(&env, &tree.root, "san-missing", "nodes/node01/var/lib/kubelet/pki/kubelet.crt");
     assert!(
         text.contains("x509: cannot validate certificate for 127.0.0.2 because it doesn't contain any IP SANs"),
         "{text}"
@@ -290,7 +306,7 @@ fn self_signed_kubelet_serving_certificate_without_ip_sans() {
         &env,
         &tree.root,
         &text,
-        &["kube-apiserver@controlplane -> kubelet@node01", &file, "san-missing", "kubepki init --dir"],
+        &["kube-apiserver@controlplane -> kubelet@node01", &file, "san-missing", &fix],
     );
     assert!(out.contains("no IP address among its SANs"), "{out}");
 }
@@ -308,13 +324,9 @@ fn etcd_refuses_a_client_certificate_from_the_cluster_ca() {
     let (ok, etcdctl_text) = client.etcdctl(&[member.client_url()], &["put", "kubepki", "refused"]);
     assert!(!ok, "{etcdctl_text}");
     let line = crate::etcd::wait_for_log_line(&mut guard, since, &["rejected connection from", "unknown authority"]);
+    let fix = verify_fix(&env, &tree.root, "wrong-ca", "pki/apiserver-etcd-client.crt");
     let file = format!("{}/pki/apiserver-etcd-client.crt (apiserver-etcd-client)", tree.root.display());
-    let out = assert_explains(
-        &env,
-        &tree.root,
-        &line,
-        &["kube-apiserver@cp1 -> etcd@cp1", &file, "wrong-ca", "kubepki init"],
-    );
+    let out = assert_explains(&env, &tree.root, &line, &["kube-apiserver@cp1 -> etcd@cp1", &file, "wrong-ca", &fix]);
     assert!(out.contains("the client's certificate was not signed by any CA the server trusts"), "{out}");
 }
 
