@@ -93,7 +93,8 @@ fn text_of(explained: &[Explained], dir: Option<&Path>) -> String {
     for (n, x) in explained.iter().enumerate() {
         let m = &x.message;
         let _ = writeln!(out, "{}. {}", n + 1, m.text);
-        let _ = writeln!(out, "   line {}, {:?} wording; {} certificate at fault", m.line, m.source, side(m.side));
+        let _ =
+            writeln!(out, "   line {}, {} wording; {} certificate at fault", m.line, source(m.source), side(m.side));
         let _ = writeln!(out, "   cause: {}", x.explanation);
         let Some(tie) = &x.tree else {
             out.push('\n');
@@ -129,6 +130,16 @@ fn text_of(explained: &[Explained], dir: Option<&Path>) -> String {
         out.push('\n');
     }
     out
+}
+
+fn source(s: crate::Source) -> &'static str {
+    match s {
+        crate::Source::Go => "Go crypto/x509 and crypto/tls",
+        crate::Source::Kubectl => "kubectl",
+        crate::Source::Openssl => "openssl",
+        crate::Source::Curl => "curl",
+        crate::Source::Python => "Python ssl/urllib3",
+    }
 }
 
 fn side(s: crate::Side) -> &'static str {
