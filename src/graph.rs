@@ -5,14 +5,19 @@
 //!
 //! Three forms: a self-contained SVG laid out here (no external program, font, stylesheet or
 //! script; see `graph/svg.rs`), and Graphviz DOT and Mermaid text for embedding elsewhere.
-//! Every name is escaped for the form it goes into.
+//! Every name is escaped for the form it goes into. All three draw the same model, so they fold
+//! alike: beyond [`MAX_WORKERS`] workers the rest become one node, except those with a link
+//! that is broken or has a warning, which stay drawn and named. Clients that dial a
+//! control-plane endpoint that is not one apiserver's own address reach the apiservers through
+//! one load-balancer node (client → endpoint → each apiserver), one arrow per client.
 
 mod svg;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::topology::{Component, ComponentKind, Topology, TrustDomain};
+use crate::spec::Endpoint;
+use crate::topology::{Component, ComponentKind, Link, LinkKind, Topology, TrustDomain};
 use crate::verify::LinkStatus;
 
 /// The form of the picture.
@@ -31,13 +36,20 @@ pub enum GraphFormat {
 pub fn render(topology: &Topology, status: &BTreeMap<String, LinkStatus>, format: GraphFormat) -> String {
     match format {
         GraphFormat::Svg => svg::render(&Model::build(topology, status, Some(MAX_WORKERS))),
-        GraphFormat::Dot => dot(&Model::build(topology, status, None)),
-        GraphFormat::Mermaid => mermaid(&Model::build(topology, status, None)),
+        GraphFormat::Dot => dot(&Model::build(topology, status, Some(MAX_WORKERS))),
+        GraphFormat::Mermaid => mermaid(&Model::build(topology, status, Some(MAX_WORKERS))),
     }
 }
 
-/// Workers drawn one by one in the SVG; beyond that, the rest become one node.
+/// Workers drawn one by one; beyond that, the rest become one node.
 const MAX_WORKERS: usize = 8;
+
+/// Workers with a broken or warning link drawn besides those, at most (the rest stay folded,
+/// counted in the folded node's name).
+const MAX_TROUBLED: usize = 12;
+
+/// Link ids named in a tooltip; beyond that, a count.
+const TOOLTIP_LINKS: usize = 4;
 
 /// What a box of the picture holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,6 +58,8 @@ enum Role {
     Tools,
     /// A control-plane node.
     ControlPlane,
+    /// The control-plane endpoint, a load balancer in front of the apiservers.
+    Endpoint,
     /// The aggregated API server.
     Extensions,
     /// A worker node.
@@ -67,6 +81,7 @@ impl Group {
         match self.role {
             Role::Tools => "people / tools".into(),
             Role::ControlPlane => format!("control plane · {}", self.node),
+            Role::Endpoint => "control-plane endpoint".into(),
             Role::Extensions => "extensions".into(),
             Role::Worker => format!("worker · {}", self.node),
             Role::MoreWorkers => "more workers".into(),
@@ -126,15 +141,40 @@ impl Model {
                 }
             }
         }
-        let shown = match max_workers {
-            Some(max) if workers.len() > max => max - 1,
-            _ => workers.len(),
+        let node_of: BTreeMap<&str, &str> =
+            t.components.iter().filter_map(|c| Some((c.id.as_str(), c.node.as_deref()?))).collect();
+        // Workers on a link that is broken or has a warning: kept out of the fold.
+        let mut troubled: Vec<&str> = Vec::new();
+        for l in &t.links {
+            if matches!(status.get(&l.id), Some(LinkStatus::Broken | LinkStatus::Warning)) {
+                for c in [l.client.as_str(), l.server.as_str()] {
+                    if let Some(n) = node_of.get(c).filter(|n| !cps.contains(n)) {
+                        if !troubled.contains(n) {
+                            troubled.push(n);
+                        }
+                    }
+                }
+            }
+        }
+        let shown: Vec<&str> = match max_workers {
+            Some(max) if workers.len() > max => {
+                let kept: Vec<&str> = troubled.iter().copied().take(MAX_TROUBLED).collect();
+                let mut first = workers.iter().filter(|w| !kept.contains(w)).take(max - 1);
+                let first: Vec<&str> = first.by_ref().copied().collect();
+                workers.iter().copied().filter(|w| first.contains(w) || kept.contains(w)).collect()
+            }
+            _ => workers.clone(),
         };
+        let endpoints = lb_endpoints(t);
         let mut groups = vec![Group { role: Role::Tools, node: String::new() }];
         groups.extend(cps.iter().map(|n| Group { role: Role::ControlPlane, node: n.to_string() }));
+        if !endpoints.is_empty() {
+            groups.push(Group { role: Role::Endpoint, node: String::new() });
+        }
         groups.push(Group { role: Role::Extensions, node: String::new() });
-        groups.extend(workers[..shown].iter().map(|n| Group { role: Role::Worker, node: n.to_string() }));
-        let folded = workers.len() - shown;
+        groups.extend(shown.iter().map(|n| Group { role: Role::Worker, node: n.to_string() }));
+        let folded = workers.len() - shown.len();
+        let folded_troubled = troubled.iter().filter(|n| !shown.contains(n)).count();
         if folded > 0 {
             groups.push(Group { role: Role::MoreWorkers, node: String::new() });
         }
@@ -143,7 +183,7 @@ impl Model {
                 (ComponentKind::AggregatedApiServer, _) => Role::Extensions,
                 (_, None) => Role::Tools,
                 (_, Some(n)) if cps.contains(&n) => Role::ControlPlane,
-                (_, Some(n)) if workers[..shown].contains(&n) => Role::Worker,
+                (_, Some(n)) if shown.contains(&n) => Role::Worker,
                 _ => Role::MoreWorkers,
             };
             let node = c.node.as_deref().unwrap_or_default();
@@ -157,7 +197,10 @@ impl Model {
         };
         let mut vertices: Vec<Vertex> = Vec::new();
         let mut index: BTreeMap<&str, usize> = BTreeMap::new();
-        let more = format!("+{folded} more worker{}", if folded == 1 { "" } else { "s" });
+        let mut more = format!("+{folded} more worker{}", if folded == 1 { "" } else { "s" });
+        if folded_troubled > 0 {
+            more.push_str(&format!(" ({folded_troubled} not ok)"));
+        }
         for c in &t.components {
             let group = group_of(c);
             if groups[group].role == Role::MoreWorkers {
@@ -174,28 +217,100 @@ impl Model {
             index.insert(&c.id, vertices.len());
             vertices.push(Vertex { id: c.id.clone(), label: short_name(c.kind).into(), kind: Some(c.kind), group });
         }
+        // One vertex per load-balanced endpoint, in the endpoint's group.
+        let mut lb_vertex: Vec<(&Endpoint, usize)> = Vec::new();
+        if let Some(group) = groups.iter().position(|g| g.role == Role::Endpoint) {
+            for e in &endpoints {
+                lb_vertex.push((e, vertices.len()));
+                let hostport = e.url().trim_start_matches("https://").to_string();
+                vertices.push(Vertex { id: format!("endpoint {hostport}"), label: hostport, kind: None, group });
+            }
+        }
         let mut edges: Vec<Edge> = Vec::new();
+        let mut add = |from: usize, to: usize, label: String, s: LinkStatus, domain: TrustDomain, id: &str| match edges
+            .iter_mut()
+            .find(|e| e.from == from && e.to == to && e.label == label)
+        {
+            Some(e) => {
+                e.links.push(id.to_string());
+                e.status = worst(e.status, s);
+            }
+            None => edges.push(Edge { from, to, label, status: s, domain, links: vec![id.to_string()] }),
+        };
         for l in &t.links {
             let (Some(&from), Some(&to)) = (index.get(l.client.as_str()), index.get(l.server.as_str())) else {
                 continue;
             };
-            let client_node = t.components.iter().find(|c| c.id == l.client).and_then(|c| c.node.as_deref());
+            let client_node = node_of.get(l.client.as_str()).copied();
             let label = credential(&l.client_cert, client_node);
             let s = status.get(&l.id).copied().unwrap_or(LinkStatus::Unknown);
-            match edges.iter_mut().find(|e| e.from == from && e.to == to && e.label == label) {
-                Some(e) => {
-                    e.links.push(l.id.clone());
-                    e.status = worst(e.status, s);
+            match lb_vertex.iter().find(|(e, _)| **e == l.dial) {
+                Some(&(_, lb)) if via_endpoint(t, l) => {
+                    add(from, lb, label, s, l.domain, &l.id);
+                    add(lb, to, format!("TLS pass-through :{}", l.dial.port), s, l.domain, &l.id);
                 }
-                None => edges.push(Edge { from, to, label, status: s, domain: l.domain, links: vec![l.id.clone()] }),
+                _ => add(from, to, label, s, l.domain, &l.id),
             }
         }
+        let lbs: Vec<usize> = lb_vertex.iter().map(|(_, v)| *v).collect();
         for e in &mut edges {
-            if e.links.len() > 1 {
-                e.label = format!("{} ×{}", e.label, e.links.len());
+            // Through a load balancer, one client's links to every apiserver are one connection:
+            // count the clients.
+            let n = if lbs.contains(&e.from) || lbs.contains(&e.to) {
+                let mut clients: Vec<&str> = e.links.iter().filter_map(|l| l.split(" -> ").next()).collect();
+                clients.sort_unstable();
+                clients.dedup();
+                clients.len()
+            } else {
+                e.links.len()
+            };
+            if n > 1 {
+                e.label = format!("{} ×{n}", e.label);
             }
         }
         Model { groups, vertices, edges, counts: (t.components.len(), t.links.len()) }
+    }
+}
+
+/// Links to an apiserver that dial the control-plane endpoint rather than its own address.
+fn via_endpoint(t: &Topology, l: &Link) -> bool {
+    matches!(
+        l.kind,
+        LinkKind::AdminToApiServer
+            | LinkKind::SuperAdminToApiServer
+            | LinkKind::KubeProxyToApiServer
+            | LinkKind::KubeletToApiServer
+    ) && t.components.iter().any(|c| c.id == l.server && c.kind == ComponentKind::ApiServer)
+}
+
+/// The endpoints clients dial that are no apiserver's own address (the scheduler and
+/// controller-manager dial their apiserver's own): each is a load balancer.
+fn lb_endpoints(t: &Topology) -> Vec<&Endpoint> {
+    let own: Vec<&Endpoint> = t
+        .links
+        .iter()
+        .filter(|l| matches!(l.kind, LinkKind::SchedulerToApiServer | LinkKind::ControllerManagerToApiServer))
+        .map(|l| &l.dial)
+        .collect();
+    let mut out: Vec<&Endpoint> = Vec::new();
+    for l in t.links.iter().filter(|l| via_endpoint(t, l)) {
+        if !own.contains(&&l.dial) && !out.contains(&&l.dial) {
+            out.push(&l.dial);
+        }
+    }
+    out
+}
+
+impl Edge {
+    /// The links an arrow stands for, for a tooltip: a few named, the rest counted.
+    fn tooltip(&self) -> String {
+        let mut names: Vec<&str> = self.links.iter().take(TOOLTIP_LINKS).map(String::as_str).collect();
+        let more = self.links.len().saturating_sub(TOOLTIP_LINKS);
+        let tail = format!("and {more} more links");
+        if more > 0 {
+            names.push(&tail);
+        }
+        names.join("\n")
     }
 }
 
@@ -319,7 +434,7 @@ fn dot(m: &Model) -> String {
             dot_quote(&e.label),
             dot_quote(color(e.status)),
             dot_quote(color(e.status)),
-            dot_quote(&format!("{} ({})", e.links.join(", "), status_word(e.status))),
+            dot_quote(&format!("{} ({})", e.tooltip().replace('\n', ", "), status_word(e.status))),
         );
     }
     let _ = writeln!(out, "}}");

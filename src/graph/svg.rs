@@ -143,8 +143,14 @@ fn place(m: &Model, heights: &[f64]) -> Vec<Rect> {
     let x_tools = 0.0;
     let x_left = NODE_W + 2.0 * PAD + TOOLS_GAP;
     let x_right = x_left + NODE_W + COL_GAP;
-    let x_workers = x_right + NODE_W + 2.0 * PAD + WORKERS_GAP;
     let members = |g: usize| (0..m.vertices.len()).filter(move |&v| m.vertices[v].group == g);
+    // A load balancer stands between the apiservers and the workers.
+    let endpoint = m.groups.iter().position(|g| g.role == Role::Endpoint);
+    let x_endpoint = x_right + NODE_W + 2.0 * PAD + TOOLS_GAP;
+    let x_workers = match endpoint {
+        Some(_) => x_endpoint + NODE_W + 2.0 * PAD + WORKERS_GAP,
+        None => x_right + NODE_W + 2.0 * PAD + WORKERS_GAP,
+    };
     let kind_in = |g: usize, k: ComponentKind| members(g).find(|&v| m.vertices[v].kind == Some(k));
 
     // Control planes, stacked.
@@ -182,6 +188,22 @@ fn place(m: &Model, heights: &[f64]) -> Vec<Rect> {
         top = bottom + PAD + BOX_GAP;
     }
     let (api_y, etcd_y) = first_api.unwrap_or((TITLE + PAD + NODE_H / 2.0, TITLE + PAD + 3.0 * ROW));
+
+    // The endpoints, stacked around the middle of the apiservers.
+    if let Some(g) = endpoint {
+        let apis: Vec<f64> = (0..m.vertices.len())
+            .filter(|&v| m.vertices[v].kind == Some(ComponentKind::ApiServer))
+            .map(|v| rects[v].cy())
+            .collect();
+        let middle = if apis.is_empty() { api_y } else { apis.iter().sum::<f64>() / apis.len() as f64 };
+        let list: Vec<usize> = members(g).collect();
+        let total: f64 = list.iter().map(|&v| heights[v] + STACK).sum::<f64>() - STACK;
+        let mut y = middle - total / 2.0;
+        for v in list {
+            rects[v] = Rect { x: x_endpoint, y, w: NODE_W, h: heights[v] };
+            y += heights[v] + STACK;
+        }
+    }
 
     // People and tools: the two kubectl just above and below the first apiserver's middle,
     // etcdctl level with its etcd (or below them), anything else underneath.
@@ -503,6 +525,7 @@ fn group_style(role: Role) -> (&'static str, &'static str, &'static str) {
     match role {
         Role::Tools => ("#fdf7e7", "#c9a94f", ""),
         Role::ControlPlane => ("#eaf1fb", "#7b9fd4", ""),
+        Role::Endpoint => ("#fdf6e3", "#c9a227", ""),
         Role::Extensions => ("#f5f0fb", "#a48cc8", ""),
         Role::Worker => ("#f3f4f6", "#9aa1ab", ""),
         Role::MoreWorkers => ("#f3f4f6", "#9aa1ab", " stroke-dasharray=\"6 4\""),
@@ -521,7 +544,7 @@ fn draw(m: &Model, l: &Layout) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" \
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" viewBox=\"0 0 {width:.0} {height:.0}\" \
          font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">"
     );
     let (components, links) = m.counts;
@@ -588,7 +611,7 @@ fn edges(o: &mut String, m: &Model, l: &Layout) {
             "<g class=\"link\" data-status=\"{}\"><title>{} ({}, {})</title><path d=\"M{:.1},{:.1} Q{:.1},{:.1} {:.1},{:.1}\" \
              stroke=\"{}\" stroke-width=\"{width}\"{} marker-end=\"url(#arrow-{})\"/></g>",
             status_word(e.status),
-            xml(&e.links.join("\n")),
+            xml(&e.tooltip()),
             status_word(e.status),
             domain_word(e.domain),
             a.0,
