@@ -331,6 +331,7 @@ fn params(p: &CertProfile) -> rcgen::CertificateParams {
         .map(|u| match u {
             ExtKeyUsage::ServerAuth => rcgen::ExtendedKeyUsagePurpose::ServerAuth,
             ExtKeyUsage::ClientAuth => rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+            other => panic!("the catalog sets no {other}"),
         })
         .collect();
     params.subject_alt_names = p
@@ -389,14 +390,7 @@ fn san_list(p: &CertProfile) -> String {
 }
 
 fn eku_text(p: &CertProfile) -> String {
-    p.ext_key_usage
-        .iter()
-        .map(|u| match u {
-            ExtKeyUsage::ServerAuth => "serverAuth",
-            ExtKeyUsage::ClientAuth => "clientAuth",
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    p.ext_key_usage.iter().map(|u| u.name()).collect::<Vec<_>>().join(",")
 }
 
 fn ca_base(catalog: &Catalog, id: &str) -> String {

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::spec::{CaLayout, ClusterSpec, Node, Role, San};
 use crate::store::Mode;
+use crate::vocabulary::{layout, node_user, APISERVER_SERVICE_NAMES, CLUSTER_ADMINS, SYSTEM_MASTERS, SYSTEM_NODES};
 
 /// Entry id of the cluster CA.
 pub const CA: &str = "ca";
@@ -23,27 +24,7 @@ pub const FRONT_PROXY_CA: &str = "front-proxy-ca";
 /// Entry id of the service-account signing key pair.
 pub const SA: &str = "sa";
 
-/// Key usage bits kubepki sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum KeyUsage {
-    /// digitalSignature
-    DigitalSignature,
-    /// keyEncipherment (kubeadm sets it whatever the key; it only means something for RSA)
-    KeyEncipherment,
-    /// keyCertSign (CAs)
-    KeyCertSign,
-}
-
-/// Extended key usages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ExtKeyUsage {
-    /// TLS server authentication.
-    ServerAuth,
-    /// TLS client authentication.
-    ClientAuth,
-}
+pub use crate::usage::{ExtKeyUsage, KeyUsage};
 
 /// Who signs a certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -160,6 +141,11 @@ pub struct Entry {
     pub kind: EntryKind,
     /// Which node bundles carry it.
     pub audience: Audience,
+    /// The break-glass credential: the only entry that may carry `system:masters`.
+    pub break_glass: bool,
+    /// Set when kubeadm makes no such file (kubepki adds it): what kubeadm does instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubeadm_instead: Option<&'static str>,
     /// What it is for, and why it is the way it is.
     pub why: &'static str,
 }
@@ -170,21 +156,6 @@ impl Entry {
         match &self.kind {
             EntryKind::Cert(p) => Some(p),
             EntryKind::KeyPair { .. } => None,
-        }
-    }
-
-    /// Whether kubeadm has no such file: kubepki adds a CA-signed kubelet serving certificate
-    /// and a kube-proxy client kubeconfig, and a kubelet.conf for nodes that joined.
-    pub fn is_kubepki_addition(&self) -> bool {
-        matches!(self.name, "kubelet-serving" | "kube-proxy.conf")
-    }
-
-    /// What kubeadm does instead of a kubepki addition.
-    pub fn kubeadm_instead(&self) -> &'static str {
-        match self.name {
-            "kubelet-serving" => "the kubelet self-signs its serving certificate, so the apiserver cannot verify kubelets (link 10 is unauthenticated on the server side)",
-            "kube-proxy.conf" => "kube-proxy authenticates with a service-account token",
-            _ => "",
         }
     }
 
@@ -229,12 +200,7 @@ pub struct Catalog {
     pub entries: Vec<Entry>,
 }
 
-/// Port kubelets serve on.
-pub const KUBELET_PORT: u16 = 10250;
-/// etcd's client port.
-pub const ETCD_CLIENT_PORT: u16 = 2379;
-/// etcd's peer port.
-pub const ETCD_PEER_PORT: u16 = 2380;
+pub use crate::vocabulary::{ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT};
 
 impl Catalog {
     /// The catalog of a cluster.
@@ -334,10 +300,10 @@ fn bundle_of<'e>(
         for (f, mode) in files {
             let dest = if f.starts_with(&base) {
                 f.to_path_buf()
-            } else if f.starts_with("nodes") {
+            } else if f.starts_with(layout::NODES) {
                 continue; // another node's own file
             } else {
-                base.join("etc/kubernetes").join(f)
+                base.join(layout::ETC_KUBERNETES).join(f)
             };
             out.push((f.to_path_buf(), dest, *mode));
         }
@@ -347,7 +313,7 @@ fn bundle_of<'e>(
 
 /// `nodes/<name>`: the directory that mirrors a node's filesystem.
 pub fn bundle_root(node: &Node) -> PathBuf {
-    Path::new("nodes").join(&node.name)
+    Path::new(layout::NODES).join(&node.name)
 }
 
 const CA_USAGE: [KeyUsage; 3] = [KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment, KeyUsage::KeyCertSign];
@@ -369,6 +335,8 @@ struct Client<'a> {
     cn: String,
     orgs: &'a [&'a str],
     audience: Audience,
+    break_glass: bool,
+    kubeadm_instead: Option<&'static str>,
     why: &'static str,
 }
 
@@ -384,6 +352,8 @@ struct Leaf<'a> {
     sans: Vec<San>,
     store: Store,
     audience: Audience,
+    break_glass: bool,
+    kubeadm_instead: Option<&'static str>,
     why: &'static str,
 }
 
@@ -408,20 +378,20 @@ impl Builder<'_> {
         if node.name == self.spec.primary().name {
             PathBuf::new()
         } else {
-            bundle_root(node).join("etc/kubernetes")
+            bundle_root(node).join(layout::ETC_KUBERNETES)
         }
     }
 
     fn cas(&mut self) {
-        let mut cas = vec![(CA, "kubernetes", "pki/ca", "The cluster CA: signs the apiserver, every client of the apiserver, and kubelet certificates; trusted by the apiserver (--client-ca-file), kubelets and every kubeconfig.")];
+        let mut cas = vec![(CA, "kubernetes", layout::CA, "The cluster CA: signs the apiserver, every client of the apiserver, and kubelet certificates; trusted by the apiserver (--client-ca-file), kubelets and every kubeconfig.")];
         if self.spec.ca_layout == CaLayout::Kubeadm {
             cas.push((
                 ETCD_CA,
                 "etcd-ca",
-                "pki/etcd/ca",
+                layout::ETCD_CA,
                 "The etcd CA: etcd trusts only what it signs, so a cluster-CA client certificate cannot reach etcd.",
             ));
-            cas.push((FRONT_PROXY_CA, "front-proxy-ca", "pki/front-proxy-ca", "The front-proxy CA: aggregated API servers trust it (--requestheader-client-ca-file) to authenticate the apiserver's proxied requests; separate so that no ordinary client certificate can assert request headers."));
+            cas.push((FRONT_PROXY_CA, "front-proxy-ca", layout::FRONT_PROXY_CA, "The front-proxy CA: aggregated API servers trust it (--requestheader-client-ca-file) to authenticate the apiserver's proxied requests; separate so that no ordinary client certificate can assert request headers."));
         }
         for (id, cn, file, why) in cas {
             self.entries.push(Entry {
@@ -439,6 +409,8 @@ impl Builder<'_> {
                     store: files(file),
                 }),
                 audience: if id == CA { Audience::ControlPlanesAndWorkerTrust } else { Audience::ControlPlanes },
+                break_glass: false,
+                kubeadm_instead: None,
                 why,
             });
         }
@@ -446,8 +418,10 @@ impl Builder<'_> {
             id: SA.into(),
             name: "sa",
             node: None,
-            kind: EntryKind::KeyPair { key: "pki/sa.key".into(), public: "pki/sa.pub".into() },
+            kind: EntryKind::KeyPair { key: layout::SA_KEY.into(), public: layout::SA_PUB.into() },
             audience: Audience::ControlPlanes,
+            break_glass: false,
+            kubeadm_instead: None,
             why: "Service-account token key pair: the controller-manager signs tokens with sa.key, every apiserver checks them with sa.pub. Not a certificate.",
         });
     }
@@ -468,6 +442,8 @@ impl Builder<'_> {
                 store: l.store,
             }),
             audience: l.audience,
+            break_glass: l.break_glass,
+            kubeadm_instead: l.kubeadm_instead,
             why: l.why,
         });
     }
@@ -475,18 +451,18 @@ impl Builder<'_> {
     fn shared_leaves(&mut self) {
         let (etcd_ca, fp_ca) = (self.etcd_ca(), self.front_proxy_ca());
         let shared = [
-            (Client { name: "apiserver-kubelet-client", node: None, issuer: CA, cn: "kube-apiserver-kubelet-client".into(), orgs: &["kubeadm:cluster-admins"], audience: Audience::ControlPlanes,
+            (Client { name: "apiserver-kubelet-client", node: None, issuer: CA, cn: "kube-apiserver-kubelet-client".into(), orgs: &[CLUSTER_ADMINS], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
                 why: "The apiserver's client certificate for kubelets (logs, exec, port-forward). O kubeadm:cluster-admins, which kubeadm binds to cluster-admin, so the kubelet authorizes it." },
-             "pki/apiserver-kubelet-client"),
-            (Client { name: "apiserver-etcd-client", node: None, issuer: etcd_ca, cn: "kube-apiserver-etcd-client".into(), orgs: &[], audience: Audience::ControlPlanes,
+             layout::APISERVER_KUBELET_CLIENT),
+            (Client { name: "apiserver-etcd-client", node: None, issuer: etcd_ca, cn: "kube-apiserver-etcd-client".into(), orgs: &[], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
                 why: "The apiserver's client certificate for etcd, signed by the etcd CA that etcd trusts." },
-             "pki/apiserver-etcd-client"),
-            (Client { name: "front-proxy-client", node: None, issuer: fp_ca, cn: "front-proxy-client".into(), orgs: &[], audience: Audience::ControlPlanes,
+             layout::APISERVER_ETCD_CLIENT),
+            (Client { name: "front-proxy-client", node: None, issuer: fp_ca, cn: "front-proxy-client".into(), orgs: &[], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
                 why: "The apiserver's client certificate when it proxies to aggregated API servers (--proxy-client-cert-file); its CN must be in --requestheader-allowed-names." },
-             "pki/front-proxy-client"),
-            (Client { name: "etcd-healthcheck-client", node: None, issuer: etcd_ca, cn: "kube-etcd-healthcheck-client".into(), orgs: &[], audience: Audience::ControlPlanes,
+             layout::FRONT_PROXY_CLIENT),
+            (Client { name: "etcd-healthcheck-client", node: None, issuer: etcd_ca, cn: "kube-etcd-healthcheck-client".into(), orgs: &[], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
                 why: "etcdctl's client certificate for health checks of the local etcd (the liveness probe)." },
-             "pki/etcd/healthcheck-client"),
+             layout::ETCD_HEALTHCHECK_CLIENT),
         ];
         for (client, file) in shared {
             self.client(client, files(file));
@@ -510,6 +486,8 @@ impl Builder<'_> {
             sans: vec![],
             store,
             audience: c.audience,
+            break_glass: c.break_glass,
+            kubeadm_instead: c.kubeadm_instead,
             why: c.why,
         });
     }
@@ -527,9 +505,9 @@ impl Builder<'_> {
 
     fn shared_kubeconfigs(&mut self) {
         let endpoint = self.spec.control_plane_endpoint.url();
-        self.kubeconfig(Client { name: "admin.conf", node: None, issuer: CA, cn: "kubernetes-admin".into(), orgs: &["kubeadm:cluster-admins"], audience: Audience::ControlPlanes, why: "Administrators' kubectl. Group kubeadm:cluster-admins is bound to cluster-admin by RBAC, so access can be revoked, unlike system:masters." }, endpoint.clone());
-        self.kubeconfig(Client { name: "super-admin.conf", node: None, issuer: CA, cn: "kubernetes-super-admin".into(), orgs: &["system:masters"], audience: Audience::Primary, why: "Break-glass credential: system:masters bypasses RBAC entirely. Keep it offline; kubepki does not copy it to other nodes." }, endpoint.clone());
-        self.kubeconfig(Client { name: "kube-proxy.conf", node: None, issuer: CA, cn: "system:kube-proxy".into(), orgs: &[], audience: Audience::AllNodes, why: "kube-proxy's client certificate (the classic layout; kubeadm uses a service-account token). Default RBAC binds user system:kube-proxy to system:node-proxier." }, endpoint);
+        self.kubeconfig(Client { name: layout::ADMIN_CONF, node: None, issuer: CA, cn: "kubernetes-admin".into(), orgs: &[CLUSTER_ADMINS], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None, why: "Administrators' kubectl. Group kubeadm:cluster-admins is bound to cluster-admin by RBAC, so access can be revoked, unlike system:masters." }, endpoint.clone());
+        self.kubeconfig(Client { name: layout::SUPER_ADMIN_CONF, node: None, issuer: CA, cn: "kubernetes-super-admin".into(), orgs: &[SYSTEM_MASTERS], audience: Audience::Primary, break_glass: true, kubeadm_instead: None, why: "Break-glass credential: system:masters bypasses RBAC entirely. Keep it offline; kubepki does not copy it to other nodes." }, endpoint.clone());
+        self.kubeconfig(Client { name: layout::KUBE_PROXY_CONF, node: None, issuer: CA, cn: "system:kube-proxy".into(), orgs: &[], audience: Audience::AllNodes, break_glass: false, kubeadm_instead: Some("kube-proxy authenticates with a service-account token"), why: "kube-proxy's client certificate (the classic layout; kubeadm uses a service-account token). Default RBAC binds user system:kube-proxy to system:node-proxier." }, endpoint);
     }
 
     fn control_plane(&mut self, node: &Node) {
@@ -537,7 +515,7 @@ impl Builder<'_> {
         let home = self.home(node);
         let etcd_ca = self.etcd_ca();
         let mut api_sans = vec![San::Dns(node.name.clone())];
-        api_sans.extend(["kubernetes", "kubernetes.default", "kubernetes.default.svc"].map(|d| San::Dns(d.into())));
+        api_sans.extend(APISERVER_SERVICE_NAMES.map(|d| San::Dns(d.into())));
         api_sans.push(San::Dns(format!("kubernetes.default.svc.{}", spec.dns_domain)));
         api_sans.push(San::Ip(spec.kubernetes_service_ip()));
         api_sans.extend(node.addresses.iter().map(|ip| San::Ip(*ip)));
@@ -553,8 +531,10 @@ impl Builder<'_> {
             orgs: &[],
             eku: SERVER,
             sans: api_sans,
-            store: files(home.join("pki/apiserver")),
+            store: files(home.join(layout::APISERVER)),
             audience: Audience::Node,
+            break_glass: false,
+            kubeadm_instead: None,
             why: "The apiserver's serving certificate. SANs cover every name a client dials: the node, the in-cluster service names and IP, the advertise address and the control-plane endpoint.",
         });
         let mut etcd_sans = vec![San::Dns(node.name.clone()), San::Dns("localhost".into())];
@@ -574,8 +554,10 @@ impl Builder<'_> {
             orgs: &[],
             eku: BOTH,
             sans: server_sans,
-            store: files(home.join("pki/etcd/server")),
+            store: files(home.join(layout::ETCD_SERVER)),
             audience: Audience::Node,
+            break_glass: false,
+            kubeadm_instead: None,
             why: "etcd's serving certificate. It carries clientAuth too because etcd's gRPC gateway dials etcd itself with it (without it: 'incompatible key usage').",
         });
         self.leaf(Leaf {
@@ -587,18 +569,20 @@ impl Builder<'_> {
             orgs: &[],
             eku: BOTH,
             sans: peer_sans,
-            store: files(home.join("pki/etcd/peer")),
+            store: files(home.join(layout::ETCD_PEER)),
             audience: Audience::Node,
+            break_glass: false,
+            kubeadm_instead: None,
             why: "etcd member-to-member certificate: each member is server and client of the others, so serverAuth and clientAuth.",
         });
         let local = spec.local_endpoint(node).url();
-        self.kubeconfig(Client { name: "controller-manager.conf", node: Some(node), issuer: CA, cn: "system:kube-controller-manager".into(), orgs: &[], audience: Audience::Node, why: "kube-controller-manager's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-controller-manager." }, local.clone());
-        self.kubeconfig(Client { name: "scheduler.conf", node: Some(node), issuer: CA, cn: "system:kube-scheduler".into(), orgs: &[], audience: Audience::Node, why: "kube-scheduler's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-scheduler." }, local);
+        self.kubeconfig(Client { name: layout::CONTROLLER_MANAGER_CONF, node: Some(node), issuer: CA, cn: "system:kube-controller-manager".into(), orgs: &[], audience: Audience::Node, break_glass: false, kubeadm_instead: None, why: "kube-controller-manager's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-controller-manager." }, local.clone());
+        self.kubeconfig(Client { name: layout::SCHEDULER_CONF, node: Some(node), issuer: CA, cn: "system:kube-scheduler".into(), orgs: &[], audience: Audience::Node, break_glass: false, kubeadm_instead: None, why: "kube-scheduler's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-scheduler." }, local);
     }
 
     fn node(&mut self, node: &Node) {
         let endpoint = self.spec.control_plane_endpoint.url();
-        self.kubeconfig(Client { name: "kubelet.conf", node: Some(node), issuer: CA, cn: format!("system:node:{}", node.name), orgs: &["system:nodes"], audience: Audience::Node, why: "The kubelet's client credential: user system:node:<name> in group system:nodes, which the Node authorizer and NodeRestriction admission require." }, endpoint);
+        self.kubeconfig(Client { name: layout::KUBELET_CONF, node: Some(node), issuer: CA, cn: node_user(&node.name), orgs: &[SYSTEM_NODES], audience: Audience::Node, break_glass: false, kubeadm_instead: None, why: "The kubelet's client credential: user system:node:<name> in group system:nodes, which the Node authorizer and NodeRestriction admission require." }, endpoint);
         let mut sans = vec![San::Dns(node.name.clone())];
         sans.extend(node.dns_names.iter().map(|d| San::Dns(d.clone())));
         sans.extend(node.addresses.iter().map(|ip| San::Ip(*ip)));
@@ -607,12 +591,14 @@ impl Builder<'_> {
             name: "kubelet-serving",
             node: Some(node),
             issuer: CA,
-            cn: format!("system:node:{}", node.name),
-            orgs: &["system:nodes"],
+            cn: node_user(&node.name),
+            orgs: &[SYSTEM_NODES],
             eku: SERVER,
             sans,
-            store: files(bundle_root(node).join("var/lib/kubelet/pki/kubelet")),
+            store: files(bundle_root(node).join(layout::KUBELET_SERVING)),
             audience: Audience::Node,
+            break_glass: false,
+            kubeadm_instead: Some("the kubelet self-signs its serving certificate, so the apiserver cannot verify kubelets (link 10 is unauthenticated on the server side)"),
             why: "The kubelet's serving certificate, CA-signed as the kubernetes.io/kubelet-serving signer would (kubeadm leaves it self-signed), so the apiserver can verify kubelets (--kubelet-certificate-authority).",
         });
     }

@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 
 use crate::catalog::{Audience, Bundles, Catalog, CertProfile, Entry, EntryKind, Issuer, Store};
 use crate::certinfo::CertInfo;
+use crate::conformance::deviations;
 use crate::error::{Error, Result};
 use crate::issuance::{self, IssuanceRecord};
 use crate::issue::{Ca, PrivateKey};
@@ -298,7 +299,7 @@ fn survey<'c>(
                 EntryKind::Cert(p) if p.is_ca => ca_found[entry.id.as_str()].clone(),
                 EntryKind::Cert(p) => {
                     let Issuer::Ca(issuer) = &p.issuer else { unreachable!("leaves have a CA") };
-                    survey_leaf(root, p, cas.get(issuer.as_str()), now)
+                    survey_leaf(root, entry, p, cas.get(issuer.as_str()), now)
                 }
                 EntryKind::KeyPair { key, public } => survey_key_pair(root, key, public),
             };
@@ -615,8 +616,8 @@ fn survey_key_pair(root: &Path, key: &Path, public: &Path) -> Found {
     }
 }
 
-fn survey_leaf(root: &Path, p: &CertProfile, ca: Option<&Ca>, now: OffsetDateTime) -> Found {
-    match check_leaf(root, p, ca, now) {
+fn survey_leaf(root: &Path, entry: &Entry, p: &CertProfile, ca: Option<&Ca>, now: OffsetDateTime) -> Found {
+    match check_leaf(root, entry, p, ca, now) {
         Ok(None) => Found::Missing,
         Ok(Some(())) => Found::Good,
         Err(reason) => Found::Bad(reason),
@@ -626,6 +627,7 @@ fn survey_leaf(root: &Path, p: &CertProfile, ca: Option<&Ca>, now: OffsetDateTim
 /// `Ok(None)`: missing; `Ok(Some(()))`: right; `Err(reason)`: present but wrong.
 fn check_leaf(
     root: &Path,
+    entry: &Entry,
     p: &CertProfile,
     ca: Option<&Ca>,
     now: OffsetDateTime,
@@ -672,7 +674,7 @@ fn check_leaf(
         return Err(fail(format!("not signed by the current {}", ca.id)));
     }
     check_time(&info, now).map_err(fail)?;
-    let diffs = info.differences_from(p);
+    let diffs: Vec<String> = deviations(entry, p, (&info).into()).iter().map(|d| d.to_string()).collect();
     if !diffs.is_empty() {
         return Err(fail(diffs.join("; ")));
     }

@@ -12,6 +12,7 @@ mod catalog;
 mod certinfo;
 mod check;
 pub mod cli;
+mod conformance;
 mod error;
 mod explain;
 mod external;
@@ -33,7 +34,9 @@ mod spec;
 mod store;
 mod topology;
 mod tree;
+mod usage;
 mod verify;
+mod vocabulary;
 
 pub use approve::{
     approve, covered_by, evaluate, ApproveReport, Denial, Grant, Policy, RequestFields, RequestOutcome, Signer,
@@ -43,8 +46,9 @@ pub use catalog::{
     bundle_root, Audience, Catalog, CertProfile, Entry, EntryKind, ExtKeyUsage, Issuer, KeyUsage, Store, Subject, CA,
     ETCD_CA, ETCD_CLIENT_PORT, ETCD_PEER_PORT, FRONT_PROXY_CA, KUBELET_PORT, SA,
 };
-pub use certinfo::{eku_name, CertInfo};
+pub use certinfo::CertInfo;
 pub use check::{check, kubeadm_expected, CheckEntry, CheckOptions, CheckReport, CheckStatus};
+pub use conformance::{deviations, Deviation, Presented};
 pub use error::{Error, Result};
 pub use explain::{
     explain, plain as explain_cause, recognise, Cause, CertSummary, Culprit, Evidence, Explained, Message, Side,
@@ -80,6 +84,7 @@ pub use spec::{
 };
 pub use store::{write_atomic, Batch, Mode};
 pub use topology::{Component, ComponentKind, Link, LinkKind, Topology, TrustDomain};
+pub use usage::PublicKeyKind;
 pub use verify::{covers, verify, Finding, LinkStatus, LinkVerdict, Report, VerifyOptions};
 
 /// Read a kubeconfig and resolve its current context (embedded data decoded).

@@ -241,8 +241,8 @@ impl Plan {
         self.changes.push(Change {
             entry: entry.id.clone(),
             file,
-            before: before.map(|b| Summary::of(b, &b.key_algorithm)),
-            after: Summary::of(&info, &format!("{} {}", key_word, info.key_algorithm)),
+            before: before.map(|b| Summary::of(b, &b.key.to_string())),
+            after: Summary::of(&info, &format!("{} {}", key_word, info.key)),
         });
         Ok(())
     }
@@ -288,7 +288,7 @@ fn profile_from(e: &Entry, cert: &CertInfo) -> CertProfile {
     p.sans = cert.sans.clone();
     let eku: Vec<ExtKeyUsage> = [ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth]
         .into_iter()
-        .filter(|u| cert.ext_key_usage.iter().any(|x| x == crate::eku_name(*u)))
+        .filter(|u| cert.ext_key_usage.contains(u))
         .collect();
     if !eku.is_empty() {
         p.ext_key_usage = eku;
@@ -297,7 +297,7 @@ fn profile_from(e: &Entry, cert: &CertInfo) -> CertProfile {
 }
 
 fn key_algorithm_of(cert: &CertInfo, fallback: KeyAlgorithm) -> KeyAlgorithm {
-    KeyAlgorithm::parse(&cert.key_algorithm.to_ascii_lowercase()).unwrap_or(fallback)
+    cert.key.algorithm().unwrap_or(fallback)
 }
 
 /// Options of `renew`.
@@ -350,7 +350,9 @@ pub fn plan_renew(tree: &Tree, names: &[String], all: bool, opts: &RenewOptions,
                 plan.notes.push((e.id.clone(), format!("referred to {}: now embeds a new credential", path.display())));
                 continue;
             }
-            Err(Problem::Missing(_)) if e.is_kubepki_addition() && !tree.root.join("nodes").is_dir() => {
+            Err(Problem::Missing(_))
+                if e.kubeadm_instead.is_some() && !tree.root.join(crate::vocabulary::layout::NODES).is_dir() =>
+            {
                 plan.notes.push((e.id.clone(), "not in this tree (kubeadm does not make it)".into()));
                 continue;
             }

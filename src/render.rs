@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, Entry, EntryKind, Issuer, Store};
-use crate::certinfo::eku_name;
 use crate::init::{Action, InitReport};
 use crate::spec::{duration_text, ClusterSpec, Node, Role};
 use crate::topology::{Link, Topology};
@@ -143,11 +142,7 @@ fn entry_row(e: &Entry) -> Vec<String> {
                 Issuer::SelfSigned => "self".into(),
                 Issuer::Ca(c) => c.clone(),
             },
-            if p.is_ca {
-                "CA".into()
-            } else {
-                p.ext_key_usage.iter().map(|u| eku_name(*u)).collect::<Vec<_>>().join("+")
-            },
+            if p.is_ca { "CA".into() } else { p.ext_key_usage.iter().map(|u| u.name()).collect::<Vec<_>>().join("+") },
             p.sans.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","),
         ],
         EntryKind::KeyPair { .. } => {

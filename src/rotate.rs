@@ -42,7 +42,7 @@ struct State {
 }
 
 fn state_dir(root: &Path, ca: &str) -> PathBuf {
-    root.join(".kubepki/rotation").join(ca)
+    root.join(crate::vocabulary::state::ROTATION).join(ca)
 }
 
 fn read_state(root: &Path, ca: &str) -> Result<Option<State>> {
@@ -216,7 +216,7 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
     let backup = crate::tree::back_up(&tree.root, touched.iter().map(|(p, m)| (p.as_path(), *m)), now)?;
     batch.commit()?;
     if phase == "finish" {
-        let kept = backup.join(".kubepki/rotation").join(ca);
+        let kept = backup.join(crate::vocabulary::state::ROTATION).join(ca);
         crate::store::make_dirs(kept.parent().expect("has a parent"))?;
         std::fs::rename(&dir, &kept).map_err(|e| Error::io(&dir, "move to the backup", e))?;
     }

@@ -23,7 +23,7 @@ pub fn backup_dir(root: &Path, now: OffsetDateTime) -> PathBuf {
         now.minute(),
         now.second()
     );
-    root.join(".kubepki-backup").join(stamp)
+    root.join(crate::vocabulary::state::BACKUP).join(stamp)
 }
 
 /// Copy these files (relative to `root`), if they exist, into the backup directory of `now`,

@@ -324,14 +324,14 @@ impl Checker<'_> {
     /// A file that is missing, unreadable, or outside the tree.
     fn problem(&mut self, e: &Entry, p: &Problem) {
         let i = match p {
-            Problem::Missing(path) if e.is_kubepki_addition() && !self.kubepki_tree => {
+            Problem::Missing(path) if e.kubeadm_instead.is_some() && !self.kubepki_tree => {
                 let i = self.file(
                     Some(&e.id),
                     New {
                         kind: FindingKind::NotKubeadm,
                         file: Some(path.clone()),
                         expected: format!("{} (kubepki adds it)", path.display()),
-                        found: format!("absent, as kubeadm makes it: {}", e.kubeadm_instead()),
+                        found: format!("absent, as kubeadm makes it: {}", e.kubeadm_instead.unwrap_or_default()),
                     },
                 );
                 i

@@ -274,3 +274,15 @@ fn single_ca_layout_signs_everything_with_one_ca() {
         }
     }
 }
+
+#[test]
+fn properties_set_by_the_builder_not_by_name_matching() {
+    let c = Catalog::build(&crate::spec::ClusterSpec::builtin_default());
+    let glass: Vec<&str> = c.entries.iter().filter(|e| e.break_glass).map(|e| e.id.as_str()).collect();
+    assert_eq!(glass, ["super-admin.conf"]);
+    let mut added: Vec<&str> = c.entries.iter().filter(|e| e.kubeadm_instead.is_some()).map(|e| e.name).collect();
+    added.dedup();
+    added.sort_unstable();
+    added.dedup();
+    assert_eq!(added, ["kube-proxy.conf", "kubelet-serving"]);
+}

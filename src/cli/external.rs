@@ -66,7 +66,7 @@ pub(crate) struct ImportArgs {
 /// The description for the outside-CA flow (a tree in the middle of it cannot be inferred):
 /// the one given, else the one `csr` recorded in the tree, else the built-in default.
 fn spec_of(config: Option<&std::path::Path>, dir: &std::path::Path) -> Result<ClusterSpec> {
-    let recorded = dir.join(".kubepki/cluster.json");
+    let recorded = dir.join(crate::infer::RECORDED);
     match config {
         Some(c) => ClusterSpec::load(c),
         None if recorded.is_file() => ClusterSpec::load(&recorded),

@@ -1,12 +1,13 @@
 //! What a certificate of the tree says, against its catalog entry: validity, the CA that
 //! signed it, its profile (identity, usages, SANs) and the strength of its key and signature.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{join, Checker, FindingKind, New};
 use crate::catalog::{CertProfile, Entry, Issuer, Store};
-use crate::certinfo::{eku_name, CertInfo};
+use crate::certinfo::CertInfo;
+use crate::conformance::{deviations, Deviation};
 use crate::inventory::Loaded;
 use crate::spec::San;
 
@@ -31,7 +32,7 @@ impl Checker<'_> {
                     New {
                         kind: FindingKind::KeyMismatch,
                         file: Some(key_file.clone()),
-                        expected: format!("the private key of {} ({})", cert_file.display(), info.key_algorithm),
+                        expected: format!("the private key of {} ({})", cert_file.display(), info.key),
                         found: "a key whose public half is not the certificate's: TLS with this pair fails".into(),
                     },
                 );
@@ -116,107 +117,55 @@ impl Checker<'_> {
         }
     }
 
+    /// The certificate against its profile (the conformance check), one finding per kind:
+    /// a missing usage is one finding, with the extras beside it part of it; SANs a link dials
+    /// are judged per link (san-missing); extra SANs are the operator's to add.
     fn profile(&mut self, e: &Entry, p: &CertProfile, file: &Path, info: &CertInfo) {
-        let mut usage = Vec::new();
-        for u in &p.ext_key_usage {
-            if !info.allows(*u) {
-                usage.push(eku_name(*u));
-            }
-        }
-        if info.is_ca != p.is_ca {
-            usage.push(if p.is_ca { "CA:TRUE" } else { "CA:FALSE" });
-        }
-        if !usage.is_empty() {
-            self.file(
-                Some(&e.id),
-                New {
-                    kind: FindingKind::Usage,
-                    file: Some(file.into()),
-                    expected: format!("{} ({})", usage.join(", "), describe_usage(p)),
-                    found: format!("EKU [{}], CA:{}", info.ext_key_usage.join(", "), info.is_ca),
-                },
-            );
-        }
-        // Usages beyond the profile: a leaf that can sign certificates, or authenticates in a
-        // role it has no business in.
-        let mut extra: Vec<String> = Vec::new();
-        if !p.is_ca && info.key_usage.iter().any(|u| u == "keyCertSign" || u == "cRLSign") {
-            extra.push("keyCertSign/cRLSign on a leaf".into());
-        }
-        if !p.is_ca {
-            for u in &info.ext_key_usage {
-                let wanted = p.ext_key_usage.iter().any(|w| eku_name(*w) == u);
-                if !wanted {
-                    extra.push(format!("extended key usage {u}"));
-                }
-            }
-        }
-        // A wrong usage is one finding: extras beside a missing one are part of it.
-        if !extra.is_empty() && usage.is_empty() {
-            self.file(
-                Some(&e.id),
-                New {
-                    kind: FindingKind::UsageExtra,
-                    file: Some(file.into()),
-                    expected: format!("only {}", describe_usage(p)),
-                    found: extra.join(", "),
-                },
-            );
-        }
-        let orgs: BTreeSet<&String> = info.orgs.iter().collect();
-        if info.subject_cn != p.subject.cn || orgs != p.subject.orgs.iter().collect() {
-            self.file(
-                Some(&e.id),
-                New {
-                    kind: FindingKind::Identity,
-                    file: Some(file.into()),
-                    expected: format!("CN={} O=[{}]", p.subject.cn, p.subject.orgs.join(",")),
-                    found: format!("CN={} O=[{}]", info.subject_cn, info.orgs.join(",")),
-                },
-            );
-        }
-        if info.orgs.iter().any(|o| o == "system:masters") && e.name != "super-admin.conf" {
-            self.file(
-                Some(&e.id),
-                New {
-                    kind: FindingKind::SystemMasters,
-                    file: Some(file.into()),
-                    expected: "system:masters only in super-admin.conf (it bypasses RBAC and cannot be revoked)".into(),
-                    found: format!("O=system:masters in {}", e.id),
-                },
-            );
-        }
-        // SANs that a link dials are judged per link (san-missing); the rest against the profile.
-        let have: BTreeSet<&San> = info.sans.iter().collect();
         let dialed = self.dialed.get(&e.id);
-        let missing: Vec<String> = p
-            .sans
-            .iter()
-            .filter(|s| !have.contains(s) && !dialed.is_some_and(|d| d.contains(*s)))
-            .map(|s| s.to_string())
-            .collect();
-        if !missing.is_empty() {
-            self.file(
-                Some(&e.id),
-                New {
-                    kind: FindingKind::SanProfile,
-                    file: Some(file.into()),
-                    expected: format!("SANs including {}", missing.join(", ")),
-                    found: format!("SANs {}", join(&info.sans)),
-                },
-            );
+        let mut by_kind: BTreeMap<FindingKind, Vec<Deviation>> = BTreeMap::new();
+        for d in deviations(e, p, info.into()) {
+            let d = match d {
+                Deviation::MissingSans(s) => {
+                    let s: Vec<San> = s.into_iter().filter(|s| !dialed.is_some_and(|d| d.contains(s))).collect();
+                    if s.is_empty() {
+                        continue;
+                    }
+                    Deviation::MissingSans(s)
+                }
+                Deviation::ExtraSans(_) | Deviation::OtherSans(_) => continue,
+                d => d,
+            };
+            by_kind.entry(d.finding_kind()).or_default().push(d);
+        }
+        if by_kind.contains_key(&FindingKind::Usage) {
+            by_kind.remove(&FindingKind::UsageExtra);
+        }
+        for (kind, devs) in by_kind {
+            let (expected, found) = match kind {
+                FindingKind::Usage | FindingKind::UsageExtra => (
+                    format!("{} ({})", words(&devs), describe_usage(p)),
+                    format!("EKU [{}], CA:{}", info.ext_key_usage_names().join(", "), info.is_ca),
+                ),
+                FindingKind::Identity => (
+                    format!("CN={} O=[{}]", p.subject.cn, p.subject.orgs.join(",")),
+                    format!("CN={} O=[{}]", info.subject_cn, info.orgs.join(",")),
+                ),
+                FindingKind::SystemMasters => (words(&devs), format!("O={} in {}", info.orgs.join(","), e.id)),
+                _ => (words(&devs), format!("SANs {}", join(&info.sans))),
+            };
+            self.file(Some(&e.id), New { kind, file: Some(file.into()), expected, found });
         }
     }
 
     fn strength(&mut self, e: &Entry, file: &Path, info: &CertInfo) {
-        if info.key_algorithm.starts_with("RSA") && info.key_bits < 2048 {
+        if info.key.is_weak() {
             self.file(
                 Some(&e.id),
                 New {
                     kind: FindingKind::WeakKey,
                     file: Some(file.into()),
                     expected: "RSA of at least 2048 bits, or ECDSA".into(),
-                    found: info.key_algorithm.clone(),
+                    found: info.key.to_string(),
                 },
             );
         }
@@ -238,8 +187,12 @@ fn describe_usage(p: &CertProfile) -> String {
     if p.is_ca {
         "a CA".into()
     } else {
-        p.ext_key_usage.iter().map(|u| eku_name(*u)).collect::<Vec<_>>().join("+")
+        p.ext_key_usage.iter().map(|u| u.name()).collect::<Vec<_>>().join("+")
     }
+}
+
+fn words(devs: &[Deviation]) -> String {
+    devs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
 }
 
 fn days(d: time::Duration) -> String {
