@@ -472,7 +472,7 @@ fn server_certificate(
             vec![format!(
                 "the server's certificate {} is not for serving TLS: its extended key usage is [{}], without serverAuth",
                 fp(leaf),
-                leaf.ext_key_usage.join(", ")
+                ekus(leaf)
             )],
         );
     }
@@ -491,6 +491,16 @@ fn server_certificate(
         );
     }
     (ProbeFailure::ServerCertificate, vec![format!("the client refused the server's certificate {} (a check kubepki does not name: an unsupported algorithm or extension)", fp(leaf))])
+}
+
+/// A certificate's extended key usages, as X.509 tools name them.
+fn ekus(c: &CertInfo) -> String {
+    c.ext_key_usage
+        .iter()
+        .map(|u| u.to_string())
+        .chain(c.other_ext_key_usage.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A host as dialled: `127.0.0.5`, `api.example.com` (no `IP:`/`DNS:` prefix).
@@ -546,7 +556,7 @@ fn other_failure(e: &Failed, credential: &Credential, at: OffsetDateTime) -> (Pr
                 ProbeFailure::ClientUsage,
                 vec![format!(
                     "the server refused the client certificate {mine} for its usage: extended key usage [{}], clientAuth needed",
-                    credential.certificate.as_ref().map(|c| c.ext_key_usage.join(", ")).unwrap_or_default()
+                    credential.certificate.as_ref().map(ekus).unwrap_or_default()
                 )],
             ),
             AlertDescription::CertificateRequired | AlertDescription::HandshakeFailure if credential.certificate.is_none() => (
