@@ -16,9 +16,10 @@ mod svg;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::finding::Severity;
 use crate::spec::Endpoint;
 use crate::topology::{Component, ComponentKind, Link, LinkKind, Topology, TrustDomain};
-use crate::verify::LinkStatus;
+use crate::verify::{Finding, LinkStatus, Report};
 
 /// The form of the picture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,11 +35,99 @@ pub enum GraphFormat {
 /// The picture of `topology`; `status` is keyed by [`crate::Link::id`] (a link missing
 /// from it is [`LinkStatus::Unknown`]).
 pub fn render(topology: &Topology, status: &BTreeMap<String, LinkStatus>, format: GraphFormat) -> String {
+    draw(&Model::build(topology, status, Some(MAX_WORKERS)), format)
+}
+
+/// The picture of `topology` as `verify` judged it: each arrow coloured by its link's status,
+/// the findings behind every arrow that is not green in its tooltip and in a numbered list
+/// beside the picture, and each component that holds a certificate at fault marked.
+pub fn render_report(topology: &Topology, report: &Report, format: GraphFormat) -> String {
+    let mut m = Model::build(topology, &report.statuses(), Some(MAX_WORKERS));
+    m.annotate(topology, report);
+    draw(&m, format)
+}
+
+fn draw(m: &Model, format: GraphFormat) -> String {
     match format {
-        GraphFormat::Svg => svg::render(&Model::build(topology, status, Some(MAX_WORKERS))),
-        GraphFormat::Dot => dot(&Model::build(topology, status, Some(MAX_WORKERS))),
-        GraphFormat::Mermaid => mermaid(&Model::build(topology, status, Some(MAX_WORKERS))),
+        GraphFormat::Svg => svg::render(m),
+        GraphFormat::Dot => dot(m),
+        GraphFormat::Mermaid => mermaid(m),
     }
+}
+
+/// Findings named in one arrow's or component's tooltip; beyond that, a count.
+const TOOLTIP_NOTES: usize = 3;
+
+impl Model {
+    /// verify's findings on the picture: behind each arrow that is not green, and on the
+    /// components holding the certificates they are about.
+    fn annotate(&mut self, t: &Topology, report: &Report) {
+        let links: BTreeMap<&str, &Link> = t.links.iter().map(|l| (l.id.as_str(), l)).collect();
+        let mut note_of: BTreeMap<usize, usize> = BTreeMap::new(); // finding → note
+        let mut by_link: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, f) in report.findings.iter().enumerate() {
+            if f.severity < Severity::Warning {
+                continue;
+            }
+            for l in &f.links {
+                by_link.entry(l.as_str()).or_default().push(i);
+            }
+            // The component that holds the certificate: the side of a link that presents it.
+            let Some(entry) = f.entry.as_deref() else { continue };
+            let status = if f.breaks { LinkStatus::Broken } else { LinkStatus::Warning };
+            for l in f.links.iter().filter_map(|id| links.get(id.as_str())) {
+                let holder = if l.client_cert == entry {
+                    Some(&l.client)
+                } else if l.server_cert.as_deref() == Some(entry) {
+                    Some(&l.server)
+                } else {
+                    None
+                };
+                let Some(v) = holder.and_then(|c| self.index.get(c)).copied() else { continue };
+                let n = *note_of.entry(i).or_insert_with(|| {
+                    self.notes.push(note(f));
+                    self.notes.len() - 1
+                });
+                let fault = self.vertices[v].fault.get_or_insert((status, Vec::new()));
+                fault.0 = worst(fault.0, status);
+                if !fault.1.contains(&n) {
+                    fault.1.push(n);
+                }
+            }
+        }
+        for e in &mut self.edges {
+            if e.status == LinkStatus::Ok {
+                continue;
+            }
+            for l in &e.links {
+                for &i in by_link.get(l.as_str()).into_iter().flatten() {
+                    let n = *note_of.entry(i).or_insert_with(|| {
+                        self.notes.push(note(&report.findings[i]));
+                        self.notes.len() - 1
+                    });
+                    if !e.notes.contains(&n) {
+                        e.notes.push(n);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Notes as tooltip lines: `[n] text`, a few, then a count.
+    fn note_lines(&self, notes: &[usize]) -> Vec<String> {
+        let mut out: Vec<String> =
+            notes.iter().take(TOOLTIP_NOTES).map(|&n| format!("[{}] {}", n + 1, self.notes[n])).collect();
+        if notes.len() > TOOLTIP_NOTES {
+            out.push(format!("and {} more findings", notes.len() - TOOLTIP_NOTES));
+        }
+        out
+    }
+}
+
+/// A finding in one line: what, where, and the fix.
+fn note(f: &Finding) -> String {
+    let what = f.file.as_ref().map(|p| p.display().to_string()).or_else(|| f.entry.clone()).unwrap_or_default();
+    format!("{} {what}: {}; fix: {}", f.kind.name(), f.found, f.fix)
 }
 
 /// Workers drawn one by one; beyond that, the rest become one node.
@@ -98,6 +187,8 @@ struct Vertex {
     label: String,
     kind: Option<ComponentKind>,
     group: usize,
+    /// The worst finding on a certificate this component holds, and its notes.
+    fault: Option<(LinkStatus, Vec<usize>)>,
 }
 
 /// A link (or several folded into one arrow).
@@ -111,6 +202,8 @@ struct Edge {
     domain: TrustDomain,
     /// The ids of the links it stands for.
     links: Vec<String>,
+    /// The findings behind it (indexes into [`Model::notes`]).
+    notes: Vec<usize>,
 }
 
 /// Groups, vertices and edges: what every form draws.
@@ -121,6 +214,10 @@ struct Model {
     edges: Vec<Edge>,
     /// How many components and links the topology has (before folding).
     counts: (usize, usize),
+    /// Component id → its vertex.
+    index: BTreeMap<String, usize>,
+    /// verify's findings behind the arrows that are not green, numbered from 1 in pictures.
+    notes: Vec<String>,
 }
 
 impl Model {
@@ -207,7 +304,7 @@ impl Model {
                 let v = match vertices.iter().position(|v| v.id == more) {
                     Some(v) => v,
                     None => {
-                        vertices.push(Vertex { id: more.clone(), label: more.clone(), kind: None, group });
+                        vertices.push(Vertex { id: more.clone(), label: more.clone(), kind: None, group, fault: None });
                         vertices.len() - 1
                     }
                 };
@@ -215,7 +312,13 @@ impl Model {
                 continue;
             }
             index.insert(&c.id, vertices.len());
-            vertices.push(Vertex { id: c.id.clone(), label: short_name(c.kind).into(), kind: Some(c.kind), group });
+            vertices.push(Vertex {
+                id: c.id.clone(),
+                label: short_name(c.kind).into(),
+                kind: Some(c.kind),
+                group,
+                fault: None,
+            });
         }
         // One vertex per load-balanced endpoint, in the endpoint's group.
         let mut lb_vertex: Vec<(&Endpoint, usize)> = Vec::new();
@@ -223,7 +326,13 @@ impl Model {
             for e in &endpoints {
                 lb_vertex.push((e, vertices.len()));
                 let hostport = e.url().trim_start_matches("https://").to_string();
-                vertices.push(Vertex { id: format!("endpoint {hostport}"), label: hostport, kind: None, group });
+                vertices.push(Vertex {
+                    id: format!("endpoint {hostport}"),
+                    label: hostport,
+                    kind: None,
+                    group,
+                    fault: None,
+                });
             }
         }
         let mut edges: Vec<Edge> = Vec::new();
@@ -235,7 +344,9 @@ impl Model {
                 e.links.push(id.to_string());
                 e.status = worst(e.status, s);
             }
-            None => edges.push(Edge { from, to, label, status: s, domain, links: vec![id.to_string()] }),
+            None => {
+                edges.push(Edge { from, to, label, status: s, domain, links: vec![id.to_string()], notes: Vec::new() })
+            }
         };
         for l in &t.links {
             let (Some(&from), Some(&to)) = (index.get(l.client.as_str()), index.get(l.server.as_str())) else {
@@ -268,7 +379,8 @@ impl Model {
                 e.label = format!("{} ×{n}", e.label);
             }
         }
-        Model { groups, vertices, edges, counts: (t.components.len(), t.links.len()) }
+        let index = index.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        Model { groups, vertices, edges, counts: (t.components.len(), t.links.len()), index, notes: Vec::new() }
     }
 }
 
@@ -303,7 +415,7 @@ fn lb_endpoints(t: &Topology) -> Vec<&Endpoint> {
 
 impl Edge {
     /// The links an arrow stands for, for a tooltip: a few named, the rest counted.
-    fn tooltip(&self) -> String {
+    fn links_text(&self) -> String {
         let mut names: Vec<&str> = self.links.iter().take(TOOLTIP_LINKS).map(String::as_str).collect();
         let more = self.links.len().saturating_sub(TOOLTIP_LINKS);
         let tail = format!("and {more} more links");
@@ -416,7 +528,21 @@ fn dot(m: &Model) -> String {
         let _ = writeln!(out, "  subgraph cluster_{gi} {{");
         let _ = writeln!(out, "    label={};", dot_quote(&g.title()));
         for v in members {
-            let _ = writeln!(out, "    {} [label={}];", dot_quote(&v.id), dot_quote(&v.label));
+            match &v.fault {
+                Some((status, notes)) => {
+                    let _ = writeln!(
+                        out,
+                        "    {} [label={}, color={}, penwidth=3, tooltip={}];",
+                        dot_quote(&v.id),
+                        dot_quote(&v.label),
+                        dot_quote(color(*status)),
+                        dot_quote(&m.note_lines(notes).join("; "))
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "    {} [label={}];", dot_quote(&v.id), dot_quote(&v.label));
+                }
+            }
         }
         let _ = writeln!(out, "  }}");
     }
@@ -434,7 +560,14 @@ fn dot(m: &Model) -> String {
             dot_quote(&e.label),
             dot_quote(color(e.status)),
             dot_quote(color(e.status)),
-            dot_quote(&format!("{} ({})", e.tooltip().replace('\n', ", "), status_word(e.status))),
+            dot_quote(&format!("{} ({}){}", e.links_text().replace('\n', ", "), status_word(e.status), {
+                let notes = m.note_lines(&e.notes);
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", notes.join("; "))
+                }
+            })),
         );
     }
     let _ = writeln!(out, "}}");
@@ -490,6 +623,14 @@ fn mermaid(m: &Model) -> String {
     }
     for (i, e) in m.edges.iter().enumerate() {
         let _ = writeln!(out, "  linkStyle {i} stroke:{},stroke-width:2px,color:{}", color(e.status), color(e.status));
+    }
+    for (v, x) in m.vertices.iter().enumerate() {
+        if let Some((status, _)) = &x.fault {
+            let _ = writeln!(out, "  style n{v} stroke:{},stroke-width:3px", color(*status));
+        }
+    }
+    for (i, n) in m.notes.iter().enumerate() {
+        let _ = writeln!(out, "  %% [{}] {}", i + 1, n.replace('\n', " "));
     }
     out
 }

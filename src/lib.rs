@@ -59,7 +59,7 @@ pub use external::{
     SignedCert,
 };
 pub use finding::{FindingKind, FixTarget, Severity};
-pub use graph::{render as render_graph, GraphFormat};
+pub use graph::{render as render_graph, render_report as render_graph_report, GraphFormat};
 pub use handshake::{live, live_between, probe_endpoint, Credential, EndpointReport, LiveResult, ProbeFailure};
 pub use infer::{cluster_of_tree, describe as describe_cluster, infer, record as record_cluster};
 pub use init::{init, init_with_progress, Action, InitOptions, InitPhase, InitReport, Outcome, Progress, Silent};

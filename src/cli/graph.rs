@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 
 use super::{print, ClusterArgs};
-use crate::{render_graph, Catalog, GraphFormat, LinkStatus, Mode, Result, Topology};
+use crate::{render_graph, render_graph_report, Catalog, GraphFormat, LinkStatus, Mode, Result, Topology};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct GraphArgs {
@@ -54,8 +54,11 @@ pub(crate) fn run(a: GraphArgs) -> Result<ExitCode> {
         Output::Dot => GraphFormat::Dot,
         Output::Mermaid => GraphFormat::Mermaid,
     };
-    let status = if tree { statuses(&spec, &catalog, &topology, &dir) } else { unknown(&topology) };
-    let picture = render_graph(&topology, &status, format);
+    let picture = if tree {
+        render_graph_report(&topology, &report(&spec, &catalog, &topology, &dir), format)
+    } else {
+        render_graph(&topology, &unknown(&topology), format)
+    };
     match &a.out {
         Some(path) => crate::write_atomic(path, picture.as_bytes(), Mode::Public)?,
         None => print(&picture)?,
@@ -63,16 +66,11 @@ pub(crate) fn run(a: GraphArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Each link's status from a static verify of the tree now.
-fn statuses(
-    spec: &crate::ClusterSpec,
-    catalog: &Catalog,
-    topology: &Topology,
-    dir: &Path,
-) -> BTreeMap<String, LinkStatus> {
+/// A static verify of the tree now: each link's status and the findings behind it.
+fn report(spec: &crate::ClusterSpec, catalog: &Catalog, topology: &Topology, dir: &Path) -> crate::Report {
     let inventory = crate::Inventory::load(dir, catalog);
     let now = time::OffsetDateTime::now_utc();
-    crate::verify(spec, catalog, topology, &inventory, &crate::VerifyOptions::at(now)).statuses()
+    crate::verify(spec, catalog, topology, &inventory, &crate::VerifyOptions::at(now))
 }
 
 /// No tree: every link is drawn, none judged.
