@@ -63,6 +63,9 @@ pub enum Cause {
     KeyMismatch,
     /// The apiserver did not authenticate the request (TLS completed).
     Unauthorized,
+    /// The client gave up without a reason (etcdctl: the server refused the handshake, or is
+    /// not there); the server's log has the reason.
+    NoReason,
 }
 
 /// Whose certificate is at fault.
@@ -89,6 +92,8 @@ pub enum Source {
     Curl,
     /// Python's ssl module (also through urllib3 and the kubernetes client).
     Python,
+    /// etcdctl (etcd's Go client).
+    Etcdctl,
 }
 
 /// What the text says around a message.
@@ -275,6 +280,12 @@ pub fn plain(m: &Message) -> String {
             Side::Server => "the client refused the server's certificate as expired".into(),
         },
         Cause::KeyMismatch => "the private key does not belong to the certificate it is paired with".into(),
+        Cause::NoReason => {
+            "the client gave up without a reason: the server refused the TLS handshake (etcd does not tell its \
+             clients why), or nothing answered; the server's log says which (etcd: `rejected connection from ...`, \
+             which explain reads too)"
+                .into()
+        }
         Cause::Unauthorized => {
             "the TLS handshake worked but the apiserver did not authenticate the request: the client certificate is \
              from a CA not in its --client-ca-file, expired, or there is no credential"
@@ -314,6 +325,17 @@ impl Cause {
             Cause::RemoteCertificateRequired => &[K::Missing, K::External, K::Unreadable],
             Cause::KeyMismatch => &[K::KeyMismatch],
             Cause::Unauthorized => &[K::WrongCa, K::Expired, K::NotYetValid, K::Identity, K::Missing],
+            Cause::NoReason => &[
+                K::WrongCa,
+                K::StaleCaData,
+                K::Expired,
+                K::NotYetValid,
+                K::Usage,
+                K::SanMissing,
+                K::KeyMismatch,
+                K::Missing,
+                K::Unreadable,
+            ],
         }
     }
 }
@@ -417,7 +439,10 @@ impl TreeView<'_> {
             let Some(v) = by_id.get(l.id.as_str()) else { continue };
             for &i in &v.findings {
                 let f = &self.report.findings[i];
-                if kinds.contains(&f.kind) && f.severity >= Severity::Warning && on_side(f, l, m.side) {
+                if kinds.contains(&f.kind)
+                    && f.severity >= Severity::Warning
+                    && (m.cause == Cause::NoReason || on_side(f, l, m.side))
+                {
                     culprits.entry(i).or_default().push(l.id.clone());
                 }
             }

@@ -139,6 +139,7 @@ fn source(s: crate::Source) -> &'static str {
         crate::Source::Openssl => "openssl",
         crate::Source::Curl => "curl",
         crate::Source::Python => "Python ssl/urllib3",
+        crate::Source::Etcdctl => "etcdctl",
     }
 }
 

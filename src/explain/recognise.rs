@@ -50,6 +50,8 @@ const PHRASES: &[Phrase] = &[
     // kubectl and client-go: TLS worked, the apiserver did not authenticate the credential.
     phrase("You must be logged in to the server", Cause::Unauthorized, Source::Kubectl, Side::Client, read_parenthesis),
     phrase("Unauthorized", Cause::Unauthorized, Source::Kubectl, Side::Client, read_nothing),
+    // etcdctl (clientv3): the handshake failed and the client was told nothing.
+    phrase("all SubConns are in TransientFailure", Cause::NoReason, Source::Etcdctl, Side::Client, read_nothing),
     // curl, in front of openssl's reasons.
     phrase("SSL certificate problem: ", Cause::UnknownAuthority, Source::Curl, Side::Server, read_openssl_reason),
     phrase(
@@ -415,7 +417,7 @@ fn line_context(body: &str, before: Option<&str>, after: Option<&str>) -> Eviden
             e.peer = Some(rest[..len].trim_end_matches(':').to_string());
         }
     }
-    if body.contains("rejected connection from") {
+    if body.contains("rejected connection from") || body.contains("clientv3") || body.contains("unary invoker") {
         e.program = Some("etcd");
     } else if body.contains("Unable to connect to the server") || body.contains("You must be logged in to the server") {
         e.program = Some("kubectl");

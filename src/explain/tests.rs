@@ -109,3 +109,13 @@ fn urllib3_hostname_mismatch_lists_the_names() {
     assert_eq!(m.evidence.valid_for, ["controlplane", "10.96.0.1"]);
     assert!(m.text.ends_with("'10.96.0.1'"), "{}", m.text);
 }
+
+#[test]
+fn etcdctl_gives_no_reason_and_says_where_to_look() {
+    let text = r#"{"level":"warn","ts":"2026-11-30T00:01:03.241Z","caller":"clientv3/retry_interceptor.go:62","msg":"retrying of unary invoker failed","target":"endpoint://client-2dc4/127.0.0.1:23791","attempt":0,"error":"rpc error: code = DeadlineExceeded desc = latest balancer error: all SubConns are in TransientFailure"}
+Error: context deadline exceeded"#;
+    let m = one(text);
+    assert_eq!((m.cause, m.source), (Cause::NoReason, Source::Etcdctl));
+    assert_eq!(m.evidence.program, Some("etcd"));
+    assert!(plain(&m).contains("rejected connection from"), "{}", plain(&m));
+}

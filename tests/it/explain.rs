@@ -328,6 +328,70 @@ fn etcd_refuses_a_client_certificate_from_the_cluster_ca() {
     let file = format!("{}/pki/apiserver-etcd-client.crt (apiserver-etcd-client)", tree.root.display());
     let out = assert_explains(&env, &tree.root, &line, &["kube-apiserver@cp1 -> etcd@cp1", &file, "wrong-ca", &fix]);
     assert!(out.contains("the client's certificate was not signed by any CA the server trusts"), "{out}");
+    // etcdctl itself is told nothing: explain says where the reason is, and still finds the culprit.
+    assert!(etcdctl_text.contains("context deadline exceeded"), "{etcdctl_text}");
+    let out = assert_explains(&env, &tree.root, &etcdctl_text, &["kube-apiserver@cp1 -> etcd@cp1", &file, &fix]);
+    assert!(out.contains("rejected connection from"), "{out}");
+}
+
+/// An HTTPS server that answers every request as the apiserver does a credential it does not
+/// authenticate: 401 with a Status object. Prints its port.
+const UNAUTHORIZED_SERVER: &str = r#"
+import http.server, json, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                           "message": "Unauthorized", "reason": "Unauthorized", "code": 401}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+srv = http.server.HTTPServer((sys.argv[1], 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print("PORT", srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+
+#[test]
+fn kubectl_unauthorized_with_a_client_certificate_from_another_ca() {
+    require_more_tools();
+    let env = TestEnv::new();
+    let ours = default_tree(&env, "ours");
+    let theirs = default_tree(&env, "theirs");
+    // admin.conf trusting our CA, with their client certificate and key.
+    let admin = ours.root.join("admin.conf");
+    let mut conf: serde_yaml_ng::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&admin).unwrap()).unwrap();
+    let their: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(theirs.root.join("admin.conf")).unwrap()).unwrap();
+    conf["users"][0]["user"] = their["users"][0]["user"].clone();
+    std::fs::write(&admin, serde_yaml_ng::to_string(&conf).unwrap()).unwrap();
+    let fix = verify_fix(&env, &ours.root, "wrong-ca", "admin.conf");
+
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg("-c").arg(UNAUTHORIZED_SERVER).arg("127.0.0.1");
+    cmd.arg(ours.root.join("pki/apiserver.crt")).arg(ours.root.join("pki/apiserver.key"));
+    let mut server = crate::support::Guard::spawn("401 server", cmd, &env.path().join("401.log"));
+    let mut port = String::new();
+    crate::support::wait_until("the 401 server's port", std::time::Duration::from_secs(20), || {
+        server.assert_running();
+        port = server.log_text().lines().find_map(|l| l.strip_prefix("PORT ")).unwrap_or_default().to_string();
+        !port.is_empty()
+    });
+    let url = format!("https://127.0.0.1:{port}");
+    let (ok, text) = kubectl(&env, &admin, &["--server", &url, "get", "--raw", "/healthz"]);
+    assert!(!ok && text.contains("You must be logged in to the server (Unauthorized)"), "{text}");
+    let out = assert_explains(
+        &env,
+        &ours.root,
+        &text,
+        &[ADMIN_LINK, &format!("{}/admin.conf", ours.root.display()), "wrong-ca", &fix],
+    );
+    assert!(out.contains("did not authenticate"), "{out}");
 }
 
 #[test]
