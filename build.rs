@@ -1,5 +1,6 @@
 //! The git commit the binary is built from, for `kubepki version` (KUBEPKI_COMMIT); none when
-//! not built from a git checkout.
+//! not built from a git checkout. Rerun when HEAD moves (HEAD, the branch it points at, packed
+//! refs; worktrees included). Uncommitted changes are not tracked, so none are claimed.
 
 use std::process::Command;
 
@@ -10,21 +11,19 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    // Rebuild when HEAD moves: HEAD itself and the branch it points at (worktrees included).
-    for path in [
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+    let watched = [
         git(&["rev-parse", "--git-path", "HEAD"]),
-        git(&["symbolic-ref", "-q", "HEAD"]).and_then(|r| git(&["rev-parse", "--git-path", &r])),
-    ]
-    .into_iter()
-    .flatten()
-    {
+        branch.and_then(|r| git(&["rev-parse", "--git-path", &r])),
+        git(&["rev-parse", "--git-path", "packed-refs"]),
+    ];
+    for path in watched.into_iter().flatten() {
         if std::path::Path::new(&path).exists() {
             println!("cargo:rerun-if-changed={path}");
         }
     }
     println!("cargo:rerun-if-changed=build.rs");
     if let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]) {
-        let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some();
-        println!("cargo:rustc-env=KUBEPKI_COMMIT={commit}{}", if dirty { "-dirty" } else { "" });
+        println!("cargo:rustc-env=KUBEPKI_COMMIT={commit}");
     }
 }

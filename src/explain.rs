@@ -96,6 +96,16 @@ pub enum Source {
     Etcdctl,
 }
 
+/// The program a line is from, as its wording shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Program {
+    /// etcd or etcdctl (`rejected connection from`, clientv3's retries).
+    Etcd,
+    /// kubectl (`Unable to connect to the server`, `You must be logged in`).
+    Kubectl,
+}
+
 /// What the text says around a message.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -133,9 +143,9 @@ pub struct Evidence {
     /// The remote address a server names (`rejected connection from "ADDR"`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
-    /// The program the line is from, when the wording says so (`etcd`, `kubectl`).
+    /// The program the line is from, when the wording says so.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub program: Option<&'static str>,
+    pub program: Option<Program>,
     #[serde(skip)]
     cause: Option<Cause>,
     #[serde(skip)]
@@ -146,11 +156,11 @@ impl Evidence {
     /// Whether the program the line is from plays this link's client or server.
     fn hints(&self, l: &Link) -> bool {
         match self.program {
-            Some("etcd") => {
+            Some(Program::Etcd) => {
                 matches!(l.kind, LinkKind::ApiServerToEtcd | LinkKind::EtcdPeer | LinkKind::HealthcheckToEtcd)
             }
-            Some("kubectl") => matches!(l.kind, LinkKind::AdminToApiServer | LinkKind::SuperAdminToApiServer),
-            _ => false,
+            Some(Program::Kubectl) => matches!(l.kind, LinkKind::AdminToApiServer | LinkKind::SuperAdminToApiServer),
+            None => false,
         }
     }
 

@@ -4,7 +4,7 @@
 //! phrases are the tools' own format strings), then its evidence (names, addresses, times, the
 //! candidate CA) is read from the text around it.
 
-use super::{Cause, Evidence, Message, Side, Source};
+use super::{Cause, Evidence, Message, Program, Side, Source};
 
 /// One phrase and what it means. The first phrase of the table that matches a span wins over
 /// later ones that overlap it, so specific phrases come before the generic ones they contain.
@@ -418,9 +418,9 @@ fn line_context(body: &str, before: Option<&str>, after: Option<&str>) -> Eviden
         }
     }
     if body.contains("rejected connection from") || body.contains("clientv3") || body.contains("unary invoker") {
-        e.program = Some("etcd");
+        e.program = Some(Program::Etcd);
     } else if body.contains("Unable to connect to the server") || body.contains("You must be logged in to the server") {
-        e.program = Some("kubectl");
+        e.program = Some(Program::Kubectl);
     }
     if let Some(subject) = before.and_then(subject_line) {
         e.subject_cn = Some(subject);

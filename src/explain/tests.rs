@@ -15,7 +15,7 @@ fn go_unknown_authority_with_a_same_name_candidate() {
     assert_eq!((m.cause, m.side, m.source), (Cause::UnknownAuthority, Side::Server, Source::Go));
     assert_eq!(m.evidence.authority.as_deref(), Some("kubernetes"));
     assert!(m.evidence.signature_mismatch);
-    assert_eq!(m.evidence.program, Some("kubectl"));
+    assert_eq!(m.evidence.program, Some(Program::Kubectl));
     assert!(m.text.ends_with("\"kubernetes\")"), "{}", m.text);
     assert!(plain(&m).contains("same name"), "{}", plain(&m));
 }
@@ -51,7 +51,7 @@ fn etcd_rejection_is_the_servers_view() {
     );
     assert_eq!((m.cause, m.side), (Cause::UnknownAuthority, Side::Client));
     assert_eq!(m.evidence.peer.as_deref(), Some("127.0.0.1:45678"));
-    assert_eq!(m.evidence.program, Some("etcd"));
+    assert_eq!(m.evidence.program, Some(Program::Etcd));
     let m =
         one(r#"rejected connection from "127.0.0.1:5555" (error "remote error: tls: bad certificate", ServerName "")"#);
     assert_eq!((m.cause, m.side), (Cause::RemoteBadCertificate, Side::Server));
@@ -116,6 +116,6 @@ fn etcdctl_gives_no_reason_and_says_where_to_look() {
 Error: context deadline exceeded"#;
     let m = one(text);
     assert_eq!((m.cause, m.source), (Cause::NoReason, Source::Etcdctl));
-    assert_eq!(m.evidence.program, Some("etcd"));
+    assert_eq!(m.evidence.program, Some(Program::Etcd));
     assert!(plain(&m).contains("rejected connection from"), "{}", plain(&m));
 }
