@@ -393,12 +393,20 @@ fn read_openssl_num(rest: &str, e: &mut Evidence) -> usize {
         e.unknown_reason = true;
         return 0;
     }
-    let sep = if rest[digits..].starts_with(" (") { 2 } else { 1 };
-    let used = read_openssl_reason(&rest[(digits + sep).min(rest.len())..], e);
+    let after = &rest[digits..];
+    let (reason, sep) = match (after.strip_prefix(" ("), after.strip_prefix(':')) {
+        (Some(r), _) => (r, 2),
+        (None, Some(r)) => (r, 1),
+        (None, None) => {
+            e.unknown_reason = true;
+            return 0;
+        }
+    };
+    let used = read_openssl_reason(reason, e);
     if e.unknown_reason {
         return 0;
     }
-    digits + sep + used + usize::from(sep == 2)
+    digits + sep + used + usize::from(sep == 2 && reason[used..].starts_with(')'))
 }
 
 /// Evidence on a line outside the message: the URL or host:port dialled, the peer a server

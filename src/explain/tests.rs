@@ -119,3 +119,29 @@ Error: context deadline exceeded"#;
     assert_eq!(m.evidence.program, Some(Program::Etcd));
     assert!(plain(&m).contains("rejected connection from"), "{}", plain(&m));
 }
+
+/// Pieces of messages, cut anywhere, mixed with multi-byte text and quotes: never a panic
+/// (every cut is tried at every char boundary).
+#[test]
+fn any_text_is_read_without_panicking() {
+    let samples = [
+        "verify error:num=20é:unable to get local issuer certificate",
+        "Verify return code: 2ü (unable",
+        "x509: certificate is valid for ö, ä, not ü\"",
+        "x509: cannot validate certificate for 10.0.0.5 because it doesn't contain any IP SANs",
+        "x509: certificate has expired or is not yet valid: current time 2026-11-29T12:00:00Z is after ✓",
+        "x509: certificate signed by unknown authority (possibly because of \"x\" while trying to verify candidate authority certificate \"kü",
+        "hostname 'é' doesn't match either of 'a', 'ß",
+        "E1129 12:00:00.000000  1 x.go:1] rejected connection from \"ü:1\" (error \"remote error: tls: bad certificate\"",
+        "HTTPSConnectionPool(host='ä', port=6443): certificate verify failed: IP address mismatch, certificate is not valid for 'é'",
+        "curl: (60) SSL: no alternative certificate subject name matches target host name 'ü",
+        "CN = ü\nerror 20 at 0 depth lookup: self-signed certificate\nerror ü.crt: verification failed",
+    ];
+    for s in samples {
+        for (i, _) in s.char_indices() {
+            let _ = recognise(&s[..i]);
+            let _ = recognise(&s[i..]);
+        }
+        let _ = recognise(s);
+    }
+}
