@@ -30,7 +30,8 @@ pub struct Credential {
     /// The server URL the credential comes with (a kubeconfig's), if any.
     pub server: Option<String>,
     chain: Vec<CertificateDer<'static>>,
-    key: Option<PrivateKeyDer<'static>>,
+    /// The client key and the file it is in.
+    key: Option<(PrivateKeyDer<'static>, PathBuf)>,
     /// The client certificate, if there is one.
     pub certificate: Option<CertInfo>,
     /// The CA certificates the client trusts.
@@ -74,12 +75,13 @@ impl Credential {
         };
         let cert = loaded.cert.as_ref().map_err(|p| Error::bad_file(p.path(), super::describe(p)))?;
         let key = loaded.key.as_ref().map_err(|p| Error::bad_file(p.path(), super::describe(p)))?;
-        let path = entry.files().first().map(|(f, _)| inventory.root.join(f)).unwrap_or_default();
+        let files = entry.files();
+        let path = files.get(1).or(files.first()).map(|(f, _)| inventory.root.join(f)).unwrap_or_default();
         Ok(Credential {
             name: entry.id.clone(),
             server: None,
             chain: vec![CertificateDer::from(cert.der.clone())],
-            key: Some(private_key(key.secret_pem(), &path)?),
+            key: Some((private_key(key.secret_pem(), &path)?, path)),
             certificate: Some(cert.clone()),
             trusts: cas(&ca_pem, &ca_source)?,
         })
@@ -148,7 +150,7 @@ impl Credential {
             (Some((pem, path)), Some((key_pem, key_path))) => {
                 let chain = certificates(&pem, &path)?;
                 let first = CertInfo::from_der(&chain[0]).map_err(|e| Error::bad_file(&path, e))?;
-                (chain, Some(first), Some(private_key(&key_pem, &key_path)?))
+                (chain, Some(first), Some((private_key(&key_pem, &key_path)?, key_path)))
             }
             (Some((_, path)), None) | (None, Some((_, path))) => {
                 return Err(Error::bad_file(path, "a client certificate needs its key, and a key its certificate"))
@@ -313,7 +315,18 @@ pub fn probe_endpoint(endpoint: &str, credential: &Credential, at: OffsetDateTim
         .dangerous()
         .with_custom_certificate_verifier(recorder.clone());
     let config = match &credential.key {
-        Some(key) => builder.with_client_auth_cert(credential.chain.clone(), key.clone_key()).map_err(tls)?,
+        Some((key, file)) => {
+            builder.with_client_auth_cert(credential.chain.clone(), key.clone_key()).map_err(|e| match e {
+                rustls::Error::InconsistentKeys(_) => Error::bad_file(
+                    file,
+                    format!(
+                        "this private key is not the key of the client certificate of {} (its public half differs)",
+                        credential.name
+                    ),
+                ),
+                other => tls(other),
+            })?
+        }
         None => builder.with_no_client_auth(),
     };
     let outcome = connect(&target, Arc::new(config));

@@ -174,4 +174,9 @@ fn kubeconfig_contexts_and_files_as_credentials() {
         &["the server requires a client certificate and this credential has none"],
     );
     assert_says(probe(&env, &url, &["--cacert", "missing.crt"]), 2, &["missing.crt"]);
+    // A key that is not the certificate's: named, before any connection.
+    let other_key = ours.join("pki/apiserver-etcd-client.key");
+    let args = files(&pair(&ours).0, &other_key);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_says(probe(&env, &url, &args), 2, &["apiserver-etcd-client.key: this private key is not the key of"]);
 }
