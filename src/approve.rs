@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::catalog::{Catalog, CertProfile, Issuer, Store, CA};
+use crate::catalog::{Catalog, CertProfile, CA};
 use crate::error::{Error, Result};
 use crate::issuance::IssuanceRecord;
 use crate::request::CertificateRequest;
@@ -79,7 +79,7 @@ fn covers(p: Policy, g: &Grant, f: &RequestFields, catalog: &Catalog) -> std::re
     let node = || {
         let name = g.csr.cn.strip_prefix(NODE_PREFIX).unwrap_or_default();
         catalog
-            .get(&format!("kubelet-serving@{name}"))
+            .get(&crate::catalog::EntryId::of_node(crate::vocabulary::entry::KUBELET_SERVING, name))
             .and_then(|e| e.cert())
             .map(|p| (name, p.sans.clone()))
             .ok_or_else(|| Some(format!("{name} is not a node of the cluster")))
@@ -257,15 +257,12 @@ fn sign_all(
     let mut out = Vec::with_capacity(grants.len());
     for (_, _, g) in grants {
         let profile = CertProfile {
-            issuer: Issuer::Ca(CA.into()),
             subject: crate::catalog::Subject { cn: g.csr.cn.clone(), orgs: g.csr.orgs.clone() },
             is_ca: false,
             key_usage: g.key_usage.clone(),
             ext_key_usage: g.ext_key_usage.clone(),
             sans: g.csr.sans.clone(),
             validity: g.lifetime,
-            // Not written anywhere: the certificate goes back in the object.
-            store: Store::Files { cert: Default::default(), key: Default::default() },
         };
         let key = g.csr.public_key().map_err(Error::Invalid)?;
         let issued = ca.sign(&profile, &key, now)?;

@@ -15,26 +15,138 @@ use crate::spec::{CaLayout, ClusterSpec, Node, Role, San};
 use crate::store::Mode;
 use crate::vocabulary::{layout, node_user, APISERVER_SERVICE_NAMES, CLUSTER_ADMINS, SYSTEM_MASTERS, SYSTEM_NODES};
 
-/// Entry id of the cluster CA.
-pub const CA: &str = "ca";
-/// Entry id of the etcd CA (kubeadm layout).
-pub const ETCD_CA: &str = "etcd-ca";
-/// Entry id of the front-proxy CA (kubeadm layout).
-pub const FRONT_PROXY_CA: &str = "front-proxy-ca";
-/// Entry id of the service-account signing key pair.
-pub const SA: &str = "sa";
+pub use crate::vocabulary::entry::{CA, ETCD_CA, FRONT_PROXY_CA, SA};
+use crate::vocabulary::{self, entry};
+
+/// The id of a catalog entry: its kubeadm name (`apiserver`, `admin.conf`), and the node for
+/// what each node has its own of (`apiserver@cp1`). Written `name` or `name@node`; read back
+/// with [`str::parse`], which accepts only the catalog's names.
+#[derive(Clone, Debug)]
+pub struct EntryId {
+    name: &'static str,
+    node: Option<String>,
+    /// `name` or `name@node`, kept so that an id is a `&str` without allocating.
+    text: String,
+}
+
+impl EntryId {
+    /// A shared entry's id.
+    pub fn shared(name: &'static str) -> EntryId {
+        EntryId { name, node: None, text: name.to_string() }
+    }
+
+    /// The id of a node's own entry.
+    pub fn of_node(name: &'static str, node: &str) -> EntryId {
+        EntryId { name, node: Some(node.to_string()), text: format!("{name}@{node}") }
+    }
+
+    /// The kubeadm name, shared by every node's copy.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The node it belongs to, if it is per node.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
+    /// `name` or `name@node`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::str::FromStr for EntryId {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<EntryId, String> {
+        let (name, node) = match s.split_once('@') {
+            Some((n, node)) => (n, Some(node)),
+            None => (s, None),
+        };
+        let name = vocabulary::entry::ALL.into_iter().find(|n| *n == name).ok_or_else(|| {
+            format!("'{name}' is not a catalog name; names are: {}", vocabulary::entry::ALL.join(", "))
+        })?;
+        match node {
+            None => Ok(EntryId::shared(name)),
+            Some(n) if crate::spec::is_dns1123_subdomain(n) => Ok(EntryId::of_node(name, n)),
+            Some(n) => Err(format!("'{n}' is not a node name")),
+        }
+    }
+}
+
+impl std::ops::Deref for EntryId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::borrow::Borrow<str> for EntryId {
+    fn borrow(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl PartialEq for EntryId {
+    fn eq(&self, other: &EntryId) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for EntryId {}
+
+impl std::hash::Hash for EntryId {
+    /// As its text, so that maps keyed by ids can be asked with a `&str`.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.text.hash(h)
+    }
+}
+
+impl PartialOrd for EntryId {
+    fn partial_cmp(&self, other: &EntryId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for EntryId {
+    fn cmp(&self, other: &EntryId) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl PartialEq<str> for EntryId {
+    fn eq(&self, other: &str) -> bool {
+        self.text == other
+    }
+}
+
+impl PartialEq<&str> for EntryId {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
+}
+
+impl PartialEq<String> for EntryId {
+    fn eq(&self, other: &String) -> bool {
+        &self.text == other
+    }
+}
+
+impl Serialize for EntryId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
 
 pub use crate::usage::{ExtKeyUsage, KeyUsage};
-
-/// Who signs a certificate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Issuer {
-    /// A self-signed CA.
-    SelfSigned,
-    /// Signed by the CA entry with this id.
-    Ca(String),
-}
 
 /// The Kubernetes identity of a certificate: user = CN, groups = O.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -65,7 +177,7 @@ pub enum Store {
         /// The server URL.
         server: String,
         /// The CA entry whose certificate is embedded as `certificate-authority-data`.
-        ca: String,
+        ca: EntryId,
     },
 }
 
@@ -73,8 +185,6 @@ pub enum Store {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertProfile {
-    /// Who signs it.
-    pub issuer: Issuer,
     /// CN and O.
     pub subject: Subject,
     /// BasicConstraints CA:TRUE.
@@ -88,6 +198,17 @@ pub struct CertProfile {
     /// Lifetime.
     #[serde(with = "crate::spec::duration_text")]
     pub validity: time::Duration,
+}
+
+/// A leaf certificate: what it says, the CA that signs it, and where it and its key live.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Leaf {
+    /// What it says.
+    #[serde(flatten)]
+    pub profile: CertProfile,
+    /// The CA entry that signs it.
+    pub issuer: EntryId,
     /// The files.
     pub store: Store,
 }
@@ -115,8 +236,18 @@ pub enum Audience {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum EntryKind {
-    /// A certificate with its key (a CA, a leaf in files, or a kubeconfig's client certificate).
-    Cert(CertProfile),
+    /// A self-signed CA: its certificate and key in PEM files.
+    Ca {
+        /// What it says.
+        #[serde(flatten)]
+        profile: CertProfile,
+        /// The certificate (0644).
+        cert: PathBuf,
+        /// The private key (0600).
+        key: PathBuf,
+    },
+    /// A leaf (in PEM files, or a kubeconfig's client certificate), signed by a CA of the catalog.
+    Leaf(Leaf),
     /// A bare key pair (the service-account signing key).
     KeyPair {
         /// The private key (0600).
@@ -131,11 +262,7 @@ pub enum EntryKind {
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     /// Unique id: the kubeadm name, plus `@node` for what each node has its own of.
-    pub id: String,
-    /// The kubeadm name (`apiserver`, `admin.conf`), shared by the per-node copies.
-    pub name: &'static str,
-    /// The node it belongs to, if it is per node.
-    pub node: Option<String>,
+    pub id: EntryId,
     /// What it is.
     #[serde(flatten)]
     pub kind: EntryKind,
@@ -151,43 +278,70 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The kubeadm name (`apiserver`, `admin.conf`), shared by the per-node copies.
+    pub fn name(&self) -> &'static str {
+        self.id.name()
+    }
+
+    /// The node it belongs to, if it is per node.
+    pub fn node(&self) -> Option<&str> {
+        self.id.node()
+    }
+
     /// The certificate profile, unless this is a bare key pair.
     pub fn cert(&self) -> Option<&CertProfile> {
         match &self.kind {
-            EntryKind::Cert(p) => Some(p),
+            EntryKind::Ca { profile, .. } | EntryKind::Leaf(Leaf { profile, .. }) => Some(profile),
             EntryKind::KeyPair { .. } => None,
         }
     }
 
-    /// The CA entry that signs it (`None` for a self-signed CA or a key pair).
-    pub fn issuer(&self) -> Option<&str> {
-        match self.cert().map(|p| &p.issuer) {
-            Some(Issuer::Ca(ca)) => Some(ca),
-            _ => None,
+    /// The leaf, unless this is a CA or a bare key pair.
+    pub fn leaf(&self) -> Option<&Leaf> {
+        match &self.kind {
+            EntryKind::Leaf(l) => Some(l),
+            EntryKind::Ca { .. } | EntryKind::KeyPair { .. } => None,
         }
+    }
+
+    /// The CA entry that signs it (`None` for a self-signed CA or a key pair).
+    pub fn issuer(&self) -> Option<&EntryId> {
+        self.leaf().map(|l| &l.issuer)
     }
 
     /// A kubeconfig's cluster name and server URL.
     pub fn kubeconfig_server(&self) -> Option<(&str, &str)> {
-        match self.cert().map(|p| &p.store) {
+        match self.leaf().map(|l| &l.store) {
             Some(Store::Kubeconfig { cluster, server, .. }) => Some((cluster, server)),
             _ => None,
         }
     }
 
+    /// The file that holds its certificate and the one that holds its key (a kubeconfig holds
+    /// both); `None` for a bare key pair.
+    pub fn cert_and_key_files(&self) -> Option<(&Path, &Path)> {
+        match &self.kind {
+            EntryKind::Ca { cert, key, .. } | EntryKind::Leaf(Leaf { store: Store::Files { cert, key }, .. }) => {
+                Some((cert, key))
+            }
+            EntryKind::Leaf(Leaf { store: Store::Kubeconfig { path, .. }, .. }) => Some((path, path)),
+            EntryKind::KeyPair { .. } => None,
+        }
+    }
+
     /// Whether this is a CA.
     pub fn is_ca(&self) -> bool {
-        self.cert().is_some_and(|p| p.is_ca)
+        matches!(self.kind, EntryKind::Ca { .. })
     }
 
     /// The files this entry owns, relative to the tree's root, with their modes; the
     /// certificate (or public key) first.
     pub fn files(&self) -> Vec<(&Path, Mode)> {
         match &self.kind {
-            EntryKind::Cert(CertProfile { store: Store::Files { cert, key }, .. }) => {
+            EntryKind::Ca { cert, key, .. } | EntryKind::Leaf(Leaf { store: Store::Files { cert, key }, .. }) => {
                 vec![(cert, Mode::Public), (key, Mode::Secret)]
             }
-            EntryKind::Cert(CertProfile { store: Store::Kubeconfig { path, .. }, .. }) => vec![(path, Mode::Secret)],
+            EntryKind::Leaf(Leaf { store: Store::Kubeconfig { path, .. }, .. }) => vec![(path, Mode::Secret)],
             EntryKind::KeyPair { key, public } => vec![(public, Mode::Public), (key, Mode::Secret)],
         }
     }
@@ -198,6 +352,9 @@ impl Entry {
 pub struct Catalog {
     /// CAs first, then everything they sign.
     pub entries: Vec<Entry>,
+    /// Id → position in `entries`.
+    #[serde(skip)]
+    index: HashMap<EntryId, usize>,
 }
 
 pub use crate::vocabulary::{ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT};
@@ -215,12 +372,13 @@ impl Catalog {
             }
             b.node(node);
         }
-        Catalog { entries: b.entries }
+        let index = b.entries.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
+        Catalog { entries: b.entries, index }
     }
 
-    /// The entry with this id.
+    /// The entry with this id (`apiserver@cp1`, `admin.conf`).
     pub fn get(&self, id: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.id == id)
+        self.index.get(id).map(|i| &self.entries[*i])
     }
 
     /// The CAs.
@@ -241,8 +399,8 @@ impl Catalog {
     pub fn bundles(&self) -> Bundles<'_> {
         let mut index = Bundles { catalog: self, shared: Vec::new(), own: HashMap::new() };
         for (i, e) in self.entries.iter().enumerate() {
-            match (&e.node, &e.audience) {
-                (Some(n), Audience::Node) => index.own.entry(n.as_str()).or_default().push(i),
+            match (&e.node(), &e.audience) {
+                (Some(n), Audience::Node) => index.own.entry(*n).or_default().push(i),
                 _ => index.shared.push(i),
             }
         }
@@ -286,7 +444,7 @@ fn bundle_of<'e>(
     let mut out = Vec::new();
     for e in entries {
         let (take, cert_only) = match e.audience {
-            Audience::Node => (e.node.as_deref() == Some(&node.name), false),
+            Audience::Node => (e.node() == Some(&node.name), false),
             Audience::Primary => (is_primary, false),
             Audience::ControlPlanes => (is_cp, false),
             Audience::ControlPlanesAndWorkerTrust => (true, !is_cp),
@@ -331,7 +489,7 @@ struct Builder<'a> {
 struct Client<'a> {
     name: &'static str,
     node: Option<&'a Node>,
-    issuer: &'a str,
+    issuer: &'static str,
     cn: String,
     orgs: &'a [&'a str],
     audience: Audience,
@@ -341,11 +499,9 @@ struct Client<'a> {
 }
 
 /// A leaf to add: the arguments of [`Builder::leaf`] by name.
-struct Leaf<'a> {
-    id: String,
-    name: &'static str,
-    node: Option<&'a Node>,
-    issuer: &'a str,
+struct NewLeaf<'a> {
+    id: EntryId,
+    issuer: &'static str,
     cn: String,
     orgs: &'a [&'a str],
     eku: &'static [ExtKeyUsage],
@@ -395,19 +551,19 @@ impl Builder<'_> {
         }
         for (id, cn, file, why) in cas {
             self.entries.push(Entry {
-                id: id.into(),
-                name: id_name(id),
-                node: None,
-                kind: EntryKind::Cert(CertProfile {
-                    issuer: Issuer::SelfSigned,
-                    subject: Subject { cn: cn.into(), orgs: vec![] },
-                    is_ca: true,
-                    key_usage: CA_USAGE.to_vec(),
-                    ext_key_usage: vec![],
-                    sans: vec![San::Dns(cn.into())],
-                    validity: self.spec.validity.ca,
-                    store: files(file),
-                }),
+                id: EntryId::shared(id),
+                kind: EntryKind::Ca {
+                    profile: CertProfile {
+                        subject: Subject { cn: cn.into(), orgs: vec![] },
+                        is_ca: true,
+                        key_usage: CA_USAGE.to_vec(),
+                        ext_key_usage: vec![],
+                        sans: vec![San::Dns(cn.into())],
+                        validity: self.spec.validity.ca,
+                    },
+                    cert: layout::crt(file).into(),
+                    key: layout::key(file).into(),
+                },
                 audience: if id == CA { Audience::ControlPlanesAndWorkerTrust } else { Audience::ControlPlanes },
                 break_glass: false,
                 kubeadm_instead: None,
@@ -415,9 +571,7 @@ impl Builder<'_> {
             });
         }
         self.entries.push(Entry {
-            id: SA.into(),
-            name: "sa",
-            node: None,
+            id: EntryId::shared(SA),
             kind: EntryKind::KeyPair { key: layout::SA_KEY.into(), public: layout::SA_PUB.into() },
             audience: Audience::ControlPlanes,
             break_glass: false,
@@ -426,19 +580,19 @@ impl Builder<'_> {
         });
     }
 
-    fn leaf(&mut self, l: Leaf) {
+    fn leaf(&mut self, l: NewLeaf) {
         self.entries.push(Entry {
             id: l.id,
-            name: l.name,
-            node: l.node.map(|n| n.name.clone()),
-            kind: EntryKind::Cert(CertProfile {
-                issuer: Issuer::Ca(l.issuer.into()),
-                subject: Subject { cn: l.cn, orgs: l.orgs.iter().map(|s| s.to_string()).collect() },
-                is_ca: false,
-                key_usage: LEAF_USAGE.to_vec(),
-                ext_key_usage: l.eku.to_vec(),
-                sans: dedup(l.sans),
-                validity: self.spec.validity.leaf,
+            kind: EntryKind::Leaf(Leaf {
+                profile: CertProfile {
+                    subject: Subject { cn: l.cn, orgs: l.orgs.iter().map(|s| s.to_string()).collect() },
+                    is_ca: false,
+                    key_usage: LEAF_USAGE.to_vec(),
+                    ext_key_usage: l.eku.to_vec(),
+                    sans: dedup(l.sans),
+                    validity: self.spec.validity.leaf,
+                },
+                issuer: EntryId::shared(l.issuer),
                 store: l.store,
             }),
             audience: l.audience,
@@ -451,16 +605,16 @@ impl Builder<'_> {
     fn shared_leaves(&mut self) {
         let (etcd_ca, fp_ca) = (self.etcd_ca(), self.front_proxy_ca());
         let shared = [
-            (Client { name: "apiserver-kubelet-client", node: None, issuer: CA, cn: "kube-apiserver-kubelet-client".into(), orgs: &[CLUSTER_ADMINS], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
+            (Client { name: entry::APISERVER_KUBELET_CLIENT, node: None, issuer: CA, cn: "kube-apiserver-kubelet-client".into(), orgs: &[CLUSTER_ADMINS], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
                 why: "The apiserver's client certificate for kubelets (logs, exec, port-forward). O kubeadm:cluster-admins, which kubeadm binds to cluster-admin, so the kubelet authorizes it." },
              layout::APISERVER_KUBELET_CLIENT),
-            (Client { name: "apiserver-etcd-client", node: None, issuer: etcd_ca, cn: "kube-apiserver-etcd-client".into(), orgs: &[], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
+            (Client { name: entry::APISERVER_ETCD_CLIENT, node: None, issuer: etcd_ca, cn: "kube-apiserver-etcd-client".into(), orgs: &[], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
                 why: "The apiserver's client certificate for etcd, signed by the etcd CA that etcd trusts." },
              layout::APISERVER_ETCD_CLIENT),
-            (Client { name: "front-proxy-client", node: None, issuer: fp_ca, cn: "front-proxy-client".into(), orgs: &[], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
+            (Client { name: entry::FRONT_PROXY_CLIENT, node: None, issuer: fp_ca, cn: "front-proxy-client".into(), orgs: &[], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
                 why: "The apiserver's client certificate when it proxies to aggregated API servers (--proxy-client-cert-file); its CN must be in --requestheader-allowed-names." },
              layout::FRONT_PROXY_CLIENT),
-            (Client { name: "etcd-healthcheck-client", node: None, issuer: etcd_ca, cn: "kube-etcd-healthcheck-client".into(), orgs: &[], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
+            (Client { name: entry::ETCD_HEALTHCHECK_CLIENT, node: None, issuer: etcd_ca, cn: "kube-etcd-healthcheck-client".into(), orgs: &[], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
                 why: "etcdctl's client certificate for health checks of the local etcd (the liveness probe)." },
              layout::ETCD_HEALTHCHECK_CLIENT),
         ];
@@ -472,13 +626,11 @@ impl Builder<'_> {
     /// A client certificate (clientAuth, no SANs) kept in `store`.
     fn client(&mut self, c: Client, store: Store) {
         let id = match c.node {
-            Some(n) => format!("{}@{}", c.name, n.name),
-            None => c.name.to_string(),
+            Some(n) => EntryId::of_node(c.name, &n.name),
+            None => EntryId::shared(c.name),
         };
-        self.leaf(Leaf {
+        self.leaf(NewLeaf {
             id,
-            name: c.name,
-            node: c.node,
             issuer: c.issuer,
             cn: c.cn,
             orgs: c.orgs,
@@ -499,15 +651,16 @@ impl Builder<'_> {
             Some(n) => self.home(n).join(c.name),
             None => PathBuf::from(c.name),
         };
-        let store = Store::Kubeconfig { path, cluster: self.spec.cluster_name.clone(), server, ca: CA.into() };
+        let store =
+            Store::Kubeconfig { path, cluster: self.spec.cluster_name.clone(), server, ca: EntryId::shared(CA) };
         self.client(c, store);
     }
 
     fn shared_kubeconfigs(&mut self) {
         let endpoint = self.spec.control_plane_endpoint.url();
-        self.kubeconfig(Client { name: layout::ADMIN_CONF, node: None, issuer: CA, cn: "kubernetes-admin".into(), orgs: &[CLUSTER_ADMINS], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None, why: "Administrators' kubectl. Group kubeadm:cluster-admins is bound to cluster-admin by RBAC, so access can be revoked, unlike system:masters." }, endpoint.clone());
-        self.kubeconfig(Client { name: layout::SUPER_ADMIN_CONF, node: None, issuer: CA, cn: "kubernetes-super-admin".into(), orgs: &[SYSTEM_MASTERS], audience: Audience::Primary, break_glass: true, kubeadm_instead: None, why: "Break-glass credential: system:masters bypasses RBAC entirely. Keep it offline; kubepki does not copy it to other nodes." }, endpoint.clone());
-        self.kubeconfig(Client { name: layout::KUBE_PROXY_CONF, node: None, issuer: CA, cn: "system:kube-proxy".into(), orgs: &[], audience: Audience::AllNodes, break_glass: false, kubeadm_instead: Some("kube-proxy authenticates with a service-account token"), why: "kube-proxy's client certificate (the classic layout; kubeadm uses a service-account token). Default RBAC binds user system:kube-proxy to system:node-proxier." }, endpoint);
+        self.kubeconfig(Client { name: entry::ADMIN_CONF, node: None, issuer: CA, cn: "kubernetes-admin".into(), orgs: &[CLUSTER_ADMINS], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None, why: "Administrators' kubectl. Group kubeadm:cluster-admins is bound to cluster-admin by RBAC, so access can be revoked, unlike system:masters." }, endpoint.clone());
+        self.kubeconfig(Client { name: entry::SUPER_ADMIN_CONF, node: None, issuer: CA, cn: "kubernetes-super-admin".into(), orgs: &[SYSTEM_MASTERS], audience: Audience::Primary, break_glass: true, kubeadm_instead: None, why: "Break-glass credential: system:masters bypasses RBAC entirely. Keep it offline; kubepki does not copy it to other nodes." }, endpoint.clone());
+        self.kubeconfig(Client { name: entry::KUBE_PROXY_CONF, node: None, issuer: CA, cn: "system:kube-proxy".into(), orgs: &[], audience: Audience::AllNodes, break_glass: false, kubeadm_instead: Some("kube-proxy authenticates with a service-account token"), why: "kube-proxy's client certificate (the classic layout; kubeadm uses a service-account token). Default RBAC binds user system:kube-proxy to system:node-proxier." }, endpoint);
     }
 
     fn control_plane(&mut self, node: &Node) {
@@ -522,10 +675,8 @@ impl Builder<'_> {
         api_sans.extend(node.dns_names.iter().map(|d| San::Dns(d.clone())));
         api_sans.push(spec.control_plane_endpoint.host.clone());
         api_sans.extend(spec.api_server_cert_sans.iter().cloned());
-        self.leaf(Leaf {
-            id: format!("apiserver@{}", node.name),
-            name: "apiserver",
-            node: Some(node),
+        self.leaf(NewLeaf {
+            id: EntryId::of_node(entry::APISERVER, &node.name),
             issuer: CA,
             cn: "kube-apiserver".into(),
             orgs: &[],
@@ -545,10 +696,8 @@ impl Builder<'_> {
         server_sans.extend(spec.etcd_server_cert_sans.iter().cloned());
         let mut peer_sans = etcd_sans;
         peer_sans.extend(spec.etcd_peer_cert_sans.iter().cloned());
-        self.leaf(Leaf {
-            id: format!("etcd-server@{}", node.name),
-            name: "etcd-server",
-            node: Some(node),
+        self.leaf(NewLeaf {
+            id: EntryId::of_node(entry::ETCD_SERVER, &node.name),
             issuer: etcd_ca,
             cn: node.name.clone(),
             orgs: &[],
@@ -560,10 +709,8 @@ impl Builder<'_> {
             kubeadm_instead: None,
             why: "etcd's serving certificate. It carries clientAuth too because etcd's gRPC gateway dials etcd itself with it (without it: 'incompatible key usage').",
         });
-        self.leaf(Leaf {
-            id: format!("etcd-peer@{}", node.name),
-            name: "etcd-peer",
-            node: Some(node),
+        self.leaf(NewLeaf {
+            id: EntryId::of_node(entry::ETCD_PEER, &node.name),
             issuer: etcd_ca,
             cn: node.name.clone(),
             orgs: &[],
@@ -576,20 +723,18 @@ impl Builder<'_> {
             why: "etcd member-to-member certificate: each member is server and client of the others, so serverAuth and clientAuth.",
         });
         let local = spec.local_endpoint(node).url();
-        self.kubeconfig(Client { name: layout::CONTROLLER_MANAGER_CONF, node: Some(node), issuer: CA, cn: "system:kube-controller-manager".into(), orgs: &[], audience: Audience::Node, break_glass: false, kubeadm_instead: None, why: "kube-controller-manager's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-controller-manager." }, local.clone());
-        self.kubeconfig(Client { name: layout::SCHEDULER_CONF, node: Some(node), issuer: CA, cn: "system:kube-scheduler".into(), orgs: &[], audience: Audience::Node, break_glass: false, kubeadm_instead: None, why: "kube-scheduler's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-scheduler." }, local);
+        self.kubeconfig(Client { name: entry::CONTROLLER_MANAGER_CONF, node: Some(node), issuer: CA, cn: "system:kube-controller-manager".into(), orgs: &[], audience: Audience::Node, break_glass: false, kubeadm_instead: None, why: "kube-controller-manager's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-controller-manager." }, local.clone());
+        self.kubeconfig(Client { name: entry::SCHEDULER_CONF, node: Some(node), issuer: CA, cn: "system:kube-scheduler".into(), orgs: &[], audience: Audience::Node, break_glass: false, kubeadm_instead: None, why: "kube-scheduler's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-scheduler." }, local);
     }
 
     fn node(&mut self, node: &Node) {
         let endpoint = self.spec.control_plane_endpoint.url();
-        self.kubeconfig(Client { name: layout::KUBELET_CONF, node: Some(node), issuer: CA, cn: node_user(&node.name), orgs: &[SYSTEM_NODES], audience: Audience::Node, break_glass: false, kubeadm_instead: None, why: "The kubelet's client credential: user system:node:<name> in group system:nodes, which the Node authorizer and NodeRestriction admission require." }, endpoint);
+        self.kubeconfig(Client { name: entry::KUBELET_CONF, node: Some(node), issuer: CA, cn: node_user(&node.name), orgs: &[SYSTEM_NODES], audience: Audience::Node, break_glass: false, kubeadm_instead: None, why: "The kubelet's client credential: user system:node:<name> in group system:nodes, which the Node authorizer and NodeRestriction admission require." }, endpoint);
         let mut sans = vec![San::Dns(node.name.clone())];
         sans.extend(node.dns_names.iter().map(|d| San::Dns(d.clone())));
         sans.extend(node.addresses.iter().map(|ip| San::Ip(*ip)));
-        self.leaf(Leaf {
-            id: format!("kubelet-serving@{}", node.name),
-            name: "kubelet-serving",
-            node: Some(node),
+        self.leaf(NewLeaf {
+            id: EntryId::of_node(entry::KUBELET_SERVING, &node.name),
             issuer: CA,
             cn: node_user(&node.name),
             orgs: &[SYSTEM_NODES],
@@ -613,20 +758,6 @@ fn files(base: impl AsRef<Path>) -> Store {
         PathBuf::from(p)
     };
     Store::Files { cert: with(".crt"), key: with(".key") }
-}
-
-fn id_name(id: &str) -> &'static str {
-    const NAMES: [&str; 8] = [
-        CA,
-        ETCD_CA,
-        FRONT_PROXY_CA,
-        "apiserver-kubelet-client",
-        "apiserver-etcd-client",
-        "front-proxy-client",
-        "etcd-healthcheck-client",
-        SA,
-    ];
-    NAMES.into_iter().find(|n| *n == id).expect("a known shared entry")
 }
 
 /// Remove duplicate SANs, keeping the first of each.

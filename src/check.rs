@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::catalog::{Catalog, EntryKind};
+use crate::catalog::Catalog;
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 use crate::inspect::{self, CertSource, CertView, FileKind, FileReport};
@@ -153,7 +153,7 @@ pub fn kubeadm_expected() -> Vec<PathBuf> {
     catalog
         .entries
         .iter()
-        .filter(|e| matches!(e.kind, EntryKind::Cert(_)) && e.name != "kube-proxy.conf")
+        .filter(|e| e.cert().is_some() && e.kubeadm_instead.is_none())
         .filter_map(|e| e.files().first().map(|(p, _)| p.to_path_buf()))
         .filter(|p| !p.starts_with("nodes"))
         .collect()
@@ -167,7 +167,7 @@ pub fn expected_in(dir: &Path) -> Vec<PathBuf> {
         Ok(spec) => Catalog::build(&spec)
             .entries
             .iter()
-            .filter(|e| matches!(e.kind, EntryKind::Cert(_)))
+            .filter(|e| e.cert().is_some())
             .filter_map(|e| e.files().first().map(|(p, _)| p.to_path_buf()))
             .collect(),
         Err(_) => kubeadm_expected(),

@@ -477,7 +477,7 @@ impl TreeView<'_> {
     }
 
     fn culprit(&self, f: &Finding, links: Vec<String>) -> Culprit {
-        let entry = f.entry.clone().unwrap_or_default();
+        let entry = f.entry.as_ref().map(|e| e.to_string()).unwrap_or_default();
         let certificate = self.inventory.get(&entry).and_then(|l| l.cert.as_ref().ok()).map(|c| CertSummary {
             subject: c.subject.clone(),
             issuer: c.issuer.clone(),
@@ -576,14 +576,14 @@ impl TreeView<'_> {
 
 /// Whether a finding is about the side whose certificate was refused.
 fn on_side(f: &Finding, l: &Link, side: Side) -> bool {
-    let Some(entry) = f.entry.as_deref() else { return false };
+    let Some(entry) = f.entry.as_ref() else { return false };
     match side {
         Side::Server => {
-            Some(entry) == l.server_cert.as_deref()
-                || Some(entry) == l.client_trusts.as_deref()
-                || (f.kind == FindingKind::StaleCaData && entry == l.client_cert)
+            l.server_cert.as_ref() == Some(entry)
+                || l.client_trusts.as_ref() == Some(entry)
+                || (f.kind == FindingKind::StaleCaData && *entry == l.client_cert)
         }
-        Side::Client => entry == l.client_cert || entry == l.server_trusts,
+        Side::Client => *entry == l.client_cert || *entry == l.server_trusts,
     }
 }
 

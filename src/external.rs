@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use rcgen::{CertificateParams, KeyPair};
 use serde::Serialize;
 
-use crate::catalog::{Catalog, CertProfile, Entry, Issuer, Store};
+use crate::catalog::{Catalog, CertProfile, Entry, EntryId, Leaf, Store};
 use crate::certinfo::CertInfo;
 use crate::conformance::{deviations, Deviation};
 use crate::error::{Error, Result};
@@ -47,8 +47,7 @@ pub struct RequestFiles {
 impl RequestFiles {
     /// The files of an entry; `None` for CAs and the service-account key pair.
     pub fn of(e: &Entry) -> Option<RequestFiles> {
-        let p = e.cert().filter(|p| !p.is_ca)?;
-        Some(match &p.store {
+        Some(match &e.leaf()?.store {
             Store::Files { cert, key } => {
                 RequestFiles { csr: cert.with_extension("csr"), key: key.clone(), cert: cert.clone() }
             }
@@ -66,17 +65,17 @@ fn suffixed(path: &Path, ext: &str) -> PathBuf {
 }
 
 /// Every leaf and kubeconfig of the catalog, with its profile and request files.
-fn requestable(catalog: &Catalog) -> impl Iterator<Item = (&Entry, &CertProfile, RequestFiles)> {
-    catalog.entries.iter().filter_map(|e| Some((e, e.cert()?, RequestFiles::of(e)?)))
+fn requestable(catalog: &Catalog) -> impl Iterator<Item = (&Entry, &Leaf, RequestFiles)> {
+    catalog.entries.iter().filter_map(|e| Some((e, e.leaf()?, RequestFiles::of(e)?)))
 }
 
 /// One key and request written by [`generate_csrs`].
 #[derive(Clone, Debug, Serialize)]
 pub struct CsrWritten {
     /// The catalog entry.
-    pub entry: String,
+    pub entry: EntryId,
     /// The CA that is to sign it.
-    pub issuer: String,
+    pub issuer: EntryId,
     /// The files, relative to the tree.
     #[serde(flatten)]
     pub files: RequestFiles,
@@ -132,17 +131,13 @@ pub fn generate_csrs(
         )?)
     };
     let made: Vec<(String, String)> =
-        todo.par_iter().map(|(_, p, _)| request_for(p, spec)).collect::<Result<Vec<_>>>()?;
+        todo.par_iter().map(|(_, l, _)| request_for(&l.profile, spec)).collect::<Result<Vec<_>>>()?;
     let mut batch = Batch::new();
     let mut written = Vec::with_capacity(todo.len());
     for ((e, p, files), (csr, key)) in todo.into_iter().zip(made) {
         batch.add(root.join(&files.key), key, Mode::Secret);
         batch.add(root.join(&files.csr), csr, Mode::Secret);
-        let issuer = match &p.issuer {
-            Issuer::Ca(id) => id.clone(),
-            Issuer::SelfSigned => unreachable!("leaves have a CA"),
-        };
-        written.push(CsrWritten { entry: e.id.clone(), issuer, files });
+        written.push(CsrWritten { entry: e.id.clone(), issuer: p.issuer.clone(), files });
     }
     batch.commit()?;
     Ok(CsrReport { dir: root.to_path_buf(), written, backup })
@@ -180,7 +175,7 @@ fn key_pair(key: &PrivateKey) -> Result<KeyPair> {
 #[derive(Clone, Debug, Serialize)]
 pub struct SignedCert {
     /// The catalog entry.
-    pub entry: String,
+    pub entry: EntryId,
     /// The request, relative to the tree.
     pub csr: PathBuf,
     /// The certificate written, relative to the tree.
@@ -241,7 +236,7 @@ pub fn sign_csrs(
     let mut records = Vec::new();
     let mut signed = Vec::new();
     for t in todo {
-        let mut profile = t.profile.clone();
+        let mut profile = t.leaf.profile.clone();
         profile.sans = t.request.sans.clone();
         let key = t.request.public_key().map_err(|e| Error::bad_file(root.join(&t.files.csr), e))?;
         let issued = ca.sign(&profile, &key, now)?;
@@ -267,7 +262,7 @@ pub fn sign_csrs(
 /// A request that passed every check.
 struct ToSign<'a> {
     entry: &'a Entry,
-    profile: &'a CertProfile,
+    leaf: &'a Leaf,
     files: RequestFiles,
     request: CertificateRequest,
 }
@@ -281,7 +276,7 @@ fn check_for_signing<'a>(
 ) -> std::result::Result<ToSign<'a>, Vec<String>> {
     let one = |p: String| vec![p];
     let rel = locate(root, given).map_err(one)?;
-    let Some((entry, profile, files)) = requestable(catalog).find(|(_, _, f)| f.csr == rel) else {
+    let Some((entry, leaf, files)) = requestable(catalog).find(|(_, _, f)| f.csr == rel) else {
         let known: Vec<String> = requestable(catalog).map(|(_, _, f)| f.csr.display().to_string()).collect();
         return Err(one(format!(
             "{} is not a request of the catalog (CAs and sa are never signed here); requests are named: {}",
@@ -301,12 +296,11 @@ fn check_for_signing<'a>(
                 .into(),
         );
     }
-    if let Issuer::Ca(issuer) = &profile.issuer {
-        if issuer != ca_id {
-            problems.push(format!("{} is signed by {issuer} in the catalog, not {ca_id}: use --ca {issuer}", entry.id));
-        }
+    if leaf.issuer != ca_id {
+        let issuer = &leaf.issuer;
+        problems.push(format!("{} is signed by {issuer} in the catalog, not {ca_id}: use --ca {issuer}", entry.id));
     }
-    problems.extend(identity_problems(entry, profile, &request));
+    problems.extend(identity_problems(entry, &leaf.profile, &request));
     problems.extend(request.weak_key());
     if let Err(e) = request.public_key() {
         problems.push(e);
@@ -326,7 +320,7 @@ fn check_for_signing<'a>(
         problems.push(format!("{} is already there; pass --force to replace it", files.cert.display()));
     }
     if problems.is_empty() {
-        Ok(ToSign { entry, profile, files, request })
+        Ok(ToSign { entry, leaf, files, request })
     } else {
         Err(problems)
     }
@@ -387,7 +381,7 @@ impl Problems {
 #[derive(Clone, Debug, Serialize)]
 pub struct Placed {
     /// The catalog entry.
-    pub entry: String,
+    pub entry: EntryId,
     /// Where the certificate came from.
     pub source: PathBuf,
     /// The file it is now part of, relative to the tree (the certificate, or the kubeconfig).
@@ -409,7 +403,7 @@ pub struct ImportReport {
     /// The certificates placed.
     pub placed: Vec<Placed>,
     /// Entries with a request in the tree but no certificate back yet.
-    pub waiting: Vec<String>,
+    pub waiting: Vec<EntryId>,
     /// Copies in node bundles refreshed.
     pub copies: usize,
     /// Spent files removed (requests, a kubeconfig's parts).
@@ -421,7 +415,7 @@ pub struct ImportReport {
 /// A certificate an outside CA returned, checked and ready to place.
 struct Returned<'a> {
     entry: &'a Entry,
-    profile: &'a CertProfile,
+    leaf: &'a Leaf,
     files: RequestFiles,
     source: PathBuf,
     cert_pem: String,
@@ -449,14 +443,14 @@ pub fn import_certs(
     let mut problems = Problems::default();
     let mut returned = Vec::new();
     let mut waiting = Vec::new();
-    for (entry, profile, files) in requestable(catalog) {
+    for (entry, leaf, files) in requestable(catalog) {
         let Some(source) = returned_cert(root, from, entry, &files) else {
             if root.join(&files.csr).exists() {
                 waiting.push(entry.id.clone());
             }
             continue;
         };
-        match check_returned(catalog, root, entry, profile, &files, &source, at) {
+        match check_returned(catalog, root, entry, leaf, &files, &source, at) {
             Ok(r) => returned.push(r),
             Err(p) => problems.push(&source, p),
         }
@@ -477,7 +471,7 @@ pub fn import_certs(
     batch.commit()?;
     let mut removed = Vec::new();
     for r in &returned {
-        let spent: Vec<&PathBuf> = match r.profile.store {
+        let spent: Vec<&PathBuf> = match r.leaf.store {
             Store::Files { .. } => vec![&r.files.csr],
             Store::Kubeconfig { .. } => vec![&r.files.csr, &r.files.key, &r.files.cert],
         };
@@ -495,7 +489,7 @@ pub fn import_certs(
         .map(|r| Placed {
             entry: r.entry.id.clone(),
             source: r.source.clone(),
-            dest: r.files.cert_home(r.profile).to_path_buf(),
+            dest: r.files.cert_home(r.leaf).to_path_buf(),
             subject: r.info.subject.clone(),
             serial: r.info.serial.clone(),
             not_after: r.info.not_after,
@@ -509,8 +503,8 @@ pub fn import_certs(
 
 impl RequestFiles {
     /// The file an imported certificate ends up in: the certificate, or the kubeconfig.
-    fn cert_home<'a>(&'a self, p: &'a CertProfile) -> &'a Path {
-        match &p.store {
+    fn cert_home<'a>(&'a self, l: &'a Leaf) -> &'a Path {
+        match &l.store {
             Store::Files { cert, .. } => cert,
             Store::Kubeconfig { path, .. } => path,
         }
@@ -523,7 +517,7 @@ fn returned_cert(root: &Path, from: Option<&Path>, entry: &Entry, files: &Reques
         return Some(p);
     }
     let in_tree = root.join(&files.cert);
-    let kubeconfig = matches!(entry.cert().map(|p| &p.store), Some(Store::Kubeconfig { .. }));
+    let kubeconfig = matches!(entry.leaf().map(|l| &l.store), Some(Store::Kubeconfig { .. }));
     // A leaf's certificate is always at its place in a complete tree: it is "returned" only
     // while its request is there.
     (in_tree.is_file() && (kubeconfig || root.join(&files.csr).is_file())).then_some(in_tree)
@@ -533,7 +527,7 @@ fn check_returned<'a>(
     catalog: &Catalog,
     root: &Path,
     entry: &'a Entry,
-    profile: &'a CertProfile,
+    leaf: &'a Leaf,
     files: &RequestFiles,
     source: &Path,
     at: OffsetDateTime,
@@ -542,7 +536,7 @@ fn check_returned<'a>(
     let cert_pem = std::fs::read_to_string(source).map_err(|e| one(format!("cannot read it: {e}")))?;
     let info = CertInfo::from_pem(&cert_pem, source).map_err(|e| one(strip(&e.to_string(), source)))?;
     let mut problems = Vec::new();
-    let Issuer::Ca(ca_id) = &profile.issuer else { unreachable!("leaves have a CA") };
+    let ca_id = &leaf.issuer;
     let ca_file = catalog.get(ca_id).and_then(|e| e.files().first().map(|(f, _)| f.to_path_buf()));
     let ca = ca_file.as_ref().map(|f| (f, root.join(f))).and_then(|(rel, abs)| {
         let text = std::fs::read_to_string(&abs).ok()?;
@@ -575,13 +569,13 @@ fn check_returned<'a>(
         }
     };
     problems.extend(
-        deviations(entry, profile, (&info).into()).into_iter().map(|d| format!("does not fit {}: {d}", entry.id)),
+        deviations(entry, &leaf.profile, (&info).into()).into_iter().map(|d| format!("does not fit {}: {d}", entry.id)),
     );
     if !info.valid_at(at) {
         problems.push(format!("not valid now: valid from {} to {}", info.not_before, info.not_after));
     }
     if problems.is_empty() {
-        Ok(Returned { entry, profile, files: files.clone(), source: source.to_path_buf(), cert_pem, info, key_pem })
+        Ok(Returned { entry, leaf, files: files.clone(), source: source.to_path_buf(), cert_pem, info, key_pem })
     } else {
         Err(problems)
     }
@@ -597,7 +591,7 @@ fn placement(spec: &ClusterSpec, catalog: &Catalog, root: &Path, returned: &[Ret
     // Home path → new bytes, for refreshing the copies in node bundles.
     let mut fresh: HashMap<PathBuf, (Vec<u8>, Mode)> = HashMap::new();
     for r in returned {
-        match &r.profile.store {
+        match &r.leaf.store {
             Store::Files { cert, key } => {
                 if r.source != root.join(cert) {
                     batch.add(root.join(cert), r.cert_pem.clone(), Mode::Public);
@@ -615,7 +609,7 @@ fn placement(spec: &ClusterSpec, catalog: &Catalog, root: &Path, returned: &[Ret
                     cluster,
                     server,
                     ca_pem: &ca_pem,
-                    user: &r.profile.subject.cn,
+                    user: &r.leaf.profile.subject.cn,
                     cert_pem: &r.cert_pem,
                     key_pem: &r.key_pem,
                 }

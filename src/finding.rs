@@ -233,7 +233,7 @@ impl FindingKind {
                 None => renew(),
             },
             FindingKind::OutlivesIssuer => {
-                let issuer = t.entry.and_then(Entry::issuer).unwrap_or("ca");
+                let issuer = t.entry.and_then(Entry::issuer).map_or("ca", |i| i.as_str());
                 format!("kubepki rotate-ca {issuer} start --dir {dir}  (before the CA expires)")
             }
             FindingKind::Unreadable

@@ -16,6 +16,7 @@ mod svg;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::catalog::EntryId;
 use crate::finding::Severity;
 use crate::spec::Endpoint;
 use crate::topology::{Component, ComponentKind, Link, LinkKind, Topology, TrustDomain};
@@ -126,7 +127,12 @@ impl Model {
 
 /// A finding in one line: what, where, and the fix.
 fn note(f: &Finding) -> String {
-    let what = f.file.as_ref().map(|p| p.display().to_string()).or_else(|| f.entry.clone()).unwrap_or_default();
+    let what = f
+        .file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .or_else(|| f.entry.as_ref().map(|e| e.to_string()))
+        .unwrap_or_default();
     format!("{} {what}: {}; fix: {}", f.kind.name(), f.found, f.fix)
 }
 
@@ -444,9 +450,9 @@ fn short_name(kind: ComponentKind) -> &'static str {
 
 /// A catalog entry id as a label: `kubelet.conf@node01` presented by node01's kubelet is
 /// just `kubelet.conf` (the arrow starts in node01's box).
-fn credential(entry: &str, client_node: Option<&str>) -> String {
-    match (entry.rsplit_once('@'), client_node) {
-        (Some((name, node)), Some(n)) if node == n => name.to_string(),
+fn credential(entry: &EntryId, client_node: Option<&str>) -> String {
+    match (entry.node(), client_node) {
+        (Some(node), Some(n)) if node == n => entry.name().to_string(),
         _ => entry.to_string(),
     }
 }

@@ -5,12 +5,12 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::bundle_root;
+use crate::catalog::{bundle_root, EntryId};
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 use crate::kubeconfig;
 use crate::spec::{CaLayout, Cidr, ClusterSpec, Endpoint, KeyAlgorithm, Node, Role, San, Validity};
-use crate::vocabulary::{layout, DEFAULT_CLUSTER_NAME, DEFAULT_DNS_DOMAIN, DEFAULT_SERVICE_SUBNET};
+use crate::vocabulary::{entry, layout, DEFAULT_CLUSTER_NAME, DEFAULT_DNS_DOMAIN, DEFAULT_SERVICE_SUBNET};
 
 /// Infer the description of the cluster whose tree is at `root`.
 pub fn infer(root: &Path) -> Result<ClusterSpec> {
@@ -18,11 +18,11 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
         return Err(Error::bad_file(root, "no such directory"));
     }
     let ca_path = root.join(layout::crt(layout::CA));
-    if !ca_path.is_file() && !root.join(layout::ADMIN_CONF).is_file() {
+    if !ca_path.is_file() && !root.join(entry::ADMIN_CONF).is_file() {
         return Err(Error::bad_file(root, "not a Kubernetes PKI: neither pki/ca.crt nor admin.conf is there"));
     }
-    let admin = kubeconfig::read(&root.join(layout::ADMIN_CONF)).ok();
-    let local = kubeconfig::read(&root.join(layout::CONTROLLER_MANAGER_CONF)).ok();
+    let admin = kubeconfig::read(&root.join(entry::ADMIN_CONF)).ok();
+    let local = kubeconfig::read(&root.join(entry::CONTROLLER_MANAGER_CONF)).ok();
     let apiserver = cert(&root.join(layout::crt(layout::APISERVER)));
     let etcd_server = cert(&root.join(layout::crt(layout::ETCD_SERVER)));
 
@@ -30,7 +30,7 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
     let primary_name = etcd_server
         .as_ref()
         .map(|c| c.subject_cn.clone())
-        .or_else(|| kubelet_user(&root.join(layout::KUBELET_CONF)))
+        .or_else(|| kubelet_user(&root.join(entry::KUBELET_CONF)))
         .or_else(|| apiserver.as_ref().and_then(|c| dns(c).next()))
         .ok_or_else(|| {
             Error::bad_file(
@@ -128,11 +128,11 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
         let want = catalog.get(id).and_then(|e| e.cert()).map(|p| p.sans.clone()).unwrap_or_default();
         found.map(|c| c.sans.iter().filter(|s| !want.contains(s)).cloned().collect()).unwrap_or_default()
     };
-    let primary = format!("@{primary_name}");
-    spec.api_server_cert_sans = extra(&format!("apiserver{primary}"), apiserver.as_ref());
-    spec.etcd_server_cert_sans = extra(&format!("etcd-server{primary}"), etcd_server.as_ref());
-    spec.etcd_peer_cert_sans =
-        extra(&format!("etcd-peer{primary}"), cert(&root.join(layout::crt(layout::ETCD_PEER))).as_ref());
+    let own = |name| EntryId::of_node(name, &primary_name);
+    spec.api_server_cert_sans = extra(&own(entry::APISERVER), apiserver.as_ref());
+    spec.etcd_server_cert_sans = extra(&own(entry::ETCD_SERVER), etcd_server.as_ref());
+    let peer = cert(&root.join(layout::crt(layout::ETCD_PEER)));
+    spec.etcd_peer_cert_sans = extra(&own(entry::ETCD_PEER), peer.as_ref());
     if let Some(ca) = cert(&ca_path) {
         spec.validity.ca = ca.not_after - ca.not_before - crate::BACKDATE;
     }

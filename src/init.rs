@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::catalog::{Audience, Bundles, Catalog, CertProfile, Entry, EntryKind, Issuer, Store};
+use crate::catalog::{Audience, Bundles, Catalog, Entry, EntryId, EntryKind, Leaf, Store};
 use crate::certinfo::CertInfo;
 use crate::conformance::deviations;
 use crate::error::{Error, Result};
@@ -70,7 +70,7 @@ pub enum Action {
 #[derive(Clone, Debug, Serialize)]
 pub struct Outcome {
     /// The catalog id.
-    pub id: String,
+    pub id: EntryId,
     /// What was done.
     #[serde(flatten)]
     pub action: Action,
@@ -277,11 +277,8 @@ fn survey<'c>(
     let mut cas: HashMap<&str, Ca> = HashMap::new();
     let mut ca_found: HashMap<&str, Found> = HashMap::new();
     for entry in &catalog.entries {
-        let EntryKind::Cert(p) = &entry.kind else { continue };
-        if !p.is_ca {
-            continue;
-        }
-        let found = match survey_ca(root, entry, p, now) {
+        let EntryKind::Ca { cert, key, .. } = &entry.kind else { continue };
+        let found = match survey_ca(root, entry, cert, key, now) {
             Ok(Some(ca)) => {
                 cas.insert(&entry.id, ca);
                 Found::Good
@@ -296,11 +293,8 @@ fn survey<'c>(
         .par_iter()
         .map(|entry| {
             let found = match &entry.kind {
-                EntryKind::Cert(p) if p.is_ca => ca_found[entry.id.as_str()].clone(),
-                EntryKind::Cert(p) => {
-                    let Issuer::Ca(issuer) = &p.issuer else { unreachable!("leaves have a CA") };
-                    survey_leaf(root, entry, p, cas.get(issuer.as_str()), now)
-                }
+                EntryKind::Ca { .. } => ca_found[entry.id.as_str()].clone(),
+                EntryKind::Leaf(leaf) => survey_leaf(root, entry, leaf, cas.get(leaf.issuer.as_str()), now),
                 EntryKind::KeyPair { key, public } => survey_key_pair(root, key, public),
             };
             progress.advance(1);
@@ -332,7 +326,7 @@ impl<'a> Maker<'a> {
         let entries = &self.catalog.entries;
         let missing = |i: &usize| !matches!(self.found[*i], Found::Good);
         // Shared: what is not one node's own (the sources of the bundles' copies).
-        let own = |e: &Entry| e.node.is_some() && e.audience == Audience::Node;
+        let own = |e: &Entry| e.node().is_some() && e.audience == Audience::Node;
 
         // CAs and the service-account key pair.
         let roots: Vec<usize> = (0..entries.len()).filter(|i| !is_leaf(&entries[*i])).filter(missing).collect();
@@ -406,11 +400,10 @@ impl<'a> Maker<'a> {
     fn make_root(&self, entry: &Entry) -> Result<(Option<Ca>, Vec<Out>, Option<IssuanceRecord>)> {
         let alg = self.spec.key_algorithm;
         let made = match &entry.kind {
-            EntryKind::Cert(p) => {
+            EntryKind::Ca { profile, cert, key: key_path } => {
                 let key = PrivateKey::generate(alg)?;
                 let key_pem = key.to_pem().as_bytes().to_vec();
-                let ca = Ca::create(&entry.id, p, key, self.now)?;
-                let Store::Files { cert, key: key_path } = &p.store else { unreachable!("CAs are files") };
+                let ca = Ca::create(&entry.id, profile, key, self.now)?;
                 let files = vec![
                     (cert.clone(), ca.cert_pem.as_bytes().to_vec(), Mode::Public),
                     (key_path.clone(), key_pem, Mode::Secret),
@@ -418,6 +411,8 @@ impl<'a> Maker<'a> {
                 let issued = IssuanceRecord::new(&ca.info, Some(&entry.id), COMMAND, self.now);
                 (Some(ca), files, Some(issued))
             }
+            // Leaves are made after the roots, by make_leaf.
+            EntryKind::Leaf(_) => (None, Vec::new(), None),
             EntryKind::KeyPair { key, public } => {
                 let k = PrivateKey::generate(alg)?;
                 let files = vec![
@@ -433,13 +428,13 @@ impl<'a> Maker<'a> {
 
     /// A leaf certificate with its key, in files or in a kubeconfig, and its log record.
     fn make_leaf(&self, entry: &Entry, cas: &HashMap<&str, Ca>) -> Result<(Vec<Out>, Option<IssuanceRecord>)> {
-        let EntryKind::Cert(p) = &entry.kind else { unreachable!("a leaf") };
-        let Issuer::Ca(issuer) = &p.issuer else { unreachable!("leaves have a CA") };
-        let ca = &cas[issuer.as_str()];
+        let Some(leaf) = entry.leaf() else { return Ok((Vec::new(), None)) };
+        let p = &leaf.profile;
+        let ca = &cas[leaf.issuer.as_str()];
         let key = PrivateKey::generate(self.spec.key_algorithm)?;
         let issued = ca.sign_key(p, &key, self.now)?;
         let record = IssuanceRecord::of_der(&issued.der, Some(&entry.id), COMMAND, self.now)?;
-        let files = match &p.store {
+        let files = match &leaf.store {
             Store::Files { cert, key: key_path } => vec![
                 (cert.clone(), issued.pem.into_bytes(), Mode::Public),
                 (key_path.clone(), key.to_pem().as_bytes().to_vec(), Mode::Secret),
@@ -505,7 +500,7 @@ impl<'a> Maker<'a> {
 
 /// A certificate signed by a CA (not a CA, not a bare key pair).
 fn is_leaf(e: &Entry) -> bool {
-    e.cert().is_some_and(|p| !p.is_ca)
+    e.leaf().is_some()
 }
 
 /// Hand staged files to the writer; an error if it has stopped (its own error is the one
@@ -579,10 +574,10 @@ fn read_opt(path: &Path) -> std::result::Result<Option<String>, String> {
 fn survey_ca(
     root: &Path,
     entry: &Entry,
-    p: &CertProfile,
+    cert: &Path,
+    key: &Path,
     now: OffsetDateTime,
 ) -> std::result::Result<Option<Ca>, String> {
-    let Store::Files { cert, key } = &p.store else { unreachable!("CAs are files") };
     let (cert_path, key_path) = (root.join(cert), root.join(key));
     match (read_opt(&cert_path)?, read_opt(&key_path)?) {
         (None, None) => Ok(None),
@@ -616,8 +611,8 @@ fn survey_key_pair(root: &Path, key: &Path, public: &Path) -> Found {
     }
 }
 
-fn survey_leaf(root: &Path, entry: &Entry, p: &CertProfile, ca: Option<&Ca>, now: OffsetDateTime) -> Found {
-    match check_leaf(root, entry, p, ca, now) {
+fn survey_leaf(root: &Path, entry: &Entry, leaf: &Leaf, ca: Option<&Ca>, now: OffsetDateTime) -> Found {
+    match check_leaf(root, entry, leaf, ca, now) {
         Ok(None) => Found::Missing,
         Ok(Some(())) => Found::Good,
         Err(reason) => Found::Bad(reason),
@@ -628,11 +623,12 @@ fn survey_leaf(root: &Path, entry: &Entry, p: &CertProfile, ca: Option<&Ca>, now
 fn check_leaf(
     root: &Path,
     entry: &Entry,
-    p: &CertProfile,
+    leaf: &Leaf,
     ca: Option<&Ca>,
     now: OffsetDateTime,
 ) -> std::result::Result<Option<()>, String> {
-    let (shown, cert_pem, key_pem) = match &p.store {
+    let p = &leaf.profile;
+    let (shown, cert_pem, key_pem) = match &leaf.store {
         Store::Files { cert, key } => {
             let (cp, kp) = (root.join(cert), root.join(key));
             match (read_opt(&cp)?, read_opt(&kp)?) {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::catalog::{Catalog, Entry, EntryKind, Store};
+use crate::catalog::{Catalog, Entry, EntryId, EntryKind, Leaf, Store};
 use crate::certinfo::CertInfo;
 use crate::issue::PrivateKey;
 use crate::kubeconfig;
@@ -85,7 +85,7 @@ pub struct Inventory {
     /// The tree.
     pub root: PathBuf,
     /// Entry id → what is on disk.
-    pub entries: HashMap<String, Loaded>,
+    pub entries: HashMap<EntryId, Loaded>,
 }
 
 impl Inventory {
@@ -133,27 +133,25 @@ fn strip_path(message: &str, rel: &Path) -> String {
 fn load_entry(root: &Path, e: &Entry) -> Loaded {
     let mut modes = Vec::new();
     match &e.kind {
-        EntryKind::Cert(p) => match &p.store {
-            Store::Files { cert, key } => {
-                let c = read(root, cert);
-                let k = read(root, key);
-                for (r, rel) in [(&c, cert), (&k, key)] {
-                    if let Ok((_, m)) = r {
-                        modes.push((rel.clone(), *m));
-                    }
-                }
-                let cert_pem = c.as_ref().ok().map(|(t, _)| t.clone());
-                Loaded {
-                    cert: c.and_then(|(t, _)| parse_cert(&t, cert)),
-                    cert_pem,
-                    key: k.and_then(|(t, _)| parse_key(&t, key)),
-                    kubeconfig: None,
-                    public_key: None,
-                    modes,
+        EntryKind::Ca { cert, key, .. } | EntryKind::Leaf(Leaf { store: Store::Files { cert, key }, .. }) => {
+            let c = read(root, cert);
+            let k = read(root, key);
+            for (r, rel) in [(&c, cert), (&k, key)] {
+                if let Ok((_, m)) = r {
+                    modes.push((rel.clone(), *m));
                 }
             }
-            Store::Kubeconfig { path, .. } => load_kubeconfig(root, path),
-        },
+            let cert_pem = c.as_ref().ok().map(|(t, _)| t.clone());
+            Loaded {
+                cert: c.and_then(|(t, _)| parse_cert(&t, cert)),
+                cert_pem,
+                key: k.and_then(|(t, _)| parse_key(&t, key)),
+                kubeconfig: None,
+                public_key: None,
+                modes,
+            }
+        }
+        EntryKind::Leaf(Leaf { store: Store::Kubeconfig { path, .. }, .. }) => load_kubeconfig(root, path),
         EntryKind::KeyPair { key, public } => {
             let k = read(root, key);
             let p = read(root, public);

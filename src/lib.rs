@@ -43,8 +43,8 @@ pub use approve::{
     Verdict, MIN_EXPIRATION_SECONDS,
 };
 pub use catalog::{
-    bundle_root, Audience, Catalog, CertProfile, Entry, EntryKind, ExtKeyUsage, Issuer, KeyUsage, Store, Subject, CA,
-    ETCD_CA, ETCD_CLIENT_PORT, ETCD_PEER_PORT, FRONT_PROXY_CA, KUBELET_PORT, SA,
+    bundle_root, Audience, Catalog, CertProfile, Entry, EntryId, EntryKind, ExtKeyUsage, KeyUsage, Leaf, Store,
+    Subject, CA, ETCD_CA, ETCD_CLIENT_PORT, ETCD_PEER_PORT, FRONT_PROXY_CA, KUBELET_PORT, SA,
 };
 pub use certinfo::CertInfo;
 pub use check::{check, kubeadm_expected, CheckEntry, CheckOptions, CheckReport, CheckStatus};

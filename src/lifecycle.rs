@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::catalog::{Catalog, CertProfile, Entry, ExtKeyUsage, Issuer, Store};
+use crate::catalog::{Catalog, CertProfile, Entry, EntryId, ExtKeyUsage, Store};
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 use crate::inventory::{Inventory, Problem};
@@ -67,9 +67,9 @@ impl Tree {
     /// The entries a name designates: an id (`apiserver@cp1`) or a kubeadm name (`apiserver`,
     /// every control plane's). Unknown names are an error that lists the valid ones.
     pub fn select(&self, name: &str) -> Result<Vec<&Entry>> {
-        let found: Vec<&Entry> = self.catalog.entries.iter().filter(|e| e.id == name || e.name == name).collect();
+        let found: Vec<&Entry> = self.catalog.entries.iter().filter(|e| e.id == name || e.name() == name).collect();
         if found.is_empty() {
-            let mut names: Vec<&str> = self.catalog.entries.iter().map(|e| e.name).collect();
+            let mut names: Vec<&str> = self.catalog.entries.iter().map(|e| e.name()).collect();
             names.dedup();
             return Err(Error::Invalid(format!("'{name}' is not in the catalog; names are: {}", names.join(", "))));
         }
@@ -118,7 +118,7 @@ impl Summary {
 #[derive(Clone, Debug, Serialize)]
 pub struct Change {
     /// The catalog entry.
-    pub entry: String,
+    pub entry: EntryId,
     /// The file that holds its certificate.
     pub file: PathBuf,
     /// Before.
@@ -133,7 +133,7 @@ pub struct Plan {
     /// The changes, in catalog order.
     pub changes: Vec<Change>,
     /// Notes on entries: left alone, or handled differently, and why.
-    pub notes: Vec<(String, String)>,
+    pub notes: Vec<(EntryId, String)>,
     writes: Vec<(PathBuf, String, Mode)>,
     records: Vec<IssuanceRecord>,
     /// The CAs loaded so far, by id.
@@ -146,7 +146,7 @@ pub struct Applied {
     /// What changed.
     pub changes: Vec<Change>,
     /// Notes on entries: left alone, or handled differently, and why.
-    pub notes: Vec<(String, String)>,
+    pub notes: Vec<(EntryId, String)>,
     /// Where the previous files were saved.
     pub backup: Option<PathBuf>,
     /// Copies refreshed in node bundles.
@@ -191,7 +191,8 @@ impl Plan {
         before: Option<&CertInfo>,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let Issuer::Ca(ca_id) = &profile.issuer else { return Err(Error::Invalid(format!("{} is a CA", entry.id))) };
+        let Some(leaf) = entry.leaf() else { return Err(Error::Invalid(format!("{} is a CA", entry.id))) };
+        let ca_id = &leaf.issuer;
         tree.ca(&mut self.cas, ca_id, now)?;
         let ca = &self.cas[ca_id.as_str()];
         let (key, key_word) = match key {
@@ -200,7 +201,7 @@ impl Plan {
         };
         let issued = ca.sign_key(profile, &key, now)?;
         let info = CertInfo::from_der(&issued.der).map_err(|e| Error::crypto("reading back", e))?;
-        let file = match &profile.store {
+        let file = match &leaf.store {
             Store::Files { cert, key: key_path } => {
                 self.writes.push((cert.clone(), issued.pem.clone(), Mode::Public));
                 if key_word == "new" {
@@ -208,7 +209,7 @@ impl Plan {
                 }
                 cert.clone()
             }
-            Store::Kubeconfig { path, cluster, ca: trust, .. } => {
+            Store::Kubeconfig { path, cluster, ca: trust, server: catalog_server } => {
                 // The CA data is the CA's file as it is: a bundle during a rotation.
                 let ca_pem = tree
                     .inventory
@@ -220,10 +221,7 @@ impl Plan {
                     .get(&entry.id)
                     .and_then(|l| l.kubeconfig.as_ref().map(|k| k.server.clone()))
                     .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| match &profile.store {
-                        Store::Kubeconfig { server, .. } => server.clone(),
-                        Store::Files { .. } => unreachable!(),
-                    });
+                    .unwrap_or_else(|| catalog_server.clone());
                 let text = Kubeconfig {
                     cluster,
                     server: &server,
@@ -258,7 +256,7 @@ enum Key {
 fn existing_key(tree: &Tree, e: &Entry, cert: &CertInfo) -> Result<PrivateKey> {
     let loaded = tree.inventory.get(&e.id).expect("loaded");
     let facts = loaded.key.as_ref().map_err(|p| problem_error(e, p))?;
-    let key = PrivateKey::from_pem(facts.secret_pem(), Path::new(&e.id))?;
+    let key = PrivateKey::from_pem(facts.secret_pem(), Path::new(e.id.as_str()))?;
     if !key.matches(cert) {
         let file = e.files().last().map(|(f, _)| f.to_path_buf()).unwrap_or_default();
         return Err(Error::bad_file(
@@ -388,10 +386,10 @@ pub fn plan_san(
     let topology = Topology::build(&tree.spec, &tree.catalog);
     let mut plan = Plan::default();
     for e in tree.select(name)? {
-        let p = e.cert().filter(|p| !p.is_ca && matches!(p.store, Store::Files { .. })).ok_or_else(|| {
-            Error::Invalid(format!("{} has no SANs to change (only leaf certificates in files have)", e.id))
-        })?;
-        let _ = p;
+        if !matches!(e.leaf().map(|l| &l.store), Some(Store::Files { .. })) {
+            let why = "only leaf certificates in files have";
+            return Err(Error::Invalid(format!("{} has no SANs to change ({why})", e.id)));
+        }
         let loaded = tree.inventory.get(&e.id).expect("loaded");
         let cert = loaded.cert.as_ref().map_err(|pr| problem_error(e, pr))?;
         let mut profile = profile_from(e, cert);
@@ -474,8 +472,8 @@ pub fn with_node(spec: &ClusterSpec, n: &NewNode) -> Result<ClusterSpec> {
 }
 
 /// The entries a node adds to the catalog (what `node add` issues).
-pub fn node_entries(spec: &ClusterSpec, name: &str) -> Vec<String> {
-    Catalog::build(spec).entries.into_iter().filter(|e| e.node.as_deref() == Some(name)).map(|e| e.id).collect()
+pub fn node_entries(spec: &ClusterSpec, name: &str) -> Vec<EntryId> {
+    Catalog::build(spec).entries.into_iter().filter(|e| e.node() == Some(name)).map(|e| e.id).collect()
 }
 
 /// What `node remove` retires.
@@ -487,7 +485,7 @@ pub struct Removed {
     pub backup: PathBuf,
     /// Its certificates, which stay valid until they expire (Kubernetes has no revocation):
     /// `(entry, serial, not after)`.
-    pub still_valid: Vec<(String, String, String)>,
+    pub still_valid: Vec<(EntryId, String, String)>,
     /// The static verify of the tree without the node.
     pub verify: Report,
 }
@@ -509,7 +507,7 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
         .catalog
         .entries
         .iter()
-        .filter(|e| e.node.as_deref() == Some(name))
+        .filter(|e| e.node() == Some(name))
         .filter_map(|e| {
             let c = tree.inventory.get(&e.id)?.cert.as_ref().ok()?;
             (c.not_after > now).then(|| (e.id.clone(), c.serial.clone(), c.not_after.date().to_string()))

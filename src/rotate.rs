@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::catalog::{CertProfile, EntryKind, Issuer, Store, SA};
+use crate::catalog::{EntryKind, Leaf, Store, SA};
 use crate::error::{Error, Result};
 use crate::issue::{Ca, PrivateKey};
 use crate::kubeconfig::Kubeconfig;
@@ -60,7 +60,7 @@ pub fn status(tree: &Tree) -> Result<Vec<(String, Option<Phase>)>> {
 }
 
 fn rotatable(tree: &Tree) -> Vec<String> {
-    tree.catalog.entries.iter().filter(|e| e.is_ca() || e.id == SA).map(|e| e.id.clone()).collect()
+    tree.catalog.entries.iter().filter(|e| e.is_ca() || e.id == SA).map(|e| e.id.to_string()).collect()
 }
 
 fn out_of_order(ca: &str, wanted: &str, state: Option<&State>) -> Error {
@@ -80,11 +80,11 @@ fn ca_files(tree: &Tree, ca: &str) -> Result<(PathBuf, PathBuf)> {
         Error::Invalid(format!("'{ca}' is not a CA of this cluster; rotatable: {}", rotatable(tree).join(", ")))
     })?;
     match &e.kind {
-        EntryKind::Cert(CertProfile { store: Store::Files { cert, key }, is_ca: true, .. }) => {
-            Ok((cert.clone(), key.clone()))
-        }
+        EntryKind::Ca { cert, key, .. } => Ok((cert.clone(), key.clone())),
         EntryKind::KeyPair { key, public } => Ok((public.clone(), key.clone())),
-        _ => Err(Error::Invalid(format!("'{ca}' is not a CA; rotatable: {}", rotatable(tree).join(", ")))),
+        EntryKind::Leaf(_) => {
+            Err(Error::Invalid(format!("'{ca}' is not a CA; rotatable: {}", rotatable(tree).join(", "))))
+        }
     }
 }
 
@@ -107,10 +107,10 @@ fn blocks(text: &str, path: &Path) -> Result<Vec<String>> {
 fn kubeconfigs_with_ca_data(tree: &Tree, ca: &str, ca_pem: &str, batch: &mut Batch) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for e in &tree.catalog.entries {
-        let Some(CertProfile { store: Store::Kubeconfig { path, cluster, ca: trust, .. }, subject, .. }) = e.cert()
-        else {
+        let Some(Leaf { store: Store::Kubeconfig { path, cluster, ca: trust, .. }, profile, .. }) = e.leaf() else {
             continue;
         };
+        let subject = &profile.subject;
         if trust != ca {
             continue;
         }
@@ -227,8 +227,8 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
             .catalog
             .entries
             .iter()
-            .filter(|e| matches!(e.cert(), Some(p) if p.issuer == Issuer::Ca(ca.to_string())))
-            .map(|e| e.id.clone())
+            .filter(|e| e.issuer().is_some_and(|i| i == ca))
+            .map(|e| e.id.to_string())
             .collect();
         plan_renew(&reloaded, &names, false, &RenewOptions::default(), now)?.apply(
             &reloaded,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::catalog::{Catalog, CertProfile, Store};
+use crate::catalog::{Catalog, EntryKind};
 use crate::error::{Error, Result};
 use crate::issue::{Ca, PrivateKey};
 use crate::spec::ClusterSpec;
@@ -89,8 +89,8 @@ pub fn refresh_bundles(spec: &ClusterSpec, catalog: &Catalog, root: &Path, creat
 pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) -> Result<Ca> {
     let e =
         catalog.get(id).filter(|e| e.is_ca()).ok_or_else(|| Error::Invalid(format!("no CA '{id}' in the catalog")))?;
-    let Some(CertProfile { store: Store::Files { cert, key }, .. }) = e.cert() else {
-        return Err(Error::Invalid(format!("{id} is not a CA kept in files")));
+    let EntryKind::Ca { cert, key, .. } = &e.kind else {
+        return Err(Error::Invalid(format!("{id} is not a CA")));
     };
     let (cert_path, key_path) = (root.join(cert), root.join(key));
     let cert_pem =

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::catalog::{Catalog, Entry, EntryKind};
+use crate::catalog::{Catalog, Entry, EntryId, EntryKind, Leaf};
 use crate::finding::FixTarget;
 pub use crate::finding::{FindingKind, Severity};
 use crate::inventory::{Inventory, KubeconfigFacts, Loaded, Problem};
@@ -29,7 +29,7 @@ pub struct Finding {
     pub kind: FindingKind,
     /// The catalog entry it is about, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entry: Option<String>,
+    pub entry: Option<EntryId>,
     /// The links it affects.
     pub links: Vec<String>,
     /// The file it is about, if any.
@@ -223,15 +223,15 @@ struct Checker<'a> {
     opts: &'a VerifyOptions,
     findings: Vec<Finding>,
     /// Entry id → findings about it (they affect every link that uses it).
-    by_entry: HashMap<String, Vec<usize>>,
+    by_entry: HashMap<EntryId, Vec<usize>>,
     /// Link id → findings about that link only (a SAN that does not cover its address).
     by_link: HashMap<String, Vec<usize>>,
     /// (server entry, address) → its san-missing finding.
-    san_missing: HashMap<(String, San), usize>,
+    san_missing: HashMap<(EntryId, San), usize>,
     /// Whether the tree has kubepki's node directories (else it is, e.g., kubeadm's).
     kubepki_tree: bool,
     /// Server entry → the hosts its clients dial (checked per link, not per profile).
-    dialed: HashMap<String, BTreeSet<San>>,
+    dialed: HashMap<EntryId, BTreeSet<San>>,
 }
 
 /// The parts of a finding, before it is filed: its kind says the rest.
@@ -243,22 +243,22 @@ struct New {
 }
 
 impl Checker<'_> {
-    fn file(&mut self, entry: Option<&str>, n: New) -> usize {
+    fn file(&mut self, entry: Option<&EntryId>, n: New) -> usize {
         let i = self.push(entry, n, None);
         if let Some(e) = entry {
-            self.by_entry.entry(e.to_string()).or_default().push(i);
+            self.by_entry.entry(e.clone()).or_default().push(i);
         }
         i
     }
 
     /// A finding with its fix (which may name the address a link dials).
-    fn push(&mut self, entry: Option<&str>, n: New, san: Option<&San>) -> usize {
+    fn push(&mut self, entry: Option<&EntryId>, n: New, san: Option<&San>) -> usize {
         let catalog_entry = entry.and_then(|id| self.catalog.get(id));
         let target = FixTarget { dir: &self.inv.root, entry: catalog_entry, file: n.file.as_deref(), san };
         self.findings.push(Finding {
             severity: n.kind.severity(),
             kind: n.kind,
-            entry: entry.map(str::to_string),
+            entry: entry.cloned(),
             links: Vec::new(),
             fix: n.kind.fix(target),
             breaks: n.kind.breaks_handshake(),
@@ -274,7 +274,7 @@ impl Checker<'_> {
         self.modes(e, loaded);
         match &e.kind {
             EntryKind::KeyPair { .. } => self.key_pair(e, loaded),
-            EntryKind::Cert(p) => self.cert(e, p, loaded),
+            EntryKind::Ca { profile, .. } | EntryKind::Leaf(Leaf { profile, .. }) => self.cert(e, profile, loaded),
         }
     }
 
@@ -415,7 +415,7 @@ impl Checker<'_> {
         let mut dups = Vec::new();
         for e in &self.catalog.entries {
             let Some(Ok(info)) = self.inv.get(&e.id).map(|l| &l.cert) else { continue };
-            if let Some(first) = seen.insert((info.issuer_raw.clone(), info.serial.clone()), e.id.clone()) {
+            if let Some(first) = seen.insert((info.issuer_raw.clone(), info.serial.clone()), e.id.to_string()) {
                 dups.push((e.id.clone(), first, info.serial.clone(), info.issuer.clone()));
             }
         }

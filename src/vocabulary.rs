@@ -35,7 +35,71 @@ pub const ETCD_PEER_PORT: u16 = 2380;
 /// The in-cluster names of the apiserver (before `kubernetes.default.svc.<dnsDomain>`).
 pub const APISERVER_SERVICE_NAMES: [&str; 3] = ["kubernetes", "kubernetes.default", "kubernetes.default.svc"];
 
-/// Where things are in a tree (relative to its root, as in kubeadm's `/etc/kubernetes`).
+/// The names of catalog entries: kubeadm's certificate and kubeconfig names (and kubepki's
+/// additions). An entry's id is its name, and `@node` for what each node has its own of.
+pub mod entry {
+    /// The cluster CA.
+    pub const CA: &str = "ca";
+    /// The etcd CA (kubeadm layout).
+    pub const ETCD_CA: &str = "etcd-ca";
+    /// The front-proxy CA (kubeadm layout).
+    pub const FRONT_PROXY_CA: &str = "front-proxy-ca";
+    /// The service-account signing key pair.
+    pub const SA: &str = "sa";
+    /// The apiserver's serving certificate (per control plane).
+    pub const APISERVER: &str = "apiserver";
+    /// The apiserver's client certificate for kubelets.
+    pub const APISERVER_KUBELET_CLIENT: &str = "apiserver-kubelet-client";
+    /// The apiserver's client certificate for etcd.
+    pub const APISERVER_ETCD_CLIENT: &str = "apiserver-etcd-client";
+    /// The apiserver's client certificate for aggregated API servers.
+    pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+    /// etcdctl's health-check client certificate.
+    pub const ETCD_HEALTHCHECK_CLIENT: &str = "etcd-healthcheck-client";
+    /// etcd's serving certificate (per control plane).
+    pub const ETCD_SERVER: &str = "etcd-server";
+    /// etcd's peer certificate (per control plane).
+    pub const ETCD_PEER: &str = "etcd-peer";
+    /// A kubelet's CA-signed serving certificate (per node; kubepki's).
+    pub const KUBELET_SERVING: &str = "kubelet-serving";
+    /// Administrators' kubeconfig.
+    pub const ADMIN_CONF: &str = "admin.conf";
+    /// The break-glass kubeconfig.
+    pub const SUPER_ADMIN_CONF: &str = "super-admin.conf";
+    /// kube-controller-manager's kubeconfig (per control plane).
+    pub const CONTROLLER_MANAGER_CONF: &str = "controller-manager.conf";
+    /// kube-scheduler's kubeconfig (per control plane).
+    pub const SCHEDULER_CONF: &str = "scheduler.conf";
+    /// A kubelet's kubeconfig (per node).
+    pub const KUBELET_CONF: &str = "kubelet.conf";
+    /// kube-proxy's kubeconfig (kubepki's).
+    pub const KUBE_PROXY_CONF: &str = "kube-proxy.conf";
+
+    /// Every entry name, CAs first.
+    pub const ALL: [&str; 18] = [
+        CA,
+        ETCD_CA,
+        FRONT_PROXY_CA,
+        SA,
+        APISERVER,
+        APISERVER_KUBELET_CLIENT,
+        APISERVER_ETCD_CLIENT,
+        FRONT_PROXY_CLIENT,
+        ETCD_HEALTHCHECK_CLIENT,
+        ETCD_SERVER,
+        ETCD_PEER,
+        KUBELET_SERVING,
+        ADMIN_CONF,
+        SUPER_ADMIN_CONF,
+        CONTROLLER_MANAGER_CONF,
+        SCHEDULER_CONF,
+        KUBELET_CONF,
+        KUBE_PROXY_CONF,
+    ];
+}
+
+/// Where things are in a tree (relative to its root, as in kubeadm's `/etc/kubernetes`). A
+/// kubeconfig's file is named as its entry (`admin.conf`), in its node's home.
 pub mod layout {
     /// The cluster CA (`.crt`, `.key`).
     pub const CA: &str = "pki/ca";
@@ -61,18 +125,6 @@ pub mod layout {
     pub const ETCD_SERVER: &str = "pki/etcd/server";
     /// etcd's peer certificate.
     pub const ETCD_PEER: &str = "pki/etcd/peer";
-    /// Administrators' kubeconfig.
-    pub const ADMIN_CONF: &str = "admin.conf";
-    /// The break-glass kubeconfig.
-    pub const SUPER_ADMIN_CONF: &str = "super-admin.conf";
-    /// kube-controller-manager's kubeconfig.
-    pub const CONTROLLER_MANAGER_CONF: &str = "controller-manager.conf";
-    /// kube-scheduler's kubeconfig.
-    pub const SCHEDULER_CONF: &str = "scheduler.conf";
-    /// The kubelet's kubeconfig.
-    pub const KUBELET_CONF: &str = "kubelet.conf";
-    /// kube-proxy's kubeconfig (kubepki's).
-    pub const KUBE_PROXY_CONF: &str = "kube-proxy.conf";
     /// The static pod manifests.
     pub const MANIFESTS: &str = "manifests";
     /// The node bundles: `nodes/<node>/` mirrors a node's filesystem.
@@ -85,6 +137,11 @@ pub mod layout {
     /// `<base>.crt`.
     pub fn crt(base: &str) -> String {
         format!("{base}.crt")
+    }
+
+    /// `<base>.key`.
+    pub fn key(base: &str) -> String {
+        format!("{base}.key")
     }
 }
 

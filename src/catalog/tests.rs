@@ -39,7 +39,7 @@ fn every_issuer_exists_and_comes_first() {
         let c = Catalog::build(&spec);
         let mut seen = BTreeSet::new();
         for e in &c.entries {
-            if let Some(Issuer::Ca(ca)) = e.cert().map(|p| &p.issuer) {
+            if let Some(ca) = e.issuer() {
                 assert!(seen.contains(ca.as_str()), "{} is signed by {ca}, which does not come before it", e.id);
                 assert!(c.get(ca).unwrap().is_ca(), "{} is signed by {ca}, which is not a CA", e.id);
             }
@@ -189,18 +189,14 @@ fn links_are_satisfiable_on_paper() {
             let client = c.get(&l.client_cert).unwrap_or_else(|| panic!("{}: no {}", l.id, l.client_cert));
             let cp = client.cert().unwrap();
             assert!(cp.ext_key_usage.contains(&ExtKeyUsage::ClientAuth), "{}: client lacks clientAuth", l.id);
-            assert_eq!(
-                cp.issuer,
-                Issuer::Ca(l.server_trusts.clone()),
-                "{}: server does not trust the client's CA",
-                l.id
-            );
+            assert_eq!(client.issuer(), Some(&l.server_trusts), "{}: server does not trust the client's CA", l.id);
             assert!(c.get(&l.server_trusts).unwrap().is_ca());
             if let Some(server) = &l.server_cert {
-                let sp = c.get(server).unwrap().cert().unwrap();
+                let se = c.get(server).unwrap();
+                let sp = se.cert().unwrap();
                 assert!(sp.ext_key_usage.contains(&ExtKeyUsage::ServerAuth), "{}: server lacks serverAuth", l.id);
                 assert!(sp.sans.contains(&l.dial.host), "{}: {} not in the server's SANs", l.id, l.dial.host);
-                assert_eq!(Some(&sp.issuer), l.client_trusts.clone().map(Issuer::Ca).as_ref(), "{}", l.id);
+                assert_eq!(se.issuer(), l.client_trusts.as_ref(), "{}", l.id);
             }
             // Clients of the apiserver carry identities that default RBAC binds.
             if l.server.starts_with("kube-apiserver@") {
@@ -260,7 +256,7 @@ fn bundles_hold_what_each_node_needs_and_no_more() {
     for n in &spec.nodes {
         assert_eq!(bundles.of(&spec, n), c.bundle(&spec, n), "{}", n.name);
         let own: Vec<&str> = bundles.own(&n.name).iter().map(|&i| c.entries[i].id.as_str()).collect();
-        assert!(!own.is_empty() && own.iter().all(|id| c.get(id).unwrap().node.as_deref() == Some(&*n.name)));
+        assert!(!own.is_empty() && own.iter().all(|id| c.get(id).unwrap().node() == Some(&*n.name)));
     }
 }
 
@@ -269,7 +265,7 @@ fn single_ca_layout_signs_everything_with_one_ca() {
     let c = Catalog::build(&single());
     assert_eq!(c.cas().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["ca"]);
     for e in &c.entries {
-        if let Some(Issuer::Ca(ca)) = e.cert().map(|p| &p.issuer) {
+        if let Some(ca) = e.issuer() {
             assert_eq!(ca, "ca", "{}", e.id);
         }
     }
@@ -280,9 +276,23 @@ fn properties_set_by_the_builder_not_by_name_matching() {
     let c = Catalog::build(&crate::spec::ClusterSpec::builtin_default());
     let glass: Vec<&str> = c.entries.iter().filter(|e| e.break_glass).map(|e| e.id.as_str()).collect();
     assert_eq!(glass, ["super-admin.conf"]);
-    let mut added: Vec<&str> = c.entries.iter().filter(|e| e.kubeadm_instead.is_some()).map(|e| e.name).collect();
+    let mut added: Vec<&str> = c.entries.iter().filter(|e| e.kubeadm_instead.is_some()).map(|e| e.name()).collect();
     added.dedup();
     added.sort_unstable();
     added.dedup();
     assert_eq!(added, ["kube-proxy.conf", "kubelet-serving"]);
+}
+
+#[test]
+fn entry_ids_read_back_as_written_and_refuse_other_names() {
+    let c = Catalog::build(&crate::spec::ClusterSpec::builtin_default());
+    for e in &c.entries {
+        let back: EntryId = e.id.to_string().parse().unwrap();
+        assert_eq!(back, e.id);
+        assert_eq!((back.name(), back.node()), (e.name(), e.node()));
+        assert_eq!(c.get(&e.id).map(|x| &x.id), Some(&e.id), "the index finds {}", e.id);
+    }
+    for bad in ["apiserver-x", "kubelet.conf@Node_01", "", "@node01"] {
+        assert!(bad.parse::<EntryId>().is_err(), "{bad:?} accepted");
+    }
 }

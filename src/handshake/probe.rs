@@ -57,7 +57,7 @@ impl Credential {
             .entries
             .iter()
             .find(|e| e.id == name)
-            .or_else(|| catalog.entries.iter().find(|e| e.name == name))
+            .or_else(|| catalog.entries.iter().find(|e| e.name() == name))
             .ok_or_else(|| {
                 Error::Invalid(format!("--as {name}: no such credential in the catalog (see `kubepki plan`)"))
             })?;
@@ -78,7 +78,7 @@ impl Credential {
         let files = entry.files();
         let path = files.get(1).or(files.first()).map(|(f, _)| inventory.root.join(f)).unwrap_or_default();
         Ok(Credential {
-            name: entry.id.clone(),
+            name: entry.id.to_string(),
             server: None,
             chain: vec![CertificateDer::from(cert.der.clone())],
             key: Some((private_key(key.secret_pem(), &path)?, path)),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{join, Checker, FindingKind, New};
-use crate::catalog::{CertProfile, Entry, Issuer, Store};
+use crate::catalog::{CertProfile, Entry, Leaf, Store};
 use crate::certinfo::CertInfo;
 use crate::conformance::{deviations, Deviation};
 use crate::inventory::Loaded;
@@ -13,10 +13,8 @@ use crate::spec::San;
 
 impl Checker<'_> {
     pub(super) fn cert(&mut self, e: &Entry, p: &CertProfile, loaded: &Loaded) {
-        let (cert_file, key_file) = match &p.store {
-            Store::Files { cert, key } => (cert.clone(), key.clone()),
-            Store::Kubeconfig { path, .. } => (path.clone(), path.clone()),
-        };
+        let Some((cert_file, key_file)) = e.cert_and_key_files() else { return };
+        let (cert_file, key_file) = (cert_file.to_path_buf(), key_file.to_path_buf());
         let info = match &loaded.cert {
             Ok(i) => i,
             Err(problem) => {
@@ -40,10 +38,12 @@ impl Checker<'_> {
             Ok(_) => {}
         }
         self.validity(e, &cert_file, info);
-        self.signature(e, p, &cert_file, info);
+        self.signature(e, &cert_file, info);
         self.profile(e, p, &cert_file, info);
         self.strength(e, &cert_file, info);
-        if let (Some(k), Store::Kubeconfig { ca, server, .. }) = (&loaded.kubeconfig, &p.store) {
+        if let (Some(k), Some(Leaf { store: Store::Kubeconfig { ca, server, .. }, .. })) =
+            (&loaded.kubeconfig, e.leaf())
+        {
             self.kubeconfig_trust(e, k, ca, server);
         }
     }
@@ -69,8 +69,8 @@ impl Checker<'_> {
         self.inv.get(id).and_then(|l| l.cert.as_ref().ok())
     }
 
-    fn signature(&mut self, e: &Entry, p: &CertProfile, file: &Path, info: &CertInfo) {
-        let Issuer::Ca(ca_id) = &p.issuer else {
+    fn signature(&mut self, e: &Entry, file: &Path, info: &CertInfo) {
+        let Some(ca_id) = e.issuer() else {
             if !info.is_signed_by(info) {
                 self.file(
                     Some(&e.id),

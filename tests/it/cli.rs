@@ -19,7 +19,8 @@ fn plan_writes_nothing_and_lists_files_and_links() {
     assert_eq!(entries.len(), 22);
     let api = entries.iter().find(|e| e["id"] == "apiserver@controlplane").unwrap();
     assert_eq!(api["subject"]["cn"], "kube-apiserver");
-    assert_eq!(api["issuer"]["ca"], "ca");
+    assert_eq!(api["issuer"], "ca");
+    assert_eq!(api["kind"], "leaf");
     assert!(api["sans"].as_array().unwrap().contains(&"IP:10.96.0.1".into()));
     assert_eq!(json["topology"]["links"].as_array().unwrap().len(), 16);
     assert_eq!(std::fs::read_dir(env.path()).unwrap().count(), 0, "plan wrote something");

@@ -32,7 +32,7 @@ impl Seeded {
 
     fn ca(&self, id: &str) -> Ca {
         let e = self.catalog.get(id).unwrap();
-        let Store::Files { cert, key } = &e.cert().unwrap().store else { panic!("{id} is not in files") };
+        let (cert, key) = e.cert_and_key_files().unwrap();
         let key = PrivateKey::from_pem(&std::fs::read_to_string(self.root.join(key)).unwrap(), key).unwrap();
         Ca::load(id, &std::fs::read_to_string(self.root.join(cert)).unwrap(), cert, key).unwrap()
     }
@@ -40,9 +40,12 @@ impl Seeded {
     /// Reissue a leaf kept in files, same key, with a changed profile, signer or time; written at
     /// its home and every node-bundle copy, as a node with the defect holds it.
     fn reissue(&self, id: &str, ca: &Ca, at: OffsetDateTime, change: impl FnOnce(&mut CertProfile)) {
-        let mut profile = self.catalog.get(id).unwrap().cert().unwrap().clone();
+        let e = self.catalog.get(id).unwrap();
+        let mut profile = e.cert().unwrap().clone();
         change(&mut profile);
-        let Store::Files { cert, key } = &profile.store else { panic!("{id} is not in files") };
+        let Some(kubepki::Leaf { store: Store::Files { cert, key }, .. }) = e.leaf() else {
+            panic!("{id} is not in files")
+        };
         let key = PrivateKey::from_pem(&std::fs::read_to_string(self.root.join(key)).unwrap(), key).unwrap();
         let issued = ca.sign_key(&profile, &key, at).unwrap();
         self.write(cert, issued.pem.as_bytes());

@@ -29,7 +29,7 @@ fn leaves(env: &TestEnv) -> Vec<Leaf> {
     let plan: serde_json::Value = serde_json::from_str(&env.kubepki_ok(&["plan", "-o", "json"])).unwrap();
     let mut out = Vec::new();
     for e in plan["catalog"]["entries"].as_array().unwrap() {
-        if e["kind"] != "cert" || e["isCa"] == true {
+        if e["kind"] != "leaf" {
             continue;
         }
         let store = &e["store"];
@@ -39,7 +39,7 @@ fn leaves(env: &TestEnv) -> Vec<Leaf> {
         } else {
             (vec![s("path")], format!("{}.csr", s("path")))
         };
-        out.push(Leaf { issuer: e["issuer"]["ca"].as_str().unwrap().into(), files, csr });
+        out.push(Leaf { issuer: e["issuer"].as_str().unwrap().into(), files, csr });
     }
     out
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kubepki::{read_kubeconfig, Catalog, CertInfo, ClusterSpec, EntryKind, Issuer, PrivateKey, Store};
+use kubepki::{read_kubeconfig, Catalog, CertInfo, ClusterSpec, EntryKind, PrivateKey, Store};
 
 use crate::support::{files, run, snapshot, wait_until, TestEnv};
 
@@ -121,8 +121,7 @@ fn assert_consistent(tree: &Path, catalog: &Catalog) {
     let read = |f: &Path| std::fs::read_to_string(tree.join(f)).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     let mut cas = std::collections::HashMap::new();
     for e in catalog.cas() {
-        let Some(p) = e.cert() else { continue };
-        let Store::Files { cert, .. } = &p.store else { unreachable!() };
+        let EntryKind::Ca { cert, .. } = &e.kind else { continue };
         cas.insert(e.id.clone(), (read(cert), CertInfo::from_pem(&read(cert), cert).unwrap()));
     }
     for e in &catalog.entries {
@@ -132,7 +131,8 @@ fn assert_consistent(tree: &Path, catalog: &Catalog) {
                 assert_eq!(k.public_key_pem().trim(), read(public).trim(), "{}", public.display());
                 continue;
             }
-            EntryKind::Cert(p) => match &p.store {
+            EntryKind::Ca { cert, key, .. } => (read(cert), read(key), cert.clone()),
+            EntryKind::Leaf(l) => match &l.store {
                 Store::Files { cert, key } => (read(cert), read(key), cert.clone()),
                 Store::Kubeconfig { path, .. } => {
                     let k = read_kubeconfig(&tree.join(path)).unwrap();
@@ -144,10 +144,7 @@ fn assert_consistent(tree: &Path, catalog: &Catalog) {
         let info = CertInfo::from_pem(&cert_pem, &shown).unwrap();
         let key = PrivateKey::from_pem(&key_pem, &shown).unwrap();
         assert!(key.matches(&info), "{}: the key does not match", shown.display());
-        let issuer = match &e.cert().unwrap().issuer {
-            Issuer::SelfSigned => e.id.as_str(),
-            Issuer::Ca(ca) => ca.as_str(),
-        };
+        let issuer = e.issuer().unwrap_or(&e.id).as_str();
         assert!(info.is_signed_by(&cas[issuer].1), "{}: not signed by {issuer}", shown.display());
     }
 }

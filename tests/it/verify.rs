@@ -72,16 +72,19 @@ impl Tree {
 
     fn ca(&self, id: &str) -> Ca {
         let e = self.catalog.get(id).unwrap();
-        let Store::Files { cert, key } = &e.cert().unwrap().store else { panic!() };
+        let (cert, key) = e.cert_and_key_files().unwrap();
         let key = PrivateKey::from_pem(&std::fs::read_to_string(self.root.join(key)).unwrap(), key).unwrap();
         Ca::load(id, &std::fs::read_to_string(self.root.join(cert)).unwrap(), cert, key).unwrap()
     }
 
     /// Reissue a file-stored leaf with a changed profile, signer or time; same key.
     fn reissue(&self, id: &str, ca: &str, at: OffsetDateTime, change: impl FnOnce(&mut kubepki::CertProfile)) {
-        let mut profile = self.catalog.get(id).unwrap().cert().unwrap().clone();
+        let e = self.catalog.get(id).unwrap();
+        let mut profile = e.cert().unwrap().clone();
         change(&mut profile);
-        let Store::Files { cert, key } = &profile.store else { panic!("{id} is not in files") };
+        let Some(kubepki::Leaf { store: Store::Files { cert, key }, .. }) = e.leaf() else {
+            panic!("{id} is not in files")
+        };
         let key = PrivateKey::from_pem(&std::fs::read_to_string(self.root.join(key)).unwrap(), key).unwrap();
         let issued = self.ca(ca).sign_key(&profile, &key, at).unwrap();
         self.seed(cert.to_str().unwrap(), issued.pem.as_bytes());
