@@ -64,6 +64,12 @@ fn every_wrong_server_certificate_is_said_in_words() {
         ],
     );
     drop(s);
+    // When the server sends the CA that signed it, its fingerprint is named too.
+    let their_ca = theirs.join("pki/ca.crt");
+    let s =
+        Server::start_sending(&env, "same-name-chain", "127.0.0.1", &theirs_api.0, &theirs_api.1, &ca, &[&their_ca]);
+    assert_says(probe(&env, &s.url(), &kubeconfig), 1, &[&format!("signer:  SHA-256 {}", fingerprint(&their_ca))]);
+    drop(s);
 
     // The CA certificate itself served as the server's.
     let s = Server::start_with(&env, "ca-as-leaf", "127.0.0.1", &ca, &ours.join("pki/ca.key"), &ca);

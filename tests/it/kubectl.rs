@@ -42,6 +42,19 @@ impl Server {
 
     /// Serve this certificate and key on `ip`, accepting only client certificates signed by `client_ca`.
     pub(crate) fn start_with(env: &TestEnv, name: &str, ip: &str, cert: &Path, key: &Path, client_ca: &Path) -> Server {
+        Server::start_sending(env, name, ip, cert, key, client_ca, &[])
+    }
+
+    /// The same, sending these CA certificates after its own (`-cert_chain`).
+    pub(crate) fn start_sending(
+        env: &TestEnv,
+        name: &str,
+        ip: &str,
+        cert: &Path,
+        key: &Path,
+        client_ca: &Path,
+        chain: &[&Path],
+    ) -> Server {
         // free_port releases the port before s_server binds it: a parallel test may take it in
         // between, so a bind failure is retried on a fresh port.
         for attempt in 0..5 {
@@ -57,6 +70,9 @@ impl Server {
                 .arg("-CAfile")
                 .arg(client_ca)
                 .args(["-Verify", "1", "-verify_return_error", "-www"]);
+            for c in chain {
+                cmd.arg("-cert_chain").arg(c);
+            }
             let log = env.path().join(format!("{name}.{attempt}.log"));
             let mut guard = Guard::spawn(name, cmd, &log);
             // s_server prints ACCEPT once it listens, or exits (status 0!) when it cannot bind.
