@@ -24,7 +24,11 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use kubepki::{Catalog, CertProfile, ClusterSpec, Entry, EntryKind, ExtKeyUsage, KeyAlgorithm, Leaf, San, Store};
+use kubepki::{
+    model::catalog::Catalog, model::catalog::CertProfile, model::catalog::Entry, model::catalog::EntryKind,
+    model::catalog::ExtKeyUsage, model::catalog::Leaf, model::catalog::Store, model::spec::ClusterSpec,
+    model::spec::KeyAlgorithm, model::spec::San,
+};
 use rayon::prelude::*;
 
 const TIME: &str = "/usr/bin/time";
@@ -315,7 +319,7 @@ fn params(p: &CertProfile) -> rcgen::CertificateParams {
     }
     dn.push(rcgen::DnType::CommonName, p.subject.cn.as_str());
     params.distinguished_name = dn;
-    params.serial_number = Some(kubepki::random_serial().unwrap());
+    params.serial_number = Some(kubepki::x509::issue::random_serial().unwrap());
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + p.validity;

@@ -16,11 +16,11 @@ mod svg;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::catalog::EntryId;
-use crate::finding::Severity;
-use crate::spec::Endpoint;
-use crate::topology::{Component, ComponentKind, Link, LinkKind, Topology, TrustDomain};
-use crate::verify::{Finding, LinkStatus, Report};
+use crate::audit::finding::Severity;
+use crate::audit::verify::{Finding, LinkStatus, Report};
+use crate::model::catalog::EntryId;
+use crate::model::spec::Endpoint;
+use crate::model::topology::{Component, ComponentKind, Link, LinkKind, Topology, TrustDomain};
 
 /// The form of the picture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub enum GraphFormat {
     Mermaid,
 }
 
-/// The picture of `topology`; `status` is keyed by [`crate::Link::id`] (a link missing
+/// The picture of `topology`; `status` is keyed by [`crate::model::topology::Link::id`] (a link missing
 /// from it is [`LinkStatus::Unknown`]).
 pub fn render(topology: &Topology, status: &BTreeMap<String, LinkStatus>, format: GraphFormat) -> String {
     draw(&Model::build(topology, status, Some(MAX_WORKERS)), format)

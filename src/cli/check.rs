@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use time::OffsetDateTime;
 
 use super::{json, print};
-use crate::render::table;
-use crate::{check, CheckOptions, CheckReport, CheckStatus, Result};
+use kubepki::report::table;
+use kubepki::{
+    audit::check::check, audit::check::CheckOptions, audit::check::CheckReport, audit::check::CheckStatus, Result,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CheckArgs {
@@ -48,16 +50,16 @@ pub(crate) fn run(a: CheckArgs) -> Result<ExitCode> {
     let opts = CheckOptions {
         at: a.at.unwrap_or_else(OffsetDateTime::now_utc),
         warn_within: a.warn_within,
-        expected: crate::check::expected_in(&dir),
+        expected: kubepki::audit::check::expected_in(&dir),
     };
     let report = check(&dir, &opts)?;
     let output = match a.output {
         CheckFormat::Table => text(&report),
         CheckFormat::Json => json(&report)?,
-        CheckFormat::Prometheus => crate::check::prometheus(&report),
+        CheckFormat::Prometheus => kubepki::audit::check::prometheus(&report),
     };
     match &a.out {
-        Some(path) => crate::write_atomic(path, output.as_bytes(), crate::Mode::Public)?,
+        Some(path) => kubepki::disk::store::write_atomic(path, output.as_bytes(), kubepki::disk::store::Mode::Public)?,
         None => print(&output)?,
     }
     // The metrics carry the verdict: a collector's cron job must not lose them to exit 1.
@@ -69,7 +71,7 @@ fn parse_window(s: &str) -> std::result::Result<time::Duration, String> {
     if s.trim().chars().all(|c| c == '0') && !s.trim().is_empty() {
         return Ok(time::Duration::ZERO);
     }
-    crate::duration_text::parse(s)
+    kubepki::model::spec::duration_text::parse(s)
 }
 
 fn text(r: &CheckReport) -> String {
@@ -109,7 +111,7 @@ fn text(r: &CheckReport) -> String {
         }
     }
     let at = r.at.to_offset(time::UtcOffset::UTC).format(&when).unwrap_or_default();
-    let window = crate::duration_text::format(r.warn_within);
+    let window = kubepki::model::spec::duration_text::format(r.warn_within);
     let _ = writeln!(
         out,
         "\n{}: {} entries at {at} (warning within {window}): {}",

@@ -9,7 +9,12 @@ use time::OffsetDateTime;
 
 use super::verify::{cluster_of, parse_instant};
 use super::{emit, Format};
-use crate::{verify, Catalog, Error, Explained, Inventory, Result, Topology, TreeView, VerifyOptions};
+use kubepki::audit::explain::{explain, recognise, Explained, Side, Source, TreeView};
+use kubepki::audit::verify::{verify, VerifyOptions};
+use kubepki::disk::inventory::Inventory;
+use kubepki::model::catalog::Catalog;
+use kubepki::model::topology::Topology;
+use kubepki::{Error, Result};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExplainArgs {
@@ -34,7 +39,7 @@ pub(crate) struct ExplainArgs {
 
 pub(crate) fn run(a: ExplainArgs) -> Result<ExitCode> {
     let (text, source) = input(&a)?;
-    let messages = crate::recognise(&text);
+    let messages = recognise(&text);
     if messages.is_empty() {
         let problem = "no TLS error message kubepki recognises (Go crypto/x509 and crypto/tls, etcd, kubectl, \
                        openssl, curl, Python ssl)";
@@ -44,7 +49,7 @@ pub(crate) fn run(a: ExplainArgs) -> Result<ExitCode> {
         });
     }
     let explained = match &a.dir {
-        None => crate::explain(messages, None),
+        None => explain(messages, None),
         Some(dir) => {
             let spec = cluster_of(dir, a.config.as_deref())?;
             let catalog = Catalog::build(&spec);
@@ -53,7 +58,7 @@ pub(crate) fn run(a: ExplainArgs) -> Result<ExitCode> {
             let at = a.at.unwrap_or_else(OffsetDateTime::now_utc);
             let report = verify(&spec, &catalog, &topology, &inventory, &VerifyOptions::at(at));
             let view = TreeView { catalog: &catalog, topology: &topology, inventory: &inventory, report: &report };
-            crate::explain(messages, Some(&view))
+            explain(messages, Some(&view))
         }
     };
     emit(a.output, || text_of(&explained, a.dir.as_deref()), &explained)?;
@@ -132,21 +137,21 @@ fn text_of(explained: &[Explained], dir: Option<&Path>) -> String {
     out
 }
 
-fn source(s: crate::Source) -> &'static str {
+fn source(s: Source) -> &'static str {
     match s {
-        crate::Source::Go => "Go crypto/x509 and crypto/tls",
-        crate::Source::Kubectl => "kubectl",
-        crate::Source::Openssl => "openssl",
-        crate::Source::Curl => "curl",
-        crate::Source::Python => "Python ssl/urllib3",
-        crate::Source::Etcdctl => "etcdctl",
+        Source::Go => "Go crypto/x509 and crypto/tls",
+        Source::Kubectl => "kubectl",
+        Source::Openssl => "openssl",
+        Source::Curl => "curl",
+        Source::Python => "Python ssl/urllib3",
+        Source::Etcdctl => "etcdctl",
     }
 }
 
-fn side(s: crate::Side) -> &'static str {
+fn side(s: Side) -> &'static str {
     match s {
-        crate::Side::Server => "the server's",
-        crate::Side::Client => "the client's",
+        Side::Server => "the server's",
+        Side::Client => "the client's",
     }
 }
 

@@ -9,7 +9,10 @@ use time::OffsetDateTime;
 
 use super::verify::{cluster_of, default_dir};
 use super::{emit, Format};
-use crate::{Applied, Change, ChangePlan, ClusterSpec, EntryId, Result, Role, Tree};
+use kubepki::{
+    model::catalog::EntryId, model::spec::ClusterSpec, model::spec::Role, operations::lifecycle::Applied,
+    operations::lifecycle::Change, operations::lifecycle::Plan as ChangePlan, operations::lifecycle::Tree, Result,
+};
 
 /// Where the tree is and what it describes.
 #[derive(Debug, clap::Args)]
@@ -132,7 +135,13 @@ pub(crate) struct RotateArgs {
 pub(crate) fn renew(a: RenewArgs) -> Result<ExitCode> {
     let tree = a.tree.tree()?;
     let now = OffsetDateTime::now_utc();
-    let plan = crate::plan_renew(&tree, &a.names, a.all, &crate::RenewOptions { reuse_key: a.reuse_key }, now)?;
+    let plan = kubepki::operations::lifecycle::plan_renew(
+        &tree,
+        &a.names,
+        a.all,
+        &kubepki::operations::lifecycle::RenewOptions { reuse_key: a.reuse_key },
+        now,
+    )?;
     finish(&tree, plan, "renew", &a.tree, now)
 }
 
@@ -143,7 +152,7 @@ pub(crate) fn san(c: SanCommand) -> Result<ExitCode> {
     };
     let tree = a.tree.tree()?;
     let now = OffsetDateTime::now_utc();
-    let plan = crate::plan_san(&tree, &a.name, add, &a.addresses, a.force, now)?;
+    let plan = kubepki::operations::lifecycle::plan_san(&tree, &a.name, add, &a.addresses, a.force, now)?;
     let command = if add { "san add" } else { "san remove" };
     finish(&tree, plan, command, &a.tree, now)
 }
@@ -218,21 +227,32 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
     match c {
         NodeCommand::Add(a) => {
             let tree = a.tree.tree()?;
-            let new = crate::NewNode { name: a.name.clone(), role: a.role, addresses: a.ips, dns_names: a.dns };
-            let spec = crate::with_node(&tree.spec, &new)?;
-            let entries = crate::node_entries(&spec, &a.name);
+            let new = kubepki::operations::lifecycle::NewNode {
+                name: a.name.clone(),
+                role: a.role,
+                addresses: a.ips,
+                dns_names: a.dns,
+            };
+            let spec = kubepki::operations::lifecycle::with_node(&tree.spec, &new)?;
+            let entries = kubepki::operations::lifecycle::node_entries(&spec, &a.name);
             if a.tree.dry_run {
                 let text =
                     format!("would issue for node {}: {}\n(dry run: nothing written)\n", a.name, entries.join(", "));
                 emit(a.tree.output, || text.clone(), &entries)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let catalog = crate::Catalog::build(&spec);
-            let report = crate::init(&spec, &catalog, &tree.root, &crate::InitOptions::default(), now)?;
-            crate::record_cluster(&tree.root, &spec)?;
+            let catalog = kubepki::model::catalog::Catalog::build(&spec);
+            let report = kubepki::operations::init::init(
+                &spec,
+                &catalog,
+                &tree.root,
+                &kubepki::operations::init::InitOptions::default(),
+                now,
+            )?;
+            kubepki::model::infer::record(&tree.root, &spec)?;
             let after = if tree.inferred { Tree::load(&tree.root, None)? } else { Tree::load(&tree.root, Some(spec))? };
             let verify = after.verify(now);
-            let mut text = crate::render::init_text(&report);
+            let mut text = kubepki::report::init_text(&report);
             if let Some(c) = &a.tree.config {
                 let _ = writeln!(text, "add node {} to {} so that later runs know it", a.name, c.display());
             }
@@ -249,7 +269,7 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 emit(a.tree.output, || text.clone(), &a.name)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let r = crate::node_remove(&tree, &a.name, now)?;
+            let r = kubepki::operations::lifecycle::node_remove(&tree, &a.name, now)?;
             let mut text = format!("node {} retired; its files are in {}\n", r.node, r.backup.display());
             if !r.still_valid.is_empty() {
                 let _ = writeln!(text, "its certificates stay valid until they expire (Kubernetes has no revocation); delete the Node object so RBAC denies system:node:{}:", r.node);
@@ -271,29 +291,29 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
 pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
     let tree = a.tree.tree()?;
     if a.ca == "status" {
-        let status = crate::rotation_status(&tree)?;
+        let status = kubepki::operations::rotate::status(&tree)?;
         let text = status
             .iter()
             .map(|(ca, p)| match p {
                 None => format!("{ca}: no rotation under way\n"),
                 Some(p) => format!(
                     "{ca}: phase {p:?} done; next: kubepki rotate-ca {ca} {}\n",
-                    if *p == crate::Phase::Start { "reissue" } else { "finish" }
+                    if *p == kubepki::operations::rotate::Phase::Start { "reissue" } else { "finish" }
                 ),
             })
             .collect::<String>();
         emit(a.tree.output, || text.clone(), &status)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let phase = a
-        .phase
-        .ok_or_else(|| crate::Error::Invalid(format!("rotate-ca {}: name a phase: start, reissue or finish", a.ca)))?;
+    let phase = a.phase.ok_or_else(|| {
+        kubepki::Error::Invalid(format!("rotate-ca {}: name a phase: start, reissue or finish", a.ca))
+    })?;
     if a.tree.dry_run {
         let text = format!("would run phase {phase} of the rotation of {}\n(dry run: nothing written)\n", a.ca);
         emit(a.tree.output, || text.clone(), &phase)?;
         return Ok(ExitCode::SUCCESS);
     }
     let now = OffsetDateTime::now_utc();
-    let applied = crate::rotate_ca(&tree, &a.ca, &phase, now)?;
+    let applied = kubepki::operations::rotate::rotate(&tree, &a.ca, &phase, now)?;
     report(&applied, a.tree.output)
 }

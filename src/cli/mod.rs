@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{ClusterSpec, Error, KeyAlgorithm, Result};
+use kubepki::{model::spec::ClusterSpec, model::spec::KeyAlgorithm, Error, Result};
 
 /// kubepki: every CA, certificate, key and kubeconfig of a Kubernetes cluster, and who
 /// talks to whom with them.

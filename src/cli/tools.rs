@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 
 use super::{emit, print, Args, Format};
-use crate::{Error, Mode, Result};
+use kubepki::disk::store::{write_atomic, Mode};
+use kubepki::{Error, Result};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CompletionsArgs {
@@ -72,7 +73,7 @@ pub(crate) fn man(a: ManArgs) -> Result<ExitCode> {
         pages.push((format!("{name}.1"), render(sub.clone().name(name))?));
     }
     for (file, bytes) in &pages {
-        crate::write_atomic(&dir.join(file), bytes, Mode::Public)?;
+        write_atomic(&dir.join(file), bytes, Mode::Public)?;
     }
     let names: Vec<&str> = pages.iter().map(|(f, _)| f.as_str()).collect();
     eprintln!("wrote {} man pages into {}: {}", pages.len(), dir.display(), names.join(" "));

@@ -7,8 +7,12 @@ use std::process::ExitCode;
 use time::OffsetDateTime;
 
 use super::{emit, Format};
-use crate::verify::{LinkStatus, Report, Severity};
-use crate::{verify, Catalog, ClusterSpec, Credential, Error, Inventory, Result, Topology, VerifyOptions};
+use kubepki::audit::handshake::{probe_endpoint, Credential, EndpointReport};
+use kubepki::audit::verify::{LinkStatus, Report, Severity};
+use kubepki::{
+    audit::verify::verify, audit::verify::VerifyOptions, disk::inventory::Inventory, model::catalog::Catalog,
+    model::spec::ClusterSpec, model::topology::Topology, Error, Result,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct VerifyArgs {
@@ -22,7 +26,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_parser = parse_instant)]
     at: Option<OffsetDateTime>,
     /// Warn about certificates expiring within this (e.g. 30d, 720h).
-    #[arg(long, default_value = "30d", value_parser = crate::spec::duration_text::parse)]
+    #[arg(long, default_value = "30d", value_parser = kubepki::model::spec::duration_text::parse)]
     warn_within: time::Duration,
     /// List every link, not only those that are not OK.
     #[arg(long)]
@@ -88,7 +92,7 @@ pub(crate) fn cluster_of(dir: &Path, config: Option<&Path>) -> Result<ClusterSpe
     }
     match config {
         Some(c) => ClusterSpec::load(c),
-        None => crate::cluster_of_tree(dir),
+        None => kubepki::model::infer::cluster_of_tree(dir),
     }
 }
 
@@ -107,14 +111,14 @@ pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
             Error::Invalid("--endpoint needs a credential: --as NAME, --kubeconfig FILE, or --cacert FILE".into())
         })?;
         let credential = Credential::from_catalog(name, &catalog, &topology, &inventory)?;
-        return endpoint_result(a.output, &crate::probe_endpoint(endpoint, &credential, at)?);
+        return endpoint_result(a.output, &probe_endpoint(endpoint, &credential, at)?);
     }
     let report = verify(&spec, &catalog, &topology, &inventory, &VerifyOptions { at, warn_within: a.warn_within });
     if !a.live {
         emit(a.output, || text(&report, a.all), &report)?;
         return Ok(if report.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
-    let live = crate::live(&topology, &inventory, &report, at);
+    let live = kubepki::audit::handshake::live(&topology, &inventory, &report, at);
     let failed = live.iter().any(|l| l.ok == Some(false));
     let both = Both { report: &report, live: &live };
     emit(a.output, || format!("{}\n{}", text(&report, a.all), live_text(&live)), &both)?;
@@ -125,10 +129,10 @@ pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
 struct Both<'a> {
     #[serde(flatten)]
     report: &'a Report,
-    live: &'a [crate::LiveResult],
+    live: &'a [kubepki::audit::handshake::LiveResult],
 }
 
-fn live_text(live: &[crate::LiveResult]) -> String {
+fn live_text(live: &[kubepki::audit::handshake::LiveResult]) -> String {
     let mut out = String::from("live handshakes (rustls over loopback TCP):\n");
     for l in live {
         let verdict = match l.ok {
@@ -157,15 +161,15 @@ fn probe(a: VerifyArgs) -> Result<ExitCode> {
         .or_else(|| credential.server.clone())
         .ok_or_else(|| Error::Invalid("--endpoint: give the server to probe (https://HOST:PORT)".into()))?;
     let at = a.at.unwrap_or_else(OffsetDateTime::now_utc);
-    endpoint_result(a.output, &crate::probe_endpoint(&endpoint, &credential, at)?)
+    endpoint_result(a.output, &probe_endpoint(&endpoint, &credential, at)?)
 }
 
-fn endpoint_result(output: Format, r: &crate::EndpointReport) -> Result<ExitCode> {
+fn endpoint_result(output: Format, r: &EndpointReport) -> Result<ExitCode> {
     emit(output, || endpoint_text(r), r)?;
     Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn endpoint_text(r: &crate::EndpointReport) -> String {
+fn endpoint_text(r: &EndpointReport) -> String {
     let mut out =
         format!("{} as {}: {}\n", r.endpoint, r.credential, if r.ok { "handshake completed" } else { "FAILED" });
     for line in &r.explanation {
@@ -201,7 +205,7 @@ pub(crate) fn text(r: &Report, all: bool) -> String {
         .collect();
     if !rows.is_empty() {
         out.push('\n');
-        out.push_str(&crate::table(&["#", "LINK", "STATUS", "FINDINGS"], &rows));
+        out.push_str(&kubepki::report::table(&["#", "LINK", "STATUS", "FINDINGS"], &rows));
     }
     if !r.findings.is_empty() {
         out.push('\n');

@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kubepki::{Ca, Catalog, CertProfile, ClusterSpec, PrivateKey, Store};
+use kubepki::model::catalog::{Catalog, CertProfile, Leaf, Store};
+use kubepki::model::spec::ClusterSpec;
+use kubepki::x509::issue::{Ca, PrivateKey};
+use kubepki::x509::usage::ExtKeyUsage;
 use time::OffsetDateTime;
 
 use crate::kubectl::{kubectl, require_tools, Server};
@@ -43,9 +46,7 @@ impl Seeded {
         let e = self.catalog.get(id).unwrap();
         let mut profile = e.cert().unwrap().clone();
         change(&mut profile);
-        let Some(kubepki::Leaf { store: Store::Files { cert, key }, .. }) = e.leaf() else {
-            panic!("{id} is not in files")
-        };
+        let Some(Leaf { store: Store::Files { cert, key }, .. }) = e.leaf() else { panic!("{id} is not in files") };
         let key = PrivateKey::from_pem(&std::fs::read_to_string(self.root.join(key)).unwrap(), key).unwrap();
         let issued = ca.sign_key(&profile, &key, at).unwrap();
         self.write(cert, issued.pem.as_bytes());
@@ -275,7 +276,7 @@ fn kubelet_client_certificate_from_the_wrong_ca_and_with_the_wrong_usage() {
     assert!(out.contains("the server refused the client's certificate"), "{out}");
 
     tree.reissue("apiserver-kubelet-client", &tree.ca("ca"), now(), |p| {
-        p.ext_key_usage = vec![kubepki::ExtKeyUsage::ServerAuth]
+        p.ext_key_usage = vec![ExtKeyUsage::ServerAuth]
     });
     let text = as_apiserver_to_kubelet(&env, &tree, "s_server-kubelet-usage");
     let fix = verify_fix(&env, &tree.root, "usage", "pki/apiserver-kubelet-client.crt");

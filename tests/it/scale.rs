@@ -6,7 +6,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kubepki::{read_kubeconfig, Catalog, CertInfo, ClusterSpec, EntryKind, PrivateKey, Store};
+use kubepki::{
+    model::catalog::Catalog, model::catalog::EntryKind, model::catalog::Store, model::spec::ClusterSpec,
+    x509::certinfo::CertInfo, x509::issue::PrivateKey, x509::kubeconfig::read as read_kubeconfig,
+};
 
 use crate::support::{files, run, snapshot, wait_until, TestEnv};
 
@@ -108,7 +111,7 @@ fn an_init_killed_part_way_is_completed_by_the_next_run() {
     assert!(out.contains(&format!("0 created, {n} kept, 0 replaced; 0 files copied")), "{out}");
     // The issuance log lists every certificate of the tree once (the sa key pair is not one),
     // whichever run made it.
-    let log = kubepki::read_issuance_log(&tree).unwrap();
+    let log = kubepki::disk::issuance::read(&tree).unwrap();
     let logged: BTreeSet<&str> = log.iter().filter_map(|r| r.entry.as_deref()).collect();
     let certs: BTreeSet<&str> = catalog.entries.iter().filter(|e| e.cert().is_some()).map(|e| e.id.as_str()).collect();
     assert_eq!(log.len(), n - 1, "one line per certificate");
