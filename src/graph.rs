@@ -6,7 +6,7 @@
 //! Three forms: a self-contained SVG laid out here (no external program, font, stylesheet or
 //! script; see `graph/svg.rs`), and Graphviz DOT and Mermaid text for embedding elsewhere.
 //! Every name is escaped for the form it goes into. All three draw the same model, so they fold
-//! alike: beyond [`MAX_WORKERS`] workers the rest become one node, except those with a link
+//! alike: beyond 8 workers the rest become one node, except those with a link
 //! that is broken or has a warning, which stay drawn and named. Clients that dial a
 //! control-plane endpoint that is not one apiserver's own address reach the apiservers through
 //! one load-balancer node (client → endpoint → each apiserver), one arrow per client.
