@@ -6,10 +6,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::model::catalog::{bundle_root, EntryId};
+use crate::model::catalog::{bundle_root, Catalog, EntryId};
 use crate::model::spec::{CaLayout, Cidr, ClusterSpec, Endpoint, KeyAlgorithm, Node, Role, San, Validity};
 use crate::model::vocabulary::{entry, layout, DEFAULT_CLUSTER_NAME, DEFAULT_DNS_DOMAIN, DEFAULT_SERVICE_SUBNET};
 use crate::x509::certinfo::CertInfo;
+use crate::x509::issue::BACKDATE;
 use crate::x509::kubeconfig;
 
 /// Infer the description of the cluster whose tree is at `root`.
@@ -103,40 +104,43 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
         }
         None => Cidr::parse(DEFAULT_SERVICE_SUBNET).expect("valid"),
     }];
-    let mut spec = ClusterSpec {
-        source: root.to_path_buf(),
-        cluster_name: admin.as_ref().map_or_else(|| DEFAULT_CLUSTER_NAME.into(), |k| k.cluster.clone()),
-        control_plane_endpoint: endpoint,
-        api_server_port,
-        service_subnets,
-        dns_domain,
-        api_server_cert_sans: vec![],
-        etcd_server_cert_sans: vec![],
-        etcd_peer_cert_sans: vec![],
-        key_algorithm: key_algorithm(root),
-        validity: Validity::default(),
-        ca_layout: if root.join(layout::crt(layout::ETCD_CA)).is_file() || !ca_path.is_file() {
-            CaLayout::Kubeadm
-        } else {
-            CaLayout::Single
-        },
-        nodes,
+    let ca_layout = if root.join(layout::crt(layout::ETCD_CA)).is_file() || !ca_path.is_file() {
+        CaLayout::Kubeadm
+    } else {
+        CaLayout::Single
     };
+    let validity_ca = cert(&ca_path).map_or(Validity::default().ca, |ca| ca.not_after - ca.not_before - BACKDATE);
+    // What the tree says, as a description, read like any other: a description is only ever
+    // made by validating one.
+    let mut value = describe_value(&Parts {
+        cluster_name: &admin.as_ref().map_or_else(|| DEFAULT_CLUSTER_NAME.into(), |k| k.cluster.clone()),
+        control_plane_endpoint: &endpoint,
+        api_server_port,
+        service_subnets: &service_subnets,
+        dns_domain: &dns_domain,
+        api_server_cert_sans: &[],
+        etcd_server_cert_sans: &[],
+        etcd_peer_cert_sans: &[],
+        key_algorithm: key_algorithm(root),
+        validity: Validity { ca: validity_ca, leaf: Validity::default().leaf },
+        ca_layout,
+        nodes: &nodes,
+    });
+    let spec = ClusterSpec::from_json(value.clone(), root)?;
     // Whatever the certificates carry beyond kubeadm's rules is an extra SAN.
-    let catalog = crate::model::catalog::Catalog::build(&spec);
-    let extra = |id: &str, found: Option<&CertInfo>| -> Vec<San> {
+    let catalog = Catalog::build(&spec);
+    let extra = |id: &EntryId, found: Option<&CertInfo>| -> serde_json::Value {
         let want = catalog.get(id).and_then(|e| e.cert()).map(|p| p.sans.clone()).unwrap_or_default();
-        found.map(|c| c.sans.iter().filter(|s| !want.contains(s)).cloned().collect()).unwrap_or_default()
+        let extra: Vec<String> =
+            found.map(|c| c.sans.iter().filter(|s| !want.contains(s)).map(San::value).collect()).unwrap_or_default();
+        extra.into()
     };
     let own = |name| EntryId::of_node(name, &primary_name);
-    spec.api_server_cert_sans = extra(&own(entry::APISERVER), apiserver.as_ref());
-    spec.etcd_server_cert_sans = extra(&own(entry::ETCD_SERVER), etcd_server.as_ref());
+    value["apiServerCertSANs"] = extra(&own(entry::APISERVER), apiserver.as_ref());
+    value["etcd"]["serverCertSANs"] = extra(&own(entry::ETCD_SERVER), etcd_server.as_ref());
     let peer = cert(&root.join(layout::crt(layout::ETCD_PEER)));
-    spec.etcd_peer_cert_sans = extra(&own(entry::ETCD_PEER), peer.as_ref());
-    if let Some(ca) = cert(&ca_path) {
-        spec.validity.ca = ca.not_after - ca.not_before - crate::x509::issue::BACKDATE;
-    }
-    Ok(spec)
+    value["etcd"]["peerCertSANs"] = extra(&own(entry::ETCD_PEER), peer.as_ref());
+    ClusterSpec::from_json(value, root)
 }
 
 fn cert(path: &Path) -> Option<CertInfo> {
@@ -232,11 +236,45 @@ pub fn record(root: &Path, spec: &ClusterSpec) -> Result<()> {
 
 /// A description file that reads back as `spec`.
 pub fn describe(spec: &ClusterSpec) -> String {
+    let value = describe_value(&Parts {
+        cluster_name: &spec.cluster_name,
+        control_plane_endpoint: &spec.control_plane_endpoint,
+        api_server_port: spec.api_server_port,
+        service_subnets: &spec.service_subnets,
+        dns_domain: &spec.dns_domain,
+        api_server_cert_sans: &spec.api_server_cert_sans,
+        etcd_server_cert_sans: &spec.etcd_server_cert_sans,
+        etcd_peer_cert_sans: &spec.etcd_peer_cert_sans,
+        key_algorithm: spec.key_algorithm,
+        validity: spec.validity,
+        ca_layout: spec.ca_layout,
+        nodes: &spec.nodes,
+    });
+    let mut text = serde_json::to_string_pretty(&value).expect("serializes");
+    text.push('\n');
+    text
+}
+
+/// What a description says, before it is read (and so validated) into a [`ClusterSpec`].
+struct Parts<'a> {
+    cluster_name: &'a str,
+    control_plane_endpoint: &'a Endpoint,
+    api_server_port: u16,
+    service_subnets: &'a [Cidr],
+    dns_domain: &'a str,
+    api_server_cert_sans: &'a [San],
+    etcd_server_cert_sans: &'a [San],
+    etcd_peer_cert_sans: &'a [San],
+    key_algorithm: KeyAlgorithm,
+    validity: Validity,
+    ca_layout: CaLayout,
+    nodes: &'a [Node],
+}
+
+/// A description in kubepki's own format (JSON, which the description reader takes as YAML).
+fn describe_value(spec: &Parts) -> serde_json::Value {
     use serde_json::json;
-    let bare = |s: &San| match s {
-        San::Dns(d) => d.clone(),
-        San::Ip(ip) => ip.to_string(),
-    };
+    let bare = San::value;
     let sans = |v: &[San]| v.iter().map(bare).collect::<Vec<_>>();
     let endpoint = match &spec.control_plane_endpoint.host {
         San::Ip(IpAddr::V6(ip)) => format!("[{ip}]:{}", spec.control_plane_endpoint.port),
@@ -254,14 +292,14 @@ pub fn describe(spec: &ClusterSpec) -> String {
             })
         })
         .collect();
-    let value = json!({
+    json!({
         "clusterName": spec.cluster_name,
         "controlPlaneEndpoint": endpoint,
         "apiServerPort": spec.api_server_port,
         "serviceSubnet": spec.service_subnets.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
         "dnsDomain": spec.dns_domain,
-        "apiServerCertSANs": sans(&spec.api_server_cert_sans),
-        "etcd": {"serverCertSANs": sans(&spec.etcd_server_cert_sans), "peerCertSANs": sans(&spec.etcd_peer_cert_sans)},
+        "apiServerCertSANs": sans(spec.api_server_cert_sans),
+        "etcd": {"serverCertSANs": sans(spec.etcd_server_cert_sans), "peerCertSANs": sans(spec.etcd_peer_cert_sans)},
         "keyAlgorithm": spec.key_algorithm.name(),
         "validity": {
             "ca": crate::model::spec::duration_text::format(spec.validity.ca),
@@ -269,10 +307,7 @@ pub fn describe(spec: &ClusterSpec) -> String {
         },
         "caLayout": if spec.ca_layout == CaLayout::Single { "single" } else { "kubeadm" },
         "nodes": nodes,
-    });
-    let mut text = serde_json::to_string_pretty(&value).expect("serializes");
-    text.push('\n');
-    text
+    })
 }
 
 #[cfg(test)]

@@ -354,7 +354,15 @@ pub struct ClusterSpec {
     pub ca_layout: CaLayout,
     /// The nodes, control planes first in the order written, then workers.
     pub nodes: Vec<Node>,
+    /// Private: a `ClusterSpec` is only ever made by validating a description
+    /// ([`ClusterSpec::from_yaml`], [`ClusterSpec::from_json`], [`SpecFile::resolve`]).
+    #[serde(skip)]
+    validated: Validated,
 }
+
+/// The proof that a description was validated: only this module can make one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Validated;
 
 impl ClusterSpec {
     /// The built-in default cluster: control plane `controlplane` at 127.0.0.1, workers
@@ -376,6 +384,16 @@ impl ClusterSpec {
     pub fn load(path: &Path) -> Result<ClusterSpec> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
         ClusterSpec::from_yaml(&text, path)
+    }
+
+    /// Read a description given as JSON (kubepki's own format); `source` names it in errors.
+    pub fn from_json(value: serde_json::Value, source: &Path) -> Result<ClusterSpec> {
+        let file: SpecFile = serde_json::from_value(value).map_err(|e| Error::Spec {
+            file: source.to_path_buf(),
+            field: "document".into(),
+            problem: e.to_string(),
+        })?;
+        file.resolve(source)
     }
 
     /// Parse a description from text; `path` is used in error messages.
@@ -533,6 +551,7 @@ impl SpecFile {
             validity,
             ca_layout,
             nodes,
+            validated: Validated,
         })
     }
 }
