@@ -10,6 +10,7 @@ mod endpoint;
 mod etcd;
 mod explain;
 mod external;
+mod fixes;
 mod golden;
 mod kubectl;
 mod lifecycle;
