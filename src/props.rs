@@ -756,3 +756,69 @@ mod sign {
         });
     }
 }
+
+mod explain {
+    //! `explain` on texts made of the messages real clients and servers print, mixed with any
+    //! text: no panic, each case bounded, every explanation said in words; with a tree, tied
+    //! to it.
+
+    use super::*;
+    use crate::audit::explain::{explain, recognise, TreeView};
+
+    const MESSAGES: [&str; 14] = [
+        "x509: certificate is valid for kubernetes, kubernetes.default, 10.96.0.1, not 10.0.0.9",
+        "x509: certificate signed by unknown authority",
+        "remote error: tls: unknown certificate authority",
+        "remote error: tls: unsupported certificate",
+        "remote error: tls: bad certificate",
+        "tls: failed to verify client certificate: x509: certificate has expired or is not yet valid",
+        "x509: certificate has expired or is not yet valid: current time 2026-01-01T00:00:00Z is after 2025-01-01T00:00:00Z",
+        "verify error:num=20:unable to get local issuer certificate",
+        "verify error:num=10:certificate has expired",
+        "x509: cannot validate certificate for 127.0.0.2 because it doesn't contain any IP SANs",
+        "rejected connection from \"127.0.0.1:5000\" (error \"tls: failed to verify client certificate: x509: certificate specifies an incompatible key usage\")",
+        "context deadline exceeded",
+        "ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate in certificate chain",
+        "curl: (60) SSL certificate problem: unable to get local issuer certificate",
+    ];
+
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => prop::sample::select(MESSAGES.to_vec()).prop_map(str::to_string),
+            1 => value(),
+            1 => "[ -~]{0,80}",
+        ]
+    }
+
+    #[test]
+    fn any_text_is_explained_or_passed_over_in_bounded_time() {
+        let tree = default_tree();
+        let spec = ClusterSpec::builtin_default();
+        let catalog = Catalog::build(&spec);
+        let topology = crate::model::topology::Topology::build(&spec, &catalog);
+        let inventory = crate::disk::inventory::Inventory::load(tree.path(), &catalog);
+        let at = time::OffsetDateTime::now_utc();
+        let report = crate::audit::verify::verify(
+            &spec,
+            &catalog,
+            &topology,
+            &inventory,
+            &crate::audit::verify::VerifyOptions::at(at),
+        );
+        let view = TreeView { catalog: &catalog, topology: &topology, inventory: &inventory, report: &report };
+        let texts = prop::collection::vec((piece(), prop::sample::select(vec![" ", "\n", ": ", "\r\n", ""])), 0..12)
+            .prop_map(|parts| parts.into_iter().map(|(p, sep)| p + sep).collect::<String>());
+        run(texts, |text| {
+            let messages = timed(|| recognise(&text));
+            prop_assert!(messages.len() <= text.len() / 8 + 1, "{} messages in {} bytes", messages.len(), text.len());
+            for explained in timed(|| explain(messages.clone(), None)).iter().chain(&explain(messages, Some(&view))) {
+                prop_assert!(!explained.explanation.is_empty());
+                prop_assert!(explained.explanation.len() < 4096, "{}", explained.explanation.len());
+                for piece in key_pieces() {
+                    prop_assert!(!serde_json::to_string(explained).unwrap().contains(&piece));
+                }
+            }
+            Ok(())
+        });
+    }
+}

@@ -4,12 +4,14 @@
 
 mod approve;
 mod check;
+mod explain;
 mod external;
 mod generate;
 mod graph;
 mod inspect;
 mod lifecycle;
 mod progress;
+mod tools;
 mod verify;
 
 use std::io::Write;
@@ -62,6 +64,14 @@ enum Command {
     Import(external::ImportArgs),
     /// Decide Kubernetes CertificateSigningRequest objects by their signer's rules and policies; sign approved ones.
     Approve(approve::ApproveArgs),
+    /// Explain TLS error texts (kubectl, etcd, openssl, curl, Python) in plain words; with --dir, the link, file and fix.
+    Explain(explain::ExplainArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) for kubepki.
+    Completions(tools::CompletionsArgs),
+    /// Print kubepki's man page, or write one per command into a directory (--out).
+    Man(tools::ManArgs),
+    /// Print the version, the git commit it was built from, and the crypto backend.
+    Version(tools::VersionArgs),
 }
 
 /// Where the cluster description comes from.
@@ -147,6 +157,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Sign(a) => external::sign(a),
         Command::Import(a) => external::import(a),
         Command::Approve(a) => approve::run(a),
+        Command::Explain(a) => explain::run(a),
+        Command::Completions(a) => tools::completions(a),
+        Command::Man(a) => tools::man(a),
+        Command::Version(a) => tools::version(a),
     }
 }
 

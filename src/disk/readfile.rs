@@ -1,6 +1,6 @@
 //! The one way kubepki reads a file it was pointed at (a certificate, a key, a kubeconfig, a
-//! file a kubeconfig refers to, a description, CSR objects): regular files only, and no more
-//! bytes than a file of that kind can hold.
+//! file a kubeconfig refers to, a description, CSR objects, a log to explain): regular files
+//! only, and no more bytes than a file of that kind can hold.
 //!
 //! A FIFO, a device (`/dev/zero`, `/dev/urandom`), a socket or a directory is refused by
 //! name without being read; opening never waits (a FIFO with no writer would block `open`),
@@ -22,8 +22,8 @@ pub enum Limit {
     Pem,
     /// A kubeconfig (embedded data included), or any file `inspect` is given. 16 MiB.
     Kubeconfig,
-    /// A cluster description, CSR objects, the issuance log: 256 MiB (100,000 nodes written
-    /// out one by one take ~10 MiB).
+    /// A cluster description, CSR objects, the issuance log, a log to explain: 256 MiB
+    /// (100,000 nodes written out one by one take ~10 MiB).
     Document,
 }
 
@@ -64,6 +64,11 @@ pub fn read_text(path: &Path, limit: Limit) -> Result<String> {
 
 /// Read standard input, at most `limit` bytes, as text.
 pub fn read_stdin(limit: Limit) -> Result<String> {
+    String::from_utf8(read_stdin_bytes(limit)?).map_err(|_| Error::bad_file("<stdin>", "not text (UTF-8 expected)"))
+}
+
+/// Read standard input, at most `limit` bytes.
+pub fn read_stdin_bytes(limit: Limit) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     std::io::stdin()
         .lock()
@@ -73,7 +78,7 @@ pub fn read_stdin(limit: Limit) -> Result<String> {
     if bytes.len() as u64 > limit.bytes() {
         return Err(too_large(Path::new("<stdin>"), limit, bytes.len() as u64));
     }
-    String::from_utf8(bytes).map_err(|_| Error::bad_file("<stdin>", "not text (UTF-8 expected)"))
+    Ok(bytes)
 }
 
 /// Open without waiting (`O_NONBLOCK`: a FIFO with no writer opens at once), then insist on a

@@ -128,6 +128,9 @@ enum Found {
     Missing,
     Good,
     Bad(String),
+    /// Half of a leaf is there (a key without its certificate, or the other way round): it
+    /// is made anew without `--force`, and the half is backed up first.
+    Partial(String),
 }
 
 /// A file to write: path relative to the tree, contents, mode.
@@ -255,11 +258,13 @@ fn init_into(
         });
     }
 
-    // 2. Back up what will be replaced.
-    let backup = if bad.is_empty() {
+    // 2. Back up what will be replaced: what is wrong, and the halves of what is partly there.
+    let partial = catalog.entries.iter().zip(&found).filter(|(_, f)| matches!(f, Found::Partial(_))).map(|(e, _)| e);
+    let replaced: Vec<&Entry> = bad.iter().map(|(e, _)| *e).chain(partial).collect();
+    let backup = if replaced.is_empty() {
         None
     } else {
-        Some(crate::disk::tree::back_up(root, bad.iter().flat_map(|(e, _)| e.files()), now)?)
+        Some(crate::disk::tree::back_up(root, replaced.iter().flat_map(|e| e.files()), now)?)
     };
 
     // 3. Make what is missing; one writer thread commits it while the rest is being made.
@@ -301,7 +306,7 @@ fn init_into(
             action: match f {
                 Found::Missing => Action::Created,
                 Found::Good => Action::Kept,
-                Found::Bad(reason) => Action::Replaced { reason },
+                Found::Bad(reason) | Found::Partial(reason) => Action::Replaced { reason },
             },
         })
         .collect::<Vec<Outcome>>();
@@ -664,6 +669,13 @@ fn survey_key_pair(root: &Path, key: &Path, public: &Path) -> Found {
 }
 
 fn survey_leaf(root: &Path, entry: &Entry, leaf: &Leaf, ca: Option<&Ca>, now: OffsetDateTime) -> Found {
+    if let Store::Files { cert, key } = &leaf.store {
+        let there = |p: &Path| root.join(p).symlink_metadata().is_ok();
+        if there(cert) != there(key) {
+            let missing = if there(cert) { key } else { cert };
+            return Found::Partial(format!("{} is missing", root.join(missing).display()));
+        }
+    }
     match check_leaf(root, entry, leaf, ca, now) {
         Ok(None) => Found::Missing,
         Ok(Some(())) => Found::Good,
