@@ -138,6 +138,9 @@ pub struct Plan {
     records: Vec<IssuanceRecord>,
     /// The CAs loaded so far, by id.
     cas: HashMap<String, Ca>,
+    /// The description the change records in the tree, with its files (`san add` records the
+    /// certificate's SANs).
+    description: Option<ClusterSpec>,
 }
 
 /// The result of applying a plan.
@@ -169,6 +172,10 @@ impl Plan {
         for (path, text, mode) in self.writes {
             batch.add(tree.root.join(path), text, mode);
         }
+        if let Some(spec) = &self.description {
+            let text = crate::model::infer::describe(spec);
+            batch.add(tree.root.join(crate::model::infer::RECORDED), text, Mode::Public);
+        }
         batch.commit()?;
         let bundle_files_written = crate::disk::tree::refresh_bundles(&tree.spec, &tree.catalog, &tree.root, false)?;
         let records: Vec<IssuanceRecord> = self
@@ -180,7 +187,12 @@ impl Plan {
             })
             .collect();
         crate::disk::issuance::append(&tree.root, &records)?;
-        Ok(Applied { changes: self.changes, notes: self.notes, backup, bundle_files_written, verify: tree.verify(now) })
+        // Verified as the tree now describes itself.
+        let verify = match self.description {
+            Some(spec) => Tree::load(&tree.root, Some(spec))?.verify(now),
+            None => tree.verify(now),
+        };
+        Ok(Applied { changes: self.changes, notes: self.notes, backup, bundle_files_written, verify })
     }
 
     /// Sign `profile` with its CA for `key`, and queue the files of `entry`.
@@ -415,10 +427,24 @@ pub fn plan_san(
                 }
             }
         }
+        // The change is the description's too: the certificate's own SANs are recorded, so that
+        // init and renew keep them.
+        let description = plan.description.get_or_insert_with(|| tree.spec.clone());
+        let recorded = description.cert_sans.entry(e.id.to_string()).or_default();
         if add {
             profile.sans.extend(sans.iter().filter(|s| !profile.sans.contains(s)).cloned().collect::<Vec<_>>());
+            let catalog_sans = &e.cert().expect("a certificate").sans;
+            for s in sans.iter().filter(|s| !catalog_sans.contains(s)) {
+                if !recorded.contains(s) {
+                    recorded.push(s.clone());
+                }
+            }
         } else {
             profile.sans.retain(|s| !sans.contains(s));
+            recorded.retain(|s| !sans.contains(s));
+        }
+        if recorded.is_empty() {
+            description.cert_sans.remove(e.id.as_str());
         }
         let key = existing_key(tree, e, cert)?;
         plan.issue(tree, e, &profile, Key::Reuse(key), Some(cert), now)?;
