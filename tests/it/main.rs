@@ -17,3 +17,4 @@ mod lifecycle;
 mod scale;
 mod tools;
 mod verify;
+mod wiring;
