@@ -188,7 +188,7 @@ pub fn init_with_progress(
     // 1. Survey: decide everything before writing anything. A tree not yet made holds
     //    nothing to read (nor temporaries to sweep): everything is missing.
     progress.start(InitPhase::Survey, catalog.entries.len() as u64);
-    let (found, mut cas) = if root.exists() {
+    let (found, mut cas) = if !crate::run::holds_nothing(root) {
         let (swept, surveyed) = rayon::join(|| store::sweep_temporaries(root), || survey(root, catalog, now, progress));
         swept?;
         surveyed
@@ -214,14 +214,10 @@ pub fn init_with_progress(
         });
     }
 
-    // 2. Back up what will be replaced.
-    let backup = if bad.is_empty() {
-        None
-    } else {
-        Some(crate::tree::back_up(root, bad.iter().flat_map(|(e, _)| e.files()), now)?)
-    };
+    let replaced = !bad.is_empty();
 
-    // 3. Make what is missing; one writer thread commits it while the rest is being made.
+    // 2. Make what is missing (what is replaced is saved first, by the store, in the backup
+    //    of the run under way: see crate::run); one writer thread commits it while the rest is being made.
     let todo = found.iter().filter(|f| !matches!(f, Found::Good)).count();
     progress.start(InitPhase::Generate, todo as u64);
     let bundle_files_written = AtomicUsize::new(0);
@@ -257,6 +253,8 @@ pub fn init_with_progress(
         })
         .collect::<Vec<Outcome>>();
     record(root, spec)?;
+    // What was replaced was saved by the store, in the backup of the run under way.
+    let backup = if replaced { crate::backup::current_dir(root) } else { None };
     Ok(InitReport { dir: root.to_path_buf(), entries, bundle_files_written: bundle_files_written.into_inner(), backup })
 }
 

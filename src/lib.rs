@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod approve;
+mod backup;
 mod catalog;
 mod certinfo;
 mod check;
@@ -27,6 +28,7 @@ mod lifecycle;
 mod render;
 mod request;
 mod rotate;
+mod run;
 mod spec;
 mod store;
 mod topology;
@@ -37,6 +39,7 @@ pub use approve::{
     approve, covered_by, evaluate, ApproveReport, Denial, Grant, Policy, RequestFields, RequestOutcome, Signer,
     Verdict, MIN_EXPIRATION_SECONDS,
 };
+pub use backup::{list as list_backups, restore as restore_backup, BackupInfo, RestoreReport, BACKUP_DIR};
 pub use catalog::{
     bundle_root, Audience, Catalog, CertProfile, Entry, EntryKind, ExtKeyUsage, Issuer, KeyUsage, Store, Subject, CA,
     ETCD_CA, ETCD_CLIENT_PORT, ETCD_PEER_PORT, FRONT_PROXY_CA, KUBELET_PORT, SA,
@@ -67,6 +70,7 @@ pub use lifecycle::{
 pub use render::{table, Plan};
 pub use request::CertificateRequest;
 pub use rotate::{rotate as rotate_ca, status as rotation_status, Phase};
+pub use run::{Run, LOCK, LOCK_WAIT};
 pub use spec::{
     duration_text, is_dns1123_label, is_dns1123_subdomain, is_san_dns_name, CaLayout, Cidr, ClusterSpec, Endpoint,
     KeyAlgorithm, Node, Role, San, SpecFile, Validity, DEFAULT_APISERVER_PORT,

@@ -158,11 +158,6 @@ pub struct Applied {
 impl Plan {
     /// Back up, write, refresh bundles, log, verify.
     pub fn apply(self, tree: &Tree, command: &str, now: OffsetDateTime) -> Result<Applied> {
-        let backup = if self.writes.is_empty() {
-            None
-        } else {
-            Some(crate::tree::back_up(&tree.root, self.writes.iter().map(|(p, _, m)| (p.as_path(), *m)), now)?)
-        };
         let mut batch = Batch::new();
         for (path, text, mode) in self.writes {
             batch.add(tree.root.join(path), text, mode);
@@ -178,6 +173,7 @@ impl Plan {
             })
             .collect();
         crate::issuance::append(&tree.root, &records)?;
+        let backup = crate::backup::current_dir(&tree.root);
         Ok(Applied { changes: self.changes, notes: self.notes, backup, bundle_files_written, verify: tree.verify(now) })
     }
 
@@ -481,8 +477,8 @@ pub fn node_entries(spec: &ClusterSpec, name: &str) -> Vec<String> {
 pub struct Removed {
     /// The node.
     pub node: String,
-    /// Where its directory went.
-    pub backup: PathBuf,
+    /// Where its files were saved (none without a run, or if it had no files).
+    pub backup: Option<PathBuf>,
     /// Its certificates, which stay valid until they expire (Kubernetes has no revocation):
     /// `(entry, serial, not after)`.
     pub still_valid: Vec<(String, String, String)>,
@@ -513,15 +509,43 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
             (c.not_after > now).then(|| (e.id.clone(), c.serial.clone(), c.not_after.date().to_string()))
         })
         .collect();
+    // The node's files are removed in one journaled batch; the store saves them first in the
+    // backup of the run under way.
     let dir = tree.root.join(crate::catalog::bundle_root(node));
-    let backup = crate::tree::backup_dir(&tree.root, now).join(crate::catalog::bundle_root(node));
-    crate::store::make_dirs(backup.parent().expect("has a parent"))?;
-    if dir.exists() {
-        std::fs::rename(&dir, &backup).map_err(|e| Error::io(&dir, "move to the backup", e))?;
+    let files = files_under(&dir)?;
+    let mut batch = Batch::new();
+    files.iter().for_each(|f| batch.remove(f.clone()));
+    batch.commit_in(&tree.root)?;
+    for f in &files {
+        crate::backup::remove_empty_parents(&tree.root, f);
     }
+    let backup = crate::backup::current_dir(&tree.root).map(|b| b.join(crate::catalog::bundle_root(node)));
     let mut spec = tree.spec.clone();
     spec.nodes.retain(|n| n.name != name);
     crate::infer::record(&tree.root, &spec)?;
     let rest = Tree::load(&tree.root, Some(spec))?;
     Ok(Removed { node: name.into(), backup, still_valid, verify: rest.verify(now) })
+}
+
+/// Every file under `dir` (none if it does not exist).
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&d, "read directory", e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&d, "read directory", e))?;
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }

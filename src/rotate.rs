@@ -136,7 +136,6 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
     let dir = state_dir(&tree.root, ca);
     let is_sa = ca == SA;
     let mut batch = Batch::new();
-    let mut touched: Vec<(PathBuf, Mode)> = vec![(cert_rel.clone(), Mode::Public), (key_rel.clone(), Mode::Secret)];
     let mut renew_after = false;
     match phase {
         "start" => {
@@ -169,9 +168,7 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
             let bundle = format!("{}{}", current_blocks[0], new_pem);
             batch.add(tree.root.join(&cert_rel), bundle.clone(), Mode::Public);
             if !is_sa {
-                for f in kubeconfigs_with_ca_data(tree, ca, &bundle, &mut batch)? {
-                    touched.push((f, Mode::Secret));
-                }
+                kubeconfigs_with_ca_data(tree, ca, &bundle, &mut batch)?;
             }
             let s = State { phase: Phase::Start, started: now };
             batch.add(dir.join("state.json"), serde_json::to_string_pretty(&s).expect("serializes"), Mode::Public);
@@ -187,9 +184,7 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
             batch.add(tree.root.join(&key_rel), new_key, Mode::Secret);
             batch.add(tree.root.join(&cert_rel), bundle.clone(), Mode::Public);
             if !is_sa {
-                for f in kubeconfigs_with_ca_data(tree, ca, &bundle, &mut batch)? {
-                    touched.push((f, Mode::Secret));
-                }
+                kubeconfigs_with_ca_data(tree, ca, &bundle, &mut batch)?;
                 renew_after = true;
             }
             let s = State { phase: Phase::Reissue, started: s.started };
@@ -202,9 +197,12 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
             let new_pem = read_at(&dir.join("new.pem"))?;
             batch.add(tree.root.join(&cert_rel), new_pem.clone(), Mode::Public);
             if !is_sa {
-                for f in kubeconfigs_with_ca_data(tree, ca, &new_pem, &mut batch)? {
-                    touched.push((f, Mode::Secret));
-                }
+                kubeconfigs_with_ca_data(tree, ca, &new_pem, &mut batch)?;
+            }
+            // The rotation's files leave the tree with the rest (the store saves them first in
+            // the backup of the run under way).
+            for name in ["new.pem", "new.key", "old.pem", "state.json"] {
+                batch.remove(dir.join(name));
             }
         }
         other => {
@@ -213,12 +211,9 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
             )))
         }
     }
-    let backup = crate::tree::back_up(&tree.root, touched.iter().map(|(p, m)| (p.as_path(), *m)), now)?;
-    batch.commit()?;
+    batch.commit_in(&tree.root)?;
     if phase == "finish" {
-        let kept = backup.join(".kubepki/rotation").join(ca);
-        crate::store::make_dirs(kept.parent().expect("has a parent"))?;
-        std::fs::rename(&dir, &kept).map_err(|e| Error::io(&dir, "move to the backup", e))?;
+        crate::backup::remove_empty_parents(&tree.root, &dir.join("state.json"));
     }
     // Reissue every leaf the CA signs, with the new CA now on disk.
     let reloaded = Tree::load(&tree.root, (!tree.inferred).then(|| tree.spec.clone()))?;
@@ -245,6 +240,6 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
             verify: reloaded.verify(now),
         }
     };
-    applied.backup.get_or_insert(backup);
+    applied.backup = crate::backup::current_dir(&tree.root);
     Ok(applied)
 }

@@ -40,6 +40,8 @@ pub enum Mode {
     Public,
     /// Private keys, kubeconfigs, CSRs: 0600.
     Secret,
+    /// Exactly these permission bits: a file put back as it was (a backup, a restore).
+    Bits(u32),
 }
 
 impl Mode {
@@ -48,6 +50,7 @@ impl Mode {
         match self {
             Mode::Public => 0o644,
             Mode::Secret => 0o600,
+            Mode::Bits(bits) => bits & 0o7777,
         }
     }
 }
@@ -73,6 +76,8 @@ pub struct Batch {
     files: Vec<(PathBuf, Vec<u8>, Mode)>,
     /// Bytes to append to a file once the files are in place (a log).
     append: Option<(PathBuf, Vec<u8>)>,
+    /// Files to remove once the files are in place.
+    remove: Vec<PathBuf>,
 }
 
 impl Batch {
@@ -91,6 +96,12 @@ impl Batch {
     /// across a kill.
     pub fn append_after(&mut self, path: PathBuf, bytes: impl Into<Vec<u8>>) {
         self.append = Some((path, bytes.into()));
+    }
+
+    /// Once the files are in place, remove the file at `path` (if it is there): with
+    /// [`Batch::commit_in`], together with the rest across a kill.
+    pub fn remove(&mut self, path: PathBuf) {
+        self.remove.push(path);
     }
 
     /// How many files are queued.
@@ -118,11 +129,12 @@ impl Batch {
     }
 
     fn commit_with(self, journal_root: Option<&Path>) -> Result<()> {
-        if self.files.is_empty() && self.append.is_none() {
+        if self.files.is_empty() && self.append.is_none() && self.remove.is_empty() {
             return Ok(());
         }
         if let Some(root) = journal_root {
-            let mut paths = self.files.iter().map(|(p, _, _)| p).chain(self.append.iter().map(|(p, _)| p));
+            let mut paths =
+                self.files.iter().map(|(p, _, _)| p).chain(self.append.iter().map(|(p, _)| p)).chain(&self.remove);
             if let Some(p) = paths.find(|p| !p.starts_with(root)) {
                 let problem = format!("a journaled batch writes only under {}", root.display());
                 return Err(Error::bad_file(p, problem));
@@ -138,11 +150,10 @@ impl Batch {
             return self.commit_bulk(&by_dir, journal_root);
         }
         let mut dirs: Vec<&Path> = by_dir.keys().copied().collect();
-        if let Some((log, _)) = &self.append {
-            dirs.push(parent(log));
-            dirs.sort_unstable();
-            dirs.dedup();
-        }
+        dirs.extend(self.append.iter().map(|(log, _)| parent(log)));
+        dirs.extend(self.remove.iter().map(|p| parent(p)));
+        dirs.sort_unstable();
+        dirs.dedup();
         on_io_pool(|| {
             let files = &self.files;
             let mut written: Vec<(usize, Result<PathBuf>)> = by_dir
@@ -173,14 +184,23 @@ impl Batch {
             let pairs: Vec<(&Path, &Path)> =
                 temps.iter().zip(&self.files).map(|(t, (path, _, _))| (t.as_path(), path.as_path())).collect();
             let append = self.append.as_ref().map(|(p, b)| (p.as_path(), b.as_slice()));
+            let removes: Vec<&Path> = self.remove.iter().map(PathBuf::as_path).collect();
+            // What is replaced or removed is saved first, if a run keeps a backup of this tree.
+            let targets: Vec<&Path> = pairs.iter().map(|(_, p)| *p).collect();
+            if let Err(e) = crate::backup::save_before_change(&targets, &removes) {
+                remove_temps();
+                return Err(e);
+            }
             let journal = match journal_root {
-                Some(root) if pairs.len() > 1 || append.is_some() => match write_journal(root, &pairs, append) {
-                    Ok(j) => Some((root, j)),
-                    Err(e) => {
-                        remove_temps();
-                        return Err(e);
+                Some(root) if pairs.len() + removes.len() > 1 || append.is_some() => {
+                    match write_journal(root, &pairs, append, &removes) {
+                        Ok(j) => Some((root, j)),
+                        Err(e) => {
+                            remove_temps();
+                            return Err(e);
+                        }
                     }
-                },
+                }
                 _ => None,
             };
             // A failed rename leaves the journal (and the temporaries it names) in place: the
@@ -191,6 +211,7 @@ impl Batch {
             if let Some((log, bytes)) = append {
                 append_synced(log, bytes)?;
             }
+            removes.iter().try_for_each(|p| remove_if_there(p))?;
             dirs.par_iter().try_for_each(|d| sync_dir(d))?;
             if let Some((root, journal)) = journal {
                 fs::remove_file(&journal).map_err(|e| Error::io(&journal, "remove", e))?;
@@ -225,6 +246,7 @@ impl Batch {
         if let Some((log, bytes)) = &self.append {
             committer.append(log, bytes);
         }
+        committer.remove.extend(self.remove.iter().cloned());
         committer.finish()
     }
 }
@@ -290,6 +312,8 @@ pub struct Committer {
     dirty_dirs: Option<Vec<PathBuf>>,
     /// Whether the tree's journal names a group of this committer.
     journaled: bool,
+    /// Files to remove with the next group.
+    remove: Vec<PathBuf>,
 }
 
 impl Committer {
@@ -302,6 +326,7 @@ impl Committer {
             dirty_fs: BTreeMap::new(),
             dirty_dirs: Some(Vec::new()),
             journaled: false,
+            remove: Vec::new(),
         }
     }
 
@@ -328,26 +353,31 @@ impl Committer {
     /// Commit the group gathered so far. On an error before the journal is written, the
     /// group's temporaries are removed; after, they stay for the next run to complete.
     pub fn commit(&mut self) -> Result<()> {
-        if self.pending.is_empty() && self.append.is_none() {
+        if self.pending.is_empty() && self.append.is_none() && self.remove.is_empty() {
             return Ok(());
         }
         let mut group = std::mem::take(&mut self.pending);
+        let removes = std::mem::take(&mut self.remove);
         if let Some(root) = &self.journal_root {
-            let mut paths = group.iter().map(|s| &s.path).chain(self.append.iter().map(|(p, _)| p));
+            let mut paths = group.iter().map(|s| &s.path).chain(self.append.iter().map(|(p, _)| p)).chain(&removes);
             if let Some(p) = paths.find(|p| !p.starts_with(root)) {
                 let problem = format!("a journaled batch writes only under {}", root.display());
                 return Err(Error::bad_file(p, problem));
             }
         }
-        // 1. This group's temporaries durable, and the previous group's renames.
+        // 1. This group's temporaries durable, and the previous group's renames; what the
+        //    group replaces or removes saved, if a run keeps a backup of this tree.
         self.make_durable(&group)?;
+        let targets: Vec<&Path> = group.iter().map(|s| s.path.as_path()).collect();
+        let removes: Vec<&Path> = removes.iter().map(PathBuf::as_path).collect();
+        crate::backup::save_before_change(&targets, &removes)?;
         // 2. The journal (replacing the previous group's, whose renames are now durable).
         let append = self.append.take();
         let append = append.as_ref().map(|(p, b)| (p.as_path(), b.as_slice()));
         if let Some(root) = &self.journal_root {
-            if group.len() > 1 || append.is_some() || self.journaled {
+            if group.len() + removes.len() > 1 || append.is_some() || self.journaled {
                 let pairs: Vec<(&Path, &Path)> = group.iter().map(|s| (s.tmp.as_path(), s.path.as_path())).collect();
-                write_journal(root, &pairs, append)?;
+                write_journal(root, &pairs, append, &removes)?;
                 self.journaled = true;
                 group.iter_mut().for_each(|s| s.settled = true);
             }
@@ -360,10 +390,16 @@ impl Committer {
             s.settled = true;
             self.dirty(s.dev, parent(&s.path));
         }
-        // 4. The log.
+        // 4. The log, then what the group removes.
         if let Some((log, bytes)) = append {
             append_synced(log, bytes)?;
         }
+        for p in &removes {
+            remove_if_there(p)?;
+        }
+        let mut removed_from: Vec<&Path> = removes.iter().map(|p| parent(p)).collect();
+        removed_from.dedup();
+        removed_from.iter().try_for_each(|d| sync_dir(d))?;
         Ok(())
     }
 
@@ -529,10 +565,15 @@ fn is_temporary(name: &[u8]) -> bool {
     name.starts_with('.') && name.contains(".kubepki-") && name.ends_with(".tmp")
 }
 
-/// Write the journal of a batch (its renames and its append, paths relative to `root`),
-/// durably; returns its path. Records: `rename\0<tmp>\0<target>\0` and
-/// `append\0<file>\0<length>\0<bytes>`.
-fn write_journal(root: &Path, pairs: &[(&Path, &Path)], append: Option<(&Path, &[u8])>) -> Result<PathBuf> {
+/// Write the journal of a batch (its renames, its append and its removals, paths relative to
+/// `root`), durably; returns its path. Records: `rename\0<tmp>\0<target>\0`,
+/// `append\0<file>\0<length>\0<bytes>` and `remove\0<file>\0`.
+fn write_journal(
+    root: &Path,
+    pairs: &[(&Path, &Path)],
+    append: Option<(&Path, &[u8])>,
+    removes: &[&Path],
+) -> Result<PathBuf> {
     let rel = |p: &Path| p.strip_prefix(root).expect("checked before writing").as_os_str().as_bytes().to_vec();
     let mut text = JOURNAL_MAGIC.to_vec();
     for (tmp, path) in pairs {
@@ -548,6 +589,12 @@ fn write_journal(root: &Path, pairs: &[(&Path, &Path)], append: Option<(&Path, &
         }
         text.extend_from_slice(bytes);
     }
+    for path in removes {
+        for field in [b"remove".to_vec(), rel(path)] {
+            text.extend_from_slice(&field);
+            text.push(0);
+        }
+    }
     let journal = root.join(JOURNAL);
     let (tmp, _) = write_temp(&journal, &text, Mode::Secret, Flush::Now)?;
     fs::rename(&tmp, &journal).map_err(|e| Error::io(&journal, "rename into place", e))?;
@@ -556,7 +603,7 @@ fn write_journal(root: &Path, pairs: &[(&Path, &Path)], append: Option<(&Path, &
 }
 
 /// Append to a file (made 0644 if need be) and sync it.
-fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     make_dirs(parent(path))?;
     let mut f = OpenOptions::new()
         .create(true)
@@ -565,6 +612,14 @@ fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
         .open(path)
         .map_err(|e| Error::io(path, "open for append", e))?;
     f.write_all(bytes).and_then(|_| f.sync_data()).map_err(|e| Error::io(path, "append", e))
+}
+
+/// Remove a file; one already gone is fine.
+fn remove_if_there(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, "remove", e)),
+        _ => Ok(()),
+    }
 }
 
 /// The next NUL-terminated field of a journal.
@@ -579,6 +634,7 @@ fn next_field<'a>(rest: &mut &'a [u8]) -> std::result::Result<&'a Path, String> 
 enum Step<'a> {
     Rename(&'a Path, &'a Path),
     Append(&'a Path, &'a [u8]),
+    Remove(&'a Path),
 }
 
 fn parse_journal(body: &[u8]) -> std::result::Result<Vec<Step<'_>>, String> {
@@ -603,6 +659,13 @@ fn parse_journal(body: &[u8]) -> std::result::Result<Vec<Step<'_>>, String> {
                 }
                 steps.push(Step::Append(path, &rest[..len]));
                 rest = &rest[len..];
+            }
+            b"remove" => {
+                let path = next_field(&mut rest)?;
+                if !inside(path) {
+                    return Err(format!("a removal of '{}' that kubepki does not make", path.display()));
+                }
+                steps.push(Step::Remove(path));
             }
             other => return Err(format!("an unknown record '{}'", String::from_utf8_lossy(other))),
         }
@@ -638,9 +701,16 @@ pub fn replay_journal(root: &Path) -> Result<usize> {
                 }
                 dirs.insert(parent(&path).to_path_buf());
             }
+            Step::Remove(path) => {
+                let path = root.join(path);
+                remove_if_there(&path)?;
+                dirs.insert(parent(&path).to_path_buf());
+            }
             Step::Append(path, bytes) => {
                 let path = root.join(path);
-                let there = fs::read(&path).is_ok_and(|t| t.ends_with(bytes));
+                // Anywhere in the file, not only at its end: another run may have appended
+                // since (a journal is never applied twice).
+                let there = fs::read(&path).is_ok_and(|t| t.windows(bytes.len().max(1)).any(|w| w == bytes));
                 if !there {
                     append_synced(&path, bytes)?;
                     dirs.insert(parent(&path).to_path_buf());
@@ -760,7 +830,7 @@ mod tests {
         // certificate still in its temporary.
         let (t_crt, _) = write_temp(&crt, b"cert", Mode::Public, Flush::Now).unwrap();
         let (t_key, _) = write_temp(&key, b"key", Mode::Secret, Flush::Now).unwrap();
-        write_journal(root, &[(&t_crt, &crt), (&t_key, &key)], None).unwrap();
+        write_journal(root, &[(&t_crt, &crt), (&t_key, &key)], None, &[]).unwrap();
         fs::rename(&t_key, &key).unwrap();
         assert_eq!(replay_journal(root).unwrap(), 1);
         assert_eq!(fs::read(&crt).unwrap(), b"cert");
@@ -784,12 +854,12 @@ mod tests {
         // Killed after the renames: before the append, then after it (the journal not yet
         // removed). Either way the line is there once.
         let (t, _) = write_temp(&root.join("b.crt"), b"b", Mode::Public, Flush::Now).unwrap();
-        write_journal(root, &[(&t, &root.join("b.crt"))], Some((&log, b"line b\n"))).unwrap();
+        write_journal(root, &[(&t, &root.join("b.crt"))], Some((&log, b"line b\n")), &[]).unwrap();
         fs::rename(&t, root.join("b.crt")).unwrap();
         replay_journal(root).unwrap();
         assert_eq!(fs::read_to_string(&log).unwrap(), "line a\nline b\n");
         let (t, _) = write_temp(&root.join("c.crt"), b"c", Mode::Public, Flush::Now).unwrap();
-        write_journal(root, &[(&t, &root.join("c.crt"))], Some((&log, b"line c\n"))).unwrap();
+        write_journal(root, &[(&t, &root.join("c.crt"))], Some((&log, b"line c\n")), &[]).unwrap();
         fs::rename(&t, root.join("c.crt")).unwrap();
         append_synced(&log, b"line c\n").unwrap();
         replay_journal(root).unwrap();

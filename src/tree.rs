@@ -1,5 +1,5 @@
-//! Operations on a whole tree shared by the lifecycle commands: backing files up before they
-//! are replaced, and refreshing the node bundles' copies from their sources.
+//! Operations on a whole tree shared by the lifecycle commands: refreshing the node bundles'
+//! copies from their sources, and loading a CA to sign with.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,41 +10,7 @@ use crate::catalog::{Catalog, CertProfile, Store};
 use crate::error::{Error, Result};
 use crate::issue::{Ca, PrivateKey};
 use crate::spec::ClusterSpec;
-use crate::store::{Batch, Mode};
-
-/// Where the previous files of a run at `now` are saved.
-pub fn backup_dir(root: &Path, now: OffsetDateTime) -> PathBuf {
-    let stamp = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    root.join(".kubepki-backup").join(stamp)
-}
-
-/// Copy these files (relative to `root`), if they exist, into the backup directory of `now`,
-/// keeping their modes. Returns the directory.
-pub fn back_up<'a>(
-    root: &Path,
-    files: impl IntoIterator<Item = (&'a Path, Mode)>,
-    now: OffsetDateTime,
-) -> Result<PathBuf> {
-    let dir = backup_dir(root, now);
-    let mut batch = Batch::new();
-    for (f, mode) in files {
-        match std::fs::read(root.join(f)) {
-            Ok(bytes) => batch.add(dir.join(f), bytes, mode),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(root.join(f), "read for backup", e)),
-        }
-    }
-    batch.commit()?;
-    Ok(dir)
-}
+use crate::store::Batch;
 
 /// Refresh the node bundles' copies of shared files from their sources; returns how many
 /// files were written. With `create`, missing copies are made (init); without, only copies

@@ -78,6 +78,7 @@ pub(crate) fn csr(a: CsrArgs) -> Result<ExitCode> {
     let spec = a.cluster.load()?;
     let catalog = Catalog::build(&spec);
     let dir = default_dir(a.dir);
+    let _run = crate::Run::begin(&dir, "csr")?;
     let report = crate::generate_csrs(&spec, &catalog, &dir, a.force, OffsetDateTime::now_utc())?;
     crate::record_cluster(&dir, &spec)?;
     emit(a.output, || csr_text(&report), &report)?;
@@ -112,6 +113,7 @@ fn csr_text(r: &CsrReport) -> String {
 
 pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
     let dir = default_dir(a.dir);
+    let _run = crate::Run::begin(&dir, "sign")?;
     let spec = spec_of(a.config.as_deref(), &dir)?;
     let catalog = Catalog::build(&spec);
     let report = crate::sign_csrs(&catalog, &dir, &a.ca, &a.csrs, a.force, OffsetDateTime::now_utc())?;
@@ -132,6 +134,7 @@ fn sign_text(r: &SignReport) -> String {
 
 pub(crate) fn import(a: ImportArgs) -> Result<ExitCode> {
     let dir = default_dir(a.dir);
+    let _run = crate::Run::begin(&dir, "import")?;
     let spec = spec_of(a.config.as_deref(), &dir)?;
     let catalog = Catalog::build(&spec);
     let report = crate::import_certs(&spec, &catalog, &dir, a.from.as_deref(), OffsetDateTime::now_utc())?;

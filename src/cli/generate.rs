@@ -57,6 +57,7 @@ pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
         None => &Silent,
     };
     let opts = InitOptions { force: a.force };
+    let _run = crate::Run::begin_init(&a.dir)?;
     let report = crate::init_with_progress(&spec, &catalog, &a.dir, &opts, time::OffsetDateTime::now_utc(), progress)?;
     emit(a.output, || crate::render::init_text(&report), &report)?;
     Ok(ExitCode::SUCCESS)

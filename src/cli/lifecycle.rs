@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::verify::{cluster_of, default_dir};
 use super::{emit, Format};
-use crate::{Applied, Change, ChangePlan, ClusterSpec, Result, Role, Tree};
+use crate::{Applied, Change, ChangePlan, ClusterSpec, Result, Role, Run, Tree};
 
 /// Where the tree is and what it describes.
 #[derive(Debug, clap::Args)]
@@ -29,6 +29,13 @@ pub(crate) struct TreeArgs {
 }
 
 impl TreeArgs {
+    /// The tree, for a command that changes it: the lock taken and what a killed run left
+    /// recovered first (see [`crate::Run`]); a dry run only reads, and takes no lock.
+    fn begin(&self, command: &str) -> Result<(Option<Run>, Tree)> {
+        let run = if self.dry_run { None } else { Some(Run::begin(&default_dir(self.dir.clone()), command)?) };
+        Ok((run, self.tree()?))
+    }
+
     fn tree(&self) -> Result<Tree> {
         let dir = default_dir(self.dir.clone());
         match &self.config {
@@ -130,7 +137,7 @@ pub(crate) struct RotateArgs {
 }
 
 pub(crate) fn renew(a: RenewArgs) -> Result<ExitCode> {
-    let tree = a.tree.tree()?;
+    let (_run, tree) = a.tree.begin("renew")?;
     let now = OffsetDateTime::now_utc();
     let plan = crate::plan_renew(&tree, &a.names, a.all, &crate::RenewOptions { reuse_key: a.reuse_key }, now)?;
     finish(&tree, plan, "renew", &a.tree, now)
@@ -141,7 +148,7 @@ pub(crate) fn san(c: SanCommand) -> Result<ExitCode> {
         SanCommand::Add(a) => (true, a),
         SanCommand::Remove(a) => (false, a),
     };
-    let tree = a.tree.tree()?;
+    let (_run, tree) = a.tree.begin(if add { "san add" } else { "san remove" })?;
     let now = OffsetDateTime::now_utc();
     let plan = crate::plan_san(&tree, &a.name, add, &a.addresses, a.force, now)?;
     let command = if add { "san add" } else { "san remove" };
@@ -217,7 +224,7 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     match c {
         NodeCommand::Add(a) => {
-            let tree = a.tree.tree()?;
+            let (_run, tree) = a.tree.begin("node add")?;
             let new = crate::NewNode { name: a.name.clone(), role: a.role, addresses: a.ips, dns_names: a.dns };
             let spec = crate::with_node(&tree.spec, &new)?;
             let entries = crate::node_entries(&spec, &a.name);
@@ -242,7 +249,7 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             Ok(if verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         NodeCommand::Remove(a) => {
-            let tree = a.tree.tree()?;
+            let (_run, tree) = a.tree.begin("node remove")?;
             if a.tree.dry_run {
                 let dir = tree.root.join("nodes").join(&a.name);
                 let text = format!("would move {} to the backup\n(dry run: nothing written)\n", dir.display());
@@ -250,7 +257,10 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let r = crate::node_remove(&tree, &a.name, now)?;
-            let mut text = format!("node {} retired; its files are in {}\n", r.node, r.backup.display());
+            let mut text = match &r.backup {
+                Some(b) => format!("node {} retired; its files are saved in {}\n", r.node, b.display()),
+                None => format!("node {} retired\n", r.node),
+            };
             if !r.still_valid.is_empty() {
                 let _ = writeln!(text, "its certificates stay valid until they expire (Kubernetes has no revocation); delete the Node object so RBAC denies system:node:{}:", r.node);
                 for (id, serial, until) in &r.still_valid {
@@ -269,8 +279,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
 }
 
 pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
-    let tree = a.tree.tree()?;
     if a.ca == "status" {
+        let tree = a.tree.tree()?;
         let status = crate::rotation_status(&tree)?;
         let text = status
             .iter()
@@ -293,6 +303,7 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
         emit(a.tree.output, || text.clone(), &phase)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let (_run, tree) = a.tree.begin(&format!("rotate-ca {} {phase}", a.ca))?;
     let now = OffsetDateTime::now_utc();
     let applied = crate::rotate_ca(&tree, &a.ca, &phase, now)?;
     report(&applied, a.tree.output)

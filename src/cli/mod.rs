@@ -3,6 +3,7 @@
 //! One file per command; this one parses and dispatches.
 
 mod approve;
+mod backup;
 mod check;
 mod external;
 mod generate;
@@ -59,6 +60,9 @@ enum Command {
     Sign(external::SignArgs),
     /// Check certificates an outside CA returned against the catalog, then place them and verify.
     Import(external::ImportArgs),
+    /// List the tree's backups (one per run that changed it), or put the tree back as it was before one.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Decide Kubernetes CertificateSigningRequest objects by their signer's rules and policies; sign approved ones.
     Approve(approve::ApproveArgs),
 }
@@ -131,6 +135,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Sign(a) => external::sign(a),
         Command::Import(a) => external::import(a),
         Command::Approve(a) => approve::run(a),
+        Command::Backup(c) => backup::run(c),
     }
 }
 

@@ -4,11 +4,13 @@ mod support;
 
 mod approve;
 mod audit;
+mod backup;
 mod cli;
 mod etcd;
 mod external;
 mod golden;
 mod kubectl;
 mod lifecycle;
+mod lock;
 mod scale;
 mod verify;

@@ -1,0 +1,155 @@
+//! A run of a command that changes a tree: one writer at a time, what a killed run left is
+//! recovered before anything is read, and everything replaced or removed is backed up.
+//!
+//! [`Run::begin`] takes the tree's lock, an exclusive `flock(2)` on `D/.kubepki/lock` (made if
+//! need be, with `D`), held until the run is dropped; the kernel releases it if the process
+//! dies, so a killed run never leaves a stale lock. While waiting, a second run polls for up
+//! to [`LOCK_WAIT`] (10 s, or `$KUBEPKI_LOCK_WAIT` seconds), then fails naming the holder:
+//! the holder writes its pid, command and start time into the lock file once it has the lock.
+//! Commands that only read a tree take no lock.
+//!
+//! With the lock held, the run completes the journaled batch a killed run left
+//! ([`store::replay_journal`]) and removes its temporaries ([`store::sweep_temporaries`]);
+//! only then does the command read the tree. From then on, until the run is dropped, every
+//! file the store replaces, removes or creates under the tree is first saved in the run's
+//! own backup folder ([`crate::backup`]); a run on a tree that holds nothing yet has nothing
+//! to back up and keeps no backup.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::fs::{flock, FlockOperation};
+use time::OffsetDateTime;
+
+use crate::backup::{self, Backup};
+use crate::error::{Error, Result};
+use crate::store;
+
+/// The lock file, relative to the tree.
+pub const LOCK: &str = ".kubepki/lock";
+
+/// How long a run waits for the lock by default.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// How often a waiting run tries the lock again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// A command changing a tree: it holds the lock, and backs up what it changes.
+#[derive(Debug)]
+pub struct Run {
+    root: PathBuf,
+    _lock: File,
+    backup: Option<Arc<Backup>>,
+    fresh: bool,
+}
+
+impl Run {
+    /// Take the lock of the tree at `root` for `command` (waiting as the module doc says),
+    /// complete or sweep what a killed run left, and start backing up.
+    pub fn begin(root: &Path, command: &str) -> Result<Run> {
+        let run = Run::lock(root, command)?;
+        store::replay_journal(root)?;
+        store::sweep_temporaries(root)?;
+        Ok(run)
+    }
+
+    /// [`Run::begin`] for `init`, which sweeps temporaries itself (alongside its survey) and
+    /// skips both on a tree that holds nothing yet.
+    pub fn begin_init(root: &Path) -> Result<Run> {
+        let run = Run::lock(root, "init")?;
+        store::replay_journal(root)?;
+        Ok(run)
+    }
+
+    fn lock(root: &Path, command: &str) -> Result<Run> {
+        if root.exists() && !root.is_dir() {
+            return Err(Error::bad_file(root, "exists and is not a directory"));
+        }
+        let path = root.join(LOCK);
+        store::make_dirs(path.parent().expect("has a parent"))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(&path)
+            .map_err(|e| Error::io(&path, "open the lock", e))?;
+        let wait = wait_limit();
+        let began = Instant::now();
+        loop {
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(e) if e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::INTR => {}
+                Err(e) => return Err(Error::io(&path, "lock", e.into())),
+            }
+            if began.elapsed() >= wait {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim().replace('\n', ", ");
+                return Err(Error::Locked {
+                    path,
+                    holder: if holder.is_empty() { "a run that has not said who it is yet".into() } else { holder },
+                    waited: wait,
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+        let now = OffsetDateTime::now_utc();
+        let since = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let who = format!("pid {}\ncommand kubepki {command}\nsince {since}\n", std::process::id());
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| file.write_all(who.as_bytes()))
+            .map_err(|e| Error::io(&path, "write the lock's holder", e))?;
+        let fresh = holds_nothing(root);
+        let backup = (!fresh).then(|| backup::activate(root, command));
+        Ok(Run { root: root.to_path_buf(), _lock: file, backup, fresh })
+    }
+
+    /// The tree.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether the tree held nothing when the run began (a first `init`).
+    pub fn fresh(&self) -> bool {
+        self.fresh
+    }
+
+    /// The run's backup folder, once it has saved something.
+    pub fn backup_dir(&self) -> Option<PathBuf> {
+        self.backup.as_ref().and_then(|_| backup::current_dir(&self.root))
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Some(b) = &self.backup {
+            backup::deactivate(b);
+        }
+        // The lock goes with the file.
+    }
+}
+
+/// How long to wait for the lock: `$KUBEPKI_LOCK_WAIT` seconds, else [`LOCK_WAIT`].
+fn wait_limit() -> Duration {
+    std::env::var("KUBEPKI_LOCK_WAIT")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(LOCK_WAIT, Duration::from_secs_f64)
+}
+
+/// Whether a tree holds nothing but its lock (or does not exist).
+pub(crate) fn holds_nothing(root: &Path) -> bool {
+    let only = |dir: &Path, allowed: &str| match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.all(|e| e.is_ok_and(|e| e.file_name() == allowed)),
+        Err(_) => true,
+    };
+    only(root, ".kubepki") && only(&root.join(".kubepki"), "lock")
+}
