@@ -61,13 +61,25 @@ pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) ->
     let (cert_path, key_path) = (root.join(cert), root.join(key));
     let cert_pem =
         std::fs::read_to_string(&cert_path).map_err(|e| Error::io(&cert_path, "read the CA certificate", e))?;
-    let key_pem = std::fs::read_to_string(&key_path).map_err(|e| {
-        Error::io(
+    let key_pem = match std::fs::read_to_string(&key_path) {
+        Ok(k) => k,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && cert_path.is_file() => {
+            let dir = root.display();
+            return Err(Error::bad_file(
+                key_path,
+                format!(
+                    "missing: the CA {id} is externally managed (its certificate is in the tree without its key, \
+                     kubeadm's external-CA mode), so kubepki cannot sign for it. Renew what it signs outside the tree: \
+                     kubepki csr --dir {dir} --force, have the CSRs signed by that CA, then kubepki import --dir {dir}"
+                ),
+            ));
+        }
+        Err(e) => return Err(Error::io(
             &key_path,
             "read the CA key (signing needs it: restore it, or with an outside CA sign there and run kubepki import)",
             e,
-        )
-    })?;
+        )),
+    };
     let ca = Ca::load(id, &cert_pem, &cert_path, PrivateKey::from_pem(&key_pem, &key_path)?)?;
     if ca.info.not_after < now {
         return Err(Error::bad_file(

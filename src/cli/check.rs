@@ -61,11 +61,15 @@ fn text(r: &CheckReport) -> String {
                 expires.unwrap_or_default(),
                 e.residual.clone().unwrap_or_default(),
                 e.authority.clone().unwrap_or_default(),
+                if e.externally_managed { "yes" } else { "no" }.to_string(),
                 e.status.word().to_string(),
             ]
         })
         .collect();
-    let mut out = table(&["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "STATUS"], &rows);
+    let mut out = table(
+        &["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "EXTERNALLY MANAGED", "STATUS"],
+        &rows,
+    );
     for e in r.entries.iter().filter(|e| e.problem.is_some() && e.status != CheckStatus::Missing) {
         let _ = writeln!(out, "{}: {}: {}", e.status.word(), e.name, e.problem.as_deref().unwrap_or_default());
     }
@@ -86,6 +90,13 @@ fn text(r: &CheckReport) -> String {
     }
     let at = r.at.to_offset(time::UtcOffset::UTC).format(&when).unwrap_or_default();
     let window = crate::duration_text::format(r.warn_within);
+    let external = r.entries.iter().filter(|e| e.is_ca && e.externally_managed && !e.path.starts_with("nodes")).count();
+    if external > 0 {
+        let _ = writeln!(
+            out,
+            "\n{external} CA(s) externally managed (certificate without its key: kubeadm's external-CA mode): their certificates are renewed outside the tree (kubepki csr, then kubepki import)"
+        );
+    }
     let _ = writeln!(
         out,
         "\n{}: {} entries at {at} (warning within {window}): {}",

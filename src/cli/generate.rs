@@ -28,9 +28,14 @@ pub(crate) struct InitArgs {
     /// The tree to write (kubeadm's /etc/kubernetes at the top, nodes/<name>/ for each node).
     #[arg(long, default_value = "kubernetes")]
     dir: PathBuf,
-    /// Replace files that exist but are wrong, CAs included (the old ones are backed up).
+    /// Replace leaves, key pairs and kubeconfigs that exist but are wrong (the old ones are
+    /// backed up). Never a CA: see --replace-ca.
     #[arg(long)]
     force: bool,
+    /// Make this CA anew (ca, etcd-ca, front-proxy-ca), and everything it signs; repeatable.
+    /// Every node must then receive the new trust (on a running cluster, prefer rotate-ca).
+    #[arg(long = "replace-ca", value_name = "NAME")]
+    replace_ca: Vec<String>,
     /// No progress bar (it is drawn only on a terminal, and only for runs long enough to need one).
     #[arg(short, long)]
     quiet: bool,
@@ -56,7 +61,7 @@ pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
         Some(b) => b,
         None => &Silent,
     };
-    let opts = InitOptions { force: a.force };
+    let opts = InitOptions { force: a.force, replace_ca: a.replace_ca };
     let _run = crate::Run::begin_init(&a.dir)?;
     let report = crate::init_with_progress(&spec, &catalog, &a.dir, &opts, time::OffsetDateTime::now_utc(), progress)?;
     emit(a.output, || crate::render::init_text(&report), &report)?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{join, Checker, New, Severity};
 use crate::catalog::{CertProfile, Entry, Issuer, Store};
 use crate::certinfo::{eku_name, CertInfo};
-use crate::inventory::Loaded;
+use crate::inventory::{Loaded, Problem};
 use crate::spec::San;
 
 impl Checker<'_> {
@@ -24,6 +24,8 @@ impl Checker<'_> {
             }
         };
         match &loaded.key {
+            // kubeadm's external-CA mode: the CA's key is kept elsewhere. Not broken.
+            Err(Problem::Missing(key)) if p.is_ca => self.externally_managed(e, key),
             Err(problem) => self.problem(e, problem),
             Ok(k) if k.public_key_raw != info.public_key_raw => {
                 self.file(

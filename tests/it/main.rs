@@ -8,6 +8,7 @@ mod backup;
 mod cli;
 mod etcd;
 mod external;
+mod external_ca;
 mod golden;
 mod kubectl;
 mod lifecycle;
