@@ -70,7 +70,7 @@ pub use lifecycle::{
 pub use render::{table, Plan};
 pub use request::CertificateRequest;
 pub use rotate::{rotate as rotate_ca, status as rotation_status, Phase};
-pub use run::{Run, LOCK, LOCK_WAIT};
+pub use run::{interrupted as interrupted_run, Interrupted, Run, LOCK, LOCK_WAIT};
 pub use spec::{
     duration_text, is_dns1123_label, is_dns1123_subdomain, is_san_dns_name, CaLayout, Cidr, ClusterSpec, Endpoint,
     KeyAlgorithm, Node, Role, San, SpecFile, Validity, DEFAULT_APISERVER_PORT,

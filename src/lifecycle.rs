@@ -138,6 +138,22 @@ pub struct Plan {
     records: Vec<IssuanceRecord>,
     /// The CAs loaded so far, by id.
     cas: HashMap<String, Ca>,
+    /// The CA data kubeconfigs trusting a CA get (by CA id), instead of its file on disk.
+    ca_data: HashMap<String, String>,
+    /// PEM appended after each certificate a CA signs (by CA id): a cross-signed CA
+    /// certificate, during a rotation.
+    chain: HashMap<String, String>,
+}
+
+/// A file to write: path relative to the tree, contents, mode.
+pub(crate) type FileOut = (PathBuf, Vec<u8>, Mode);
+
+/// A signer given to a plan instead of the CA on disk (a rotation's new CA), with the CA data
+/// kubeconfigs get and the chain shipped after each leaf.
+pub(crate) struct Signer {
+    pub ca: Ca,
+    pub ca_data: String,
+    pub chain: String,
 }
 
 /// The result of applying a plan.
@@ -156,23 +172,19 @@ pub struct Applied {
 }
 
 impl Plan {
-    /// Back up, write, refresh bundles, log, verify.
+    /// The files to write (relative to the tree) and the records of what was signed.
+    pub(crate) fn into_parts(self) -> (Vec<Change>, Vec<(String, String)>, Vec<FileOut>, Vec<IssuanceRecord>) {
+        let writes = self.writes.into_iter().map(|(p, t, m)| (p, t.into_bytes(), m)).collect();
+        (self.changes, self.notes, writes, self.records)
+    }
+
+    /// Write the files, the node bundles' copies of them and the log's lines as one journaled
+    /// batch (a kill leaves the tree as before, or the journal the next run completes; the
+    /// replaced files are saved first in the run's backup), then verify.
     pub fn apply(self, tree: &Tree, command: &str, now: OffsetDateTime) -> Result<Applied> {
-        let mut batch = Batch::new();
-        for (path, text, mode) in self.writes {
-            batch.add(tree.root.join(path), text, mode);
-        }
-        batch.commit()?;
-        let bundle_files_written = crate::tree::refresh_bundles(&tree.spec, &tree.catalog, &tree.root, false)?;
-        let records: Vec<IssuanceRecord> = self
-            .records
-            .into_iter()
-            .map(|mut r| {
-                r.command = command.to_string();
-                r
-            })
-            .collect();
-        crate::issuance::append(&tree.root, &records)?;
+        let writes = self.writes.into_iter().map(|(p, t, m)| (p, t.into_bytes(), m)).collect();
+        let (batch, bundle_files_written) = one_batch(tree, writes, self.records, command)?;
+        batch.commit_in(&tree.root)?;
         let backup = crate::backup::current_dir(&tree.root);
         Ok(Applied { changes: self.changes, notes: self.notes, backup, bundle_files_written, verify: tree.verify(now) })
     }
@@ -194,8 +206,11 @@ impl Plan {
             Key::New(alg) => (PrivateKey::generate(alg)?, "new"),
             Key::Reuse(k) => (k, "kept"),
         };
-        let issued = ca.sign_key(profile, &key, now)?;
+        let mut issued = ca.sign_key(profile, &key, now)?;
         let info = CertInfo::from_der(&issued.der).map_err(|e| Error::crypto("reading back", e))?;
+        if let Some(chain) = self.chain.get(ca_id.as_str()) {
+            issued.pem.push_str(chain);
+        }
         let file = match &profile.store {
             Store::Files { cert, key: key_path } => {
                 self.writes.push((cert.clone(), issued.pem.clone(), Mode::Public));
@@ -206,11 +221,12 @@ impl Plan {
             }
             Store::Kubeconfig { path, cluster, ca: trust, .. } => {
                 // The CA data is the CA's file as it is: a bundle during a rotation.
-                let ca_pem = tree
-                    .inventory
-                    .get(trust)
-                    .and_then(|l| l.cert_pem.clone())
-                    .unwrap_or_else(|| self.cas[trust.as_str()].cert_pem.clone());
+                let ca_pem = self.ca_data.get(trust.as_str()).cloned().unwrap_or_else(|| {
+                    tree.inventory
+                        .get(trust)
+                        .and_then(|l| l.cert_pem.clone())
+                        .unwrap_or_else(|| self.cas[trust.as_str()].cert_pem.clone())
+                });
                 let server = tree
                     .inventory
                     .get(&entry.id)
@@ -242,6 +258,35 @@ impl Plan {
         });
         Ok(())
     }
+}
+
+/// One journaled batch of these files (relative to the tree), the copies in node bundles they
+/// imply, and the issuance log's lines for `records` (logged as `command`); returns it with
+/// how many copies it holds.
+pub(crate) fn one_batch(
+    tree: &Tree,
+    writes: Vec<(PathBuf, Vec<u8>, Mode)>,
+    records: Vec<IssuanceRecord>,
+    command: &str,
+) -> Result<(Batch, usize)> {
+    let fresh: HashMap<PathBuf, Vec<u8>> = writes.iter().map(|(p, b, _)| (p.clone(), b.clone())).collect();
+    let copies = crate::tree::bundle_copies(&tree.spec, &tree.spec.nodes, &tree.catalog, &tree.root, false, &fresh)?;
+    let mut batch = Batch::new();
+    let n = copies.len();
+    for (path, bytes, mode) in writes.into_iter().chain(copies) {
+        batch.add(tree.root.join(path), bytes, mode);
+    }
+    let records: Vec<IssuanceRecord> = records
+        .into_iter()
+        .map(|mut r| {
+            r.command = command.to_string();
+            r
+        })
+        .collect();
+    if !records.is_empty() {
+        batch.append_after(crate::issuance::log_path(&tree.root), crate::issuance::lines(&records)?);
+    }
+    Ok((batch, n))
 }
 
 /// Which key a reissued certificate gets.
@@ -305,6 +350,26 @@ pub struct RenewOptions {
 
 /// Plan the renewal of these entries (or every leaf and kubeconfig with `all`).
 pub fn plan_renew(tree: &Tree, names: &[String], all: bool, opts: &RenewOptions, now: OffsetDateTime) -> Result<Plan> {
+    renew_into(Plan::default(), tree, names, all, opts, now)
+}
+
+/// Plan the renewal of these entries signed by `signer` rather than by the CA on disk.
+pub(crate) fn plan_renew_signed_by(tree: &Tree, names: &[String], signer: Signer, now: OffsetDateTime) -> Result<Plan> {
+    let mut plan = Plan::default();
+    plan.ca_data.insert(signer.ca.id.clone(), signer.ca_data);
+    plan.chain.insert(signer.ca.id.clone(), signer.chain);
+    plan.cas.insert(signer.ca.id.clone(), signer.ca);
+    renew_into(plan, tree, names, false, &RenewOptions::default(), now)
+}
+
+fn renew_into(
+    mut plan: Plan,
+    tree: &Tree,
+    names: &[String],
+    all: bool,
+    opts: &RenewOptions,
+    now: OffsetDateTime,
+) -> Result<Plan> {
     let mut targets: Vec<&Entry> = Vec::new();
     if all {
         targets.extend(tree.catalog.entries.iter().filter(|e| e.cert().is_some_and(|p| !p.is_ca)));
@@ -332,7 +397,6 @@ pub fn plan_renew(tree: &Tree, names: &[String], all: bool, opts: &RenewOptions,
     if targets.is_empty() {
         return Err(Error::Invalid("nothing to renew: name certificates (see kubepki plan) or use --all".into()));
     }
-    let mut plan = Plan::default();
     for e in targets {
         let loaded = tree.inventory.get(&e.id).expect("loaded");
         let cert = match &loaded.cert {

@@ -10,7 +10,12 @@
 //!
 //! With the lock held, the run completes the journaled batch a killed run left
 //! ([`store::replay_journal`]) and removes its temporaries ([`store::sweep_temporaries`]);
-//! only then does the command read the tree. From then on, until the run is dropped, every
+//! only then does the command read the tree. A run that ends (done or failed) empties the lock
+//! file; one that was killed leaves its holder's line there, which is how the next run, and
+//! `verify` and `check` ([`interrupted`]), know that a run was interrupted. Every command but
+//! `init` writes the tree in one journaled batch, so a killed run of it either changed nothing
+//! or is completed by that replay: the next run of the same command then reports it completed
+//! ([`Run::completed`]) rather than doing it again. From then on, until the run is dropped, every
 //! file the store replaces, removes or creates under the tree is first saved in the run's
 //! own backup folder ([`crate::backup`]); a run on a tree that holds nothing yet has nothing
 //! to back up and keeps no backup.
@@ -42,16 +47,21 @@ const POLL: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub struct Run {
     root: PathBuf,
-    _lock: File,
+    lock: File,
     backup: Option<Arc<Backup>>,
     fresh: bool,
+    /// The holder line a killed run left in the lock file.
+    interrupted: Option<String>,
+    /// Whether a journal that run left was replayed.
+    replayed: bool,
 }
 
 impl Run {
     /// Take the lock of the tree at `root` for `command` (waiting as the module doc says),
     /// complete or sweep what a killed run left, and start backing up.
     pub fn begin(root: &Path, command: &str) -> Result<Run> {
-        let run = Run::lock(root, command)?;
+        let mut run = Run::lock(root, command)?;
+        run.replayed = root.join(store::JOURNAL).exists();
         store::replay_journal(root)?;
         store::sweep_temporaries(root)?;
         Ok(run)
@@ -60,7 +70,8 @@ impl Run {
     /// [`Run::begin`] for `init`, which sweeps temporaries itself (alongside its survey) and
     /// skips both on a tree that holds nothing yet.
     pub fn begin_init(root: &Path) -> Result<Run> {
-        let run = Run::lock(root, "init")?;
+        let mut run = Run::lock(root, "init")?;
+        run.replayed = root.join(store::JOURNAL).exists();
         store::replay_journal(root)?;
         Ok(run)
     }
@@ -99,6 +110,9 @@ impl Run {
             }
             std::thread::sleep(POLL);
         }
+        let mut before = String::new();
+        let _ = file.read_to_string(&mut before);
+        let interrupted = Some(before.trim().replace('\n', ", ")).filter(|b| !b.is_empty());
         let now = OffsetDateTime::now_utc();
         let since = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         let who = format!("pid {}\ncommand kubepki {command}\nsince {since}\n", std::process::id());
@@ -108,7 +122,7 @@ impl Run {
             .map_err(|e| Error::io(&path, "write the lock's holder", e))?;
         let fresh = holds_nothing(root);
         let backup = (!fresh).then(|| backup::activate(root, command));
-        Ok(Run { root: root.to_path_buf(), _lock: file, backup, fresh })
+        Ok(Run { root: root.to_path_buf(), lock: file, backup, fresh, interrupted, replayed: false })
     }
 
     /// The tree.
@@ -119,6 +133,19 @@ impl Run {
     /// Whether the tree held nothing when the run began (a first `init`).
     pub fn fresh(&self) -> bool {
         self.fresh
+    }
+
+    /// The run killed before this one, as it named itself in the lock file (pid, command,
+    /// since when), if one was.
+    pub fn interrupted(&self) -> Option<&str> {
+        self.interrupted.as_deref()
+    }
+
+    /// Whether a killed run of this very `command` was completed when this run began (its
+    /// journal replayed): the command is then done, and is not to be done again. Not for
+    /// `init`, which commits in many groups and is simply run again.
+    pub fn completed(&self, command: &str) -> bool {
+        self.replayed && self.interrupted.as_deref().is_some_and(|h| h.contains(&format!("command kubepki {command},")))
     }
 
     /// The run's backup folder, once it has saved something.
@@ -132,7 +159,9 @@ impl Drop for Run {
         if let Some(b) = &self.backup {
             backup::deactivate(b);
         }
-        // The lock goes with the file.
+        // The run ended (done or failed, not killed): no holder any more. The lock itself
+        // goes with the file.
+        let _ = self.lock.set_len(0);
     }
 }
 
@@ -152,4 +181,61 @@ pub(crate) fn holds_nothing(root: &Path) -> bool {
         Err(_) => true,
     };
     only(root, ".kubepki") && only(&root.join(".kubepki"), "lock")
+}
+
+/// A run that changed the tree and did not finish, or one changing it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interrupted {
+    /// The run, as it named itself in the lock file (pid, command, since when).
+    pub holder: String,
+    /// Whether it is still running (holds the lock).
+    pub running: bool,
+    /// Whether a journaled batch of it is pending (`D/.kubepki-journal`).
+    pub journal_pending: bool,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.running {
+            write!(
+                f,
+                "a kubepki run is changing this tree now ({}): what is read may be half old, half new",
+                self.holder
+            )
+        } else {
+            write!(
+                f,
+                "a kubepki run was interrupted ({}){}: run that command again to complete it",
+                self.holder,
+                if self.journal_pending { ", its last batch pending in .kubepki-journal" } else { "" }
+            )
+        }
+    }
+}
+
+/// Whether the tree at `root` is half-written: a run was killed (its holder line is still in
+/// the lock file, or its journal is pending), or one is running. Takes no lock (a shared flock
+/// is tried and released at once).
+pub fn interrupted(root: &Path) -> Option<Interrupted> {
+    let journal_pending = root.join(store::JOURNAL).exists();
+    let mut holder = String::new();
+    let running = match File::open(root.join(LOCK)) {
+        Ok(mut f) => {
+            let _ = f.read_to_string(&mut holder);
+            match flock(&f, FlockOperation::NonBlockingLockShared) {
+                Ok(()) => {
+                    let _ = flock(&f, FlockOperation::Unlock);
+                    false
+                }
+                Err(_) => true,
+            }
+        }
+        Err(_) => false,
+    };
+    let holder = holder.trim().replace('\n', ", ");
+    if holder.is_empty() && !journal_pending {
+        return None;
+    }
+    let holder = if holder.is_empty() { "a run that did not name itself".into() } else { holder };
+    Some(Interrupted { holder, running, journal_pending })
 }

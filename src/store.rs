@@ -191,6 +191,9 @@ impl Batch {
                 remove_temps();
                 return Err(e);
             }
+            if journal_root.is_some() {
+                failpoint(Failpoint::BeforeJournal);
+            }
             let journal = match journal_root {
                 Some(root) if pairs.len() + removes.len() > 1 || append.is_some() => {
                     match write_journal(root, &pairs, append, &removes) {
@@ -205,15 +208,23 @@ impl Batch {
             };
             // A failed rename leaves the journal (and the temporaries it names) in place: the
             // next run completes the batch rather than finding half of it.
-            pairs.par_iter().try_for_each(|(tmp, path)| {
-                fs::rename(tmp, path).map_err(|e| Error::io(*path, "rename into place", e))
-            })?;
+            let journaled = journal.is_some();
+            if journaled {
+                failpoint(Failpoint::AfterJournal);
+            }
+            for (i, (tmp, path)) in pairs.iter().enumerate() {
+                if journaled && i == pairs.len() / 2 {
+                    failpoint(Failpoint::MidRename);
+                }
+                fs::rename(tmp, path).map_err(|e| Error::io(*path, "rename into place", e))?;
+            }
             if let Some((log, bytes)) = append {
                 append_synced(log, bytes)?;
             }
             removes.iter().try_for_each(|p| remove_if_there(p))?;
             dirs.par_iter().try_for_each(|d| sync_dir(d))?;
             if let Some((root, journal)) = journal {
+                failpoint(Failpoint::BeforeJournalRemoved);
                 fs::remove_file(&journal).map_err(|e| Error::io(&journal, "remove", e))?;
                 sync_dir(root)?;
             }
@@ -375,17 +386,23 @@ impl Committer {
         let append = self.append.take();
         let append = append.as_ref().map(|(p, b)| (p.as_path(), b.as_slice()));
         if let Some(root) = &self.journal_root {
+            failpoint(Failpoint::BeforeJournal);
             if group.len() + removes.len() > 1 || append.is_some() || self.journaled {
                 let pairs: Vec<(&Path, &Path)> = group.iter().map(|s| (s.tmp.as_path(), s.path.as_path())).collect();
                 write_journal(root, &pairs, append, &removes)?;
                 self.journaled = true;
                 group.iter_mut().for_each(|s| s.settled = true);
+                failpoint(Failpoint::AfterJournal);
             }
         }
+        let half = if self.journaled { group.len() / 2 } else { usize::MAX };
         // 3. Renames; a failure leaves the journal and its temporaries for the next run.
         // On this thread: a rename is a few microseconds of work, not a wait, and waking a pool
         // for it takes cores from the threads making the next group.
-        for s in &mut group {
+        for (i, s) in group.iter_mut().enumerate() {
+            if i == half {
+                failpoint(Failpoint::MidRename);
+            }
             fs::rename(&s.tmp, &s.path).map_err(|e| Error::io(&s.path, "rename into place", e))?;
             s.settled = true;
             self.dirty(s.dev, parent(&s.path));
@@ -408,6 +425,7 @@ impl Committer {
         self.commit()?;
         self.make_durable(&[])?;
         if let (Some(root), true) = (&self.journal_root, self.journaled) {
+            failpoint(Failpoint::BeforeJournalRemoved);
             let journal = root.join(JOURNAL);
             fs::remove_file(&journal).map_err(|e| Error::io(&journal, "remove", e))?;
             sync_dir(root)?;
@@ -452,6 +470,44 @@ impl Committer {
             group.par_iter().try_for_each(|s| sync_file(&s.tmp))?;
             dirs.par_iter().try_for_each(|d| sync_dir(d))
         })
+    }
+}
+
+/// The points of a journaled commit where a test may have the process killed (see
+/// [`failpoint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failpoint {
+    /// Temporaries durable and the backup saved; no journal yet: the tree is as before.
+    BeforeJournal,
+    /// The journal durable; nothing renamed: the next run completes the batch.
+    AfterJournal,
+    /// Half the renames done.
+    MidRename,
+    /// Everything renamed, appended and removed; the journal not yet removed: replaying it
+    /// must change nothing (no line appended twice).
+    BeforeJournalRemoved,
+}
+
+/// For tests of kill recovery: when `$KUBEPKI_FAILPOINT` names this point
+/// (`before-journal`, `after-journal`, `mid-rename`, `before-journal-removed`), the process
+/// dies here at once (`abort`: no destructor runs, no lock is released but by the kernel), as a
+/// kill at that instant would leave it. Unset, the check of a static.
+fn failpoint(point: Failpoint) {
+    static WANTED: OnceLock<Option<Failpoint>> = OnceLock::new();
+    let wanted = WANTED.get_or_init(|| {
+        let name = std::env::var("KUBEPKI_FAILPOINT").ok()?;
+        [
+            ("before-journal", Failpoint::BeforeJournal),
+            ("after-journal", Failpoint::AfterJournal),
+            ("mid-rename", Failpoint::MidRename),
+            ("before-journal-removed", Failpoint::BeforeJournalRemoved),
+        ]
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| p)
+    });
+    if *wanted == Some(point) {
+        std::process::abort();
     }
 }
 

@@ -10,45 +10,51 @@ use crate::catalog::{Catalog, CertProfile, Store};
 use crate::error::{Error, Result};
 use crate::issue::{Ca, PrivateKey};
 use crate::spec::ClusterSpec;
-use crate::store::Batch;
+use crate::store::Mode;
 
-/// Refresh the node bundles' copies of shared files from their sources; returns how many
-/// files were written. With `create`, missing copies are made (init); without, only copies
-/// that exist are brought up to date (a lifecycle command on a tree without bundles, such
-/// as kubeadm's, adds none).
-pub fn refresh_bundles(spec: &ClusterSpec, catalog: &Catalog, root: &Path, create: bool) -> Result<usize> {
+/// The copies in the bundles of `nodes` that differ from their sources, the sources being
+/// `fresh` (relative path → the bytes about to be written) where they are about to change,
+/// else the files on disk: `(copy, bytes, mode)`, paths relative to the tree. With `create`,
+/// missing copies too; without, only copies that exist.
+pub fn bundle_copies(
+    spec: &ClusterSpec,
+    nodes: &[crate::spec::Node],
+    catalog: &Catalog,
+    root: &Path,
+    create: bool,
+    fresh: &HashMap<PathBuf, Vec<u8>>,
+) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
     let mut cache: HashMap<PathBuf, Vec<u8>> = HashMap::new();
-    let mut written = 0;
+    let mut out = Vec::new();
     let bundles = catalog.bundles();
-    for nodes in spec.nodes.chunks(512) {
-        let mut batch = Batch::new();
-        for node in nodes {
-            for (src, dst, mode) in bundles.of(spec, node) {
-                if src == dst {
-                    continue;
-                }
-                if !cache.contains_key(&src) {
-                    let path = root.join(&src);
-                    match std::fs::read(&path) {
-                        Ok(bytes) => cache.insert(src.clone(), bytes),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(Error::io(&path, "read", e)),
-                    };
-                }
-                let bytes = &cache[&src];
-                let dst = root.join(dst);
-                match std::fs::read(&dst) {
-                    Ok(old) if &old == bytes => continue,
-                    Err(_) if !create => continue,
-                    _ => {}
-                }
-                batch.add(dst, bytes.clone(), mode);
+    for node in nodes {
+        for (src, dst, mode) in bundles.of(spec, node) {
+            if src == dst {
+                continue;
             }
+            let bytes = match fresh.get(&src) {
+                Some(b) => b,
+                None => {
+                    if !cache.contains_key(&src) {
+                        let path = root.join(&src);
+                        match std::fs::read(&path) {
+                            Ok(bytes) => cache.insert(src.clone(), bytes),
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                            Err(e) => return Err(Error::io(&path, "read", e)),
+                        };
+                    }
+                    &cache[&src]
+                }
+            };
+            match std::fs::read(root.join(&dst)) {
+                Ok(old) if &old == bytes => continue,
+                Err(_) if !create => continue,
+                _ => {}
+            }
+            out.push((dst, bytes.clone(), mode));
         }
-        written += batch.len();
-        batch.commit()?;
     }
-    Ok(written)
+    Ok(out)
 }
 
 /// A CA of the tree, able to sign: its key on disk, matching its certificate, not expired.

@@ -37,7 +37,8 @@ pub(crate) fn run(a: CheckArgs) -> Result<ExitCode> {
     };
     let report = check(&dir, &opts)?;
     emit(a.output, || text(&report), &report)?;
-    Ok(if report.clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let half = super::say_if_half_written(&dir, a.output)?;
+    Ok(if report.clean() && !half { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// `--warn-within`: a duration of at least an hour, or `0` for none.

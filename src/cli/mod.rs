@@ -139,6 +139,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
 }
 
+/// Say so (on stderr, and at the end of a table) when the tree is half-written: a run was
+/// killed, or one is changing it now (see [`crate::interrupted_run`]). Returns whether it is.
+pub(crate) fn say_if_half_written(dir: &Path, format: Format) -> Result<bool> {
+    let Some(half) = crate::interrupted_run(dir) else { return Ok(false) };
+    eprintln!("kubepki: {}: {half}", dir.display());
+    if format == Format::Table {
+        print(&format!("\nNOT CLEAN: {half}\n"))?;
+    }
+    Ok(true)
+}
+
 /// Print a report as a table (text) or JSON.
 pub(crate) fn emit(format: Format, text: impl FnOnce() -> String, value: &impl serde::Serialize) -> Result<()> {
     match format {

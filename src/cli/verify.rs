@@ -91,13 +91,15 @@ pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
     let report = verify(&spec, &catalog, &topology, &inventory, &VerifyOptions { at, warn_within: a.warn_within });
     if !a.live {
         emit(a.output, || text(&report, a.all), &report)?;
-        return Ok(if report.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS });
+        let half = super::say_if_half_written(&dir, a.output)?;
+        return Ok(if report.has_problems() || half { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
     let live = crate::live(&topology, &inventory, &report, at);
     let failed = live.iter().any(|l| l.ok == Some(false));
     let both = Both { report: &report, live: &live };
     emit(a.output, || format!("{}\n{}", text(&report, a.all), live_text(&live)), &both)?;
-    Ok(if report.has_problems() || failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let half = super::say_if_half_written(&dir, a.output)?;
+    Ok(if report.has_problems() || failed || half { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 #[derive(serde::Serialize)]
