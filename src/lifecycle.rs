@@ -148,6 +148,14 @@ pub struct Plan {
 /// A file to write: path relative to the tree, contents, mode.
 pub(crate) type FileOut = (PathBuf, Vec<u8>, Mode);
 
+/// A plan taken apart, to be written with more (a rotation's own files).
+pub(crate) struct Parts {
+    pub changes: Vec<Change>,
+    pub notes: Vec<(String, String)>,
+    pub writes: Vec<FileOut>,
+    pub records: Vec<IssuanceRecord>,
+}
+
 /// A signer given to a plan instead of the CA on disk (a rotation's new CA), with the CA data
 /// kubeconfigs get and the chain shipped after each leaf.
 pub(crate) struct Signer {
@@ -172,10 +180,11 @@ pub struct Applied {
 }
 
 impl Plan {
-    /// The files to write (relative to the tree) and the records of what was signed.
-    pub(crate) fn into_parts(self) -> (Vec<Change>, Vec<(String, String)>, Vec<FileOut>, Vec<IssuanceRecord>) {
+    /// The plan as parts: its changes and notes, the files to write (relative to the tree) and
+    /// the records of what it signed.
+    pub(crate) fn into_parts(self) -> Parts {
         let writes = self.writes.into_iter().map(|(p, t, m)| (p, t.into_bytes(), m)).collect();
-        (self.changes, self.notes, writes, self.records)
+        Parts { changes: self.changes, notes: self.notes, writes, records: self.records }
     }
 
     /// Write the files, the node bundles' copies of them and the log's lines as one journaled

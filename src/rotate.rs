@@ -244,10 +244,10 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
                     .map(|e| e.id.clone())
                     .collect();
                 let signer = Signer { ca: new_ca, ca_data: bundle.clone(), chain: cross.pem.clone() };
-                let (c, n, w, r) = plan_renew_signed_by(tree, &names, signer, now)?.into_parts();
-                (changes, notes) = (c, n);
-                writes.extend(w);
-                records.extend(r);
+                let parts = plan_renew_signed_by(tree, &names, signer, now)?.into_parts();
+                (changes, notes) = (parts.changes, parts.notes);
+                writes.extend(parts.writes);
+                records.extend(parts.records);
                 writes.push((dir.join("cross.pem"), cross.pem.into_bytes(), Mode::Public));
             }
             writes.push(state_file(&State { phase: Phase::Reissue, started: s.started }));
