@@ -134,7 +134,7 @@ pub fn generate_csrs(
         };
         written.push(CsrWritten { entry: e.id.clone(), issuer, files });
     }
-    batch.commit()?;
+    batch.commit_in(root)?;
     let backup = if existing.is_empty() { None } else { crate::backup::current_dir(root) };
     Ok(CsrReport { dir: root.to_path_buf(), written, backup })
 }
@@ -248,10 +248,9 @@ pub fn sign_csrs(
         records.push(record);
         batch.add(root.join(&t.files.cert), issued.pem, Mode::Public);
     }
-    // Logged before it is written: the log may hold a certificate that never landed, never
-    // miss one that did.
-    crate::issuance::append(root, &records)?;
-    batch.commit()?;
+    // Logged with the certificates, in one journaled batch: exactly once, across a kill.
+    batch.append_after(crate::issuance::log_path(root), crate::issuance::lines(&records)?);
+    batch.commit_in(root)?;
     Ok(SignReport { dir: root.to_path_buf(), ca: ca_id.into(), signed })
 }
 

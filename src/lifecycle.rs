@@ -586,16 +586,17 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
     // backup of the run under way.
     let dir = tree.root.join(crate::catalog::bundle_root(node));
     let files = files_under(&dir)?;
+    let mut spec = tree.spec.clone();
+    spec.nodes.retain(|n| n.name != name);
     let mut batch = Batch::new();
     files.iter().for_each(|f| batch.remove(f.clone()));
+    // The description without the node goes with its files.
+    batch.add(tree.root.join(crate::infer::RECORDED), crate::infer::describe(&spec), Mode::Public);
     batch.commit_in(&tree.root)?;
     for f in &files {
         crate::backup::remove_empty_parents(&tree.root, f);
     }
     let backup = crate::backup::current_dir(&tree.root).map(|b| b.join(crate::catalog::bundle_root(node)));
-    let mut spec = tree.spec.clone();
-    spec.nodes.retain(|n| n.name != name);
-    crate::infer::record(&tree.root, &spec)?;
     let rest = Tree::load(&tree.root, Some(spec))?;
     Ok(Removed { node: name.into(), backup, still_valid, verify: rest.verify(now) })
 }

@@ -115,7 +115,8 @@ impl Run {
         let interrupted = Some(before.trim().replace('\n', ", ")).filter(|b| !b.is_empty());
         let now = OffsetDateTime::now_utc();
         let since = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        let who = format!("pid {}\ncommand kubepki {command}\nsince {since}\n", std::process::id());
+        let who =
+            format!("pid {}\ncommand kubepki {command}\nsince {since}\nargs {}\n", std::process::id(), args_line());
         file.set_len(0)
             .and_then(|_| file.rewind())
             .and_then(|_| file.write_all(who.as_bytes()))
@@ -141,11 +142,11 @@ impl Run {
         self.interrupted.as_deref()
     }
 
-    /// Whether a killed run of this very `command` was completed when this run began (its
-    /// journal replayed): the command is then done, and is not to be done again. Not for
-    /// `init`, which commits in many groups and is simply run again.
-    pub fn completed(&self, command: &str) -> bool {
-        self.replayed && self.interrupted.as_deref().is_some_and(|h| h.contains(&format!("command kubepki {command},")))
+    /// Whether a killed run of this very command (the same arguments) was completed when this
+    /// run began (its journal replayed): the command is then done, and is not to be done
+    /// again. Not for `init`, which commits in many groups and is simply run again.
+    pub fn completed(&self) -> bool {
+        self.replayed && self.interrupted.as_deref().is_some_and(|h| h.ends_with(&format!("args {}", args_line())))
     }
 
     /// The run's backup folder, once it has saved something.
@@ -163,6 +164,11 @@ impl Drop for Run {
         // goes with the file.
         let _ = self.lock.set_len(0);
     }
+}
+
+/// This process's arguments, as one line.
+fn args_line() -> String {
+    std::env::args().skip(1).collect::<Vec<_>>().join(" ").replace('\n', " ")
 }
 
 /// How long to wait for the lock: `$KUBEPKI_LOCK_WAIT` seconds, else [`LOCK_WAIT`].

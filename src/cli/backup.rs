@@ -52,8 +52,11 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
         }
         BackupCommand::Restore(a) => {
             let dir = default_dir(a.dir);
-            let _run =
+            let run =
                 if a.dry_run { None } else { Some(crate::Run::begin(&dir, &format!("backup restore {}", a.id))?) };
+            if let Some(code) = super::done_by_recovery(run.as_ref())? {
+                return Ok(code);
+            }
             let report = crate::restore_backup(&dir, &a.id, a.dry_run)?;
             emit(a.output, || restore_text(&report), &report)?;
         }

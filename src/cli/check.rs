@@ -29,7 +29,18 @@ pub(crate) struct CheckArgs {
 }
 
 pub(crate) fn run(a: CheckArgs) -> Result<ExitCode> {
-    let dir = super::verify::default_dir(a.dir);
+    let dir = super::verify::default_dir(a.dir.clone());
+    // A tree too half-written to be read at all (a first init killed early) is said to be so.
+    let interrupted = crate::interrupted_run(&dir);
+    let result = report(&a, &dir);
+    if let (Err(_), Some(half)) = (&result, interrupted) {
+        eprintln!("kubepki: {}: {half}", dir.display());
+    }
+    result
+}
+
+fn report(a: &CheckArgs, dir: &std::path::Path) -> Result<ExitCode> {
+    let dir = dir.to_path_buf();
     let opts = CheckOptions {
         at: a.at.unwrap_or_else(OffsetDateTime::now_utc),
         warn_within: a.warn_within,

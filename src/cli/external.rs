@@ -78,7 +78,10 @@ pub(crate) fn csr(a: CsrArgs) -> Result<ExitCode> {
     let spec = a.cluster.load()?;
     let catalog = Catalog::build(&spec);
     let dir = default_dir(a.dir);
-    let _run = crate::Run::begin(&dir, "csr")?;
+    let run = crate::Run::begin(&dir, "csr")?;
+    if let Some(code) = super::done_by_recovery(Some(&run))? {
+        return Ok(code);
+    }
     let report = crate::generate_csrs(&spec, &catalog, &dir, a.force, OffsetDateTime::now_utc())?;
     crate::record_cluster(&dir, &spec)?;
     emit(a.output, || csr_text(&report), &report)?;
@@ -113,7 +116,10 @@ fn csr_text(r: &CsrReport) -> String {
 
 pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
     let dir = default_dir(a.dir);
-    let _run = crate::Run::begin(&dir, "sign")?;
+    let run = crate::Run::begin(&dir, "sign")?;
+    if let Some(code) = super::done_by_recovery(Some(&run))? {
+        return Ok(code);
+    }
     let spec = spec_of(a.config.as_deref(), &dir)?;
     let catalog = Catalog::build(&spec);
     let report = crate::sign_csrs(&catalog, &dir, &a.ca, &a.csrs, a.force, OffsetDateTime::now_utc())?;
@@ -134,7 +140,10 @@ fn sign_text(r: &SignReport) -> String {
 
 pub(crate) fn import(a: ImportArgs) -> Result<ExitCode> {
     let dir = default_dir(a.dir);
-    let _run = crate::Run::begin(&dir, "import")?;
+    let run = crate::Run::begin(&dir, "import")?;
+    if let Some(code) = super::done_by_recovery(Some(&run))? {
+        return Ok(code);
+    }
     let spec = spec_of(a.config.as_deref(), &dir)?;
     let catalog = Catalog::build(&spec);
     let report = crate::import_certs(&spec, &catalog, &dir, a.from.as_deref(), OffsetDateTime::now_utc())?;

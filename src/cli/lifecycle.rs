@@ -137,7 +137,10 @@ pub(crate) struct RotateArgs {
 }
 
 pub(crate) fn renew(a: RenewArgs) -> Result<ExitCode> {
-    let (_run, tree) = a.tree.begin("renew")?;
+    let (run, tree) = a.tree.begin("renew")?;
+    if let Some(code) = super::done_by_recovery(run.as_ref())? {
+        return Ok(code);
+    }
     let now = OffsetDateTime::now_utc();
     let plan = crate::plan_renew(&tree, &a.names, a.all, &crate::RenewOptions { reuse_key: a.reuse_key }, now)?;
     finish(&tree, plan, "renew", &a.tree, now)
@@ -148,7 +151,10 @@ pub(crate) fn san(c: SanCommand) -> Result<ExitCode> {
         SanCommand::Add(a) => (true, a),
         SanCommand::Remove(a) => (false, a),
     };
-    let (_run, tree) = a.tree.begin(if add { "san add" } else { "san remove" })?;
+    let (run, tree) = a.tree.begin(if add { "san add" } else { "san remove" })?;
+    if let Some(code) = super::done_by_recovery(run.as_ref())? {
+        return Ok(code);
+    }
     let now = OffsetDateTime::now_utc();
     let plan = crate::plan_san(&tree, &a.name, add, &a.addresses, a.force, now)?;
     let command = if add { "san add" } else { "san remove" };
@@ -249,7 +255,10 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             Ok(if verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         NodeCommand::Remove(a) => {
-            let (_run, tree) = a.tree.begin("node remove")?;
+            let (run, tree) = a.tree.begin("node remove")?;
+            if let Some(code) = super::done_by_recovery(run.as_ref())? {
+                return Ok(code);
+            }
             if a.tree.dry_run {
                 let dir = tree.root.join("nodes").join(&a.name);
                 let text = format!("would move {} to the backup\n(dry run: nothing written)\n", dir.display());
@@ -293,7 +302,9 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
             })
             .collect::<String>();
         emit(a.tree.output, || text.clone(), &status)?;
-        return Ok(ExitCode::SUCCESS);
+        // A killed phase is not a phase done: say so, and do not exit 0.
+        let half = super::say_if_half_written(&tree.root, a.tree.output)?;
+        return Ok(if half { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
     let phase = a
         .phase
@@ -303,7 +314,10 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
         emit(a.tree.output, || text.clone(), &phase)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let (_run, tree) = a.tree.begin(&format!("rotate-ca {} {phase}", a.ca))?;
+    let (run, tree) = a.tree.begin(&format!("rotate-ca {} {phase}", a.ca))?;
+    if let Some(code) = super::done_by_recovery(run.as_ref())? {
+        return Ok(code);
+    }
     let now = OffsetDateTime::now_utc();
     let applied = crate::rotate_ca(&tree, &a.ca, &phase, now)?;
     report(&applied, a.tree.output)

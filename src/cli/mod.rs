@@ -150,6 +150,21 @@ pub(crate) fn say_if_half_written(dir: &Path, format: Format) -> Result<bool> {
     Ok(true)
 }
 
+/// When this run began by completing a killed run of the very same command (its journal
+/// replayed), the command is done: say so and return the exit code; else `None`.
+pub(crate) fn done_by_recovery(run: Option<&crate::Run>) -> Result<Option<ExitCode>> {
+    match run {
+        Some(r) if r.completed() => {
+            print(&format!(
+                "completed the interrupted run of this command ({}): its changes are in place, nothing more to do\n",
+                r.interrupted().unwrap_or_default()
+            ))?;
+            Ok(Some(ExitCode::SUCCESS))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Print a report as a table (text) or JSON.
 pub(crate) fn emit(format: Format, text: impl FnOnce() -> String, value: &impl serde::Serialize) -> Result<()> {
     match format {

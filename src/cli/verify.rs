@@ -77,7 +77,18 @@ pub(crate) fn cluster_of(dir: &Path, config: Option<&Path>) -> Result<ClusterSpe
 }
 
 pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
-    let dir = default_dir(a.dir);
+    let dir = default_dir(a.dir.clone());
+    // A tree too half-written to be read at all (a first init killed early) is said to be so.
+    let interrupted = crate::interrupted_run(&dir);
+    let result = report(&a, &dir);
+    if let (Err(_), Some(half)) = (&result, interrupted) {
+        eprintln!("kubepki: {}: {half}", dir.display());
+    }
+    result
+}
+
+fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
+    let dir = dir.to_path_buf();
     let spec = cluster_of(&dir, a.config.as_deref())?;
     let catalog = Catalog::build(&spec);
     let topology = Topology::build(&spec, &catalog);

@@ -10,6 +10,7 @@ mod etcd;
 mod external;
 mod external_ca;
 mod golden;
+mod kill;
 mod kubectl;
 mod lifecycle;
 mod lock;
