@@ -27,8 +27,8 @@ fn require_tools() {
 }
 
 /// A running `openssl s_server -www` requiring a client certificate.
-struct Server {
-    guard: Guard,
+pub(crate) struct Server {
+    pub(crate) guard: Guard,
     ip: String,
     port: u16,
 }
@@ -37,6 +37,18 @@ impl Server {
     /// Serve `tree`'s apiserver certificate and key on `ip`, accepting only client certificates
     /// signed by `client_ca`.
     fn start(env: &TestEnv, name: &str, ip: &str, tree: &Path, client_ca: &Path) -> Server {
+        Server::start_with_chain(env, name, ip, tree, None, client_ca)
+    }
+
+    /// [`Server::start`], sending the certificates of `chain` after the apiserver's.
+    pub(crate) fn start_with_chain(
+        env: &TestEnv,
+        name: &str,
+        ip: &str,
+        tree: &Path,
+        chain: Option<&Path>,
+        client_ca: &Path,
+    ) -> Server {
         // free_port releases the port before s_server binds it: a parallel test may take it in
         // between, so a bind failure is retried on a fresh port.
         for attempt in 0..5 {
@@ -51,6 +63,7 @@ impl Server {
                 .arg(tree.join("pki/apiserver.key"))
                 .arg("-CAfile")
                 .arg(client_ca)
+                .args(chain.iter().flat_map(|c| [std::ffi::OsStr::new("-cert_chain"), c.as_os_str()]))
                 .args(["-Verify", "1", "-verify_return_error", "-www"]);
             let log = env.path().join(format!("{name}.{attempt}.log"));
             let mut guard = Guard::spawn(name, cmd, &log);
@@ -73,7 +86,7 @@ impl Server {
         panic!("{name}: no free port on {ip} after 5 attempts");
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("https://{}:{}", self.ip, self.port)
     }
 }
@@ -97,7 +110,7 @@ fn kubectl(env: &TestEnv, kubeconfig: &Path, args: &[&str]) -> (bool, String) {
 /// `kubectl get --raw /healthz` against `server`, the kubeconfig's server address replaced by the
 /// server's (the certificate is still checked against the name in `--server`, or `extra`'s
 /// `--tls-server-name`).
-fn healthz(env: &TestEnv, kubeconfig: &Path, server: &mut Server, extra: &[&str]) -> (bool, String) {
+pub(crate) fn healthz(env: &TestEnv, kubeconfig: &Path, server: &mut Server, extra: &[&str]) -> (bool, String) {
     let url = server.url();
     let mut args = vec!["--server", &url, "--request-timeout", "20s"];
     args.extend_from_slice(extra);

@@ -6,6 +6,7 @@ mod approve;
 mod audit;
 mod backup;
 mod cli;
+mod cross;
 mod etcd;
 mod external;
 mod external_ca;
