@@ -62,6 +62,8 @@ struct RunFile {
 pub(crate) struct Backup {
     root: PathBuf,
     command: String,
+    /// Whether files are saved (else only noted as changed: a tree that held nothing).
+    keep: bool,
     state: Mutex<State>,
 }
 
@@ -78,8 +80,8 @@ fn active() -> &'static Mutex<Vec<Arc<Backup>>> {
 }
 
 /// Keep a backup of what is changed under `root` from now on (until [`deactivate`]).
-pub(crate) fn activate(root: &Path, command: &str) -> Arc<Backup> {
-    let b = Arc::new(Backup { root: root.to_path_buf(), command: command.into(), state: Mutex::default() });
+pub(crate) fn activate(root: &Path, command: &str, keep: bool) -> Arc<Backup> {
+    let b = Arc::new(Backup { root: root.to_path_buf(), command: command.into(), keep, state: Mutex::default() });
     active().lock().unwrap_or_else(|p| p.into_inner()).push(b.clone());
     b
 }
@@ -94,6 +96,16 @@ pub(crate) fn current_dir(root: &Path) -> Option<PathBuf> {
     let b = active().lock().unwrap_or_else(|p| p.into_inner()).iter().find(|b| b.root == root).cloned()?;
     let dir = b.state.lock().unwrap_or_else(|p| p.into_inner()).dir.clone();
     dir
+}
+
+/// Every file the run under way on `root` has replaced, removed or created so far, relative
+/// to the tree (backups, the lock, the log and the journal aside).
+pub(crate) fn changed(root: &Path) -> Vec<PathBuf> {
+    let found = active().lock().unwrap_or_else(|p| p.into_inner()).iter().find(|b| b.root == root).cloned();
+    let Some(b) = found else { return Vec::new() };
+    let mut all: Vec<PathBuf> = b.state.lock().unwrap_or_else(|p| p.into_inner()).seen.iter().cloned().collect();
+    all.sort();
+    all
 }
 
 /// Save what a batch is about to replace (`targets` that exist) or remove, and list the
@@ -119,7 +131,7 @@ impl Backup {
         let mut created = String::new();
         for path in paths {
             let Ok(rel) = path.strip_prefix(&self.root) else { continue };
-            if is_kept_out(rel) || !state.seen.insert(rel.to_path_buf()) {
+            if is_kept_out(rel) || !state.seen.insert(rel.to_path_buf()) || !self.keep {
                 continue;
             }
             match fs::symlink_metadata(path) {

@@ -94,6 +94,9 @@ pub struct InitReport {
     /// The CAs made anew as asked (`--replace-ca`): every node must receive the new trust.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub replaced_cas: Vec<String>,
+    /// What each node must receive and restart (see [`crate::rollout`]), when a run is under
+    /// way (the CLI's).
+    pub rollout: Vec<crate::rollout::NodeRollout>,
 }
 
 /// The phases of a run that report progress.
@@ -254,6 +257,7 @@ pub fn init_with_progress(
         bundle_files_written: bundle_files_written.into_inner(),
         backup,
         replaced_cas,
+        rollout: crate::rollout::rollout(spec, &crate::backup::changed(root)),
     })
 }
 

@@ -27,6 +27,7 @@ mod kubeconfig;
 mod lifecycle;
 mod render;
 mod request;
+mod rollout;
 mod rotate;
 mod run;
 mod spec;
@@ -69,7 +70,8 @@ pub use lifecycle::{
 };
 pub use render::{table, Plan};
 pub use request::CertificateRequest;
-pub use rotate::{rotate as rotate_ca, status as rotation_status, Phase};
+pub use rollout::{rollout, text as rollout_text, NodeRollout};
+pub use rotate::{rotate as rotate_ca, status as rotation_status, Phase, RotationStatus};
 pub use run::{interrupted as interrupted_run, Interrupted, Run, LOCK, LOCK_WAIT};
 pub use spec::{
     duration_text, is_dns1123_label, is_dns1123_subdomain, is_san_dns_name, CaLayout, Cidr, ClusterSpec, Endpoint,

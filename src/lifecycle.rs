@@ -177,6 +177,8 @@ pub struct Applied {
     pub bundle_files_written: usize,
     /// The static verify of the result.
     pub verify: Report,
+    /// What each node must receive and restart (see [`crate::rollout`]).
+    pub rollout: Vec<crate::rollout::NodeRollout>,
 }
 
 impl Plan {
@@ -195,7 +197,15 @@ impl Plan {
         let (batch, bundle_files_written) = one_batch(tree, writes, self.records, command)?;
         batch.commit_in(&tree.root)?;
         let backup = crate::backup::current_dir(&tree.root);
-        Ok(Applied { changes: self.changes, notes: self.notes, backup, bundle_files_written, verify: tree.verify(now) })
+        let rollout = crate::rollout::rollout(&tree.spec, &crate::backup::changed(&tree.root));
+        Ok(Applied {
+            rollout,
+            changes: self.changes,
+            notes: self.notes,
+            backup,
+            bundle_files_written,
+            verify: tree.verify(now),
+        })
     }
 
     /// Sign `profile` with its CA for `key`, and queue the files of `entry`.
@@ -557,6 +567,8 @@ pub struct Removed {
     pub still_valid: Vec<(String, String, String)>,
     /// The static verify of the tree without the node.
     pub verify: Report,
+    /// What the other nodes must receive and restart (none: the node's files just go).
+    pub rollout: Vec<crate::rollout::NodeRollout>,
 }
 
 /// Retire a node: its bundle moves to the backup directory; the cluster without it is verified.
@@ -598,7 +610,11 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
     }
     let backup = crate::backup::current_dir(&tree.root).map(|b| b.join(crate::catalog::bundle_root(node)));
     let rest = Tree::load(&tree.root, Some(spec))?;
-    Ok(Removed { node: name.into(), backup, still_valid, verify: rest.verify(now) })
+    let gone = Path::new("nodes").join(name);
+    let others: Vec<PathBuf> =
+        crate::backup::changed(&tree.root).into_iter().filter(|p| !p.starts_with(&gone)).collect();
+    let rollout = crate::rollout::rollout(&rest.spec, &others);
+    Ok(Removed { node: name.into(), backup, still_valid, verify: rest.verify(now), rollout })
 }
 
 /// Every file under `dir` (none if it does not exist).

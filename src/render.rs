@@ -326,6 +326,7 @@ pub fn init_text(r: &InitReport) -> String {
     if let Some(b) = &r.backup {
         let _ = writeln!(out, "previous files saved in {}", b.display());
     }
+    out.push_str(&crate::rollout::text(&r.rollout));
     for ca in &r.replaced_cas {
         let _ = writeln!(
             out,

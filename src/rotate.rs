@@ -55,9 +55,52 @@ fn read_state(root: &Path, ca: &str) -> Result<Option<State>> {
     }
 }
 
-/// Which phase each rotatable CA is in (`None`: no rotation under way).
-pub fn status(tree: &Tree) -> Result<Vec<(String, Option<Phase>)>> {
-    rotatable(tree).into_iter().map(|id| Ok((id.clone(), read_state(&tree.root, &id)?.map(|s| s.phase)))).collect()
+/// Where the rotation of one CA stands.
+#[derive(Clone, Debug, Serialize)]
+pub struct RotationStatus {
+    /// The CA (or `sa`).
+    pub ca: String,
+    /// The last phase done (`None`: no rotation under way).
+    pub phase: Option<Phase>,
+    /// When its `start` ran.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started: Option<OffsetDateTime>,
+    /// The next command.
+    pub next: Option<String>,
+    /// What the last phase changed, which every node must have (and have restarted) before
+    /// the next phase: from the backup of that phase's run.
+    pub roll_out_first: Vec<crate::rollout::NodeRollout>,
+}
+
+/// Where each rotatable CA stands.
+pub fn status(tree: &Tree) -> Result<Vec<RotationStatus>> {
+    let backups = crate::backup::list(&tree.root)?;
+    rotatable(tree)
+        .into_iter()
+        .map(|ca| {
+            let state = read_state(&tree.root, &ca)?;
+            let phase = state.as_ref().map(|s| s.phase);
+            let (done, next) = match phase {
+                None => return Ok(RotationStatus { ca, phase, started: None, next: None, roll_out_first: vec![] }),
+                Some(Phase::Start) => ("start", "reissue"),
+                Some(Phase::Reissue) => ("reissue", "finish"),
+            };
+            let command = format!("rotate-ca {ca} {done}");
+            let changed: Vec<PathBuf> = backups
+                .iter()
+                .rev()
+                .find(|b| b.command.as_deref() == Some(command.as_str()))
+                .map(|b| b.saved.iter().chain(&b.created).cloned().collect())
+                .unwrap_or_default();
+            Ok(RotationStatus {
+                next: Some(format!("kubepki rotate-ca {ca} {next}")),
+                started: state.map(|s| s.started),
+                roll_out_first: crate::rollout::rollout(&tree.spec, &changed),
+                ca,
+                phase,
+            })
+        })
+        .collect()
 }
 
 fn rotatable(tree: &Tree) -> Vec<String> {
@@ -285,6 +328,7 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
     }
     let reloaded = Tree::load(&tree.root, (!tree.inferred).then(|| tree.spec.clone()))?;
     Ok(Applied {
+        rollout: crate::rollout::rollout(&tree.spec, &crate::backup::changed(&tree.root)),
         changes,
         notes,
         backup: crate::backup::current_dir(&tree.root),

@@ -18,7 +18,7 @@
 //! ([`Run::completed`]) rather than doing it again. From then on, until the run is dropped, every
 //! file the store replaces, removes or creates under the tree is first saved in the run's
 //! own backup folder ([`crate::backup`]); a run on a tree that holds nothing yet has nothing
-//! to back up and keeps no backup.
+//! to back up and keeps no backup (it only notes what it writes, for [`crate::rollout`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -122,7 +122,7 @@ impl Run {
             .and_then(|_| file.write_all(who.as_bytes()))
             .map_err(|e| Error::io(&path, "write the lock's holder", e))?;
         let fresh = holds_nothing(root);
-        let backup = (!fresh).then(|| backup::activate(root, command));
+        let backup = Some(backup::activate(root, command, !fresh));
         Ok(Run { root: root.to_path_buf(), lock: file, backup, fresh, interrupted, replayed: false })
     }
 
@@ -147,6 +147,11 @@ impl Run {
     /// again. Not for `init`, which commits in many groups and is simply run again.
     pub fn completed(&self) -> bool {
         self.replayed && self.interrupted.as_deref().is_some_and(|h| h.ends_with(&format!("args {}", args_line())))
+    }
+
+    /// Every file the run has replaced, removed or created so far, relative to the tree.
+    pub fn changed(&self) -> Vec<PathBuf> {
+        backup::changed(&self.root)
     }
 
     /// The run's backup folder, once it has saved something.

@@ -179,6 +179,8 @@ fn report(applied: &Applied, format: Format) -> Result<ExitCode> {
                 let _ = writeln!(out, "previous files saved in {}", b.display());
             }
             let _ = writeln!(out, "{} copies refreshed in node bundles\n", applied.bundle_files_written);
+            out.push_str(&crate::rollout_text(&applied.rollout));
+            out.push('\n');
             out.push_str(&super::verify::text(&applied.verify, false));
             out
         },
@@ -280,6 +282,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 let _ = writeln!(text, "remove node {} from {} too", r.node, c.display());
             }
             text.push('\n');
+            text.push_str(&crate::rollout_text(&r.rollout));
+            text.push('\n');
             text.push_str(&super::verify::text(&r.verify, false));
             emit(a.tree.output, || text.clone(), &r)?;
             Ok(if r.verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
@@ -293,12 +297,16 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
         let status = crate::rotation_status(&tree)?;
         let text = status
             .iter()
-            .map(|(ca, p)| match p {
-                None => format!("{ca}: no rotation under way\n"),
-                Some(p) => format!(
-                    "{ca}: phase {p:?} done; next: kubepki rotate-ca {ca} {}\n",
-                    if *p == crate::Phase::Start { "reissue" } else { "finish" }
-                ),
+            .map(|s| match (&s.phase, &s.next) {
+                (Some(p), Some(next)) => {
+                    let rfc3339 = &time::format_description::well_known::Rfc3339;
+                    let started = s.started.and_then(|t| t.format(rfc3339).ok()).unwrap_or_default();
+                    let mut out = format!("{}: phase {p:?} done (rotation started {started}); next: {next}\n", s.ca);
+                    out.push_str("  before it, every node must have what that phase changed: ");
+                    out.push_str(&crate::rollout_text(&s.roll_out_first).replacen("roll out, per node:\n", "\n", 1));
+                    out
+                }
+                _ => format!("{}: no rotation under way\n", s.ca),
             })
             .collect::<String>();
         emit(a.tree.output, || text.clone(), &status)?;

@@ -15,5 +15,6 @@ mod kill;
 mod kubectl;
 mod lifecycle;
 mod lock;
+mod rollout;
 mod scale;
 mod verify;
