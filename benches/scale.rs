@@ -286,7 +286,7 @@ fn floor_child(config: &Path, single: bool) {
     let make_leaf = |(_, p): &(&str, &CertProfile)| {
         let Issuer::Ca(ca) = &p.issuer else { unreachable!() };
         let key = key_pair(alg);
-        let cert = params(p).signed_by(&key, &issuers[ca]).unwrap();
+        let cert = params(p).signed_by(&key, &issuers[ca.as_str()]).unwrap();
         cert.pem().len() + key.serialize_pem().len()
     };
     let bytes: usize = if single { leaves.iter().map(make_leaf).sum() } else { leaves.par_iter().map(make_leaf).sum() };
@@ -331,6 +331,7 @@ fn params(p: &CertProfile) -> rcgen::CertificateParams {
         .map(|u| match u {
             ExtKeyUsage::ServerAuth => rcgen::ExtendedKeyUsagePurpose::ServerAuth,
             ExtKeyUsage::ClientAuth => rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+            other => panic!("the catalog sets no {other}"),
         })
         .collect();
     params.subject_alt_names = p
@@ -389,14 +390,7 @@ fn san_list(p: &CertProfile) -> String {
 }
 
 fn eku_text(p: &CertProfile) -> String {
-    p.ext_key_usage
-        .iter()
-        .map(|u| match u {
-            ExtKeyUsage::ServerAuth => "serverAuth",
-            ExtKeyUsage::ClientAuth => "clientAuth",
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    p.ext_key_usage.iter().map(|u| u.name()).collect::<Vec<_>>().join(",")
 }
 
 fn ca_base(catalog: &Catalog, id: &str) -> String {
@@ -529,7 +523,7 @@ fn write_cfssl(dir: &Path, catalog: &Catalog, alg: KeyAlgorithm) {
 
 /// The first worker's serving certificate, where a peer put it.
 fn worker_serving(catalog: &Catalog, ext: &str) -> String {
-    let e = catalog.entries.iter().rev().find(|e| e.name == "kubelet-serving").unwrap();
+    let e = catalog.entries.iter().rev().find(|e| e.name() == "kubelet-serving").unwrap();
     format!("{}{ext}", peer_base(e.cert().unwrap()))
 }
 

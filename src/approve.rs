@@ -79,7 +79,7 @@ fn covers(p: Policy, g: &Grant, f: &RequestFields, catalog: &Catalog) -> std::re
     let node = || {
         let name = g.csr.cn.strip_prefix(NODE_PREFIX).unwrap_or_default();
         catalog
-            .get(&format!("kubelet-serving@{name}"))
+            .get(&crate::catalog::EntryId::of_node(crate::vocabulary::entry::KUBELET_SERVING, name))
             .and_then(|e| e.cert())
             .map(|p| (name, p.sans.clone()))
             .ok_or_else(|| Some(format!("{name} is not a node of the cluster")))
@@ -257,7 +257,7 @@ fn sign_all(
     let mut out = Vec::with_capacity(grants.len());
     for (_, _, g) in grants {
         let profile = CertProfile {
-            issuer: Issuer::Ca(CA.into()),
+            issuer: Issuer::Ca(crate::catalog::EntryId::shared(CA)),
             subject: crate::catalog::Subject { cn: g.csr.cn.clone(), orgs: g.csr.orgs.clone() },
             is_ca: false,
             key_usage: g.key_usage.clone(),

@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::store::{self, Batch, Mode};
 
 /// Where backups live, relative to the tree.
-pub const BACKUP_DIR: &str = ".kubepki-backup";
+pub const BACKUP_DIR: &str = crate::vocabulary::state::BACKUP;
 /// A backup folder's description of its run.
 const RUN_FILE: &str = ".kubepki-run.json";
 /// A backup folder's list of the files its run created (one path per line).

@@ -13,37 +13,140 @@ use serde::Serialize;
 
 use crate::spec::{CaLayout, ClusterSpec, Node, Role, San};
 use crate::store::Mode;
+use crate::vocabulary::{layout, node_user, APISERVER_SERVICE_NAMES, CLUSTER_ADMINS, SYSTEM_MASTERS, SYSTEM_NODES};
 
-/// Entry id of the cluster CA.
-pub const CA: &str = "ca";
-/// Entry id of the etcd CA (kubeadm layout).
-pub const ETCD_CA: &str = "etcd-ca";
-/// Entry id of the front-proxy CA (kubeadm layout).
-pub const FRONT_PROXY_CA: &str = "front-proxy-ca";
-/// Entry id of the service-account signing key pair.
-pub const SA: &str = "sa";
+pub use crate::vocabulary::entry::{CA, ETCD_CA, FRONT_PROXY_CA, SA};
+use crate::vocabulary::{self, entry};
 
-/// Key usage bits kubepki sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum KeyUsage {
-    /// digitalSignature
-    DigitalSignature,
-    /// keyEncipherment (kubeadm sets it whatever the key; it only means something for RSA)
-    KeyEncipherment,
-    /// keyCertSign (CAs)
-    KeyCertSign,
+/// The id of a catalog entry: its kubeadm name (`apiserver`, `admin.conf`), and the node for
+/// what each node has its own of (`apiserver@cp1`). Written `name` or `name@node`; read back
+/// with [`str::parse`], which accepts only the catalog's names.
+#[derive(Clone, Debug)]
+pub struct EntryId {
+    name: &'static str,
+    node: Option<String>,
+    /// `name` or `name@node`, kept so that an id is a `&str` without allocating.
+    text: String,
 }
 
-/// Extended key usages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ExtKeyUsage {
-    /// TLS server authentication.
-    ServerAuth,
-    /// TLS client authentication.
-    ClientAuth,
+impl EntryId {
+    /// A shared entry's id.
+    pub fn shared(name: &'static str) -> EntryId {
+        EntryId { name, node: None, text: name.to_string() }
+    }
+
+    /// The id of a node's own entry.
+    pub fn of_node(name: &'static str, node: &str) -> EntryId {
+        EntryId { name, node: Some(node.to_string()), text: format!("{name}@{node}") }
+    }
+
+    /// The kubeadm name, shared by every node's copy.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The node it belongs to, if it is per node.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
+    /// `name` or `name@node`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
 }
+
+impl std::str::FromStr for EntryId {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<EntryId, String> {
+        let (name, node) = match s.split_once('@') {
+            Some((n, node)) => (n, Some(node)),
+            None => (s, None),
+        };
+        let name = vocabulary::entry::ALL.into_iter().find(|n| *n == name).ok_or_else(|| {
+            format!("'{name}' is not a catalog name; names are: {}", vocabulary::entry::ALL.join(", "))
+        })?;
+        match node {
+            None => Ok(EntryId::shared(name)),
+            Some(n) if crate::spec::is_dns1123_subdomain(n) => Ok(EntryId::of_node(name, n)),
+            Some(n) => Err(format!("'{n}' is not a node name")),
+        }
+    }
+}
+
+impl std::ops::Deref for EntryId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::borrow::Borrow<str> for EntryId {
+    fn borrow(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl PartialEq for EntryId {
+    fn eq(&self, other: &EntryId) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for EntryId {}
+
+impl std::hash::Hash for EntryId {
+    /// As its text, so that maps keyed by ids can be asked with a `&str`.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.text.hash(h)
+    }
+}
+
+impl PartialOrd for EntryId {
+    fn partial_cmp(&self, other: &EntryId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for EntryId {
+    fn cmp(&self, other: &EntryId) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl PartialEq<str> for EntryId {
+    fn eq(&self, other: &str) -> bool {
+        self.text == other
+    }
+}
+
+impl PartialEq<&str> for EntryId {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
+}
+
+impl PartialEq<String> for EntryId {
+    fn eq(&self, other: &String) -> bool {
+        &self.text == other
+    }
+}
+
+impl Serialize for EntryId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+pub use crate::usage::{ExtKeyUsage, KeyUsage};
 
 /// Who signs a certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -52,7 +155,7 @@ pub enum Issuer {
     /// A self-signed CA.
     SelfSigned,
     /// Signed by the CA entry with this id.
-    Ca(String),
+    Ca(EntryId),
 }
 
 /// The Kubernetes identity of a certificate: user = CN, groups = O.
@@ -84,7 +187,7 @@ pub enum Store {
         /// The server URL.
         server: String,
         /// The CA entry whose certificate is embedded as `certificate-authority-data`.
-        ca: String,
+        ca: EntryId,
     },
 }
 
@@ -150,21 +253,32 @@ pub enum EntryKind {
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     /// Unique id: the kubeadm name, plus `@node` for what each node has its own of.
-    pub id: String,
-    /// The kubeadm name (`apiserver`, `admin.conf`), shared by the per-node copies.
-    pub name: &'static str,
-    /// The node it belongs to, if it is per node.
-    pub node: Option<String>,
+    pub id: EntryId,
     /// What it is.
     #[serde(flatten)]
     pub kind: EntryKind,
     /// Which node bundles carry it.
     pub audience: Audience,
+    /// The break-glass credential: the only entry that may carry `system:masters`.
+    pub break_glass: bool,
+    /// Set when kubeadm makes no such file (kubepki adds it): what kubeadm does instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubeadm_instead: Option<&'static str>,
     /// What it is for, and why it is the way it is.
     pub why: &'static str,
 }
 
 impl Entry {
+    /// The kubeadm name (`apiserver`, `admin.conf`), shared by the per-node copies.
+    pub fn name(&self) -> &'static str {
+        self.id.name()
+    }
+
+    /// The node it belongs to, if it is per node.
+    pub fn node(&self) -> Option<&str> {
+        self.id.node()
+    }
+
     /// The certificate profile, unless this is a bare key pair.
     pub fn cert(&self) -> Option<&CertProfile> {
         match &self.kind {
@@ -173,18 +287,19 @@ impl Entry {
         }
     }
 
-    /// Whether kubeadm has no such file: kubepki adds a CA-signed kubelet serving certificate
-    /// and a kube-proxy client kubeconfig, and a kubelet.conf for nodes that joined.
-    pub fn is_kubepki_addition(&self) -> bool {
-        matches!(self.name, "kubelet-serving" | "kube-proxy.conf")
+    /// The CA entry that signs it (`None` for a self-signed CA or a key pair).
+    pub fn issuer(&self) -> Option<&str> {
+        match self.cert().map(|p| &p.issuer) {
+            Some(Issuer::Ca(ca)) => Some(ca),
+            _ => None,
+        }
     }
 
-    /// What kubeadm does instead of a kubepki addition.
-    pub fn kubeadm_instead(&self) -> &'static str {
-        match self.name {
-            "kubelet-serving" => "the kubelet self-signs its serving certificate, so the apiserver cannot verify kubelets (link 10 is unauthenticated on the server side)",
-            "kube-proxy.conf" => "kube-proxy authenticates with a service-account token",
-            _ => "",
+    /// A kubeconfig's cluster name and server URL.
+    pub fn kubeconfig_server(&self) -> Option<(&str, &str)> {
+        match self.cert().map(|p| &p.store) {
+            Some(Store::Kubeconfig { cluster, server, .. }) => Some((cluster, server)),
+            _ => None,
         }
     }
 
@@ -211,14 +326,12 @@ impl Entry {
 pub struct Catalog {
     /// CAs first, then everything they sign.
     pub entries: Vec<Entry>,
+    /// Id → position in `entries`.
+    #[serde(skip)]
+    index: HashMap<EntryId, usize>,
 }
 
-/// Port kubelets serve on.
-pub const KUBELET_PORT: u16 = 10250;
-/// etcd's client port.
-pub const ETCD_CLIENT_PORT: u16 = 2379;
-/// etcd's peer port.
-pub const ETCD_PEER_PORT: u16 = 2380;
+pub use crate::vocabulary::{ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT};
 
 impl Catalog {
     /// The catalog of a cluster.
@@ -233,12 +346,13 @@ impl Catalog {
             }
             b.node(node);
         }
-        Catalog { entries: b.entries }
+        let index = b.entries.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
+        Catalog { entries: b.entries, index }
     }
 
-    /// The entry with this id.
+    /// The entry with this id (`apiserver@cp1`, `admin.conf`).
     pub fn get(&self, id: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.id == id)
+        self.index.get(id).map(|i| &self.entries[*i])
     }
 
     /// The CAs.
@@ -259,8 +373,8 @@ impl Catalog {
     pub fn bundles(&self) -> Bundles<'_> {
         let mut index = Bundles { catalog: self, shared: Vec::new(), own: HashMap::new() };
         for (i, e) in self.entries.iter().enumerate() {
-            match (&e.node, &e.audience) {
-                (Some(n), Audience::Node) => index.own.entry(n.as_str()).or_default().push(i),
+            match (&e.node(), &e.audience) {
+                (Some(n), Audience::Node) => index.own.entry(*n).or_default().push(i),
                 _ => index.shared.push(i),
             }
         }
@@ -304,7 +418,7 @@ fn bundle_of<'e>(
     let mut out = Vec::new();
     for e in entries {
         let (take, cert_only) = match e.audience {
-            Audience::Node => (e.node.as_deref() == Some(&node.name), false),
+            Audience::Node => (e.node() == Some(&node.name), false),
             Audience::Primary => (is_primary, false),
             Audience::ControlPlanes => (is_cp, false),
             Audience::ControlPlanesAndWorkerTrust => (true, !is_cp),
@@ -318,10 +432,10 @@ fn bundle_of<'e>(
         for (f, mode) in files {
             let dest = if f.starts_with(&base) {
                 f.to_path_buf()
-            } else if f.starts_with("nodes") {
+            } else if f.starts_with(layout::NODES) {
                 continue; // another node's own file
             } else {
-                base.join("etc/kubernetes").join(f)
+                base.join(layout::ETC_KUBERNETES).join(f)
             };
             out.push((f.to_path_buf(), dest, *mode));
         }
@@ -331,7 +445,7 @@ fn bundle_of<'e>(
 
 /// `nodes/<name>`: the directory that mirrors a node's filesystem.
 pub fn bundle_root(node: &Node) -> PathBuf {
-    Path::new("nodes").join(&node.name)
+    Path::new(layout::NODES).join(&node.name)
 }
 
 const CA_USAGE: [KeyUsage; 3] = [KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment, KeyUsage::KeyCertSign];
@@ -349,25 +463,27 @@ struct Builder<'a> {
 struct Client<'a> {
     name: &'static str,
     node: Option<&'a Node>,
-    issuer: &'a str,
+    issuer: &'static str,
     cn: String,
     orgs: &'a [&'a str],
     audience: Audience,
+    break_glass: bool,
+    kubeadm_instead: Option<&'static str>,
     why: &'static str,
 }
 
 /// A leaf to add: the arguments of [`Builder::leaf`] by name.
 struct Leaf<'a> {
-    id: String,
-    name: &'static str,
-    node: Option<&'a Node>,
-    issuer: &'a str,
+    id: EntryId,
+    issuer: &'static str,
     cn: String,
     orgs: &'a [&'a str],
     eku: &'static [ExtKeyUsage],
     sans: Vec<San>,
     store: Store,
     audience: Audience,
+    break_glass: bool,
+    kubeadm_instead: Option<&'static str>,
     why: &'static str,
 }
 
@@ -392,26 +508,24 @@ impl Builder<'_> {
         if node.name == self.spec.primary().name {
             PathBuf::new()
         } else {
-            bundle_root(node).join("etc/kubernetes")
+            bundle_root(node).join(layout::ETC_KUBERNETES)
         }
     }
 
     fn cas(&mut self) {
-        let mut cas = vec![(CA, "kubernetes", "pki/ca", "The cluster CA: signs the apiserver, every client of the apiserver, and kubelet certificates; trusted by the apiserver (--client-ca-file), kubelets and every kubeconfig.")];
+        let mut cas = vec![(CA, "kubernetes", layout::CA, "The cluster CA: signs the apiserver, every client of the apiserver, and kubelet certificates; trusted by the apiserver (--client-ca-file), kubelets and every kubeconfig.")];
         if self.spec.ca_layout == CaLayout::Kubeadm {
             cas.push((
                 ETCD_CA,
                 "etcd-ca",
-                "pki/etcd/ca",
+                layout::ETCD_CA,
                 "The etcd CA: etcd trusts only what it signs, so a cluster-CA client certificate cannot reach etcd.",
             ));
-            cas.push((FRONT_PROXY_CA, "front-proxy-ca", "pki/front-proxy-ca", "The front-proxy CA: aggregated API servers trust it (--requestheader-client-ca-file) to authenticate the apiserver's proxied requests; separate so that no ordinary client certificate can assert request headers."));
+            cas.push((FRONT_PROXY_CA, "front-proxy-ca", layout::FRONT_PROXY_CA, "The front-proxy CA: aggregated API servers trust it (--requestheader-client-ca-file) to authenticate the apiserver's proxied requests; separate so that no ordinary client certificate can assert request headers."));
         }
         for (id, cn, file, why) in cas {
             self.entries.push(Entry {
-                id: id.into(),
-                name: id_name(id),
-                node: None,
+                id: EntryId::shared(id),
                 kind: EntryKind::Cert(CertProfile {
                     issuer: Issuer::SelfSigned,
                     subject: Subject { cn: cn.into(), orgs: vec![] },
@@ -423,15 +537,17 @@ impl Builder<'_> {
                     store: files(file),
                 }),
                 audience: if id == CA { Audience::ControlPlanesAndWorkerTrust } else { Audience::ControlPlanes },
+                break_glass: false,
+                kubeadm_instead: None,
                 why,
             });
         }
         self.entries.push(Entry {
-            id: SA.into(),
-            name: "sa",
-            node: None,
-            kind: EntryKind::KeyPair { key: "pki/sa.key".into(), public: "pki/sa.pub".into() },
+            id: EntryId::shared(SA),
+            kind: EntryKind::KeyPair { key: layout::SA_KEY.into(), public: layout::SA_PUB.into() },
             audience: Audience::ControlPlanes,
+            break_glass: false,
+            kubeadm_instead: None,
             why: "Service-account token key pair: the controller-manager signs tokens with sa.key, every apiserver checks them with sa.pub. Not a certificate.",
         });
     }
@@ -439,10 +555,8 @@ impl Builder<'_> {
     fn leaf(&mut self, l: Leaf) {
         self.entries.push(Entry {
             id: l.id,
-            name: l.name,
-            node: l.node.map(|n| n.name.clone()),
             kind: EntryKind::Cert(CertProfile {
-                issuer: Issuer::Ca(l.issuer.into()),
+                issuer: Issuer::Ca(EntryId::shared(l.issuer)),
                 subject: Subject { cn: l.cn, orgs: l.orgs.iter().map(|s| s.to_string()).collect() },
                 is_ca: false,
                 key_usage: LEAF_USAGE.to_vec(),
@@ -452,6 +566,8 @@ impl Builder<'_> {
                 store: l.store,
             }),
             audience: l.audience,
+            break_glass: l.break_glass,
+            kubeadm_instead: l.kubeadm_instead,
             why: l.why,
         });
     }
@@ -459,18 +575,18 @@ impl Builder<'_> {
     fn shared_leaves(&mut self) {
         let (etcd_ca, fp_ca) = (self.etcd_ca(), self.front_proxy_ca());
         let shared = [
-            (Client { name: "apiserver-kubelet-client", node: None, issuer: CA, cn: "kube-apiserver-kubelet-client".into(), orgs: &["kubeadm:cluster-admins"], audience: Audience::ControlPlanes,
+            (Client { name: entry::APISERVER_KUBELET_CLIENT, node: None, issuer: CA, cn: "kube-apiserver-kubelet-client".into(), orgs: &[CLUSTER_ADMINS], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
                 why: "The apiserver's client certificate for kubelets (logs, exec, port-forward). O kubeadm:cluster-admins, which kubeadm binds to cluster-admin, so the kubelet authorizes it." },
-             "pki/apiserver-kubelet-client"),
-            (Client { name: "apiserver-etcd-client", node: None, issuer: etcd_ca, cn: "kube-apiserver-etcd-client".into(), orgs: &[], audience: Audience::ControlPlanes,
+             layout::APISERVER_KUBELET_CLIENT),
+            (Client { name: entry::APISERVER_ETCD_CLIENT, node: None, issuer: etcd_ca, cn: "kube-apiserver-etcd-client".into(), orgs: &[], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
                 why: "The apiserver's client certificate for etcd, signed by the etcd CA that etcd trusts." },
-             "pki/apiserver-etcd-client"),
-            (Client { name: "front-proxy-client", node: None, issuer: fp_ca, cn: "front-proxy-client".into(), orgs: &[], audience: Audience::ControlPlanes,
+             layout::APISERVER_ETCD_CLIENT),
+            (Client { name: entry::FRONT_PROXY_CLIENT, node: None, issuer: fp_ca, cn: "front-proxy-client".into(), orgs: &[], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
                 why: "The apiserver's client certificate when it proxies to aggregated API servers (--proxy-client-cert-file); its CN must be in --requestheader-allowed-names." },
-             "pki/front-proxy-client"),
-            (Client { name: "etcd-healthcheck-client", node: None, issuer: etcd_ca, cn: "kube-etcd-healthcheck-client".into(), orgs: &[], audience: Audience::ControlPlanes,
+             layout::FRONT_PROXY_CLIENT),
+            (Client { name: entry::ETCD_HEALTHCHECK_CLIENT, node: None, issuer: etcd_ca, cn: "kube-etcd-healthcheck-client".into(), orgs: &[], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None,
                 why: "etcdctl's client certificate for health checks of the local etcd (the liveness probe)." },
-             "pki/etcd/healthcheck-client"),
+             layout::ETCD_HEALTHCHECK_CLIENT),
         ];
         for (client, file) in shared {
             self.client(client, files(file));
@@ -480,13 +596,11 @@ impl Builder<'_> {
     /// A client certificate (clientAuth, no SANs) kept in `store`.
     fn client(&mut self, c: Client, store: Store) {
         let id = match c.node {
-            Some(n) => format!("{}@{}", c.name, n.name),
-            None => c.name.to_string(),
+            Some(n) => EntryId::of_node(c.name, &n.name),
+            None => EntryId::shared(c.name),
         };
         self.leaf(Leaf {
             id,
-            name: c.name,
-            node: c.node,
             issuer: c.issuer,
             cn: c.cn,
             orgs: c.orgs,
@@ -494,6 +608,8 @@ impl Builder<'_> {
             sans: vec![],
             store,
             audience: c.audience,
+            break_glass: c.break_glass,
+            kubeadm_instead: c.kubeadm_instead,
             why: c.why,
         });
     }
@@ -505,15 +621,16 @@ impl Builder<'_> {
             Some(n) => self.home(n).join(c.name),
             None => PathBuf::from(c.name),
         };
-        let store = Store::Kubeconfig { path, cluster: self.spec.cluster_name.clone(), server, ca: CA.into() };
+        let store =
+            Store::Kubeconfig { path, cluster: self.spec.cluster_name.clone(), server, ca: EntryId::shared(CA) };
         self.client(c, store);
     }
 
     fn shared_kubeconfigs(&mut self) {
         let endpoint = self.spec.control_plane_endpoint.url();
-        self.kubeconfig(Client { name: "admin.conf", node: None, issuer: CA, cn: "kubernetes-admin".into(), orgs: &["kubeadm:cluster-admins"], audience: Audience::ControlPlanes, why: "Administrators' kubectl. Group kubeadm:cluster-admins is bound to cluster-admin by RBAC, so access can be revoked, unlike system:masters." }, endpoint.clone());
-        self.kubeconfig(Client { name: "super-admin.conf", node: None, issuer: CA, cn: "kubernetes-super-admin".into(), orgs: &["system:masters"], audience: Audience::Primary, why: "Break-glass credential: system:masters bypasses RBAC entirely. Keep it offline; kubepki does not copy it to other nodes." }, endpoint.clone());
-        self.kubeconfig(Client { name: "kube-proxy.conf", node: None, issuer: CA, cn: "system:kube-proxy".into(), orgs: &[], audience: Audience::AllNodes, why: "kube-proxy's client certificate (the classic layout; kubeadm uses a service-account token). Default RBAC binds user system:kube-proxy to system:node-proxier." }, endpoint);
+        self.kubeconfig(Client { name: entry::ADMIN_CONF, node: None, issuer: CA, cn: "kubernetes-admin".into(), orgs: &[CLUSTER_ADMINS], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None, why: "Administrators' kubectl. Group kubeadm:cluster-admins is bound to cluster-admin by RBAC, so access can be revoked, unlike system:masters." }, endpoint.clone());
+        self.kubeconfig(Client { name: entry::SUPER_ADMIN_CONF, node: None, issuer: CA, cn: "kubernetes-super-admin".into(), orgs: &[SYSTEM_MASTERS], audience: Audience::Primary, break_glass: true, kubeadm_instead: None, why: "Break-glass credential: system:masters bypasses RBAC entirely. Keep it offline; kubepki does not copy it to other nodes." }, endpoint.clone());
+        self.kubeconfig(Client { name: entry::KUBE_PROXY_CONF, node: None, issuer: CA, cn: "system:kube-proxy".into(), orgs: &[], audience: Audience::AllNodes, break_glass: false, kubeadm_instead: Some("kube-proxy authenticates with a service-account token"), why: "kube-proxy's client certificate (the classic layout; kubeadm uses a service-account token). Default RBAC binds user system:kube-proxy to system:node-proxier." }, endpoint);
     }
 
     fn control_plane(&mut self, node: &Node) {
@@ -521,7 +638,7 @@ impl Builder<'_> {
         let home = self.home(node);
         let etcd_ca = self.etcd_ca();
         let mut api_sans = vec![San::Dns(node.name.clone())];
-        api_sans.extend(["kubernetes", "kubernetes.default", "kubernetes.default.svc"].map(|d| San::Dns(d.into())));
+        api_sans.extend(APISERVER_SERVICE_NAMES.map(|d| San::Dns(d.into())));
         api_sans.push(San::Dns(format!("kubernetes.default.svc.{}", spec.dns_domain)));
         api_sans.push(San::Ip(spec.kubernetes_service_ip()));
         api_sans.extend(node.addresses.iter().map(|ip| San::Ip(*ip)));
@@ -529,16 +646,16 @@ impl Builder<'_> {
         api_sans.push(spec.control_plane_endpoint.host.clone());
         api_sans.extend(spec.api_server_cert_sans.iter().cloned());
         self.leaf(Leaf {
-            id: format!("apiserver@{}", node.name),
-            name: "apiserver",
-            node: Some(node),
+            id: EntryId::of_node(entry::APISERVER, &node.name),
             issuer: CA,
             cn: "kube-apiserver".into(),
             orgs: &[],
             eku: SERVER,
             sans: api_sans,
-            store: files(home.join("pki/apiserver")),
+            store: files(home.join(layout::APISERVER)),
             audience: Audience::Node,
+            break_glass: false,
+            kubeadm_instead: None,
             why: "The apiserver's serving certificate. SANs cover every name a client dials: the node, the in-cluster service names and IP, the advertise address and the control-plane endpoint.",
         });
         let mut etcd_sans = vec![San::Dns(node.name.clone()), San::Dns("localhost".into())];
@@ -550,53 +667,53 @@ impl Builder<'_> {
         let mut peer_sans = etcd_sans;
         peer_sans.extend(spec.etcd_peer_cert_sans.iter().cloned());
         self.leaf(Leaf {
-            id: format!("etcd-server@{}", node.name),
-            name: "etcd-server",
-            node: Some(node),
+            id: EntryId::of_node(entry::ETCD_SERVER, &node.name),
             issuer: etcd_ca,
             cn: node.name.clone(),
             orgs: &[],
             eku: BOTH,
             sans: server_sans,
-            store: files(home.join("pki/etcd/server")),
+            store: files(home.join(layout::ETCD_SERVER)),
             audience: Audience::Node,
+            break_glass: false,
+            kubeadm_instead: None,
             why: "etcd's serving certificate. It carries clientAuth too because etcd's gRPC gateway dials etcd itself with it (without it: 'incompatible key usage').",
         });
         self.leaf(Leaf {
-            id: format!("etcd-peer@{}", node.name),
-            name: "etcd-peer",
-            node: Some(node),
+            id: EntryId::of_node(entry::ETCD_PEER, &node.name),
             issuer: etcd_ca,
             cn: node.name.clone(),
             orgs: &[],
             eku: BOTH,
             sans: peer_sans,
-            store: files(home.join("pki/etcd/peer")),
+            store: files(home.join(layout::ETCD_PEER)),
             audience: Audience::Node,
+            break_glass: false,
+            kubeadm_instead: None,
             why: "etcd member-to-member certificate: each member is server and client of the others, so serverAuth and clientAuth.",
         });
         let local = spec.local_endpoint(node).url();
-        self.kubeconfig(Client { name: "controller-manager.conf", node: Some(node), issuer: CA, cn: "system:kube-controller-manager".into(), orgs: &[], audience: Audience::Node, why: "kube-controller-manager's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-controller-manager." }, local.clone());
-        self.kubeconfig(Client { name: "scheduler.conf", node: Some(node), issuer: CA, cn: "system:kube-scheduler".into(), orgs: &[], audience: Audience::Node, why: "kube-scheduler's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-scheduler." }, local);
+        self.kubeconfig(Client { name: entry::CONTROLLER_MANAGER_CONF, node: Some(node), issuer: CA, cn: "system:kube-controller-manager".into(), orgs: &[], audience: Audience::Node, break_glass: false, kubeadm_instead: None, why: "kube-controller-manager's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-controller-manager." }, local.clone());
+        self.kubeconfig(Client { name: entry::SCHEDULER_CONF, node: Some(node), issuer: CA, cn: "system:kube-scheduler".into(), orgs: &[], audience: Audience::Node, break_glass: false, kubeadm_instead: None, why: "kube-scheduler's credential; it dials its own node's apiserver. Default RBAC binds user system:kube-scheduler." }, local);
     }
 
     fn node(&mut self, node: &Node) {
         let endpoint = self.spec.control_plane_endpoint.url();
-        self.kubeconfig(Client { name: "kubelet.conf", node: Some(node), issuer: CA, cn: format!("system:node:{}", node.name), orgs: &["system:nodes"], audience: Audience::Node, why: "The kubelet's client credential: user system:node:<name> in group system:nodes, which the Node authorizer and NodeRestriction admission require." }, endpoint);
+        self.kubeconfig(Client { name: entry::KUBELET_CONF, node: Some(node), issuer: CA, cn: node_user(&node.name), orgs: &[SYSTEM_NODES], audience: Audience::Node, break_glass: false, kubeadm_instead: None, why: "The kubelet's client credential: user system:node:<name> in group system:nodes, which the Node authorizer and NodeRestriction admission require." }, endpoint);
         let mut sans = vec![San::Dns(node.name.clone())];
         sans.extend(node.dns_names.iter().map(|d| San::Dns(d.clone())));
         sans.extend(node.addresses.iter().map(|ip| San::Ip(*ip)));
         self.leaf(Leaf {
-            id: format!("kubelet-serving@{}", node.name),
-            name: "kubelet-serving",
-            node: Some(node),
+            id: EntryId::of_node(entry::KUBELET_SERVING, &node.name),
             issuer: CA,
-            cn: format!("system:node:{}", node.name),
-            orgs: &["system:nodes"],
+            cn: node_user(&node.name),
+            orgs: &[SYSTEM_NODES],
             eku: SERVER,
             sans,
-            store: files(bundle_root(node).join("var/lib/kubelet/pki/kubelet")),
+            store: files(bundle_root(node).join(layout::KUBELET_SERVING)),
             audience: Audience::Node,
+            break_glass: false,
+            kubeadm_instead: Some("the kubelet self-signs its serving certificate, so the apiserver cannot verify kubelets (link 10 is unauthenticated on the server side)"),
             why: "The kubelet's serving certificate, CA-signed as the kubernetes.io/kubelet-serving signer would (kubeadm leaves it self-signed), so the apiserver can verify kubelets (--kubelet-certificate-authority).",
         });
     }
@@ -611,20 +728,6 @@ fn files(base: impl AsRef<Path>) -> Store {
         PathBuf::from(p)
     };
     Store::Files { cert: with(".crt"), key: with(".key") }
-}
-
-fn id_name(id: &str) -> &'static str {
-    const NAMES: [&str; 8] = [
-        CA,
-        ETCD_CA,
-        FRONT_PROXY_CA,
-        "apiserver-kubelet-client",
-        "apiserver-etcd-client",
-        "front-proxy-client",
-        "etcd-healthcheck-client",
-        SA,
-    ];
-    NAMES.into_iter().find(|n| *n == id).expect("a known shared entry")
 }
 
 /// Remove duplicate SANs, keeping the first of each.

@@ -8,9 +8,9 @@ use ::time::OffsetDateTime;
 use serde::Serialize;
 use x509_parser::prelude::*;
 
-use crate::catalog::ExtKeyUsage;
 use crate::error::{Error, Result};
 use crate::spec::San;
+use crate::usage::{ext_key_usages, key_usages, ExtKeyUsage, KeyUsage, PublicKeyKind};
 
 /// One certificate, parsed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -45,18 +45,19 @@ pub struct CertInfo {
     pub is_ca: bool,
     /// BasicConstraints path length.
     pub path_len: Option<u32>,
-    /// Key usage names (`digitalSignature`, ...).
-    pub key_usage: Vec<String>,
-    /// Extended key usage names (`serverAuth`, `clientAuth`, or an OID).
-    pub ext_key_usage: Vec<String>,
+    /// Key usage bits.
+    pub key_usage: Vec<KeyUsage>,
+    /// Extended key usages kubepki knows by name.
+    pub ext_key_usage: Vec<ExtKeyUsage>,
+    /// Other extended key usages, by OID.
+    pub other_ext_key_usage: Vec<String>,
     /// DNS and IP SANs.
     pub sans: Vec<San>,
     /// Other SANs (email, URI, ...), as text.
     pub other_sans: Vec<String>,
-    /// `RSA` or `ECDSA`, with the size: `RSA-2048`, `ECDSA-P256`.
-    pub key_algorithm: String,
-    /// Key size in bits.
-    pub key_bits: usize,
+    /// The public key's kind and size (`RSA-2048`, `ECDSA-P256` in JSON).
+    #[serde(rename = "keyAlgorithm")]
+    pub key: PublicKeyKind,
     /// The raw public key (RSA: PKCS#1 public key; EC: the point).
     #[serde(skip)]
     pub public_key_raw: Vec<u8>,
@@ -96,13 +97,14 @@ impl CertInfo {
         };
         let bc = x.basic_constraints().map_err(|e| format!("bad BasicConstraints: {e}"))?;
         let key_usage = match x.key_usage().map_err(|e| format!("bad KeyUsage: {e}"))? {
-            Some(ku) => key_usage_names(ku.value),
+            Some(ku) => key_usages(ku.value),
             None => Vec::new(),
         };
-        let ext_key_usage = match x.extended_key_usage().map_err(|e| format!("bad ExtendedKeyUsage: {e}"))? {
-            Some(eku) => ext_key_usage_names(eku.value),
-            None => Vec::new(),
-        };
+        let (ext_key_usage, other_ext_key_usage) =
+            match x.extended_key_usage().map_err(|e| format!("bad ExtendedKeyUsage: {e}"))? {
+                Some(eku) => ext_key_usages(eku.value),
+                None => (Vec::new(), Vec::new()),
+            };
         let mut sans = Vec::new();
         let mut other_sans = Vec::new();
         if let Some(san) = x.subject_alternative_name().map_err(|e| format!("bad SubjectAltName: {e}"))? {
@@ -118,7 +120,6 @@ impl CertInfo {
             }
         }
         let spki = x.public_key();
-        let (key_algorithm, key_bits) = key_name(spki);
         let signature_algorithm = algorithm_name(&x.signature_algorithm.algorithm);
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
         Ok(CertInfo {
@@ -136,10 +137,10 @@ impl CertInfo {
             path_len: bc.and_then(|b| b.value.path_len_constraint),
             key_usage,
             ext_key_usage,
+            other_ext_key_usage,
             sans,
             other_sans,
-            key_algorithm,
-            key_bits,
+            key: PublicKeyKind::of(spki),
             public_key_raw: spki.subject_public_key.data.to_vec(),
             signature_algorithm,
             sha256: hex_colons(digest.as_ref()),
@@ -160,8 +161,16 @@ impl CertInfo {
 
     /// Whether the extended key usage allows this purpose (`any` allows everything).
     pub fn allows(&self, usage: ExtKeyUsage) -> bool {
-        let name = eku_name(usage);
-        self.ext_key_usage.iter().any(|u| u == name || u == "any")
+        self.ext_key_usage.iter().any(|u| *u == usage || *u == ExtKeyUsage::Any)
+    }
+
+    /// Every extended key usage by name, the others by OID.
+    pub fn ext_key_usage_names(&self) -> Vec<String> {
+        self.ext_key_usage
+            .iter()
+            .map(|u| u.name().to_string())
+            .chain(self.other_ext_key_usage.iter().cloned())
+            .collect()
     }
 
     /// Whether the certificate is valid at this instant.
@@ -180,91 +189,6 @@ fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
 
 fn hex_colons(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
-}
-
-impl CertInfo {
-    /// How this certificate differs from a catalog profile's identity, CA flag, usages and
-    /// SANs (empty when it fits). Validity and issuer are checked elsewhere.
-    pub fn differences_from(&self, p: &crate::catalog::CertProfile) -> Vec<String> {
-        use std::collections::BTreeSet;
-        let mut out = Vec::new();
-        if self.subject_cn != p.subject.cn {
-            out.push(format!("CN is '{}', expected '{}'", self.subject_cn, p.subject.cn));
-        }
-        let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
-        if set(&self.orgs) != set(&p.subject.orgs) {
-            out.push(format!("O is [{}], expected [{}]", self.orgs.join(", "), p.subject.orgs.join(", ")));
-        }
-        if self.is_ca != p.is_ca {
-            out.push(format!("CA flag is {}, expected {}", self.is_ca, p.is_ca));
-        }
-        for u in &p.ext_key_usage {
-            if !self.allows(*u) {
-                out.push(format!("extended key usage lacks {}", eku_name(*u)));
-            }
-        }
-        let have: BTreeSet<_> = self.sans.iter().collect();
-        let want: BTreeSet<_> = p.sans.iter().collect();
-        let missing: Vec<_> = want.difference(&have).map(|s| s.to_string()).collect();
-        let extra: Vec<_> = have.difference(&want).map(|s| s.to_string()).collect();
-        if !missing.is_empty() {
-            out.push(format!("SANs lack {}", missing.join(", ")));
-        }
-        if !extra.is_empty() {
-            out.push(format!("SANs have extra {}", extra.join(", ")));
-        }
-        out
-    }
-}
-
-/// The name of an extended key usage as X.509 tools print it.
-pub fn eku_name(u: ExtKeyUsage) -> &'static str {
-    match u {
-        ExtKeyUsage::ServerAuth => "serverAuth",
-        ExtKeyUsage::ClientAuth => "clientAuth",
-    }
-}
-
-/// The key usages set, by name (`digitalSignature`, `keyCertSign`, ...).
-pub(crate) fn key_usage_names(ku: &x509_parser::extensions::KeyUsage) -> Vec<String> {
-    let bits = [
-        (ku.digital_signature(), "digitalSignature"),
-        (ku.non_repudiation(), "nonRepudiation"),
-        (ku.key_encipherment(), "keyEncipherment"),
-        (ku.data_encipherment(), "dataEncipherment"),
-        (ku.key_agreement(), "keyAgreement"),
-        (ku.key_cert_sign(), "keyCertSign"),
-        (ku.crl_sign(), "cRLSign"),
-    ];
-    bits.iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect()
-}
-
-/// The extended key usages, by name (`serverAuth`, `clientAuth`, ...), others by OID.
-pub(crate) fn ext_key_usage_names(e: &x509_parser::extensions::ExtendedKeyUsage) -> Vec<String> {
-    let named = [
-        (e.any, "any"),
-        (e.server_auth, "serverAuth"),
-        (e.client_auth, "clientAuth"),
-        (e.code_signing, "codeSigning"),
-        (e.email_protection, "emailProtection"),
-        (e.time_stamping, "timeStamping"),
-        (e.ocsp_signing, "OCSPSigning"),
-    ];
-    let mut names: Vec<String> = named.iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect();
-    names.extend(e.other.iter().map(|o| o.to_id_string()));
-    names
-}
-
-/// A key's algorithm and size as kubepki shows them: `RSA-2048`, `ECDSA-P256`; another
-/// algorithm by its name.
-pub(crate) fn key_name(spki: &x509_parser::x509::SubjectPublicKeyInfo) -> (String, usize) {
-    use x509_parser::public_key::PublicKey;
-    match spki.parsed() {
-        Ok(PublicKey::RSA(r)) => (format!("RSA-{}", r.key_size()), r.key_size()),
-        Ok(PublicKey::EC(p)) => (format!("ECDSA-P{}", p.key_size()), p.key_size()),
-        Ok(other) => (algorithm_name(&spki.algorithm.algorithm), other.key_size()),
-        Err(_) => (algorithm_name(&spki.algorithm.algorithm), 0),
-    }
 }
 
 /// An algorithm's short name (`ecdsa-with-SHA256`), or its OID.

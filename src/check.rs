@@ -147,7 +147,7 @@ pub fn kubeadm_expected() -> Vec<PathBuf> {
     catalog
         .entries
         .iter()
-        .filter(|e| matches!(e.kind, EntryKind::Cert(_)) && e.name != "kube-proxy.conf")
+        .filter(|e| matches!(e.kind, EntryKind::Cert(_)) && e.name() != "kube-proxy.conf")
         .filter_map(|e| e.files().first().map(|(p, _)| p.to_path_buf()))
         .filter(|p| !p.starts_with("nodes"))
         .collect()

@@ -12,7 +12,7 @@
 //! request that asks for something else (another CN, O `system:masters`, a CA bit, a SAN the
 //! catalog does not have) is refused by name, and nothing is written.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ::time::OffsetDateTime;
@@ -20,14 +20,15 @@ use rayon::prelude::*;
 use rcgen::{CertificateParams, KeyPair};
 use serde::Serialize;
 
-use crate::catalog::{Catalog, CertProfile, Entry, Issuer, Store};
+use crate::catalog::{Catalog, CertProfile, Entry, EntryId, Issuer, Store};
 use crate::certinfo::CertInfo;
+use crate::conformance::{deviations, Deviation};
 use crate::error::{Error, Result};
 use crate::issuance::IssuanceRecord;
 use crate::issue::PrivateKey;
 use crate::kubeconfig::Kubeconfig;
 use crate::request::CertificateRequest;
-use crate::spec::{ClusterSpec, San};
+use crate::spec::ClusterSpec;
 use crate::store::{Batch, Mode};
 use crate::topology::Topology;
 use crate::verify::{verify, Report, VerifyOptions};
@@ -73,9 +74,9 @@ fn requestable(catalog: &Catalog) -> impl Iterator<Item = (&Entry, &CertProfile,
 #[derive(Clone, Debug, Serialize)]
 pub struct CsrWritten {
     /// The catalog entry.
-    pub entry: String,
+    pub entry: EntryId,
     /// The CA that is to sign it.
-    pub issuer: String,
+    pub issuer: EntryId,
     /// The files, relative to the tree.
     #[serde(flatten)]
     pub files: RequestFiles,
@@ -171,7 +172,7 @@ fn key_pair(key: &PrivateKey) -> Result<KeyPair> {
 #[derive(Clone, Debug, Serialize)]
 pub struct SignedCert {
     /// The catalog entry.
-    pub entry: String,
+    pub entry: EntryId,
     /// The request, relative to the tree.
     pub csr: PathBuf,
     /// The certificate written, relative to the tree.
@@ -322,43 +323,14 @@ fn check_for_signing<'a>(
     }
 }
 
-/// How a request's identity and SANs break the catalog's.
+/// How a request breaks the catalog's identity and SANs (its usages are the catalog's to set;
+/// a CA wish is refused on its own).
 fn identity_problems(entry: &Entry, p: &CertProfile, r: &CertificateRequest) -> Vec<String> {
-    let mut out = Vec::new();
-    if r.orgs.iter().any(|o| o == "system:masters") && entry.name != "super-admin.conf" {
-        out.push(format!(
-            "O=system:masters is only ever in super-admin.conf (it bypasses RBAC and cannot be revoked), not {}",
-            entry.id
-        ));
-    }
-    let orgs: BTreeSet<&String> = r.orgs.iter().collect();
-    if r.cn != p.subject.cn || orgs != p.subject.orgs.iter().collect() {
-        out.push(format!(
-            "the request is for CN={} O=[{}]; {} is CN={} O=[{}] in the catalog",
-            r.cn,
-            r.orgs.join(","),
-            entry.id,
-            p.subject.cn,
-            p.subject.orgs.join(",")
-        ));
-    }
-    let have: BTreeSet<&San> = r.sans.iter().collect();
-    let want: BTreeSet<&San> = p.sans.iter().collect();
-    let missing: Vec<String> = want.difference(&have).map(|s| s.to_string()).collect();
-    let extra: Vec<String> = have.difference(&want).map(|s| s.to_string()).collect();
-    if !missing.is_empty() {
-        out.push(format!("the request lacks SANs the catalog has: {}", missing.join(", ")));
-    }
-    if !extra.is_empty() {
-        out.push(format!(
-            "the request has SANs the catalog does not: {} (add them to the cluster description first)",
-            extra.join(", ")
-        ));
-    }
-    if !r.other_sans.is_empty() {
-        out.push(format!("the request has SANs kubepki does not issue: {}", r.other_sans.join(", ")));
-    }
-    out
+    deviations(entry, p, r.into())
+        .into_iter()
+        .filter(|d| !matches!(d, Deviation::CaFlag { .. } | Deviation::SigningUsage(_)))
+        .map(|d| format!("the request does not fit {}: {d}", entry.id))
+        .collect()
 }
 
 /// A file given on the command line, as a path relative to the tree: as given if it exists,
@@ -406,7 +378,7 @@ impl Problems {
 #[derive(Clone, Debug, Serialize)]
 pub struct Placed {
     /// The catalog entry.
-    pub entry: String,
+    pub entry: EntryId,
     /// Where the certificate came from.
     pub source: PathBuf,
     /// The file it is now part of, relative to the tree (the certificate, or the kubeconfig).
@@ -428,7 +400,7 @@ pub struct ImportReport {
     /// The certificates placed.
     pub placed: Vec<Placed>,
     /// Entries with a request in the tree but no certificate back yet.
-    pub waiting: Vec<String>,
+    pub waiting: Vec<EntryId>,
     /// Copies in node bundles refreshed.
     pub copies: usize,
     /// Spent files removed (requests, a kubeconfig's parts).
@@ -591,16 +563,9 @@ fn check_returned<'a>(
             String::new()
         }
     };
-    problems.extend(info.differences_from(profile).into_iter().map(|d| format!("does not fit {}: {d}", entry.id)));
-    // differences_from asks for the profile's usages; an outside CA may add more.
-    let allowed: Vec<&str> = profile.ext_key_usage.iter().map(|u| crate::certinfo::eku_name(*u)).collect();
-    let extra: Vec<&str> = info.ext_key_usage.iter().map(String::as_str).filter(|u| !allowed.contains(u)).collect();
-    if !extra.is_empty() {
-        problems.push(format!("does not fit {}: extended key usage has extra {}", entry.id, extra.join(", ")));
-    }
-    if let Some(u) = info.key_usage.iter().find(|u| matches!(u.as_str(), "keyCertSign" | "cRLSign")) {
-        problems.push(format!("key usage {u} is a CA's"));
-    }
+    problems.extend(
+        deviations(entry, profile, (&info).into()).into_iter().map(|d| format!("does not fit {}: {d}", entry.id)),
+    );
     if !info.valid_at(at) {
         problems.push(format!("not valid now: valid from {} to {}", info.not_before, info.not_after));
     }
@@ -705,7 +670,7 @@ mod tests {
         assert!(!r.asks_ca);
         assert_eq!(r.cn, "kube-apiserver");
         assert_eq!(r.sans, p.sans);
-        assert_eq!(r.ext_key_usage, ["serverAuth"]);
+        assert_eq!(r.ext_key_usage, [crate::usage::ExtKeyUsage::ServerAuth]);
         let k = PrivateKey::from_pem(&key, "k".as_ref()).unwrap();
         assert_eq!(k.public_key_raw(), r.public_key_raw.as_slice());
         let kubelet = catalog.get("kubelet.conf@node01").unwrap().cert().unwrap();
@@ -721,7 +686,7 @@ mod tests {
         p.subject.orgs = vec!["system:masters".into()];
         let r = CertificateRequest::from_pem(&request_for(&p, &spec).unwrap().0).unwrap();
         let problems = identity_problems(admin, admin.cert().unwrap(), &r);
-        assert!(problems[0].contains("system:masters is only ever in super-admin.conf"), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("system:masters is only ever in super-admin.conf")), "{problems:?}");
         let sup = catalog.get("super-admin.conf").unwrap();
         let r = CertificateRequest::from_pem(&request_for(sup.cert().unwrap(), &spec).unwrap().0).unwrap();
         assert!(identity_problems(sup, sup.cert().unwrap(), &r).is_empty());

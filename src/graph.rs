@@ -12,6 +12,7 @@ mod svg;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use crate::catalog::EntryId;
 use crate::topology::{Component, ComponentKind, Topology, TrustDomain};
 use crate::verify::LinkStatus;
 
@@ -217,9 +218,9 @@ fn short_name(kind: ComponentKind) -> &'static str {
 
 /// A catalog entry id as a label: `kubelet.conf@node01` presented by node01's kubelet is
 /// just `kubelet.conf` (the arrow starts in node01's box).
-fn credential(entry: &str, client_node: Option<&str>) -> String {
-    match (entry.rsplit_once('@'), client_node) {
-        (Some((name, node)), Some(n)) if node == n => name.to_string(),
+fn credential(entry: &EntryId, client_node: Option<&str>) -> String {
+    match (entry.node(), client_node) {
+        (Some(node), Some(n)) if node == n => entry.name().to_string(),
         _ => entry.to_string(),
     }
 }

@@ -338,7 +338,7 @@ pub fn probe_endpoint(
         .entries
         .iter()
         .find(|e| e.id == credential)
-        .or_else(|| catalog.entries.iter().find(|e| e.name == credential))
+        .or_else(|| catalog.entries.iter().find(|e| e.name() == credential))
         .ok_or_else(|| err(format!("--as {credential}: no such credential in the catalog (see `kubepki plan`)")))?;
     let loaded = inventory.get(&entry.id).ok_or_else(|| err(format!("{}: not loaded", entry.id)))?;
     // What the client trusts: its kubeconfig's CA data, or the CA of the links it is client on.
@@ -368,7 +368,7 @@ pub fn probe_endpoint(
     let explanation = explain(&outcome, &target.host, server_certificate.as_ref(), client_cert.as_ref(), &entry.id);
     Ok(EndpointReport {
         endpoint: target.url(),
-        credential: entry.id.clone(),
+        credential: entry.id.to_string(),
         ok: outcome.is_ok(),
         error: outcome.err(),
         explanation,

@@ -5,31 +5,32 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::bundle_root;
+use crate::catalog::{bundle_root, EntryId};
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 use crate::kubeconfig;
 use crate::spec::{CaLayout, Cidr, ClusterSpec, Endpoint, KeyAlgorithm, Node, Role, San, Validity};
+use crate::vocabulary::{entry, layout, DEFAULT_CLUSTER_NAME, DEFAULT_DNS_DOMAIN, DEFAULT_SERVICE_SUBNET};
 
 /// Infer the description of the cluster whose tree is at `root`.
 pub fn infer(root: &Path) -> Result<ClusterSpec> {
     if !root.is_dir() {
         return Err(Error::bad_file(root, "no such directory"));
     }
-    let ca_path = root.join("pki/ca.crt");
-    if !ca_path.is_file() && !root.join("admin.conf").is_file() {
+    let ca_path = root.join(layout::crt(layout::CA));
+    if !ca_path.is_file() && !root.join(entry::ADMIN_CONF).is_file() {
         return Err(Error::bad_file(root, "not a Kubernetes PKI: neither pki/ca.crt nor admin.conf is there"));
     }
-    let admin = kubeconfig::read(&root.join("admin.conf")).ok();
-    let local = kubeconfig::read(&root.join("controller-manager.conf")).ok();
-    let apiserver = cert(&root.join("pki/apiserver.crt"));
-    let etcd_server = cert(&root.join("pki/etcd/server.crt"));
+    let admin = kubeconfig::read(&root.join(entry::ADMIN_CONF)).ok();
+    let local = kubeconfig::read(&root.join(entry::CONTROLLER_MANAGER_CONF)).ok();
+    let apiserver = cert(&root.join(layout::crt(layout::APISERVER)));
+    let etcd_server = cert(&root.join(layout::crt(layout::ETCD_SERVER)));
 
     let service_ip = apiserver.as_ref().and_then(|c| ips(c).next());
     let primary_name = etcd_server
         .as_ref()
         .map(|c| c.subject_cn.clone())
-        .or_else(|| kubelet_user(&root.join("kubelet.conf")))
+        .or_else(|| kubelet_user(&root.join(entry::KUBELET_CONF)))
         .or_else(|| apiserver.as_ref().and_then(|c| dns(c).next()))
         .ok_or_else(|| {
             Error::bad_file(
@@ -61,8 +62,8 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
         if name == primary_name {
             continue;
         }
-        let own_api = cert(&dir.join("etc/kubernetes/pki/apiserver.crt"));
-        let serving = cert(&dir.join("var/lib/kubelet/pki/kubelet.crt"));
+        let own_api = cert(&dir.join(layout::ETC_KUBERNETES).join(layout::crt(layout::APISERVER)));
+        let serving = cert(&dir.join(layout::crt(layout::KUBELET_SERVING)));
         let (role, addresses, dns_names) = match &own_api {
             Some(api) => {
                 let first = serving
@@ -72,7 +73,10 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
                 let Some(first) = first else { continue };
                 (
                     Role::ControlPlane,
-                    node_addresses(cert(&dir.join("etc/kubernetes/pki/etcd/server.crt")).as_ref(), first),
+                    node_addresses(
+                        cert(&dir.join(layout::ETC_KUBERNETES).join(layout::crt(layout::ETCD_SERVER))).as_ref(),
+                        first,
+                    ),
                     vec![],
                 )
             }
@@ -92,16 +96,16 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
     let dns_domain = apiserver
         .as_ref()
         .and_then(|c| dns(c).find_map(|d| d.strip_prefix("kubernetes.default.svc.").map(str::to_string)))
-        .unwrap_or_else(|| "cluster.local".into());
+        .unwrap_or_else(|| DEFAULT_DNS_DOMAIN.into());
     let service_subnets = vec![match service_ip {
         Some(ip) => {
             manifest_subnet(root).unwrap_or(Cidr { addr: minus_one(ip), prefix: if ip.is_ipv4() { 30 } else { 126 } })
         }
-        None => Cidr::parse("10.96.0.0/12").expect("valid"),
+        None => Cidr::parse(DEFAULT_SERVICE_SUBNET).expect("valid"),
     }];
     let mut spec = ClusterSpec {
         source: root.to_path_buf(),
-        cluster_name: admin.as_ref().map_or_else(|| "kubernetes".into(), |k| k.cluster.clone()),
+        cluster_name: admin.as_ref().map_or_else(|| DEFAULT_CLUSTER_NAME.into(), |k| k.cluster.clone()),
         control_plane_endpoint: endpoint,
         api_server_port,
         service_subnets,
@@ -111,7 +115,7 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
         etcd_peer_cert_sans: vec![],
         key_algorithm: key_algorithm(root),
         validity: Validity::default(),
-        ca_layout: if root.join("pki/etcd/ca.crt").is_file() || !ca_path.is_file() {
+        ca_layout: if root.join(layout::crt(layout::ETCD_CA)).is_file() || !ca_path.is_file() {
             CaLayout::Kubeadm
         } else {
             CaLayout::Single
@@ -124,10 +128,11 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
         let want = catalog.get(id).and_then(|e| e.cert()).map(|p| p.sans.clone()).unwrap_or_default();
         found.map(|c| c.sans.iter().filter(|s| !want.contains(s)).cloned().collect()).unwrap_or_default()
     };
-    let primary = format!("@{primary_name}");
-    spec.api_server_cert_sans = extra(&format!("apiserver{primary}"), apiserver.as_ref());
-    spec.etcd_server_cert_sans = extra(&format!("etcd-server{primary}"), etcd_server.as_ref());
-    spec.etcd_peer_cert_sans = extra(&format!("etcd-peer{primary}"), cert(&root.join("pki/etcd/peer.crt")).as_ref());
+    let own = |name| EntryId::of_node(name, &primary_name);
+    spec.api_server_cert_sans = extra(&own(entry::APISERVER), apiserver.as_ref());
+    spec.etcd_server_cert_sans = extra(&own(entry::ETCD_SERVER), etcd_server.as_ref());
+    let peer = cert(&root.join(layout::crt(layout::ETCD_PEER)));
+    spec.etcd_peer_cert_sans = extra(&own(entry::ETCD_PEER), peer.as_ref());
     if let Some(ca) = cert(&ca_path) {
         spec.validity.ca = ca.not_after - ca.not_before - crate::BACKDATE;
     }
@@ -191,7 +196,7 @@ fn node_dirs(root: &Path) -> Vec<(String, PathBuf)> {
 
 /// `--service-cluster-ip-range` from kubeadm's static pod manifest, when the tree has it.
 fn manifest_subnet(root: &Path) -> Option<Cidr> {
-    let text = std::fs::read_to_string(root.join("manifests/kube-apiserver.yaml")).ok()?;
+    let text = std::fs::read_to_string(root.join(layout::MANIFESTS).join("kube-apiserver.yaml")).ok()?;
     let value = text.lines().find_map(|l| l.trim().strip_prefix("- --service-cluster-ip-range="))?;
     Cidr::parse(value.split(',').next()?).ok()
 }
@@ -204,13 +209,11 @@ fn minus_one(ip: IpAddr) -> IpAddr {
 }
 
 fn key_algorithm(root: &Path) -> KeyAlgorithm {
-    cert(&root.join("pki/ca.crt"))
-        .and_then(|c| KeyAlgorithm::parse(&c.key_algorithm.replace("ECDSA-P", "ecdsa-p")).ok())
-        .unwrap_or_default()
+    cert(&root.join(layout::crt(layout::CA))).and_then(|c| c.key.algorithm()).unwrap_or_default()
 }
 
 /// Where `init` records the description a tree was made from.
-pub const RECORDED: &str = ".kubepki/cluster.json";
+pub use crate::vocabulary::state::CLUSTER as RECORDED;
 
 /// The description of a tree: the one recorded in it by `init` (or a later `node add`), else
 /// inferred from its certificates.

@@ -20,8 +20,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::catalog::{Audience, Bundles, Catalog, CertProfile, Entry, EntryKind, Issuer, Store};
+use crate::catalog::{Audience, Bundles, Catalog, CertProfile, Entry, EntryId, EntryKind, Issuer, Store};
 use crate::certinfo::CertInfo;
+use crate::conformance::deviations;
 use crate::error::{Error, Result};
 use crate::issuance::{self, IssuanceRecord};
 use crate::issue::{Ca, PrivateKey};
@@ -73,7 +74,7 @@ pub enum Action {
 #[derive(Clone, Debug, Serialize)]
 pub struct Outcome {
     /// The catalog id.
-    pub id: String,
+    pub id: EntryId,
     /// What was done.
     #[serde(flatten)]
     pub action: Action,
@@ -290,7 +291,7 @@ fn replace_cas(
     for (e, f) in catalog.entries.iter().zip(found.iter_mut()) {
         let signed_by = |ca: &String| match e.cert() {
             Some(p) if p.is_ca => e.id == *ca,
-            Some(p) => p.issuer == Issuer::Ca(ca.clone()),
+            Some(_) => e.issuer() == Some(ca.as_str()),
             None => false,
         };
         if let Some(ca) = replaced.iter().find(|c| signed_by(c)) {
@@ -333,7 +334,7 @@ fn refuse_what_may_not_be_replaced(
         })
         .collect();
     let cas_bad: Vec<(&Entry, &str)> =
-        bad.iter().copied().filter(|(e, _)| e.is_ca() && !opts.replace_ca.contains(&e.id)).collect();
+        bad.iter().copied().filter(|(e, _)| e.is_ca() && !opts.replace_ca.iter().any(|c| e.id == *c)).collect();
     if !cas_bad.is_empty() {
         let names: Vec<&str> = cas_bad.iter().map(|(e, _)| e.id.as_str()).collect();
         return Err(Error::WouldClobber {
@@ -382,7 +383,7 @@ fn refuse_what_may_not_be_replaced(
         .filter(|(e, _)| {
             let replaced_with_ca = match e.cert() {
                 Some(p) if p.is_ca => true,
-                Some(CertProfile { issuer: Issuer::Ca(ca), .. }) => opts.replace_ca.contains(ca),
+                Some(CertProfile { issuer: Issuer::Ca(ca), .. }) => opts.replace_ca.iter().any(|c| *ca == *c),
                 _ => false,
             };
             !replaced_with_ca
@@ -445,7 +446,7 @@ fn survey<'c>(
                         (None, Some((info, pem))) => Some(Trust { id: issuer, info, pem }),
                         (None, None) => None,
                     };
-                    survey_leaf(root, p, trust, now)
+                    survey_leaf(root, entry, p, trust, now)
                 }
                 EntryKind::KeyPair { key, public } => survey_key_pair(root, key, public),
             };
@@ -478,7 +479,7 @@ impl<'a> Maker<'a> {
         let entries = &self.catalog.entries;
         let missing = |i: &usize| !matches!(self.found[*i], Found::Good);
         // Shared: what is not one node's own (the sources of the bundles' copies).
-        let own = |e: &Entry| e.node.is_some() && e.audience == Audience::Node;
+        let own = |e: &Entry| e.node().is_some() && e.audience == Audience::Node;
 
         // CAs and the service-account key pair.
         let roots: Vec<usize> = (0..entries.len()).filter(|i| !is_leaf(&entries[*i])).filter(missing).collect();
@@ -781,8 +782,8 @@ fn survey_key_pair(root: &Path, key: &Path, public: &Path) -> Found {
     }
 }
 
-fn survey_leaf(root: &Path, p: &CertProfile, ca: Option<Trust>, now: OffsetDateTime) -> Found {
-    match check_leaf(root, p, ca, now) {
+fn survey_leaf(root: &Path, entry: &Entry, p: &CertProfile, ca: Option<Trust>, now: OffsetDateTime) -> Found {
+    match check_leaf(root, entry, p, ca, now) {
         Ok(None) => Found::Missing,
         Ok(Some(())) => Found::Good,
         Err(reason) => Found::Bad(reason),
@@ -792,6 +793,7 @@ fn survey_leaf(root: &Path, p: &CertProfile, ca: Option<Trust>, now: OffsetDateT
 /// `Ok(None)`: missing; `Ok(Some(()))`: right; `Err(reason)`: present but wrong.
 fn check_leaf(
     root: &Path,
+    entry: &Entry,
     p: &CertProfile,
     ca: Option<Trust>,
     now: OffsetDateTime,
@@ -838,7 +840,7 @@ fn check_leaf(
         return Err(fail(format!("not signed by the current {}", ca.id)));
     }
     check_time(&info, now).map_err(fail)?;
-    let diffs = info.differences_from(p);
+    let diffs: Vec<String> = deviations(entry, p, (&info).into()).iter().map(|d| d.to_string()).collect();
     if !diffs.is_empty() {
         return Err(fail(diffs.join("; ")));
     }

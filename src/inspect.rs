@@ -17,9 +17,10 @@ use crate::error::{Error, Result};
 use crate::issue::PrivateKey;
 use crate::request::CertificateRequest;
 use crate::spec::{KeyAlgorithm, San};
+use crate::usage::{KeyUsage, PublicKeyKind};
 
 /// The directory `init --force` saves replaced files in; never part of the tree's inventory.
-pub const BACKUP_DIR: &str = ".kubepki-backup";
+pub use crate::vocabulary::state::BACKUP as BACKUP_DIR;
 
 /// What one file holds.
 #[derive(Debug, Serialize)]
@@ -130,11 +131,11 @@ pub struct CsrView {
     /// Other SANs (email, URI, ...), as text.
     pub other_sans: Vec<String>,
     /// Key usage asked for.
-    pub key_usage: Vec<String>,
-    /// Extended key usage asked for.
+    pub key_usage: Vec<KeyUsage>,
+    /// Extended key usage asked for (by name, others by OID).
     pub ext_key_usage: Vec<String>,
     /// `RSA-2048`, `ECDSA-P256`, ...
-    pub key_algorithm: String,
+    pub key_algorithm: PublicKeyKind,
     /// Key size in bits.
     pub key_bits: usize,
     /// The signature algorithm.
@@ -510,9 +511,9 @@ fn read_csr(der: &[u8], source: String) -> std::result::Result<CsrView, String> 
         sans: r.sans,
         other_sans: r.other_sans,
         key_usage: r.key_usage,
-        ext_key_usage: r.ext_key_usage,
-        key_algorithm: r.key_algorithm,
-        key_bits: r.key_bits,
+        ext_key_usage: r.ext_key_usage.iter().map(|u| u.name().to_string()).chain(r.other_ext_key_usage).collect(),
+        key_bits: r.key.bits(),
+        key_algorithm: r.key,
         signature_algorithm: r.signature_algorithm,
         signature_valid: r.signature_ok,
     })

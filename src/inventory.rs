@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::catalog::{Catalog, Entry, EntryKind, Store};
+use crate::catalog::{Catalog, Entry, EntryId, EntryKind, Store};
 use crate::certinfo::CertInfo;
 use crate::issue::PrivateKey;
 use crate::kubeconfig;
@@ -85,7 +85,7 @@ pub struct Inventory {
     /// The tree.
     pub root: PathBuf,
     /// Entry id → what is on disk.
-    pub entries: HashMap<String, Loaded>,
+    pub entries: HashMap<EntryId, Loaded>,
 }
 
 impl Inventory {

@@ -14,7 +14,7 @@ use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 
 /// Where the log lives, relative to the tree.
-pub const LOG: &str = ".kubepki/issued.jsonl";
+pub use crate::vocabulary::state::ISSUANCE_LOG as LOG;
 
 /// One issued certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -330,8 +330,12 @@ pub(crate) fn set_profile(params: &mut CertificateParams, p: &CertProfile) -> Re
         .iter()
         .map(|u| match u {
             KeyUsage::DigitalSignature => KeyUsagePurpose::DigitalSignature,
+            KeyUsage::NonRepudiation => KeyUsagePurpose::ContentCommitment,
             KeyUsage::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
+            KeyUsage::DataEncipherment => KeyUsagePurpose::DataEncipherment,
+            KeyUsage::KeyAgreement => KeyUsagePurpose::KeyAgreement,
             KeyUsage::KeyCertSign => KeyUsagePurpose::KeyCertSign,
+            KeyUsage::CrlSign => KeyUsagePurpose::CrlSign,
         })
         .collect();
     params.extended_key_usages = p
@@ -340,6 +344,11 @@ pub(crate) fn set_profile(params: &mut CertificateParams, p: &CertProfile) -> Re
         .map(|u| match u {
             ExtKeyUsage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
             ExtKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+            ExtKeyUsage::Any => ExtendedKeyUsagePurpose::Any,
+            ExtKeyUsage::CodeSigning => ExtendedKeyUsagePurpose::CodeSigning,
+            ExtKeyUsage::EmailProtection => ExtendedKeyUsagePurpose::EmailProtection,
+            ExtKeyUsage::TimeStamping => ExtendedKeyUsagePurpose::TimeStamping,
+            ExtKeyUsage::OcspSigning => ExtendedKeyUsagePurpose::OcspSigning,
         })
         .collect();
     Ok(())

@@ -13,8 +13,10 @@ mod catalog;
 mod certinfo;
 mod check;
 pub mod cli;
+mod conformance;
 mod error;
 mod external;
+mod finding;
 mod graph;
 mod handshake;
 mod infer;
@@ -34,7 +36,9 @@ mod spec;
 mod store;
 mod topology;
 mod tree;
+mod usage;
 mod verify;
+mod vocabulary;
 
 pub use approve::{
     approve, covered_by, evaluate, ApproveReport, Denial, Grant, Policy, RequestFields, RequestOutcome, Signer,
@@ -42,16 +46,18 @@ pub use approve::{
 };
 pub use backup::{list as list_backups, restore as restore_backup, BackupInfo, RestoreReport, BACKUP_DIR};
 pub use catalog::{
-    bundle_root, Audience, Catalog, CertProfile, Entry, EntryKind, ExtKeyUsage, Issuer, KeyUsage, Store, Subject, CA,
-    ETCD_CA, ETCD_CLIENT_PORT, ETCD_PEER_PORT, FRONT_PROXY_CA, KUBELET_PORT, SA,
+    bundle_root, Audience, Catalog, CertProfile, Entry, EntryId, EntryKind, ExtKeyUsage, Issuer, KeyUsage, Store,
+    Subject, CA, ETCD_CA, ETCD_CLIENT_PORT, ETCD_PEER_PORT, FRONT_PROXY_CA, KUBELET_PORT, SA,
 };
-pub use certinfo::{eku_name, CertInfo};
+pub use certinfo::CertInfo;
 pub use check::{check, kubeadm_expected, CheckEntry, CheckOptions, CheckReport, CheckStatus};
+pub use conformance::{deviations, Deviation, Presented};
 pub use error::{Error, Result};
 pub use external::{
     generate_csrs, import_certs, sign_csrs, CsrReport, CsrWritten, ImportReport, Placed, RequestFiles, SignReport,
     SignedCert,
 };
+pub use finding::{FindingKind, FixTarget, Severity};
 pub use graph::{render as render_graph, GraphFormat};
 pub use handshake::{live, live_between, probe_endpoint, EndpointReport, LiveResult};
 pub use infer::{cluster_of_tree, describe as describe_cluster, infer, record as record_cluster};
@@ -79,7 +85,8 @@ pub use spec::{
 };
 pub use store::{write_atomic, Batch, Mode};
 pub use topology::{Component, ComponentKind, Link, LinkKind, Topology, TrustDomain};
-pub use verify::{covers, verify, Finding, LinkStatus, LinkVerdict, Report, Severity, VerifyOptions};
+pub use usage::PublicKeyKind;
+pub use verify::{covers, verify, Finding, LinkStatus, LinkVerdict, Report, VerifyOptions};
 
 /// Read a kubeconfig and resolve its current context (embedded data decoded).
 pub fn read_kubeconfig(path: &std::path::Path) -> Result<ResolvedKubeconfig> {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::catalog::{Catalog, CertProfile, Entry, ExtKeyUsage, Issuer, Store};
+use crate::catalog::{Catalog, CertProfile, Entry, EntryId, ExtKeyUsage, Issuer, Store};
 use crate::certinfo::CertInfo;
 use crate::error::{Error, Result};
 use crate::inventory::{Inventory, Problem};
@@ -67,9 +67,9 @@ impl Tree {
     /// The entries a name designates: an id (`apiserver@cp1`) or a kubeadm name (`apiserver`,
     /// every control plane's). Unknown names are an error that lists the valid ones.
     pub fn select(&self, name: &str) -> Result<Vec<&Entry>> {
-        let found: Vec<&Entry> = self.catalog.entries.iter().filter(|e| e.id == name || e.name == name).collect();
+        let found: Vec<&Entry> = self.catalog.entries.iter().filter(|e| e.id == name || e.name() == name).collect();
         if found.is_empty() {
-            let mut names: Vec<&str> = self.catalog.entries.iter().map(|e| e.name).collect();
+            let mut names: Vec<&str> = self.catalog.entries.iter().map(|e| e.name()).collect();
             names.dedup();
             return Err(Error::Invalid(format!("'{name}' is not in the catalog; names are: {}", names.join(", "))));
         }
@@ -118,7 +118,7 @@ impl Summary {
 #[derive(Clone, Debug, Serialize)]
 pub struct Change {
     /// The catalog entry.
-    pub entry: String,
+    pub entry: EntryId,
     /// The file that holds its certificate.
     pub file: PathBuf,
     /// Before.
@@ -133,7 +133,7 @@ pub struct Plan {
     /// The changes, in catalog order.
     pub changes: Vec<Change>,
     /// Notes on entries: left alone, or handled differently, and why.
-    pub notes: Vec<(String, String)>,
+    pub notes: Vec<(EntryId, String)>,
     writes: Vec<(PathBuf, String, Mode)>,
     records: Vec<IssuanceRecord>,
     /// The CAs loaded so far, by id.
@@ -151,7 +151,7 @@ pub(crate) type FileOut = (PathBuf, Vec<u8>, Mode);
 /// A plan taken apart, to be written with more (a rotation's own files).
 pub(crate) struct Parts {
     pub changes: Vec<Change>,
-    pub notes: Vec<(String, String)>,
+    pub notes: Vec<(EntryId, String)>,
     pub writes: Vec<FileOut>,
     pub records: Vec<IssuanceRecord>,
 }
@@ -170,7 +170,7 @@ pub struct Applied {
     /// What changed.
     pub changes: Vec<Change>,
     /// Notes on entries: left alone, or handled differently, and why.
-    pub notes: Vec<(String, String)>,
+    pub notes: Vec<(EntryId, String)>,
     /// Where the previous files were saved.
     pub backup: Option<PathBuf>,
     /// Copies refreshed in node bundles.
@@ -272,8 +272,8 @@ impl Plan {
         self.changes.push(Change {
             entry: entry.id.clone(),
             file,
-            before: before.map(|b| Summary::of(b, &b.key_algorithm)),
-            after: Summary::of(&info, &format!("{} {}", key_word, info.key_algorithm)),
+            before: before.map(|b| Summary::of(b, &b.key.to_string())),
+            after: Summary::of(&info, &format!("{} {}", key_word, info.key)),
         });
         Ok(())
     }
@@ -318,7 +318,7 @@ enum Key {
 fn existing_key(tree: &Tree, e: &Entry, cert: &CertInfo) -> Result<PrivateKey> {
     let loaded = tree.inventory.get(&e.id).expect("loaded");
     let facts = loaded.key.as_ref().map_err(|p| problem_error(e, p))?;
-    let key = PrivateKey::from_pem(facts.secret_pem(), Path::new(&e.id))?;
+    let key = PrivateKey::from_pem(facts.secret_pem(), Path::new(e.id.as_str()))?;
     if !key.matches(cert) {
         let file = e.files().last().map(|(f, _)| f.to_path_buf()).unwrap_or_default();
         return Err(Error::bad_file(
@@ -348,7 +348,7 @@ fn profile_from(e: &Entry, cert: &CertInfo) -> CertProfile {
     p.sans = cert.sans.clone();
     let eku: Vec<ExtKeyUsage> = [ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth]
         .into_iter()
-        .filter(|u| cert.ext_key_usage.iter().any(|x| x == crate::eku_name(*u)))
+        .filter(|u| cert.ext_key_usage.contains(u))
         .collect();
     if !eku.is_empty() {
         p.ext_key_usage = eku;
@@ -357,7 +357,7 @@ fn profile_from(e: &Entry, cert: &CertInfo) -> CertProfile {
 }
 
 fn key_algorithm_of(cert: &CertInfo, fallback: KeyAlgorithm) -> KeyAlgorithm {
-    KeyAlgorithm::parse(&cert.key_algorithm.to_ascii_lowercase()).unwrap_or(fallback)
+    cert.key.algorithm().unwrap_or(fallback)
 }
 
 /// Options of `renew`.
@@ -429,7 +429,9 @@ fn renew_into(
                 plan.notes.push((e.id.clone(), format!("referred to {}: now embeds a new credential", path.display())));
                 continue;
             }
-            Err(Problem::Missing(_)) if e.is_kubepki_addition() && !tree.root.join("nodes").is_dir() => {
+            Err(Problem::Missing(_))
+                if e.kubeadm_instead.is_some() && !tree.root.join(crate::vocabulary::layout::NODES).is_dir() =>
+            {
                 plan.notes.push((e.id.clone(), "not in this tree (kubeadm does not make it)".into()));
                 continue;
             }
@@ -551,8 +553,8 @@ pub fn with_node(spec: &ClusterSpec, n: &NewNode) -> Result<ClusterSpec> {
 }
 
 /// The entries a node adds to the catalog (what `node add` issues).
-pub fn node_entries(spec: &ClusterSpec, name: &str) -> Vec<String> {
-    Catalog::build(spec).entries.into_iter().filter(|e| e.node.as_deref() == Some(name)).map(|e| e.id).collect()
+pub fn node_entries(spec: &ClusterSpec, name: &str) -> Vec<EntryId> {
+    Catalog::build(spec).entries.into_iter().filter(|e| e.node() == Some(name)).map(|e| e.id).collect()
 }
 
 /// What `node remove` retires.
@@ -564,7 +566,7 @@ pub struct Removed {
     pub backup: Option<PathBuf>,
     /// Its certificates, which stay valid until they expire (Kubernetes has no revocation):
     /// `(entry, serial, not after)`.
-    pub still_valid: Vec<(String, String, String)>,
+    pub still_valid: Vec<(EntryId, String, String)>,
     /// The static verify of the tree without the node.
     pub verify: Report,
     /// What the other nodes must receive and restart (none: the node's files just go).
@@ -588,7 +590,7 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
         .catalog
         .entries
         .iter()
-        .filter(|e| e.node.as_deref() == Some(name))
+        .filter(|e| e.node() == Some(name))
         .filter_map(|e| {
             let c = tree.inventory.get(&e.id)?.cert.as_ref().ok()?;
             (c.not_after > now).then(|| (e.id.clone(), c.serial.clone(), c.not_after.date().to_string()))

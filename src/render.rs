@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, Entry, EntryKind, Issuer, Store};
-use crate::certinfo::eku_name;
 use crate::init::{Action, InitReport};
 use crate::spec::{duration_text, ClusterSpec, Node, Role};
 use crate::topology::{Link, Topology};
@@ -94,7 +93,7 @@ impl Plan<'_> {
             .catalog
             .entries
             .iter()
-            .map(|e| (fold.as_ref().and_then(|f| f.worker(e.node.as_deref())), entry_row(e)))
+            .map(|e| (fold.as_ref().and_then(|f| f.worker(e.node())), entry_row(e)))
             .collect();
         let rows = match &fold {
             Some(_) => folded(rows, 0, template_entry),
@@ -132,7 +131,7 @@ fn entry_row(e: &Entry) -> Vec<String> {
     let file = e.files().first().map(|(p, _)| p.display().to_string()).unwrap_or_default();
     match &e.kind {
         EntryKind::Cert(p) => vec![
-            e.id.clone(),
+            e.id.to_string(),
             match &p.store {
                 Store::Files { .. } => file,
                 Store::Kubeconfig { path, .. } => path.display().to_string(),
@@ -141,17 +140,13 @@ fn entry_row(e: &Entry) -> Vec<String> {
             p.subject.orgs.join(","),
             match &p.issuer {
                 Issuer::SelfSigned => "self".into(),
-                Issuer::Ca(c) => c.clone(),
+                Issuer::Ca(c) => c.to_string(),
             },
-            if p.is_ca {
-                "CA".into()
-            } else {
-                p.ext_key_usage.iter().map(|u| eku_name(*u)).collect::<Vec<_>>().join("+")
-            },
+            if p.is_ca { "CA".into() } else { p.ext_key_usage.iter().map(|u| u.name()).collect::<Vec<_>>().join("+") },
             p.sans.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","),
         ],
         EntryKind::KeyPair { .. } => {
-            vec![e.id.clone(), file, "-".into(), String::new(), "-".into(), "key pair".into(), String::new()]
+            vec![e.id.to_string(), file, "-".into(), String::new(), "-".into(), "key pair".into(), String::new()]
         }
     }
 }
@@ -160,10 +155,10 @@ fn link_row(l: &Link) -> Vec<String> {
     vec![
         l.kind.number().to_string(),
         format!("{} -> {}", l.client, l.server),
-        l.client_cert.clone(),
-        l.server_cert.clone().unwrap_or_else(|| "(its own)".into()),
-        l.server_trusts.clone(),
-        l.client_trusts.clone().unwrap_or_else(|| "(its own)".into()),
+        l.client_cert.to_string(),
+        l.server_cert.as_ref().map_or_else(|| "(its own)".into(), |e| e.to_string()),
+        l.server_trusts.to_string(),
+        l.client_trusts.as_ref().map_or_else(|| "(its own)".into(), |e| e.to_string()),
         l.dial.url().trim_start_matches("https://").to_string(),
     ]
 }

@@ -5,8 +5,9 @@ use serde::Serialize;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509CertificationRequest};
 use x509_parser::x509::AttributeTypeAndValue;
 
-use crate::certinfo::{algorithm_name, ext_key_usage_names, key_name, key_usage_names};
+use crate::certinfo::algorithm_name;
 use crate::spec::San;
+use crate::usage::{ext_key_usages, key_usages, ExtKeyUsage, KeyUsage, PublicKeyKind};
 
 /// A PKCS#10 certificate signing request, parsed. Its signature is checked, not trusted: see
 /// [`CertificateRequest::signature_ok`].
@@ -25,14 +26,15 @@ pub struct CertificateRequest {
     pub other_sans: Vec<String>,
     /// Whether it asks to be a CA (BasicConstraints CA:TRUE, or keyCertSign).
     pub asks_ca: bool,
-    /// Key usages asked for (`digitalSignature`, `keyCertSign`, ...).
-    pub key_usage: Vec<String>,
-    /// Extended key usages asked for (`serverAuth`, `clientAuth`, or an OID).
-    pub ext_key_usage: Vec<String>,
-    /// `RSA-2048`, `ECDSA-P256`, ...
-    pub key_algorithm: String,
-    /// Key size in bits.
-    pub key_bits: usize,
+    /// Key usages asked for.
+    pub key_usage: Vec<KeyUsage>,
+    /// Extended key usages asked for, the ones kubepki knows by name.
+    pub ext_key_usage: Vec<ExtKeyUsage>,
+    /// Other extended key usages asked for, by OID.
+    pub other_ext_key_usage: Vec<String>,
+    /// The public key's kind and size (`RSA-2048`, `ECDSA-P256` in JSON).
+    #[serde(rename = "keyAlgorithm")]
+    pub key: PublicKeyKind,
     /// The request's signature algorithm.
     pub signature_algorithm: String,
     /// Whether the request's signature verifies with its own public key.
@@ -76,8 +78,8 @@ impl CertificateRequest {
             asks_ca: false,
             key_usage: vec![],
             ext_key_usage: vec![],
-            key_algorithm: String::new(),
-            key_bits: 0,
+            other_ext_key_usage: vec![],
+            key: PublicKeyKind::of(&info.subject_pki),
             signature_algorithm: algorithm_name(&req.signature_algorithm.algorithm),
             signature_ok: req.verify_signature().is_ok(),
             public_key_raw: info.subject_pki.subject_public_key.data.to_vec(),
@@ -100,29 +102,29 @@ impl CertificateRequest {
                 ParsedExtension::BasicConstraints(bc) => out.asks_ca |= bc.ca,
                 ParsedExtension::KeyUsage(ku) => {
                     out.asks_ca |= ku.key_cert_sign();
-                    out.key_usage = key_usage_names(ku);
+                    out.key_usage = key_usages(ku);
                 }
-                ParsedExtension::ExtendedKeyUsage(e) => out.ext_key_usage = ext_key_usage_names(e),
+                ParsedExtension::ExtendedKeyUsage(e) => {
+                    (out.ext_key_usage, out.other_ext_key_usage) = ext_key_usages(e)
+                }
                 ParsedExtension::ParseError { error } => {
                     return Err(format!("an extension of the request cannot be read: {error}"));
                 }
                 _ => {}
             }
         }
-        (out.key_algorithm, out.key_bits) = key_name(&info.subject_pki);
         Ok(out)
     }
 
     /// Why the key is too weak to certify, if it is (RSA below 2048 bits).
     pub fn weak_key(&self) -> Option<String> {
-        (self.key_algorithm.starts_with("RSA") && self.key_bits < 2048)
-            .then(|| format!("the key is {}: at least RSA-2048 or ECDSA is needed", self.key_algorithm))
+        self.key.is_weak().then(|| format!("the key is {}: at least RSA-2048 or ECDSA is needed", self.key))
     }
 
     /// The public key, for [`Ca::sign`].
     pub(crate) fn public_key(&self) -> std::result::Result<rcgen::SubjectPublicKeyInfo, String> {
         rcgen::SubjectPublicKeyInfo::from_der(&self.spki)
-            .map_err(|e| format!("the request's public key cannot be certified ({}): {e}", self.key_algorithm))
+            .map_err(|e| format!("the request's public key cannot be certified ({}): {e}", self.key))
     }
 }
 
@@ -147,11 +149,13 @@ mod tests {
         params.extended_key_usages = vec![Eku::ServerAuth, Eku::CodeSigning, Eku::Other(vec![1, 2, 3, 4])];
         let der = params.serialize_request(&key).unwrap().der().to_vec();
         let r = CertificateRequest::from_der(&der).unwrap();
-        assert_eq!(r.key_usage, ["digitalSignature", "keyCertSign"]);
+        assert_eq!(r.key_usage, [KeyUsage::DigitalSignature, KeyUsage::KeyCertSign]);
         assert!(r.asks_ca, "keyCertSign asks to be a CA");
-        assert_eq!(r.ext_key_usage, ["serverAuth", "codeSigning", "1.2.3.4"]);
+        assert_eq!(r.ext_key_usage, [ExtKeyUsage::ServerAuth, ExtKeyUsage::CodeSigning]);
+        assert_eq!(r.other_ext_key_usage, ["1.2.3.4"]);
         assert_eq!(r.sans, [San::Dns("node01".into()), San::Ip("10.0.0.2".parse().unwrap())]);
-        assert_eq!((r.key_algorithm.as_str(), r.key_bits), ("ECDSA-P256", 256));
+        assert_eq!(r.key, PublicKeyKind::Ecdsa(256));
+        assert_eq!(r.key.to_string(), "ECDSA-P256");
         assert_eq!(r.signature_algorithm, "ecdsa-with-SHA256");
         assert!(r.signature_ok);
     }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::catalog::{CertProfile, EntryKind, Issuer, Store, SA};
+use crate::catalog::{CertProfile, EntryKind, Store, SA};
 use crate::error::{Error, Result};
 use crate::issuance::IssuanceRecord;
 use crate::issue::{Ca, PrivateKey};
@@ -43,7 +43,7 @@ struct State {
 }
 
 fn state_dir(root: &Path, ca: &str) -> PathBuf {
-    root.join(".kubepki/rotation").join(ca)
+    root.join(crate::vocabulary::state::ROTATION).join(ca)
 }
 
 fn read_state(root: &Path, ca: &str) -> Result<Option<State>> {
@@ -104,7 +104,7 @@ pub fn status(tree: &Tree) -> Result<Vec<RotationStatus>> {
 }
 
 fn rotatable(tree: &Tree) -> Vec<String> {
-    tree.catalog.entries.iter().filter(|e| e.is_ca() || e.id == SA).map(|e| e.id.clone()).collect()
+    tree.catalog.entries.iter().filter(|e| e.is_ca() || e.id == SA).map(|e| e.id.to_string()).collect()
 }
 
 fn out_of_order(ca: &str, wanted: &str, state: Option<&State>) -> Error {
@@ -184,10 +184,10 @@ fn kubeconfigs_with_ca_data(
 fn leaves_without_chain(tree: &Tree, ca: &str) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
     let mut out = Vec::new();
     for e in &tree.catalog.entries {
-        let Some(CertProfile { store: Store::Files { cert, .. }, issuer: Issuer::Ca(by), .. }) = e.cert() else {
+        let Some(CertProfile { store: Store::Files { cert, .. }, .. }) = e.cert() else {
             continue;
         };
-        if by != ca {
+        if e.issuer() != Some(ca) {
             continue;
         }
         let full = tree.root.join(cert);
@@ -206,7 +206,7 @@ fn leaves_without_chain(tree: &Tree, ca: &str) -> Result<Vec<(PathBuf, Vec<u8>, 
 pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result<Applied> {
     let (cert_rel, key_rel) = ca_files(tree, ca)?;
     let state = read_state(&tree.root, ca)?;
-    let dir = PathBuf::from(".kubepki/rotation").join(ca);
+    let dir = PathBuf::from(crate::vocabulary::state::ROTATION).join(ca);
     let is_sa = ca == SA;
     let command = format!("rotate-ca {ca} {phase}");
     let mut writes: Vec<(PathBuf, Vec<u8>, Mode)> = Vec::new();
@@ -279,13 +279,8 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
                 let profile = tree.catalog.get(ca).and_then(|e| e.cert()).expect("a CA").clone();
                 let cross = old.cross_sign(&profile, &PrivateKey::from_pem(&new_key, &key_path)?, now)?;
                 records.push(IssuanceRecord::of_der(&cross.der, Some(ca), "", now)?);
-                let names: Vec<String> = tree
-                    .catalog
-                    .entries
-                    .iter()
-                    .filter(|e| matches!(e.cert(), Some(p) if p.issuer == Issuer::Ca(ca.to_string())))
-                    .map(|e| e.id.clone())
-                    .collect();
+                let names: Vec<String> =
+                    tree.catalog.entries.iter().filter(|e| e.issuer() == Some(ca)).map(|e| e.id.to_string()).collect();
                 let signer = Signer { ca: new_ca, ca_data: bundle.clone(), chain: cross.pem.clone() };
                 let parts = plan_renew_signed_by(tree, &names, signer, now)?.into_parts();
                 (changes, notes) = (parts.changes, parts.notes);

@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::store;
 
 /// The lock file, relative to the tree.
-pub const LOCK: &str = ".kubepki/lock";
+pub const LOCK: &str = crate::vocabulary::state::LOCK;
 
 /// How long a run waits for the lock by default.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10);

@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::vocabulary::{DEFAULT_CLUSTER_NAME, DEFAULT_DNS_DOMAIN, DEFAULT_SERVICE_SUBNET};
 pub use names::{is_dns1123_label, is_dns1123_subdomain, is_san_dns_name};
 pub use pools::MAX_NODES;
 
 /// The default port of kube-apiserver.
-pub const DEFAULT_APISERVER_PORT: u16 = 6443;
+pub use crate::vocabulary::DEFAULT_APISERVER_PORT;
 /// A day, the unit of certificate validity.
 pub const DAY: time::Duration = time::Duration::days(1);
 
@@ -57,6 +58,14 @@ impl San {
             Ok(San::Dns(text.to_ascii_lowercase()))
         } else {
             Err(format!("'{text}' is neither an IP address nor a valid DNS name"))
+        }
+    }
+
+    /// The address alone, as a user types it (`10.0.0.1`, `lb.example.com`).
+    pub fn value(&self) -> String {
+        match self {
+            San::Dns(d) => d.clone(),
+            San::Ip(ip) => ip.to_string(),
         }
     }
 }
@@ -481,7 +490,7 @@ impl SpecFile {
     /// Validate and resolve defaults; `file` names the source in errors.
     pub fn resolve(self, file: &Path) -> Result<ClusterSpec> {
         let r = Resolver { file };
-        let cluster_name = self.cluster_name.unwrap_or_else(|| "kubernetes".into());
+        let cluster_name = self.cluster_name.unwrap_or_else(|| DEFAULT_CLUSTER_NAME.into());
         check_name(&r, "clusterName", &cluster_name)?;
         let api_server_port = match self.api_server_port {
             None => DEFAULT_APISERVER_PORT,
@@ -489,7 +498,7 @@ impl SpecFile {
             Some(p) => return Err(r.err("apiServerPort", format!("{p} is not a port (1 to 65535)"))),
         };
         let service_subnets = parse_subnets(&r, self.service_subnet.as_deref())?;
-        let dns_domain = self.dns_domain.unwrap_or_else(|| "cluster.local".into());
+        let dns_domain = self.dns_domain.unwrap_or_else(|| DEFAULT_DNS_DOMAIN.into());
         if !is_dns1123_subdomain(&dns_domain) {
             return Err(r.err("dnsDomain", format!("'{dns_domain}' is not a valid DNS domain")));
         }
@@ -537,7 +546,7 @@ fn check_name(r: &Resolver, field: &str, name: &str) -> Result<()> {
 }
 
 fn parse_subnets(r: &Resolver, text: Option<&str>) -> Result<Vec<Cidr>> {
-    let text = text.unwrap_or("10.96.0.0/12");
+    let text = text.unwrap_or(DEFAULT_SERVICE_SUBNET);
     let mut out = Vec::new();
     for part in text.split(',') {
         let cidr = Cidr::parse(part).map_err(|p| r.err("serviceSubnet", p))?;

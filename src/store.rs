@@ -59,7 +59,7 @@ impl Mode {
 pub const DIR_MODE: u32 = 0o755;
 
 /// The journal of the batch being renamed, relative to the tree's root.
-pub const JOURNAL: &str = ".kubepki-journal";
+pub use crate::vocabulary::state::JOURNAL;
 
 const JOURNAL_MAGIC: &[u8] = b"kubepki-journal-v2\0";
 

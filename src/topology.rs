@@ -8,8 +8,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use crate::catalog::{self, Catalog, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT};
+use crate::catalog::{self, Catalog, EntryId, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT};
 use crate::spec::{CaLayout, ClusterSpec, Endpoint, Node, San};
+use crate::vocabulary::entry;
 
 /// What a component is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -88,6 +89,33 @@ pub enum LinkKind {
     ApiServerToAggregated,
 }
 
+impl ComponentKind {
+    /// The component's name (`kube-apiserver`, `kubectl-admin`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ComponentKind::ApiServer => "kube-apiserver",
+            ComponentKind::Etcd => "etcd",
+            ComponentKind::Kubelet => "kubelet",
+            ComponentKind::Scheduler => "kube-scheduler",
+            ComponentKind::ControllerManager => "kube-controller-manager",
+            ComponentKind::KubeProxy => "kube-proxy",
+            ComponentKind::Admin => "kubectl-admin",
+            ComponentKind::SuperAdmin => "kubectl-super-admin",
+            ComponentKind::EtcdHealthcheck => "etcdctl-healthcheck",
+            ComponentKind::AggregatedApiServer => "aggregated-apiserver",
+        }
+    }
+
+    /// The id of this kind of component on a node (`kube-apiserver@cp1`), or of the one
+    /// that runs on no node of the cluster (`kubectl-admin`).
+    pub fn id_on(self, node: Option<&Node>) -> String {
+        match node {
+            Some(n) => format!("{}@{}", self.name(), n.name),
+            None => self.name().to_string(),
+        }
+    }
+}
+
 impl LinkKind {
     /// The row number in the reference table.
     pub fn number(self) -> u8 {
@@ -109,13 +137,13 @@ pub struct Link {
     /// The server component.
     pub server: String,
     /// The catalog entry the client presents.
-    pub client_cert: String,
+    pub client_cert: EntryId,
     /// The catalog entry the server presents (`None`: not kubepki's, e.g. an extension's own).
-    pub server_cert: Option<String>,
+    pub server_cert: Option<EntryId>,
     /// The CA the client verifies the server with (`None`: not kubepki's to say).
-    pub client_trusts: Option<String>,
+    pub client_trusts: Option<EntryId>,
     /// The CA the server verifies client certificates with.
-    pub server_trusts: String,
+    pub server_trusts: EntryId,
     /// The address the client dials (the server's SANs must cover its host).
     pub dial: Endpoint,
     /// Trust domain of the link.
@@ -135,83 +163,86 @@ impl Topology {
     /// The topology of a cluster; entry ids refer to `catalog`.
     pub fn build(spec: &ClusterSpec, catalog: &Catalog) -> Topology {
         let mut t = Topology { components: Vec::new(), links: Vec::new() };
-        let etcd_ca = if catalog.get(catalog::ETCD_CA).is_some() { catalog::ETCD_CA } else { catalog::CA };
-        let fp_ca = match spec.ca_layout {
+        let shared = EntryId::shared;
+        let own = |name, n: &Node| EntryId::of_node(name, &n.name);
+        let ca = shared(catalog::CA);
+        let etcd_ca = shared(if catalog.get(catalog::ETCD_CA).is_some() { catalog::ETCD_CA } else { catalog::CA });
+        let fp_ca = shared(match spec.ca_layout {
             CaLayout::Kubeadm => catalog::FRONT_PROXY_CA,
             CaLayout::Single => catalog::CA,
-        };
+        });
         let cps: Vec<&Node> = spec.control_planes().collect();
         let endpoint = &spec.control_plane_endpoint;
-        let api = |n: &Node| format!("kube-apiserver@{}", n.name);
-        let etcd = |n: &Node| format!("etcd@{}", n.name);
+        let api = |n: &Node| ComponentKind::ApiServer.id_on(Some(n));
+        let etcd = |n: &Node| ComponentKind::Etcd.id_on(Some(n));
 
         for cp in &cps {
-            t.component(&api(cp), ComponentKind::ApiServer, Some(*cp));
-            t.component(&etcd(cp), ComponentKind::Etcd, Some(*cp));
-            t.component(&format!("kube-scheduler@{}", cp.name), ComponentKind::Scheduler, Some(*cp));
-            t.component(&format!("kube-controller-manager@{}", cp.name), ComponentKind::ControllerManager, Some(*cp));
+            for kind in [
+                ComponentKind::ApiServer,
+                ComponentKind::Etcd,
+                ComponentKind::Scheduler,
+                ComponentKind::ControllerManager,
+            ] {
+                t.component(kind, Some(*cp));
+            }
         }
         for n in &spec.nodes {
-            t.component(&format!("kubelet@{}", n.name), ComponentKind::Kubelet, Some(n));
-            t.component(&format!("kube-proxy@{}", n.name), ComponentKind::KubeProxy, Some(n));
+            t.component(ComponentKind::Kubelet, Some(n));
+            t.component(ComponentKind::KubeProxy, Some(n));
         }
-        t.component("kubectl-admin", ComponentKind::Admin, None);
-        t.component("kubectl-super-admin", ComponentKind::SuperAdmin, None);
-        t.component("etcdctl-healthcheck", ComponentKind::EtcdHealthcheck, None);
-        t.component("aggregated-apiserver", ComponentKind::AggregatedApiServer, None);
+        for kind in [
+            ComponentKind::Admin,
+            ComponentKind::SuperAdmin,
+            ComponentKind::EtcdHealthcheck,
+            ComponentKind::AggregatedApiServer,
+        ] {
+            t.component(kind, None);
+        }
 
         // Clients of the apiserver. Those that dial the control-plane endpoint may land on any
         // control plane (a load balancer), so each apiserver's certificate must satisfy them.
-        let to_api = |kind, client: String, cert: String, cp: &Node, dial: &Endpoint| Link {
-            id: format!("{client} -> {}", api(cp)),
-            kind,
-            client,
-            server: api(cp),
-            client_cert: cert,
-            server_cert: Some(format!("apiserver@{}", cp.name)),
-            client_trusts: Some(catalog::CA.into()),
-            server_trusts: catalog::CA.into(),
-            dial: dial.clone(),
-            domain: TrustDomain::Cluster,
+        let to_api = |kind, client: ComponentKind, on: Option<&Node>, cert: EntryId, cp: &Node, dial: &Endpoint| {
+            let client = client.id_on(on);
+            Link {
+                id: format!("{client} -> {}", api(cp)),
+                kind,
+                client,
+                server: api(cp),
+                client_cert: cert,
+                server_cert: Some(own(entry::APISERVER, cp)),
+                client_trusts: Some(ca.clone()),
+                server_trusts: ca.clone(),
+                dial: dial.clone(),
+                domain: TrustDomain::Cluster,
+            }
         };
         for cp in &cps {
-            t.links.push(to_api(LinkKind::AdminToApiServer, "kubectl-admin".into(), "admin.conf".into(), cp, endpoint));
+            let cert = shared(entry::ADMIN_CONF);
+            t.links.push(to_api(LinkKind::AdminToApiServer, ComponentKind::Admin, None, cert, cp, endpoint));
         }
         for cp in &cps {
-            t.links.push(to_api(
-                LinkKind::SuperAdminToApiServer,
-                "kubectl-super-admin".into(),
-                "super-admin.conf".into(),
-                cp,
-                endpoint,
-            ));
+            let cert = shared(entry::SUPER_ADMIN_CONF);
+            t.links.push(to_api(LinkKind::SuperAdminToApiServer, ComponentKind::SuperAdmin, None, cert, cp, endpoint));
         }
         for cp in &cps {
             let local = spec.local_endpoint(cp);
-            t.links.push(to_api(
-                LinkKind::SchedulerToApiServer,
-                format!("kube-scheduler@{}", cp.name),
-                format!("scheduler.conf@{}", cp.name),
-                cp,
-                &local,
-            ));
+            let cert = own(entry::SCHEDULER_CONF, cp);
+            t.links.push(to_api(LinkKind::SchedulerToApiServer, ComponentKind::Scheduler, Some(cp), cert, cp, &local));
         }
         for cp in &cps {
             let local = spec.local_endpoint(cp);
-            t.links.push(to_api(
-                LinkKind::ControllerManagerToApiServer,
-                format!("kube-controller-manager@{}", cp.name),
-                format!("controller-manager.conf@{}", cp.name),
-                cp,
-                &local,
-            ));
+            let cert = own(entry::CONTROLLER_MANAGER_CONF, cp);
+            let kind = LinkKind::ControllerManagerToApiServer;
+            t.links.push(to_api(kind, ComponentKind::ControllerManager, Some(cp), cert, cp, &local));
         }
         for n in &spec.nodes {
             for cp in &cps {
+                let cert = shared(entry::KUBE_PROXY_CONF);
                 t.links.push(to_api(
                     LinkKind::KubeProxyToApiServer,
-                    format!("kube-proxy@{}", n.name),
-                    "kube-proxy.conf".into(),
+                    ComponentKind::KubeProxy,
+                    Some(n),
+                    cert,
                     cp,
                     endpoint,
                 ));
@@ -219,32 +250,27 @@ impl Topology {
         }
         for n in &spec.nodes {
             for cp in &cps {
-                t.links.push(to_api(
-                    LinkKind::KubeletToApiServer,
-                    format!("kubelet@{}", n.name),
-                    format!("kubelet.conf@{}", n.name),
-                    cp,
-                    endpoint,
-                ));
+                let cert = own(entry::KUBELET_CONF, n);
+                t.links.push(to_api(LinkKind::KubeletToApiServer, ComponentKind::Kubelet, Some(n), cert, cp, endpoint));
             }
         }
 
         // etcd. kubeadm points each apiserver at its local member (--etcd-servers=https://127.0.0.1:2379).
         let loopback = |port| Endpoint { host: San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)), port };
-        let to_etcd = |kind, client: String, cert: &str, cp: &Node| Link {
+        let to_etcd = |kind, client: String, cert: &'static str, cp: &Node| Link {
             id: format!("{client} -> {}", etcd(cp)),
             kind,
             client,
             server: etcd(cp),
-            client_cert: cert.into(),
-            server_cert: Some(format!("etcd-server@{}", cp.name)),
-            client_trusts: Some(etcd_ca.into()),
-            server_trusts: etcd_ca.into(),
+            client_cert: shared(cert),
+            server_cert: Some(own(entry::ETCD_SERVER, cp)),
+            client_trusts: Some(etcd_ca.clone()),
+            server_trusts: etcd_ca.clone(),
             dial: loopback(ETCD_CLIENT_PORT),
             domain: TrustDomain::Etcd,
         };
         for cp in &cps {
-            t.links.push(to_etcd(LinkKind::ApiServerToEtcd, api(cp), "apiserver-etcd-client", cp));
+            t.links.push(to_etcd(LinkKind::ApiServerToEtcd, api(cp), entry::APISERVER_ETCD_CLIENT, cp));
         }
         for a in &cps {
             for b in cps.iter().filter(|b| b.name != a.name) {
@@ -253,60 +279,58 @@ impl Topology {
                     kind: LinkKind::EtcdPeer,
                     client: etcd(a),
                     server: etcd(b),
-                    client_cert: format!("etcd-peer@{}", a.name),
-                    server_cert: Some(format!("etcd-peer@{}", b.name)),
-                    client_trusts: Some(etcd_ca.into()),
-                    server_trusts: etcd_ca.into(),
+                    client_cert: own(entry::ETCD_PEER, a),
+                    server_cert: Some(own(entry::ETCD_PEER, b)),
+                    client_trusts: Some(etcd_ca.clone()),
+                    server_trusts: etcd_ca.clone(),
                     dial: Endpoint { host: San::Ip(b.address()), port: ETCD_PEER_PORT },
                     domain: TrustDomain::Etcd,
                 });
             }
         }
         for cp in &cps {
-            t.links.push(to_etcd(
-                LinkKind::HealthcheckToEtcd,
-                "etcdctl-healthcheck".into(),
-                "etcd-healthcheck-client",
-                cp,
-            ));
+            let client = ComponentKind::EtcdHealthcheck.id_on(None);
+            t.links.push(to_etcd(LinkKind::HealthcheckToEtcd, client, entry::ETCD_HEALTHCHECK_CLIENT, cp));
         }
 
         // The apiserver as a client of every kubelet, then of aggregated API servers.
         for cp in &cps {
             for n in &spec.nodes {
+                let kubelet = ComponentKind::Kubelet.id_on(Some(n));
                 t.links.push(Link {
-                    id: format!("{} -> kubelet@{}", api(cp), n.name),
+                    id: format!("{} -> {kubelet}", api(cp)),
                     kind: LinkKind::ApiServerToKubelet,
                     client: api(cp),
-                    server: format!("kubelet@{}", n.name),
-                    client_cert: "apiserver-kubelet-client".into(),
-                    server_cert: Some(format!("kubelet-serving@{}", n.name)),
-                    client_trusts: Some(catalog::CA.into()),
-                    server_trusts: catalog::CA.into(),
+                    server: kubelet,
+                    client_cert: shared(entry::APISERVER_KUBELET_CLIENT),
+                    server_cert: Some(own(entry::KUBELET_SERVING, n)),
+                    client_trusts: Some(ca.clone()),
+                    server_trusts: ca.clone(),
                     dial: Endpoint { host: San::Ip(n.address()), port: KUBELET_PORT },
                     domain: TrustDomain::Cluster,
                 });
             }
         }
+        let aggregated = ComponentKind::AggregatedApiServer.id_on(None);
         for cp in &cps {
             t.links.push(Link {
-                id: format!("{} -> aggregated-apiserver", api(cp)),
+                id: format!("{} -> {aggregated}", api(cp)),
                 kind: LinkKind::ApiServerToAggregated,
                 client: api(cp),
-                server: "aggregated-apiserver".into(),
-                client_cert: "front-proxy-client".into(),
+                server: aggregated.clone(),
+                client_cert: shared(entry::FRONT_PROXY_CLIENT),
                 server_cert: None,
                 client_trusts: None,
-                server_trusts: fp_ca.into(),
-                dial: Endpoint { host: San::Dns("aggregated-apiserver".into()), port: 443 },
+                server_trusts: fp_ca.clone(),
+                dial: Endpoint { host: San::Dns(aggregated.clone()), port: 443 },
                 domain: TrustDomain::FrontProxy,
             });
         }
         t
     }
 
-    fn component(&mut self, id: &str, kind: ComponentKind, node: Option<&Node>) {
-        self.components.push(Component { id: id.into(), kind, node: node.map(|n| n.name.clone()) });
+    fn component(&mut self, kind: ComponentKind, node: Option<&Node>) {
+        self.components.push(Component { id: kind.id_on(node), kind, node: node.map(|n| n.name.clone()) });
     }
 }
 

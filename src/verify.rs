@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::catalog::{Catalog, Entry, EntryKind};
+use crate::catalog::{Catalog, Entry, EntryId, EntryKind};
+use crate::finding::FixTarget;
+pub use crate::finding::{FindingKind, Severity};
 use crate::inventory::{Inventory, KubeconfigFacts, Loaded, Problem};
 use crate::spec::{ClusterSpec, San};
 use crate::store::Mode;
@@ -17,28 +19,17 @@ use crate::topology::{Link, Topology};
 
 mod certs;
 
-/// How bad a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing; nothing is broken (e.g. kubeadm's self-signed kubelet serving certificate).
-    Info,
-    /// Works now, but is a risk or will break (expiring soon, loose file mode, weak key).
-    Warning,
-    /// A connection fails or a credential is wrong.
-    Error,
-}
-
 /// One thing wrong (or worth knowing).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// How bad.
+    /// How bad (the kind's severity).
     pub severity: Severity,
-    /// A stable code: `expired`, `not-yet-valid`, `san-missing`, `wrong-ca`, `usage`, ...
-    pub code: &'static str,
+    /// What it is; its stable name in JSON: `expired`, `san-missing`, `wrong-ca`, `usage`, ...
+    #[serde(rename = "code")]
+    pub kind: FindingKind,
     /// The catalog entry it is about, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub entry: Option<String>,
+    pub entry: Option<EntryId>,
     /// The links it affects.
     pub links: Vec<String>,
     /// The file it is about, if any.
@@ -52,9 +43,6 @@ pub struct Finding {
     pub fix: String,
     /// Whether it makes a TLS handshake on its links fail.
     pub breaks: bool,
-    /// Whether it means "not checked" (a file outside the tree, a part kubeadm does not make).
-    #[serde(skip)]
-    pub unchecked: bool,
 }
 
 /// The verdict on one link.
@@ -69,22 +57,6 @@ pub enum LinkStatus {
     Broken,
     /// Not checked (no tree, or a side that is not kubepki's to check).
     Unknown,
-}
-
-impl Severity {
-    fn word(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
-
-impl std::fmt::Display for Severity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.word())
-    }
 }
 
 /// What `verify` looks at.
@@ -158,6 +130,7 @@ pub fn verify(
         findings: Vec::new(),
         by_entry: HashMap::new(),
         by_link: HashMap::new(),
+        san_missing: HashMap::new(),
         kubepki_tree: inventory.root.join("nodes").is_dir(),
         dialed: HashMap::new(),
     };
@@ -228,7 +201,7 @@ fn status_of<'a>(findings: impl Iterator<Item = &'a Finding>) -> LinkStatus {
             LinkStatus::Broken
         } else if f.severity >= Severity::Warning {
             LinkStatus::Warning
-        } else if f.unchecked {
+        } else if f.kind.unchecked() {
             LinkStatus::Unknown
         } else {
             continue;
@@ -250,60 +223,50 @@ struct Checker<'a> {
     opts: &'a VerifyOptions,
     findings: Vec<Finding>,
     /// Entry id → findings about it (they affect every link that uses it).
-    by_entry: HashMap<String, Vec<usize>>,
+    by_entry: HashMap<EntryId, Vec<usize>>,
     /// Link id → findings about that link only (a SAN that does not cover its address).
     by_link: HashMap<String, Vec<usize>>,
+    /// (server entry, address) → its san-missing finding.
+    san_missing: HashMap<(EntryId, San), usize>,
     /// Whether the tree has kubepki's node directories (else it is, e.g., kubeadm's).
     kubepki_tree: bool,
     /// Server entry → the hosts its clients dial (checked per link, not per profile).
-    dialed: HashMap<String, BTreeSet<San>>,
+    dialed: HashMap<EntryId, BTreeSet<San>>,
 }
 
-/// The parts of a finding, before it is filed.
+/// The parts of a finding, before it is filed: its kind says the rest.
 struct New {
-    severity: Severity,
-    code: &'static str,
+    kind: FindingKind,
     file: Option<PathBuf>,
     expected: String,
     found: String,
-    fix: String,
-    breaks: bool,
 }
 
 impl Checker<'_> {
-    fn file(&mut self, entry: Option<&str>, n: New) -> usize {
-        self.findings.push(Finding {
-            severity: n.severity,
-            code: n.code,
-            entry: entry.map(str::to_string),
-            links: Vec::new(),
-            file: n.file,
-            expected: n.expected,
-            found: n.found,
-            fix: n.fix,
-            breaks: n.breaks,
-            unchecked: false,
-        });
-        let i = self.findings.len() - 1;
+    fn file(&mut self, entry: Option<&EntryId>, n: New) -> usize {
+        let i = self.push(entry, n, None);
         if let Some(e) = entry {
-            self.by_entry.entry(e.to_string()).or_default().push(i);
+            self.by_entry.entry(e.clone()).or_default().push(i);
         }
         i
     }
 
-    fn dir_arg(&self) -> String {
-        format!("--dir {}", self.inv.root.display())
-    }
-
-    /// The command that remakes an entry that is wrong.
-    fn fix_reissue(&self, e: &Entry) -> String {
-        if e.is_ca() {
-            return format!(
-                "kubepki init {} --force  (a new CA: every certificate it signed is reissued)",
-                self.dir_arg()
-            );
-        }
-        format!("kubepki init {} --force  (reissues what is wrong, backing up the old files)", self.dir_arg())
+    /// A finding with its fix (which may name the address a link dials).
+    fn push(&mut self, entry: Option<&EntryId>, n: New, san: Option<&San>) -> usize {
+        let catalog_entry = entry.and_then(|id| self.catalog.get(id));
+        let target = FixTarget { dir: &self.inv.root, entry: catalog_entry, file: n.file.as_deref(), san };
+        self.findings.push(Finding {
+            severity: n.kind.severity(),
+            kind: n.kind,
+            entry: entry.cloned(),
+            links: Vec::new(),
+            fix: n.kind.fix(target),
+            breaks: n.kind.breaks_handshake(),
+            file: n.file,
+            expected: n.expected,
+            found: n.found,
+        });
+        self.findings.len() - 1
     }
 
     fn entry(&mut self, e: &Entry) {
@@ -322,16 +285,13 @@ impl Checker<'_> {
                 self.file(
                     None,
                     New {
-                        severity: Severity::Error,
-                        code: "mode",
+                        kind: FindingKind::Mode,
                         file: Some(file.clone()),
                         expected: "mode 0600 (readable by its owner only)".into(),
                         found: format!(
                             "mode {mode:04o}: readable by {}",
                             if mode & 0o004 != 0 { "everyone" } else { "its group" }
                         ),
-                        fix: format!("chmod 600 {}", self.inv.root.join(file).display()),
-                        breaks: false,
                     },
                 );
             }
@@ -352,13 +312,10 @@ impl Checker<'_> {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Error,
-                    code: "key-mismatch",
+                    kind: FindingKind::PublicKeyMismatch,
                     file: Some(public.clone()),
                     expected: format!("the public key of {}", key.display()),
                     found: "another public key: service-account tokens signed with sa.key fail to verify".into(),
-                    fix: self.fix_reissue(e),
-                    breaks: false,
                 },
             );
         }
@@ -370,17 +327,10 @@ impl Checker<'_> {
         self.file(
             Some(&e.id),
             New {
-                severity: Severity::Info,
-                code: "externally-managed",
+                kind: FindingKind::ExternallyManaged,
                 file: Some(key.to_path_buf()),
                 expected: format!("{} (the key of {}), or a CA managed outside the tree", key.display(), e.id),
                 found: "no key: the CA is externally managed (kubeadm's external-CA mode)".into(),
-                fix: format!(
-                    "none needed; to renew what it signs: kubepki csr {}, have the CSRs signed by that CA, then kubepki import {}",
-                    self.dir_arg(),
-                    self.dir_arg()
-                ),
-                breaks: false,
             },
         );
     }
@@ -388,62 +338,45 @@ impl Checker<'_> {
     /// A file that is missing, unreadable, or outside the tree.
     fn problem(&mut self, e: &Entry, p: &Problem) {
         let i = match p {
-            Problem::Missing(path) if e.is_kubepki_addition() && !self.kubepki_tree => {
+            Problem::Missing(path) if e.kubeadm_instead.is_some() && !self.kubepki_tree => {
                 let i = self.file(
                     Some(&e.id),
                     New {
-                        severity: Severity::Info,
-                        code: "not-kubeadm",
+                        kind: FindingKind::NotKubeadm,
                         file: Some(path.clone()),
                         expected: format!("{} (kubepki adds it)", path.display()),
-                        found: format!("absent, as kubeadm makes it: {}", e.kubeadm_instead()),
-                        fix: format!("kubepki init {} (adds it without touching the rest)", self.dir_arg()),
-                        breaks: false,
+                        found: format!("absent, as kubeadm makes it: {}", e.kubeadm_instead.unwrap_or_default()),
                     },
                 );
-                self.findings[i].unchecked = true;
                 i
             }
             Problem::Missing(path) => self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Error,
-                    code: "missing",
+                    kind: FindingKind::Missing,
                     file: Some(path.clone()),
                     expected: format!("{} ({})", path.display(), e.id),
                     found: "no such file".into(),
-                    fix: format!("kubepki init {}", self.dir_arg()),
-                    breaks: true,
                 },
             ),
             Problem::Unreadable(path, why) => self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Error,
-                    code: "unreadable",
+                    kind: FindingKind::Unreadable,
                     file: Some(path.clone()),
                     expected: "a valid PEM certificate, key or kubeconfig".into(),
                     found: why.clone(),
-                    fix: self.fix_reissue(e),
-                    breaks: true,
                 },
             ),
-            Problem::External(path, why) => {
-                let i = self.file(
-                    Some(&e.id),
-                    New {
-                        severity: Severity::Info,
-                        code: "external",
-                        file: Some(path.clone()),
-                        expected: "embedded client certificate and key".into(),
-                        found: format!("{why} (outside the tree; not checked)"),
-                        fix: "none needed: the kubelet rotates that file itself".into(),
-                        breaks: false,
-                    },
-                );
-                self.findings[i].unchecked = true;
-                i
-            }
+            Problem::External(path, why) => self.file(
+                Some(&e.id),
+                New {
+                    kind: FindingKind::External,
+                    file: Some(path.clone()),
+                    expected: "embedded client certificate and key".into(),
+                    found: format!("{why} (outside the tree; not checked)"),
+                },
+            ),
         };
         let _ = i;
     }
@@ -458,8 +391,7 @@ impl Checker<'_> {
                         self.file(
                             Some(&e.id),
                             New {
-                                severity: Severity::Error,
-                                code: "stale-ca-data",
+                                kind: FindingKind::StaleCaData,
                                 file: Some(k.path.clone()),
                                 expected: format!(
                                     "certificate-authority-data holding {ca_id} (SHA-256 {})",
@@ -473,8 +405,6 @@ impl Checker<'_> {
                                         .collect::<Vec<_>>()
                                         .join(", ")
                                 ),
-                                fix: self.fix_reissue(e),
-                                breaks: true,
                             },
                         );
                     }
@@ -485,13 +415,10 @@ impl Checker<'_> {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Warning,
-                    code: "server-url",
+                    kind: FindingKind::ServerUrl,
                     file: Some(k.path.clone()),
                     expected: format!("server {server}"),
                     found: format!("server {}", k.server),
-                    fix: self.fix_reissue(e),
-                    breaks: false,
                 },
             );
         }
@@ -502,7 +429,7 @@ impl Checker<'_> {
         let mut dups = Vec::new();
         for e in &self.catalog.entries {
             let Some(Ok(info)) = self.inv.get(&e.id).map(|l| &l.cert) else { continue };
-            if let Some(first) = seen.insert((info.issuer_raw.clone(), info.serial.clone()), e.id.clone()) {
+            if let Some(first) = seen.insert((info.issuer_raw.clone(), info.serial.clone()), e.id.to_string()) {
                 dups.push((e.id.clone(), first, info.serial.clone(), info.issuer.clone()));
             }
         }
@@ -510,13 +437,10 @@ impl Checker<'_> {
             self.file(
                 Some(&id),
                 New {
-                    severity: Severity::Error,
-                    code: "duplicate-serial",
+                    kind: FindingKind::DuplicateSerial,
                     file: self.catalog.get(&id).and_then(|e| e.files().first().map(|(f, _)| f.to_path_buf())),
                     expected: format!("a serial unique under {issuer}"),
                     found: format!("serial {serial}, also used by {first}"),
-                    fix: format!("kubepki init {} --force", self.dir_arg()),
-                    breaks: false,
                 },
             );
         }
@@ -549,13 +473,10 @@ impl Checker<'_> {
             self.file(
                 None,
                 New {
-                    severity: Severity::Warning,
-                    code: "stale-copy",
+                    kind: FindingKind::StaleCopy,
                     file: Some(dst.clone()),
                     expected: format!("a copy of {}", src.display()),
                     found: format!("{} {how} {}", dst.display(), src.display()),
-                    fix: format!("kubepki init {}  (refreshes node bundles)", self.dir_arg()),
-                    breaks: false,
                 },
             );
         }
@@ -567,30 +488,26 @@ impl Checker<'_> {
         let Some(server_id) = &l.server_cert else { return };
         let Some(Ok(server)) = self.inv.get(server_id).map(|x| &x.cert) else { return };
         if !covers(&server.sans, &l.dial.host) {
-            let file = self.catalog.get(server_id).and_then(|e| e.files().first().map(|(f, _)| f.to_path_buf()));
-            let key = (server_id.clone(), l.dial.host.clone());
             // One finding per certificate and address, naming every link that dials it.
-            let existing = self.findings.iter().position(|f| {
-                f.code == "san-missing" && f.entry.as_deref() == Some(&key.0) && f.expected.contains(&key.1.to_string())
-            });
-            let i = existing.unwrap_or_else(|| {
-                self.findings.push(Finding {
-                    severity: Severity::Error,
-                    code: "san-missing",
-                    entry: Some(server_id.clone()),
-                    links: vec![],
-                    file,
-                    expected: format!("a SAN for {} (the address {} dials)", l.dial.host, l.client),
-                    found: format!("SANs {}", join(&server.sans)),
-                    fix: format!("kubepki init {} --force  (reissues {server_id} with the SAN)", self.dir_arg()),
-                    breaks: true,
-                    unchecked: false,
-                });
-                self.findings.len() - 1
-            });
+            let key = (server_id.clone(), l.dial.host.clone());
+            let i = match self.san_missing.get(&key) {
+                Some(i) => *i,
+                None => {
+                    let file =
+                        self.catalog.get(server_id).and_then(|e| e.files().first().map(|(f, _)| f.to_path_buf()));
+                    let new = New {
+                        kind: FindingKind::SanMissing,
+                        file,
+                        expected: format!("a SAN for {} (the address {} dials)", l.dial.host, l.client),
+                        found: format!("SANs {}", join(&server.sans)),
+                    };
+                    let i = self.push(Some(server_id), new, Some(&l.dial.host));
+                    self.san_missing.insert(key, i);
+                    i
+                }
+            };
             self.by_link.entry(l.id.clone()).or_default().push(i);
         }
-        let _ = &self.spec;
     }
 }
 

@@ -260,7 +260,7 @@ fn bundles_hold_what_each_node_needs_and_no_more() {
     for n in &spec.nodes {
         assert_eq!(bundles.of(&spec, n), c.bundle(&spec, n), "{}", n.name);
         let own: Vec<&str> = bundles.own(&n.name).iter().map(|&i| c.entries[i].id.as_str()).collect();
-        assert!(!own.is_empty() && own.iter().all(|id| c.get(id).unwrap().node.as_deref() == Some(&*n.name)));
+        assert!(!own.is_empty() && own.iter().all(|id| c.get(id).unwrap().node() == Some(&*n.name)));
     }
 }
 
@@ -272,5 +272,31 @@ fn single_ca_layout_signs_everything_with_one_ca() {
         if let Some(Issuer::Ca(ca)) = e.cert().map(|p| &p.issuer) {
             assert_eq!(ca, "ca", "{}", e.id);
         }
+    }
+}
+
+#[test]
+fn properties_set_by_the_builder_not_by_name_matching() {
+    let c = Catalog::build(&crate::spec::ClusterSpec::builtin_default());
+    let glass: Vec<&str> = c.entries.iter().filter(|e| e.break_glass).map(|e| e.id.as_str()).collect();
+    assert_eq!(glass, ["super-admin.conf"]);
+    let mut added: Vec<&str> = c.entries.iter().filter(|e| e.kubeadm_instead.is_some()).map(|e| e.name()).collect();
+    added.dedup();
+    added.sort_unstable();
+    added.dedup();
+    assert_eq!(added, ["kube-proxy.conf", "kubelet-serving"]);
+}
+
+#[test]
+fn entry_ids_read_back_as_written_and_refuse_other_names() {
+    let c = Catalog::build(&crate::spec::ClusterSpec::builtin_default());
+    for e in &c.entries {
+        let back: EntryId = e.id.to_string().parse().unwrap();
+        assert_eq!(back, e.id);
+        assert_eq!((back.name(), back.node()), (e.name(), e.node()));
+        assert_eq!(c.get(&e.id).map(|x| &x.id), Some(&e.id), "the index finds {}", e.id);
+    }
+    for bad in ["apiserver-x", "kubelet.conf@Node_01", "", "@node01"] {
+        assert!(bad.parse::<EntryId>().is_err(), "{bad:?} accepted");
     }
 }

@@ -66,7 +66,7 @@ pub(crate) struct ImportArgs {
 /// The description for the outside-CA flow (a tree in the middle of it cannot be inferred):
 /// the one given, else the one `csr` recorded in the tree, else the built-in default.
 fn spec_of(config: Option<&std::path::Path>, dir: &std::path::Path) -> Result<ClusterSpec> {
-    let recorded = dir.join(".kubepki/cluster.json");
+    let recorded = dir.join(crate::infer::RECORDED);
     match config {
         Some(c) => ClusterSpec::load(c),
         None if recorded.is_file() => ClusterSpec::load(&recorded),
@@ -94,8 +94,8 @@ fn csr_text(r: &CsrReport) -> String {
         .iter()
         .map(|w| {
             vec![
-                w.entry.clone(),
-                w.issuer.clone(),
+                w.entry.to_string(),
+                w.issuer.to_string(),
                 w.files.csr.display().to_string(),
                 w.files.key.display().to_string(),
             ]
@@ -131,7 +131,9 @@ fn sign_text(r: &SignReport) -> String {
     let rows: Vec<Vec<String>> = r
         .signed
         .iter()
-        .map(|s| vec![s.entry.clone(), s.cert.display().to_string(), s.serial.clone(), s.not_after.date().to_string()])
+        .map(|s| {
+            vec![s.entry.to_string(), s.cert.display().to_string(), s.serial.clone(), s.not_after.date().to_string()]
+        })
         .collect();
     let mut out = crate::table(&["ENTRY", "CERTIFICATE", "SERIAL", "EXPIRES"], &rows);
     let _ = writeln!(out, "\n{} signed by {} (logged in {})", r.signed.len(), r.ca, crate::log_path(&r.dir).display());
@@ -155,7 +157,9 @@ fn import_text(r: &ImportReport) -> String {
     let rows: Vec<Vec<String>> = r
         .placed
         .iter()
-        .map(|p| vec![p.entry.clone(), p.dest.display().to_string(), p.serial.clone(), p.not_after.date().to_string()])
+        .map(|p| {
+            vec![p.entry.to_string(), p.dest.display().to_string(), p.serial.clone(), p.not_after.date().to_string()]
+        })
         .collect();
     let mut out = crate::table(&["ENTRY", "PLACED", "SERIAL", "EXPIRES"], &rows);
     let _ = writeln!(

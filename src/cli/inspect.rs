@@ -92,9 +92,9 @@ fn cert(o: &mut Out, i: usize, c: &CertView) {
     o.line(i, "issuer", &x.issuer);
     o.line(i, "serial", &x.serial);
     o.line(i, "validity", format_args!("{} to {} ({})", fmt(x.not_before), fmt(x.not_after), c.time_left));
-    o.line(i, "key", format_args!("{} ({} bits), signed with {}", x.key_algorithm, x.key_bits, x.signature_algorithm));
-    o.line(i, "key usage", list(&x.key_usage));
-    o.line(i, "ext key usage", list(&x.ext_key_usage));
+    o.line(i, "key", format_args!("{} ({} bits), signed with {}", x.key, x.key.bits(), x.signature_algorithm));
+    o.line(i, "key usage", list(&x.key_usage.iter().map(|u| u.name().to_string()).collect::<Vec<_>>()));
+    o.line(i, "ext key usage", list(&x.ext_key_usage_names()));
     let sans: Vec<String> = x.sans.iter().map(|s| s.to_string()).chain(x.other_sans.iter().cloned()).collect();
     o.line(i, "SANs", list(&sans));
     let ca = match (x.is_ca, x.path_len) {
@@ -114,7 +114,7 @@ fn csr(o: &mut Out, i: usize, c: &CsrView) {
     o.line(i, "identity", identity(&c.user, &c.groups));
     let sans: Vec<String> = c.sans.iter().map(|s| s.to_string()).chain(c.other_sans.iter().cloned()).collect();
     o.line(i, "SANs", list(&sans));
-    o.line(i, "key usage", list(&c.key_usage));
+    o.line(i, "key usage", list(&c.key_usage.iter().map(|u| u.name().to_string()).collect::<Vec<_>>()));
     o.line(i, "ext key usage", list(&c.ext_key_usage));
     o.line(i, "key", format_args!("{} ({} bits)", c.key_algorithm, c.key_bits));
     let verdict = if c.signature_valid { "valid (signed by its own key)" } else { "INVALID" };

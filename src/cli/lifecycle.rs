@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::verify::{cluster_of, default_dir};
 use super::{emit, Format};
-use crate::{Applied, Change, ChangePlan, ClusterSpec, Result, Role, Run, Tree};
+use crate::{Applied, Change, ChangePlan, ClusterSpec, EntryId, Result, Role, Run, Tree};
 
 /// Where the tree is and what it describes.
 #[derive(Debug, clap::Args)]
@@ -190,7 +190,7 @@ fn report(applied: &Applied, format: Format) -> Result<ExitCode> {
 }
 
 /// The changes as a diff: one block per certificate, unchanged lines marked.
-fn changes_text(changes: &[Change], notes: &[(String, String)], dry_run: bool) -> String {
+fn changes_text(changes: &[Change], notes: &[(EntryId, String)], dry_run: bool) -> String {
     let mut out = String::new();
     for c in changes {
         let _ =

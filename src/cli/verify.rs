@@ -169,7 +169,7 @@ pub(crate) fn text(r: &Report, all: bool) -> String {
         .iter()
         .filter(|l| all || l.status != LinkStatus::Ok)
         .map(|l| {
-            let codes: Vec<&str> = l.findings.iter().map(|i| r.findings[*i].code).collect();
+            let codes: Vec<&str> = l.findings.iter().map(|i| r.findings[*i].kind.name()).collect();
             vec![l.number.to_string(), l.id.clone(), word(l.status).into(), codes.join(",")]
         })
         .collect();
@@ -181,13 +181,18 @@ pub(crate) fn text(r: &Report, all: bool) -> String {
         out.push('\n');
     }
     for f in &r.findings {
-        let what = f.file.as_ref().map(|p| p.display().to_string()).or_else(|| f.entry.clone()).unwrap_or_default();
+        let what = f
+            .file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .or_else(|| f.entry.as_ref().map(|e| e.to_string()))
+            .unwrap_or_default();
         let links = match f.links.len() {
             0 => String::new(),
             1 => format!("  [{}]", f.links[0]),
             n => format!("  [{} and {} more links]", f.links[0], n - 1),
         };
-        let _ = writeln!(out, "{:<7} {:<16} {what}{links}", f.severity.to_string(), f.code);
+        let _ = writeln!(out, "{:<7} {:<16} {what}{links}", f.severity.to_string(), f.kind.name());
         let _ = writeln!(out, "        expected: {}", f.expected);
         let _ = writeln!(out, "        found:    {}", f.found);
         let _ = writeln!(out, "        fix:      {}", f.fix);

@@ -196,10 +196,10 @@ fn names_are_escaped_in_every_form() {
             kind: LinkKind::AdminToApiServer,
             client: evil.into(),
             server: "srv\"x".into(),
-            client_cert: "cert<&>\"".into(),
+            client_cert: crate::catalog::EntryId::of_node("kubelet.conf", "cert<&>\""),
             server_cert: None,
             client_trusts: None,
-            server_trusts: "ca".into(),
+            server_trusts: crate::catalog::EntryId::shared("ca"),
             dial: Endpoint { host: San::Dns("x".into()), port: 1 },
             domain: TrustDomain::Cluster,
         }],
@@ -207,13 +207,13 @@ fn names_are_escaped_in_every_form() {
     let svg = render(&t, &BTreeMap::new(), GraphFormat::Svg);
     well_formed(&svg);
     assert!(svg.contains("data-id=\"a&lt;b&gt;&amp;&quot;c&apos;#|`\\\""), "{svg}");
-    assert!(svg.contains(">cert&lt;&amp;&gt;&quot;<"));
+    assert!(svg.contains(">kubelet.conf@cert&lt;&amp;&gt;&quot;<"), "{svg}");
 
     let dot = render(&t, &BTreeMap::new(), GraphFormat::Dot);
-    assert!(dot.contains(r#""a<b>&\"c'#|`\\" -> "srv\"x" [label="cert<&>\"""#), "{dot}");
+    assert!(dot.contains(r#""a<b>&\"c'#|`\\" -> "srv\"x" [label="kubelet.conf@cert<&>\"""#), "{dot}");
 
     let mm = render(&t, &BTreeMap::new(), GraphFormat::Mermaid);
-    assert!(mm.contains("|\"cert#lt;#amp;#gt;#quot;\"|"), "{mm}");
+    assert!(mm.contains("|\"kubelet.conf@cert#lt;#amp;#gt;#quot;\"|"), "{mm}");
     for line in mm.lines().filter(|l| !l.trim_start().starts_with("%%")) {
         let inside: Vec<&str> = line.split('"').skip(1).step_by(2).collect();
         for text in inside {

@@ -55,7 +55,7 @@ fn a_certificate_carries_its_identity_and_time_left() {
     let c = &r.certificates[0];
     assert_eq!((c.user.as_str(), c.issuer_cn.as_str()), ("kube-apiserver", "kubernetes"));
     assert_eq!(c.time_left, "265d left");
-    assert_eq!(c.info.ext_key_usage, ["serverAuth"]);
+    assert_eq!(c.info.ext_key_usage, [crate::usage::ExtKeyUsage::ServerAuth]);
     assert!(c.info.sans.contains(&San::Ip("10.96.0.1".parse().unwrap())));
     assert_eq!(c.signed_by_next, None);
 }

@@ -1,12 +1,13 @@
 //! What a certificate of the tree says, against its catalog entry: validity, the CA that
 //! signed it, its profile (identity, usages, SANs) and the strength of its key and signature.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{join, Checker, New, Severity};
+use super::{join, Checker, FindingKind, New};
 use crate::catalog::{CertProfile, Entry, Issuer, Store};
-use crate::certinfo::{eku_name, CertInfo};
+use crate::certinfo::CertInfo;
+use crate::conformance::{deviations, Deviation};
 use crate::inventory::{Loaded, Problem};
 use crate::spec::San;
 
@@ -31,13 +32,10 @@ impl Checker<'_> {
                 self.file(
                     Some(&e.id),
                     New {
-                        severity: Severity::Error,
-                        code: "key-mismatch",
+                        kind: FindingKind::KeyMismatch,
                         file: Some(key_file.clone()),
-                        expected: format!("the private key of {} ({})", cert_file.display(), info.key_algorithm),
+                        expected: format!("the private key of {} ({})", cert_file.display(), info.key),
                         found: "a key whose public half is not the certificate's: TLS with this pair fails".into(),
-                        fix: self.fix_reissue(e),
-                        breaks: true,
                     },
                 );
             }
@@ -54,36 +52,18 @@ impl Checker<'_> {
 
     fn validity(&mut self, e: &Entry, file: &Path, info: &CertInfo) {
         let at = self.opts.at;
-        let (code, severity, found, breaks) = if at > info.not_after {
-            (
-                "expired",
-                Severity::Error,
-                format!("expired {} ({} ago)", info.not_after.date(), days(at - info.not_after)),
-                true,
-            )
+        let (kind, found) = if at > info.not_after {
+            (FindingKind::Expired, format!("expired {} ({} ago)", info.not_after.date(), days(at - info.not_after)))
         } else if at < info.not_before {
-            ("not-yet-valid", Severity::Error, format!("not valid until {}", info.not_before), true)
+            (FindingKind::NotYetValid, format!("not valid until {}", info.not_before))
         } else if info.not_after - at < self.opts.warn_within {
-            (
-                "expiring",
-                Severity::Warning,
-                format!("expires {} (in {})", info.not_after.date(), days(info.not_after - at)),
-                false,
-            )
+            (FindingKind::Expiring, format!("expires {} (in {})", info.not_after.date(), days(info.not_after - at)))
         } else {
             return;
         };
         self.file(
             Some(&e.id),
-            New {
-                severity,
-                code,
-                file: Some(file.into()),
-                expected: format!("valid at {}", at.date()),
-                found,
-                fix: self.fix_reissue(e),
-                breaks,
-            },
+            New { kind, file: Some(file.into()), expected: format!("valid at {}", at.date()), found },
         );
     }
 
@@ -97,13 +77,10 @@ impl Checker<'_> {
                 self.file(
                     Some(&e.id),
                     New {
-                        severity: Severity::Error,
-                        code: "wrong-ca",
+                        kind: FindingKind::WrongCa,
                         file: Some(file.into()),
                         expected: "a self-signed CA certificate".into(),
                         found: format!("issued by {}", info.issuer),
-                        fix: self.fix_reissue(e),
-                        breaks: true,
                     },
                 );
             }
@@ -115,8 +92,7 @@ impl Checker<'_> {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Error,
-                    code: "wrong-ca",
+                    kind: FindingKind::WrongCa,
                     file: Some(file.into()),
                     expected: format!(
                         "signed by {ca_id} ({}, {})",
@@ -128,145 +104,70 @@ impl Checker<'_> {
                         info.issuer,
                         if info.issuer_raw == ca.subject_raw { " (same name, another key)" } else { "" }
                     ),
-                    fix: self.fix_reissue(e),
-                    breaks: true,
                 },
             );
         } else if info.not_after > ca.not_after {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Warning,
-                    code: "outlives-issuer",
+                    kind: FindingKind::OutlivesIssuer,
                     file: Some(file.into()),
                     expected: format!("expiring no later than {ca_id} ({})", ca.not_after.date()),
                     found: format!("expires {}", info.not_after.date()),
-                    fix: format!("plan a rotation of {ca_id} before {}", ca.not_after.date()),
-                    breaks: false,
                 },
             );
         }
     }
 
+    /// The certificate against its profile (the conformance check), one finding per kind:
+    /// a missing usage is one finding, with the extras beside it part of it; SANs a link dials
+    /// are judged per link (san-missing); extra SANs are the operator's to add.
     fn profile(&mut self, e: &Entry, p: &CertProfile, file: &Path, info: &CertInfo) {
-        let mut usage = Vec::new();
-        for u in &p.ext_key_usage {
-            if !info.allows(*u) {
-                usage.push(eku_name(*u));
-            }
-        }
-        if info.is_ca != p.is_ca {
-            usage.push(if p.is_ca { "CA:TRUE" } else { "CA:FALSE" });
-        }
-        if !usage.is_empty() {
-            self.file(
-                Some(&e.id),
-                New {
-                    severity: Severity::Error,
-                    code: "usage",
-                    file: Some(file.into()),
-                    expected: format!("{} ({})", usage.join(", "), describe_usage(p)),
-                    found: format!("EKU [{}], CA:{}", info.ext_key_usage.join(", "), info.is_ca),
-                    fix: self.fix_reissue(e),
-                    breaks: true,
-                },
-            );
-        }
-        // Usages beyond the profile: a leaf that can sign certificates, or authenticates in a
-        // role it has no business in.
-        let mut extra: Vec<String> = Vec::new();
-        if !p.is_ca && info.key_usage.iter().any(|u| u == "keyCertSign" || u == "cRLSign") {
-            extra.push("keyCertSign/cRLSign on a leaf".into());
-        }
-        if !p.is_ca {
-            for u in &info.ext_key_usage {
-                let wanted = p.ext_key_usage.iter().any(|w| eku_name(*w) == u);
-                if !wanted {
-                    extra.push(format!("extended key usage {u}"));
-                }
-            }
-        }
-        // A wrong usage is one finding: extras beside a missing one are part of it.
-        if !extra.is_empty() && usage.is_empty() {
-            self.file(
-                Some(&e.id),
-                New {
-                    severity: Severity::Warning,
-                    code: "usage-extra",
-                    file: Some(file.into()),
-                    expected: format!("only {}", describe_usage(p)),
-                    found: extra.join(", "),
-                    fix: self.fix_reissue(e),
-                    breaks: false,
-                },
-            );
-        }
-        let orgs: BTreeSet<&String> = info.orgs.iter().collect();
-        if info.subject_cn != p.subject.cn || orgs != p.subject.orgs.iter().collect() {
-            self.file(
-                Some(&e.id),
-                New {
-                    severity: Severity::Error,
-                    code: "identity",
-                    file: Some(file.into()),
-                    expected: format!("CN={} O=[{}]", p.subject.cn, p.subject.orgs.join(",")),
-                    found: format!("CN={} O=[{}]", info.subject_cn, info.orgs.join(",")),
-                    fix: self.fix_reissue(e),
-                    breaks: false,
-                },
-            );
-        }
-        if info.orgs.iter().any(|o| o == "system:masters") && e.name != "super-admin.conf" {
-            self.file(
-                Some(&e.id),
-                New {
-                    severity: Severity::Error,
-                    code: "system-masters",
-                    file: Some(file.into()),
-                    expected: "system:masters only in super-admin.conf (it bypasses RBAC and cannot be revoked)".into(),
-                    found: format!("O=system:masters in {}", e.id),
-                    fix: self.fix_reissue(e),
-                    breaks: false,
-                },
-            );
-        }
-        // SANs that a link dials are judged per link (san-missing); the rest against the profile.
-        let have: BTreeSet<&San> = info.sans.iter().collect();
         let dialed = self.dialed.get(&e.id);
-        let missing: Vec<String> = p
-            .sans
-            .iter()
-            .filter(|s| !have.contains(s) && !dialed.is_some_and(|d| d.contains(*s)))
-            .map(|s| s.to_string())
-            .collect();
-        if !missing.is_empty() {
-            self.file(
-                Some(&e.id),
-                New {
-                    severity: Severity::Warning,
-                    code: "san-profile",
-                    file: Some(file.into()),
-                    expected: format!("SANs including {}", missing.join(", ")),
-                    found: format!("SANs {}", join(&info.sans)),
-                    fix: self.fix_reissue(e),
-                    breaks: false,
-                },
-            );
+        let mut by_kind: BTreeMap<FindingKind, Vec<Deviation>> = BTreeMap::new();
+        for d in deviations(e, p, info.into()) {
+            let d = match d {
+                Deviation::MissingSans(s) => {
+                    let s: Vec<San> = s.into_iter().filter(|s| !dialed.is_some_and(|d| d.contains(s))).collect();
+                    if s.is_empty() {
+                        continue;
+                    }
+                    Deviation::MissingSans(s)
+                }
+                Deviation::ExtraSans(_) | Deviation::OtherSans(_) => continue,
+                d => d,
+            };
+            by_kind.entry(d.finding_kind()).or_default().push(d);
+        }
+        if by_kind.contains_key(&FindingKind::Usage) {
+            by_kind.remove(&FindingKind::UsageExtra);
+        }
+        for (kind, devs) in by_kind {
+            let (expected, found) = match kind {
+                FindingKind::Usage | FindingKind::UsageExtra => (
+                    format!("{} ({})", words(&devs), describe_usage(p)),
+                    format!("EKU [{}], CA:{}", info.ext_key_usage_names().join(", "), info.is_ca),
+                ),
+                FindingKind::Identity => (
+                    format!("CN={} O=[{}]", p.subject.cn, p.subject.orgs.join(",")),
+                    format!("CN={} O=[{}]", info.subject_cn, info.orgs.join(",")),
+                ),
+                FindingKind::SystemMasters => (words(&devs), format!("O={} in {}", info.orgs.join(","), e.id)),
+                _ => (words(&devs), format!("SANs {}", join(&info.sans))),
+            };
+            self.file(Some(&e.id), New { kind, file: Some(file.into()), expected, found });
         }
     }
 
     fn strength(&mut self, e: &Entry, file: &Path, info: &CertInfo) {
-        if info.key_algorithm.starts_with("RSA") && info.key_bits < 2048 {
+        if info.key.is_weak() {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Error,
-                    code: "weak-key",
+                    kind: FindingKind::WeakKey,
                     file: Some(file.into()),
                     expected: "RSA of at least 2048 bits, or ECDSA".into(),
-                    found: info.key_algorithm.clone(),
-                    fix: self.fix_reissue(e),
-                    breaks: true,
+                    found: info.key.to_string(),
                 },
             );
         }
@@ -274,13 +175,10 @@ impl Checker<'_> {
             self.file(
                 Some(&e.id),
                 New {
-                    severity: Severity::Error,
-                    code: "sha1",
+                    kind: FindingKind::Sha1,
                     file: Some(file.into()),
                     expected: "a SHA-256 or stronger signature".into(),
                     found: info.signature_algorithm.clone(),
-                    fix: self.fix_reissue(e),
-                    breaks: true,
                 },
             );
         }
@@ -291,8 +189,12 @@ fn describe_usage(p: &CertProfile) -> String {
     if p.is_ca {
         "a CA".into()
     } else {
-        p.ext_key_usage.iter().map(|u| eku_name(*u)).collect::<Vec<_>>().join("+")
+        p.ext_key_usage.iter().map(|u| u.name()).collect::<Vec<_>>().join("+")
     }
+}
+
+fn words(devs: &[Deviation]) -> String {
+    devs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
 }
 
 fn days(d: time::Duration) -> String {

@@ -89,7 +89,7 @@ impl Tree {
 }
 
 fn codes(r: &Report) -> Vec<&'static str> {
-    r.findings.iter().map(|f| f.code).collect()
+    r.findings.iter().map(|f| f.kind.name()).collect()
 }
 
 /// One defect: exactly one finding with this code about this file; live fails exactly where
