@@ -221,7 +221,7 @@ impl FindingKind {
             }
             FindingKind::External => "none needed: the kubelet rotates that file itself".into(),
             FindingKind::ExternallyManaged => format!(
-                "none needed; to renew what it signs: kubepki csr --dir {dir} --force, have the CSRs signed by that CA, then kubepki import --dir {dir}"
+                "none needed; to renew what it signs: new keys and requests with kubepki csr --dir {dir}, signed by that CA, then kubepki import --dir {dir}"
             ),
             FindingKind::Mode => format!("chmod 600 {}", file()),
             FindingKind::PublicKeyMismatch => {
