@@ -77,7 +77,9 @@ pub use lifecycle::{
 pub use render::{table, Plan};
 pub use request::CertificateRequest;
 pub use rollout::{rollout, text as rollout_text, NodeRollout};
-pub use rotate::{rotate as rotate_ca, status as rotation_status, Phase, RotationStatus};
+pub use rotate::{
+    rotate as rotate_ca, rotate_dry_run as rotate_ca_dry_run, status as rotation_status, Phase, RotationStatus,
+};
 pub use run::{interrupted as interrupted_run, Interrupted, Run, LOCK, LOCK_WAIT};
 pub use spec::{
     duration_text, is_dns1123_label, is_dns1123_subdomain, is_san_dns_name, CaLayout, Cidr, ClusterSpec, Endpoint,

@@ -99,11 +99,23 @@ pub struct Summary {
     pub not_after: String,
     /// Key algorithm, and whether it is new.
     pub key: String,
+    /// The issuer's public key (`sha256:` and the first 8 bytes of the SHA-256 of it): what
+    /// tells an old CA from its replacement, which has the same name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer_key: Option<String>,
+}
+
+/// A short fingerprint of a public key: `sha256:` and the first 8 bytes of its SHA-256, hex.
+pub(crate) fn key_fingerprint(public_key_raw: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public_key_raw);
+    let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 impl Summary {
-    fn of(c: &CertInfo, key: &str) -> Summary {
+    fn of(c: &CertInfo, key: &str, issuer_key: Option<String>) -> Summary {
         Summary {
+            issuer_key,
             subject: c.subject.clone(),
             issuer: c.issuer.clone(),
             sans: c.sans.iter().map(|s| s.to_string()).collect(),
@@ -143,6 +155,9 @@ pub struct Plan {
     /// PEM appended after each certificate a CA signs (by CA id): a cross-signed CA
     /// certificate, during a rotation.
     chain: HashMap<String, String>,
+    /// The certificates in each CA's file (by CA id), to name the key that signed what is
+    /// replaced.
+    ca_certs: HashMap<String, Vec<CertInfo>>,
 }
 
 /// A file to write: path relative to the tree, contents, mode.
@@ -194,7 +209,7 @@ impl Plan {
     /// replaced files are saved first in the run's backup), then verify.
     pub fn apply(self, tree: &Tree, command: &str, now: OffsetDateTime) -> Result<Applied> {
         let writes = self.writes.into_iter().map(|(p, t, m)| (p, t.into_bytes(), m)).collect();
-        let (batch, bundle_files_written) = one_batch(tree, writes, self.records, command)?;
+        let (batch, bundle_files_written, _) = one_batch(tree, writes, self.records, command)?;
         batch.commit_in(&tree.root)?;
         let backup = crate::backup::current_dir(&tree.root);
         let rollout = crate::rollout::rollout(&tree.spec, &crate::backup::changed(&tree.root));
@@ -205,6 +220,22 @@ impl Plan {
             backup,
             bundle_files_written,
             verify: tree.verify(now),
+        })
+    }
+
+    /// The certificates in the file of CA `id` (all of a bundle), read once.
+    fn ca_certs(&mut self, tree: &Tree, id: &str) -> &[CertInfo] {
+        self.ca_certs.entry(id.to_string()).or_insert_with(|| {
+            let Some(file) = tree.catalog.get(id).and_then(|e| e.files().first().map(|(f, _)| tree.root.join(f)))
+            else {
+                return Vec::new();
+            };
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            pem::parse_many(&text)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|b| CertInfo::from_der(b.contents()).ok())
+                .collect()
         })
     }
 
@@ -269,11 +300,19 @@ impl Plan {
             }
         };
         self.records.push(IssuanceRecord::new(&info, Some(&entry.id), "", now));
+        let before = before.map(|b| {
+            let signer = self.ca_certs(tree, ca_id.as_str()).iter().find(|c| b.is_signed_by(c));
+            Summary::of(b, &b.key.to_string(), signer.map(|c| key_fingerprint(&c.public_key_raw)))
+        });
         self.changes.push(Change {
             entry: entry.id.clone(),
             file,
-            before: before.map(|b| Summary::of(b, &b.key.to_string())),
-            after: Summary::of(&info, &format!("{} {}", key_word, info.key)),
+            before,
+            after: Summary::of(
+                &info,
+                &format!("{} {}", key_word, info.key),
+                Some(key_fingerprint(&self.cas[ca_id.as_str()].info.public_key_raw)),
+            ),
         });
         Ok(())
     }
@@ -281,19 +320,21 @@ impl Plan {
 
 /// One journaled batch of these files (relative to the tree), the copies in node bundles they
 /// imply, and the issuance log's lines for `records` (logged as `command`); returns it with
-/// how many copies it holds.
+/// how many copies it holds and every file it writes (relative to the tree).
 pub(crate) fn one_batch(
     tree: &Tree,
     writes: Vec<(PathBuf, Vec<u8>, Mode)>,
     records: Vec<IssuanceRecord>,
     command: &str,
-) -> Result<(Batch, usize)> {
+) -> Result<(Batch, usize, Vec<PathBuf>)> {
     let fresh: HashMap<PathBuf, Vec<u8>> = writes.iter().map(|(p, b, _)| (p.clone(), b.clone())).collect();
     let copies = crate::tree::bundle_copies(&tree.spec, &tree.spec.nodes, &tree.catalog, &tree.root, false, &fresh)?;
     let mut batch = Batch::new();
     let n = copies.len();
+    let mut paths = Vec::with_capacity(writes.len() + n);
     for (path, bytes, mode) in writes.into_iter().chain(copies) {
-        batch.add(tree.root.join(path), bytes, mode);
+        batch.add(tree.root.join(&path), bytes, mode);
+        paths.push(path);
     }
     let records: Vec<IssuanceRecord> = records
         .into_iter()
@@ -305,7 +346,7 @@ pub(crate) fn one_batch(
     if !records.is_empty() {
         batch.append_after(crate::issuance::log_path(&tree.root), crate::issuance::lines(&records)?);
     }
-    Ok((batch, n))
+    Ok((batch, n, paths))
 }
 
 /// Which key a reissued certificate gets.

@@ -204,6 +204,17 @@ fn leaves_without_chain(tree: &Tree, ca: &str) -> Result<Vec<(PathBuf, Vec<u8>, 
 /// the phase's files, the node bundles' copies, the issuance log's lines and the phase state
 /// land together, or not at all (see [`crate::store`]).
 pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result<Applied> {
+    run_phase(tree, ca, phase, now, false)
+}
+
+/// What one phase would do, writing nothing: the certificates it would reissue (with the key
+/// of the CA that signs them before and after: the new CA has the old one's name) and, per
+/// node, the files it would change.
+pub fn rotate_dry_run(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result<Applied> {
+    run_phase(tree, ca, phase, now, true)
+}
+
+fn run_phase(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime, dry_run: bool) -> Result<Applied> {
     let (cert_rel, key_rel) = ca_files(tree, ca)?;
     let state = read_state(&tree.root, ca)?;
     let dir = PathBuf::from(crate::vocabulary::state::ROTATION).join(ca);
@@ -313,7 +324,19 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
             )))
         }
     }
-    let (mut batch, bundle_files_written) = one_batch(tree, writes, records, &command)?;
+    let (mut batch, bundle_files_written, mut paths) = one_batch(tree, writes, records, &command)?;
+    if dry_run {
+        paths.extend(removes);
+        return Ok(Applied {
+            rollout: crate::rollout::rollout(&tree.spec, &paths),
+            changes,
+            notes,
+            backup: None,
+            bundle_files_written,
+            verify: tree.verify(now),
+        });
+    }
+    drop(paths);
     for r in &removes {
         batch.remove(tree.root.join(r));
     }

@@ -209,7 +209,11 @@ fn changes_text(changes: &[Change], notes: &[(EntryId, String)], dry_run: bool) 
         };
         let b = c.before.as_ref();
         line(&mut out, "subject", b.map(|b| b.subject.clone()), after.subject.clone());
-        line(&mut out, "issuer", b.map(|b| b.issuer.clone()), after.issuer.clone());
+        let issuer = |s: &crate::Summary| match &s.issuer_key {
+            Some(k) => format!("{} (key {k})", s.issuer),
+            None => s.issuer.clone(),
+        };
+        line(&mut out, "issuer", b.map(issuer), issuer(after));
         line(&mut out, "SANs", b.map(|b| b.sans.join(", ")), after.sans.join(", "));
         line(
             &mut out,
@@ -318,8 +322,20 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
         .phase
         .ok_or_else(|| crate::Error::Invalid(format!("rotate-ca {}: name a phase: start, reissue or finish", a.ca)))?;
     if a.tree.dry_run {
-        let text = format!("would run phase {phase} of the rotation of {}\n(dry run: nothing written)\n", a.ca);
-        emit(a.tree.output, || text.clone(), &phase)?;
+        let tree = a.tree.tree()?;
+        let would = crate::rotate_ca_dry_run(&tree, &a.ca, &phase, OffsetDateTime::now_utc())?;
+        let text = || {
+            let mut out = format!("phase {phase} of the rotation of {}:\n", a.ca);
+            out.push_str(&changes_text(&would.changes, &would.notes, false).replace("reissued ", "would reissue "));
+            out.push_str(&crate::rollout_text(&would.rollout).replacen(
+                "roll out, per node:",
+                "would change, per node:",
+                1,
+            ));
+            out.push_str("(dry run: nothing written)\n");
+            out
+        };
+        emit(a.tree.output, text, &would)?;
         return Ok(ExitCode::SUCCESS);
     }
     let (run, tree) = a.tree.begin(&format!("rotate-ca {} {phase}", a.ca))?;

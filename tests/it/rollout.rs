@@ -84,3 +84,24 @@ fn a_rotation_says_what_each_phase_needs_rolled_out_first() {
     let (files, _) = group(&r["rollout"], "node02");
     assert!(files.contains(&"/var/lib/kubelet/pki/kubelet.crt".to_string()), "{files:?}");
 }
+
+#[test]
+fn a_rotation_dry_run_shows_the_real_diff_with_the_issuers_key() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    env.kubepki_ok(&["rotate-ca", "ca", "start", "--dir", d]);
+    let before = crate::support::snapshot(&dir);
+    let text = env.kubepki_ok(&["rotate-ca", "ca", "reissue", "--dir", d, "--dry-run"]);
+    assert_eq!(crate::support::snapshot(&dir), before, "a dry run wrote something");
+    // The CN stays the same; the key that signs changes, and says so.
+    let block = text.split("would reissue apiserver@controlplane").nth(1).expect("apiserver in the diff");
+    let issuers: Vec<&str> = block.lines().filter(|l| l.contains("issuer")).take(2).collect();
+    assert!(issuers[0].starts_with("  - issuer    CN=kubernetes (key sha256:"), "{text}");
+    assert!(issuers[1].starts_with("  + issuer    CN=kubernetes (key sha256:"), "{text}");
+    assert_ne!(issuers[0].split("key ").nth(1), issuers[1].split("key ").nth(1));
+    assert!(text.contains("would change, per node:") && text.contains("/etc/kubernetes/pki/ca.key"), "{text}");
+    let r = json(&env, &["rotate-ca", "ca", "reissue", "--dir", d, "--dry-run"]);
+    assert!(r["changes"].as_array().unwrap().len() >= 10, "{r:#}");
+    assert!(!r["rollout"].as_array().unwrap().is_empty());
+}
