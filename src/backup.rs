@@ -379,3 +379,36 @@ pub(crate) fn remove_empty_parents(root: &Path, removed: &Path) {
         dir = d.parent();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_within_one_millisecond_get_folders_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        store::write_atomic(&root.join("pki/sa.key"), b"one", Mode::Secret).unwrap();
+        let mut ids = Vec::new();
+        for (n, text) in ["two", "three", "four"].iter().enumerate() {
+            let b = activate(root, &format!("run {n}"), true);
+            store::write_atomic(&root.join("pki/sa.key"), text.as_bytes(), Mode::Secret).unwrap();
+            ids.push(current_dir(root).unwrap());
+            deactivate(&b);
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        let list = list(root).unwrap();
+        assert_eq!(list.iter().map(|b| b.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(fs::read(root.join(BACKUP_DIR).join(&list[0].id).join("pki/sa.key")).unwrap(), b"one");
+        assert_eq!(fs::read(root.join(BACKUP_DIR).join(&list[2].id).join("pki/sa.key")).unwrap(), b"three");
+        // Restoring the first gives back the first version; the restore is a run of its own.
+        let b = activate(root, "restore", true);
+        let r = restore(root, &list[0].id, false).unwrap();
+        deactivate(&b);
+        assert_eq!(r.undone.len(), 3);
+        assert_eq!(fs::read(root.join("pki/sa.key")).unwrap(), b"one");
+        assert_eq!(fs::metadata(root.join("pki/sa.key")).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(self::list(root).unwrap().len(), 4);
+    }
+}

@@ -921,6 +921,35 @@ mod tests {
         replay_journal(root).unwrap();
         assert_eq!(fs::read_to_string(&log).unwrap(), "line a\nline b\nline c\n");
         assert!(!root.join(JOURNAL).exists());
+        // Applied, then another run appended after it, then replayed: still once.
+        let (t, _) = write_temp(&root.join("d.crt"), b"d", Mode::Public, Flush::Now).unwrap();
+        write_journal(root, &[(&t, &root.join("d.crt"))], Some((&log, b"line d\n")), &[]).unwrap();
+        fs::rename(&t, root.join("d.crt")).unwrap();
+        append_synced(&log, b"line d\n").unwrap();
+        append_synced(&log, b"line e\n").unwrap();
+        replay_journal(root).unwrap();
+        assert_eq!(fs::read_to_string(&log).unwrap(), "line a\nline b\nline c\nline d\nline e\n");
+    }
+
+    #[test]
+    fn a_journaled_removal_happens_with_the_batch_and_is_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_atomic(&root.join("old/x.crt"), b"x", Mode::Public).unwrap();
+        write_atomic(&root.join("old/y.crt"), b"y", Mode::Public).unwrap();
+        let mut b = Batch::new();
+        b.add(root.join("new.crt"), "n", Mode::Public);
+        b.remove(root.join("old/x.crt"));
+        b.commit_in(root).unwrap();
+        assert!(!root.join("old/x.crt").exists() && root.join("new.crt").exists());
+        // Killed after the journal: the replay removes what the batch removes.
+        let (t, _) = write_temp(&root.join("z.crt"), b"z", Mode::Public, Flush::Now).unwrap();
+        write_journal(root, &[(&t, &root.join("z.crt"))], None, &[&root.join("old/y.crt")]).unwrap();
+        assert_eq!(replay_journal(root).unwrap(), 1);
+        assert!(!root.join("old/y.crt").exists() && root.join("z.crt").exists());
+        // Exact bits are kept (a backup puts a file back as it was).
+        write_atomic(&root.join("k.key"), b"k", Mode::Bits(0o640)).unwrap();
+        assert_eq!(fs::metadata(root.join("k.key")).unwrap().mode() & 0o777, 0o640);
     }
 
     #[test]
