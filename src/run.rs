@@ -59,7 +59,17 @@ pub struct Run {
 impl Run {
     /// Take the lock of the tree at `root` for `command` (waiting as the module doc says),
     /// complete or sweep what a killed run left, and start backing up.
+    /// The tree must exist: a command that changes a tree never makes one by mistake (a
+    /// mistyped `--dir`).
     pub fn begin(root: &Path, command: &str) -> Result<Run> {
+        if !root.is_dir() {
+            return Err(Error::bad_file(root, "no such directory"));
+        }
+        Run::begin_new(root, command)
+    }
+
+    /// [`Run::begin`] for a command that may make the tree (`csr` into a new folder).
+    pub fn begin_new(root: &Path, command: &str) -> Result<Run> {
         let mut run = Run::lock(root, command)?;
         run.replayed = root.join(store::JOURNAL).exists();
         store::replay_journal(root)?;

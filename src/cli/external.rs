@@ -78,7 +78,7 @@ pub(crate) fn csr(a: CsrArgs) -> Result<ExitCode> {
     let spec = a.cluster.load()?;
     let catalog = Catalog::build(&spec);
     let dir = default_dir(a.dir);
-    let run = crate::Run::begin(&dir, "csr")?;
+    let run = crate::Run::begin_new(&dir, "csr")?;
     if let Some(code) = super::done_by_recovery(Some(&run))? {
         return Ok(code);
     }

@@ -96,6 +96,11 @@ fn every_writer_waits_then_fails_naming_the_holder_and_readers_go_ahead() {
         let out = impatient(&env, &args);
         assert_ne!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
+    // A writer never makes the tree it was pointed at by mistake.
+    let out = impatient(&env, &["renew", "--all", "--dir", "no-such-tree"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-tree: no such directory"));
+    assert!(!env.path().join("no-such-tree").exists());
     drop(held);
     // Released: the next writer goes ahead (exit 1: csr --force left keys that no longer match).
     let out = impatient(&env, &["renew", "apiserver", "--dir", d]);
