@@ -273,9 +273,12 @@ fn read_one(dir: &Path) -> Result<BackupInfo> {
             let entry = entry.map_err(|e| Error::io(&d, "read directory", e))?;
             let path = entry.path();
             let rel = path.strip_prefix(dir).expect("under the folder").to_path_buf();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let Ok(kind) = entry.file_type() else { continue };
+            let temporary = rel.file_name().is_some_and(|n| store::is_temporary(n.as_encoded_bytes()));
+            if kind.is_dir() {
                 stack.push(path);
-            } else if rel != Path::new(RUN_FILE) && rel != Path::new(CREATED_FILE) && !is_temporary_name(&rel) {
+            } else if kind.is_file() && rel != Path::new(RUN_FILE) && rel != Path::new(CREATED_FILE) && !temporary {
+                // Only plain files: a link planted in a backup is never followed by a restore.
                 saved.push(rel);
             }
         }
@@ -289,10 +292,6 @@ fn read_one(dir: &Path) -> Result<BackupInfo> {
         saved,
         created,
     })
-}
-
-fn is_temporary_name(rel: &Path) -> bool {
-    rel.file_name().is_some_and(|n| n.to_string_lossy().contains(".kubepki-") && n.to_string_lossy().ends_with(".tmp"))
 }
 
 /// What restoring a backup does.

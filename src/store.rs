@@ -19,7 +19,13 @@
 //! it appends to a log) is written to `<root>/.kubepki-journal` before the first rename and
 //! removed after the last step, and [`replay_journal`] completes the batch of a journal that a
 //! killed run left. So files written together (a certificate and its key) are never found one
-//! without the other, and the log lists each of them exactly once.
+//! without the other, and the log lists each of them exactly once. A batch may also remove
+//! files (journaled with the rest).
+//!
+//! Before a batch's journal is written (or, unjournaled, before its renames), every file it
+//! replaces or removes is saved in the backup of the run under way on its tree, if any (see
+//! [`crate::backup`] and [`crate::run`]). A test can have the process die at a named point of a
+//! journaled commit (`KUBEPKI_FAILPOINT`, see [`failpoint`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -616,7 +622,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Whether a file name is one of kubepki's temporaries (`.<name>.kubepki-<pid>-<n>.tmp`).
-fn is_temporary(name: &[u8]) -> bool {
+pub(crate) fn is_temporary(name: &[u8]) -> bool {
     let name = String::from_utf8_lossy(name);
     name.starts_with('.') && name.contains(".kubepki-") && name.ends_with(".tmp")
 }
