@@ -24,7 +24,11 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use kubepki::{Catalog, CertProfile, ClusterSpec, EntryKind, ExtKeyUsage, Issuer, KeyAlgorithm, San, Store};
+use kubepki::{
+    model::catalog::Catalog, model::catalog::CertProfile, model::catalog::Entry, model::catalog::EntryKind,
+    model::catalog::ExtKeyUsage, model::catalog::Leaf, model::catalog::Store, model::spec::ClusterSpec,
+    model::spec::KeyAlgorithm, model::spec::San,
+};
 use rayon::prelude::*;
 
 const TIME: &str = "/usr/bin/time";
@@ -271,8 +275,9 @@ fn floor_child(config: &Path, single: bool) {
     let spec = ClusterSpec::load(config).unwrap();
     let catalog = Catalog::build(&spec);
     let alg = spec.key_algorithm;
-    let (cas, leaves): (Vec<_>, Vec<_>) =
-        catalog.entries.iter().filter_map(|e| e.cert().map(|p| (e.id.as_str(), p))).partition(|(_, p)| p.is_ca);
+    let cas: Vec<(&str, &CertProfile)> =
+        catalog.entries.iter().filter(|e| e.is_ca()).filter_map(|e| Some((e.id.as_str(), e.cert()?))).collect();
+    let leaves: Vec<&Leaf> = catalog.entries.iter().filter_map(|e| e.leaf()).collect();
     let start = Instant::now();
     let make_ca = |(id, p): &(&str, &CertProfile)| {
         let key = key_pair(alg);
@@ -283,10 +288,9 @@ fn floor_child(config: &Path, single: bool) {
     };
     let issuers: HashMap<String, rcgen::Issuer<'static, rcgen::KeyPair>> =
         if single { cas.iter().map(make_ca).collect() } else { cas.par_iter().map(make_ca).collect() };
-    let make_leaf = |(_, p): &(&str, &CertProfile)| {
-        let Issuer::Ca(ca) = &p.issuer else { unreachable!() };
+    let make_leaf = |l: &&Leaf| {
         let key = key_pair(alg);
-        let cert = params(p).signed_by(&key, &issuers[ca.as_str()]).unwrap();
+        let cert = params(&l.profile).signed_by(&key, &issuers[l.issuer.as_str()]).unwrap();
         cert.pem().len() + key.serialize_pem().len()
     };
     let bytes: usize = if single { leaves.iter().map(make_leaf).sum() } else { leaves.par_iter().map(make_leaf).sum() };
@@ -315,7 +319,7 @@ fn params(p: &CertProfile) -> rcgen::CertificateParams {
     }
     dn.push(rcgen::DnType::CommonName, p.subject.cn.as_str());
     params.distinguished_name = dn;
-    params.serial_number = Some(kubepki::random_serial().unwrap());
+    params.serial_number = Some(kubepki::x509::issue::random_serial().unwrap());
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + p.validity;
@@ -348,10 +352,13 @@ fn params(p: &CertProfile) -> rcgen::CertificateParams {
 
 /// Where a peer puts a certificate: the catalog's path, and for a kubeconfig's client
 /// certificate `<name>-client` beside where the kubeconfig would be.
-fn peer_base(p: &CertProfile) -> String {
-    match &p.store {
-        Store::Files { cert, .. } => cert.with_extension("").display().to_string(),
-        Store::Kubeconfig { path, .. } => format!("{}-client", path.with_extension("").display()),
+fn peer_base(e: &Entry) -> String {
+    match e.leaf().map(|l| &l.store) {
+        Some(Store::Kubeconfig { path, .. }) => format!("{}-client", path.with_extension("").display()),
+        _ => {
+            let (cert, _) = e.cert_and_key_files().expect("a certificate");
+            cert.with_extension("").display().to_string()
+        }
     }
 }
 
@@ -359,8 +366,8 @@ fn dirs_of(catalog: &Catalog) -> Vec<String> {
     let mut dirs: Vec<String> = catalog
         .entries
         .iter()
-        .filter_map(|e| e.cert())
-        .filter_map(|p| Path::new(&peer_base(p)).parent().map(|d| d.display().to_string()))
+        .filter(|e| e.cert().is_some())
+        .filter_map(|e| Path::new(&peer_base(e)).parent().map(|d| d.display().to_string()))
         .filter(|d| !d.is_empty())
         .collect();
     dirs.push("pki".into());
@@ -394,7 +401,7 @@ fn eku_text(p: &CertProfile) -> String {
 }
 
 fn ca_base(catalog: &Catalog, id: &str) -> String {
-    peer_base(catalog.get(id).and_then(|e| e.cert()).expect("a CA of the catalog"))
+    peer_base(catalog.get(id).expect("a CA of the catalog"))
 }
 
 /// The script a careful person writes with openssl 3: one `req -x509` per certificate.
@@ -418,19 +425,19 @@ fn openssl_script(catalog: &Catalog, alg: KeyAlgorithm) -> String {
                 let _ = writeln!(s, "openssl genpkey {genpkey} -out {} 2>/dev/null", key.display());
                 let _ = writeln!(s, "openssl pkey -in {} -pubout -out {}", key.display(), public.display());
             }
-            EntryKind::Cert(p) => {
-                let base = peer_base(p);
+            EntryKind::Ca { profile: p, .. } | EntryKind::Leaf(Leaf { profile: p, .. }) => {
+                let base = peer_base(e);
                 let days = p.validity.whole_days();
                 let mut cmd = format!(
                     "openssl req -x509 -config req.cnf {newkey} -noenc -keyout {base}.key -out {base}.crt -subj '{}' -days {days}",
                     subject_for_openssl(p)
                 );
-                match &p.issuer {
-                    Issuer::SelfSigned => {
+                match e.issuer() {
+                    None => {
                         cmd.push_str(" -addext basicConstraints=critical,CA:TRUE");
                         cmd.push_str(" -addext keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign");
                     }
-                    Issuer::Ca(ca) => {
+                    Some(ca) => {
                         let ca = ca_base(catalog, ca);
                         let _ = write!(cmd, " -CA {ca}.crt -CAkey {ca}.key");
                         cmd.push_str(" -addext basicConstraints=critical,CA:FALSE");
@@ -480,7 +487,7 @@ fn write_cfssl(dir: &Path, catalog: &Catalog, alg: KeyAlgorithm) {
                 let _ = writeln!(s, "openssl genpkey {genpkey} -out {} 2>/dev/null", key.display());
                 let _ = writeln!(s, "openssl pkey -in {} -pubout -out {}", key.display(), public.display());
             }
-            EntryKind::Cert(p) => {
+            EntryKind::Ca { profile: p, .. } | EntryKind::Leaf(Leaf { profile: p, .. }) => {
                 let names = p.subject.orgs.iter().map(|o| format!(r#"{{"O": "{o}"}}"#)).collect::<Vec<_>>().join(", ");
                 let hosts = p
                     .sans
@@ -497,12 +504,12 @@ fn write_cfssl(dir: &Path, catalog: &Catalog, alg: KeyAlgorithm) {
                     p.subject.cn
                 );
                 std::fs::write(csrs.join(format!("{i}.json")), csr).unwrap();
-                let base = peer_base(p);
-                match &p.issuer {
-                    Issuer::SelfSigned => {
+                let base = peer_base(e);
+                match e.issuer() {
+                    None => {
                         let _ = writeln!(s, "cfssl gencert -initca csr/{i}.json 2>/dev/null | cfssljson -bare {base}");
                     }
-                    Issuer::Ca(ca) => {
+                    Some(ca) => {
                         let ca = ca_base(catalog, ca);
                         let profile = match (eku_text(p).contains("server"), eku_text(p).contains("client")) {
                             (true, true) => "peer",
@@ -524,7 +531,7 @@ fn write_cfssl(dir: &Path, catalog: &Catalog, alg: KeyAlgorithm) {
 /// The first worker's serving certificate, where a peer put it.
 fn worker_serving(catalog: &Catalog, ext: &str) -> String {
     let e = catalog.entries.iter().rev().find(|e| e.name() == "kubelet-serving").unwrap();
-    format!("{}{ext}", peer_base(e.cert().unwrap()))
+    format!("{}{ext}", peer_base(e))
 }
 
 /// A peer's output is what it should be: openssl verifies a worker's serving certificate.
@@ -541,15 +548,12 @@ fn check_peer(dir: &Path, ca: &str, cert: &str) {
 /// kubeconfig, its client certificate taken out of the file first).
 fn openssl_verify_script(catalog: &Catalog) -> String {
     let mut s = String::from("set -e\n");
-    let ca_file = |id: &str| match &catalog.get(id).and_then(|e| e.cert()).unwrap().store {
-        Store::Files { cert, .. } => cert.display().to_string(),
-        Store::Kubeconfig { .. } => unreachable!(),
-    };
-    for p in catalog.entries.iter().filter_map(|e| e.cert()).filter(|p| !p.is_ca) {
-        let Issuer::Ca(ca) = &p.issuer else { continue };
-        let purpose = if p.ext_key_usage.contains(&ExtKeyUsage::ServerAuth) { "sslserver" } else { "sslclient" };
-        let ca = ca_file(ca);
-        match &p.store {
+    let ca_file = |id: &str| catalog.get(id).and_then(|e| e.cert_and_key_files()).unwrap().0.display().to_string();
+    for l in catalog.entries.iter().filter_map(|e| e.leaf()) {
+        let server = l.profile.ext_key_usage.contains(&ExtKeyUsage::ServerAuth);
+        let purpose = if server { "sslserver" } else { "sslclient" };
+        let ca = ca_file(&l.issuer);
+        match &l.store {
             Store::Files { cert, .. } => {
                 let _ = writeln!(s, "openssl verify -CAfile {ca} -purpose {purpose} {} >/dev/null", cert.display());
             }

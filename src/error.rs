@@ -74,11 +74,13 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+    /// An I/O error while doing `action` on `path`.
+    pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), action, source }
     }
 
-    pub(crate) fn bad_file(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
+    /// A file that is there but wrong: what is wrong with it.
+    pub fn bad_file(path: impl Into<PathBuf>, problem: impl Into<String>) -> Self {
         Error::BadFile { path: path.into(), problem: problem.into() }
     }
 

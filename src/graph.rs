@@ -12,9 +12,9 @@ mod svg;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::catalog::EntryId;
-use crate::topology::{Component, ComponentKind, Topology, TrustDomain};
-use crate::verify::LinkStatus;
+use crate::audit::verify::LinkStatus;
+use crate::model::catalog::EntryId;
+use crate::model::topology::{Component, ComponentKind, Topology, TrustDomain};
 
 /// The form of the picture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub enum GraphFormat {
     Mermaid,
 }
 
-/// The picture of `topology`; `status` is keyed by [`crate::Link::id`] (a link missing
+/// The picture of `topology`; `status` is keyed by [`crate::model::topology::Link::id`] (a link missing
 /// from it is [`LinkStatus::Unknown`]).
 pub fn render(topology: &Topology, status: &BTreeMap<String, LinkStatus>, format: GraphFormat) -> String {
     match format {

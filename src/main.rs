@@ -1,3 +1,7 @@
+//! The `kubepki` command: a client of the library's public API (see `cli/`).
+
+mod cli;
+
 fn main() -> std::process::ExitCode {
-    kubepki::cli::main()
+    cli::main()
 }

@@ -10,8 +10,11 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::verify::{cluster_of, default_dir};
-use crate::approve::rfc3339;
-use crate::{ApproveReport, Catalog, Error, Mode, Policy, Result, Verdict};
+use kubepki::operations::approve::rfc3339;
+use kubepki::{
+    disk::store::Mode, model::catalog::Catalog, operations::approve::ApproveReport, operations::approve::Policy,
+    operations::approve::Verdict, Error, Result,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ApproveArgs {
@@ -69,17 +72,18 @@ pub(crate) fn run(a: ApproveArgs) -> Result<ExitCode> {
     let (mut doc, input_format) = parse(&text, &a.file)?;
     let dir = default_dir(a.dir);
     // Approving signs, and logs in the tree: one writer at a time.
-    let _run = crate::Run::begin(&dir, "approve")?;
+    let _run = kubepki::disk::run::Run::begin(&dir, "approve")?;
     let spec = cluster_of(&dir, a.config.as_deref())?;
     let catalog = Catalog::build(&spec);
     let policies: Vec<Policy> = a.policies.iter().map(|p| Policy::from(*p)).collect();
-    let report = crate::approve(&spec, &catalog, &dir, &mut doc, &policies, OffsetDateTime::now_utc())?;
+    let report =
+        kubepki::operations::approve::approve(&spec, &catalog, &dir, &mut doc, &policies, OffsetDateTime::now_utc())?;
     let rendered = match a.output.unwrap_or(input_format) {
         DocFormat::Yaml => yaml(&doc),
         DocFormat::Json => super::json(&doc)?,
     };
     match &a.out {
-        Some(path) => crate::write_atomic(path, rendered.as_bytes(), Mode::Public)?,
+        Some(path) => kubepki::disk::store::write_atomic(path, rendered.as_bytes(), Mode::Public)?,
         None => super::print(&rendered)?,
     }
     eprint!("{}", summary(&report));

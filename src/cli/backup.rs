@@ -8,7 +8,8 @@ use clap::Subcommand;
 
 use super::verify::default_dir;
 use super::{emit, Format};
-use crate::{BackupInfo, RestoreReport, Result};
+use kubepki::disk::backup::{BackupInfo, RestoreReport};
+use kubepki::Result;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BackupCommand {
@@ -47,17 +48,20 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
     match c {
         BackupCommand::List(a) => {
             let dir = default_dir(a.dir);
-            let list = crate::list_backups(&dir)?;
+            let list = kubepki::disk::backup::list(&dir)?;
             emit(a.output, || list_text(&list), &list)?;
         }
         BackupCommand::Restore(a) => {
             let dir = default_dir(a.dir);
-            let run =
-                if a.dry_run { None } else { Some(crate::Run::begin(&dir, &format!("backup restore {}", a.id))?) };
+            let run = if a.dry_run {
+                None
+            } else {
+                Some(kubepki::disk::run::Run::begin(&dir, &format!("backup restore {}", a.id))?)
+            };
             if let Some(code) = super::done_by_recovery(run.as_ref())? {
                 return Ok(code);
             }
-            let report = crate::restore_backup(&dir, &a.id, a.dry_run)?;
+            let report = kubepki::disk::backup::restore(&dir, &a.id, a.dry_run)?;
             emit(a.output, || restore_text(&report), &report)?;
         }
     }
@@ -80,7 +84,7 @@ fn list_text(list: &[BackupInfo]) -> String {
             ]
         })
         .collect();
-    crate::table(&["ID", "COMMAND", "TIME", "SAVED", "CREATED"], &rows)
+    kubepki::report::table(&["ID", "COMMAND", "TIME", "SAVED", "CREATED"], &rows)
 }
 
 fn restore_text(r: &RestoreReport) -> String {

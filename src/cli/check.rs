@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use time::OffsetDateTime;
 
 use super::{emit, Format};
-use crate::render::table;
-use crate::{check, CheckOptions, CheckReport, CheckStatus, Result};
+use kubepki::report::table;
+use kubepki::{
+    audit::check::check, audit::check::CheckOptions, audit::check::CheckReport, audit::check::CheckStatus, Result,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CheckArgs {
@@ -31,7 +33,7 @@ pub(crate) struct CheckArgs {
 pub(crate) fn run(a: CheckArgs) -> Result<ExitCode> {
     let dir = super::verify::default_dir(a.dir.clone());
     // A tree too half-written to be read at all (a first init killed early) is said to be so.
-    let interrupted = crate::interrupted_run(&dir);
+    let interrupted = kubepki::disk::run::interrupted(&dir);
     let result = report(&a, &dir);
     if let (Err(_), Some(half)) = (&result, interrupted) {
         eprintln!("kubepki: {}: {half}", dir.display());
@@ -44,7 +46,7 @@ fn report(a: &CheckArgs, dir: &std::path::Path) -> Result<ExitCode> {
     let opts = CheckOptions {
         at: a.at.unwrap_or_else(OffsetDateTime::now_utc),
         warn_within: a.warn_within,
-        expected: crate::check::expected_in(&dir),
+        expected: kubepki::audit::check::expected_in(&dir),
     };
     let report = check(&dir, &opts)?;
     emit(a.output, || text(&report), &report)?;
@@ -57,7 +59,7 @@ fn parse_window(s: &str) -> std::result::Result<time::Duration, String> {
     if s.trim().chars().all(|c| c == '0') && !s.trim().is_empty() {
         return Ok(time::Duration::ZERO);
     }
-    crate::duration_text::parse(s)
+    kubepki::model::spec::duration_text::parse(s)
 }
 
 fn text(r: &CheckReport) -> String {
@@ -101,7 +103,7 @@ fn text(r: &CheckReport) -> String {
         }
     }
     let at = r.at.to_offset(time::UtcOffset::UTC).format(&when).unwrap_or_default();
-    let window = crate::duration_text::format(r.warn_within);
+    let window = kubepki::model::spec::duration_text::format(r.warn_within);
     let external = r.entries.iter().filter(|e| e.is_ca && e.externally_managed && !e.path.starts_with("nodes")).count();
     if external > 0 {
         let _ = writeln!(

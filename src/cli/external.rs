@@ -8,7 +8,10 @@ use time::OffsetDateTime;
 
 use super::verify::default_dir;
 use super::{emit, ClusterArgs, Format};
-use crate::{Catalog, ClusterSpec, CsrReport, ImportReport, Result, SignReport};
+use kubepki::{
+    model::catalog::Catalog, model::spec::ClusterSpec, operations::external::CsrReport,
+    operations::external::ImportReport, operations::external::SignReport, Result,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CsrArgs {
@@ -66,7 +69,7 @@ pub(crate) struct ImportArgs {
 /// The description for the outside-CA flow (a tree in the middle of it cannot be inferred):
 /// the one given, else the one `csr` recorded in the tree, else the built-in default.
 fn spec_of(config: Option<&std::path::Path>, dir: &std::path::Path) -> Result<ClusterSpec> {
-    let recorded = dir.join(crate::infer::RECORDED);
+    let recorded = dir.join(kubepki::model::infer::RECORDED);
     match config {
         Some(c) => ClusterSpec::load(c),
         None if recorded.is_file() => ClusterSpec::load(&recorded),
@@ -78,12 +81,13 @@ pub(crate) fn csr(a: CsrArgs) -> Result<ExitCode> {
     let spec = a.cluster.load()?;
     let catalog = Catalog::build(&spec);
     let dir = default_dir(a.dir);
-    let run = crate::Run::begin_new(&dir, "csr")?;
+    let run = kubepki::disk::run::Run::begin_new(&dir, "csr")?;
     if let Some(code) = super::done_by_recovery(Some(&run))? {
         return Ok(code);
     }
-    let report = crate::generate_csrs(&spec, &catalog, &dir, a.force, OffsetDateTime::now_utc())?;
-    crate::record_cluster(&dir, &spec)?;
+    let report =
+        kubepki::operations::external::generate_csrs(&spec, &catalog, &dir, a.force, OffsetDateTime::now_utc())?;
+    kubepki::model::infer::record(&dir, &spec)?;
     emit(a.output, || csr_text(&report), &report)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -101,7 +105,7 @@ fn csr_text(r: &CsrReport) -> String {
             ]
         })
         .collect();
-    let mut out = crate::table(&["ENTRY", "SIGNER", "CSR", "KEY"], &rows);
+    let mut out = kubepki::report::table(&["ENTRY", "SIGNER", "CSR", "KEY"], &rows);
     if let Some(b) = &r.backup {
         let _ = writeln!(out, "\nreplaced keys and CSRs saved under {}", b.display());
     }
@@ -116,13 +120,14 @@ fn csr_text(r: &CsrReport) -> String {
 
 pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
     let dir = default_dir(a.dir);
-    let run = crate::Run::begin(&dir, "sign")?;
+    let run = kubepki::disk::run::Run::begin(&dir, "sign")?;
     if let Some(code) = super::done_by_recovery(Some(&run))? {
         return Ok(code);
     }
     let spec = spec_of(a.config.as_deref(), &dir)?;
     let catalog = Catalog::build(&spec);
-    let report = crate::sign_csrs(&catalog, &dir, &a.ca, &a.csrs, a.force, OffsetDateTime::now_utc())?;
+    let report =
+        kubepki::operations::external::sign_csrs(&catalog, &dir, &a.ca, &a.csrs, a.force, OffsetDateTime::now_utc())?;
     emit(a.output, || sign_text(&report), &report)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -135,20 +140,32 @@ fn sign_text(r: &SignReport) -> String {
             vec![s.entry.to_string(), s.cert.display().to_string(), s.serial.clone(), s.not_after.date().to_string()]
         })
         .collect();
-    let mut out = crate::table(&["ENTRY", "CERTIFICATE", "SERIAL", "EXPIRES"], &rows);
-    let _ = writeln!(out, "\n{} signed by {} (logged in {})", r.signed.len(), r.ca, crate::log_path(&r.dir).display());
+    let mut out = kubepki::report::table(&["ENTRY", "CERTIFICATE", "SERIAL", "EXPIRES"], &rows);
+    let _ = writeln!(
+        out,
+        "\n{} signed by {} (logged in {})",
+        r.signed.len(),
+        r.ca,
+        kubepki::disk::issuance::log_path(&r.dir).display()
+    );
     out
 }
 
 pub(crate) fn import(a: ImportArgs) -> Result<ExitCode> {
     let dir = default_dir(a.dir);
-    let run = crate::Run::begin(&dir, "import")?;
+    let run = kubepki::disk::run::Run::begin(&dir, "import")?;
     if let Some(code) = super::done_by_recovery(Some(&run))? {
         return Ok(code);
     }
     let spec = spec_of(a.config.as_deref(), &dir)?;
     let catalog = Catalog::build(&spec);
-    let report = crate::import_certs(&spec, &catalog, &dir, a.from.as_deref(), OffsetDateTime::now_utc())?;
+    let report = kubepki::operations::external::import_certs(
+        &spec,
+        &catalog,
+        &dir,
+        a.from.as_deref(),
+        OffsetDateTime::now_utc(),
+    )?;
     emit(a.output, || import_text(&report), &report)?;
     Ok(if report.verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -161,7 +178,7 @@ fn import_text(r: &ImportReport) -> String {
             vec![p.entry.to_string(), p.dest.display().to_string(), p.serial.clone(), p.not_after.date().to_string()]
         })
         .collect();
-    let mut out = crate::table(&["ENTRY", "PLACED", "SERIAL", "EXPIRES"], &rows);
+    let mut out = kubepki::report::table(&["ENTRY", "PLACED", "SERIAL", "EXPIRES"], &rows);
     let _ = writeln!(
         out,
         "\n{} imported, {} node bundle copies refreshed, {} spent files removed",

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use super::progress::Bar;
 use super::{emit, ClusterArgs, Format};
-use crate::{Catalog, InitOptions, Plan, Progress, Result, Silent, Topology};
+use kubepki::{
+    model::catalog::Catalog, model::topology::Topology, operations::init::InitOptions, operations::init::Progress,
+    operations::init::Silent, report::Plan, Result,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct PlanArgs {
@@ -62,8 +65,15 @@ pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
         None => &Silent,
     };
     let opts = InitOptions { force: a.force, replace_ca: a.replace_ca };
-    let _run = crate::Run::begin_init(&a.dir)?;
-    let report = crate::init_with_progress(&spec, &catalog, &a.dir, &opts, time::OffsetDateTime::now_utc(), progress)?;
-    emit(a.output, || crate::render::init_text(&report), &report)?;
+    let _run = kubepki::disk::run::Run::begin_init(&a.dir)?;
+    let report = kubepki::operations::init::init_with_progress(
+        &spec,
+        &catalog,
+        &a.dir,
+        &opts,
+        time::OffsetDateTime::now_utc(),
+        progress,
+    )?;
+    emit(a.output, || kubepki::report::init_text(&report), &report)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 
 use super::{print, ClusterArgs};
-use crate::{render_graph, Catalog, GraphFormat, LinkStatus, Mode, Result, Topology};
+use kubepki::{
+    audit::verify::LinkStatus, disk::store::Mode, graph::render as render_graph, graph::GraphFormat,
+    model::catalog::Catalog, model::topology::Topology, Result,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct GraphArgs {
@@ -40,11 +43,11 @@ pub(crate) fn run(a: GraphArgs) -> Result<ExitCode> {
     let dir = super::verify::default_dir(a.dir);
     let tree = dir.is_dir();
     if explicit && !tree {
-        return Err(crate::Error::bad_file(&dir, "no such directory"));
+        return Err(kubepki::Error::bad_file(&dir, "no such directory"));
     }
     // The cluster: the description if given, else the tree's, else the built-in default.
     let spec = match (&a.cluster.config, tree) {
-        (None, true) => crate::cluster_of_tree(&dir)?,
+        (None, true) => kubepki::model::infer::cluster_of_tree(&dir)?,
         _ => a.cluster.load()?,
     };
     let catalog = Catalog::build(&spec);
@@ -57,7 +60,7 @@ pub(crate) fn run(a: GraphArgs) -> Result<ExitCode> {
     let status = if tree { statuses(&spec, &catalog, &topology, &dir) } else { unknown(&topology) };
     let picture = render_graph(&topology, &status, format);
     match &a.out {
-        Some(path) => crate::write_atomic(path, picture.as_bytes(), Mode::Public)?,
+        Some(path) => kubepki::disk::store::write_atomic(path, picture.as_bytes(), Mode::Public)?,
         None => print(&picture)?,
     }
     Ok(ExitCode::SUCCESS)
@@ -65,14 +68,15 @@ pub(crate) fn run(a: GraphArgs) -> Result<ExitCode> {
 
 /// Each link's status from a static verify of the tree now.
 fn statuses(
-    spec: &crate::ClusterSpec,
+    spec: &kubepki::model::spec::ClusterSpec,
     catalog: &Catalog,
     topology: &Topology,
     dir: &Path,
 ) -> BTreeMap<String, LinkStatus> {
-    let inventory = crate::Inventory::load(dir, catalog);
+    let inventory = kubepki::disk::inventory::Inventory::load(dir, catalog);
     let now = time::OffsetDateTime::now_utc();
-    crate::verify(spec, catalog, topology, &inventory, &crate::VerifyOptions::at(now)).statuses()
+    kubepki::audit::verify::verify(spec, catalog, topology, &inventory, &kubepki::audit::verify::VerifyOptions::at(now))
+        .statuses()
 }
 
 /// No tree: every link is drawn, none judged.

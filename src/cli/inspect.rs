@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use time::OffsetDateTime;
 
 use super::{emit, Format};
-use crate::{CertSource, CertView, CsrView, FileReport, KeySource, KeyView, KubeconfigView, Result};
+use kubepki::{
+    audit::inspect::CertSource, audit::inspect::CertView, audit::inspect::CsrView, audit::inspect::FileReport,
+    audit::inspect::KeySource, audit::inspect::KeyView, audit::inspect::KubeconfigView, Result,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct InspectArgs {
@@ -25,7 +28,7 @@ pub(crate) struct InspectArgs {
 
 pub(crate) fn run(a: InspectArgs) -> Result<ExitCode> {
     let at = a.at.unwrap_or_else(OffsetDateTime::now_utc);
-    let reports = a.files.iter().map(|f| crate::inspect(f, at)).collect::<Result<Vec<_>>>()?;
+    let reports = a.files.iter().map(|f| kubepki::audit::inspect::inspect(f, at)).collect::<Result<Vec<_>>>()?;
     emit(a.output, || reports.iter().map(text).collect::<Vec<_>>().join("\n"), &reports)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -200,7 +203,7 @@ fn source(o: &mut Out, i: usize, field: &str, s: &CertSource) {
     }
 }
 
-fn reference(f: &crate::FileRef) -> String {
+fn reference(f: &kubepki::audit::inspect::FileRef) -> String {
     let state = match (&f.problem, f.readable) {
         (Some(p), false) => format!("not readable here: {p}"),
         (Some(p), true) => format!("readable, but {p}"),

@@ -9,7 +9,11 @@ use time::OffsetDateTime;
 
 use super::verify::{cluster_of, default_dir};
 use super::{emit, Format};
-use crate::{Applied, Change, ChangePlan, ClusterSpec, EntryId, Result, Role, Run, Tree};
+use kubepki::{
+    disk::run::Run, model::catalog::EntryId, model::spec::ClusterSpec, model::spec::Role,
+    operations::lifecycle::Applied, operations::lifecycle::Change, operations::lifecycle::Plan as ChangePlan,
+    operations::lifecycle::Tree, Result,
+};
 
 /// Where the tree is and what it describes.
 #[derive(Debug, clap::Args)]
@@ -30,7 +34,7 @@ pub(crate) struct TreeArgs {
 
 impl TreeArgs {
     /// The tree, for a command that changes it: the lock taken and what a killed run left
-    /// recovered first (see [`crate::Run`]); a dry run only reads, and takes no lock.
+    /// recovered first (see [`kubepki::disk::run::Run`]); a dry run only reads, and takes no lock.
     fn begin(&self, command: &str) -> Result<(Option<Run>, Tree)> {
         let run = if self.dry_run { None } else { Some(Run::begin(&default_dir(self.dir.clone()), command)?) };
         Ok((run, self.tree()?))
@@ -142,7 +146,13 @@ pub(crate) fn renew(a: RenewArgs) -> Result<ExitCode> {
         return Ok(code);
     }
     let now = OffsetDateTime::now_utc();
-    let plan = crate::plan_renew(&tree, &a.names, a.all, &crate::RenewOptions { reuse_key: a.reuse_key }, now)?;
+    let plan = kubepki::operations::lifecycle::plan_renew(
+        &tree,
+        &a.names,
+        a.all,
+        &kubepki::operations::lifecycle::RenewOptions { reuse_key: a.reuse_key },
+        now,
+    )?;
     finish(&tree, plan, "renew", &a.tree, now)
 }
 
@@ -156,7 +166,7 @@ pub(crate) fn san(c: SanCommand) -> Result<ExitCode> {
         return Ok(code);
     }
     let now = OffsetDateTime::now_utc();
-    let plan = crate::plan_san(&tree, &a.name, add, &a.addresses, a.force, now)?;
+    let plan = kubepki::operations::lifecycle::plan_san(&tree, &a.name, add, &a.addresses, a.force, now)?;
     let command = if add { "san add" } else { "san remove" };
     finish(&tree, plan, command, &a.tree, now)
 }
@@ -179,7 +189,7 @@ fn report(applied: &Applied, format: Format) -> Result<ExitCode> {
                 let _ = writeln!(out, "previous files saved in {}", b.display());
             }
             let _ = writeln!(out, "{} copies refreshed in node bundles\n", applied.bundle_files_written);
-            out.push_str(&crate::rollout_text(&applied.rollout));
+            out.push_str(&kubepki::operations::rollout::text(&applied.rollout));
             out.push('\n');
             out.push_str(&super::verify::text(&applied.verify, false));
             out
@@ -209,7 +219,7 @@ fn changes_text(changes: &[Change], notes: &[(EntryId, String)], dry_run: bool) 
         };
         let b = c.before.as_ref();
         line(&mut out, "subject", b.map(|b| b.subject.clone()), after.subject.clone());
-        let issuer = |s: &crate::Summary| match &s.issuer_key {
+        let issuer = |s: &kubepki::operations::lifecycle::Summary| match &s.issuer_key {
             Some(k) => format!("{} (key {k})", s.issuer),
             None => s.issuer.clone(),
         };
@@ -237,21 +247,32 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
     match c {
         NodeCommand::Add(a) => {
             let (_run, tree) = a.tree.begin("node add")?;
-            let new = crate::NewNode { name: a.name.clone(), role: a.role, addresses: a.ips, dns_names: a.dns };
-            let spec = crate::with_node(&tree.spec, &new)?;
-            let entries = crate::node_entries(&spec, &a.name);
+            let new = kubepki::operations::lifecycle::NewNode {
+                name: a.name.clone(),
+                role: a.role,
+                addresses: a.ips,
+                dns_names: a.dns,
+            };
+            let spec = kubepki::operations::lifecycle::with_node(&tree.spec, &new)?;
+            let entries = kubepki::operations::lifecycle::node_entries(&spec, &a.name);
             if a.tree.dry_run {
                 let text =
                     format!("would issue for node {}: {}\n(dry run: nothing written)\n", a.name, entries.join(", "));
                 emit(a.tree.output, || text.clone(), &entries)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let catalog = crate::Catalog::build(&spec);
-            let report = crate::init(&spec, &catalog, &tree.root, &crate::InitOptions::default(), now)?;
-            crate::record_cluster(&tree.root, &spec)?;
+            let catalog = kubepki::model::catalog::Catalog::build(&spec);
+            let report = kubepki::operations::init::init(
+                &spec,
+                &catalog,
+                &tree.root,
+                &kubepki::operations::init::InitOptions::default(),
+                now,
+            )?;
+            kubepki::model::infer::record(&tree.root, &spec)?;
             let after = if tree.inferred { Tree::load(&tree.root, None)? } else { Tree::load(&tree.root, Some(spec))? };
             let verify = after.verify(now);
-            let mut text = crate::render::init_text(&report);
+            let mut text = kubepki::report::init_text(&report);
             if let Some(c) = &a.tree.config {
                 let _ = writeln!(text, "add node {} to {} so that later runs know it", a.name, c.display());
             }
@@ -271,7 +292,7 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 emit(a.tree.output, || text.clone(), &a.name)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let r = crate::node_remove(&tree, &a.name, now)?;
+            let r = kubepki::operations::lifecycle::node_remove(&tree, &a.name, now)?;
             let mut text = match &r.backup {
                 Some(b) => format!("node {} retired; its files are saved in {}\n", r.node, b.display()),
                 None => format!("node {} retired\n", r.node),
@@ -286,7 +307,7 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 let _ = writeln!(text, "remove node {} from {} too", r.node, c.display());
             }
             text.push('\n');
-            text.push_str(&crate::rollout_text(&r.rollout));
+            text.push_str(&kubepki::operations::rollout::text(&r.rollout));
             text.push('\n');
             text.push_str(&super::verify::text(&r.verify, false));
             emit(a.tree.output, || text.clone(), &r)?;
@@ -298,7 +319,7 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
 pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
     if a.ca == "status" {
         let tree = a.tree.tree()?;
-        let status = crate::rotation_status(&tree)?;
+        let status = kubepki::operations::rotate::status(&tree)?;
         let text = status
             .iter()
             .map(|s| match (&s.phase, &s.next) {
@@ -307,7 +328,11 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
                     let started = s.started.and_then(|t| t.format(rfc3339).ok()).unwrap_or_default();
                     let mut out = format!("{}: phase {p:?} done (rotation started {started}); next: {next}\n", s.ca);
                     out.push_str("  before it, every node must have what that phase changed: ");
-                    out.push_str(&crate::rollout_text(&s.roll_out_first).replacen("roll out, per node:\n", "\n", 1));
+                    out.push_str(&kubepki::operations::rollout::text(&s.roll_out_first).replacen(
+                        "roll out, per node:\n",
+                        "\n",
+                        1,
+                    ));
                     out
                 }
                 _ => format!("{}: no rotation under way\n", s.ca),
@@ -318,16 +343,16 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
         let half = super::say_if_half_written(&tree.root, a.tree.output)?;
         return Ok(if half { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
-    let phase = a
-        .phase
-        .ok_or_else(|| crate::Error::Invalid(format!("rotate-ca {}: name a phase: start, reissue or finish", a.ca)))?;
+    let phase = a.phase.ok_or_else(|| {
+        kubepki::Error::Invalid(format!("rotate-ca {}: name a phase: start, reissue or finish", a.ca))
+    })?;
     if a.tree.dry_run {
         let tree = a.tree.tree()?;
-        let would = crate::rotate_ca_dry_run(&tree, &a.ca, &phase, OffsetDateTime::now_utc())?;
+        let would = kubepki::operations::rotate::rotate_dry_run(&tree, &a.ca, &phase, OffsetDateTime::now_utc())?;
         let text = || {
             let mut out = format!("phase {phase} of the rotation of {}:\n", a.ca);
             out.push_str(&changes_text(&would.changes, &would.notes, false).replace("reissued ", "would reissue "));
-            out.push_str(&crate::rollout_text(&would.rollout).replacen(
+            out.push_str(&kubepki::operations::rollout::text(&would.rollout).replacen(
                 "roll out, per node:",
                 "would change, per node:",
                 1,
@@ -343,6 +368,6 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
         return Ok(code);
     }
     let now = OffsetDateTime::now_utc();
-    let applied = crate::rotate_ca(&tree, &a.ca, &phase, now)?;
+    let applied = kubepki::operations::rotate::rotate(&tree, &a.ca, &phase, now)?;
     report(&applied, a.tree.output)
 }

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{ClusterSpec, Error, KeyAlgorithm, Result};
+use kubepki::{model::spec::ClusterSpec, model::spec::KeyAlgorithm, Error, Result};
 
 /// kubepki: every CA, certificate, key and kubeconfig of a Kubernetes cluster, and who
 /// talks to whom with them.
@@ -140,9 +140,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// Say so (on stderr, and at the end of a table) when the tree is half-written: a run was
-/// killed, or one is changing it now (see [`crate::interrupted_run`]). Returns whether it is.
+/// killed, or one is changing it now (see [`kubepki::disk::run::interrupted`]). Returns whether it is.
 pub(crate) fn say_if_half_written(dir: &Path, format: Format) -> Result<bool> {
-    let Some(half) = crate::interrupted_run(dir) else { return Ok(false) };
+    let Some(half) = kubepki::disk::run::interrupted(dir) else { return Ok(false) };
     eprintln!("kubepki: {}: {half}", dir.display());
     if format == Format::Table {
         print(&format!("\nNOT CLEAN: {half}\n"))?;
@@ -152,7 +152,7 @@ pub(crate) fn say_if_half_written(dir: &Path, format: Format) -> Result<bool> {
 
 /// When this run began by completing a killed run of the very same command (its journal
 /// replayed), the command is done: say so and return the exit code; else `None`.
-pub(crate) fn done_by_recovery(run: Option<&crate::Run>) -> Result<Option<ExitCode>> {
+pub(crate) fn done_by_recovery(run: Option<&kubepki::disk::run::Run>) -> Result<Option<ExitCode>> {
     match run {
         Some(r) if r.completed() => {
             print(&format!(

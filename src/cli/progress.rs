@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::{InitPhase, Progress};
+use kubepki::{operations::init::InitPhase, operations::init::Progress};
 
 /// Nothing is drawn before a phase has run this long.
 const DELAY: Duration = Duration::from_millis(300);

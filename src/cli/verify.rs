@@ -7,8 +7,11 @@ use std::process::ExitCode;
 use time::OffsetDateTime;
 
 use super::{emit, Format};
-use crate::verify::{LinkStatus, Report, Severity};
-use crate::{verify, Catalog, ClusterSpec, Error, Inventory, Result, Topology, VerifyOptions};
+use kubepki::audit::verify::{LinkStatus, Report, Severity};
+use kubepki::{
+    audit::verify::verify, audit::verify::VerifyOptions, disk::inventory::Inventory, model::catalog::Catalog,
+    model::spec::ClusterSpec, model::topology::Topology, Error, Result,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct VerifyArgs {
@@ -22,7 +25,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_parser = parse_instant)]
     at: Option<OffsetDateTime>,
     /// Warn about certificates expiring within this (e.g. 30d, 720h).
-    #[arg(long, default_value = "30d", value_parser = crate::spec::duration_text::parse)]
+    #[arg(long, default_value = "30d", value_parser = kubepki::model::spec::duration_text::parse)]
     warn_within: time::Duration,
     /// List every link, not only those that are not OK.
     #[arg(long)]
@@ -72,14 +75,14 @@ pub(crate) fn cluster_of(dir: &Path, config: Option<&Path>) -> Result<ClusterSpe
     }
     match config {
         Some(c) => ClusterSpec::load(c),
-        None => crate::cluster_of_tree(dir),
+        None => kubepki::model::infer::cluster_of_tree(dir),
     }
 }
 
 pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
     let dir = default_dir(a.dir.clone());
     // A tree too half-written to be read at all (a first init killed early) is said to be so.
-    let interrupted = crate::interrupted_run(&dir);
+    let interrupted = kubepki::disk::run::interrupted(&dir);
     let result = report(&a, &dir);
     if let (Err(_), Some(half)) = (&result, interrupted) {
         eprintln!("kubepki: {}: {half}", dir.display());
@@ -95,7 +98,7 @@ fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
     let inventory = Inventory::load(&dir, &catalog);
     let at = a.at.unwrap_or_else(OffsetDateTime::now_utc);
     if let (Some(endpoint), Some(credential)) = (&a.endpoint, &a.credential) {
-        let r = crate::probe_endpoint(endpoint, credential, &catalog, &topology, &inventory, at)?;
+        let r = kubepki::audit::handshake::probe_endpoint(endpoint, credential, &catalog, &topology, &inventory, at)?;
         emit(a.output, || endpoint_text(&r), &r)?;
         return Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
@@ -105,7 +108,7 @@ fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
         let half = super::say_if_half_written(&dir, a.output)?;
         return Ok(if report.has_problems() || half { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
-    let live = crate::live(&topology, &inventory, &report, at);
+    let live = kubepki::audit::handshake::live(&topology, &inventory, &report, at);
     let failed = live.iter().any(|l| l.ok == Some(false));
     let both = Both { report: &report, live: &live };
     emit(a.output, || format!("{}\n{}", text(&report, a.all), live_text(&live)), &both)?;
@@ -117,10 +120,10 @@ fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
 struct Both<'a> {
     #[serde(flatten)]
     report: &'a Report,
-    live: &'a [crate::LiveResult],
+    live: &'a [kubepki::audit::handshake::LiveResult],
 }
 
-fn live_text(live: &[crate::LiveResult]) -> String {
+fn live_text(live: &[kubepki::audit::handshake::LiveResult]) -> String {
     let mut out = String::from("live handshakes (rustls over loopback TCP):\n");
     for l in live {
         let verdict = match l.ok {
@@ -136,7 +139,7 @@ fn live_text(live: &[crate::LiveResult]) -> String {
     out
 }
 
-fn endpoint_text(r: &crate::EndpointReport) -> String {
+fn endpoint_text(r: &kubepki::audit::handshake::EndpointReport) -> String {
     let mut out =
         format!("{} as {}: {}\n", r.endpoint, r.credential, if r.ok { "handshake completed" } else { "FAILED" });
     if let Some(e) = &r.error {
@@ -175,7 +178,7 @@ pub(crate) fn text(r: &Report, all: bool) -> String {
         .collect();
     if !rows.is_empty() {
         out.push('\n');
-        out.push_str(&crate::table(&["#", "LINK", "STATUS", "FINDINGS"], &rows));
+        out.push_str(&kubepki::report::table(&["#", "LINK", "STATUS", "FINDINGS"], &rows));
     }
     if !r.findings.is_empty() {
         out.push('\n');

@@ -10,8 +10,8 @@
 use std::fmt::Write;
 
 use super::{color, domain_word, status_word, Model, Role};
-use crate::topology::{ComponentKind, TrustDomain};
-use crate::verify::LinkStatus;
+use crate::audit::verify::LinkStatus;
+use crate::model::topology::{ComponentKind, TrustDomain};
 
 const NODE_W: f64 = 200.0;
 const NODE_H: f64 = 30.0;

@@ -2,9 +2,9 @@ use std::path::Path;
 
 use super::svg::{layout, xml, Rect};
 use super::*;
-use crate::catalog::Catalog;
-use crate::spec::{ClusterSpec, Endpoint, San};
-use crate::topology::{Link, LinkKind};
+use crate::model::catalog::Catalog;
+use crate::model::spec::{ClusterSpec, Endpoint, San};
+use crate::model::topology::{Link, LinkKind};
 
 fn topology_of(yaml: Option<&str>) -> Topology {
     let spec = match yaml {
@@ -196,10 +196,10 @@ fn names_are_escaped_in_every_form() {
             kind: LinkKind::AdminToApiServer,
             client: evil.into(),
             server: "srv\"x".into(),
-            client_cert: crate::catalog::EntryId::of_node("kubelet.conf", "cert<&>\""),
+            client_cert: crate::model::catalog::EntryId::of_node("kubelet.conf", "cert<&>\""),
             server_cert: None,
             client_trusts: None,
-            server_trusts: crate::catalog::EntryId::shared("ca"),
+            server_trusts: crate::model::catalog::EntryId::shared("ca"),
             dial: Endpoint { host: San::Dns("x".into()), port: 1 },
             domain: TrustDomain::Cluster,
         }],

@@ -117,12 +117,12 @@ fn a_valid_kubelet_client_request_is_approved_and_openssl_verifies_it() {
     let ext = openssl_text(&["x509", "-noout", "-ext", "basicConstraints,extendedKeyUsage", "-in"], &cert);
     assert!(ext.contains("CA:FALSE") && ext.contains("TLS Web Client Authentication"), "{ext}");
     // Issued for the request's key.
-    let key = kubepki::PrivateKey::from_pem(
+    let key = kubepki::x509::issue::PrivateKey::from_pem(
         &std::fs::read_to_string(env.path().join("kubelet.key")).unwrap(),
         Path::new("k"),
     )
     .unwrap();
-    let info = kubepki::CertInfo::from_pem(&std::fs::read_to_string(&cert).unwrap(), &cert).unwrap();
+    let info = kubepki::x509::certinfo::CertInfo::from_pem(&std::fs::read_to_string(&cert).unwrap(), &cert).unwrap();
     assert!(key.matches(&info));
     assert!(
         stderr.contains(
@@ -130,7 +130,8 @@ fn a_valid_kubelet_client_request_is_approved_and_openssl_verifies_it() {
         ),
         "{stderr}"
     );
-    let log: Vec<_> = kubepki::read_issuance_log(&tree).unwrap().into_iter().filter(|r| r.command != "init").collect();
+    let log: Vec<_> =
+        kubepki::disk::issuance::read(&tree).unwrap().into_iter().filter(|r| r.command != "init").collect();
     assert_eq!(log.len(), 1);
     assert_eq!((log[0].command.as_str(), log[0].serial.as_str()), ("approve", info.serial.as_str()));
 }
@@ -171,7 +172,7 @@ fn rules_broken_are_denied_with_the_rule_in_a_list() {
         "{stderr}"
     );
     assert!(stderr.contains("3 requests: 1 approved, 2 denied, 0 left pending"), "{stderr}");
-    let approved = kubepki::read_issuance_log(&tree).unwrap().into_iter().filter(|r| r.command == "approve").count();
+    let approved = kubepki::disk::issuance::read(&tree).unwrap().into_iter().filter(|r| r.command == "approve").count();
     assert_eq!(approved, 1, "only the approved one is logged");
 }
 
@@ -241,16 +242,20 @@ fn expiration_seconds_bounds_the_lifetime_and_json_stays_json() {
     let written: Value = serde_json::from_str(&text).expect("JSON in, JSON out");
     assert_eq!(written["kind"], "CertificateSigningRequest");
     let cert = certificate(&env, &written, "short");
-    let info = kubepki::CertInfo::from_pem(&std::fs::read_to_string(&cert).unwrap(), &cert).unwrap();
-    assert_eq!(info.not_after - info.not_before, time::Duration::hours(1) + kubepki::BACKDATE);
+    let info = kubepki::x509::certinfo::CertInfo::from_pem(&std::fs::read_to_string(&cert).unwrap(), &cert).unwrap();
+    assert_eq!(info.not_after - info.not_before, time::Duration::hours(1) + kubepki::x509::issue::BACKDATE);
 
     // Without expirationSeconds: the cluster's leaf validity.
     let mut long = doc.clone();
     long["spec"].as_object_mut().unwrap().remove("expirationSeconds");
     let (_, written, stderr) = approve(&env, &tree, &long, &["--approve", "kubelet-client", "-o", "yaml"]);
     let cert = certificate(&env, &written, "long");
-    let info = kubepki::CertInfo::from_pem(&std::fs::read_to_string(&cert).unwrap(), &cert).unwrap();
-    assert_eq!(info.not_after - info.not_before, time::Duration::days(365) + kubepki::BACKDATE, "{stderr}");
+    let info = kubepki::x509::certinfo::CertInfo::from_pem(&std::fs::read_to_string(&cert).unwrap(), &cert).unwrap();
+    assert_eq!(
+        info.not_after - info.not_before,
+        time::Duration::days(365) + kubepki::x509::issue::BACKDATE,
+        "{stderr}"
+    );
 
     // Below Kubernetes' minimum of 600 s.
     let mut short = doc.clone();
@@ -274,7 +279,7 @@ fn a_request_whose_signature_does_not_verify_is_denied() {
     assert_eq!((c["type"].as_str(), c["reason"].as_str()), (Some("Denied"), Some("BadSignature")));
     assert!(written["status"].get("certificate").is_none());
     assert!(stderr.contains("DENIED BadSignature"), "{stderr}");
-    assert!(kubepki::read_issuance_log(&tree).unwrap().iter().all(|r| r.command == "init"));
+    assert!(kubepki::disk::issuance::read(&tree).unwrap().iter().all(|r| r.command == "init"));
 
     // Already decided objects are left alone.
     let (out, again, stderr) = approve(&env, &tree, &written, &["--approve", "all-valid"]);

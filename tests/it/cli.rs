@@ -19,7 +19,8 @@ fn plan_writes_nothing_and_lists_files_and_links() {
     assert_eq!(entries.len(), 22);
     let api = entries.iter().find(|e| e["id"] == "apiserver@controlplane").unwrap();
     assert_eq!(api["subject"]["cn"], "kube-apiserver");
-    assert_eq!(api["issuer"]["ca"], "ca");
+    assert_eq!(api["issuer"], "ca");
+    assert_eq!(api["kind"], "leaf");
     assert!(api["sans"].as_array().unwrap().contains(&"IP:10.96.0.1".into()));
     assert_eq!(json["topology"]["links"].as_array().unwrap().len(), 16);
     assert_eq!(std::fs::read_dir(env.path()).unwrap().count(), 0, "plan wrote something");
@@ -33,15 +34,20 @@ fn init_defaults_to_kubernetes_in_the_working_directory() {
     assert!(env.path().join("kubernetes/pki/ca.crt").is_file());
     assert!(env.path().join("kubernetes/nodes/node02/etc/kubernetes/kubelet.conf").is_file());
     // The description is recorded, and every certificate signed is logged.
-    let recorded = kubepki::ClusterSpec::load(&env.path().join("kubernetes/.kubepki/cluster.json")).unwrap();
-    assert_eq!(recorded.nodes, kubepki::ClusterSpec::builtin_default().nodes);
-    let log = kubepki::read_issuance_log(&env.path().join("kubernetes")).unwrap();
+    let recorded =
+        kubepki::model::spec::ClusterSpec::load(&env.path().join("kubernetes/.kubepki/cluster.json")).unwrap();
+    assert_eq!(recorded.nodes, kubepki::model::spec::ClusterSpec::builtin_default().nodes);
+    let log = kubepki::disk::issuance::read(&env.path().join("kubernetes")).unwrap();
     assert_eq!(log.len(), 21, "21 certificates (the sa key pair is not one)");
     assert!(log
         .iter()
         .any(|r| r.entry.as_deref() == Some("apiserver@controlplane") && r.sans.contains(&"IP:10.96.0.1".into())));
     env.kubepki_ok(&["init"]);
-    assert_eq!(kubepki::read_issuance_log(&env.path().join("kubernetes")).unwrap().len(), 21, "a re-run signs nothing");
+    assert_eq!(
+        kubepki::disk::issuance::read(&env.path().join("kubernetes")).unwrap().len(),
+        21,
+        "a re-run signs nothing"
+    );
 }
 
 #[test]
@@ -217,12 +223,12 @@ fn single_ca_layout_and_kubeadm_config_input() {
         "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint: {advertiseAddress: 10.1.2.3, bindPort: 7443}\nnodeRegistration: {name: master-1}\n---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nencryptionAlgorithm: RSA-2048\napiServer: {certSANs: [k8s.internal]}\n",
     );
     let tree = env.init("kubeadm", &["--config", kubeadm.to_str().unwrap()]);
-    let admin = kubepki::read_kubeconfig(&tree.join("admin.conf")).unwrap();
+    let admin = kubepki::x509::kubeconfig::read(&tree.join("admin.conf")).unwrap();
     assert_eq!(admin.server, "https://10.1.2.3:7443");
     let key = std::fs::read_to_string(tree.join("pki/apiserver.key")).unwrap();
     assert!(key.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     let crt = tree.join("pki/apiserver.crt");
-    let info = kubepki::CertInfo::from_pem(&std::fs::read_to_string(&crt).unwrap(), &crt).unwrap();
-    assert!(info.sans.contains(&kubepki::San::Dns("k8s.internal".into())));
-    assert!(info.sans.contains(&kubepki::San::Dns("master-1".into())));
+    let info = kubepki::x509::certinfo::CertInfo::from_pem(&std::fs::read_to_string(&crt).unwrap(), &crt).unwrap();
+    assert!(info.sans.contains(&kubepki::model::spec::San::Dns("k8s.internal".into())));
+    assert!(info.sans.contains(&kubepki::model::spec::San::Dns("master-1".into())));
 }

@@ -105,7 +105,7 @@ fn a_kubeconfig_from_before_start_works_after_reissue_with_kubectl_and_python() 
             assert_eq!(pem_blocks(&f).len(), 1, "{}: one certificate", rel.display());
             assert!(!std::fs::read_to_string(&f).unwrap().replace('\n', "").contains(&old_body), "{}", rel.display());
         } else if name.ends_with(".conf") {
-            let k = kubepki::read_kubeconfig(&f).unwrap();
+            let k = kubepki::x509::kubeconfig::read(&f).unwrap();
             assert!(!k.ca_pem.unwrap().replace('\n', "").contains(&old_body), "{}: old CA data", rel.display());
             assert_eq!(k.cert_pem.unwrap().matches("BEGIN CERTIFICATE").count(), 1, "{}", rel.display());
         }

@@ -29,7 +29,7 @@ fn leaves(env: &TestEnv) -> Vec<Leaf> {
     let plan: serde_json::Value = serde_json::from_str(&env.kubepki_ok(&["plan", "-o", "json"])).unwrap();
     let mut out = Vec::new();
     for e in plan["catalog"]["entries"].as_array().unwrap() {
-        if e["kind"] != "cert" || e["isCa"] == true {
+        if e["kind"] != "leaf" {
             continue;
         }
         let store = &e["store"];
@@ -39,7 +39,7 @@ fn leaves(env: &TestEnv) -> Vec<Leaf> {
         } else {
             (vec![s("path")], format!("{}.csr", s("path")))
         };
-        out.push(Leaf { issuer: e["issuer"]["ca"].as_str().unwrap().into(), files, csr });
+        out.push(Leaf { issuer: e["issuer"].as_str().unwrap().into(), files, csr });
     }
     out
 }
@@ -347,10 +347,12 @@ fn import_takes_certificates_from_another_directory() {
         std::fs::read(tree.join("pki/front-proxy-client.crt")).unwrap(),
         std::fs::read(from.join("pki/front-proxy-client.crt")).unwrap()
     );
-    let admin = kubepki::read_kubeconfig(&tree.join("admin.conf")).unwrap();
+    let admin = kubepki::x509::kubeconfig::read(&tree.join("admin.conf")).unwrap();
     assert_eq!(admin.user, "kubernetes-admin");
-    let cert = kubepki::CertInfo::from_pem(admin.cert_pem.as_deref().unwrap(), Path::new("admin.conf")).unwrap();
-    let key = kubepki::PrivateKey::from_pem(admin.key_pem.as_deref().unwrap(), Path::new("admin.conf")).unwrap();
+    let cert = kubepki::x509::certinfo::CertInfo::from_pem(admin.cert_pem.as_deref().unwrap(), Path::new("admin.conf"))
+        .unwrap();
+    let key =
+        kubepki::x509::issue::PrivateKey::from_pem(admin.key_pem.as_deref().unwrap(), Path::new("admin.conf")).unwrap();
     assert!(key.matches(&cert), "the kubeconfig holds the key kubepki csr made for the certificate");
     assert!(!tree.join("admin.conf.key").exists() && !tree.join("admin.conf.csr").exists());
     assert!(from.join("admin.conf.crt").exists(), "--from is left as it was");

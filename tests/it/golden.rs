@@ -7,7 +7,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kubepki::{read_kubeconfig, CertInfo, ClusterSpec, KeyAlgorithm};
+use kubepki::{
+    model::spec::ClusterSpec, model::spec::KeyAlgorithm, x509::certinfo::CertInfo,
+    x509::kubeconfig::read as read_kubeconfig,
+};
 
 use crate::support::{files, run, TestEnv};
 
@@ -370,7 +373,7 @@ fn golden_ha(alg: KeyAlgorithm) {
     check_modes(&tree, 0o022);
     // Every certificate of the catalog is on disk.
     let spec = ClusterSpec::from_yaml(HA, Path::new("ha.yaml")).unwrap();
-    for e in &kubepki::Catalog::build(&spec).entries {
+    for e in &kubepki::model::catalog::Catalog::build(&spec).entries {
         for (f, _) in e.files() {
             assert!(tree.join(f).is_file(), "{} missing", f.display());
         }

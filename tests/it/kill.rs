@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kubepki::{read_kubeconfig, CertInfo};
+use kubepki::x509::certinfo::CertInfo;
+use kubepki::x509::kubeconfig::read as read_kubeconfig;
 
 use crate::support::{files, run, TestEnv};
 
@@ -52,7 +53,7 @@ fn assert_settled(dir: &Path, what: &str) {
     let temporaries: Vec<PathBuf> =
         files(dir).into_iter().filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(".tmp")).collect();
     assert!(temporaries.is_empty(), "{what}: temporaries left: {temporaries:?}");
-    let log = kubepki::read_issuance_log(dir).unwrap();
+    let log = kubepki::disk::issuance::read(dir).unwrap();
     let mut logged: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &log {
         *logged.entry(r.serial.as_str()).or_default() += 1;

@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kubepki::{live, live_between, CertInfo, Inventory, LinkStatus, Topology, Tree};
+use kubepki::{
+    audit::handshake::live, audit::handshake::live_between, audit::verify::LinkStatus, disk::inventory::Inventory,
+    model::topology::Topology, operations::lifecycle::Tree, x509::certinfo::CertInfo,
+};
 use time::OffsetDateTime;
 
 use crate::support::{kubeadm_fixture, run, snapshot, TestEnv};
@@ -36,7 +39,7 @@ fn renew_all_brings_an_expired_kubeadm_cluster_back() {
     let dir = kubeadm_fixture(&env, true);
     let d = dir.to_str().unwrap();
     let before: Vec<CertInfo> = KUBEADM_CERTS.iter().map(|(c, _)| cert(&dir.join(c))).collect();
-    let admin_before = kubepki::read_kubeconfig(&dir.join("admin.conf")).unwrap();
+    let admin_before = kubepki::x509::kubeconfig::read(&dir.join("admin.conf")).unwrap();
 
     // The dry run shows the change and writes nothing.
     let snap = snapshot(&dir);
@@ -65,17 +68,17 @@ fn renew_all_brings_an_expired_kubeadm_cluster_back() {
             assert_ne!(new.public_key_raw, old.public_key_raw, "{file}: a new key by default");
         }
     }
-    let admin = kubepki::read_kubeconfig(&dir.join("admin.conf")).unwrap();
+    let admin = kubepki::x509::kubeconfig::read(&dir.join("admin.conf")).unwrap();
     assert_eq!(admin.server, admin_before.server);
     let admin_cert = CertInfo::from_pem(admin.cert_pem.as_deref().unwrap(), Path::new("admin.conf")).unwrap();
     assert_eq!(admin_cert.orgs, ["kubeadm:cluster-admins"]);
     // kubeadm's kubelet.conf pointed at the kubelet's rotated (expired) file: now it embeds one.
-    let kubelet = kubepki::read_kubeconfig(&dir.join("kubelet.conf")).unwrap();
+    let kubelet = kubepki::x509::kubeconfig::read(&dir.join("kubelet.conf")).unwrap();
     assert!(kubelet.cert_pem.is_some() && kubelet.key_pem.is_some());
     // Backed up, logged, and no node bundles appeared in a kubeadm tree.
     let backups: Vec<_> = snapshot(&dir).into_keys().filter(|p| p.starts_with(".kubepki-backup")).collect();
     assert!(backups.iter().any(|p| p.ends_with("pki/apiserver.crt")), "{backups:?}");
-    let log = kubepki::read_issuance_log(&dir).unwrap();
+    let log = kubepki::disk::issuance::read(&dir).unwrap();
     assert_eq!(log.len(), 12, "{log:#?}");
     assert!(log.iter().all(|r| r.command == "renew"));
     assert!(!dir.join("nodes").exists());
@@ -129,7 +132,7 @@ fn renew_reuse_key_and_every_kubelet_conf() {
         after[Path::new("pki/apiserver.crt")],
         "the bundle copy follows"
     );
-    let log = kubepki::read_issuance_log(&dir).unwrap();
+    let log = kubepki::disk::issuance::read(&dir).unwrap();
     assert_eq!(log.iter().filter(|r| r.command == "init").count(), 21, "init logs each certificate it signs");
     assert_eq!(log.iter().filter(|r| r.command == "renew").count(), 4);
 }
@@ -144,12 +147,17 @@ fn san_add_and_remove() {
     assert!(text.contains("+ SANs"), "{text}");
     let new = cert(&dir.join("pki/apiserver.crt"));
     let mut want = old.sans.clone();
-    want.extend([kubepki::San::Dns("lb.example.com".into()), kubepki::San::Ip("192.0.2.10".parse().unwrap())]);
+    want.extend([
+        kubepki::model::spec::San::Dns("lb.example.com".into()),
+        kubepki::model::spec::San::Ip("192.0.2.10".parse().unwrap()),
+    ]);
     assert_eq!(new.sans, want);
     assert_eq!(new.public_key_raw, old.public_key_raw, "same key");
     assert_eq!(new.issuer, old.issuer);
     env.kubepki_ok(&["san", "remove", "apiserver", "lb.example.com", "--dir", d]);
-    assert!(!cert(&dir.join("pki/apiserver.crt")).sans.contains(&kubepki::San::Dns("lb.example.com".into())));
+    assert!(!cert(&dir.join("pki/apiserver.crt"))
+        .sans
+        .contains(&kubepki::model::spec::San::Dns("lb.example.com".into())));
     // Removing the address clients dial would break them.
     let out = env.kubepki(&["san", "remove", "apiserver", "127.0.0.1", "--dir", d]);
     assert_eq!(out.status.code(), Some(2));
@@ -269,7 +277,7 @@ fn rotating_every_ca_never_breaks_a_link() {
         let out = env.kubepki(&["rotate-ca", ca, "finish", "--dir", d]);
         assert_eq!(out.status.code(), Some(2), "a finished rotation cannot finish twice");
     }
-    let log = kubepki::read_issuance_log(&dir).unwrap();
+    let log = kubepki::disk::issuance::read(&dir).unwrap();
     assert!(log.iter().any(|r| r.command == "rotate-ca etcd-ca reissue"));
 }
 

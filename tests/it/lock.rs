@@ -55,7 +55,7 @@ fn every_writer_waits_then_fails_naming_the_holder_and_readers_go_ahead() {
     let d = dir.to_str().unwrap();
     env.kubepki_ok(&["csr", "--dir", d, "--force"]); // requests to sign and import
     std::fs::write(env.path().join("csr.yaml"), "apiVersion: v1\nkind: List\nitems: []\n").unwrap();
-    let held = kubepki::Run::begin(&dir, "test-holder").unwrap();
+    let held = kubepki::disk::run::Run::begin(&dir, "test-holder").unwrap();
     let before = snapshot(&dir);
     let writers: Vec<Vec<&str>> = vec![
         vec!["init", "--dir", d],
@@ -110,7 +110,7 @@ fn every_writer_waits_then_fails_naming_the_holder_and_readers_go_ahead() {
 
 /// Each certificate of the tree is logged once, and the tree is one consistent PKI.
 fn assert_one_pki(env: &TestEnv, dir: &Path) {
-    let log = kubepki::read_issuance_log(dir).unwrap();
+    let log = kubepki::disk::issuance::read(dir).unwrap();
     let serials: BTreeSet<&str> = log.iter().map(|r| r.serial.as_str()).collect();
     assert_eq!(serials.len(), log.len(), "a serial logged twice");
     let out = env.kubepki(&["verify", "--dir", dir.to_str().unwrap()]);
@@ -130,7 +130,7 @@ fn two_inits_into_one_new_folder_make_one_tree() {
     assert!(outs.iter().any(|o| o.contains(&format!("{n} created, 0 kept"))), "{outs:?}");
     assert!(outs.iter().any(|o| o.contains(&format!("0 created, {n} kept"))), "{outs:?}");
     let dir = env.path().join("tree");
-    assert_eq!(kubepki::read_issuance_log(&dir).unwrap().len(), n - 1, "one line per certificate");
+    assert_eq!(kubepki::disk::issuance::read(&dir).unwrap().len(), n - 1, "one line per certificate");
     assert_one_pki(&env, &dir);
 }
 
@@ -150,7 +150,7 @@ fn renew_all_racing_a_rotation_start_never_mixes() {
     for name in
         ["admin.conf", "nodes/worker-0150/etc/kubernetes/kubelet.conf", "nodes/worker-0300/etc/kubernetes/kubelet.conf"]
     {
-        let k = kubepki::read_kubeconfig(&dir.join(name)).unwrap();
+        let k = kubepki::x509::kubeconfig::read(&dir.join(name)).unwrap();
         assert_eq!(k.ca_pem.as_deref().map(str::trim), Some(bundle.trim()), "{name}");
     }
     assert_one_pki(&env, &dir);

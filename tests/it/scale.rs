@@ -6,7 +6,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kubepki::{read_kubeconfig, Catalog, CertInfo, ClusterSpec, EntryKind, Issuer, PrivateKey, Store};
+use kubepki::{
+    model::catalog::Catalog, model::catalog::EntryKind, model::catalog::Store, model::spec::ClusterSpec,
+    x509::certinfo::CertInfo, x509::issue::PrivateKey, x509::kubeconfig::read as read_kubeconfig,
+};
 
 use crate::support::{files, run, snapshot, wait_until, TestEnv};
 
@@ -108,7 +111,7 @@ fn an_init_killed_part_way_is_completed_by_the_next_run() {
     assert!(out.contains(&format!("0 created, {n} kept, 0 replaced; 0 files copied")), "{out}");
     // The issuance log lists every certificate of the tree once (the sa key pair is not one),
     // whichever run made it.
-    let log = kubepki::read_issuance_log(&tree).unwrap();
+    let log = kubepki::disk::issuance::read(&tree).unwrap();
     let logged: BTreeSet<&str> = log.iter().filter_map(|r| r.entry.as_deref()).collect();
     let certs: BTreeSet<&str> = catalog.entries.iter().filter(|e| e.cert().is_some()).map(|e| e.id.as_str()).collect();
     assert_eq!(log.len(), n - 1, "one line per certificate");
@@ -121,8 +124,7 @@ fn assert_consistent(tree: &Path, catalog: &Catalog) {
     let read = |f: &Path| std::fs::read_to_string(tree.join(f)).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     let mut cas = std::collections::HashMap::new();
     for e in catalog.cas() {
-        let Some(p) = e.cert() else { continue };
-        let Store::Files { cert, .. } = &p.store else { unreachable!() };
+        let EntryKind::Ca { cert, .. } = &e.kind else { continue };
         cas.insert(e.id.clone(), (read(cert), CertInfo::from_pem(&read(cert), cert).unwrap()));
     }
     for e in &catalog.entries {
@@ -132,7 +134,8 @@ fn assert_consistent(tree: &Path, catalog: &Catalog) {
                 assert_eq!(k.public_key_pem().trim(), read(public).trim(), "{}", public.display());
                 continue;
             }
-            EntryKind::Cert(p) => match &p.store {
+            EntryKind::Ca { cert, key, .. } => (read(cert), read(key), cert.clone()),
+            EntryKind::Leaf(l) => match &l.store {
                 Store::Files { cert, key } => (read(cert), read(key), cert.clone()),
                 Store::Kubeconfig { path, .. } => {
                     let k = read_kubeconfig(&tree.join(path)).unwrap();
@@ -144,10 +147,7 @@ fn assert_consistent(tree: &Path, catalog: &Catalog) {
         let info = CertInfo::from_pem(&cert_pem, &shown).unwrap();
         let key = PrivateKey::from_pem(&key_pem, &shown).unwrap();
         assert!(key.matches(&info), "{}: the key does not match", shown.display());
-        let issuer = match &e.cert().unwrap().issuer {
-            Issuer::SelfSigned => e.id.as_str(),
-            Issuer::Ca(ca) => ca.as_str(),
-        };
+        let issuer = e.issuer().unwrap_or(&e.id).as_str();
         assert!(info.is_signed_by(&cas[issuer].1), "{}: not signed by {issuer}", shown.display());
     }
 }

@@ -6,8 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use kubepki::{
-    init, live, verify, Ca, Catalog, ClusterSpec, InitOptions, Inventory, KeyAlgorithm, Kubeconfig, LinkStatus,
-    PrivateKey, Report, Store, Topology, VerifyOptions,
+    audit::handshake::live, audit::verify::verify, audit::verify::LinkStatus, audit::verify::Report,
+    audit::verify::VerifyOptions, disk::inventory::Inventory, model::catalog::Catalog, model::catalog::Store,
+    model::spec::ClusterSpec, model::spec::KeyAlgorithm, model::topology::Topology, operations::init::init,
+    operations::init::InitOptions, x509::issue::Ca, x509::issue::PrivateKey, x509::kubeconfig::Kubeconfig,
 };
 use time::OffsetDateTime;
 
@@ -72,16 +74,25 @@ impl Tree {
 
     fn ca(&self, id: &str) -> Ca {
         let e = self.catalog.get(id).unwrap();
-        let Store::Files { cert, key } = &e.cert().unwrap().store else { panic!() };
+        let (cert, key) = e.cert_and_key_files().unwrap();
         let key = PrivateKey::from_pem(&std::fs::read_to_string(self.root.join(key)).unwrap(), key).unwrap();
         Ca::load(id, &std::fs::read_to_string(self.root.join(cert)).unwrap(), cert, key).unwrap()
     }
 
     /// Reissue a file-stored leaf with a changed profile, signer or time; same key.
-    fn reissue(&self, id: &str, ca: &str, at: OffsetDateTime, change: impl FnOnce(&mut kubepki::CertProfile)) {
-        let mut profile = self.catalog.get(id).unwrap().cert().unwrap().clone();
+    fn reissue(
+        &self,
+        id: &str,
+        ca: &str,
+        at: OffsetDateTime,
+        change: impl FnOnce(&mut kubepki::model::catalog::CertProfile),
+    ) {
+        let e = self.catalog.get(id).unwrap();
+        let mut profile = e.cert().unwrap().clone();
         change(&mut profile);
-        let Store::Files { cert, key } = &profile.store else { panic!("{id} is not in files") };
+        let Some(kubepki::model::catalog::Leaf { store: Store::Files { cert, key }, .. }) = e.leaf() else {
+            panic!("{id} is not in files")
+        };
         let key = PrivateKey::from_pem(&std::fs::read_to_string(self.root.join(key)).unwrap(), key).unwrap();
         let issued = self.ca(ca).sign_key(&profile, &key, at).unwrap();
         self.seed(cert.to_str().unwrap(), issued.pem.as_bytes());
@@ -146,7 +157,9 @@ fn missing_san() {
 #[test]
 fn wrong_extended_key_usage() {
     let t = tree(KeyAlgorithm::EcdsaP256);
-    t.reissue("apiserver-etcd-client", "etcd-ca", now(), |p| p.ext_key_usage = vec![kubepki::ExtKeyUsage::ServerAuth]);
+    t.reissue("apiserver-etcd-client", "etcd-ca", now(), |p| {
+        p.ext_key_usage = vec![kubepki::model::catalog::ExtKeyUsage::ServerAuth]
+    });
     assert_only(&t, "usage", "pki/apiserver-etcd-client.crt", &["kube-apiserver@controlplane -> etcd@"]);
 }
 
@@ -170,7 +183,7 @@ fn swapped_key() {
 fn kubeconfig_with_stale_ca_data() {
     let t = tree(KeyAlgorithm::EcdsaP256);
     let other = tree(KeyAlgorithm::EcdsaP256);
-    let k = kubepki::read_kubeconfig(&t.root.join("scheduler.conf")).unwrap();
+    let k = kubepki::x509::kubeconfig::read(&t.root.join("scheduler.conf")).unwrap();
     let stale_ca = std::fs::read_to_string(other.root.join("pki/ca.crt")).unwrap();
     let text = Kubeconfig {
         cluster: &k.cluster,
@@ -286,7 +299,8 @@ fn verify_cli_exit_codes_and_errors() {
 fn extra_usage_is_a_warning_of_its_own() {
     let t = tree(KeyAlgorithm::EcdsaP256);
     t.reissue("apiserver-etcd-client", "etcd-ca", now(), |p| {
-        p.ext_key_usage = vec![kubepki::ExtKeyUsage::ServerAuth, kubepki::ExtKeyUsage::ClientAuth]
+        p.ext_key_usage =
+            vec![kubepki::model::catalog::ExtKeyUsage::ServerAuth, kubepki::model::catalog::ExtKeyUsage::ClientAuth]
     });
     let (report, broken, failed) = t.check(now());
     assert_eq!(codes(&report), ["usage-extra"]);

@@ -1,0 +1,362 @@
+//! What `verify` can find, as a closed list: each kind's stable name (the `code` in JSON), its
+//! severity, whether it makes a handshake fail, and the command that fixes it, in one `match`
+//! each. A suggested fix never replaces a CA and never needs `--force`: a CA's problem is a
+//! rotation the operator starts by name.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::model::catalog::Entry;
+use crate::model::spec::San;
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; nothing is broken (e.g. kubeadm's self-signed kubelet serving certificate).
+    Info,
+    /// Works now, but is a risk or will break (expiring soon, loose file mode, weak key).
+    Warning,
+    /// A connection fails or a credential is wrong.
+    Error,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// Every kind of finding. The JSON name (`code`) of each is stable: see the README's list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// A file of the catalog is not there.
+    Missing,
+    /// A file is there but cannot be read as what it should be.
+    Unreadable,
+    /// A kubeconfig refers to a file outside the tree (kubeadm's rotated kubelet credential).
+    External,
+    /// A file kubepki adds is absent from a kubeadm tree, as kubeadm makes it.
+    NotKubeadm,
+    /// A CA certificate without its key: the CA is managed outside the tree (kubeadm's
+    /// external-CA mode). Nothing is broken; what it signs is renewed with `csr` and `import`.
+    ExternallyManaged,
+    /// A key or kubeconfig is readable by others.
+    Mode,
+    /// A private key is not the certificate's.
+    KeyMismatch,
+    /// `sa.pub` is not the public half of `sa.key`.
+    PublicKeyMismatch,
+    /// A kubeconfig's `certificate-authority-data` is not the current CA.
+    StaleCaData,
+    /// A kubeconfig dials another server than the catalog's.
+    ServerUrl,
+    /// Two certificates of one issuer share a serial.
+    DuplicateSerial,
+    /// A node bundle's copy differs from its source.
+    StaleCopy,
+    /// A server certificate's SANs do not cover the address a client dials.
+    SanMissing,
+    /// Expired.
+    Expired,
+    /// Not valid yet.
+    NotYetValid,
+    /// Expires within the warning window.
+    Expiring,
+    /// Not signed by the CA the catalog says (or a CA that is not self-signed).
+    WrongCa,
+    /// A leaf that expires after its CA.
+    OutlivesIssuer,
+    /// A usage the entry needs is missing (or the CA flag is wrong).
+    Usage,
+    /// Usages beyond the entry's profile.
+    UsageExtra,
+    /// CN or O is not the catalog's.
+    Identity,
+    /// `system:masters` outside `super-admin.conf`.
+    SystemMasters,
+    /// SANs of the profile missing that no link dials.
+    SanProfile,
+    /// RSA below 2048 bits.
+    WeakKey,
+    /// A SHA-1 signature.
+    Sha1,
+}
+
+/// What a fix names: the tree, the entry and file a finding is about, the address a link dials.
+#[derive(Clone, Copy, Debug)]
+pub struct FixTarget<'a> {
+    /// The tree's root, as the user gave it.
+    pub dir: &'a Path,
+    /// The catalog entry.
+    pub entry: Option<&'a Entry>,
+    /// The file (relative to `dir`).
+    pub file: Option<&'a Path>,
+    /// The address a link dials (for a missing SAN).
+    pub san: Option<&'a San>,
+}
+
+impl FindingKind {
+    /// The stable name (`key-mismatch`), as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            FindingKind::Missing => "missing",
+            FindingKind::Unreadable => "unreadable",
+            FindingKind::External => "external",
+            FindingKind::NotKubeadm => "not-kubeadm",
+            FindingKind::ExternallyManaged => "externally-managed",
+            FindingKind::Mode => "mode",
+            FindingKind::KeyMismatch => "key-mismatch",
+            FindingKind::PublicKeyMismatch => "public-key-mismatch",
+            FindingKind::StaleCaData => "stale-ca-data",
+            FindingKind::ServerUrl => "server-url",
+            FindingKind::DuplicateSerial => "duplicate-serial",
+            FindingKind::StaleCopy => "stale-copy",
+            FindingKind::SanMissing => "san-missing",
+            FindingKind::Expired => "expired",
+            FindingKind::NotYetValid => "not-yet-valid",
+            FindingKind::Expiring => "expiring",
+            FindingKind::WrongCa => "wrong-ca",
+            FindingKind::OutlivesIssuer => "outlives-issuer",
+            FindingKind::Usage => "usage",
+            FindingKind::UsageExtra => "usage-extra",
+            FindingKind::Identity => "identity",
+            FindingKind::SystemMasters => "system-masters",
+            FindingKind::SanProfile => "san-profile",
+            FindingKind::WeakKey => "weak-key",
+            FindingKind::Sha1 => "sha1",
+        }
+    }
+
+    /// How bad it is.
+    pub fn severity(self) -> Severity {
+        match self {
+            FindingKind::External | FindingKind::NotKubeadm | FindingKind::ExternallyManaged => Severity::Info,
+            FindingKind::ServerUrl
+            | FindingKind::StaleCopy
+            | FindingKind::Expiring
+            | FindingKind::OutlivesIssuer
+            | FindingKind::UsageExtra
+            | FindingKind::SanProfile => Severity::Warning,
+            FindingKind::Missing
+            | FindingKind::Unreadable
+            | FindingKind::Mode
+            | FindingKind::KeyMismatch
+            | FindingKind::PublicKeyMismatch
+            | FindingKind::StaleCaData
+            | FindingKind::DuplicateSerial
+            | FindingKind::SanMissing
+            | FindingKind::Expired
+            | FindingKind::NotYetValid
+            | FindingKind::WrongCa
+            | FindingKind::Usage
+            | FindingKind::Identity
+            | FindingKind::SystemMasters
+            | FindingKind::WeakKey
+            | FindingKind::Sha1 => Severity::Error,
+        }
+    }
+
+    /// Whether a TLS handshake on the links that use the entry fails because of it.
+    pub fn breaks_handshake(self) -> bool {
+        match self {
+            FindingKind::Missing
+            | FindingKind::Unreadable
+            | FindingKind::KeyMismatch
+            | FindingKind::StaleCaData
+            | FindingKind::SanMissing
+            | FindingKind::Expired
+            | FindingKind::NotYetValid
+            | FindingKind::WrongCa
+            | FindingKind::Usage
+            | FindingKind::WeakKey
+            | FindingKind::Sha1 => true,
+            // sa.* is no TLS credential; the rest is a risk or a policy breach, not a failure.
+            FindingKind::External
+            | FindingKind::NotKubeadm
+            | FindingKind::ExternallyManaged
+            | FindingKind::Mode
+            | FindingKind::PublicKeyMismatch
+            | FindingKind::ServerUrl
+            | FindingKind::DuplicateSerial
+            | FindingKind::StaleCopy
+            | FindingKind::Expiring
+            | FindingKind::OutlivesIssuer
+            | FindingKind::UsageExtra
+            | FindingKind::Identity
+            | FindingKind::SystemMasters
+            | FindingKind::SanProfile => false,
+        }
+    }
+
+    /// Whether it means "not checked" (a file outside the tree, a part kubeadm does not make).
+    pub fn unchecked(self) -> bool {
+        matches!(self, FindingKind::External | FindingKind::NotKubeadm)
+    }
+
+    /// The command that fixes it. Never `--force`, never a new CA: a CA's problem is a rotation
+    /// the operator starts by name.
+    pub fn fix(self, t: FixTarget<'_>) -> String {
+        let dir = shell_word(&t.dir.display().to_string());
+        let id = t.entry.map_or("", |e| e.id.as_str());
+        let file = || t.file.map(|f| shell_word(&t.dir.join(f).display().to_string())).unwrap_or_default();
+        let ca = t.entry.is_some_and(Entry::is_ca);
+        let rotate = || format!("kubepki rotate-ca {id} start --dir {dir}");
+        // A CA is never reissued in place: its replacement is a rotation the operator starts.
+        let renew = || if ca { rotate() } else { format!("kubepki renew {id} --dir {dir}") };
+        match self {
+            FindingKind::Missing | FindingKind::Unreadable if ca => format!(
+                "restore {} from a backup (kubepki backup list --dir {dir}); a new CA is never made implicitly",
+                file()
+            ),
+            FindingKind::Missing | FindingKind::NotKubeadm | FindingKind::StaleCopy => {
+                format!("kubepki init --dir {dir}")
+            }
+            FindingKind::External => "none needed: the kubelet rotates that file itself".into(),
+            FindingKind::ExternallyManaged => format!(
+                "none needed; to renew what it signs: new keys and requests with kubepki csr --dir {dir}, signed by that CA, then kubepki import --dir {dir}"
+            ),
+            FindingKind::Mode => format!("chmod 600 {}", file()),
+            FindingKind::PublicKeyMismatch => {
+                let key = shell_word(&t.dir.join("pki/sa.key").display().to_string());
+                format!("openssl pkey -in {key} -pubout -out {}", file())
+            }
+            FindingKind::ServerUrl => match t.entry.and_then(Entry::kubeconfig_server) {
+                Some((cluster, server)) => format!(
+                    "kubectl config set-cluster {} --server={server} --kubeconfig={}",
+                    shell_word(cluster),
+                    file()
+                ),
+                None => renew(),
+            },
+            FindingKind::SanMissing => match t.san {
+                Some(san) => format!("kubepki san add {id} {} --dir {dir}", san.value()),
+                None => renew(),
+            },
+            FindingKind::OutlivesIssuer => {
+                let issuer = t.entry.and_then(Entry::issuer).map_or("ca", |i| i.as_str());
+                format!("kubepki rotate-ca {issuer} start --dir {dir}  (before the CA expires)")
+            }
+            FindingKind::Unreadable
+            | FindingKind::KeyMismatch
+            | FindingKind::StaleCaData
+            | FindingKind::DuplicateSerial
+            | FindingKind::Expired
+            | FindingKind::NotYetValid
+            | FindingKind::Expiring
+            | FindingKind::WrongCa
+            | FindingKind::Usage
+            | FindingKind::UsageExtra
+            | FindingKind::Identity
+            | FindingKind::SystemMasters
+            | FindingKind::SanProfile
+            | FindingKind::WeakKey
+            | FindingKind::Sha1 => renew(),
+        }
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A word as a shell reads it: quoted when it holds anything but safe characters.
+fn shell_word(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-:@=+,".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind, for exhaustive checks (the match below fails to compile when one is added).
+    fn all() -> Vec<FindingKind> {
+        use FindingKind::*;
+        let v = vec![
+            Missing,
+            Unreadable,
+            External,
+            NotKubeadm,
+            ExternallyManaged,
+            Mode,
+            KeyMismatch,
+            PublicKeyMismatch,
+            StaleCaData,
+            ServerUrl,
+            DuplicateSerial,
+            StaleCopy,
+            SanMissing,
+            Expired,
+            NotYetValid,
+            Expiring,
+            WrongCa,
+            OutlivesIssuer,
+            Usage,
+            UsageExtra,
+            Identity,
+            SystemMasters,
+            SanProfile,
+            WeakKey,
+            Sha1,
+        ];
+        for k in &v {
+            match k {
+                Missing | Unreadable | External | NotKubeadm | ExternallyManaged | Mode | KeyMismatch
+                | PublicKeyMismatch | StaleCaData | ServerUrl | DuplicateSerial | StaleCopy | SanMissing | Expired
+                | NotYetValid | Expiring | WrongCa | OutlivesIssuer | Usage | UsageExtra | Identity | SystemMasters
+                | SanProfile | WeakKey | Sha1 => {}
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn names_are_unique_and_match_json() {
+        let mut seen = std::collections::BTreeSet::new();
+        for k in all() {
+            assert!(seen.insert(k.name()), "{k:?} repeats a name");
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::Value::String(k.name().into()));
+        }
+    }
+
+    #[test]
+    fn what_breaks_a_handshake_is_an_error_and_no_fix_forces_or_makes_a_ca() {
+        let spec = crate::model::spec::ClusterSpec::builtin_default();
+        let catalog = crate::model::catalog::Catalog::build(&spec);
+        for k in all() {
+            if k.breaks_handshake() {
+                assert_eq!(k.severity(), Severity::Error, "{k}");
+            }
+            for e in &catalog.entries {
+                let t = FixTarget { dir: Path::new("/tmp/t"), entry: Some(e), file: Some(Path::new("x")), san: None };
+                let fix = k.fix(t);
+                assert!(!fix.contains("--force"), "{k} on {}: {fix}", e.id);
+                assert!(!fix.contains("--replace-ca"), "{k} on {}: {fix}", e.id);
+                if e.is_ca() && fix.starts_with("kubepki renew") {
+                    panic!("{k} on CA {}: {fix}", e.id);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn words_are_quoted_for_the_shell() {
+        assert_eq!(shell_word("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word("apiserver@cp1"), "apiserver@cp1");
+    }
+}

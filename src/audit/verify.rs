@@ -1,0 +1,552 @@
+//! `kubepki verify`: the tree × the catalog × the topology → a report of findings.
+//!
+//! Findings are data, not errors: `Err` means "could not check". Each finding says how bad it
+//! is, which link or file, what was expected, what was found, and the command that fixes it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::audit::finding::FixTarget;
+pub use crate::audit::finding::{FindingKind, Severity};
+use crate::disk::inventory::{Inventory, KubeconfigFacts, Loaded, Problem};
+use crate::disk::store::Mode;
+use crate::model::catalog::{Catalog, Entry, EntryId, EntryKind, Leaf};
+use crate::model::spec::{ClusterSpec, San};
+use crate::model::topology::{Link, Topology};
+
+mod certs;
+
+/// One thing wrong (or worth knowing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// How bad (the kind's severity).
+    pub severity: Severity,
+    /// What it is; its stable name in JSON: `expired`, `san-missing`, `wrong-ca`, `usage`, ...
+    #[serde(rename = "code")]
+    pub kind: FindingKind,
+    /// The catalog entry it is about, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<EntryId>,
+    /// The links it affects.
+    pub links: Vec<String>,
+    /// The file it is about, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// What should be there.
+    pub expected: String,
+    /// What is there.
+    pub found: String,
+    /// The command (or action) that fixes it.
+    pub fix: String,
+    /// Whether it makes a TLS handshake on its links fail.
+    pub breaks: bool,
+}
+
+/// The verdict on one link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkStatus {
+    /// Both directions check out.
+    Ok,
+    /// It works, with warnings.
+    Warning,
+    /// The handshake fails (or would).
+    Broken,
+    /// Not checked (no tree, or a side that is not kubepki's to check).
+    Unknown,
+}
+
+/// What `verify` looks at.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// The instant certificates must be valid at.
+    pub at: OffsetDateTime,
+    /// Certificates expiring within this are warned about.
+    pub warn_within: time::Duration,
+}
+
+impl VerifyOptions {
+    /// Valid at `at`, warning 30 days ahead.
+    pub fn at(at: OffsetDateTime) -> VerifyOptions {
+        VerifyOptions { at, warn_within: time::Duration::days(30) }
+    }
+}
+
+/// The verdict on one link, and the findings that explain it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkVerdict {
+    /// The link's id.
+    pub id: String,
+    /// Its row in the reference table.
+    pub number: u8,
+    /// The verdict.
+    pub status: LinkStatus,
+    /// Indexes into [`Report::findings`].
+    pub findings: Vec<usize>,
+}
+
+/// The report of `verify`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The tree.
+    pub dir: PathBuf,
+    /// The instant checked.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Every finding, most severe first.
+    pub findings: Vec<Finding>,
+    /// Every link of the topology.
+    pub links: Vec<LinkVerdict>,
+}
+
+impl Report {
+    /// Whether anything at warning level or worse was found.
+    pub fn has_problems(&self) -> bool {
+        self.findings.iter().any(|f| f.severity >= Severity::Warning)
+    }
+
+    /// Link id → status, for pictures.
+    pub fn statuses(&self) -> BTreeMap<String, LinkStatus> {
+        self.links.iter().map(|l| (l.id.clone(), l.status)).collect()
+    }
+}
+
+/// Check the tree against the catalog and the topology.
+pub fn verify(
+    spec: &ClusterSpec,
+    catalog: &Catalog,
+    topology: &Topology,
+    inventory: &Inventory,
+    opts: &VerifyOptions,
+) -> Report {
+    let mut c = Checker {
+        spec,
+        catalog,
+        inv: inventory,
+        opts,
+        findings: Vec::new(),
+        by_entry: HashMap::new(),
+        by_link: HashMap::new(),
+        san_missing: HashMap::new(),
+        kubepki_tree: inventory.root.join("nodes").is_dir(),
+        dialed: HashMap::new(),
+    };
+    for l in &topology.links {
+        if let Some(server) = &l.server_cert {
+            c.dialed.entry(server.clone()).or_default().insert(l.dial.host.clone());
+        }
+    }
+    for e in &catalog.entries {
+        c.entry(e);
+    }
+    c.duplicate_serials();
+    c.bundle_copies();
+    let mut verdicts = Vec::with_capacity(topology.links.len());
+    for l in &topology.links {
+        c.link(l);
+    }
+    // Attach entry findings to the links that use the entry, and derive each link's status.
+    for l in &topology.links {
+        let mut ids: Vec<usize> = Vec::new();
+        for e in link_entries(l) {
+            ids.extend(c.by_entry.get(e).into_iter().flatten());
+        }
+        ids.extend(c.by_link.get(&l.id).into_iter().flatten());
+        ids.sort_unstable();
+        ids.dedup();
+        let status = status_of(ids.iter().map(|i| &c.findings[*i]));
+        verdicts.push(LinkVerdict { id: l.id.clone(), number: l.kind.number(), status, findings: ids });
+    }
+    // Findings name the links they affect.
+    for v in &verdicts {
+        for i in &v.findings {
+            c.findings[*i].links.push(v.id.clone());
+        }
+    }
+    // Most severe first, stable otherwise; remap the links' indexes.
+    let mut order: Vec<usize> = (0..c.findings.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(c.findings[*i].severity));
+    let mut new_index = vec![0; order.len()];
+    for (new, old) in order.iter().enumerate() {
+        new_index[*old] = new;
+    }
+    let mut findings: Vec<Option<Finding>> = c.findings.into_iter().map(Some).collect();
+    let findings: Vec<Finding> = order.iter().map(|i| findings[*i].take().expect("each once")).collect();
+    for v in &mut verdicts {
+        for i in &mut v.findings {
+            *i = new_index[*i];
+        }
+        v.findings.sort_unstable();
+    }
+    Report { dir: inventory.root.clone(), at: opts.at, findings, links: verdicts }
+}
+
+/// The catalog entries a link depends on: both certificates and both trusted CAs.
+fn link_entries(l: &Link) -> impl Iterator<Item = &str> {
+    [Some(l.client_cert.as_str()), l.server_cert.as_deref(), Some(l.server_trusts.as_str()), l.client_trusts.as_deref()]
+        .into_iter()
+        .flatten()
+}
+
+/// A link's status from its findings. A link whose server brings its own certificate (an
+/// aggregated API server) is judged on kubepki's half: the client certificate and the CA the
+/// server trusts.
+fn status_of<'a>(findings: impl Iterator<Item = &'a Finding>) -> LinkStatus {
+    let mut status = LinkStatus::Ok;
+    for f in findings {
+        let s = if f.breaks {
+            LinkStatus::Broken
+        } else if f.severity >= Severity::Warning {
+            LinkStatus::Warning
+        } else if f.kind.unchecked() {
+            LinkStatus::Unknown
+        } else {
+            continue;
+        };
+        status = match (status, s) {
+            (LinkStatus::Broken, _) | (_, LinkStatus::Broken) => LinkStatus::Broken,
+            (LinkStatus::Warning, _) | (_, LinkStatus::Warning) => LinkStatus::Warning,
+            (LinkStatus::Ok, LinkStatus::Ok) => LinkStatus::Ok,
+            _ => LinkStatus::Unknown,
+        };
+    }
+    status
+}
+
+struct Checker<'a> {
+    spec: &'a ClusterSpec,
+    catalog: &'a Catalog,
+    inv: &'a Inventory,
+    opts: &'a VerifyOptions,
+    findings: Vec<Finding>,
+    /// Entry id → findings about it (they affect every link that uses it).
+    by_entry: HashMap<EntryId, Vec<usize>>,
+    /// Link id → findings about that link only (a SAN that does not cover its address).
+    by_link: HashMap<String, Vec<usize>>,
+    /// (server entry, address) → its san-missing finding.
+    san_missing: HashMap<(EntryId, San), usize>,
+    /// Whether the tree has kubepki's node directories (else it is, e.g., kubeadm's).
+    kubepki_tree: bool,
+    /// Server entry → the hosts its clients dial (checked per link, not per profile).
+    dialed: HashMap<EntryId, BTreeSet<San>>,
+}
+
+/// The parts of a finding, before it is filed: its kind says the rest.
+struct New {
+    kind: FindingKind,
+    file: Option<PathBuf>,
+    expected: String,
+    found: String,
+}
+
+impl Checker<'_> {
+    fn file(&mut self, entry: Option<&EntryId>, n: New) -> usize {
+        let i = self.push(entry, n, None);
+        if let Some(e) = entry {
+            self.by_entry.entry(e.clone()).or_default().push(i);
+        }
+        i
+    }
+
+    /// A finding with its fix (which may name the address a link dials).
+    fn push(&mut self, entry: Option<&EntryId>, n: New, san: Option<&San>) -> usize {
+        let catalog_entry = entry.and_then(|id| self.catalog.get(id));
+        let target = FixTarget { dir: &self.inv.root, entry: catalog_entry, file: n.file.as_deref(), san };
+        self.findings.push(Finding {
+            severity: n.kind.severity(),
+            kind: n.kind,
+            entry: entry.cloned(),
+            links: Vec::new(),
+            fix: n.kind.fix(target),
+            breaks: n.kind.breaks_handshake(),
+            file: n.file,
+            expected: n.expected,
+            found: n.found,
+        });
+        self.findings.len() - 1
+    }
+
+    fn entry(&mut self, e: &Entry) {
+        let Some(loaded) = self.inv.get(&e.id) else { return };
+        self.modes(e, loaded);
+        match &e.kind {
+            EntryKind::KeyPair { .. } => self.key_pair(e, loaded),
+            EntryKind::Ca { profile, .. } | EntryKind::Leaf(Leaf { profile, .. }) => self.cert(e, profile, loaded),
+        }
+    }
+
+    fn modes(&mut self, e: &Entry, loaded: &Loaded) {
+        for (file, mode) in &loaded.modes {
+            let secret = e.files().iter().any(|(f, m)| f == file && *m == Mode::Secret);
+            if secret && mode & 0o077 != 0 {
+                self.file(
+                    None,
+                    New {
+                        kind: FindingKind::Mode,
+                        file: Some(file.clone()),
+                        expected: "mode 0600 (readable by its owner only)".into(),
+                        found: format!(
+                            "mode {mode:04o}: readable by {}",
+                            if mode & 0o004 != 0 { "everyone" } else { "its group" }
+                        ),
+                    },
+                );
+            }
+        }
+    }
+
+    fn key_pair(&mut self, e: &Entry, loaded: &Loaded) {
+        let EntryKind::KeyPair { key, public } = &e.kind else { return };
+        let (Ok(k), Some(Ok(p))) = (&loaded.key, &loaded.public_key) else {
+            let problem = match (&loaded.key, &loaded.public_key) {
+                (Err(p), _) | (_, Some(Err(p))) => p.clone(),
+                _ => Problem::Missing(public.clone()),
+            };
+            self.problem(e, &problem);
+            return;
+        };
+        if &k.public_key_raw != p {
+            self.file(
+                Some(&e.id),
+                New {
+                    kind: FindingKind::PublicKeyMismatch,
+                    file: Some(public.clone()),
+                    expected: format!("the public key of {}", key.display()),
+                    found: "another public key: service-account tokens signed with sa.key fail to verify".into(),
+                },
+            );
+        }
+    }
+
+    /// A CA whose certificate is in the tree without its key: kubeadm's external-CA mode. Its
+    /// certificates are signed outside the tree; nothing is broken.
+    fn externally_managed(&mut self, e: &Entry, key: &std::path::Path) {
+        self.file(
+            Some(&e.id),
+            New {
+                kind: FindingKind::ExternallyManaged,
+                file: Some(key.to_path_buf()),
+                expected: format!("{} (the key of {}), or a CA managed outside the tree", key.display(), e.id),
+                found: "no key: the CA is externally managed (kubeadm's external-CA mode)".into(),
+            },
+        );
+    }
+
+    /// A file that is missing, unreadable, or outside the tree.
+    fn problem(&mut self, e: &Entry, p: &Problem) {
+        let i = match p {
+            Problem::Missing(path) if e.kubeadm_instead.is_some() && !self.kubepki_tree => {
+                let i = self.file(
+                    Some(&e.id),
+                    New {
+                        kind: FindingKind::NotKubeadm,
+                        file: Some(path.clone()),
+                        expected: format!("{} (kubepki adds it)", path.display()),
+                        found: format!("absent, as kubeadm makes it: {}", e.kubeadm_instead.unwrap_or_default()),
+                    },
+                );
+                i
+            }
+            Problem::Missing(path) => self.file(
+                Some(&e.id),
+                New {
+                    kind: FindingKind::Missing,
+                    file: Some(path.clone()),
+                    expected: format!("{} ({})", path.display(), e.id),
+                    found: "no such file".into(),
+                },
+            ),
+            Problem::Unreadable(path, why) => self.file(
+                Some(&e.id),
+                New {
+                    kind: FindingKind::Unreadable,
+                    file: Some(path.clone()),
+                    expected: "a valid PEM certificate, key or kubeconfig".into(),
+                    found: why.clone(),
+                },
+            ),
+            Problem::External(path, why) => self.file(
+                Some(&e.id),
+                New {
+                    kind: FindingKind::External,
+                    file: Some(path.clone()),
+                    expected: "embedded client certificate and key".into(),
+                    found: format!("{why} (outside the tree; not checked)"),
+                },
+            ),
+        };
+        let _ = i;
+    }
+
+    /// A kubeconfig trusts its embedded CA data: it must hold the current CA certificate.
+    fn kubeconfig_trust(&mut self, e: &Entry, k: &KubeconfigFacts, ca_id: &str, server: &str) {
+        match &k.ca {
+            Err(problem) => self.problem(e, problem),
+            Ok(cas) => {
+                if let Some(current) = self.ca_info(ca_id) {
+                    if !cas.iter().any(|c| c.der == current.der) {
+                        self.file(
+                            Some(&e.id),
+                            New {
+                                kind: FindingKind::StaleCaData,
+                                file: Some(k.path.clone()),
+                                expected: format!(
+                                    "certificate-authority-data holding {ca_id} (SHA-256 {})",
+                                    short(&current.sha256)
+                                ),
+                                found: format!(
+                                    "{} other CA certificate(s): {}",
+                                    cas.len(),
+                                    cas.iter()
+                                        .map(|c| format!("{} (SHA-256 {})", c.subject, short(&c.sha256)))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        if k.server != server {
+            self.file(
+                Some(&e.id),
+                New {
+                    kind: FindingKind::ServerUrl,
+                    file: Some(k.path.clone()),
+                    expected: format!("server {server}"),
+                    found: format!("server {}", k.server),
+                },
+            );
+        }
+    }
+
+    fn duplicate_serials(&mut self) {
+        let mut seen: HashMap<(Vec<u8>, String), String> = HashMap::new();
+        let mut dups = Vec::new();
+        for e in &self.catalog.entries {
+            let Some(Ok(info)) = self.inv.get(&e.id).map(|l| &l.cert) else { continue };
+            if let Some(first) = seen.insert((info.issuer_raw.clone(), info.serial.clone()), e.id.to_string()) {
+                dups.push((e.id.clone(), first, info.serial.clone(), info.issuer.clone()));
+            }
+        }
+        for (id, first, serial, issuer) in dups {
+            self.file(
+                Some(&id),
+                New {
+                    kind: FindingKind::DuplicateSerial,
+                    file: self.catalog.get(&id).and_then(|e| e.files().first().map(|(f, _)| f.to_path_buf())),
+                    expected: format!("a serial unique under {issuer}"),
+                    found: format!("serial {serial}, also used by {first}"),
+                },
+            );
+        }
+    }
+
+    /// Node bundles hold copies of shared files: each must equal its source.
+    fn bundle_copies(&mut self) {
+        if !self.kubepki_tree {
+            return;
+        }
+        let root = &self.inv.root;
+        let mut cache: HashMap<PathBuf, Option<Vec<u8>>> = HashMap::new();
+        let mut stale = Vec::new();
+        let bundles = self.catalog.bundles();
+        for node in &self.spec.nodes {
+            for (src, dst, _) in bundles.of(self.spec, node) {
+                if src == dst {
+                    continue;
+                }
+                let source = cache.entry(src.clone()).or_insert_with(|| std::fs::read(root.join(&src)).ok());
+                let Some(source) = source else { continue }; // the source's own finding
+                match std::fs::read(root.join(&dst)) {
+                    Ok(copy) if &copy == source => {}
+                    Ok(_) => stale.push((dst, src, "differs from")),
+                    Err(_) => stale.push((dst, src, "is missing; the source is")),
+                }
+            }
+        }
+        for (dst, src, how) in stale {
+            self.file(
+                None,
+                New {
+                    kind: FindingKind::StaleCopy,
+                    file: Some(dst.clone()),
+                    expected: format!("a copy of {}", src.display()),
+                    found: format!("{} {how} {}", dst.display(), src.display()),
+                },
+            );
+        }
+    }
+
+    /// What only this link can show: the server's SANs against the address the client dials,
+    /// and trust that no entry finding already explains.
+    fn link(&mut self, l: &Link) {
+        let Some(server_id) = &l.server_cert else { return };
+        let Some(Ok(server)) = self.inv.get(server_id).map(|x| &x.cert) else { return };
+        if !covers(&server.sans, &l.dial.host) {
+            // One finding per certificate and address, naming every link that dials it.
+            let key = (server_id.clone(), l.dial.host.clone());
+            let i = match self.san_missing.get(&key) {
+                Some(i) => *i,
+                None => {
+                    let file =
+                        self.catalog.get(server_id).and_then(|e| e.files().first().map(|(f, _)| f.to_path_buf()));
+                    let new = New {
+                        kind: FindingKind::SanMissing,
+                        file,
+                        expected: format!("a SAN for {} (the address {} dials)", l.dial.host, l.client),
+                        found: format!("SANs {}", join(&server.sans)),
+                    };
+                    let i = self.push(Some(server_id), new, Some(&l.dial.host));
+                    self.san_missing.insert(key, i);
+                    i
+                }
+            };
+            self.by_link.entry(l.id.clone()).or_default().push(i);
+        }
+    }
+}
+
+/// Whether a certificate's SANs cover a host: IPs exactly, DNS names case-insensitively with
+/// a leading `*.` matching one label.
+pub fn covers(sans: &[San], host: &San) -> bool {
+    sans.iter().any(|s| match (s, host) {
+        (San::Ip(a), San::Ip(b)) => a == b,
+        (San::Dns(pattern), San::Dns(name)) => {
+            let (p, n) = (pattern.to_ascii_lowercase(), name.to_ascii_lowercase());
+            match p.strip_prefix("*.") {
+                Some(suffix) => n.split_once('.').is_some_and(|(first, rest)| !first.is_empty() && rest == suffix),
+                None => p == n,
+            }
+        }
+        _ => false,
+    })
+}
+
+fn join(sans: &[San]) -> String {
+    sans.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn short(fingerprint: &str) -> String {
+    fingerprint.chars().take(23).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn san_coverage() {
+        let sans = [San::Dns("*.example.com".into()), San::Ip("10.0.0.1".parse().unwrap()), San::Dns("Node01".into())];
+        assert!(covers(&sans, &San::Dns("api.example.com".into())));
+        assert!(!covers(&sans, &San::Dns("a.b.example.com".into())));
+        assert!(!covers(&sans, &San::Dns("example.com".into())));
+        assert!(covers(&sans, &San::Ip("10.0.0.1".parse().unwrap())));
+        assert!(!covers(&sans, &San::Dns("10.0.0.1".into())));
+        assert!(covers(&sans, &San::Dns("node01".into())));
+    }
+}

@@ -1,0 +1,100 @@
+//! Operations on a whole tree shared by the lifecycle commands: refreshing the node bundles'
+//! copies from their sources, and loading a CA to sign with.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use crate::disk::store::Mode;
+use crate::error::{Error, Result};
+use crate::model::catalog::{Catalog, EntryKind};
+use crate::model::spec::{ClusterSpec, Node};
+use crate::x509::issue::{Ca, PrivateKey};
+
+/// The copies in the bundles of `nodes` that differ from their sources, the sources being
+/// `fresh` (relative path → the bytes about to be written) where they are about to change,
+/// else the files on disk: `(copy, bytes, mode)`, paths relative to the tree. With `create`,
+/// missing copies too; without, only copies that exist.
+pub fn bundle_copies(
+    spec: &ClusterSpec,
+    nodes: &[Node],
+    catalog: &Catalog,
+    root: &Path,
+    create: bool,
+    fresh: &HashMap<PathBuf, Vec<u8>>,
+) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
+    let mut cache: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+    let mut out = Vec::new();
+    let bundles = catalog.bundles();
+    for node in nodes {
+        for (src, dst, mode) in bundles.of(spec, node) {
+            if src == dst {
+                continue;
+            }
+            let bytes = match fresh.get(&src) {
+                Some(b) => b,
+                None => {
+                    if !cache.contains_key(&src) {
+                        let path = root.join(&src);
+                        match std::fs::read(&path) {
+                            Ok(bytes) => cache.insert(src.clone(), bytes),
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                            Err(e) => return Err(Error::io(&path, "read", e)),
+                        };
+                    }
+                    &cache[&src]
+                }
+            };
+            match std::fs::read(root.join(&dst)) {
+                Ok(old) if &old == bytes => continue,
+                Err(_) if !create => continue,
+                _ => {}
+            }
+            out.push((dst, bytes.clone(), mode));
+        }
+    }
+    Ok(out)
+}
+
+/// A CA of the tree, able to sign: its key on disk, matching its certificate, not expired.
+pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) -> Result<Ca> {
+    let e =
+        catalog.get(id).filter(|e| e.is_ca()).ok_or_else(|| Error::Invalid(format!("no CA '{id}' in the catalog")))?;
+    let EntryKind::Ca { cert, key, .. } = &e.kind else {
+        return Err(Error::Invalid(format!("{id} is not a CA")));
+    };
+    let (cert_path, key_path) = (root.join(cert), root.join(key));
+    let cert_pem =
+        std::fs::read_to_string(&cert_path).map_err(|e| Error::io(&cert_path, "read the CA certificate", e))?;
+    let key_pem = match std::fs::read_to_string(&key_path) {
+        Ok(k) => k,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && cert_path.is_file() => {
+            let dir = root.display();
+            return Err(Error::bad_file(
+                key_path,
+                format!(
+                    "missing: the CA {id} is externally managed (its certificate is in the tree without its key, \
+                     kubeadm's external-CA mode), so kubepki cannot sign for it. Renew what it signs outside the tree: \
+                     kubepki csr --dir {dir} --force, have the CSRs signed by that CA, then kubepki import --dir {dir}"
+                ),
+            ));
+        }
+        Err(e) => return Err(Error::io(
+            &key_path,
+            "read the CA key (signing needs it: restore it, or with an outside CA sign there and run kubepki import)",
+            e,
+        )),
+    };
+    let ca = Ca::load(id, &cert_pem, &cert_path, PrivateKey::from_pem(&key_pem, &key_path)?)?;
+    if ca.info.not_after < now {
+        return Err(Error::bad_file(
+            cert_path,
+            format!(
+                "the CA {id} expired on {}: rotate it first (kubepki rotate-ca {id} start)",
+                ca.info.not_after.date()
+            ),
+        ));
+    }
+    Ok(ca)
+}

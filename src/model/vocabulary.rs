@@ -1,0 +1,162 @@
+//! The names kubeadm and Kubernetes define, written down once (as kubeadm's `constants.go` is
+//! beside its `certlist.go`): identities and groups, default cluster settings, ports, the
+//! layout of a tree and kubepki's own state in it. The catalog says which entry uses which;
+//! everything else asks the catalog, not these strings.
+
+/// The group that bypasses RBAC (only in the break-glass `super-admin.conf`).
+pub const SYSTEM_MASTERS: &str = "system:masters";
+/// The group kubeadm binds to `cluster-admin` (`admin.conf`, the apiserver's kubelet client).
+pub const CLUSTER_ADMINS: &str = "kubeadm:cluster-admins";
+/// The group of every kubelet's identity.
+pub const SYSTEM_NODES: &str = "system:nodes";
+/// The user name of a kubelet is this prefix and the node's name.
+pub const NODE_USER_PREFIX: &str = "system:node:";
+
+/// A kubelet's user name.
+pub fn node_user(node: &str) -> String {
+    format!("{NODE_USER_PREFIX}{node}")
+}
+
+/// The default cluster name (kubeadm's `clusterName`).
+pub const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
+/// The default DNS domain of services.
+pub const DEFAULT_DNS_DOMAIN: &str = "cluster.local";
+/// The default service subnet; its first address is the `kubernetes` service.
+pub const DEFAULT_SERVICE_SUBNET: &str = "10.96.0.0/12";
+/// The apiserver's default secure port.
+pub const DEFAULT_APISERVER_PORT: u16 = 6443;
+/// Port kubelets serve on.
+pub const KUBELET_PORT: u16 = 10250;
+/// etcd's client port.
+pub const ETCD_CLIENT_PORT: u16 = 2379;
+/// etcd's peer port.
+pub const ETCD_PEER_PORT: u16 = 2380;
+
+/// The in-cluster names of the apiserver (before `kubernetes.default.svc.<dnsDomain>`).
+pub const APISERVER_SERVICE_NAMES: [&str; 3] = ["kubernetes", "kubernetes.default", "kubernetes.default.svc"];
+
+/// The names of catalog entries: kubeadm's certificate and kubeconfig names (and kubepki's
+/// additions). An entry's id is its name, and `@node` for what each node has its own of.
+pub mod entry {
+    /// The cluster CA.
+    pub const CA: &str = "ca";
+    /// The etcd CA (kubeadm layout).
+    pub const ETCD_CA: &str = "etcd-ca";
+    /// The front-proxy CA (kubeadm layout).
+    pub const FRONT_PROXY_CA: &str = "front-proxy-ca";
+    /// The service-account signing key pair.
+    pub const SA: &str = "sa";
+    /// The apiserver's serving certificate (per control plane).
+    pub const APISERVER: &str = "apiserver";
+    /// The apiserver's client certificate for kubelets.
+    pub const APISERVER_KUBELET_CLIENT: &str = "apiserver-kubelet-client";
+    /// The apiserver's client certificate for etcd.
+    pub const APISERVER_ETCD_CLIENT: &str = "apiserver-etcd-client";
+    /// The apiserver's client certificate for aggregated API servers.
+    pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+    /// etcdctl's health-check client certificate.
+    pub const ETCD_HEALTHCHECK_CLIENT: &str = "etcd-healthcheck-client";
+    /// etcd's serving certificate (per control plane).
+    pub const ETCD_SERVER: &str = "etcd-server";
+    /// etcd's peer certificate (per control plane).
+    pub const ETCD_PEER: &str = "etcd-peer";
+    /// A kubelet's CA-signed serving certificate (per node; kubepki's).
+    pub const KUBELET_SERVING: &str = "kubelet-serving";
+    /// Administrators' kubeconfig.
+    pub const ADMIN_CONF: &str = "admin.conf";
+    /// The break-glass kubeconfig.
+    pub const SUPER_ADMIN_CONF: &str = "super-admin.conf";
+    /// kube-controller-manager's kubeconfig (per control plane).
+    pub const CONTROLLER_MANAGER_CONF: &str = "controller-manager.conf";
+    /// kube-scheduler's kubeconfig (per control plane).
+    pub const SCHEDULER_CONF: &str = "scheduler.conf";
+    /// A kubelet's kubeconfig (per node).
+    pub const KUBELET_CONF: &str = "kubelet.conf";
+    /// kube-proxy's kubeconfig (kubepki's).
+    pub const KUBE_PROXY_CONF: &str = "kube-proxy.conf";
+
+    /// Every entry name, CAs first.
+    pub const ALL: [&str; 18] = [
+        CA,
+        ETCD_CA,
+        FRONT_PROXY_CA,
+        SA,
+        APISERVER,
+        APISERVER_KUBELET_CLIENT,
+        APISERVER_ETCD_CLIENT,
+        FRONT_PROXY_CLIENT,
+        ETCD_HEALTHCHECK_CLIENT,
+        ETCD_SERVER,
+        ETCD_PEER,
+        KUBELET_SERVING,
+        ADMIN_CONF,
+        SUPER_ADMIN_CONF,
+        CONTROLLER_MANAGER_CONF,
+        SCHEDULER_CONF,
+        KUBELET_CONF,
+        KUBE_PROXY_CONF,
+    ];
+}
+
+/// Where things are in a tree (relative to its root, as in kubeadm's `/etc/kubernetes`). A
+/// kubeconfig's file is named as its entry (`admin.conf`), in its node's home.
+pub mod layout {
+    /// The cluster CA (`.crt`, `.key`).
+    pub const CA: &str = "pki/ca";
+    /// The etcd CA.
+    pub const ETCD_CA: &str = "pki/etcd/ca";
+    /// The front-proxy CA.
+    pub const FRONT_PROXY_CA: &str = "pki/front-proxy-ca";
+    /// The service-account private key.
+    pub const SA_KEY: &str = "pki/sa.key";
+    /// The service-account public key.
+    pub const SA_PUB: &str = "pki/sa.pub";
+    /// The apiserver's serving certificate.
+    pub const APISERVER: &str = "pki/apiserver";
+    /// The apiserver's client certificate for kubelets.
+    pub const APISERVER_KUBELET_CLIENT: &str = "pki/apiserver-kubelet-client";
+    /// The apiserver's client certificate for etcd.
+    pub const APISERVER_ETCD_CLIENT: &str = "pki/apiserver-etcd-client";
+    /// The apiserver's client certificate for aggregated API servers.
+    pub const FRONT_PROXY_CLIENT: &str = "pki/front-proxy-client";
+    /// etcdctl's health-check client certificate.
+    pub const ETCD_HEALTHCHECK_CLIENT: &str = "pki/etcd/healthcheck-client";
+    /// etcd's serving certificate.
+    pub const ETCD_SERVER: &str = "pki/etcd/server";
+    /// etcd's peer certificate.
+    pub const ETCD_PEER: &str = "pki/etcd/peer";
+    /// The static pod manifests.
+    pub const MANIFESTS: &str = "manifests";
+    /// The node bundles: `nodes/<node>/` mirrors a node's filesystem.
+    pub const NODES: &str = "nodes";
+    /// A node's `/etc/kubernetes`, inside its bundle.
+    pub const ETC_KUBERNETES: &str = "etc/kubernetes";
+    /// A kubelet's serving certificate, inside its node's bundle.
+    pub const KUBELET_SERVING: &str = "var/lib/kubelet/pki/kubelet";
+
+    /// `<base>.crt`.
+    pub fn crt(base: &str) -> String {
+        format!("{base}.crt")
+    }
+
+    /// `<base>.key`.
+    pub fn key(base: &str) -> String {
+        format!("{base}.key")
+    }
+}
+
+/// kubepki's own state in a tree.
+pub mod state {
+    /// The description the tree was made from.
+    pub const CLUSTER: &str = ".kubepki/cluster.json";
+    /// The issuance log: one JSON object per certificate signed.
+    pub const ISSUANCE_LOG: &str = ".kubepki/issued.jsonl";
+    /// Rotations under way: `rotation/<ca>/`.
+    pub const ROTATION: &str = ".kubepki/rotation";
+    /// Backups: a folder per command run (see `backup.rs`).
+    pub const BACKUP: &str = ".kubepki-backup";
+    /// The lock a command that changes the tree holds (see `run.rs`).
+    pub const LOCK: &str = ".kubepki/lock";
+    /// The journal of a batch being renamed into place.
+    pub const JOURNAL: &str = ".kubepki-journal";
+}

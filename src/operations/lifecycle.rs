@@ -1,0 +1,688 @@
+//! The lifecycle of a tree: renew certificates, change SANs, add and remove nodes.
+//!
+//! Each command first builds a [`Change`] list (what it will do, as a diff of identities,
+//! SANs, issuers and validity) without touching the disk; `--dry-run` prints it. Applying
+//! backs up the previous files, writes atomically, refreshes node bundles, appends to the
+//! issuance log and ends with a static verify of the result.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::audit::verify::{verify, Report, VerifyOptions};
+use crate::disk::inventory::{Inventory, Problem};
+use crate::disk::issuance::IssuanceRecord;
+use crate::disk::store::{Batch, Mode};
+use crate::error::{Error, Result};
+use crate::model::catalog::{Catalog, CertProfile, Entry, EntryId, ExtKeyUsage, Store};
+use crate::model::spec::{ClusterSpec, KeyAlgorithm, San};
+use crate::model::topology::Topology;
+use crate::x509::certinfo::CertInfo;
+use crate::x509::issue::{Ca, PrivateKey};
+use crate::x509::kubeconfig::Kubeconfig;
+
+/// A tree with its description, catalog and what is on disk.
+pub struct Tree {
+    /// The tree's root.
+    pub root: PathBuf,
+    /// The cluster.
+    pub spec: ClusterSpec,
+    /// Its catalog.
+    pub catalog: Catalog,
+    /// What is on disk.
+    pub inventory: Inventory,
+    /// Whether the cluster was inferred from the tree (and so is inferred again after a change).
+    pub inferred: bool,
+}
+
+impl Tree {
+    /// Load a tree; the cluster comes from `spec` (a description) or is inferred.
+    pub fn load(root: &Path, spec: Option<ClusterSpec>) -> Result<Tree> {
+        if !root.is_dir() {
+            return Err(Error::bad_file(root, "no such directory"));
+        }
+        let inferred = spec.is_none();
+        let spec = match spec {
+            Some(s) => s,
+            None => crate::model::infer::cluster_of_tree(root)?,
+        };
+        let catalog = Catalog::build(&spec);
+        let inventory = Inventory::load(root, &catalog);
+        Ok(Tree { root: root.to_path_buf(), spec, catalog, inventory, inferred })
+    }
+
+    /// Verify the tree as it is on disk now (a cluster inferred from the tree is inferred
+    /// again: a SAN just added or removed is what the tree now says).
+    pub fn verify(&self, at: OffsetDateTime) -> Report {
+        let fresh = if self.inferred { crate::model::infer::cluster_of_tree(&self.root).ok() } else { None };
+        let spec = fresh.as_ref().unwrap_or(&self.spec);
+        let catalog = if fresh.is_some() { Catalog::build(spec) } else { self.catalog.clone() };
+        let inventory = Inventory::load(&self.root, &catalog);
+        let topology = Topology::build(spec, &catalog);
+        verify(spec, &catalog, &topology, &inventory, &VerifyOptions::at(at))
+    }
+
+    /// The entries a name designates: an id (`apiserver@cp1`) or a kubeadm name (`apiserver`,
+    /// every control plane's). Unknown names are an error that lists the valid ones.
+    pub fn select(&self, name: &str) -> Result<Vec<&Entry>> {
+        let found: Vec<&Entry> = self.catalog.entries.iter().filter(|e| e.id == name || e.name() == name).collect();
+        if found.is_empty() {
+            let mut names: Vec<&str> = self.catalog.entries.iter().map(|e| e.name()).collect();
+            names.dedup();
+            return Err(Error::Invalid(format!("'{name}' is not in the catalog; names are: {}", names.join(", "))));
+        }
+        Ok(found)
+    }
+
+    fn ca(&self, cache: &mut HashMap<String, Ca>, id: &str, now: OffsetDateTime) -> Result<()> {
+        if !cache.contains_key(id) {
+            cache.insert(id.to_string(), crate::disk::tree::load_ca(&self.catalog, &self.root, id, now)?);
+        }
+        Ok(())
+    }
+}
+
+/// What a certificate is, for a before/after diff.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Subject.
+    pub subject: String,
+    /// Issuer.
+    pub issuer: String,
+    /// SANs.
+    pub sans: Vec<String>,
+    /// NotBefore (date).
+    pub not_before: String,
+    /// NotAfter (date).
+    pub not_after: String,
+    /// Key algorithm, and whether it is new.
+    pub key: String,
+    /// The issuer's public key (`sha256:` and the first 8 bytes of the SHA-256 of it): what
+    /// tells an old CA from its replacement, which has the same name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer_key: Option<String>,
+}
+
+/// A short fingerprint of a public key: `sha256:` and the first 8 bytes of its SHA-256, hex.
+pub(crate) fn key_fingerprint(public_key_raw: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public_key_raw);
+    let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+impl Summary {
+    fn of(c: &CertInfo, key: &str, issuer_key: Option<String>) -> Summary {
+        Summary {
+            issuer_key,
+            subject: c.subject.clone(),
+            issuer: c.issuer.clone(),
+            sans: c.sans.iter().map(|s| s.to_string()).collect(),
+            not_before: c.not_before.date().to_string(),
+            not_after: c.not_after.date().to_string(),
+            key: key.to_string(),
+        }
+    }
+}
+
+/// One entry that a command changes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Change {
+    /// The catalog entry.
+    pub entry: EntryId,
+    /// The file that holds its certificate.
+    pub file: PathBuf,
+    /// Before.
+    pub before: Option<Summary>,
+    /// After.
+    pub after: Summary,
+}
+
+/// What a command will do: the changes, and the bytes to write.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// The changes, in catalog order.
+    pub changes: Vec<Change>,
+    /// Notes on entries: left alone, or handled differently, and why.
+    pub notes: Vec<(EntryId, String)>,
+    writes: Vec<(PathBuf, String, Mode)>,
+    records: Vec<IssuanceRecord>,
+    /// The CAs loaded so far, by id.
+    cas: HashMap<String, Ca>,
+    /// The CA data kubeconfigs trusting a CA get (by CA id), instead of its file on disk.
+    ca_data: HashMap<String, String>,
+    /// PEM appended after each certificate a CA signs (by CA id): a cross-signed CA
+    /// certificate, during a rotation.
+    chain: HashMap<String, String>,
+    /// The certificates in each CA's file (by CA id), to name the key that signed what is
+    /// replaced.
+    ca_certs: HashMap<String, Vec<CertInfo>>,
+}
+
+/// A file to write: path relative to the tree, contents, mode.
+pub(crate) type FileOut = (PathBuf, Vec<u8>, Mode);
+
+/// A plan taken apart, to be written with more (a rotation's own files).
+pub(crate) struct Parts {
+    pub changes: Vec<Change>,
+    pub notes: Vec<(EntryId, String)>,
+    pub writes: Vec<FileOut>,
+    pub records: Vec<IssuanceRecord>,
+}
+
+/// A signer given to a plan instead of the CA on disk (a rotation's new CA), with the CA data
+/// kubeconfigs get and the chain shipped after each leaf.
+pub(crate) struct Signer {
+    pub ca: Ca,
+    pub ca_data: String,
+    pub chain: String,
+}
+
+/// The result of applying a plan.
+#[derive(Debug, Serialize)]
+pub struct Applied {
+    /// What changed.
+    pub changes: Vec<Change>,
+    /// Notes on entries: left alone, or handled differently, and why.
+    pub notes: Vec<(EntryId, String)>,
+    /// Where the previous files were saved.
+    pub backup: Option<PathBuf>,
+    /// Copies refreshed in node bundles.
+    pub bundle_files_written: usize,
+    /// The static verify of the result.
+    pub verify: Report,
+    /// What each node must receive and restart (see [`crate::operations::rollout`]).
+    pub rollout: Vec<crate::operations::rollout::NodeRollout>,
+}
+
+impl Plan {
+    /// The plan as parts: its changes and notes, the files to write (relative to the tree) and
+    /// the records of what it signed.
+    pub(crate) fn into_parts(self) -> Parts {
+        let writes = self.writes.into_iter().map(|(p, t, m)| (p, t.into_bytes(), m)).collect();
+        Parts { changes: self.changes, notes: self.notes, writes, records: self.records }
+    }
+
+    /// Write the files, the node bundles' copies of them and the log's lines as one journaled
+    /// batch (a kill leaves the tree as before, or the journal the next run completes; the
+    /// replaced files are saved first in the run's backup), then verify.
+    pub fn apply(self, tree: &Tree, command: &str, now: OffsetDateTime) -> Result<Applied> {
+        let writes = self.writes.into_iter().map(|(p, t, m)| (p, t.into_bytes(), m)).collect();
+        let (batch, bundle_files_written, _) = one_batch(tree, writes, self.records, command)?;
+        batch.commit_in(&tree.root)?;
+        let backup = crate::disk::backup::current_dir(&tree.root);
+        let rollout = crate::operations::rollout::rollout(&tree.spec, &crate::disk::backup::changed(&tree.root));
+        Ok(Applied {
+            rollout,
+            changes: self.changes,
+            notes: self.notes,
+            backup,
+            bundle_files_written,
+            verify: tree.verify(now),
+        })
+    }
+
+    /// The certificates in the file of CA `id` (all of a bundle), read once.
+    fn ca_certs(&mut self, tree: &Tree, id: &str) -> &[CertInfo] {
+        self.ca_certs.entry(id.to_string()).or_insert_with(|| {
+            let Some(file) = tree.catalog.get(id).and_then(|e| e.files().first().map(|(f, _)| tree.root.join(f)))
+            else {
+                return Vec::new();
+            };
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            pem::parse_many(&text)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|b| CertInfo::from_der(b.contents()).ok())
+                .collect()
+        })
+    }
+
+    /// Sign `profile` with its CA for `key`, and queue the files of `entry`.
+    fn issue(
+        &mut self,
+        tree: &Tree,
+        entry: &Entry,
+        profile: &CertProfile,
+        key: Key,
+        before: Option<&CertInfo>,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let Some(leaf) = entry.leaf() else { return Err(Error::Invalid(format!("{} is a CA", entry.id))) };
+        let ca_id = &leaf.issuer;
+        tree.ca(&mut self.cas, ca_id, now)?;
+        let ca = &self.cas[ca_id.as_str()];
+        let (key, key_word) = match key {
+            Key::New(alg) => (PrivateKey::generate(alg)?, "new"),
+            Key::Reuse(k) => (k, "kept"),
+        };
+        let mut issued = ca.sign_key(profile, &key, now)?;
+        let info = CertInfo::from_der(&issued.der).map_err(|e| Error::crypto("reading back", e))?;
+        if let Some(chain) = self.chain.get(ca_id.as_str()) {
+            issued.pem.push_str(chain);
+        }
+        let file = match &leaf.store {
+            Store::Files { cert, key: key_path } => {
+                self.writes.push((cert.clone(), issued.pem.clone(), Mode::Public));
+                if key_word == "new" {
+                    self.writes.push((key_path.clone(), key.to_pem().to_string(), Mode::Secret));
+                }
+                cert.clone()
+            }
+            Store::Kubeconfig { path, cluster, ca: trust, server: catalog_server } => {
+                // The CA data is the CA's file as it is: a bundle during a rotation.
+                let ca_pem = self.ca_data.get(trust.as_str()).cloned().unwrap_or_else(|| {
+                    tree.inventory
+                        .get(trust)
+                        .and_then(|l| l.cert_pem.clone())
+                        .unwrap_or_else(|| self.cas[trust.as_str()].cert_pem.clone())
+                });
+                let server = tree
+                    .inventory
+                    .get(&entry.id)
+                    .and_then(|l| l.kubeconfig.as_ref().map(|k| k.server.clone()))
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| catalog_server.clone());
+                let text = Kubeconfig {
+                    cluster,
+                    server: &server,
+                    ca_pem: &ca_pem,
+                    user: &profile.subject.cn,
+                    cert_pem: &issued.pem,
+                    key_pem: key.to_pem(),
+                }
+                .render();
+                self.writes.push((path.clone(), text, Mode::Secret));
+                path.clone()
+            }
+        };
+        self.records.push(IssuanceRecord::new(&info, Some(&entry.id), "", now));
+        let before = before.map(|b| {
+            let signer = self.ca_certs(tree, ca_id.as_str()).iter().find(|c| b.is_signed_by(c));
+            Summary::of(b, &b.key.to_string(), signer.map(|c| key_fingerprint(&c.public_key_raw)))
+        });
+        self.changes.push(Change {
+            entry: entry.id.clone(),
+            file,
+            before,
+            after: Summary::of(
+                &info,
+                &format!("{} {}", key_word, info.key),
+                Some(key_fingerprint(&self.cas[ca_id.as_str()].info.public_key_raw)),
+            ),
+        });
+        Ok(())
+    }
+}
+
+/// One journaled batch of these files (relative to the tree), the copies in node bundles they
+/// imply, and the issuance log's lines for `records` (logged as `command`); returns it with
+/// how many copies it holds and every file it writes (relative to the tree).
+pub(crate) fn one_batch(
+    tree: &Tree,
+    writes: Vec<(PathBuf, Vec<u8>, Mode)>,
+    records: Vec<IssuanceRecord>,
+    command: &str,
+) -> Result<(Batch, usize, Vec<PathBuf>)> {
+    let fresh: HashMap<PathBuf, Vec<u8>> = writes.iter().map(|(p, b, _)| (p.clone(), b.clone())).collect();
+    let copies =
+        crate::disk::tree::bundle_copies(&tree.spec, &tree.spec.nodes, &tree.catalog, &tree.root, false, &fresh)?;
+    let mut batch = Batch::new();
+    let n = copies.len();
+    let mut paths = Vec::with_capacity(writes.len() + n);
+    for (path, bytes, mode) in writes.into_iter().chain(copies) {
+        batch.add(tree.root.join(&path), bytes, mode);
+        paths.push(path);
+    }
+    let records: Vec<IssuanceRecord> = records
+        .into_iter()
+        .map(|mut r| {
+            r.command = command.to_string();
+            r
+        })
+        .collect();
+    if !records.is_empty() {
+        batch.append_after(crate::disk::issuance::log_path(&tree.root), crate::disk::issuance::lines(&records)?);
+    }
+    Ok((batch, n, paths))
+}
+
+/// Which key a reissued certificate gets.
+enum Key {
+    New(KeyAlgorithm),
+    Reuse(PrivateKey),
+}
+
+/// The existing key of an entry, which must match its certificate.
+fn existing_key(tree: &Tree, e: &Entry, cert: &CertInfo) -> Result<PrivateKey> {
+    let loaded = tree.inventory.get(&e.id).expect("loaded");
+    let facts = loaded.key.as_ref().map_err(|p| problem_error(e, p))?;
+    let key = PrivateKey::from_pem(facts.secret_pem(), Path::new(e.id.as_str()))?;
+    if !key.matches(cert) {
+        let file = e.files().last().map(|(f, _)| f.to_path_buf()).unwrap_or_default();
+        return Err(Error::bad_file(
+            tree.root.join(file),
+            "the key does not match its certificate: renew without --reuse-key",
+        ));
+    }
+    Ok(key)
+}
+
+fn problem_error(e: &Entry, p: &Problem) -> Error {
+    match p {
+        Problem::Missing(path) => {
+            Error::bad_file(path, format!("missing, so {} cannot be renewed: run kubepki init to create it", e.id))
+        }
+        Problem::Unreadable(path, why) => Error::bad_file(path, why.clone()),
+        Problem::External(path, why) => Error::bad_file(path, why.clone()),
+    }
+}
+
+/// The profile of an existing certificate: CN, O, SANs and usages from the certificate,
+/// the rest (key usage, validity, issuer, files) from the catalog.
+fn profile_from(e: &Entry, cert: &CertInfo) -> CertProfile {
+    let mut p = e.cert().expect("a certificate entry").clone();
+    p.subject.cn = cert.subject_cn.clone();
+    p.subject.orgs = cert.orgs.clone();
+    p.sans = cert.sans.clone();
+    let eku: Vec<ExtKeyUsage> = [ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth]
+        .into_iter()
+        .filter(|u| cert.ext_key_usage.contains(u))
+        .collect();
+    if !eku.is_empty() {
+        p.ext_key_usage = eku;
+    }
+    p
+}
+
+fn key_algorithm_of(cert: &CertInfo, fallback: KeyAlgorithm) -> KeyAlgorithm {
+    cert.key.algorithm().unwrap_or(fallback)
+}
+
+/// Options of `renew`.
+#[derive(Clone, Debug, Default)]
+pub struct RenewOptions {
+    /// Keep each certificate's key instead of making a new one.
+    pub reuse_key: bool,
+}
+
+/// Plan the renewal of these entries (or every leaf and kubeconfig with `all`).
+pub fn plan_renew(tree: &Tree, names: &[String], all: bool, opts: &RenewOptions, now: OffsetDateTime) -> Result<Plan> {
+    renew_into(Plan::default(), tree, names, all, opts, now)
+}
+
+/// Plan the renewal of these entries signed by `signer` rather than by the CA on disk.
+pub(crate) fn plan_renew_signed_by(tree: &Tree, names: &[String], signer: Signer, now: OffsetDateTime) -> Result<Plan> {
+    let mut plan = Plan::default();
+    plan.ca_data.insert(signer.ca.id.clone(), signer.ca_data);
+    plan.chain.insert(signer.ca.id.clone(), signer.chain);
+    plan.cas.insert(signer.ca.id.clone(), signer.ca);
+    renew_into(plan, tree, names, false, &RenewOptions::default(), now)
+}
+
+fn renew_into(
+    mut plan: Plan,
+    tree: &Tree,
+    names: &[String],
+    all: bool,
+    opts: &RenewOptions,
+    now: OffsetDateTime,
+) -> Result<Plan> {
+    let mut targets: Vec<&Entry> = Vec::new();
+    if all {
+        targets.extend(tree.catalog.entries.iter().filter(|e| e.cert().is_some_and(|p| !p.is_ca)));
+    }
+    for n in names {
+        for e in tree.select(n)? {
+            match e.cert() {
+                Some(p) if p.is_ca => {
+                    return Err(Error::Invalid(format!(
+                        "{} is a CA: CAs are rotated, not renewed (kubepki rotate-ca {} start)",
+                        e.id, e.id
+                    )))
+                }
+                None => {
+                    return Err(Error::Invalid(format!(
+                        "{} is a key pair, not a certificate (kubepki rotate-ca sa start)",
+                        e.id
+                    )))
+                }
+                Some(_) if targets.iter().any(|t| t.id == e.id) => {}
+                Some(_) => targets.push(e),
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Err(Error::Invalid("nothing to renew: name certificates (see kubepki plan) or use --all".into()));
+    }
+    for e in targets {
+        let loaded = tree.inventory.get(&e.id).expect("loaded");
+        let cert = match &loaded.cert {
+            Ok(c) => c,
+            Err(Problem::External(path, _)) => {
+                // kubeadm's kubelet.conf points at the kubelet's rotated certificate; when that
+                // has expired the kubelet cannot rotate it. Embed a fresh credential, as
+                // kubeadm's own kubelet.conf does before the first rotation.
+                let p = e.cert().expect("a certificate").clone();
+                plan.issue(tree, e, &p, Key::New(tree.spec.key_algorithm), None, now)?;
+                plan.notes.push((e.id.clone(), format!("referred to {}: now embeds a new credential", path.display())));
+                continue;
+            }
+            Err(Problem::Missing(_))
+                if e.kubeadm_instead.is_some() && !tree.root.join(crate::model::vocabulary::layout::NODES).is_dir() =>
+            {
+                plan.notes.push((e.id.clone(), "not in this tree (kubeadm does not make it)".into()));
+                continue;
+            }
+            Err(p) => return Err(problem_error(e, p)),
+        };
+        let profile = profile_from(e, cert);
+        let key = if opts.reuse_key {
+            Key::Reuse(existing_key(tree, e, cert)?)
+        } else {
+            Key::New(key_algorithm_of(cert, tree.spec.key_algorithm))
+        };
+        plan.issue(tree, e, &profile, key, Some(cert), now)?;
+    }
+    Ok(plan)
+}
+
+/// Plan adding (or removing) SANs on the certificates a name designates; the key is kept.
+pub fn plan_san(
+    tree: &Tree,
+    name: &str,
+    add: bool,
+    addresses: &[String],
+    force: bool,
+    now: OffsetDateTime,
+) -> Result<Plan> {
+    let sans: Vec<San> = addresses
+        .iter()
+        .map(|a| San::parse(a).map_err(|p| Error::Invalid(format!("address {p}"))))
+        .collect::<Result<_>>()?;
+    if sans.is_empty() {
+        return Err(Error::Invalid("name at least one address (an IP or a DNS name)".into()));
+    }
+    let topology = Topology::build(&tree.spec, &tree.catalog);
+    let mut plan = Plan::default();
+    for e in tree.select(name)? {
+        if !matches!(e.leaf().map(|l| &l.store), Some(Store::Files { .. })) {
+            let why = "only leaf certificates in files have";
+            return Err(Error::Invalid(format!("{} has no SANs to change ({why})", e.id)));
+        }
+        let loaded = tree.inventory.get(&e.id).expect("loaded");
+        let cert = loaded.cert.as_ref().map_err(|pr| problem_error(e, pr))?;
+        let mut profile = profile_from(e, cert);
+        for s in &sans {
+            let has = profile.sans.contains(s);
+            if add && has {
+                return Err(Error::Invalid(format!("{} already has {s}", e.id)));
+            }
+            if !add && !has {
+                return Err(Error::Invalid(format!("{} has no {s} (it has {})", e.id, join(&profile.sans))));
+            }
+            if !add && !force {
+                if let Some(l) =
+                    topology.links.iter().find(|l| l.server_cert.as_deref() == Some(&e.id) && &l.dial.host == s)
+                {
+                    return Err(Error::Invalid(format!(
+                        "{s} is the address {} dials: removing it breaks link {}; use --force to remove it anyway",
+                        l.client, l.id
+                    )));
+                }
+            }
+        }
+        if add {
+            profile.sans.extend(sans.iter().cloned());
+        } else {
+            profile.sans.retain(|s| !sans.contains(s));
+        }
+        let key = existing_key(tree, e, cert)?;
+        plan.issue(tree, e, &profile, Key::Reuse(key), Some(cert), now)?;
+    }
+    Ok(plan)
+}
+
+fn join(sans: &[San]) -> String {
+    sans.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// A node to add.
+#[derive(Clone, Debug)]
+pub struct NewNode {
+    /// Its name.
+    pub name: String,
+    /// Control plane or worker.
+    pub role: crate::model::spec::Role,
+    /// Its addresses (at least one).
+    pub addresses: Vec<String>,
+    /// Extra DNS names.
+    pub dns_names: Vec<String>,
+}
+
+/// The cluster with one more node, validated like a description (name, addresses, duplicates).
+pub fn with_node(spec: &ClusterSpec, n: &NewNode) -> Result<ClusterSpec> {
+    let bad = |field: &str, problem: String| Error::Invalid(format!("{field}: {problem}"));
+    if !crate::model::spec::is_dns1123_subdomain(&n.name) {
+        return Err(bad("NAME", format!("'{}' is not a valid node name (lowercase RFC 1123)", n.name)));
+    }
+    if spec.nodes.iter().any(|x| x.name == n.name) {
+        return Err(bad("NAME", format!("node '{}' already exists", n.name)));
+    }
+    if n.addresses.is_empty() {
+        return Err(bad("--ip", "a node needs at least one IP address".into()));
+    }
+    let mut addresses = Vec::new();
+    for a in &n.addresses {
+        let ip: std::net::IpAddr = a.trim().parse().map_err(|_| bad("--ip", format!("'{a}' is not an IP address")))?;
+        if let Some(other) = spec.nodes.iter().find(|x| x.addresses.contains(&ip)) {
+            return Err(bad("--ip", format!("{ip} is already the address of node '{}'", other.name)));
+        }
+        addresses.push(ip);
+    }
+    for d in &n.dns_names {
+        if !crate::model::spec::is_san_dns_name(d) {
+            return Err(bad("--dns", format!("'{d}' is not a valid DNS name")));
+        }
+    }
+    let mut out = spec.clone();
+    out.nodes.push(crate::model::spec::Node {
+        name: n.name.clone(),
+        role: n.role,
+        addresses,
+        dns_names: n.dns_names.clone(),
+    });
+    out.nodes.sort_by_key(|x| x.role != crate::model::spec::Role::ControlPlane);
+    Ok(out)
+}
+
+/// The entries a node adds to the catalog (what `node add` issues).
+pub fn node_entries(spec: &ClusterSpec, name: &str) -> Vec<EntryId> {
+    Catalog::build(spec).entries.into_iter().filter(|e| e.node() == Some(name)).map(|e| e.id).collect()
+}
+
+/// What `node remove` retires.
+#[derive(Debug, Serialize)]
+pub struct Removed {
+    /// The node.
+    pub node: String,
+    /// Where its files were saved (none without a run, or if it had no files).
+    pub backup: Option<PathBuf>,
+    /// Its certificates, which stay valid until they expire (Kubernetes has no revocation):
+    /// `(entry, serial, not after)`.
+    pub still_valid: Vec<(EntryId, String, String)>,
+    /// The static verify of the tree without the node.
+    pub verify: Report,
+    /// What the other nodes must receive and restart (none: the node's files just go).
+    pub rollout: Vec<crate::operations::rollout::NodeRollout>,
+}
+
+/// Retire a node: its bundle moves to the backup directory; the cluster without it is verified.
+pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Removed> {
+    let node = tree.spec.nodes.iter().find(|n| n.name == name).ok_or_else(|| {
+        Error::Invalid(format!(
+            "no node '{name}'; nodes are: {}",
+            tree.spec.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    if node.name == tree.spec.primary().name {
+        return Err(Error::Invalid(format!(
+            "'{name}' is the primary control plane: the top of the tree is its /etc/kubernetes and holds the shared files"
+        )));
+    }
+    let still_valid = tree
+        .catalog
+        .entries
+        .iter()
+        .filter(|e| e.node() == Some(name))
+        .filter_map(|e| {
+            let c = tree.inventory.get(&e.id)?.cert.as_ref().ok()?;
+            (c.not_after > now).then(|| (e.id.clone(), c.serial.clone(), c.not_after.date().to_string()))
+        })
+        .collect();
+    // The node's files are removed in one journaled batch; the store saves them first in the
+    // backup of the run under way.
+    let dir = tree.root.join(crate::model::catalog::bundle_root(node));
+    let files = files_under(&dir)?;
+    let mut spec = tree.spec.clone();
+    spec.nodes.retain(|n| n.name != name);
+    let mut batch = Batch::new();
+    files.iter().for_each(|f| batch.remove(f.clone()));
+    // The description without the node goes with its files.
+    batch.add(tree.root.join(crate::model::infer::RECORDED), crate::model::infer::describe(&spec), Mode::Public);
+    batch.commit_in(&tree.root)?;
+    for f in &files {
+        crate::disk::backup::remove_empty_parents(&tree.root, f);
+    }
+    let backup = crate::disk::backup::current_dir(&tree.root).map(|b| b.join(crate::model::catalog::bundle_root(node)));
+    let rest = Tree::load(&tree.root, Some(spec))?;
+    let gone = Path::new("nodes").join(name);
+    let others: Vec<PathBuf> =
+        crate::disk::backup::changed(&tree.root).into_iter().filter(|p| !p.starts_with(&gone)).collect();
+    let rollout = crate::operations::rollout::rollout(&rest.spec, &others);
+    Ok(Removed { node: name.into(), backup, still_valid, verify: rest.verify(now), rollout })
+}
+
+/// Every file under `dir` (none if it does not exist).
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&d, "read directory", e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&d, "read directory", e))?;
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
