@@ -19,6 +19,19 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+    /// A tree records another description than the one given.
+    #[error(
+        "{}: the tree records another description than {}:\n  {}\n  pass --update-description to make the given one the tree's (what it changes is reissued), or leave --config out to use the recorded one",
+        recorded.display(), given.display(), differences.join("\n  ")
+    )]
+    DescriptionDiffers {
+        /// The recorded description.
+        recorded: PathBuf,
+        /// The description given.
+        given: PathBuf,
+        /// What differs, one line each.
+        differences: Vec<String>,
+    },
     /// A file could not be read or written.
     #[error("{}: {action}: {source}", path.display())]
     Io {

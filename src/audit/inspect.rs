@@ -527,80 +527,44 @@ fn looks_like_kubeconfig(text: &str) -> bool {
 }
 
 fn read_kubeconfig(text: &str, path: &Path, refs: &Refs, at: OffsetDateTime) -> Result<KubeconfigView> {
-    use serde_yaml_ng::Value;
     let bad = |p: String| Error::bad_file(path, p);
-    let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| bad(format!("not a kubeconfig: not YAML: {e}")))?;
-    let Value::Mapping(top) = &doc else { return Err(bad("not a kubeconfig: not a YAML mapping".into())) };
-    let kind = top.get("kind").and_then(Value::as_str).unwrap_or("Config");
-    if kind != "Config" {
-        return Err(bad(format!("not a kubeconfig: a YAML document of kind '{kind}'")));
-    }
-    let list = |field: &str| -> Result<Vec<(String, &serde_yaml_ng::Mapping)>> {
-        let Some(items) = top.get(field) else { return Ok(vec![]) };
-        let items = items.as_sequence().ok_or_else(|| bad(format!("{field} is not a list")))?;
-        let inner = field.trim_end_matches('s');
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                let name =
-                    item.get("name").and_then(Value::as_str).ok_or_else(|| bad(format!("{field}[{i}] has no name")))?;
-                let body = item
-                    .get(inner)
-                    .and_then(Value::as_mapping)
-                    .ok_or_else(|| bad(format!("{field}[{i}] ({name}) has no {inner}")))?;
-                Ok((name.to_string(), body))
-            })
-            .collect()
-    };
-    let (clusters, users, contexts) = (list("clusters")?, list("users")?, list("contexts")?);
-    if clusters.is_empty() {
-        return Err(bad("not a kubeconfig: it has no clusters".into()));
-    }
-    let text_of = |m: &serde_yaml_ng::Mapping, field: &str| m.get(field).and_then(Value::as_str).map(str::to_string);
+    let file = crate::x509::kubeconfig::parse_file(text, path)?;
     let mut view = KubeconfigView {
-        current_context: top.get("current-context").and_then(Value::as_str).unwrap_or_default().to_string(),
-        contexts: Vec::new(),
+        current_context: file.current_context.clone(),
+        contexts: file
+            .contexts
+            .iter()
+            .map(|c| ContextView { name: c.name.clone(), cluster: c.value.cluster.clone(), user: c.value.user.clone() })
+            .collect(),
         clusters: Vec::new(),
         users: Vec::new(),
     };
-    for (name, c) in &contexts {
-        let field = |f: &str| text_of(c, f).ok_or_else(|| bad(format!("context '{name}' has no {f}")));
-        let (cluster, user) = (field("cluster")?, field("user")?);
-        if !clusters.iter().any(|(n, _)| *n == cluster) {
-            return Err(bad(format!("context '{name}' names cluster '{cluster}', which is missing")));
-        }
-        if !users.iter().any(|(n, _)| *n == user) {
-            return Err(bad(format!("context '{name}' names user '{user}', which is missing")));
-        }
-        view.contexts.push(ContextView { name: name.clone(), cluster, user });
-    }
-    if !view.current_context.is_empty() && !view.contexts.iter().any(|c| c.name == view.current_context) {
-        return Err(bad(format!("current-context '{}' is not among its contexts", view.current_context)));
-    }
     let ctx = Embedded { path, refs, at };
-    for (name, c) in &clusters {
+    for c in &file.clusters {
+        let (name, f) = (&c.name, &c.value);
+        if f.server.is_empty() {
+            return Err(bad(format!("cluster '{name}' has no server")));
+        }
         let label = format!("clusters[{name}]");
-        let data = text_of(c, "certificate-authority-data");
-        let file = text_of(c, "certificate-authority");
         view.clusters.push(ClusterView {
             name: name.clone(),
-            server: text_of(c, "server").ok_or_else(|| bad(format!("cluster '{name}' has no server")))?,
-            certificate_authority: ctx.cert_source(&label, "certificate-authority", data, file)?,
+            server: f.server.clone(),
+            certificate_authority: ctx.cert_source(
+                &label,
+                "certificate-authority",
+                f.ca_data.clone(),
+                f.ca_file.clone(),
+            )?,
         });
     }
-    for (name, u) in &users {
+    for u in &file.users {
+        let (name, f) = (&u.name, &u.value);
         let label = format!("users[{name}]");
-        let cert = ctx.cert_source(
-            &label,
-            "client-certificate",
-            text_of(u, "client-certificate-data"),
-            text_of(u, "client-certificate"),
-        )?;
+        let cert = ctx.cert_source(&label, "client-certificate", f.cert_data.clone(), f.cert_file.clone())?;
         let mut key_matches_certificate = None;
-        let client_key = match (text_of(u, "client-key-data"), text_of(u, "client-key")) {
+        let client_key = match (&f.key_data, &f.key_file) {
             (Some(data), _) => {
-                let pem = ctx.decode(&format!("{label}.client-key-data"), &data)?;
+                let pem = ctx.decode(&format!("{label}.client-key-data"), data)?;
                 let key = PrivateKey::from_pem(&pem, path)
                     .map_err(|_| bad(format!("{label}.client-key-data is not a readable private key")))?;
                 if let Some(CertSource::Embedded { certificates }) = &cert {
@@ -608,20 +572,15 @@ fn read_kubeconfig(text: &str, path: &Path, refs: &Refs, at: OffsetDateTime) -> 
                 }
                 Some(KeySource::Embedded { algorithm: key.algorithm() })
             }
-            (None, Some(reference)) => Some(KeySource::File(ctx.file_ref(&reference, false))),
+            (None, Some(reference)) => Some(KeySource::File(ctx.file_ref(reference, false))),
             (None, None) => None,
         };
-        let other_auth = ["token", "tokenFile", "username", "exec", "auth-provider"]
-            .iter()
-            .filter(|f| u.contains_key(**f))
-            .map(|f| f.to_string())
-            .collect();
         view.users.push(UserView {
             name: name.clone(),
             client_certificate: cert,
             client_key,
             key_matches_certificate,
-            other_auth,
+            other_auth: f.other_auth(),
         });
     }
     Ok(view)

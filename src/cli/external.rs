@@ -66,25 +66,23 @@ pub(crate) struct ImportArgs {
     output: Format,
 }
 
-/// The description for the outside-CA flow (a tree in the middle of it cannot be inferred):
-/// the one given, else the one `csr` recorded in the tree, else the built-in default.
+/// The description for the outside-CA flow, by the library's one policy: the one `csr`
+/// recorded in the tree, else the one given, else (a tree in the middle of the flow cannot be
+/// read back) the built-in default.
 fn spec_of(config: Option<&std::path::Path>, dir: &std::path::Path) -> Result<ClusterSpec> {
-    let recorded = dir.join(kubepki::model::infer::RECORDED);
-    match config {
-        Some(c) => ClusterSpec::load(c),
-        None if recorded.is_file() => ClusterSpec::load(&recorded),
-        None => Ok(ClusterSpec::builtin_default()),
-    }
+    let given = config.map(ClusterSpec::load).transpose()?;
+    let how = kubepki::model::infer::Resolve { update: false, new_tree: true };
+    Ok(kubepki::model::infer::resolve(dir, given, how)?.spec)
 }
 
 pub(crate) fn csr(a: CsrArgs) -> Result<ExitCode> {
-    let spec = a.cluster.load()?;
-    let catalog = Catalog::build(&spec);
     let dir = default_dir(a.dir);
     let run = kubepki::disk::run::Run::begin_new(&dir, "csr")?;
     if let Some(code) = super::done_by_recovery(Some(&run))? {
         return Ok(code);
     }
+    let spec = a.cluster.of_tree(&dir, false)?;
+    let catalog = Catalog::build(&spec);
     let report =
         kubepki::operations::external::generate_csrs(&spec, &catalog, &dir, a.force, OffsetDateTime::now_utc())?;
     kubepki::model::infer::record(&dir, &spec)?;

@@ -39,6 +39,9 @@ pub(crate) struct InitArgs {
     /// Every node must then receive the new trust (on a running cluster, prefer rotate-ca).
     #[arg(long = "replace-ca", value_name = "NAME")]
     replace_ca: Vec<String>,
+    /// Make the given --config the tree's description, replacing the one it records.
+    #[arg(long)]
+    update_description: bool,
     /// No progress bar (it is drawn only on a terminal, and only for runs long enough to need one).
     #[arg(short, long)]
     quiet: bool,
@@ -57,7 +60,9 @@ pub(crate) fn plan(a: PlanArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
-    let spec = a.cluster.load()?;
+    // The lock first: the description is read from the tree another init may be making.
+    let _run = kubepki::disk::run::Run::begin_init(&a.dir)?;
+    let spec = a.cluster.of_tree(&a.dir, a.update_description)?;
     let catalog = Catalog::build(&spec);
     let bar = (!a.quiet && std::io::stderr().is_terminal()).then(Bar::new);
     let progress: &dyn Progress = match &bar {
@@ -65,7 +70,6 @@ pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
         None => &Silent,
     };
     let opts = InitOptions { force: a.force, replace_ca: a.replace_ca };
-    let _run = kubepki::disk::run::Run::begin_init(&a.dir)?;
     let report = kubepki::operations::init::init_with_progress(
         &spec,
         &catalog,

@@ -46,10 +46,7 @@ pub(crate) fn run(a: GraphArgs) -> Result<ExitCode> {
         return Err(kubepki::Error::bad_file(&dir, "no such directory"));
     }
     // The cluster: the description if given, else the tree's, else the built-in default.
-    let spec = match (&a.cluster.config, tree) {
-        (None, true) => kubepki::model::infer::cluster_of_tree(&dir)?,
-        _ => a.cluster.load()?,
-    };
+    let spec = if tree { a.cluster.of_tree(&dir, false)? } else { a.cluster.load()? };
     let catalog = Catalog::build(&spec);
     let topology = Topology::build(&spec, &catalog);
     let format = match a.output {

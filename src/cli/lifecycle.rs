@@ -9,10 +9,10 @@ use time::OffsetDateTime;
 
 use super::verify::{cluster_of, default_dir};
 use super::{emit, Format};
+use kubepki::model::infer::Source;
 use kubepki::{
-    disk::run::Run, model::catalog::EntryId, model::spec::ClusterSpec, model::spec::Role,
-    operations::lifecycle::Applied, operations::lifecycle::Change, operations::lifecycle::Plan as ChangePlan,
-    operations::lifecycle::Tree, Result,
+    disk::run::Run, model::catalog::EntryId, model::spec::Role, operations::lifecycle::Applied,
+    operations::lifecycle::Change, operations::lifecycle::Plan as ChangePlan, operations::lifecycle::Tree, Result,
 };
 
 /// Where the tree is and what it describes.
@@ -24,6 +24,9 @@ pub(crate) struct TreeArgs {
     /// The cluster description; without it the cluster is inferred from the tree.
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
+    /// Make the given --config the tree's description, replacing the one it records.
+    #[arg(long)]
+    update_description: bool,
     /// Show what would change (identities, SANs, issuers, validity) and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -42,13 +45,16 @@ impl TreeArgs {
 
     fn tree(&self) -> Result<Tree> {
         let dir = default_dir(self.dir.clone());
-        match &self.config {
-            Some(_) => {
-                let spec: ClusterSpec = cluster_of(&dir, self.config.as_deref())?;
-                Tree::load(&dir, Some(spec))
-            }
-            None => Tree::load(&dir, None),
+        let described = cluster_of(&dir, self.config.as_deref(), self.update_description)?;
+        let tree = match described.source {
+            // Read back again after every change, as the tree then says.
+            Source::Inferred => Tree::load(&dir, None)?,
+            _ => Tree::load(&dir, Some(described.spec))?,
+        };
+        if described.source == Source::Given && !self.dry_run {
+            kubepki::model::infer::record(&tree.root, &tree.spec)?;
         }
+        Ok(tree)
     }
 }
 

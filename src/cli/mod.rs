@@ -19,6 +19,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use kubepki::model::infer::{resolve, Resolve};
 use kubepki::{model::spec::ClusterSpec, model::spec::KeyAlgorithm, Error, Result};
 
 /// kubepki: every CA, certificate, key and kubeconfig of a Kubernetes cluster, and who
@@ -93,6 +94,7 @@ pub(crate) enum Format {
 }
 
 impl ClusterArgs {
+    /// The description without a tree: the given one, else the built-in default.
     pub(crate) fn load(&self) -> Result<ClusterSpec> {
         let mut spec = match &self.config {
             Some(path) => ClusterSpec::load(path)?,
@@ -100,6 +102,20 @@ impl ClusterArgs {
         };
         if let Some(a) = self.key_algorithm {
             spec.key_algorithm = a;
+        }
+        Ok(spec)
+    }
+
+    /// The description of the tree at `dir` (which may not exist yet), by the library's one
+    /// policy ([`kubepki::model::infer::resolve`]): the recorded one is the truth.
+    pub(crate) fn of_tree(&self, dir: &Path, update: bool) -> Result<ClusterSpec> {
+        let how = Resolve { update, new_tree: true };
+        let given = self.config.as_deref().map(ClusterSpec::load).transpose()?;
+        let mut spec = resolve(dir, given, how)?.spec;
+        if let Some(a) = self.key_algorithm.filter(|a| *a != spec.key_algorithm) {
+            // Another algorithm is another description: the same policy decides.
+            spec.key_algorithm = a;
+            spec = resolve(dir, Some(spec), how)?.spec;
         }
         Ok(spec)
     }

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::{emit, Format};
 use kubepki::audit::verify::{LinkStatus, Report, Severity};
+use kubepki::model::infer::{resolve, Described, Resolve};
 use kubepki::{
     audit::verify::verify, audit::verify::VerifyOptions, disk::inventory::Inventory, model::catalog::Catalog,
     model::spec::ClusterSpec, model::topology::Topology, Error, Result,
@@ -68,15 +69,15 @@ pub(crate) fn default_dir(dir: Option<PathBuf>) -> PathBuf {
     })
 }
 
-/// The cluster of a tree: from the description if given, else inferred from the tree.
-pub(crate) fn cluster_of(dir: &Path, config: Option<&Path>) -> Result<ClusterSpec> {
+/// The cluster of an existing tree, by the library's one policy: the recorded description,
+/// else the given one, else the tree read back; a given one that differs from the recorded one
+/// is refused unless `update`.
+pub(crate) fn cluster_of(dir: &Path, config: Option<&Path>, update: bool) -> Result<Described> {
     if !dir.is_dir() {
         return Err(Error::bad_file(dir, "no such directory"));
     }
-    match config {
-        Some(c) => ClusterSpec::load(c),
-        None => kubepki::model::infer::cluster_of_tree(dir),
-    }
+    let given = config.map(ClusterSpec::load).transpose()?;
+    resolve(dir, given, Resolve { update, new_tree: false })
 }
 
 pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
@@ -92,7 +93,7 @@ pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
 
 fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
     let dir = dir.to_path_buf();
-    let spec = cluster_of(&dir, a.config.as_deref())?;
+    let spec = cluster_of(&dir, a.config.as_deref(), false)?.spec;
     let catalog = Catalog::build(&spec);
     let topology = Topology::build(&spec, &catalog);
     let inventory = Inventory::load(&dir, &catalog);

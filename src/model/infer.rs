@@ -222,11 +222,71 @@ pub use crate::model::vocabulary::state::CLUSTER as RECORDED;
 /// The description of a tree: the one recorded in it by `init` (or a later `node add`), else
 /// inferred from its certificates.
 pub fn cluster_of_tree(root: &Path) -> Result<ClusterSpec> {
-    let recorded = root.join(RECORDED);
-    if recorded.is_file() {
-        return ClusterSpec::load(&recorded);
+    Ok(resolve(root, None, Resolve::default())?.spec)
+}
+
+/// Where the description a command acts on came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// Recorded in the tree (`.kubepki/cluster.json`): the tree's truth.
+    Recorded,
+    /// Given with `--config` (a tree that records none, or `--update-description`).
+    Given,
+    /// Read back from the tree's certificates and kubeconfigs (a kubeadm tree).
+    Inferred,
+    /// The built-in default cluster (no tree yet, nothing given).
+    BuiltinDefault,
+}
+
+/// What a command allows when it asks for a tree's description.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Resolve {
+    /// The given description replaces a different recorded one (`--update-description`).
+    pub update: bool,
+    /// The tree may not exist yet (`init`, `plan`, `csr`): then the built-in default applies.
+    pub new_tree: bool,
+}
+
+/// A description and where it came from.
+#[derive(Clone, Debug)]
+pub struct Described {
+    /// The description.
+    pub spec: ClusterSpec,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// The one policy for which description applies to the tree at `root`: the recorded one is
+/// the truth; a given one that differs is refused, showing the difference, unless
+/// `update`; without a recorded one, the given one, else the tree read back (a kubeadm tree),
+/// else (for a new tree) the built-in default.
+pub fn resolve(root: &Path, given: Option<ClusterSpec>, how: Resolve) -> Result<Described> {
+    let recorded_path = root.join(RECORDED);
+    if recorded_path.is_file() {
+        let recorded = ClusterSpec::load(&recorded_path)?;
+        return match given {
+            None => Ok(Described { spec: recorded, source: Source::Recorded }),
+            Some(g) => {
+                let differences = recorded.differences(&g);
+                if differences.is_empty() {
+                    Ok(Described { spec: recorded, source: Source::Recorded })
+                } else if how.update {
+                    Ok(Described { spec: g, source: Source::Given })
+                } else {
+                    Err(Error::DescriptionDiffers { recorded: recorded_path, given: g.source.clone(), differences })
+                }
+            }
+        };
     }
-    infer(root)
+    if let Some(g) = given {
+        return Ok(Described { spec: g, source: Source::Given });
+    }
+    let is_pki = root.join(layout::crt(layout::CA)).is_file() || root.join(entry::ADMIN_CONF).is_file();
+    if how.new_tree && !is_pki {
+        return Ok(Described { spec: ClusterSpec::builtin_default(), source: Source::BuiltinDefault });
+    }
+    Ok(Described { spec: infer(root)?, source: Source::Inferred })
 }
 
 /// Record the description in the tree (JSON, which the description reader takes as YAML).

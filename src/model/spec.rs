@@ -190,6 +190,21 @@ pub struct Node {
     pub dns_names: Vec<String>,
 }
 
+impl fmt::Display for Node {
+    /// `w1 (worker, 10.0.1.1, fd00::11, w1.example.com)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let role = if self.role == Role::ControlPlane { "control-plane" } else { "worker" };
+        write!(f, "{} ({role}", self.name)?;
+        for a in &self.addresses {
+            write!(f, ", {a}")?;
+        }
+        for d in &self.dns_names {
+            write!(f, ", {d}")?;
+        }
+        f.write_str(")")
+    }
+}
+
 impl Node {
     /// The address others dial: the first one.
     pub fn address(&self) -> IpAddr {
@@ -407,6 +422,43 @@ impl ClusterSpec {
             problem: e.to_string(),
         })?;
         file.resolve(path)
+    }
+
+    /// How `other` differs from this description, one line per difference (empty: the same
+    /// cluster, wherever each was read from).
+    pub fn differences(&self, other: &ClusterSpec) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut field = |name: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{name}: {a} -> {b}"));
+            }
+        };
+        let sans = |v: &[San]| format!("[{}]", v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "));
+        field("clusterName", self.cluster_name.clone(), other.cluster_name.clone());
+        field("controlPlaneEndpoint", self.control_plane_endpoint.url(), other.control_plane_endpoint.url());
+        field("apiServerPort", self.api_server_port.to_string(), other.api_server_port.to_string());
+        let subnets = |v: &[Cidr]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
+        field("serviceSubnet", subnets(&self.service_subnets), subnets(&other.service_subnets));
+        field("dnsDomain", self.dns_domain.clone(), other.dns_domain.clone());
+        field("apiServerCertSANs", sans(&self.api_server_cert_sans), sans(&other.api_server_cert_sans));
+        field("etcd.serverCertSANs", sans(&self.etcd_server_cert_sans), sans(&other.etcd_server_cert_sans));
+        field("etcd.peerCertSANs", sans(&self.etcd_peer_cert_sans), sans(&other.etcd_peer_cert_sans));
+        field("keyAlgorithm", self.key_algorithm.name().into(), other.key_algorithm.name().into());
+        let days = |d: time::Duration| duration_text::format(d);
+        field("validity.ca", days(self.validity.ca), days(other.validity.ca));
+        field("validity.leaf", days(self.validity.leaf), days(other.validity.leaf));
+        field("caLayout", format!("{:?}", self.ca_layout), format!("{:?}", other.ca_layout));
+        for n in &self.nodes {
+            match other.nodes.iter().find(|o| o.name == n.name) {
+                None => out.push(format!("nodes: {} removed", n.name)),
+                Some(o) if o != n => out.push(format!("nodes: {} changed ({n} -> {o})", n.name)),
+                Some(_) => {}
+            }
+        }
+        for o in other.nodes.iter().filter(|o| !self.nodes.iter().any(|n| n.name == o.name)) {
+            out.push(format!("nodes: {o} added"));
+        }
+        out
     }
 
     /// The control-plane nodes, in order.

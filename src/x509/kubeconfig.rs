@@ -57,9 +57,12 @@ impl Kubeconfig<'_> {
     }
 }
 
-/// A kubeconfig as read from disk.
+/// A kubeconfig as read from disk: every cluster, user and context (see [`parse_file`]).
 #[derive(Debug, Deserialize)]
 pub struct KubeconfigFile {
+    /// `kind` (`Config`).
+    #[serde(default)]
+    pub kind: Option<String>,
     /// `clusters`.
     #[serde(default)]
     pub clusters: Vec<Named<ClusterFields>>,
@@ -96,6 +99,9 @@ pub struct ClusterFields {
     /// `certificate-authority` (a path).
     #[serde(rename = "certificate-authority")]
     pub ca_file: Option<String>,
+    /// `insecure-skip-tls-verify`: the server is not verified at all.
+    #[serde(rename = "insecure-skip-tls-verify", default)]
+    pub insecure_skip_tls_verify: bool,
 }
 
 /// A user's fields.
@@ -113,6 +119,21 @@ pub struct UserFields {
     /// `client-key` (a path).
     #[serde(rename = "client-key")]
     pub key_file: Option<String>,
+    /// Ways to authenticate other than a client certificate that the user has (`token`,
+    /// `tokenFile`, `username`, `exec`, `auth-provider`).
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+impl UserFields {
+    /// The other ways to authenticate it names, by field.
+    pub fn other_auth(&self) -> Vec<String> {
+        ["token", "tokenFile", "username", "exec", "auth-provider"]
+            .into_iter()
+            .filter(|f| self.other.contains_key(*f))
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 /// A context's fields.
@@ -160,10 +181,40 @@ pub fn read(path: &Path) -> Result<Resolved> {
     parse(&text, path)
 }
 
+/// Read kubeconfig text whole: a `Config` with at least one cluster, each context naming a
+/// cluster and a user it has, the current context among them. The one reader of kubeconfigs
+/// (resolving the current context, `inspect`'s view); `path` names it in errors.
+pub fn parse_file(text: &str, path: &Path) -> Result<KubeconfigFile> {
+    let bad = |p: String| Error::bad_file(path, p);
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| bad(format!("not a kubeconfig: not YAML: {e}")))?;
+    if !doc.is_mapping() {
+        return Err(bad("not a kubeconfig: not a YAML mapping".into()));
+    }
+    if let Some(kind) = doc.get("kind").and_then(|k| k.as_str()).filter(|k| *k != "Config") {
+        return Err(bad(format!("not a kubeconfig: a YAML document of kind '{kind}'")));
+    }
+    let file: KubeconfigFile = serde_yaml_ng::from_value(doc).map_err(|e| bad(format!("not a kubeconfig: {e}")))?;
+    if file.clusters.is_empty() {
+        return Err(bad("not a kubeconfig: it has no clusters".into()));
+    }
+    for c in &file.contexts {
+        if !file.clusters.iter().any(|x| x.name == c.value.cluster) {
+            return Err(bad(format!("context '{}' names cluster '{}', which is missing", c.name, c.value.cluster)));
+        }
+        if !file.users.iter().any(|x| x.name == c.value.user) {
+            return Err(bad(format!("context '{}' names user '{}', which is missing", c.name, c.value.user)));
+        }
+    }
+    if !file.current_context.is_empty() && !file.contexts.iter().any(|c| c.name == file.current_context) {
+        return Err(bad(format!("current-context '{}' is not among its contexts", file.current_context)));
+    }
+    Ok(file)
+}
+
 /// Parse kubeconfig text and resolve its current context; `path` names it in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Resolved> {
-    let file: KubeconfigFile =
-        serde_yaml_ng::from_str(text).map_err(|e| Error::bad_file(path, format!("not a kubeconfig: {e}")))?;
+    let file = parse_file(text, path)?;
     let bad = |p: String| Error::bad_file(path, p);
     let ctx = file
         .contexts
@@ -226,8 +277,12 @@ mod tests {
 
     #[test]
     fn missing_parts_are_named() {
-        let err =
-            parse("apiVersion: v1\nkind: Config\ncurrent-context: x\n", "a.conf".as_ref()).unwrap_err().to_string();
+        let err = parse(
+            "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: s}}]\ncurrent-context: x\n",
+            "a.conf".as_ref(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("a.conf: current-context 'x'"), "{err}");
         let err = parse(": : :", "b.conf".as_ref()).unwrap_err().to_string();
         assert!(err.starts_with("b.conf: not a kubeconfig"), "{err}");

@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod cli;
 mod cross;
+mod description;
 mod etcd;
 mod external;
 mod external_ca;

@@ -1,0 +1,69 @@
+//! The description recorded in a tree is its truth: every command uses it, a different one
+//! given with --config is refused (showing the difference) unless --update-description.
+
+use crate::support::TestEnv;
+
+const HA: &str = "controlPlaneEndpoint: lb.example.com:6443
+apiServerCertSANs: [lb.example.com]
+nodes:
+  - {name: cp1, role: control-plane, addresses: [127.0.1.1]}
+  - {name: cp2, role: control-plane, addresses: [127.0.1.2]}
+  - {name: cp3, role: control-plane, addresses: [127.0.1.3]}
+  - {name: w1, role: worker, addresses: [127.0.1.11]}
+  - {name: w2, role: worker, addresses: [127.0.1.12]}
+";
+
+fn recorded(tree: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(tree.join(".kubepki/cluster.json")).unwrap()).unwrap()
+}
+
+fn node_names(v: &serde_json::Value) -> Vec<String> {
+    v["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn init_without_config_keeps_the_recorded_cluster_even_with_force() {
+    let env = TestEnv::new();
+    let ha = env.write("ha.yaml", HA);
+    let tree = env.init("tree", &["--config", ha.to_str().unwrap()]);
+    let before = recorded(&tree);
+    let dir = tree.to_str().unwrap();
+    for extra in [&[][..], &["--force"][..]] {
+        let mut args = vec!["init", "--dir", dir];
+        args.extend_from_slice(extra);
+        env.kubepki_ok(&args);
+        assert_eq!(recorded(&tree), before, "init {extra:?} changed the recorded description");
+        assert!(!tree.join("nodes/node01").exists(), "init {extra:?} made the built-in default's nodes");
+        let api = std::fs::read_to_string(tree.join("pki/apiserver.crt")).unwrap();
+        let info = kubepki::x509::certinfo::CertInfo::from_pem(&api, &tree.join("pki/apiserver.crt")).unwrap();
+        assert!(info.sans.iter().any(|s| s.to_string() == "DNS:lb.example.com"), "init {extra:?} dropped the SAN");
+    }
+    let out = env.kubepki(&["verify", "--dir", dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn another_description_is_refused_with_its_differences_unless_the_user_updates_it() {
+    let env = TestEnv::new();
+    let ha = env.write("ha.yaml", HA);
+    let tree = env.init("tree", &["--config", ha.to_str().unwrap()]);
+    let dir = tree.to_str().unwrap();
+    let bigger = env.write("bigger.yaml", &format!("{HA}  - {{name: w3, role: worker, addresses: [127.0.1.13]}}\n"));
+    let snapshot = crate::support::snapshot(&tree);
+    for cmd in [&["verify"][..], &["init"][..], &["renew", "--all"][..], &["graph"][..]] {
+        let mut args = cmd.to_vec();
+        args.extend_from_slice(&["--dir", dir, "--config", bigger.to_str().unwrap()]);
+        let out = env.kubepki(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {err}");
+        assert!(err.contains("records another description"), "{cmd:?}: {err}");
+        assert!(err.contains("nodes: w3 (worker, 127.0.1.13) added"), "{cmd:?}: {err}");
+        assert!(err.contains("--update-description"), "{cmd:?}: {err}");
+    }
+    assert_eq!(crate::support::snapshot(&tree), snapshot, "a refused command changed the tree");
+    env.kubepki_ok(&["init", "--dir", dir, "--config", bigger.to_str().unwrap(), "--update-description"]);
+    assert_eq!(node_names(&recorded(&tree)), ["cp1", "cp2", "cp3", "w1", "w2", "w3"]);
+    assert!(tree.join("nodes/w3/var/lib/kubelet/pki/kubelet.crt").is_file());
+    // The same description again is no change.
+    env.kubepki_ok(&["verify", "--dir", dir, "--config", bigger.to_str().unwrap()]);
+}
