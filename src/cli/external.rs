@@ -77,6 +77,7 @@ fn spec_of(config: Option<&std::path::Path>, dir: &std::path::Path) -> Result<Cl
 
 pub(crate) fn csr(a: CsrArgs) -> Result<ExitCode> {
     let dir = default_dir(a.dir);
+    a.cluster.load()?; // a description that does not hold makes nothing, not even the folder
     let run = kubepki::disk::run::Run::begin_new(&dir, "csr")?;
     if let Some(code) = super::done_by_recovery(Some(&run))? {
         return Ok(code);

@@ -60,7 +60,9 @@ pub(crate) fn plan(a: PlanArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
-    // The lock first: the description is read from the tree another init may be making.
+    // A description that does not hold is refused before anything is made; then the lock,
+    // before the tree's own description is read (another init may be making the tree).
+    a.cluster.load()?;
     let _run = kubepki::disk::run::Run::begin_init(&a.dir)?;
     let spec = a.cluster.of_tree(&a.dir, a.update_description)?;
     let catalog = Catalog::build(&spec);
