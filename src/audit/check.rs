@@ -18,6 +18,10 @@ use crate::model::catalog::Catalog;
 use crate::model::spec::ClusterSpec;
 use crate::x509::certinfo::CertInfo;
 
+mod prometheus;
+
+pub use prometheus::render as prometheus;
+
 /// What to check against.
 #[derive(Clone, Debug)]
 pub struct CheckOptions {
@@ -109,6 +113,12 @@ pub struct CheckEntry {
     /// (kubeadm's external-CA mode), or a certificate signed by one. Renewed outside the tree
     /// (`kubepki csr`, then `kubepki import`), never by `renew` or `init`.
     pub externally_managed: bool,
+    /// The certificate itself (for the Prometheus metrics: issuer, serial, NotBefore).
+    #[serde(skip)]
+    pub certificate: Option<CertInfo>,
+    /// For a certificate inside a kubeconfig: `("user", name)` or `("cluster", name)`.
+    #[serde(skip)]
+    pub embedded: Option<(&'static str, String)>,
 }
 
 /// The report of `check`.
@@ -266,6 +276,8 @@ fn blank(name: String, path: PathBuf, status: CheckStatus) -> CheckEntry {
         authority_file: None,
         problem: None,
         externally_managed: false,
+        certificate: None,
+        embedded: None,
     }
 }
 
@@ -316,7 +328,8 @@ fn rows_of(r: &FileReport, name: &str, path: &Path, cas: &[TreeCa], opts: &Check
                 let in_file =
                     |ca: &TreeCa| ca.info.sha256 == c.info.sha256 && ca.file.extension().is_some_and(|x| x != "conf");
                 if !cas.iter().any(in_file) {
-                    out.push(row(format!("{name} ({})", c.source), c));
+                    let embedded = Some(("cluster", cl.name.clone()));
+                    out.push(CheckEntry { embedded, ..row(format!("{name} ({})", c.source), c) });
                 }
             }
         }
@@ -324,6 +337,8 @@ fn rows_of(r: &FileReport, name: &str, path: &Path, cas: &[TreeCa], opts: &Check
     let one_user = k.users.len() == 1;
     for u in &k.users {
         let label = if one_user { name.to_string() } else { format!("{name} [{}]", u.name) };
+        let row =
+            |label: String, c: &CertView| CheckEntry { embedded: Some(("user", u.name.clone())), ..row(label, c) };
         match &u.client_certificate {
             Some(CertSource::Embedded { certificates }) => {
                 out.extend(certificates.iter().map(|c| row(label.clone(), c)))
@@ -373,6 +388,7 @@ fn row(name: String, path: &Path, c: &CertView, cas: &[TreeCa], opts: &CheckOpti
         residual: Some(residual),
         authority: Some(authority),
         authority_file,
+        certificate: Some(c.info.clone()),
         ..blank(name, path.to_path_buf(), status)
     }
 }

@@ -8,24 +8,21 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rayon::prelude::*;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, ServerConfig, ServerConnection};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::audit::verify::{LinkStatus, Report};
 use crate::disk::inventory::{Inventory, Loaded};
-use crate::model::catalog::Catalog;
 use crate::model::spec::San;
 use crate::model::topology::{Link, Topology};
-use crate::x509::certinfo::CertInfo;
 
 /// How long one handshake may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -258,198 +255,6 @@ fn shake(client: Arc<ClientConfig>, server: Arc<ServerConfig>, name: ServerName<
     }
 }
 
-/// The result of connecting to a running server.
-#[derive(Clone, Debug, Serialize)]
-pub struct EndpointReport {
-    /// `https://host:port`.
-    pub endpoint: String,
-    /// The credential used.
-    pub credential: String,
-    /// Whether the handshake completed.
-    pub ok: bool,
-    /// The TLS error, as rustls reports it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Why, in words, with what to do.
-    pub explanation: Vec<String>,
-    /// The certificate the server presented, if it presented one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_certificate: Option<CertInfo>,
-}
+mod probe;
 
-/// A server-certificate verifier that records what the server presented, then defers every
-/// decision to rustls' WebPKI verifier unchanged.
-#[derive(Debug)]
-struct Recording {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    seen: Mutex<Option<Vec<u8>>>,
-}
-
-impl ServerCertVerifier for Recording {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.seen.lock().expect("not poisoned") = Some(end_entity.to_vec());
-        self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// Connect to `host:port` as catalog entry `credential` (its certificate and key, trusting
-/// what that client trusts) and explain the outcome.
-pub fn probe_endpoint(
-    endpoint: &str,
-    credential: &str,
-    catalog: &Catalog,
-    topology: &Topology,
-    inventory: &Inventory,
-    at: OffsetDateTime,
-) -> crate::error::Result<EndpointReport> {
-    let err = |m: String| crate::Error::Invalid(m);
-    let hostport = endpoint.trim_start_matches("https://").trim_end_matches('/');
-    let target = crate::model::spec::Endpoint::parse(hostport).map_err(|e| err(format!("--endpoint: {e}")))?;
-    let entry = catalog
-        .entries
-        .iter()
-        .find(|e| e.id == credential)
-        .or_else(|| catalog.entries.iter().find(|e| e.name() == credential))
-        .ok_or_else(|| err(format!("--as {credential}: no such credential in the catalog (see `kubepki plan`)")))?;
-    let loaded = inventory.get(&entry.id).ok_or_else(|| err(format!("{}: not loaded", entry.id)))?;
-    // What the client trusts: its kubeconfig's CA data, or the CA of the links it is client on.
-    let trusts = topology.links.iter().find(|l| l.client_cert == entry.id).and_then(|l| l.client_trusts.clone());
-    let roots = match (&loaded.kubeconfig, &trusts) {
-        (Some(k), _) => roots_from_pem(k.ca_pem.as_deref().unwrap_or(""), "certificate-authority-data"),
-        (None, Some(ca)) => roots_of(inventory.get(ca), ca),
-        (None, None) => Err(format!("{} is not a client on any link", entry.id)),
-    }
-    .map_err(err)?;
-    let (chain, key) = load_credential(loaded, &entry.id).map_err(err)?;
-    let client_cert = loaded.cert.as_ref().ok().cloned();
-    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-        .build()
-        .map_err(|e| err(e.to_string()))?;
-    let recorder = Arc::new(Recording { inner, seen: Mutex::new(None) });
-    let config = ClientConfig::builder_with_details(provider(), Arc::new(FixedTime(unix(at))))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| err(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(recorder.clone())
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| err(e.to_string()))?;
-    let outcome = connect(&target, Arc::new(config));
-    let server_certificate =
-        recorder.seen.lock().expect("not poisoned").as_ref().and_then(|der| CertInfo::from_der(der).ok());
-    let explanation = explain(&outcome, &target.host, server_certificate.as_ref(), client_cert.as_ref(), &entry.id);
-    Ok(EndpointReport {
-        endpoint: target.url(),
-        credential: entry.id.to_string(),
-        ok: outcome.is_ok(),
-        error: outcome.err(),
-        explanation,
-        server_certificate,
-    })
-}
-
-fn connect(target: &crate::model::spec::Endpoint, config: Arc<ClientConfig>) -> Result<(), String> {
-    let host = match &target.host {
-        San::Ip(ip) => ip.to_string(),
-        San::Dns(d) => d.clone(),
-    };
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), target.port))
-        .map_err(|e| format!("resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("resolve {host}: no address"))?;
-    let mut sock = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("connect {addr}: {e}"))?;
-    sock.set_read_timeout(Some(TIMEOUT)).ok();
-    let mut conn = ClientConnection::new(config, server_name(&target.host)).map_err(|e| e.to_string())?;
-    while conn.is_handshaking() {
-        conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
-    }
-    // TLS 1.3: the server judges our certificate after we finish; make it speak once.
-    conn.writer().write_all(b"GET /health HTTP/1.0\r\n\r\n").map_err(|e| e.to_string())?;
-    conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 1];
-    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    match tls.read(&mut buf) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => Ok(()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn explain(
-    outcome: &Result<(), String>,
-    host: &San,
-    server: Option<&CertInfo>,
-    client: Option<&CertInfo>,
-    credential: &str,
-) -> Vec<String> {
-    let Err(e) = outcome else {
-        return vec![format!(
-            "the handshake completed: the server accepted {credential} and presented a certificate valid for {host}"
-        )];
-    };
-    let mut out = Vec::new();
-    let sans = server.map(|s| s.sans.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-    if e.contains("NotValidForName") || e.contains("not valid for name") {
-        out.push(format!("the server's certificate does not cover {host}: its SANs are {sans}"));
-        out.push(
-            "dial an address in its SANs, or add this one: kubepki init --force after adding it to the description"
-                .into(),
-        );
-    } else if e.contains("UnknownIssuer") || e.contains("unknown issuer") {
-        let issuer = server.map(|s| s.issuer.clone()).unwrap_or_default();
-        out.push(format!(
-            "the server's certificate was issued by {issuer}, which the CA {credential} trusts did not sign"
-        ));
-        out.push("the server uses a certificate from another CA, or the client's CA data is stale".into());
-    } else if e.contains("Expired") || e.contains("expired") {
-        out.push(format!(
-            "the server's certificate is expired (not after {})",
-            server.map(|s| s.not_after.to_string()).unwrap_or_default()
-        ));
-    } else if e.contains("UnknownCA")
-        || e.contains("unknown ca")
-        || e.contains("BadCertificate")
-        || e.contains("bad certificate")
-        || e.contains("CertificateUnknown")
-        || e.contains("DecryptError")
-    {
-        let issuer = client.map(|c| c.issuer.clone()).unwrap_or_default();
-        out.push(format!("the server refused the client certificate of {credential} (issued by {issuer})"));
-        out.push("the server does not trust that CA (check its --client-ca-file / --trusted-ca-file), or the certificate is expired".into());
-    } else if e.contains("UnsupportedCertificate") || e.contains("unsupported certificate") {
-        out.push(format!("the server refused {credential}: its certificate lacks clientAuth"));
-    } else if e.contains("connect") {
-        out.push("nothing accepted the TCP connection: is the server running and listening there?".into());
-    } else {
-        out.push(format!("the handshake failed: {e}"));
-    }
-    out
-}
+pub use probe::{probe_endpoint, Credential, EndpointReport, ProbeFailure};

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use time::OffsetDateTime;
 
-use super::{emit, Format};
+use super::{json, print};
 use kubepki::report::table;
 use kubepki::{
     audit::check::check, audit::check::CheckOptions, audit::check::CheckReport, audit::check::CheckStatus, Result,
@@ -25,9 +25,24 @@ pub(crate) struct CheckArgs {
     /// The instant to check at (RFC 3339, or YYYY-MM-DD for midnight UTC) [default: now].
     #[arg(long, value_parser = super::verify::parse_instant)]
     at: Option<OffsetDateTime>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
-    output: Format,
+    /// Output format: table, json, or prometheus (x509-certificate-exporter's metrics, for
+    /// node_exporter's textfile collector; exit 0 whenever they are written).
+    #[arg(short, long, value_enum, default_value_t = CheckFormat::Table)]
+    output: CheckFormat,
+    /// Write the output to this file (atomically: a textfile collector never reads half of it).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `check`'s output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CheckFormat {
+    /// Aligned text for people.
+    Table,
+    /// JSON for programs.
+    Json,
+    /// The Prometheus text format.
+    Prometheus,
 }
 
 pub(crate) fn run(a: CheckArgs) -> Result<ExitCode> {
@@ -49,8 +64,20 @@ fn report(a: &CheckArgs, dir: &std::path::Path) -> Result<ExitCode> {
         expected: kubepki::audit::check::expected_in(&dir),
     };
     let report = check(&dir, &opts)?;
-    emit(a.output, || text(&report), &report)?;
-    let half = super::say_if_half_written(&dir, a.output)?;
+    let output = match a.output {
+        CheckFormat::Table => text(&report),
+        CheckFormat::Json => json(&report)?,
+        CheckFormat::Prometheus => kubepki::audit::check::prometheus(&report),
+    };
+    match &a.out {
+        Some(path) => kubepki::disk::store::write_atomic(path, output.as_bytes(), kubepki::disk::store::Mode::Public)?,
+        None => print(&output)?,
+    }
+    // The metrics carry the verdict: a collector's cron job must not lose them to exit 1.
+    if a.output == CheckFormat::Prometheus {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let half = super::say_if_half_written(&dir, a.output == CheckFormat::Table && a.out.is_none())?;
     Ok(if report.clean() && !half { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 

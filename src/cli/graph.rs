@@ -8,8 +8,8 @@ use clap::ValueEnum;
 
 use super::{print, ClusterArgs};
 use kubepki::{
-    audit::verify::LinkStatus, disk::store::Mode, graph::render as render_graph, graph::GraphFormat,
-    model::catalog::Catalog, model::topology::Topology, Result,
+    audit::verify::LinkStatus, disk::store::Mode, graph::render as render_graph, graph::render_report,
+    graph::GraphFormat, model::catalog::Catalog, model::topology::Topology, Result,
 };
 
 #[derive(Debug, clap::Args)]
@@ -54,8 +54,11 @@ pub(crate) fn run(a: GraphArgs) -> Result<ExitCode> {
         Output::Dot => GraphFormat::Dot,
         Output::Mermaid => GraphFormat::Mermaid,
     };
-    let status = if tree { statuses(&spec, &catalog, &topology, &dir) } else { unknown(&topology) };
-    let picture = render_graph(&topology, &status, format);
+    let picture = if tree {
+        render_report(&topology, &report(&spec, &catalog, &topology, &dir), format)
+    } else {
+        render_graph(&topology, &unknown(&topology), format)
+    };
     match &a.out {
         Some(path) => kubepki::disk::store::write_atomic(path, picture.as_bytes(), Mode::Public)?,
         None => print(&picture)?,
@@ -63,17 +66,16 @@ pub(crate) fn run(a: GraphArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Each link's status from a static verify of the tree now.
-fn statuses(
+/// A static verify of the tree now: each link's status and the findings behind it.
+fn report(
     spec: &kubepki::model::spec::ClusterSpec,
     catalog: &Catalog,
     topology: &Topology,
     dir: &Path,
-) -> BTreeMap<String, LinkStatus> {
+) -> kubepki::audit::verify::Report {
     let inventory = kubepki::disk::inventory::Inventory::load(dir, catalog);
     let now = time::OffsetDateTime::now_utc();
     kubepki::audit::verify::verify(spec, catalog, topology, &inventory, &kubepki::audit::verify::VerifyOptions::at(now))
-        .statuses()
 }
 
 /// No tree: every link is drawn, none judged.

@@ -346,7 +346,7 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
             .collect::<String>();
         emit(a.tree.output, || text.clone(), &status)?;
         // A killed phase is not a phase done: say so, and do not exit 0.
-        let half = super::say_if_half_written(&tree.root, a.tree.output)?;
+        let half = super::say_if_half_written(&tree.root, a.tree.output == Format::Table)?;
         return Ok(if half { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
     let phase = a.phase.ok_or_else(|| {

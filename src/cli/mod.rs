@@ -5,12 +5,14 @@
 mod approve;
 mod backup;
 mod check;
+mod explain;
 mod external;
 mod generate;
 mod graph;
 mod inspect;
 mod lifecycle;
 mod progress;
+mod tools;
 mod verify;
 
 use std::io::Write;
@@ -66,6 +68,14 @@ enum Command {
     Backup(backup::BackupCommand),
     /// Decide Kubernetes CertificateSigningRequest objects by their signer's rules and policies; sign approved ones.
     Approve(approve::ApproveArgs),
+    /// Explain TLS error texts (kubectl, etcd, openssl, curl, Python) in plain words; with --dir, the link, file and fix.
+    Explain(explain::ExplainArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) for kubepki.
+    Completions(tools::CompletionsArgs),
+    /// Print kubepki's man page, or write one per command into a directory (--out).
+    Man(tools::ManArgs),
+    /// Print the version, the git commit it was built from, and the crypto backend.
+    Version(tools::VersionArgs),
 }
 
 /// Where the cluster description comes from.
@@ -151,16 +161,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Sign(a) => external::sign(a),
         Command::Import(a) => external::import(a),
         Command::Approve(a) => approve::run(a),
+        Command::Explain(a) => explain::run(a),
+        Command::Completions(a) => tools::completions(a),
+        Command::Man(a) => tools::man(a),
+        Command::Version(a) => tools::version(a),
         Command::Backup(c) => backup::run(c),
     }
 }
 
-/// Say so (on stderr, and at the end of a table) when the tree is half-written: a run was
-/// killed, or one is changing it now (see [`kubepki::disk::run::interrupted`]). Returns whether it is.
-pub(crate) fn say_if_half_written(dir: &Path, format: Format) -> Result<bool> {
+/// Say so (on stderr, and with `table` at the end of the table) when the tree is half-written:
+/// a run was killed, or one is changing it now (see [`kubepki::disk::run::interrupted`]).
+/// Returns whether it is.
+pub(crate) fn say_if_half_written(dir: &Path, table: bool) -> Result<bool> {
     let Some(half) = kubepki::disk::run::interrupted(dir) else { return Ok(false) };
     eprintln!("kubepki: {}: {half}", dir.display());
-    if format == Format::Table {
+    if table {
         print(&format!("\nNOT CLEAN: {half}\n"))?;
     }
     Ok(true)

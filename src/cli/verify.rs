@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use time::OffsetDateTime;
 
 use super::{emit, Format};
+use kubepki::audit::handshake::{probe_endpoint, Credential, EndpointReport};
 use kubepki::audit::verify::{LinkStatus, Report, Severity};
 use kubepki::model::infer::{resolve, Described, Resolve};
 use kubepki::{
@@ -34,12 +35,28 @@ pub(crate) struct VerifyArgs {
     /// Also prove every link with a real TLS handshake (rustls over loopback TCP).
     #[arg(long)]
     live: bool,
-    /// Connect to a running server (https://HOST:PORT) instead, and explain the outcome.
-    #[arg(long, requires = "credential")]
+    /// Connect to a running server (https://HOST:PORT) instead, and explain the outcome; with
+    /// --kubeconfig, the kubeconfig's server when not given.
+    #[arg(long)]
     endpoint: Option<String>,
-    /// With --endpoint: the credential to present, a catalog name (admin.conf, apiserver-etcd-client, ...).
-    #[arg(long = "as", id = "credential")]
+    /// With --endpoint: the credential to present, a catalog name of the tree (admin.conf, apiserver-etcd-client, ...).
+    #[arg(long = "as", id = "credential", conflicts_with_all = ["kubeconfig", "cacert"])]
     credential: Option<String>,
+    /// Probe with this kubeconfig's user and cluster CA (and server, unless --endpoint).
+    #[arg(long, conflicts_with = "cacert")]
+    kubeconfig: Option<PathBuf>,
+    /// With --kubeconfig: the context to use instead of the current one.
+    #[arg(long, requires = "kubeconfig")]
+    context: Option<String>,
+    /// With --endpoint: the CA certificate(s) to trust the server with.
+    #[arg(long, requires = "endpoint")]
+    cacert: Option<PathBuf>,
+    /// With --cacert: the client certificate to present.
+    #[arg(long, requires_all = ["cacert", "key"])]
+    cert: Option<PathBuf>,
+    /// With --cert: its private key.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -81,6 +98,9 @@ pub(crate) fn cluster_of(dir: &Path, config: Option<&Path>, update: bool) -> Res
 }
 
 pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
+    if a.kubeconfig.is_some() || a.cacert.is_some() {
+        return probe(a);
+    }
     let dir = default_dir(a.dir.clone());
     // A tree too half-written to be read at all (a first init killed early) is said to be so.
     let interrupted = kubepki::disk::run::interrupted(&dir);
@@ -98,22 +118,24 @@ fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
     let topology = Topology::build(&spec, &catalog);
     let inventory = Inventory::load(&dir, &catalog);
     let at = a.at.unwrap_or_else(OffsetDateTime::now_utc);
-    if let (Some(endpoint), Some(credential)) = (&a.endpoint, &a.credential) {
-        let r = kubepki::audit::handshake::probe_endpoint(endpoint, credential, &catalog, &topology, &inventory, at)?;
-        emit(a.output, || endpoint_text(&r), &r)?;
-        return Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    if let Some(endpoint) = &a.endpoint {
+        let name = a.credential.as_deref().ok_or_else(|| {
+            Error::Invalid("--endpoint needs a credential: --as NAME, --kubeconfig FILE, or --cacert FILE".into())
+        })?;
+        let credential = Credential::from_catalog(name, &catalog, &topology, &inventory)?;
+        return endpoint_result(a.output, &probe_endpoint(endpoint, &credential, at)?);
     }
     let report = verify(&spec, &catalog, &topology, &inventory, &VerifyOptions { at, warn_within: a.warn_within });
     if !a.live {
         emit(a.output, || text(&report, a.all), &report)?;
-        let half = super::say_if_half_written(&dir, a.output)?;
+        let half = super::say_if_half_written(&dir, a.output == Format::Table)?;
         return Ok(if report.has_problems() || half { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
     let live = kubepki::audit::handshake::live(&topology, &inventory, &report, at);
     let failed = live.iter().any(|l| l.ok == Some(false));
     let both = Both { report: &report, live: &live };
     emit(a.output, || format!("{}\n{}", text(&report, a.all), live_text(&live)), &both)?;
-    let half = super::say_if_half_written(&dir, a.output)?;
+    let half = super::say_if_half_written(&dir, a.output == Format::Table)?;
     Ok(if report.has_problems() || failed || half { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -140,12 +162,30 @@ fn live_text(live: &[kubepki::audit::handshake::LiveResult]) -> String {
     out
 }
 
-fn endpoint_text(r: &kubepki::audit::handshake::EndpointReport) -> String {
+/// `verify --endpoint` with a credential from outside the tree: a kubeconfig or files.
+fn probe(a: VerifyArgs) -> Result<ExitCode> {
+    let credential = match (&a.kubeconfig, &a.cacert) {
+        (Some(k), _) => Credential::from_kubeconfig(k, a.context.as_deref())?,
+        (None, Some(ca)) => Credential::from_files(a.cert.as_deref(), a.key.as_deref(), ca)?,
+        (None, None) => unreachable!("probe is called with one of them"),
+    };
+    let endpoint = a
+        .endpoint
+        .clone()
+        .or_else(|| credential.server.clone())
+        .ok_or_else(|| Error::Invalid("--endpoint: give the server to probe (https://HOST:PORT)".into()))?;
+    let at = a.at.unwrap_or_else(OffsetDateTime::now_utc);
+    endpoint_result(a.output, &probe_endpoint(&endpoint, &credential, at)?)
+}
+
+fn endpoint_result(output: Format, r: &EndpointReport) -> Result<ExitCode> {
+    emit(output, || endpoint_text(r), r)?;
+    Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn endpoint_text(r: &EndpointReport) -> String {
     let mut out =
         format!("{} as {}: {}\n", r.endpoint, r.credential, if r.ok { "handshake completed" } else { "FAILED" });
-    if let Some(e) = &r.error {
-        let _ = writeln!(out, "  error: {e}");
-    }
     for line in &r.explanation {
         let _ = writeln!(out, "  {line}");
     }

@@ -34,6 +34,10 @@ const LABEL_H: f64 = 15.0;
 const MARGIN: f64 = 24.0;
 const HEADER: f64 = 34.0;
 const LEGEND_H: f64 = 70.0;
+/// A line of the findings panel under the legend.
+const PANEL_LINE: f64 = 16.0;
+/// Findings listed in the panel; beyond that, a count and where to see them all.
+const PANEL_MAX: usize = 30;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Rect {
@@ -143,8 +147,14 @@ fn place(m: &Model, heights: &[f64]) -> Vec<Rect> {
     let x_tools = 0.0;
     let x_left = NODE_W + 2.0 * PAD + TOOLS_GAP;
     let x_right = x_left + NODE_W + COL_GAP;
-    let x_workers = x_right + NODE_W + 2.0 * PAD + WORKERS_GAP;
     let members = |g: usize| (0..m.vertices.len()).filter(move |&v| m.vertices[v].group == g);
+    // A load balancer stands between the apiservers and the workers.
+    let endpoint = m.groups.iter().position(|g| g.role == Role::Endpoint);
+    let x_endpoint = x_right + NODE_W + 2.0 * PAD + TOOLS_GAP;
+    let x_workers = match endpoint {
+        Some(_) => x_endpoint + NODE_W + 2.0 * PAD + WORKERS_GAP,
+        None => x_right + NODE_W + 2.0 * PAD + WORKERS_GAP,
+    };
     let kind_in = |g: usize, k: ComponentKind| members(g).find(|&v| m.vertices[v].kind == Some(k));
 
     // Control planes, stacked.
@@ -182,6 +192,22 @@ fn place(m: &Model, heights: &[f64]) -> Vec<Rect> {
         top = bottom + PAD + BOX_GAP;
     }
     let (api_y, etcd_y) = first_api.unwrap_or((TITLE + PAD + NODE_H / 2.0, TITLE + PAD + 3.0 * ROW));
+
+    // The endpoints, stacked around the middle of the apiservers.
+    if let Some(g) = endpoint {
+        let apis: Vec<f64> = (0..m.vertices.len())
+            .filter(|&v| m.vertices[v].kind == Some(ComponentKind::ApiServer))
+            .map(|v| rects[v].cy())
+            .collect();
+        let middle = if apis.is_empty() { api_y } else { apis.iter().sum::<f64>() / apis.len() as f64 };
+        let list: Vec<usize> = members(g).collect();
+        let total: f64 = list.iter().map(|&v| heights[v] + STACK).sum::<f64>() - STACK;
+        let mut y = middle - total / 2.0;
+        for v in list {
+            rects[v] = Rect { x: x_endpoint, y, w: NODE_W, h: heights[v] };
+            y += heights[v] + STACK;
+        }
+    }
 
     // People and tools: the two kubectl just above and below the first apiserver's middle,
     // etcdctl level with its etcd (or below them), anything else underneath.
@@ -503,6 +529,7 @@ fn group_style(role: Role) -> (&'static str, &'static str, &'static str) {
     match role {
         Role::Tools => ("#fdf7e7", "#c9a94f", ""),
         Role::ControlPlane => ("#eaf1fb", "#7b9fd4", ""),
+        Role::Endpoint => ("#fdf6e3", "#c9a227", ""),
         Role::Extensions => ("#f5f0fb", "#a48cc8", ""),
         Role::Worker => ("#f3f4f6", "#9aa1ab", ""),
         Role::MoreWorkers => ("#f3f4f6", "#9aa1ab", " stroke-dasharray=\"6 4\""),
@@ -516,12 +543,13 @@ fn draw(m: &Model, l: &Layout) -> String {
     }
     let b = bounds.unwrap_or(Rect { x: 0.0, y: 0.0, w: 400.0, h: 100.0 });
     let width = (b.w + 2.0 * MARGIN).max(820.0);
-    let height = b.h + 2.0 * MARGIN + HEADER + LEGEND_H;
+    let panel = panel_lines(m);
+    let height = b.h + 2.0 * MARGIN + HEADER + LEGEND_H + panel.len() as f64 * PANEL_LINE;
     let (dx, dy) = (MARGIN - b.x, MARGIN + HEADER - b.y);
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" \
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"100%\" viewBox=\"0 0 {width:.0} {height:.0}\" \
          font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">"
     );
     let (components, links) = m.counts;
@@ -551,6 +579,7 @@ fn draw(m: &Model, l: &Layout) -> String {
     vertices(&mut o, m, l);
     labels(&mut o, m, l);
     legend(&mut o, b.x, b.bottom() + MARGIN);
+    findings_panel(&mut o, &panel, b.x, b.bottom() + MARGIN + LEGEND_H);
     let _ = writeln!(o, "</g>\n</svg>");
     o
 }
@@ -585,12 +614,13 @@ fn edges(o: &mut String, m: &Model, l: &Layout) {
         let width = if e.status == LinkStatus::Broken { 2.4 } else { 1.6 };
         let _ = writeln!(
             o,
-            "<g class=\"link\" data-status=\"{}\"><title>{} ({}, {})</title><path d=\"M{:.1},{:.1} Q{:.1},{:.1} {:.1},{:.1}\" \
+            "<g class=\"link\" data-status=\"{}\"><title>{} ({}, {}){}</title><path d=\"M{:.1},{:.1} Q{:.1},{:.1} {:.1},{:.1}\" \
              stroke=\"{}\" stroke-width=\"{width}\"{} marker-end=\"url(#arrow-{})\"/></g>",
             status_word(e.status),
-            xml(&e.links.join("\n")),
+            xml(&e.links_text()),
             status_word(e.status),
             domain_word(e.domain),
+            xml(&m.note_lines(&e.notes).iter().map(|n| format!("\n{n}")).collect::<String>()),
             a.0,
             a.1,
             c.0,
@@ -615,13 +645,27 @@ fn vertices(o: &mut String, m: &Model, l: &Layout) {
             None => ("#f3f4f6", " font-style=\"italic\""),
             _ => ("#ffffff", ""),
         };
+        // A component holding a certificate at fault: outlined in the finding's colour, its
+        // findings in the tooltip.
+        let (stroke, stroke_w, title) = match &x.fault {
+            Some((status, notes)) => {
+                let mut t = format!("{}: holds a certificate at fault", x.id);
+                for n in m.note_lines(notes) {
+                    t.push('\n');
+                    t.push_str(&n);
+                }
+                (color(*status), "3", t)
+            }
+            None => ("#52606d", "1", x.id.clone()),
+        };
         let _ = writeln!(
             o,
-            "<g class=\"component\" data-id=\"{}\"><title>{}</title><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" \
-             height=\"{:.1}\" rx=\"6\" fill=\"{fill}\" stroke=\"#52606d\"/><text x=\"{:.1}\" y=\"{:.1}\" \
+            "<g class=\"component\" data-id=\"{}\"{}><title>{}</title><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" \
+             height=\"{:.1}\" rx=\"6\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"{stroke_w}\"/><text x=\"{:.1}\" y=\"{:.1}\" \
              text-anchor=\"middle\" fill=\"#1f2933\"{weight}>{}</text></g>",
             xml(&x.id),
-            xml(&x.id),
+            if x.fault.is_some() { " data-fault=\"true\"" } else { "" },
+            xml(&title),
             r.x,
             r.y,
             r.w,
@@ -651,6 +695,36 @@ fn labels(o: &mut String, m: &Model, l: &Layout) {
             r.cx(),
             r.cy() + 4.0,
             xml(&e.label)
+        );
+    }
+    let _ = writeln!(o, "</g>");
+}
+
+/// The findings behind the arrows that are not green, numbered as in the tooltips.
+fn panel_lines(m: &Model) -> Vec<String> {
+    if m.notes.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![format!("findings behind the arrows that are not green ({})", m.notes.len())];
+    lines.extend(m.notes.iter().take(PANEL_MAX).enumerate().map(|(i, n)| format!("[{}] {n}", i + 1)));
+    if m.notes.len() > PANEL_MAX {
+        lines.push(format!("and {} more: kubepki verify lists them all", m.notes.len() - PANEL_MAX));
+    }
+    lines
+}
+
+fn findings_panel(o: &mut String, lines: &[String], x: f64, y: f64) {
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "<g class=\"findings\" font-size=\"11\" fill=\"#3e4c59\">");
+    for (i, line) in lines.iter().enumerate() {
+        let weight = if i == 0 { " font-weight=\"bold\"" } else { "" };
+        let _ = writeln!(
+            o,
+            "<text x=\"{x:.1}\" y=\"{:.1}\"{weight}>{}</text>",
+            y + 12.0 + i as f64 * PANEL_LINE,
+            xml(line)
         );
     }
     let _ = writeln!(o, "</g>");

@@ -149,12 +149,20 @@ fn many_workers_fold_into_one_node_and_keep_every_link() {
     assert!(svg.contains(">kubelet.conf ×5<") && svg.contains(">apiserver-kubelet-client ×5<"));
     let arrows = svg.matches("class=\"link\"").count();
     assert!(arrows < t.links.len(), "{arrows} arrows for {} links", t.links.len());
-    for l in &t.links {
-        assert!(svg.contains(&xml(&l.id)), "{} lost", l.id);
-    }
-    // Text forms keep every worker.
+    // Every link is behind exactly one arrow (tooltips name a few and count the rest).
+    let m = Model::build(&t, &BTreeMap::new(), Some(MAX_WORKERS));
+    let mut behind: Vec<&String> = m.edges.iter().flat_map(|e| &e.links).collect();
+    behind.sort();
+    let mut all: Vec<&String> = t.links.iter().map(|l| &l.id).collect();
+    all.sort();
+    assert_eq!(behind, all);
+    assert!(svg.contains("and 1 more links"), "a ×5 arrow names 4 links and counts the fifth");
+    // The text forms fold exactly like the SVG.
     let dot = render(&t, &BTreeMap::new(), GraphFormat::Dot);
-    assert_eq!(dot.matches("\" -> \"").count(), t.links.len());
+    assert_eq!(dot.matches("\" -> \"").count(), arrows);
+    assert!(dot.contains("\"+5 more workers\"") && !dot.contains("\"kubelet@w8\" [label"), "{dot}");
+    let mm = render(&t, &BTreeMap::new(), GraphFormat::Mermaid);
+    assert_eq!(mm.lines().filter(|l| l.contains("->|")).count(), arrows);
 }
 
 #[test]
@@ -220,4 +228,102 @@ fn names_are_escaped_in_every_form() {
             assert!(!text.contains(['<', '>', '&', '|', '`']), "unescaped in {line}");
         }
     }
+}
+
+#[test]
+fn broken_and_warning_workers_stay_out_of_the_fold_and_are_named() {
+    let t = topology_of(Some(&many_workers(12)));
+    let mut status = BTreeMap::new();
+    status.insert("kube-apiserver@cp1 -> kubelet@w11".to_string(), LinkStatus::Broken);
+    status.insert("kube-proxy@w12 -> kube-apiserver@cp1".to_string(), LinkStatus::Warning);
+    for format in [GraphFormat::Svg, GraphFormat::Dot, GraphFormat::Mermaid] {
+        let text = render(&t, &status, format);
+        assert!(text.contains("worker · w11") && text.contains("worker · w12"), "{format:?}: {text}");
+        assert!(text.contains("+3 more workers") && !text.contains("worker · w8"), "{format:?}: {text}");
+    }
+    // Beyond what can be drawn, the fold says how many of its members are not ok.
+    let t = topology_of(Some(&many_workers(60)));
+    let status: BTreeMap<String, LinkStatus> = t
+        .links
+        .iter()
+        .filter(|l| l.server.starts_with("kubelet@"))
+        .map(|l| (l.id.clone(), LinkStatus::Broken))
+        .collect();
+    let svg = render(&t, &status, GraphFormat::Svg);
+    // 12 broken ones and the first 7 others drawn; the other 41, all broken, folded.
+    assert!(svg.contains("+41 more workers (41 not ok)"), "60 broken, 19 drawn");
+}
+
+#[test]
+fn a_load_balanced_endpoint_is_one_node_between_clients_and_apiservers() {
+    let mut yaml = String::from("controlPlaneEndpoint: lb.example:6443\nnodes:\n");
+    for i in 1..=3 {
+        yaml.push_str(&format!("  - {{name: cp{i}, role: control-plane, addresses: [10.0.0.{i}]}}\n"));
+    }
+    for i in 1..=20 {
+        yaml.push_str(&format!("  - {{name: w{i}, role: worker, addresses: [10.0.1.{i}]}}\n"));
+    }
+    let t = topology_of(Some(&yaml));
+    let m = Model::build(&t, &BTreeMap::new(), Some(MAX_WORKERS));
+    let lb = m.vertices.iter().position(|v| v.id == "endpoint lb.example:6443").expect("a load-balancer node");
+    let apis: Vec<usize> =
+        (0..m.vertices.len()).filter(|&v| m.vertices[v].kind == Some(ComponentKind::ApiServer)).collect();
+    assert_eq!(apis.len(), 3);
+    // One arrow from the endpoint to each apiserver; none from a worker straight to an apiserver.
+    for &a in &apis {
+        assert_eq!(m.edges.iter().filter(|e| e.from == lb && e.to == a).count(), 1);
+    }
+    for e in &m.edges {
+        let role = m.groups[m.vertices[e.from].group].role;
+        assert!(!(matches!(role, Role::Worker | Role::MoreWorkers) && apis.contains(&e.to)), "{}", e.label);
+    }
+    // At most one arrow per (box, client kind, server).
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &m.edges {
+        let v = &m.vertices[e.from];
+        // The client kind: the component, or in the folded node the credential it presents.
+        let kind = if v.kind.is_some() { v.label.clone() } else { e.label.split(" ×").next().unwrap().to_string() };
+        assert!(seen.insert((v.group, kind, e.to)), "two arrows from {} to {}", v.id, m.vertices[e.to].id);
+    }
+    // The hairball is gone: the 3 × 20 kubelet and kube-proxy links are 8 × 2 arrows to the
+    // endpoint; 81 arrows in all for 234 links (each apiserver to each drawn kubelet is most of them).
+    let to_lb = m.edges.iter().filter(|e| e.to == lb && m.groups[m.vertices[e.from].group].role != Role::ControlPlane);
+    assert_eq!(to_lb.count(), 2 + 8 * 2, "admin, super-admin, and kubelet and kube-proxy of 8 worker nodes");
+    assert!(m.edges.len() <= 81, "{} arrows for {} links", m.edges.len(), t.links.len());
+    // Drawn apart from everything else.
+    let l = layout(&m);
+    for (i, r) in l.vertices.iter().enumerate() {
+        if i != lb {
+            assert_eq!(r.overlap(&l.vertices[lb]), 0.0, "{} overlaps the endpoint", m.vertices[i].id);
+        }
+    }
+    // The default cluster dials its apiserver's own address: no endpoint node.
+    let m = Model::build(&topology_of(None), &BTreeMap::new(), Some(MAX_WORKERS));
+    assert!(!m.groups.iter().any(|g| g.role == Role::Endpoint));
+}
+
+#[test]
+fn five_thousand_workers_draw_under_200_kb_in_every_format() {
+    let mut yaml = String::from("controlPlaneEndpoint: lb.example:6443\nnodes:\n");
+    for i in 1..=3 {
+        yaml.push_str(&format!("  - {{name: cp{i}, role: control-plane, addresses: [10.0.0.{i}]}}\n"));
+    }
+    yaml.push_str("nodePools:\n  - {namePattern: \"w{index}\", role: worker, count: 5000, firstAddress: 10.1.0.1}\n");
+    let t = topology_of(Some(&yaml));
+    let mut status: BTreeMap<String, LinkStatus> = t.links.iter().map(|l| (l.id.clone(), LinkStatus::Ok)).collect();
+    status.insert("kube-apiserver@cp2 -> kubelet@w4321".into(), LinkStatus::Broken);
+    for format in [GraphFormat::Svg, GraphFormat::Dot, GraphFormat::Mermaid] {
+        let text = render(&t, &status, format);
+        assert!(text.len() < 200_000, "{format:?}: {} bytes", text.len());
+        assert!(text.contains("worker · w4321"), "{format:?}: the broken worker is drawn and named");
+        assert!(text.contains("+4992 more workers"), "{format:?}");
+    }
+}
+
+#[test]
+fn the_svg_scales_to_its_viewport() {
+    let svg = render(&topology_of(None), &BTreeMap::new(), GraphFormat::Svg);
+    let head = svg.lines().next().unwrap();
+    assert!(head.contains("width=\"100%\"") && head.contains("viewBox=\"0 0 "), "{head}");
+    assert!(!head.contains("height=\""), "the height follows the viewBox: {head}");
 }

@@ -147,6 +147,8 @@ pub struct ContextFields {
 
 /// What the current context of a kubeconfig resolves to, with the embedded data decoded.
 pub struct Resolved {
+    /// The context resolved.
+    pub context: String,
     /// The cluster's name.
     pub cluster: String,
     /// The server URL.
@@ -214,14 +216,25 @@ pub fn parse_file(text: &str, path: &Path) -> Result<KubeconfigFile> {
 
 /// Parse kubeconfig text and resolve its current context; `path` names it in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Resolved> {
+    parse_context(text, path, None)
+}
+
+/// Parse kubeconfig text and resolve a context (the current one if `None`).
+pub fn parse_context(text: &str, path: &Path, context: Option<&str>) -> Result<Resolved> {
     let file = parse_file(text, path)?;
     let bad = |p: String| Error::bad_file(path, p);
-    let ctx = file
-        .contexts
-        .iter()
-        .find(|c| c.name == file.current_context)
-        .or_else(|| (file.contexts.len() == 1).then(|| &file.contexts[0]))
-        .ok_or_else(|| bad(format!("current-context '{}' is not among its contexts", file.current_context)))?;
+    let ctx = match context {
+        Some(name) => file.contexts.iter().find(|c| c.name == name).ok_or_else(|| {
+            let names: Vec<&str> = file.contexts.iter().map(|c| c.name.as_str()).collect();
+            bad(format!("no context '{name}' (it has: {})", names.join(", ")))
+        })?,
+        None => file
+            .contexts
+            .iter()
+            .find(|c| c.name == file.current_context)
+            .or_else(|| (file.contexts.len() == 1).then(|| &file.contexts[0]))
+            .ok_or_else(|| bad(format!("current-context '{}' is not among its contexts", file.current_context)))?,
+    };
     let cluster = file.clusters.iter().find(|c| c.name == ctx.value.cluster).ok_or_else(|| {
         bad(format!("context '{}' names cluster '{}', which is missing", ctx.name, ctx.value.cluster))
     })?;
@@ -239,6 +252,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Resolved> {
             .transpose()
     };
     Ok(Resolved {
+        context: ctx.name.clone(),
         cluster: cluster.name.clone(),
         server: cluster.value.server.clone(),
         ca_pem: decode("certificate-authority-data", &cluster.value.ca_data)?,

@@ -321,3 +321,31 @@ fn graph_colours_each_link_by_the_verify_of_the_tree() {
     let dot = env2.kubepki_ok(&["graph", "-o", "dot"]);
     assert!(dot.contains("(unknown)") && !dot.contains("(ok)"), "{dot}");
 }
+
+#[test]
+fn graph_marks_the_component_at_fault_and_lists_the_findings_behind_each_arrow() {
+    let env = TestEnv::new();
+    let tree = env.init("tree", &[]);
+    std::fs::remove_file(tree.join("nodes/node02/var/lib/kubelet/pki/kubelet.crt")).unwrap();
+    let dir = tree.to_str().unwrap();
+    let svg = env.kubepki_ok(&["graph", "--dir", dir]);
+    // An element of the SVG (titles span lines): from `start` to its `</g>`.
+    let element = |start: &str| {
+        let at = svg.find(start).unwrap_or_else(|| panic!("no {start}"));
+        let end = at + svg[at..].find("</g>").unwrap();
+        svg[at..end].to_string()
+    };
+    let holder = element("data-id=\"kubelet@node02\"");
+    assert!(holder.contains("data-fault=\"true\"") && holder.contains("#c62828"), "{holder}");
+    assert!(holder.contains("[1] missing nodes/node02/var/lib/kubelet/pki/kubelet.crt"), "{holder}");
+    assert_eq!(svg.matches("data-fault=\"true\"").count(), 1, "only the kubelet holds the missing certificate");
+    let arrow = element("<title>kube-apiserver@controlplane -&gt; kubelet@node02");
+    assert!(arrow.contains("[1] missing") && arrow.contains("fix: kubepki"), "{arrow}");
+    assert!(svg.contains("findings behind the arrows that are not green (1)"), "the panel");
+    let dot = env.kubepki_ok(&["graph", "--dir", dir, "-o", "dot"]);
+    let node = dot.lines().find(|l| l.contains("\"kubelet@node02\" [label")).unwrap();
+    assert!(node.contains("penwidth=3") && node.contains("[1] missing"), "{node}");
+    let mermaid = env.kubepki_ok(&["graph", "--dir", dir, "-o", "mermaid"]);
+    assert_eq!(mermaid.matches("stroke-width:3px").count(), 1, "{mermaid}");
+    assert!(mermaid.contains("%% [1] missing"), "{mermaid}");
+}

@@ -68,13 +68,14 @@ fn a_kubeconfig_from_before_start_works_after_reissue_with_kubectl_and_python() 
     assert_eq!(served.len(), 2, "leaf and cross-signed CA");
     let chain = env.path().join("chain.pem");
     std::fs::write(&chain, &served[1]).unwrap();
-    let mut server = Server::start_with_chain(
+    let mut server = Server::start_sending(
         &env,
         "apiserver-reissued",
         "127.0.0.1",
-        &tree,
-        Some(&chain),
+        &tree.join("pki/apiserver.crt"),
+        &tree.join("pki/apiserver.key"),
         &tree.join("pki/ca.crt"),
+        &[&chain],
     );
     let url = server.url();
     // kubectl (Go) with the pre-start kubeconfig: only the old CA in its CA data.
@@ -111,8 +112,14 @@ fn a_kubeconfig_from_before_start_works_after_reissue_with_kubectl_and_python() 
         }
     }
     assert!(!tree.join(".kubepki/rotation").exists());
-    let mut server =
-        Server::start_with_chain(&env, "apiserver-finished", "127.0.0.1", &tree, None, &tree.join("pki/ca.crt"));
+    let mut server = Server::start_with(
+        &env,
+        "apiserver-finished",
+        "127.0.0.1",
+        &tree.join("pki/apiserver.crt"),
+        &tree.join("pki/apiserver.key"),
+        &tree.join("pki/ca.crt"),
+    );
     let (ok, out) = healthz(&env, &laptop, &mut server, &[]);
     assert!(!ok && out.contains("x509: certificate signed by unknown authority"), "{out}");
     let (ok, out) = python_healthz(&laptop, &server.url());

@@ -21,7 +21,7 @@ const KUBECONFIGS: &[(&str, &str)] = &[
     ("nodes/node01/etc/kubernetes/kubelet.conf", "system:node:node01"),
 ];
 
-fn require_tools() {
+pub(crate) fn require_tools() {
     assert!(have("kubectl"), "kubectl is not on PATH: the kubectl tests need it (.ci/run installs it)");
     assert!(have("openssl"), "openssl is not on PATH: the kubectl tests need `openssl s_server`");
 }
@@ -37,17 +37,23 @@ impl Server {
     /// Serve `tree`'s apiserver certificate and key on `ip`, accepting only client certificates
     /// signed by `client_ca`.
     fn start(env: &TestEnv, name: &str, ip: &str, tree: &Path, client_ca: &Path) -> Server {
-        Server::start_with_chain(env, name, ip, tree, None, client_ca)
+        Server::start_with(env, name, ip, &tree.join("pki/apiserver.crt"), &tree.join("pki/apiserver.key"), client_ca)
     }
 
-    /// [`Server::start`], sending the certificates of `chain` after the apiserver's.
-    pub(crate) fn start_with_chain(
+    /// Serve this certificate and key on `ip`, accepting only client certificates signed by `client_ca`.
+    pub(crate) fn start_with(env: &TestEnv, name: &str, ip: &str, cert: &Path, key: &Path, client_ca: &Path) -> Server {
+        Server::start_sending(env, name, ip, cert, key, client_ca, &[])
+    }
+
+    /// The same, sending these CA certificates after its own (`-cert_chain`).
+    pub(crate) fn start_sending(
         env: &TestEnv,
         name: &str,
         ip: &str,
-        tree: &Path,
-        chain: Option<&Path>,
+        cert: &Path,
+        key: &Path,
         client_ca: &Path,
+        chain: &[&Path],
     ) -> Server {
         // free_port releases the port before s_server binds it: a parallel test may take it in
         // between, so a bind failure is retried on a fresh port.
@@ -58,13 +64,16 @@ impl Server {
                 .arg("-accept")
                 .arg(format!("{ip}:{port}"))
                 .arg("-cert")
-                .arg(tree.join("pki/apiserver.crt"))
+                .arg(cert)
                 .arg("-key")
-                .arg(tree.join("pki/apiserver.key"))
+                .arg(key)
                 .arg("-CAfile")
                 .arg(client_ca)
                 .args(chain.iter().flat_map(|c| [std::ffi::OsStr::new("-cert_chain"), c.as_os_str()]))
                 .args(["-Verify", "1", "-verify_return_error", "-www"]);
+            for c in chain {
+                cmd.arg("-cert_chain").arg(c);
+            }
             let log = env.path().join(format!("{name}.{attempt}.log"));
             let mut guard = Guard::spawn(name, cmd, &log);
             // s_server prints ACCEPT once it listens, or exits (status 0!) when it cannot bind.
@@ -92,7 +101,7 @@ impl Server {
 }
 
 /// Run kubectl with this kubeconfig, isolated from the user's own configuration and proxies.
-fn kubectl(env: &TestEnv, kubeconfig: &Path, args: &[&str]) -> (bool, String) {
+pub(crate) fn kubectl(env: &TestEnv, kubeconfig: &Path, args: &[&str]) -> (bool, String) {
     let mut cmd = Command::new("kubectl");
     cmd.arg("--kubeconfig")
         .arg(kubeconfig)

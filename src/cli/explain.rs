@@ -1,0 +1,164 @@
+//! `explain`: TLS error texts said in plain words, and with `--dir` tied to the tree.
+
+use std::fmt::Write;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use time::OffsetDateTime;
+
+use super::verify::{cluster_of, parse_instant};
+use super::{emit, Format};
+use kubepki::audit::explain::{explain, recognise, Explained, Side, Source, TreeView};
+use kubepki::audit::verify::{verify, VerifyOptions};
+use kubepki::disk::inventory::Inventory;
+use kubepki::model::catalog::Catalog;
+use kubepki::model::topology::Topology;
+use kubepki::{Error, Result};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExplainArgs {
+    /// The error text (several words are joined); `-` or nothing with piped input: stdin.
+    text: Vec<String>,
+    /// Read the text from this log file instead.
+    #[arg(long, conflicts_with = "text")]
+    file: Option<PathBuf>,
+    /// Tie each error to this tree: the link, the file and certificate at fault, and the fix.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// With --dir: the cluster description; without it the cluster is inferred from the tree.
+    #[arg(long, short = 'c', requires = "dir")]
+    config: Option<PathBuf>,
+    /// With --dir: check the tree at this instant (RFC 3339, or YYYY-MM-DD) instead of now.
+    #[arg(long, value_parser = parse_instant, requires = "dir")]
+    at: Option<OffsetDateTime>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+pub(crate) fn run(a: ExplainArgs) -> Result<ExitCode> {
+    let (text, source) = input(&a)?;
+    let messages = recognise(&text);
+    if messages.is_empty() {
+        let problem = "no TLS error message kubepki recognises (Go crypto/x509 and crypto/tls, etcd, kubectl, \
+                       openssl, curl, Python ssl)";
+        return Err(match &a.file {
+            Some(path) => Error::bad_file(path, problem),
+            None => Error::Invalid(format!("{source}: {problem}: {}", excerpt(&text))),
+        });
+    }
+    let explained = match &a.dir {
+        None => explain(messages, None),
+        Some(dir) => {
+            let spec = cluster_of(dir, a.config.as_deref(), false)?.spec;
+            let catalog = Catalog::build(&spec);
+            let topology = Topology::build(&spec, &catalog);
+            let inventory = Inventory::load(dir, &catalog);
+            let at = a.at.unwrap_or_else(OffsetDateTime::now_utc);
+            let report = verify(&spec, &catalog, &topology, &inventory, &VerifyOptions::at(at));
+            let view = TreeView { catalog: &catalog, topology: &topology, inventory: &inventory, report: &report };
+            explain(messages, Some(&view))
+        }
+    };
+    emit(a.output, || text_of(&explained, a.dir.as_deref()), &explained)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The text to explain and where it came from.
+fn input(a: &ExplainArgs) -> Result<(String, String)> {
+    if let Some(path) = &a.file {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+        return Ok((String::from_utf8_lossy(&bytes).into_owned(), path.display().to_string()));
+    }
+    let stdin = a.text.is_empty() || a.text == ["-"];
+    if !stdin {
+        return Ok((a.text.join(" "), "the text given".into()));
+    }
+    if a.text.is_empty() && std::io::stdin().is_terminal() {
+        return Err(Error::Invalid(
+            "explain: give the error text as an argument, on stdin (`-`), or with --file LOG".into(),
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::io::stdin().read_to_end(&mut bytes).map_err(|e| Error::io(Path::new("<stdin>"), "read", e))?;
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), "stdin".into()))
+}
+
+fn excerpt(text: &str) -> String {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    match line.char_indices().nth(100) {
+        Some((i, _)) => format!("\"{}...\"", &line[..i]),
+        None => format!("\"{line}\""),
+    }
+}
+
+fn text_of(explained: &[Explained], dir: Option<&Path>) -> String {
+    let mut out = String::new();
+    for (n, x) in explained.iter().enumerate() {
+        let m = &x.message;
+        let _ = writeln!(out, "{}. {}", n + 1, m.text);
+        let _ =
+            writeln!(out, "   line {}, {} wording; {} certificate at fault", m.line, source(m.source), side(m.side));
+        let _ = writeln!(out, "   cause: {}", x.explanation);
+        let Some(tie) = &x.tree else {
+            out.push('\n');
+            continue;
+        };
+        let root = dir.unwrap_or(Path::new("."));
+        let _ = writeln!(out, "   link:  {}", links(&tie.links));
+        for c in &tie.culprits {
+            let f = &c.finding;
+            let file = c.file.as_ref().map(|p| root.join(p).display().to_string()).unwrap_or_else(|| c.entry.clone());
+            let _ = writeln!(out, "   file:  {file} ({})", c.entry);
+            if let Some(cert) = &c.certificate {
+                let _ = writeln!(
+                    out,
+                    "   cert:  {}, issued by {}, serial {}, valid {} to {}\n          SHA-256 {}",
+                    cert.subject,
+                    cert.issuer,
+                    cert.serial,
+                    cert.not_before.date(),
+                    cert.not_after.date(),
+                    cert.sha256
+                );
+            }
+            let _ = writeln!(out, "   found: {} ({}): {}; expected {}", f.kind.name(), f.severity, f.found, f.expected);
+            if c.links.len() != tie.links.len() {
+                let _ = writeln!(out, "   on:    {}", links(&c.links));
+            }
+            let _ = writeln!(out, "   fix:   {}", f.fix);
+        }
+        if let Some(note) = &tie.note {
+            let _ = writeln!(out, "   tree:  {note}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn source(s: Source) -> &'static str {
+    match s {
+        Source::Go => "Go crypto/x509 and crypto/tls",
+        Source::Kubectl => "kubectl",
+        Source::Openssl => "openssl",
+        Source::Curl => "curl",
+        Source::Python => "Python ssl/urllib3",
+        Source::Etcdctl => "etcdctl",
+    }
+}
+
+fn side(s: Side) -> &'static str {
+    match s {
+        Side::Server => "the server's",
+        Side::Client => "the client's",
+    }
+}
+
+fn links(ids: &[String]) -> String {
+    match ids {
+        [] => "none of the tree's links".into(),
+        few if few.len() <= 3 => few.join(", "),
+        many => format!("{} (and {} more links)", many[..3].join(", "), many.len() - 3),
+    }
+}
