@@ -61,7 +61,12 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
             if let Some(code) = super::done_by_recovery(run.as_ref())? {
                 return Ok(code);
             }
-            let report = kubepki::disk::backup::restore(&dir, &a.id, a.dry_run)?;
+            let mut report = kubepki::disk::backup::restore(&dir, &a.id, a.dry_run)?;
+            // What the restore changes, as the tree now describes its cluster.
+            if let Ok(spec) = kubepki::model::infer::cluster_of_tree(&dir) {
+                let changed: Vec<std::path::PathBuf> = report.put_back.iter().chain(&report.removed).cloned().collect();
+                report.rollout = kubepki::operations::rollout::rollout(&spec, &changed);
+            }
             emit(a.output, || restore_text(&report), &report)?;
         }
     }
@@ -105,6 +110,9 @@ fn restore_text(r: &RestoreReport) -> String {
     }
     if let Some(b) = &r.backup {
         let _ = writeln!(out, "the files the restore replaced are saved in {}", b.display());
+    }
+    if !r.rollout.is_empty() {
+        out.push_str(&kubepki::operations::rollout::text(&r.rollout));
     }
     if r.dry_run {
         let _ = writeln!(out, "(dry run: nothing written)");

@@ -189,6 +189,8 @@ fn import_text(r: &ImportReport) -> String {
         let _ = writeln!(out, "still waiting for a certificate: {}", r.waiting.join(", "));
     }
     out.push('\n');
+    out.push_str(&kubepki::operations::rollout::text(&r.rollout));
+    out.push('\n');
     out.push_str(&super::verify::text(&r.verify, false));
     out
 }

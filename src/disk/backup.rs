@@ -307,6 +307,9 @@ pub struct RestoreReport {
     pub dry_run: bool,
     /// Where the files the restore replaced were saved.
     pub backup: Option<PathBuf>,
+    /// What each node must receive and restart (filled by the caller, who knows the cluster).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rollout: Vec<crate::operations::rollout::NodeRollout>,
 }
 
 /// Put the tree back as it was before the run of backup `id`: that run and every later one
@@ -365,7 +368,7 @@ pub fn restore(root: &Path, id: &str, dry_run: bool) -> Result<RestoreReport> {
             remove_empty_parents(root, &root.join(rel));
         }
     }
-    Ok(RestoreReport { undone, put_back, removed, dry_run, backup: current_dir(root) })
+    Ok(RestoreReport { undone, put_back, removed, dry_run, backup: current_dir(root), rollout: Vec::new() })
 }
 
 /// Remove the directories left empty above a removed file, up to the tree's root.

@@ -401,6 +401,8 @@ pub struct ImportReport {
     pub removed: Vec<PathBuf>,
     /// The static verify of the tree after the import.
     pub verify: Report,
+    /// What each node must receive and restart (see [`crate::operations::rollout`]).
+    pub rollout: Vec<crate::operations::rollout::NodeRollout>,
 }
 
 /// A certificate an outside CA returned, checked and ready to place.
@@ -487,7 +489,8 @@ pub fn import_certs(
     let inventory = crate::disk::inventory::Inventory::load(root, catalog);
     let topology = Topology::build(spec, catalog);
     let verify = verify(spec, catalog, &topology, &inventory, &VerifyOptions::at(at));
-    Ok(ImportReport { dir: root.to_path_buf(), placed, waiting, copies, removed, verify })
+    let rollout = crate::operations::rollout::rollout(spec, &crate::disk::backup::changed(root));
+    Ok(ImportReport { dir: root.to_path_buf(), placed, waiting, copies, removed, verify, rollout })
 }
 
 impl RequestFiles {

@@ -62,6 +62,10 @@ fn three_rotation_phases_back_to_back_each_have_a_backup_and_the_first_restores_
     assert_eq!(state(&dir), before_restore);
     let out = env.kubepki_ok(&["backup", "restore", ids[0], "--dir", d]);
     assert!(out.contains("undid") && out.contains("saved in"), "{out}");
+    assert!(
+        out.contains("roll out, per node:\n  controlplane: ") && out.contains("/etc/kubernetes/pki/sa.key"),
+        "{out}"
+    );
     assert_eq!(state(&dir), original, "the restore gives back the tree byte for byte");
     env.kubepki_ok(&["verify", "--dir", d]);
     // The restore was backed up too: restoring its own backup goes back to after `finish`.

@@ -113,6 +113,8 @@ fn csr_sign_import_round_trip_verifies_clean() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "import: {}\n{text}", stderr(&out));
     assert!(text.contains("18 imported"), "{text}");
+    assert!(text.contains("roll out, per node:") && text.contains("/etc/kubernetes/pki/apiserver.crt"), "{text}");
+    assert!(text.contains("node01, node02: ") && text.contains("restart: kube-proxy, kubelet"), "{text}");
     assert!(text.contains("16 links: 16 ok, 0 warning, 0 broken"), "{text}");
     for spent in ["admin.conf.key", "admin.conf.csr", "admin.conf.crt", "pki/apiserver.csr"] {
         assert!(!tree.join(spent).exists(), "{spent} left behind");
