@@ -803,7 +803,11 @@ pub fn sweep_temporaries(root: &Path) -> Result<usize> {
             let entry = entry.map_err(|e| Error::io(&dir, "read directory", e))?;
             let path = entry.path();
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(path);
+                // Backups grow with every run; a temporary a killed backup left there is
+                // harmless (a restore reads only the files a run saved) and not worth a walk.
+                if dir != root || entry.file_name() != crate::model::vocabulary::state::BACKUP {
+                    stack.push(path);
+                }
             } else if is_temporary(entry.file_name().as_bytes()) {
                 fs::remove_file(&path).map_err(|e| Error::io(&path, "remove", e))?;
                 removed += 1;
