@@ -240,10 +240,6 @@ impl FindingKind {
                 Some(san) => format!("kubepki san add {id} {} --dir {dir}", san.value()),
                 None => renew(),
             },
-            FindingKind::OutlivesIssuer => {
-                let issuer = t.entry.and_then(Entry::issuer).map_or("ca", |i| i.as_str());
-                format!("kubepki rotate-ca {issuer} start --dir {dir}  (before the CA expires)")
-            }
             FindingKind::Unreadable
             | FindingKind::KeyMismatch
             | FindingKind::StaleCaData
@@ -258,7 +254,9 @@ impl FindingKind {
             | FindingKind::SystemMasters
             | FindingKind::SanProfile
             | FindingKind::WeakKey
-            | FindingKind::Sha1 => renew(),
+            | FindingKind::Sha1
+            // A renewed leaf ends with its CA; the CA itself is then due a rotation.
+            | FindingKind::OutlivesIssuer => renew(),
         }
     }
 }

@@ -136,6 +136,9 @@ enum Found {
     Missing,
     Good,
     Bad(String),
+    /// Half of a leaf is there (a key without its certificate, or the other way round): it
+    /// is made anew without `--force`, and the half is backed up first.
+    Partial(String),
 }
 
 /// A file to write: path relative to the tree, contents, mode.
@@ -211,11 +214,11 @@ pub fn init_with_progress(
     let mut found = found;
     let replaced_cas = replace_cas(catalog, &opts.replace_ca, &mut found, &mut cas)?;
     refuse_what_may_not_be_replaced(catalog, root, &found, &cas, opts)?;
-    let replaced = found.iter().any(|f| matches!(f, Found::Bad(_)));
+    let replaced = found.iter().any(|f| matches!(f, Found::Bad(_) | Found::Partial(_)));
 
-    // 2. Make what is missing (what is replaced is saved first, by the store, in the backup
-    //    of the run under way: see crate::disk::run); one writer thread commits it while the
-    //    rest is being made.
+    // 2. Make what is missing, and what is partly there (what is replaced, the halves of those
+    //    included, is saved first, by the store, in the backup of the run under way: see
+    //    crate::disk::run); one writer thread commits it while the rest is being made.
     let todo = found.iter().filter(|f| !matches!(f, Found::Good)).count();
     progress.start(InitPhase::Generate, todo as u64);
     let bundle_files_written = AtomicUsize::new(0);
@@ -246,7 +249,7 @@ pub fn init_with_progress(
             action: match f {
                 Found::Missing => Action::Created,
                 Found::Good => Action::Kept,
-                Found::Bad(reason) => Action::Replaced { reason },
+                Found::Bad(reason) | Found::Partial(reason) => Action::Replaced { reason },
             },
         })
         .collect::<Vec<Outcome>>();
@@ -774,6 +777,13 @@ fn survey_key_pair(root: &Path, key: &Path, public: &Path) -> Found {
 }
 
 fn survey_leaf(root: &Path, entry: &Entry, leaf: &Leaf, ca: Option<Trust>, now: OffsetDateTime) -> Found {
+    if let Store::Files { cert, key } = &leaf.store {
+        let there = |p: &Path| root.join(p).symlink_metadata().is_ok();
+        if there(cert) != there(key) {
+            let missing = if there(cert) { key } else { cert };
+            return Found::Partial(format!("{} is missing", root.join(missing).display()));
+        }
+    }
     match check_leaf(root, entry, leaf, ca, now) {
         Ok(None) => Found::Missing,
         Ok(Some(())) => Found::Good,

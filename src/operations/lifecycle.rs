@@ -16,7 +16,7 @@ use crate::disk::inventory::{Inventory, Problem};
 use crate::disk::issuance::IssuanceRecord;
 use crate::disk::store::{Batch, Mode};
 use crate::error::{Error, Result};
-use crate::model::catalog::{Catalog, CertProfile, Entry, EntryId, ExtKeyUsage, Store};
+use crate::model::catalog::{Catalog, CertProfile, Entry, EntryId, Store};
 use crate::model::spec::{ClusterSpec, KeyAlgorithm, San};
 use crate::model::topology::Topology;
 use crate::x509::certinfo::CertInfo;
@@ -379,20 +379,14 @@ fn problem_error(e: &Entry, p: &Problem) -> Error {
     }
 }
 
-/// The profile of an existing certificate: CN, O, SANs and usages from the certificate,
-/// the rest (key usage, validity, issuer, files) from the catalog.
+/// The profile a renewed certificate gets: the catalog's (the description is the tree's
+/// truth: identity, usages, SANs), with every SAN the certificate already had kept in the
+/// order it had them (a renewal never drops an address a client may dial).
 fn profile_from(e: &Entry, cert: &CertInfo) -> CertProfile {
     let mut p = e.cert().expect("a certificate entry").clone();
-    p.subject.cn = cert.subject_cn.clone();
-    p.subject.orgs = cert.orgs.clone();
-    p.sans = cert.sans.clone();
-    let eku: Vec<ExtKeyUsage> = [ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth]
-        .into_iter()
-        .filter(|u| cert.ext_key_usage.contains(u))
-        .collect();
-    if !eku.is_empty() {
-        p.ext_key_usage = eku;
-    }
+    let mut sans = cert.sans.clone();
+    sans.extend(p.sans.iter().filter(|s| !cert.sans.contains(s)).cloned());
+    p.sans = sans;
     p
 }
 
@@ -475,6 +469,13 @@ fn renew_into(
                 plan.notes.push((e.id.clone(), "not in this tree (kubeadm does not make it)".into()));
                 continue;
             }
+            Err(Problem::Unreadable(path, why)) if !opts.reuse_key => {
+                // Nothing of it can be kept: the catalog says what it is; a new key.
+                let p = e.cert().expect("a certificate").clone();
+                plan.issue(tree, e, &p, Key::New(tree.spec.key_algorithm), None, now)?;
+                plan.notes.push((e.id.clone(), format!("{} was unreadable ({why}): issued anew", path.display())));
+                continue;
+            }
             Err(p) => return Err(problem_error(e, p)),
         };
         let profile = profile_from(e, cert);
@@ -515,12 +516,12 @@ pub fn plan_san(
         let cert = loaded.cert.as_ref().map_err(|pr| problem_error(e, pr))?;
         let mut profile = profile_from(e, cert);
         for s in &sans {
-            let has = profile.sans.contains(s);
+            let has = cert.sans.contains(s);
             if add && has {
                 return Err(Error::Invalid(format!("{} already has {s}", e.id)));
             }
             if !add && !has {
-                return Err(Error::Invalid(format!("{} has no {s} (it has {})", e.id, join(&profile.sans))));
+                return Err(Error::Invalid(format!("{} has no {s} (it has {})", e.id, join(&cert.sans))));
             }
             if !add && !force {
                 if let Some(l) =
@@ -534,7 +535,7 @@ pub fn plan_san(
             }
         }
         if add {
-            profile.sans.extend(sans.iter().cloned());
+            profile.sans.extend(sans.iter().filter(|s| !profile.sans.contains(s)).cloned().collect::<Vec<_>>());
         } else {
             profile.sans.retain(|s| !sans.contains(s));
         }

@@ -13,6 +13,7 @@ mod etcd;
 mod explain;
 mod external;
 mod external_ca;
+mod fixes;
 mod golden;
 mod kill;
 mod kubectl;
