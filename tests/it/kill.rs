@@ -172,6 +172,20 @@ fn every_rotation_phase_killed_anywhere_is_recovered() {
     killed_everywhere(&env, "reissue", &started, &["rotate-ca", "ca", "reissue"], true);
     killed_everywhere(&env, "finish", &reissued, &["rotate-ca", "ca", "finish"], true);
     killed_everywhere(&env, "sa-start", &base, &["rotate-ca", "sa", "start"], true);
+    // Killed with its journal pending, status does not claim a phase done and says why.
+    let half = env.path().join("half-reissued");
+    let (ok, out) = run(Command::new("cp").arg("-a").arg(&started).arg(&half));
+    assert!(ok, "{out}");
+    let h = half.to_str().unwrap();
+    let out = kubepki_in(&env, &["rotate-ca", "ca", "reissue", "--dir", h], Some("after-journal"));
+    assert_eq!(out.status.code(), None);
+    let out = kubepki_in(&env, &["rotate-ca", "status", "--dir", h], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("a kubepki run was interrupted") && text(&out).contains("rotate-ca ca reissue"),
+        "{}",
+        text(&out)
+    );
     // The state follows the work: after a recovered reissue, status says finish is next.
     let dir = env.path().join("reissue-mid-rename");
     let out = kubepki_in(&env, &["rotate-ca", "status", "--dir", dir.to_str().unwrap()], None);
