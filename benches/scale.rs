@@ -15,7 +15,13 @@
 //! It prints wall time, certificates per second, peak memory (of the child process, from
 //! `/usr/bin/time`) and the ratios, then the issue's targets, met or not. Options:
 //! `--quick` (N = 100 only), `--no-rsa`, `--no-peers`, `--drop-caches` (root: before every
-//! measured run, drop the kernel's dentry and inode caches, see [`settle`]). Not run in CI.
+//! measured run, drop the kernel's dentry and inode caches, see [`settle`]).
+//!
+//! Then day 2 on one tree of 5,000 workers (`--quick`: 1,000; `--day2-only` runs just this):
+//! `init`, `verify`, `check`, `verify --live`, `renew --all` and the three phases of
+//! `rotate-ca ca`, each timed, with the ratios the day-2 issue sets as targets (renew and
+//! reissue at most 1.2× init, start and finish at most 0.5× init, check at most verify, live
+//! handshakes at least 1,500/s). Not run in CI.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -71,13 +77,77 @@ fn main() {
             cases.push(Case { alg: rsa2048, workers: 1000, peers: false, verify: false });
         }
     }
+    let day2_workers = if quick { 1000 } else { 5000 };
+    if flag("--day2-only") {
+        day2(&work.join("day2"), day2_workers);
+        let _ = std::fs::remove_dir_all(&work);
+        return;
+    }
     let mut results = Vec::new();
     for case in &cases {
         let r = run_case(case, &work.join(format!("{}-{}", case.alg, case.workers)));
         results.push(r);
     }
     println!("{}", targets(&results));
+    day2(&work.join("day2"), day2_workers);
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Day 2 on one tree: every command that reads or changes a whole tree, timed in the order an
+/// operator runs them, and the issue's ratios.
+fn day2(dir: &Path, workers: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("cluster.yaml");
+    std::fs::write(&config, description(KeyAlgorithm::EcdsaP256, workers)).unwrap();
+    let spec = ClusterSpec::load(&config).unwrap();
+    let catalog = Catalog::build(&spec);
+    let links = kubepki::model::topology::Topology::build(&spec, &catalog).links.len();
+    let tree = dir.join("tree");
+    let t = tree.to_str().unwrap();
+    let kubepki = env!("CARGO_BIN_EXE_kubepki");
+    // verify and check exit 1 on findings; a fresh tree has none, but the run is timed either way.
+    let timed = |args: &[&str]| -> Run {
+        let mut cmd = Command::new(kubepki);
+        cmd.args(args);
+        let (ok, secs, peak_kib, stderr) = spawn_timed(&mut cmd);
+        assert!(ok || !stderr.contains("error:"), "kubepki {args:?} failed:\n{stderr}");
+        Run { secs, peak_kib }
+    };
+    let init = timed(&["init", "--config", config.to_str().unwrap(), "--dir", t, "--quiet"]);
+    let verify = timed(&["verify", "--dir", t]);
+    let check = timed(&["check", "--dir", t]);
+    let live = timed(&["verify", "--live", "--dir", t]);
+    let renew = timed(&["renew", "--all", "--dir", t]);
+    let start = timed(&["rotate-ca", "ca", "start", "--dir", t]);
+    let reissue = timed(&["rotate-ca", "ca", "reissue", "--dir", t]);
+    let finish = timed(&["rotate-ca", "ca", "finish", "--dir", t]);
+    println!(
+        "\nDay 2, P-256, 1 control plane + {workers} workers ({} certificates, {links} links):",
+        catalog.entries.len()
+    );
+    println!("{:<28} {:>9} {:>10} {:>9}", "command", "wall s", "× init", "peak MiB");
+    for (name, r) in [
+        ("init", init),
+        ("verify", verify),
+        ("check", check),
+        ("verify --live", live),
+        ("renew --all", renew),
+        ("rotate-ca ca start", start),
+        ("rotate-ca ca reissue", reissue),
+        ("rotate-ca ca finish", finish),
+    ] {
+        println!("{name:<28} {:>9.2} {:>10.2} {:>9}", r.secs, r.secs / init.secs, mib(&r));
+    }
+    // The live run also verifies statically; its handshakes take the rest of its time.
+    let handshakes = links as f64 / (live.secs - verify.secs).max(0.001);
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!("targets:");
+    println!("  renew --all ≤ 1.2× init: {:.2}× ({})", renew.secs / init.secs, met(renew.secs <= 1.2 * init.secs));
+    println!("  reissue ≤ 1.2× init: {:.2}× ({})", reissue.secs / init.secs, met(reissue.secs <= 1.2 * init.secs));
+    println!("  start ≤ 0.5× init: {:.2}× ({})", start.secs / init.secs, met(start.secs <= 0.5 * init.secs));
+    println!("  finish ≤ 0.5× init: {:.2}× ({})", finish.secs / init.secs, met(finish.secs <= 0.5 * init.secs));
+    println!("  check ≤ verify: {:.2}× ({})", check.secs / verify.secs, met(check.secs <= verify.secs));
+    println!("  verify --live ≥ 1,500 handshakes/s: {handshakes:.0}/s ({})", met(handshakes >= 1500.0));
 }
 
 struct Case {

@@ -582,7 +582,9 @@ impl Builder<'_> {
         });
     }
 
-    fn leaf(&mut self, l: NewLeaf) {
+    fn leaf(&mut self, mut l: NewLeaf) {
+        // The SANs `san add` recorded for this very certificate.
+        l.sans.extend(self.spec.cert_sans.get(l.id.as_str()).into_iter().flatten().cloned());
         self.entries.push(Entry {
             id: l.id,
             kind: EntryKind::Leaf(Leaf {

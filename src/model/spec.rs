@@ -361,6 +361,10 @@ pub struct ClusterSpec {
     /// Extra SANs on every etcd peer certificate.
     #[serde(rename = "etcdPeerCertSANs")]
     pub etcd_peer_cert_sans: Vec<San>,
+    /// Extra SANs of one server certificate (`san add`): its entry id (`apiserver@cp1`,
+    /// `etcd-server@cp1`, `etcd-peer@cp1`, `kubelet-serving@w1`) → SANs.
+    #[serde(rename = "certSANs")]
+    pub cert_sans: std::collections::BTreeMap<String, Vec<San>>,
     /// The algorithm of every key kubepki makes.
     pub key_algorithm: KeyAlgorithm,
     /// Validity of CAs and leaves.
@@ -443,6 +447,10 @@ impl ClusterSpec {
         field("apiServerCertSANs", sans(&self.api_server_cert_sans), sans(&other.api_server_cert_sans));
         field("etcd.serverCertSANs", sans(&self.etcd_server_cert_sans), sans(&other.etcd_server_cert_sans));
         field("etcd.peerCertSANs", sans(&self.etcd_peer_cert_sans), sans(&other.etcd_peer_cert_sans));
+        for id in self.cert_sans.keys().chain(other.cert_sans.keys()).collect::<std::collections::BTreeSet<_>>() {
+            let of = |s: &ClusterSpec| sans(s.cert_sans.get(id).map_or(&[][..], |v| v.as_slice()));
+            field(&format!("certSANs.{id}"), of(self), of(other));
+        }
         field("keyAlgorithm", self.key_algorithm.name().into(), other.key_algorithm.name().into());
         let days = |d: time::Duration| duration_text::format(d);
         field("validity.ca", days(self.validity.ca), days(other.validity.ca));
@@ -494,6 +502,8 @@ pub struct SpecFile {
     dns_domain: Option<String>,
     #[serde(rename = "apiServerCertSANs")]
     api_server_cert_sans: Option<Vec<String>>,
+    #[serde(rename = "certSANs")]
+    cert_sans: Option<std::collections::BTreeMap<String, Vec<String>>>,
     etcd: Option<EtcdFile>,
     key_algorithm: Option<String>,
     validity: Option<ValidityFile>,
@@ -599,6 +609,7 @@ impl SpecFile {
             api_server_cert_sans: r.sans("apiServerCertSANs", self.api_server_cert_sans)?,
             etcd_server_cert_sans: r.sans("etcd.serverCertSANs", etcd.server_cert_sans)?,
             etcd_peer_cert_sans: r.sans("etcd.peerCertSANs", etcd.peer_cert_sans)?,
+            cert_sans: resolve_cert_sans(&r, self.cert_sans.unwrap_or_default(), &nodes)?,
             key_algorithm,
             validity,
             ca_layout,
@@ -606,6 +617,36 @@ impl SpecFile {
             validated: Validated,
         })
     }
+}
+
+/// `certSANs`: each key a server certificate of a node of the cluster, each value its SANs.
+fn resolve_cert_sans(
+    r: &Resolver,
+    map: std::collections::BTreeMap<String, Vec<String>>,
+    nodes: &[Node],
+) -> Result<std::collections::BTreeMap<String, Vec<San>>> {
+    use crate::model::vocabulary::entry;
+    let mut out = std::collections::BTreeMap::new();
+    for (id, sans) in map {
+        let field = format!("certSANs.{id}");
+        let (name, node) = id.split_once('@').unwrap_or((&id, ""));
+        let control_plane_only = [entry::APISERVER, entry::ETCD_SERVER, entry::ETCD_PEER].contains(&name);
+        if !control_plane_only && name != entry::KUBELET_SERVING {
+            return Err(r.err(field, "not a server certificate (apiserver, etcd-server, etcd-peer, kubelet-serving)"));
+        }
+        match nodes.iter().find(|n| n.name == node) {
+            None => return Err(r.err(field, format!("no node '{node}' in this cluster"))),
+            Some(n) if control_plane_only && n.role != Role::ControlPlane => {
+                return Err(r.err(field, format!("'{node}' is not a control plane")))
+            }
+            Some(_) => {}
+        }
+        let sans = r.sans(&field, Some(sans))?;
+        if !sans.is_empty() {
+            out.insert(id, sans);
+        }
+    }
+    Ok(out)
 }
 
 /// Names that end up as YAML scalars and in certificates: printable, no control characters.

@@ -158,6 +158,9 @@ pub struct Plan {
     /// The certificates in each CA's file (by CA id), to name the key that signed what is
     /// replaced.
     ca_certs: HashMap<String, Vec<CertInfo>>,
+    /// The description the change records in the tree, with its files (`san add` records the
+    /// certificate's SANs).
+    description: Option<ClusterSpec>,
 }
 
 /// A file to write: path relative to the tree, contents, mode.
@@ -208,19 +211,22 @@ impl Plan {
     /// batch (a kill leaves the tree as before, or the journal the next run completes; the
     /// replaced files are saved first in the run's backup), then verify.
     pub fn apply(self, tree: &Tree, command: &str, now: OffsetDateTime) -> Result<Applied> {
-        let writes = self.writes.into_iter().map(|(p, t, m)| (p, t.into_bytes(), m)).collect();
+        let mut writes: Vec<FileOut> = self.writes.into_iter().map(|(p, t, m)| (p, t.into_bytes(), m)).collect();
+        // The description, when the change records one, goes with the files.
+        if let Some(spec) = &self.description {
+            let text = crate::model::infer::describe(spec);
+            writes.push((PathBuf::from(crate::model::infer::RECORDED), text.into_bytes(), Mode::Public));
+        }
         let (batch, bundle_files_written, _) = one_batch(tree, writes, self.records, command)?;
         batch.commit_in(&tree.root)?;
         let backup = crate::disk::backup::current_dir(&tree.root);
         let rollout = crate::operations::rollout::rollout(&tree.spec, &crate::disk::backup::changed(&tree.root));
-        Ok(Applied {
-            rollout,
-            changes: self.changes,
-            notes: self.notes,
-            backup,
-            bundle_files_written,
-            verify: tree.verify(now),
-        })
+        // Verified as the tree now describes itself.
+        let verify = match self.description {
+            Some(spec) => Tree::load(&tree.root, Some(spec))?.verify(now),
+            None => tree.verify(now),
+        };
+        Ok(Applied { rollout, changes: self.changes, notes: self.notes, backup, bundle_files_written, verify })
     }
 
     /// The certificates in the file of CA `id` (all of a bundle), read once.
@@ -534,10 +540,24 @@ pub fn plan_san(
                 }
             }
         }
+        // The change is the description's too: the certificate's own SANs are recorded, so that
+        // init and renew keep them.
+        let description = plan.description.get_or_insert_with(|| tree.spec.clone());
+        let recorded = description.cert_sans.entry(e.id.to_string()).or_default();
         if add {
             profile.sans.extend(sans.iter().filter(|s| !profile.sans.contains(s)).cloned().collect::<Vec<_>>());
+            let catalog_sans = &e.cert().expect("a certificate").sans;
+            for s in sans.iter().filter(|s| !catalog_sans.contains(s)) {
+                if !recorded.contains(s) {
+                    recorded.push(s.clone());
+                }
+            }
         } else {
             profile.sans.retain(|s| !sans.contains(s));
+            recorded.retain(|s| !sans.contains(s));
+        }
+        if recorded.is_empty() {
+            description.cert_sans.remove(e.id.as_str());
         }
         let key = existing_key(tree, e, cert)?;
         plan.issue(tree, e, &profile, Key::Reuse(key), Some(cert), now)?;

@@ -67,3 +67,35 @@ fn another_description_is_refused_with_its_differences_unless_the_user_updates_i
     // The same description again is no change.
     env.kubepki_ok(&["verify", "--dir", dir, "--config", bigger.to_str().unwrap()]);
 }
+
+#[test]
+fn a_san_added_is_recorded_and_kept_by_init_force_renew_and_node_add() {
+    let env = TestEnv::new();
+    let tree = env.init("tree", &[]);
+    let dir = tree.to_str().unwrap();
+    let has_san = || {
+        let path = tree.join("pki/apiserver.crt");
+        let info =
+            kubepki::x509::certinfo::CertInfo::from_pem(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        info.sans.iter().any(|s| s.to_string() == "DNS:lb.example.com")
+    };
+    env.kubepki_ok(&["san", "add", "apiserver", "lb.example.com", "--dir", dir]);
+    assert!(has_san());
+    assert_eq!(recorded(&tree)["certSANs"]["apiserver@controlplane"], serde_json::json!(["lb.example.com"]));
+    for args in [&["init"][..], &["init", "--force"][..], &["renew", "--all"][..]] {
+        let mut a = args.to_vec();
+        a.extend(["--dir", dir]);
+        let out = env.kubepki(&a);
+        assert_ne!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(has_san(), "{args:?} dropped the SAN");
+    }
+    env.kubepki_ok(&["node", "add", "node03", "--role", "worker", "--ip", "127.0.0.4", "--dir", dir]);
+    assert!(has_san(), "node add dropped the SAN");
+    assert!(node_names(&recorded(&tree)).contains(&"node03".to_string()));
+    let out = env.kubepki(&["verify", "--dir", dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    // Removed again, it is gone from the certificate and the description.
+    env.kubepki_ok(&["san", "remove", "apiserver", "lb.example.com", "--dir", dir]);
+    assert!(!has_san());
+    assert!(recorded(&tree)["certSANs"].as_object().is_none_or(|m| m.is_empty()));
+}

@@ -74,6 +74,7 @@ pub(super) fn read(text: &str, path: &Path) -> Result<ClusterSpec> {
     let key_algorithm = strings(&cluster, c, &["encryptionAlgorithm"])?;
     let file = SpecFile {
         cluster_name: strings(&cluster, c, &["clusterName"])?,
+        cert_sans: None,
         control_plane_endpoint: strings(&cluster, c, &["controlPlaneEndpoint"])?,
         api_server_port: bind_port,
         service_subnet: strings(&cluster, c, &["networking", "serviceSubnet"])?,
