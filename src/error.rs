@@ -68,6 +68,16 @@ pub enum Error {
         /// The library's error.
         detail: String,
     },
+    /// Another run is changing the tree, and did not finish in time.
+    #[error("{}: another kubepki run is changing this tree ({holder}); waited {}s for it (KUBEPKI_LOCK_WAIT sets how long); nothing was changed", path.display(), waited.as_secs_f64())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as it wrote in the lock file (pid, command, since when).
+        holder: String,
+        /// How long this run waited.
+        waited: std::time::Duration,
+    },
     /// Anything else the user asked for that cannot be done, with the reason.
     #[error("{0}")]
     Invalid(String),

@@ -45,6 +45,9 @@ pub enum FindingKind {
     External,
     /// A file kubepki adds is absent from a kubeadm tree, as kubeadm makes it.
     NotKubeadm,
+    /// A CA certificate without its key: the CA is managed outside the tree (kubeadm's
+    /// external-CA mode). Nothing is broken; what it signs is renewed with `csr` and `import`.
+    ExternallyManaged,
     /// A key or kubeconfig is readable by others.
     Mode,
     /// A private key is not the certificate's.
@@ -120,6 +123,7 @@ impl FindingKind {
             FindingKind::Unreadable => "unreadable",
             FindingKind::External => "external",
             FindingKind::NotKubeadm => "not-kubeadm",
+            FindingKind::ExternallyManaged => "externally-managed",
             FindingKind::Mode => "mode",
             FindingKind::KeyMismatch => "key-mismatch",
             FindingKind::PublicKeyMismatch => "public-key-mismatch",
@@ -150,7 +154,7 @@ impl FindingKind {
     /// How bad it is.
     pub fn severity(self) -> Severity {
         match self {
-            FindingKind::External | FindingKind::NotKubeadm => Severity::Info,
+            FindingKind::External | FindingKind::NotKubeadm | FindingKind::ExternallyManaged => Severity::Info,
             FindingKind::Unverified
             | FindingKind::ServerUrl
             | FindingKind::StaleCopy
@@ -199,6 +203,7 @@ impl FindingKind {
             // sa.* is no TLS credential; the rest is a risk or a policy breach, not a failure.
             FindingKind::External
             | FindingKind::NotKubeadm
+            | FindingKind::ExternallyManaged
             | FindingKind::Mode
             | FindingKind::PublicKeyMismatch
             | FindingKind::ServerUrl
@@ -254,6 +259,9 @@ impl FindingKind {
                 }
                 None => "set the component's setting as reference §7 says".into(),
             },
+            FindingKind::ExternallyManaged => format!(
+                "none needed; to renew what it signs: new keys and requests with kubepki csr --dir {dir}, signed by that CA, then kubepki import --dir {dir}"
+            ),
             FindingKind::Mode => format!("chmod 600 {}", file()),
             FindingKind::PublicKeyMismatch => {
                 let key = shell_word(&t.dir.join("pki/sa.key").display().to_string());
@@ -320,6 +328,7 @@ mod tests {
             Unreadable,
             External,
             NotKubeadm,
+            ExternallyManaged,
             Mode,
             KeyMismatch,
             PublicKeyMismatch,
@@ -347,10 +356,10 @@ mod tests {
         ];
         for k in &v {
             match k {
-                Missing | Unreadable | External | NotKubeadm | Mode | KeyMismatch | PublicKeyMismatch | StaleCaData
-                | ServerUrl | DuplicateSerial | StaleCopy | SanMissing | Expired | NotYetValid | Expiring | WrongCa
-                | OutlivesIssuer | Usage | UsageExtra | Identity | SystemMasters | SanProfile | WeakKey | Sha1
-                | Unverified | SettingUnset | SettingWrongFile | SettingNoFile => {}
+                Missing | Unreadable | External | NotKubeadm | ExternallyManaged | Mode | KeyMismatch
+                | PublicKeyMismatch | StaleCaData | ServerUrl | DuplicateSerial | StaleCopy | SanMissing | Expired
+                | NotYetValid | Expiring | WrongCa | OutlivesIssuer | Usage | UsageExtra | Identity | SystemMasters
+                | SanProfile | WeakKey | Sha1 | Unverified | SettingUnset | SettingWrongFile | SettingNoFile => {}
             }
         }
         v

@@ -328,6 +328,20 @@ impl Checker<'_> {
         }
     }
 
+    /// A CA whose certificate is in the tree without its key: kubeadm's external-CA mode. Its
+    /// certificates are signed outside the tree; nothing is broken.
+    fn externally_managed(&mut self, e: &Entry, key: &std::path::Path) {
+        self.file(
+            Some(&e.id),
+            New {
+                kind: FindingKind::ExternallyManaged,
+                file: Some(key.to_path_buf()),
+                expected: format!("{} (the key of {}), or a CA managed outside the tree", key.display(), e.id),
+                found: "no key: the CA is externally managed (kubeadm's external-CA mode)".into(),
+            },
+        );
+    }
+
     /// A file that is missing, unreadable, or outside the tree.
     fn problem(&mut self, e: &Entry, p: &Problem) {
         let i = match p {

@@ -1,88 +1,60 @@
-//! Operations on a whole tree shared by the lifecycle commands: backing files up before they
-//! are replaced, and refreshing the node bundles' copies from their sources.
+//! Operations on a whole tree shared by the lifecycle commands: refreshing the node bundles'
+//! copies from their sources, and loading a CA to sign with.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::disk::store::{Batch, Mode};
+use crate::disk::store::Mode;
 use crate::error::{Error, Result};
 use crate::model::catalog::{Catalog, EntryKind};
-use crate::model::spec::ClusterSpec;
+use crate::model::spec::{ClusterSpec, Node};
 use crate::x509::issue::{Ca, PrivateKey};
 
-/// Where the previous files of a run at `now` are saved.
-pub fn backup_dir(root: &Path, now: OffsetDateTime) -> PathBuf {
-    let stamp = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    root.join(crate::model::vocabulary::state::BACKUP).join(stamp)
-}
-
-/// Copy these files (relative to `root`), if they exist, into the backup directory of `now`,
-/// keeping their modes. Returns the directory.
-pub fn back_up<'a>(
+/// The copies in the bundles of `nodes` that differ from their sources, the sources being
+/// `fresh` (relative path → the bytes about to be written) where they are about to change,
+/// else the files on disk: `(copy, bytes, mode)`, paths relative to the tree. With `create`,
+/// missing copies too; without, only copies that exist.
+pub fn bundle_copies(
+    spec: &ClusterSpec,
+    nodes: &[Node],
+    catalog: &Catalog,
     root: &Path,
-    files: impl IntoIterator<Item = (&'a Path, Mode)>,
-    now: OffsetDateTime,
-) -> Result<PathBuf> {
-    let dir = backup_dir(root, now);
-    let mut batch = Batch::new();
-    for (f, mode) in files {
-        match std::fs::read(root.join(f)) {
-            Ok(bytes) => batch.add(dir.join(f), bytes, mode),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(root.join(f), "read for backup", e)),
-        }
-    }
-    batch.commit()?;
-    Ok(dir)
-}
-
-/// Refresh the node bundles' copies of shared files from their sources; returns how many
-/// files were written. With `create`, missing copies are made (init); without, only copies
-/// that exist are brought up to date (a lifecycle command on a tree without bundles, such
-/// as kubeadm's, adds none).
-pub fn refresh_bundles(spec: &ClusterSpec, catalog: &Catalog, root: &Path, create: bool) -> Result<usize> {
+    create: bool,
+    fresh: &HashMap<PathBuf, Vec<u8>>,
+) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
     let mut cache: HashMap<PathBuf, Vec<u8>> = HashMap::new();
-    let mut written = 0;
+    let mut out = Vec::new();
     let bundles = catalog.bundles();
-    for nodes in spec.nodes.chunks(512) {
-        let mut batch = Batch::new();
-        for node in nodes {
-            for (src, dst, mode) in bundles.of(spec, node) {
-                if src == dst {
-                    continue;
-                }
-                if !cache.contains_key(&src) {
-                    let path = root.join(&src);
-                    match std::fs::read(&path) {
-                        Ok(bytes) => cache.insert(src.clone(), bytes),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(Error::io(&path, "read", e)),
-                    };
-                }
-                let bytes = &cache[&src];
-                let dst = root.join(dst);
-                match std::fs::read(&dst) {
-                    Ok(old) if &old == bytes => continue,
-                    Err(_) if !create => continue,
-                    _ => {}
-                }
-                batch.add(dst, bytes.clone(), mode);
+    for node in nodes {
+        for (src, dst, mode) in bundles.of(spec, node) {
+            if src == dst {
+                continue;
             }
+            let bytes = match fresh.get(&src) {
+                Some(b) => b,
+                None => {
+                    if !cache.contains_key(&src) {
+                        let path = root.join(&src);
+                        match std::fs::read(&path) {
+                            Ok(bytes) => cache.insert(src.clone(), bytes),
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                            Err(e) => return Err(Error::io(&path, "read", e)),
+                        };
+                    }
+                    &cache[&src]
+                }
+            };
+            match std::fs::read(root.join(&dst)) {
+                Ok(old) if &old == bytes => continue,
+                Err(_) if !create => continue,
+                _ => {}
+            }
+            out.push((dst, bytes.clone(), mode));
         }
-        written += batch.len();
-        batch.commit()?;
     }
-    Ok(written)
+    Ok(out)
 }
 
 /// A CA of the tree, able to sign: its key on disk, matching its certificate, not expired.
@@ -95,13 +67,25 @@ pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) ->
     let (cert_path, key_path) = (root.join(cert), root.join(key));
     let cert_pem =
         std::fs::read_to_string(&cert_path).map_err(|e| Error::io(&cert_path, "read the CA certificate", e))?;
-    let key_pem = std::fs::read_to_string(&key_path).map_err(|e| {
-        Error::io(
+    let key_pem = match std::fs::read_to_string(&key_path) {
+        Ok(k) => k,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && cert_path.is_file() => {
+            let dir = root.display();
+            return Err(Error::bad_file(
+                key_path,
+                format!(
+                    "missing: the CA {id} is externally managed (its certificate is in the tree without its key, \
+                     kubeadm's external-CA mode), so kubepki cannot sign for it. Renew what it signs outside the tree: \
+                     kubepki csr --dir {dir} --force, have the CSRs signed by that CA, then kubepki import --dir {dir}"
+                ),
+            ));
+        }
+        Err(e) => return Err(Error::io(
             &key_path,
             "read the CA key (signing needs it: restore it, or with an outside CA sign there and run kubepki import)",
             e,
-        )
-    })?;
+        )),
+    };
     let ca = Ca::load(id, &cert_pem, &cert_path, PrivateKey::from_pem(&key_pem, &key_path)?)?;
     if ca.info.not_after < now {
         return Err(Error::bad_file(
