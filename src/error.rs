@@ -65,6 +65,15 @@ pub enum Error {
         /// The library's error.
         detail: String,
     },
+    /// Another run is changing the tree, and did not finish in time.
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as it wrote in the lock file (pid, command, since when).
+        holder: String,
+        /// How long this run waited.
+        waited: std::time::Duration,
+    },
     /// Anything else the user asked for that cannot be done, with the reason.
     Invalid(String),
 }
@@ -104,6 +113,11 @@ impl Error {
                 paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
             ),
             Error::Crypto { what, detail } => format!("{what}: {detail}"),
+            Error::Locked { path, holder, waited } => format!(
+                "{}: another kubepki run is changing this tree ({holder}); waited {}s for it (KUBEPKI_LOCK_WAIT sets how long); nothing was changed",
+                path.display(),
+                waited.as_secs_f64()
+            ),
             Error::Invalid(message) => message.clone(),
         }
     }
@@ -125,6 +139,7 @@ impl fmt::Debug for Error {
             Error::BadFile { .. } => "BadFile",
             Error::WouldClobber { .. } => "WouldClobber",
             Error::Crypto { .. } => "Crypto",
+            Error::Locked { .. } => "Locked",
             Error::Invalid(_) => "Invalid",
         };
         write!(f, "{variant}({:?})", self.to_string())

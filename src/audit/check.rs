@@ -109,6 +109,10 @@ pub struct CheckEntry {
     /// Why it is missing, unreadable or unchecked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// kubeadm's EXTERNALLY MANAGED: a CA whose certificate is in the tree without its key
+    /// (kubeadm's external-CA mode), or a certificate signed by one. Renewed outside the tree
+    /// (`kubepki csr`, then `kubepki import`), never by `renew` or `init`.
+    pub externally_managed: bool,
     /// The certificate itself (for the Prometheus metrics: issuer, serial, NotBefore).
     #[serde(skip)]
     pub certificate: Option<CertInfo>,
@@ -214,7 +218,32 @@ pub fn check(dir: &Path, opts: &CheckOptions) -> Result<CheckReport> {
         }
     }
     entries.sort_by(|a, b| (a.expires.is_some(), a.expires, &a.name).cmp(&(b.expires.is_some(), b.expires, &b.name)));
+    mark_externally_managed(dir, &mut entries);
     Ok(CheckReport { dir: dir.to_path_buf(), at: opts.at, warn_within: opts.warn_within, entries })
+}
+
+/// Mark the rows of CAs kept without their key at the top of the tree (kubeadm's CA files),
+/// their copies, and the certificates they signed.
+fn mark_externally_managed(dir: &Path, entries: &mut [CheckEntry]) {
+    const KUBEADM_CA_FILES: [&str; 3] = ["pki/ca.crt", "pki/front-proxy-ca.crt", "pki/etcd/ca.crt"];
+    let external: Vec<Vec<u8>> = KUBEADM_CA_FILES
+        .iter()
+        .map(Path::new)
+        .filter(|c| !dir.join(c.with_extension("key")).exists())
+        .filter_map(|c| std::fs::read(dir.join(c)).ok())
+        .collect();
+    if external.is_empty() {
+        return;
+    }
+    let mut cache: std::collections::HashMap<PathBuf, bool> = std::collections::HashMap::new();
+    for e in entries {
+        let file = if e.is_ca { Some(&e.path) } else { e.authority_file.as_ref() };
+        if let Some(f) = file {
+            e.externally_managed = *cache
+                .entry(f.clone())
+                .or_insert_with(|| std::fs::read(dir.join(f)).is_ok_and(|b| external.contains(&b)));
+        }
+    }
 }
 
 /// A `*.pem` holding only keys is not a certificate; an unreadable one without a
@@ -247,6 +276,7 @@ fn blank(name: String, path: PathBuf, status: CheckStatus) -> CheckEntry {
         authority: None,
         authority_file: None,
         problem: None,
+        externally_managed: false,
         certificate: None,
         embedded: None,
     }

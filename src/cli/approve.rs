@@ -68,6 +68,8 @@ pub(crate) fn run(a: ApproveArgs) -> Result<ExitCode> {
     let text = read_input(&a.file)?;
     let (mut doc, input_format) = parse(&text, &a.file)?;
     let dir = default_dir(a.dir);
+    // Approving signs, and logs in the tree: one writer at a time.
+    let _run = kubepki::disk::run::Run::begin(&dir, "approve")?;
     let spec = cluster_of(&dir, a.config.as_deref(), false)?.spec;
     let catalog = Catalog::build(&spec);
     let policies: Vec<Policy> = a.policies.iter().map(|p| Policy::from(*p)).collect();

@@ -46,7 +46,18 @@ enum CheckFormat {
 }
 
 pub(crate) fn run(a: CheckArgs) -> Result<ExitCode> {
-    let dir = super::verify::default_dir(a.dir);
+    let dir = super::verify::default_dir(a.dir.clone());
+    // A tree too half-written to be read at all (a first init killed early) is said to be so.
+    let interrupted = kubepki::disk::run::interrupted(&dir);
+    let result = report(&a, &dir);
+    if let (Err(_), Some(half)) = (&result, interrupted) {
+        eprintln!("kubepki: {}: {half}", dir.display());
+    }
+    result
+}
+
+fn report(a: &CheckArgs, dir: &std::path::Path) -> Result<ExitCode> {
+    let dir = dir.to_path_buf();
     let opts = CheckOptions {
         at: a.at.unwrap_or_else(OffsetDateTime::now_utc),
         warn_within: a.warn_within,
@@ -63,7 +74,11 @@ pub(crate) fn run(a: CheckArgs) -> Result<ExitCode> {
         None => print(&output)?,
     }
     // The metrics carry the verdict: a collector's cron job must not lose them to exit 1.
-    Ok(if report.clean() || a.output == CheckFormat::Prometheus { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    if a.output == CheckFormat::Prometheus {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let half = super::say_if_half_written(&dir, a.output == CheckFormat::Table && a.out.is_none())?;
+    Ok(if report.clean() && !half { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// `--warn-within`: a duration of at least an hour, or `0` for none.
@@ -87,11 +102,15 @@ fn text(r: &CheckReport) -> String {
                 expires.unwrap_or_default(),
                 e.residual.clone().unwrap_or_default(),
                 e.authority.clone().unwrap_or_default(),
+                if e.externally_managed { "yes" } else { "no" }.to_string(),
                 e.status.word().to_string(),
             ]
         })
         .collect();
-    let mut out = table(&["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "STATUS"], &rows);
+    let mut out = table(
+        &["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "EXTERNALLY MANAGED", "STATUS"],
+        &rows,
+    );
     for e in r.entries.iter().filter(|e| e.problem.is_some() && e.status != CheckStatus::Missing) {
         let _ = writeln!(out, "{}: {}: {}", e.status.word(), e.name, e.problem.as_deref().unwrap_or_default());
     }
@@ -112,6 +131,13 @@ fn text(r: &CheckReport) -> String {
     }
     let at = r.at.to_offset(time::UtcOffset::UTC).format(&when).unwrap_or_default();
     let window = kubepki::model::spec::duration_text::format(r.warn_within);
+    let external = r.entries.iter().filter(|e| e.is_ca && e.externally_managed && !e.path.starts_with("nodes")).count();
+    if external > 0 {
+        let _ = writeln!(
+            out,
+            "\n{external} CA(s) externally managed (certificate without its key: kubeadm's external-CA mode): their certificates are renewed outside the tree (kubepki csr, then kubepki import)"
+        );
+    }
     let _ = writeln!(
         out,
         "\n{}: {} entries at {at} (warning within {window}): {}",

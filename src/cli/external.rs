@@ -77,6 +77,11 @@ fn spec_of(config: Option<&std::path::Path>, dir: &std::path::Path) -> Result<Cl
 
 pub(crate) fn csr(a: CsrArgs) -> Result<ExitCode> {
     let dir = default_dir(a.dir);
+    a.cluster.load()?; // a description that does not hold makes nothing, not even the folder
+    let run = kubepki::disk::run::Run::begin_new(&dir, "csr")?;
+    if let Some(code) = super::done_by_recovery(Some(&run))? {
+        return Ok(code);
+    }
     let spec = a.cluster.of_tree(&dir, false)?;
     let catalog = Catalog::build(&spec);
     let report =
@@ -114,6 +119,10 @@ fn csr_text(r: &CsrReport) -> String {
 
 pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
     let dir = default_dir(a.dir);
+    let run = kubepki::disk::run::Run::begin(&dir, "sign")?;
+    if let Some(code) = super::done_by_recovery(Some(&run))? {
+        return Ok(code);
+    }
     let spec = spec_of(a.config.as_deref(), &dir)?;
     let catalog = Catalog::build(&spec);
     let report =
@@ -146,6 +155,10 @@ fn sign_text(r: &SignReport) -> String {
 
 pub(crate) fn import(a: ImportArgs) -> Result<ExitCode> {
     let dir = default_dir(a.dir);
+    let run = kubepki::disk::run::Run::begin(&dir, "import")?;
+    if let Some(code) = super::done_by_recovery(Some(&run))? {
+        return Ok(code);
+    }
     let spec = spec_of(a.config.as_deref(), &dir)?;
     let catalog = Catalog::build(&spec);
     let report = kubepki::operations::external::import_certs(
@@ -178,6 +191,8 @@ fn import_text(r: &ImportReport) -> String {
     if !r.waiting.is_empty() {
         let _ = writeln!(out, "still waiting for a certificate: {}", r.waiting.join(", "));
     }
+    out.push('\n');
+    out.push_str(&kubepki::operations::rollout::text(&r.rollout));
     out.push('\n');
     out.push_str(&super::verify::text(&r.verify, false));
     out

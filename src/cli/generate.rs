@@ -31,9 +31,14 @@ pub(crate) struct InitArgs {
     /// The tree to write (kubeadm's /etc/kubernetes at the top, nodes/<name>/ for each node).
     #[arg(long, default_value = "kubernetes")]
     dir: PathBuf,
-    /// Replace files that exist but are wrong, CAs included (the old ones are backed up).
+    /// Replace leaves, key pairs and kubeconfigs that exist but are wrong (the old ones are
+    /// backed up). Never a CA: see --replace-ca.
     #[arg(long)]
     force: bool,
+    /// Make this CA anew (ca, etcd-ca, front-proxy-ca), and everything it signs; repeatable.
+    /// Every node must then receive the new trust (on a running cluster, prefer rotate-ca).
+    #[arg(long = "replace-ca", value_name = "NAME")]
+    replace_ca: Vec<String>,
     /// Make the given --config the tree's description, replacing the one it records.
     #[arg(long)]
     update_description: bool,
@@ -55,6 +60,10 @@ pub(crate) fn plan(a: PlanArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
+    // A description that does not hold is refused before anything is made; then the lock,
+    // before the tree's own description is read (another init may be making the tree).
+    a.cluster.load()?;
+    let _run = kubepki::disk::run::Run::begin_init(&a.dir)?;
     let spec = a.cluster.of_tree(&a.dir, a.update_description)?;
     let catalog = Catalog::build(&spec);
     let bar = (!a.quiet && std::io::stderr().is_terminal()).then(Bar::new);
@@ -62,7 +71,7 @@ pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
         Some(b) => b,
         None => &Silent,
     };
-    let opts = InitOptions { force: a.force, command: None };
+    let opts = InitOptions { force: a.force, replace_ca: a.replace_ca, command: None };
     let report = kubepki::operations::init::init_with_progress(
         &spec,
         &catalog,

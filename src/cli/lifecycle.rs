@@ -11,8 +11,8 @@ use super::verify::{cluster_of, default_dir};
 use super::{emit, Format};
 use kubepki::model::infer::Source;
 use kubepki::{
-    model::catalog::EntryId, model::spec::Role, operations::lifecycle::Applied, operations::lifecycle::Change,
-    operations::lifecycle::Plan as ChangePlan, operations::lifecycle::Tree, Result,
+    disk::run::Run, model::catalog::EntryId, model::spec::Role, operations::lifecycle::Applied,
+    operations::lifecycle::Change, operations::lifecycle::Plan as ChangePlan, operations::lifecycle::Tree, Result,
 };
 
 /// Where the tree is and what it describes.
@@ -36,6 +36,13 @@ pub(crate) struct TreeArgs {
 }
 
 impl TreeArgs {
+    /// The tree, for a command that changes it: the lock taken and what a killed run left
+    /// recovered first (see [`kubepki::disk::run::Run`]); a dry run only reads, and takes no lock.
+    fn begin(&self, command: &str) -> Result<(Option<Run>, Tree)> {
+        let run = if self.dry_run { None } else { Some(Run::begin(&default_dir(self.dir.clone()), command)?) };
+        Ok((run, self.tree()?))
+    }
+
     fn tree(&self) -> Result<Tree> {
         let dir = default_dir(self.dir.clone());
         let described = cluster_of(&dir, self.config.as_deref(), self.update_description)?;
@@ -140,7 +147,10 @@ pub(crate) struct RotateArgs {
 }
 
 pub(crate) fn renew(a: RenewArgs) -> Result<ExitCode> {
-    let tree = a.tree.tree()?;
+    let (run, tree) = a.tree.begin("renew")?;
+    if let Some(code) = super::done_by_recovery(run.as_ref())? {
+        return Ok(code);
+    }
     let now = OffsetDateTime::now_utc();
     let plan = kubepki::operations::lifecycle::plan_renew(
         &tree,
@@ -157,7 +167,10 @@ pub(crate) fn san(c: SanCommand) -> Result<ExitCode> {
         SanCommand::Add(a) => (true, a),
         SanCommand::Remove(a) => (false, a),
     };
-    let tree = a.tree.tree()?;
+    let (run, tree) = a.tree.begin(if add { "san add" } else { "san remove" })?;
+    if let Some(code) = super::done_by_recovery(run.as_ref())? {
+        return Ok(code);
+    }
     let now = OffsetDateTime::now_utc();
     let plan = kubepki::operations::lifecycle::plan_san(&tree, &a.name, add, &a.addresses, a.force, now)?;
     let command = if add { "san add" } else { "san remove" };
@@ -182,6 +195,8 @@ fn report(applied: &Applied, format: Format) -> Result<ExitCode> {
                 let _ = writeln!(out, "previous files saved in {}", b.display());
             }
             let _ = writeln!(out, "{} copies refreshed in node bundles\n", applied.bundle_files_written);
+            out.push_str(&kubepki::operations::rollout::text(&applied.rollout));
+            out.push('\n');
             out.push_str(&super::verify::text(&applied.verify, false));
             out
         },
@@ -210,7 +225,11 @@ fn changes_text(changes: &[Change], notes: &[(EntryId, String)], dry_run: bool) 
         };
         let b = c.before.as_ref();
         line(&mut out, "subject", b.map(|b| b.subject.clone()), after.subject.clone());
-        line(&mut out, "issuer", b.map(|b| b.issuer.clone()), after.issuer.clone());
+        let issuer = |s: &kubepki::operations::lifecycle::Summary| match &s.issuer_key {
+            Some(k) => format!("{} (key {k})", s.issuer),
+            None => s.issuer.clone(),
+        };
+        line(&mut out, "issuer", b.map(issuer), issuer(after));
         line(&mut out, "SANs", b.map(|b| b.sans.join(", ")), after.sans.join(", "));
         line(
             &mut out,
@@ -233,7 +252,7 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     match c {
         NodeCommand::Add(a) => {
-            let tree = a.tree.tree()?;
+            let (_run, tree) = a.tree.begin("node add")?;
             let new = kubepki::model::spec::NewNode {
                 name: a.name.clone(),
                 role: a.role,
@@ -250,7 +269,7 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let catalog = kubepki::model::catalog::Catalog::build(&spec);
-            let opts = kubepki::operations::init::InitOptions { force: false, command: Some("node add") };
+            let opts = kubepki::operations::init::InitOptions { command: Some("node add"), ..Default::default() };
             let report = kubepki::operations::init::init(&spec, &catalog, &tree.root, &opts, now)?;
             kubepki::model::infer::record(&tree.root, &spec)?;
             let after = if tree.inferred { Tree::load(&tree.root, None)? } else { Tree::load(&tree.root, Some(spec))? };
@@ -265,7 +284,10 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             Ok(if verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         NodeCommand::Remove(a) => {
-            let tree = a.tree.tree()?;
+            let (run, tree) = a.tree.begin("node remove")?;
+            if let Some(code) = super::done_by_recovery(run.as_ref())? {
+                return Ok(code);
+            }
             if a.tree.dry_run {
                 let dir = tree.root.join("nodes").join(&a.name);
                 let text = format!("would move {} to the backup\n(dry run: nothing written)\n", dir.display());
@@ -273,7 +295,10 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let r = kubepki::operations::lifecycle::node_remove(&tree, &a.name, now)?;
-            let mut text = format!("node {} retired; its files are in {}\n", r.node, r.backup.display());
+            let mut text = match &r.backup {
+                Some(b) => format!("node {} retired; its files are saved in {}\n", r.node, b.display()),
+                None => format!("node {} retired\n", r.node),
+            };
             if !r.still_valid.is_empty() {
                 let _ = writeln!(text, "its certificates stay valid until they expire (Kubernetes has no revocation); delete the Node object so RBAC denies system:node:{}:", r.node);
                 for (id, serial, until) in &r.still_valid {
@@ -284,6 +309,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 let _ = writeln!(text, "remove node {} from {} too", r.node, c.display());
             }
             text.push('\n');
+            text.push_str(&kubepki::operations::rollout::text(&r.rollout));
+            text.push('\n');
             text.push_str(&super::verify::text(&r.verify, false));
             emit(a.tree.output, || text.clone(), &r)?;
             Ok(if r.verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
@@ -292,29 +319,55 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
 }
 
 pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
-    let tree = a.tree.tree()?;
     if a.ca == "status" {
+        let tree = a.tree.tree()?;
         let status = kubepki::operations::rotate::status(&tree)?;
         let text = status
             .iter()
-            .map(|(ca, p)| match p {
-                None => format!("{ca}: no rotation under way\n"),
-                Some(p) => format!(
-                    "{ca}: phase {p:?} done; next: kubepki rotate-ca {ca} {}\n",
-                    if *p == kubepki::operations::rotate::Phase::Start { "reissue" } else { "finish" }
-                ),
+            .map(|s| match (&s.phase, &s.next) {
+                (Some(p), Some(next)) => {
+                    let rfc3339 = &time::format_description::well_known::Rfc3339;
+                    let started = s.started.and_then(|t| t.format(rfc3339).ok()).unwrap_or_default();
+                    let mut out = format!("{}: phase {p:?} done (rotation started {started}); next: {next}\n", s.ca);
+                    out.push_str("  before it, every node must have what that phase changed: ");
+                    out.push_str(&kubepki::operations::rollout::text(&s.roll_out_first).replacen(
+                        "roll out, per node:\n",
+                        "\n",
+                        1,
+                    ));
+                    out
+                }
+                _ => format!("{}: no rotation under way\n", s.ca),
             })
             .collect::<String>();
         emit(a.tree.output, || text.clone(), &status)?;
-        return Ok(ExitCode::SUCCESS);
+        // A killed phase is not a phase done: say so, and do not exit 0.
+        let half = super::say_if_half_written(&tree.root, a.tree.output == Format::Table)?;
+        return Ok(if half { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
     let phase = a.phase.ok_or_else(|| {
         kubepki::Error::Invalid(format!("rotate-ca {}: name a phase: start, reissue or finish", a.ca))
     })?;
     if a.tree.dry_run {
-        let text = format!("would run phase {phase} of the rotation of {}\n(dry run: nothing written)\n", a.ca);
-        emit(a.tree.output, || text.clone(), &phase)?;
+        let tree = a.tree.tree()?;
+        let would = kubepki::operations::rotate::rotate_dry_run(&tree, &a.ca, &phase, OffsetDateTime::now_utc())?;
+        let text = || {
+            let mut out = format!("phase {phase} of the rotation of {}:\n", a.ca);
+            out.push_str(&changes_text(&would.changes, &would.notes, false).replace("reissued ", "would reissue "));
+            out.push_str(&kubepki::operations::rollout::text(&would.rollout).replacen(
+                "roll out, per node:",
+                "would change, per node:",
+                1,
+            ));
+            out.push_str("(dry run: nothing written)\n");
+            out
+        };
+        emit(a.tree.output, text, &would)?;
         return Ok(ExitCode::SUCCESS);
+    }
+    let (run, tree) = a.tree.begin(&format!("rotate-ca {} {phase}", a.ca))?;
+    if let Some(code) = super::done_by_recovery(run.as_ref())? {
+        return Ok(code);
     }
     let now = OffsetDateTime::now_utc();
     let applied = kubepki::operations::rotate::rotate(&tree, &a.ca, &phase, now)?;

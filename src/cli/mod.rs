@@ -3,6 +3,7 @@
 //! One file per command; this one parses and dispatches.
 
 mod approve;
+mod backup;
 mod check;
 mod explain;
 mod external;
@@ -62,6 +63,9 @@ enum Command {
     Sign(external::SignArgs),
     /// Check certificates an outside CA returned against the catalog, then place them and verify.
     Import(external::ImportArgs),
+    /// List the tree's backups (one per run that changed it), or put the tree back as it was before one.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Decide Kubernetes CertificateSigningRequest objects by their signer's rules and policies; sign approved ones.
     Approve(approve::ApproveArgs),
     /// Explain TLS error texts (kubectl, etcd, openssl, curl, Python) in plain words; with --dir, the link, file and fix.
@@ -161,6 +165,34 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Completions(a) => tools::completions(a),
         Command::Man(a) => tools::man(a),
         Command::Version(a) => tools::version(a),
+        Command::Backup(c) => backup::run(c),
+    }
+}
+
+/// Say so (on stderr, and with `table` at the end of the table) when the tree is half-written:
+/// a run was killed, or one is changing it now (see [`kubepki::disk::run::interrupted`]).
+/// Returns whether it is.
+pub(crate) fn say_if_half_written(dir: &Path, table: bool) -> Result<bool> {
+    let Some(half) = kubepki::disk::run::interrupted(dir) else { return Ok(false) };
+    eprintln!("kubepki: {}: {half}", dir.display());
+    if table {
+        print(&format!("\nNOT CLEAN: {half}\n"))?;
+    }
+    Ok(true)
+}
+
+/// When this run began by completing a killed run of the very same command (its journal
+/// replayed), the command is done: say so and return the exit code; else `None`.
+pub(crate) fn done_by_recovery(run: Option<&kubepki::disk::run::Run>) -> Result<Option<ExitCode>> {
+    match run {
+        Some(r) if r.completed() => {
+            print(&format!(
+                "completed the interrupted run of this command ({}): its changes are in place, nothing more to do\n",
+                r.interrupted().unwrap_or_default()
+            ))?;
+            Ok(Some(ExitCode::SUCCESS))
+        }
+        _ => Ok(None),
     }
 }
 

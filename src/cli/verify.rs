@@ -101,7 +101,18 @@ pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
     if a.kubeconfig.is_some() || a.cacert.is_some() {
         return probe(a);
     }
-    let dir = default_dir(a.dir);
+    let dir = default_dir(a.dir.clone());
+    // A tree too half-written to be read at all (a first init killed early) is said to be so.
+    let interrupted = kubepki::disk::run::interrupted(&dir);
+    let result = report(&a, &dir);
+    if let (Err(_), Some(half)) = (&result, interrupted) {
+        eprintln!("kubepki: {}: {half}", dir.display());
+    }
+    result
+}
+
+fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
+    let dir = dir.to_path_buf();
     let spec = cluster_of(&dir, a.config.as_deref(), false)?.spec;
     let catalog = Catalog::build(&spec);
     let topology = Topology::build(&spec, &catalog);
@@ -117,13 +128,15 @@ pub(crate) fn run(a: VerifyArgs) -> Result<ExitCode> {
     let report = verify(&spec, &catalog, &topology, &inventory, &VerifyOptions { at, warn_within: a.warn_within });
     if !a.live {
         emit(a.output, || text(&report, a.all), &report)?;
-        return Ok(if report.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS });
+        let half = super::say_if_half_written(&dir, a.output == Format::Table)?;
+        return Ok(if report.has_problems() || half { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
     let live = kubepki::audit::handshake::live(&topology, &inventory, &report, at);
     let failed = live.iter().any(|l| l.ok == Some(false));
     let both = Both { report: &report, live: &live };
     emit(a.output, || format!("{}\n{}", text(&report, a.all), live_text(&live)), &both)?;
-    Ok(if report.has_problems() || failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let half = super::say_if_half_written(&dir, a.output == Format::Table)?;
+    Ok(if report.has_problems() || failed || half { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 #[derive(serde::Serialize)]
@@ -231,11 +244,12 @@ pub(crate) fn text(r: &Report, all: bool) -> String {
     let sev = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
     let _ = writeln!(
         out,
-        "\n{} links: {} ok, {} warning, {} broken, {} unknown; findings: {} error, {} warning, {} info",
+        "\n{} links: {} ok, {} warning, {} broken, {} unverified, {} unknown; findings: {} error, {} warning, {} info",
         r.links.len(),
         count(LinkStatus::Ok),
         count(LinkStatus::Warning),
         count(LinkStatus::Broken),
+        count(LinkStatus::Unverified),
         count(LinkStatus::Unknown),
         sev(Severity::Error),
         sev(Severity::Warning),
@@ -249,6 +263,7 @@ fn word(s: LinkStatus) -> &'static str {
         LinkStatus::Ok => "ok",
         LinkStatus::Warning => "warning",
         LinkStatus::Broken => "BROKEN",
+        LinkStatus::Unverified => "UNVERIFIED",
         LinkStatus::Unknown => "unknown",
     }
 }

@@ -71,6 +71,18 @@ pub fn log_path(root: &Path) -> PathBuf {
     root.join(LOG)
 }
 
+/// The log's lines for these records.
+pub(crate) fn lines(records: &[IssuanceRecord]) -> Result<String> {
+    let mut text = String::new();
+    for r in records {
+        text.push_str(
+            &serde_json::to_string(r).map_err(|e| Error::Invalid(format!("encoding the issuance log: {e}")))?,
+        );
+        text.push('\n');
+    }
+    Ok(text)
+}
+
 /// Append records (one line each) and sync.
 pub fn append(root: &Path, records: &[IssuanceRecord]) -> Result<()> {
     if records.is_empty() {

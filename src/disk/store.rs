@@ -19,7 +19,13 @@
 //! it appends to a log) is written to `<root>/.kubepki-journal` before the first rename and
 //! removed after the last step, and [`replay_journal`] completes the batch of a journal that a
 //! killed run left. So files written together (a certificate and its key) are never found one
-//! without the other, and the log lists each of them exactly once.
+//! without the other, and the log lists each of them exactly once. A batch may also remove
+//! files (journaled with the rest).
+//!
+//! Before a batch's journal is written (or, unjournaled, before its renames), every file it
+//! replaces or removes is saved in the backup of the run under way on its tree, if any (see
+//! [`crate::disk::backup`] and [`crate::disk::run`]). A test can have the process die at a named point of a
+//! journaled commit (`KUBEPKI_FAILPOINT`, see [`failpoint`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -40,6 +46,8 @@ pub enum Mode {
     Public,
     /// Private keys, kubeconfigs, CSRs: 0600.
     Secret,
+    /// Exactly these permission bits: a file put back as it was (a backup, a restore).
+    Bits(u32),
 }
 
 impl Mode {
@@ -48,6 +56,7 @@ impl Mode {
         match self {
             Mode::Public => 0o644,
             Mode::Secret => 0o600,
+            Mode::Bits(bits) => bits & 0o7777,
         }
     }
 }
@@ -73,6 +82,8 @@ pub struct Batch {
     files: Vec<(PathBuf, Vec<u8>, Mode)>,
     /// Bytes to append to a file once the files are in place (a log).
     append: Option<(PathBuf, Vec<u8>)>,
+    /// Files to remove once the files are in place.
+    remove: Vec<PathBuf>,
 }
 
 impl Batch {
@@ -91,6 +102,12 @@ impl Batch {
     /// across a kill.
     pub fn append_after(&mut self, path: PathBuf, bytes: impl Into<Vec<u8>>) {
         self.append = Some((path, bytes.into()));
+    }
+
+    /// Once the files are in place, remove the file at `path` (if it is there): with
+    /// [`Batch::commit_in`], together with the rest across a kill.
+    pub fn remove(&mut self, path: PathBuf) {
+        self.remove.push(path);
     }
 
     /// How many files are queued.
@@ -118,11 +135,12 @@ impl Batch {
     }
 
     fn commit_with(self, journal_root: Option<&Path>) -> Result<()> {
-        if self.files.is_empty() && self.append.is_none() {
+        if self.files.is_empty() && self.append.is_none() && self.remove.is_empty() {
             return Ok(());
         }
         if let Some(root) = journal_root {
-            let mut paths = self.files.iter().map(|(p, _, _)| p).chain(self.append.iter().map(|(p, _)| p));
+            let mut paths =
+                self.files.iter().map(|(p, _, _)| p).chain(self.append.iter().map(|(p, _)| p)).chain(&self.remove);
             if let Some(p) = paths.find(|p| !p.starts_with(root)) {
                 let problem = format!("a journaled batch writes only under {}", root.display());
                 return Err(Error::bad_file(p, problem));
@@ -138,11 +156,10 @@ impl Batch {
             return self.commit_bulk(&by_dir, journal_root);
         }
         let mut dirs: Vec<&Path> = by_dir.keys().copied().collect();
-        if let Some((log, _)) = &self.append {
-            dirs.push(parent(log));
-            dirs.sort_unstable();
-            dirs.dedup();
-        }
+        dirs.extend(self.append.iter().map(|(log, _)| parent(log)));
+        dirs.extend(self.remove.iter().map(|p| parent(p)));
+        dirs.sort_unstable();
+        dirs.dedup();
         on_io_pool(|| {
             let files = &self.files;
             let mut written: Vec<(usize, Result<PathBuf>)> = by_dir
@@ -173,26 +190,47 @@ impl Batch {
             let pairs: Vec<(&Path, &Path)> =
                 temps.iter().zip(&self.files).map(|(t, (path, _, _))| (t.as_path(), path.as_path())).collect();
             let append = self.append.as_ref().map(|(p, b)| (p.as_path(), b.as_slice()));
+            let removes: Vec<&Path> = self.remove.iter().map(PathBuf::as_path).collect();
+            // What is replaced or removed is saved first, if a run keeps a backup of this tree.
+            let targets: Vec<&Path> = pairs.iter().map(|(_, p)| *p).collect();
+            if let Err(e) = crate::disk::backup::save_before_change(&targets, &removes) {
+                remove_temps();
+                return Err(e);
+            }
+            if journal_root.is_some() {
+                failpoint(Failpoint::BeforeJournal);
+            }
             let journal = match journal_root {
-                Some(root) if pairs.len() > 1 || append.is_some() => match write_journal(root, &pairs, append) {
-                    Ok(j) => Some((root, j)),
-                    Err(e) => {
-                        remove_temps();
-                        return Err(e);
+                Some(root) if pairs.len() + removes.len() > 1 || append.is_some() => {
+                    match write_journal(root, &pairs, append, &removes) {
+                        Ok(j) => Some((root, j)),
+                        Err(e) => {
+                            remove_temps();
+                            return Err(e);
+                        }
                     }
-                },
+                }
                 _ => None,
             };
             // A failed rename leaves the journal (and the temporaries it names) in place: the
             // next run completes the batch rather than finding half of it.
-            pairs.par_iter().try_for_each(|(tmp, path)| {
-                fs::rename(tmp, path).map_err(|e| Error::io(*path, "rename into place", e))
-            })?;
+            let journaled = journal.is_some();
+            if journaled {
+                failpoint(Failpoint::AfterJournal);
+            }
+            for (i, (tmp, path)) in pairs.iter().enumerate() {
+                if journaled && i == pairs.len() / 2 {
+                    failpoint(Failpoint::MidRename);
+                }
+                fs::rename(tmp, path).map_err(|e| Error::io(*path, "rename into place", e))?;
+            }
             if let Some((log, bytes)) = append {
                 append_synced(log, bytes)?;
             }
+            removes.iter().try_for_each(|p| remove_if_there(p))?;
             dirs.par_iter().try_for_each(|d| sync_dir(d))?;
             if let Some((root, journal)) = journal {
+                failpoint(Failpoint::BeforeJournalRemoved);
                 fs::remove_file(&journal).map_err(|e| Error::io(&journal, "remove", e))?;
                 sync_dir(root)?;
             }
@@ -225,6 +263,7 @@ impl Batch {
         if let Some((log, bytes)) = &self.append {
             committer.append(log, bytes);
         }
+        committer.remove.extend(self.remove.iter().cloned());
         committer.finish()
     }
 }
@@ -290,6 +329,8 @@ pub struct Committer {
     dirty_dirs: Option<Vec<PathBuf>>,
     /// Whether the tree's journal names a group of this committer.
     journaled: bool,
+    /// Files to remove with the next group.
+    remove: Vec<PathBuf>,
 }
 
 impl Committer {
@@ -302,6 +343,7 @@ impl Committer {
             dirty_fs: BTreeMap::new(),
             dirty_dirs: Some(Vec::new()),
             journaled: false,
+            remove: Vec::new(),
         }
     }
 
@@ -328,42 +370,59 @@ impl Committer {
     /// Commit the group gathered so far. On an error before the journal is written, the
     /// group's temporaries are removed; after, they stay for the next run to complete.
     pub fn commit(&mut self) -> Result<()> {
-        if self.pending.is_empty() && self.append.is_none() {
+        if self.pending.is_empty() && self.append.is_none() && self.remove.is_empty() {
             return Ok(());
         }
         let mut group = std::mem::take(&mut self.pending);
+        let removes = std::mem::take(&mut self.remove);
         if let Some(root) = &self.journal_root {
-            let mut paths = group.iter().map(|s| &s.path).chain(self.append.iter().map(|(p, _)| p));
+            let mut paths = group.iter().map(|s| &s.path).chain(self.append.iter().map(|(p, _)| p)).chain(&removes);
             if let Some(p) = paths.find(|p| !p.starts_with(root)) {
                 let problem = format!("a journaled batch writes only under {}", root.display());
                 return Err(Error::bad_file(p, problem));
             }
         }
-        // 1. This group's temporaries durable, and the previous group's renames.
+        // 1. This group's temporaries durable, and the previous group's renames; what the
+        //    group replaces or removes saved, if a run keeps a backup of this tree.
         self.make_durable(&group)?;
+        let targets: Vec<&Path> = group.iter().map(|s| s.path.as_path()).collect();
+        let removes: Vec<&Path> = removes.iter().map(PathBuf::as_path).collect();
+        crate::disk::backup::save_before_change(&targets, &removes)?;
         // 2. The journal (replacing the previous group's, whose renames are now durable).
         let append = self.append.take();
         let append = append.as_ref().map(|(p, b)| (p.as_path(), b.as_slice()));
         if let Some(root) = &self.journal_root {
-            if group.len() > 1 || append.is_some() || self.journaled {
+            failpoint(Failpoint::BeforeJournal);
+            if group.len() + removes.len() > 1 || append.is_some() || self.journaled {
                 let pairs: Vec<(&Path, &Path)> = group.iter().map(|s| (s.tmp.as_path(), s.path.as_path())).collect();
-                write_journal(root, &pairs, append)?;
+                write_journal(root, &pairs, append, &removes)?;
                 self.journaled = true;
                 group.iter_mut().for_each(|s| s.settled = true);
+                failpoint(Failpoint::AfterJournal);
             }
         }
+        let half = if self.journaled { group.len() / 2 } else { usize::MAX };
         // 3. Renames; a failure leaves the journal and its temporaries for the next run.
         // On this thread: a rename is a few microseconds of work, not a wait, and waking a pool
         // for it takes cores from the threads making the next group.
-        for s in &mut group {
+        for (i, s) in group.iter_mut().enumerate() {
+            if i == half {
+                failpoint(Failpoint::MidRename);
+            }
             fs::rename(&s.tmp, &s.path).map_err(|e| Error::io(&s.path, "rename into place", e))?;
             s.settled = true;
             self.dirty(s.dev, parent(&s.path));
         }
-        // 4. The log.
+        // 4. The log, then what the group removes.
         if let Some((log, bytes)) = append {
             append_synced(log, bytes)?;
         }
+        for p in &removes {
+            remove_if_there(p)?;
+        }
+        let mut removed_from: Vec<&Path> = removes.iter().map(|p| parent(p)).collect();
+        removed_from.dedup();
+        removed_from.iter().try_for_each(|d| sync_dir(d))?;
         Ok(())
     }
 
@@ -372,6 +431,7 @@ impl Committer {
         self.commit()?;
         self.make_durable(&[])?;
         if let (Some(root), true) = (&self.journal_root, self.journaled) {
+            failpoint(Failpoint::BeforeJournalRemoved);
             let journal = root.join(JOURNAL);
             fs::remove_file(&journal).map_err(|e| Error::io(&journal, "remove", e))?;
             sync_dir(root)?;
@@ -416,6 +476,44 @@ impl Committer {
             group.par_iter().try_for_each(|s| sync_file(&s.tmp))?;
             dirs.par_iter().try_for_each(|d| sync_dir(d))
         })
+    }
+}
+
+/// The points of a journaled commit where a test may have the process killed (see
+/// [`failpoint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failpoint {
+    /// Temporaries durable and the backup saved; no journal yet: the tree is as before.
+    BeforeJournal,
+    /// The journal durable; nothing renamed: the next run completes the batch.
+    AfterJournal,
+    /// Half the renames done.
+    MidRename,
+    /// Everything renamed, appended and removed; the journal not yet removed: replaying it
+    /// must change nothing (no line appended twice).
+    BeforeJournalRemoved,
+}
+
+/// For tests of kill recovery: when `$KUBEPKI_FAILPOINT` names this point
+/// (`before-journal`, `after-journal`, `mid-rename`, `before-journal-removed`), the process
+/// dies here at once (`abort`: no destructor runs, no lock is released but by the kernel), as a
+/// kill at that instant would leave it. Unset, the check of a static.
+fn failpoint(point: Failpoint) {
+    static WANTED: OnceLock<Option<Failpoint>> = OnceLock::new();
+    let wanted = WANTED.get_or_init(|| {
+        let name = std::env::var("KUBEPKI_FAILPOINT").ok()?;
+        [
+            ("before-journal", Failpoint::BeforeJournal),
+            ("after-journal", Failpoint::AfterJournal),
+            ("mid-rename", Failpoint::MidRename),
+            ("before-journal-removed", Failpoint::BeforeJournalRemoved),
+        ]
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| p)
+    });
+    if *wanted == Some(point) {
+        std::process::abort();
     }
 }
 
@@ -524,15 +622,20 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Whether a file name is one of kubepki's temporaries (`.<name>.kubepki-<pid>-<n>.tmp`).
-fn is_temporary(name: &[u8]) -> bool {
+pub(crate) fn is_temporary(name: &[u8]) -> bool {
     let name = String::from_utf8_lossy(name);
     name.starts_with('.') && name.contains(".kubepki-") && name.ends_with(".tmp")
 }
 
-/// Write the journal of a batch (its renames and its append, paths relative to `root`),
-/// durably; returns its path. Records: `rename\0<tmp>\0<target>\0` and
-/// `append\0<file>\0<length>\0<bytes>`.
-fn write_journal(root: &Path, pairs: &[(&Path, &Path)], append: Option<(&Path, &[u8])>) -> Result<PathBuf> {
+/// Write the journal of a batch (its renames, its append and its removals, paths relative to
+/// `root`), durably; returns its path. Records: `rename\0<tmp>\0<target>\0`,
+/// `append\0<file>\0<length>\0<bytes>` and `remove\0<file>\0`.
+fn write_journal(
+    root: &Path,
+    pairs: &[(&Path, &Path)],
+    append: Option<(&Path, &[u8])>,
+    removes: &[&Path],
+) -> Result<PathBuf> {
     let rel = |p: &Path| p.strip_prefix(root).expect("checked before writing").as_os_str().as_bytes().to_vec();
     let mut text = JOURNAL_MAGIC.to_vec();
     for (tmp, path) in pairs {
@@ -547,6 +650,12 @@ fn write_journal(root: &Path, pairs: &[(&Path, &Path)], append: Option<(&Path, &
             text.push(0);
         }
         text.extend_from_slice(bytes);
+    }
+    for path in removes {
+        for field in [b"remove".to_vec(), rel(path)] {
+            text.extend_from_slice(&field);
+            text.push(0);
+        }
     }
     let journal = root.join(JOURNAL);
     let (tmp, _) = write_temp(&journal, &text, Mode::Secret, Flush::Now)?;
@@ -575,6 +684,14 @@ pub(crate) fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).and_then(|_| f.sync_data()).map_err(|e| Error::io(path, "append", e))
 }
 
+/// Remove a file; one already gone is fine.
+fn remove_if_there(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, "remove", e)),
+        _ => Ok(()),
+    }
+}
+
 /// The next NUL-terminated field of a journal.
 fn next_field<'a>(rest: &mut &'a [u8]) -> std::result::Result<&'a Path, String> {
     let end = rest.iter().position(|b| *b == 0).ok_or("a record ends early")?;
@@ -587,6 +704,7 @@ fn next_field<'a>(rest: &mut &'a [u8]) -> std::result::Result<&'a Path, String> 
 enum Step<'a> {
     Rename(&'a Path, &'a Path),
     Append(&'a Path, &'a [u8]),
+    Remove(&'a Path),
 }
 
 fn parse_journal(body: &[u8]) -> std::result::Result<Vec<Step<'_>>, String> {
@@ -611,6 +729,13 @@ fn parse_journal(body: &[u8]) -> std::result::Result<Vec<Step<'_>>, String> {
                 }
                 steps.push(Step::Append(path, &rest[..len]));
                 rest = &rest[len..];
+            }
+            b"remove" => {
+                let path = next_field(&mut rest)?;
+                if !inside(path) {
+                    return Err(format!("a removal of '{}' that kubepki does not make", path.display()));
+                }
+                steps.push(Step::Remove(path));
             }
             other => return Err(format!("an unknown record '{}'", String::from_utf8_lossy(other))),
         }
@@ -646,9 +771,16 @@ pub fn replay_journal(root: &Path) -> Result<usize> {
                 }
                 dirs.insert(parent(&path).to_path_buf());
             }
+            Step::Remove(path) => {
+                let path = root.join(path);
+                remove_if_there(&path)?;
+                dirs.insert(parent(&path).to_path_buf());
+            }
             Step::Append(path, bytes) => {
                 let path = root.join(path);
-                let there = fs::read(&path).is_ok_and(|t| t.ends_with(bytes));
+                // Anywhere in the file, not only at its end: another run may have appended
+                // since (a journal is never applied twice).
+                let there = fs::read(&path).is_ok_and(|t| t.windows(bytes.len().max(1)).any(|w| w == bytes));
                 if !there {
                     append_synced(&path, bytes)?;
                     dirs.insert(parent(&path).to_path_buf());
@@ -679,7 +811,11 @@ pub fn sweep_temporaries(root: &Path) -> Result<usize> {
             let entry = entry.map_err(|e| Error::io(&dir, "read directory", e))?;
             let path = entry.path();
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(path);
+                // Backups grow with every run; a temporary a killed backup left there is
+                // harmless (a restore reads only the files a run saved) and not worth a walk.
+                if dir != root || entry.file_name() != crate::model::vocabulary::state::BACKUP {
+                    stack.push(path);
+                }
             } else if is_temporary(entry.file_name().as_bytes()) {
                 fs::remove_file(&path).map_err(|e| Error::io(&path, "remove", e))?;
                 removed += 1;
@@ -768,7 +904,7 @@ mod tests {
         // certificate still in its temporary.
         let (t_crt, _) = write_temp(&crt, b"cert", Mode::Public, Flush::Now).unwrap();
         let (t_key, _) = write_temp(&key, b"key", Mode::Secret, Flush::Now).unwrap();
-        write_journal(root, &[(&t_crt, &crt), (&t_key, &key)], None).unwrap();
+        write_journal(root, &[(&t_crt, &crt), (&t_key, &key)], None, &[]).unwrap();
         fs::rename(&t_key, &key).unwrap();
         assert_eq!(replay_journal(root).unwrap(), 1);
         assert_eq!(fs::read(&crt).unwrap(), b"cert");
@@ -792,17 +928,46 @@ mod tests {
         // Killed after the renames: before the append, then after it (the journal not yet
         // removed). Either way the line is there once.
         let (t, _) = write_temp(&root.join("b.crt"), b"b", Mode::Public, Flush::Now).unwrap();
-        write_journal(root, &[(&t, &root.join("b.crt"))], Some((&log, b"line b\n"))).unwrap();
+        write_journal(root, &[(&t, &root.join("b.crt"))], Some((&log, b"line b\n")), &[]).unwrap();
         fs::rename(&t, root.join("b.crt")).unwrap();
         replay_journal(root).unwrap();
         assert_eq!(fs::read_to_string(&log).unwrap(), "line a\nline b\n");
         let (t, _) = write_temp(&root.join("c.crt"), b"c", Mode::Public, Flush::Now).unwrap();
-        write_journal(root, &[(&t, &root.join("c.crt"))], Some((&log, b"line c\n"))).unwrap();
+        write_journal(root, &[(&t, &root.join("c.crt"))], Some((&log, b"line c\n")), &[]).unwrap();
         fs::rename(&t, root.join("c.crt")).unwrap();
         append_synced(&log, b"line c\n").unwrap();
         replay_journal(root).unwrap();
         assert_eq!(fs::read_to_string(&log).unwrap(), "line a\nline b\nline c\n");
         assert!(!root.join(JOURNAL).exists());
+        // Applied, then another run appended after it, then replayed: still once.
+        let (t, _) = write_temp(&root.join("d.crt"), b"d", Mode::Public, Flush::Now).unwrap();
+        write_journal(root, &[(&t, &root.join("d.crt"))], Some((&log, b"line d\n")), &[]).unwrap();
+        fs::rename(&t, root.join("d.crt")).unwrap();
+        append_synced(&log, b"line d\n").unwrap();
+        append_synced(&log, b"line e\n").unwrap();
+        replay_journal(root).unwrap();
+        assert_eq!(fs::read_to_string(&log).unwrap(), "line a\nline b\nline c\nline d\nline e\n");
+    }
+
+    #[test]
+    fn a_journaled_removal_happens_with_the_batch_and_is_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_atomic(&root.join("old/x.crt"), b"x", Mode::Public).unwrap();
+        write_atomic(&root.join("old/y.crt"), b"y", Mode::Public).unwrap();
+        let mut b = Batch::new();
+        b.add(root.join("new.crt"), "n", Mode::Public);
+        b.remove(root.join("old/x.crt"));
+        b.commit_in(root).unwrap();
+        assert!(!root.join("old/x.crt").exists() && root.join("new.crt").exists());
+        // Killed after the journal: the replay removes what the batch removes.
+        let (t, _) = write_temp(&root.join("z.crt"), b"z", Mode::Public, Flush::Now).unwrap();
+        write_journal(root, &[(&t, &root.join("z.crt"))], None, &[&root.join("old/y.crt")]).unwrap();
+        assert_eq!(replay_journal(root).unwrap(), 1);
+        assert!(!root.join("old/y.crt").exists() && root.join("z.crt").exists());
+        // Exact bits are kept (a backup puts a file back as it was).
+        write_atomic(&root.join("k.key"), b"k", Mode::Bits(0o640)).unwrap();
+        assert_eq!(fs::metadata(root.join("k.key")).unwrap().mode() & 0o777, 0o640);
     }
 
     #[test]

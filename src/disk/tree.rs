@@ -1,16 +1,17 @@
-//! Operations on a whole tree shared by the lifecycle commands: backing files up before they
-//! are replaced, refreshing the node bundles' copies from their sources, and refusing a tree
-//! whose own directories are symbolic links.
+//! Operations on a whole tree shared by the lifecycle commands: refreshing the node bundles'
+//! copies from their sources, loading a CA to sign with, and refusing a tree whose own
+//! directories are symbolic links.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::disk::store::{Batch, Mode};
+use crate::disk::readfile::{is_missing, read, read_text, Limit};
+use crate::disk::store::Mode;
 use crate::error::{Error, Result};
 use crate::model::catalog::{Catalog, EntryKind};
-use crate::model::spec::ClusterSpec;
+use crate::model::spec::{ClusterSpec, Node};
 use crate::x509::issue::{Ca, PrivateKey};
 
 /// The directories of a tree that hold keys or kubepki's state.
@@ -32,77 +33,49 @@ pub fn refuse_linked_dirs(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Where the previous files of a run at `now` are saved.
-pub fn backup_dir(root: &Path, now: OffsetDateTime) -> PathBuf {
-    let stamp = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
-    root.join(crate::model::vocabulary::state::BACKUP).join(stamp)
-}
-
-/// Copy these files (relative to `root`), if they exist, into the backup directory of `now`,
-/// keeping their modes. Returns the directory.
-pub fn back_up<'a>(
+/// The copies in the bundles of `nodes` that differ from their sources, the sources being
+/// `fresh` (relative path → the bytes about to be written) where they are about to change,
+/// else the files on disk: `(copy, bytes, mode)`, paths relative to the tree. With `create`,
+/// missing copies too; without, only copies that exist.
+pub fn bundle_copies(
+    spec: &ClusterSpec,
+    nodes: &[Node],
+    catalog: &Catalog,
     root: &Path,
-    files: impl IntoIterator<Item = (&'a Path, Mode)>,
-    now: OffsetDateTime,
-) -> Result<PathBuf> {
-    let dir = backup_dir(root, now);
-    let mut batch = Batch::new();
-    for (f, mode) in files {
-        match crate::disk::readfile::read(&root.join(f), crate::disk::readfile::Limit::Kubeconfig) {
-            Ok(bytes) => batch.add(dir.join(f), bytes, mode),
-            Err(e) if crate::disk::readfile::is_missing(&e) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    batch.commit()?;
-    Ok(dir)
-}
-
-/// Refresh the node bundles' copies of shared files from their sources; returns how many
-/// files were written. With `create`, missing copies are made (init); without, only copies
-/// that exist are brought up to date (a lifecycle command on a tree without bundles, such
-/// as kubeadm's, adds none).
-pub fn refresh_bundles(spec: &ClusterSpec, catalog: &Catalog, root: &Path, create: bool) -> Result<usize> {
+    create: bool,
+    fresh: &HashMap<PathBuf, Vec<u8>>,
+) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
     let mut cache: HashMap<PathBuf, Vec<u8>> = HashMap::new();
-    let mut written = 0;
+    let mut out = Vec::new();
     let bundles = catalog.bundles();
-    for nodes in spec.nodes.chunks(512) {
-        let mut batch = Batch::new();
-        for node in nodes {
-            for (src, dst, mode) in bundles.of(spec, node) {
-                if src == dst {
-                    continue;
-                }
-                if !cache.contains_key(&src) {
-                    let path = root.join(&src);
-                    match crate::disk::readfile::read(&path, crate::disk::readfile::Limit::Kubeconfig) {
-                        Ok(bytes) => cache.insert(src.clone(), bytes),
-                        Err(e) if crate::disk::readfile::is_missing(&e) => continue,
-                        Err(e) => return Err(e),
-                    };
-                }
-                let bytes = &cache[&src];
-                let dst = root.join(dst);
-                match crate::disk::readfile::read(&dst, crate::disk::readfile::Limit::Kubeconfig) {
-                    Ok(old) if &old == bytes => continue,
-                    Err(_) if !create => continue,
-                    _ => {}
-                }
-                batch.add(dst, bytes.clone(), mode);
+    for node in nodes {
+        for (src, dst, mode) in bundles.of(spec, node) {
+            if src == dst {
+                continue;
             }
+            let bytes = match fresh.get(&src) {
+                Some(b) => b,
+                None => {
+                    if !cache.contains_key(&src) {
+                        let path = root.join(&src);
+                        match read(&path, Limit::Kubeconfig) {
+                            Ok(bytes) => cache.insert(src.clone(), bytes),
+                            Err(e) if is_missing(&e) => continue,
+                            Err(e) => return Err(e),
+                        };
+                    }
+                    &cache[&src]
+                }
+            };
+            match read(&root.join(&dst), Limit::Kubeconfig) {
+                Ok(old) if &old == bytes => continue,
+                Err(_) if !create => continue,
+                _ => {}
+            }
+            out.push((dst, bytes.clone(), mode));
         }
-        written += batch.len();
-        batch.commit()?;
     }
-    Ok(written)
+    Ok(out)
 }
 
 /// A CA of the tree, able to sign: its key on disk, matching its certificate, not expired.
@@ -113,16 +86,29 @@ pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) ->
         return Err(Error::Invalid(format!("{id} is not a CA")));
     };
     let (cert_path, key_path) = (root.join(cert), root.join(key));
-    let pem = crate::disk::readfile::Limit::Pem;
-    let cert_pem = crate::disk::readfile::read_text(&cert_path, pem)?;
-    let key_pem = crate::disk::readfile::read_text(&key_path, pem).map_err(|e| match e {
-        Error::Io { path, source, .. } => Error::Io {
-            path,
-            action: "read the CA key (signing needs it: restore it, or with an outside CA sign there and run kubepki import)",
-            source,
-        },
-        other => other,
-    })?;
+    let cert_pem = read_text(&cert_path, Limit::Pem)?;
+    let key_pem = match read_text(&key_path, Limit::Pem) {
+        Ok(k) => k,
+        Err(e) if is_missing(&e) && cert_path.is_file() => {
+            let dir = root.display();
+            return Err(Error::bad_file(
+                key_path,
+                format!(
+                    "missing: the CA {id} is externally managed (its certificate is in the tree without its key, \
+                     kubeadm's external-CA mode), so kubepki cannot sign for it. Renew what it signs outside the tree: \
+                     kubepki csr --dir {dir} --force, have the CSRs signed by that CA, then kubepki import --dir {dir}"
+                ),
+            ));
+        }
+        Err(Error::Io { path, source, .. }) => {
+            return Err(Error::Io {
+                path,
+                action: "read the CA key (signing needs it: restore it, or with an outside CA sign there and run kubepki import)",
+                source,
+            })
+        }
+        Err(e) => return Err(e),
+    };
     let ca = Ca::load(id, &cert_pem, &cert_path, PrivateKey::from_pem(&key_pem, &key_path)?)?;
     if ca.info.not_after < now {
         return Err(Error::bad_file(

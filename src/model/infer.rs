@@ -296,7 +296,12 @@ pub fn resolve(root: &Path, given: Option<ClusterSpec>, how: Resolve) -> Result<
 
 /// Record the description in the tree (JSON, which the description reader takes as YAML).
 pub fn record(root: &Path, spec: &ClusterSpec) -> Result<()> {
-    crate::disk::store::write_atomic(&root.join(RECORDED), describe(spec).as_bytes(), crate::disk::store::Mode::Public)
+    let path = root.join(RECORDED);
+    let text = describe(spec);
+    if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(()); // unchanged: nothing to write, nor to back up
+    }
+    crate::disk::store::write_atomic(&path, text.as_bytes(), crate::disk::store::Mode::Public)
 }
 
 /// A description file that reads back as `spec`.

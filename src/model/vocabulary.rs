@@ -153,8 +153,10 @@ pub mod state {
     pub const ISSUANCE_LOG: &str = ".kubepki/issued.jsonl";
     /// Rotations under way: `rotation/<ca>/`.
     pub const ROTATION: &str = ".kubepki/rotation";
-    /// Backups: `<time>/` per command run.
+    /// Backups: a folder per command run (see `backup.rs`).
     pub const BACKUP: &str = ".kubepki-backup";
+    /// The lock a command that changes the tree holds (see `run.rs`).
+    pub const LOCK: &str = ".kubepki/lock";
     /// The journal of a batch being renamed into place.
     pub const JOURNAL: &str = ".kubepki-journal";
 }

@@ -96,13 +96,13 @@ pub struct CsrReport {
 
 /// A new key (the cluster's algorithm) and a request with the catalog's identity, SANs and
 /// usages for every leaf and kubeconfig of the catalog. An existing key or request is
-/// replaced only with `force` (and saved under `.kubepki-backup/<time>/` first).
+/// replaced only with `force` (and saved in the run's backup first, see [`crate::disk::backup`]).
 pub fn generate_csrs(
     spec: &ClusterSpec,
     catalog: &Catalog,
     root: &Path,
     force: bool,
-    now: OffsetDateTime,
+    _now: OffsetDateTime,
 ) -> Result<CsrReport> {
     if root.exists() && !root.is_dir() {
         return Err(Error::bad_file(root, "exists and is not a directory"));
@@ -120,18 +120,9 @@ pub fn generate_csrs(
             paths: existing,
             reason: "a key or request is already there: a new key would orphan the certificate or request made for it"
                 .into(),
-            hint: "pass --force to replace them (the old files are saved under <dir>/.kubepki-backup/<time>/)".into(),
+            hint: "pass --force to replace them (the old files are saved under <dir>/.kubepki-backup/)".into(),
         });
     }
-    let backup = if existing.is_empty() {
-        None
-    } else {
-        Some(crate::disk::tree::back_up(
-            root,
-            existing.iter().map(|f| (f.strip_prefix(root).unwrap_or(f), Mode::Secret)),
-            now,
-        )?)
-    };
     let made: Vec<(String, String)> =
         todo.par_iter().map(|(_, l, _)| request_for(&l.profile, spec)).collect::<Result<Vec<_>>>()?;
     let mut batch = Batch::new();
@@ -141,7 +132,8 @@ pub fn generate_csrs(
         batch.add(root.join(&files.csr), csr, Mode::Secret);
         written.push(CsrWritten { entry: e.id.clone(), issuer: p.issuer.clone(), files });
     }
-    batch.commit()?;
+    batch.commit_in(root)?;
+    let backup = if existing.is_empty() { None } else { crate::disk::backup::current_dir(root) };
     Ok(CsrReport { dir: root.to_path_buf(), written, backup })
 }
 
@@ -238,14 +230,6 @@ pub fn sign_csrs(
     crate::disk::tree::refuse_linked_dirs(root)?;
     crate::disk::issuance::check_appendable(root)?;
     let ca = crate::disk::tree::load_ca(catalog, root, ca_id, now)?;
-    // `--force` replaces certificates in use: the old ones are saved first, as every command
-    // that changes a tree does.
-    let replaced: Vec<&Path> = todo.iter().map(|t| t.files.cert.as_path()).filter(|c| root.join(c).exists()).collect();
-    let backup = if replaced.is_empty() {
-        None
-    } else {
-        Some(crate::disk::tree::back_up(root, replaced.into_iter().map(|c| (c, Mode::Public)), now)?)
-    };
     let mut batch = Batch::new();
     let mut records = Vec::new();
     let mut signed = Vec::new();
@@ -266,10 +250,11 @@ pub fn sign_csrs(
         records.push(record);
         batch.add(root.join(&t.files.cert), issued.pem, Mode::Public);
     }
-    // Logged before it is written: the log may hold a certificate that never landed, never
-    // miss one that did.
-    crate::disk::issuance::append(root, &records)?;
-    batch.commit()?;
+    // Logged with the certificates, in one journaled batch: exactly once, across a kill.
+    batch.append_after(crate::disk::issuance::log_path(root), crate::disk::issuance::lines(&records)?);
+    batch.commit_in(root)?;
+    // `--force` replaced certificates in use: the run saved them first (disk::backup).
+    let backup = crate::disk::backup::current_dir(root);
     Ok(SignReport { dir: root.to_path_buf(), ca: ca_id.into(), signed, backup })
 }
 
@@ -430,6 +415,8 @@ pub struct ImportReport {
     pub removed: Vec<PathBuf>,
     /// The static verify of the tree after the import.
     pub verify: Report,
+    /// What each node must receive and restart (see [`crate::operations::rollout`]).
+    pub rollout: Vec<crate::operations::rollout::NodeRollout>,
 }
 
 /// A certificate an outside CA returned, checked and ready to place.
@@ -488,23 +475,21 @@ pub fn import_certs(
             from.unwrap_or(root).display()
         )));
     }
-    let (batch, copies) = placement(spec, catalog, root, &returned)?;
-    batch.commit()?;
+    let (mut batch, copies) = placement(spec, catalog, root, &returned)?;
+    // Spent requests and parts leave with the placement, in one journaled batch: a killed
+    // import is completed by the next run, or never happened.
     let mut removed = Vec::new();
     for r in &returned {
         let spent: Vec<&PathBuf> = match r.leaf.store {
             Store::Files { .. } => vec![&r.files.csr],
             Store::Kubeconfig { .. } => vec![&r.files.csr, &r.files.key, &r.files.cert],
         };
-        for f in spent {
-            let path = root.join(f);
-            match std::fs::remove_file(&path) {
-                Ok(()) => removed.push(f.clone()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&path, "remove (the import itself is done)", e)),
-            }
+        for f in spent.into_iter().filter(|f| root.join(f).exists()) {
+            batch.remove(root.join(f));
+            removed.push(f.clone());
         }
     }
+    batch.commit_in(root)?;
     let placed = returned
         .iter()
         .map(|r| Placed {
@@ -519,7 +504,8 @@ pub fn import_certs(
     let inventory = crate::disk::inventory::Inventory::load(root, catalog);
     let topology = Topology::build(spec, catalog);
     let verify = verify(spec, catalog, &topology, &inventory, &VerifyOptions::at(at));
-    Ok(ImportReport { dir: root.to_path_buf(), placed, waiting, copies, removed, verify })
+    let rollout = crate::operations::rollout::rollout(spec, &crate::disk::backup::changed(root));
+    Ok(ImportReport { dir: root.to_path_buf(), placed, waiting, copies, removed, verify, rollout })
 }
 
 impl RequestFiles {

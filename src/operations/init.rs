@@ -47,8 +47,12 @@ const QUEUE_NODES: usize = 256;
 /// What `init` may do.
 #[derive(Clone, Debug, Default)]
 pub struct InitOptions {
-    /// Replace files that are present but wrong, CAs included (old files are backed up).
+    /// Replace leaves, key pairs and kubeconfigs that are present but wrong (old files are
+    /// backed up). Never a CA: see `replace_ca`.
     pub force: bool,
+    /// Make these CAs anew (catalog ids), whatever is there, and everything they sign: every
+    /// node must then receive the new trust.
+    pub replace_ca: Vec<String>,
     /// The command logged for what is signed (`node add`); `None`: `init`.
     pub command: Option<&'static str>,
 }
@@ -90,6 +94,12 @@ pub struct InitReport {
     pub bundle_files_written: usize,
     /// Where replaced files were saved, if any were.
     pub backup: Option<PathBuf>,
+    /// The CAs made anew as asked (`--replace-ca`): every node must receive the new trust.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replaced_cas: Vec<String>,
+    /// What each node must receive and restart (see [`crate::operations::rollout`]), when a run is under
+    /// way (the CLI's).
+    pub rollout: Vec<crate::operations::rollout::NodeRollout>,
 }
 
 /// The phases of a run that report progress.
@@ -232,7 +242,7 @@ fn init_into(
     // 1. Survey: decide everything before writing anything. A tree not yet made holds
     //    nothing to read (nor temporaries to sweep): everything is missing.
     progress.start(InitPhase::Survey, catalog.entries.len() as u64);
-    let (found, mut cas) = if root.exists() {
+    let (found, mut cas) = if !crate::disk::run::holds_nothing(root) {
         let (swept, surveyed) = rayon::join(|| store::sweep_temporaries(root), || survey(root, catalog, now, progress));
         swept?;
         surveyed
@@ -241,33 +251,14 @@ fn init_into(
         (vec![Found::Missing; catalog.entries.len()], HashMap::new())
     };
     progress.finish();
-    let bad: Vec<(&Entry, &str)> = catalog
-        .entries
-        .iter()
-        .zip(&found)
-        .filter_map(|(e, f)| match f {
-            Found::Bad(reason) => Some((e, reason.as_str())),
-            _ => None,
-        })
-        .collect();
-    if !bad.is_empty() && !opts.force {
-        return Err(Error::WouldClobber {
-            paths: bad.iter().flat_map(|(e, _)| e.files().into_iter().map(|(f, _)| root.join(f))).collect(),
-            reason: bad.iter().map(|(e, r)| format!("{}: {r}", e.id)).collect::<Vec<_>>().join("\n  "),
-            hint: "nothing was written. Fix or remove these files, or run again with --force to replace them (the old files are backed up).".into(),
-        });
-    }
+    let mut found = found;
+    let replaced_cas = replace_cas(catalog, &opts.replace_ca, &mut found, &mut cas)?;
+    refuse_what_may_not_be_replaced(catalog, root, &found, &cas, opts)?;
+    let replaced = found.iter().any(|f| matches!(f, Found::Bad(_) | Found::Partial(_)));
 
-    // 2. Back up what will be replaced: what is wrong, and the halves of what is partly there.
-    let partial = catalog.entries.iter().zip(&found).filter(|(_, f)| matches!(f, Found::Partial(_))).map(|(e, _)| e);
-    let replaced: Vec<&Entry> = bad.iter().map(|(e, _)| *e).chain(partial).collect();
-    let backup = if replaced.is_empty() {
-        None
-    } else {
-        Some(crate::disk::tree::back_up(root, replaced.iter().flat_map(|e| e.files()), now)?)
-    };
-
-    // 3. Make what is missing; one writer thread commits it while the rest is being made.
+    // 2. Make what is missing, and what is partly there (what is replaced, the halves of those
+    //    included, is saved first, by the store, in the backup of the run under way: see
+    //    crate::disk::run); one writer thread commits it while the rest is being made.
     let todo = found.iter().filter(|f| !matches!(f, Found::Good)).count();
     progress.start(InitPhase::Generate, todo as u64);
     let bundle_files_written = AtomicUsize::new(0);
@@ -311,13 +302,150 @@ fn init_into(
         })
         .collect::<Vec<Outcome>>();
     record(root, spec)?;
-    Ok(InitReport { dir: root.to_path_buf(), entries, bundle_files_written: bundle_files_written.into_inner(), backup })
+    // What was replaced was saved by the store, in the backup of the run under way.
+    let backup = if replaced { crate::disk::backup::current_dir(root) } else { None };
+    Ok(InitReport {
+        dir: root.to_path_buf(),
+        entries,
+        bundle_files_written: bundle_files_written.into_inner(),
+        backup,
+        replaced_cas,
+        rollout: crate::operations::rollout::rollout(spec, &crate::disk::backup::changed(root)),
+    })
 }
 
 /// Record the description in the tree (the certificates this run signed are logged as they
 /// are written, see [`write_all`]).
 fn record(root: &Path, spec: &ClusterSpec) -> Result<()> {
     crate::model::infer::record(root, spec)
+}
+
+/// Mark the CAs named by `--replace-ca`, and everything they sign, to be made anew; returns
+/// their ids. A name that is not a CA of the catalog is an error naming the CAs.
+fn replace_cas(
+    catalog: &Catalog,
+    names: &[String],
+    found: &mut [Found],
+    cas: &mut HashMap<&str, Ca>,
+) -> Result<Vec<String>> {
+    let ca_ids: Vec<&str> = catalog.entries.iter().filter(|e| e.is_ca()).map(|e| e.id.as_str()).collect();
+    let mut replaced = Vec::new();
+    for name in names {
+        if !ca_ids.contains(&name.as_str()) {
+            return Err(Error::Invalid(format!(
+                "--replace-ca {name}: not a CA of this cluster; its CAs are: {}",
+                ca_ids.join(", ")
+            )));
+        }
+        cas.remove(name.as_str());
+        replaced.push(name.clone());
+    }
+    for (e, f) in catalog.entries.iter().zip(found.iter_mut()) {
+        let signed_by = |ca: &String| if e.is_ca() { e.id == *ca } else { e.issuer().is_some_and(|i| i == ca) };
+        if let Some(ca) = replaced.iter().find(|c| signed_by(c)) {
+            if !matches!(f, Found::Missing) {
+                *f = Found::Bad(if e.is_ca() {
+                    "made anew as asked (--replace-ca)".into()
+                } else {
+                    format!("its CA {ca} is made anew (--replace-ca)")
+                });
+            }
+        }
+    }
+    replaced.sort();
+    replaced.dedup();
+    Ok(replaced)
+}
+
+/// Refuse, writing nothing, to replace a CA that was not named by `--replace-ca` (not even
+/// with `--force`), to make anything an externally managed CA signs (its key is not in the
+/// tree), and, without `--force`, to replace anything else that is wrong.
+fn refuse_what_may_not_be_replaced(
+    catalog: &Catalog,
+    root: &Path,
+    found: &[Found],
+    cas: &HashMap<&str, Ca>,
+    opts: &InitOptions,
+) -> Result<()> {
+    let files = |bad: &[(&Entry, &str)]| -> Vec<PathBuf> {
+        bad.iter().flat_map(|(e, _)| e.files().into_iter().map(|(f, _)| root.join(f))).collect()
+    };
+    let reasons =
+        |bad: &[(&Entry, &str)]| bad.iter().map(|(e, r)| format!("{}: {r}", e.id)).collect::<Vec<_>>().join("\n  ");
+    let bad: Vec<(&Entry, &str)> = catalog
+        .entries
+        .iter()
+        .zip(found)
+        .filter_map(|(e, f)| match f {
+            Found::Bad(reason) => Some((e, reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    let cas_bad: Vec<(&Entry, &str)> =
+        bad.iter().copied().filter(|(e, _)| e.is_ca() && !opts.replace_ca.iter().any(|c| e.id == *c)).collect();
+    if !cas_bad.is_empty() {
+        let names: Vec<&str> = cas_bad.iter().map(|(e, _)| e.id.as_str()).collect();
+        return Err(Error::WouldClobber {
+            paths: files(&cas_bad),
+            reason: reasons(&cas_bad),
+            hint: format!(
+                "nothing was written. init never replaces a CA, not even with --force: every node trusts it. \
+                 Fix or restore its files; on a running cluster rotate it (kubepki rotate-ca {} start); or replace it \
+                 explicitly with --replace-ca {}, after which every node must receive the new trust.",
+                names[0],
+                names.join(" --replace-ca ")
+            ),
+        });
+    }
+    // Leaves to make whose CA is in the tree without its key: kubeadm's external-CA mode.
+    let external: Vec<(&Entry, &str)> = catalog
+        .entries
+        .iter()
+        .zip(found)
+        .filter(|(_, f)| !matches!(f, Found::Good))
+        .filter_map(|(e, _)| match e.issuer() {
+            Some(ca) if !cas.contains_key(ca.as_str()) && is_external(catalog, found, ca.as_str()) => {
+                Some((e, ca.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    if !external.is_empty() {
+        let dir = root.display();
+        return Err(Error::Invalid(format!(
+            "nothing was written: {} cannot be made here: {} externally managed (its certificate is in the tree \
+             without its key, kubeadm's external-CA mode), so kubepki never signs for it nor makes a new one. \
+             Make requests with kubepki csr --dir {dir} (--force to replace existing keys), have them signed by that \
+             CA, then kubepki import --dir {dir}.",
+            external.iter().map(|(e, _)| e.id.as_str()).collect::<Vec<_>>().join(", "),
+            {
+                let mut cas: Vec<&str> = external.iter().map(|(_, ca)| *ca).collect();
+                cas.dedup();
+                format!("{} {}", if cas.len() == 1 { "the CA" } else { "the CAs" }, cas.join(", "))
+                    + if cas.len() == 1 { " is" } else { " are" }
+            }
+        )));
+    }
+    let rest: Vec<(&Entry, &str)> = bad
+        .into_iter()
+        .filter(|(e, _)| {
+            let replaced_with_ca = e.is_ca() || e.issuer().is_some_and(|ca| opts.replace_ca.iter().any(|c| ca == c));
+            !replaced_with_ca
+        })
+        .collect();
+    if !rest.is_empty() && !opts.force {
+        return Err(Error::WouldClobber {
+            paths: files(&rest),
+            reason: reasons(&rest),
+            hint: "nothing was written. Fix or remove these files, or run again with --force to replace them (the old files are backed up; CAs are kept).".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the CA `id` is kept in the tree without its key (surveyed as good, no signer).
+fn is_external(catalog: &Catalog, found: &[Found], id: &str) -> bool {
+    catalog.entries.iter().zip(found).any(|(e, f)| e.id == id && matches!(f, Found::Good))
 }
 
 /// The CAs first (leaves are checked against them), then every other entry on all cores.
@@ -328,15 +456,20 @@ fn survey<'c>(
     progress: &dyn Progress,
 ) -> (Vec<Found>, HashMap<&'c str, Ca>) {
     let mut cas: HashMap<&str, Ca> = HashMap::new();
+    let mut external: HashMap<&str, (CertInfo, String)> = HashMap::new();
     let mut ca_found: HashMap<&str, Found> = HashMap::new();
     for entry in &catalog.entries {
         let EntryKind::Ca { cert, key, .. } = &entry.kind else { continue };
         let found = match survey_ca(root, entry, cert, key, now) {
-            Ok(Some(ca)) => {
-                cas.insert(&entry.id, ca);
+            Ok(SurveyedCa::Usable(ca)) => {
+                cas.insert(&entry.id, *ca);
                 Found::Good
             }
-            Ok(None) => Found::Missing,
+            Ok(SurveyedCa::External(found)) => {
+                external.insert(&entry.id, *found);
+                Found::Good
+            }
+            Ok(SurveyedCa::Missing) => Found::Missing,
             Err(reason) => Found::Bad(reason),
         };
         ca_found.insert(&entry.id, found);
@@ -347,7 +480,15 @@ fn survey<'c>(
         .map(|entry| {
             let found = match &entry.kind {
                 EntryKind::Ca { .. } => ca_found[entry.id.as_str()].clone(),
-                EntryKind::Leaf(leaf) => survey_leaf(root, entry, leaf, cas.get(leaf.issuer.as_str()), now),
+                EntryKind::Leaf(leaf) => {
+                    let issuer = leaf.issuer.as_str();
+                    let trust = match (cas.get(issuer), external.get(issuer)) {
+                        (Some(ca), _) => Some(Trust { id: &ca.id, info: &ca.info, pem: &ca.cert_pem }),
+                        (None, Some((info, pem))) => Some(Trust { id: issuer, info, pem }),
+                        (None, None) => None,
+                    };
+                    survey_leaf(root, entry, leaf, trust, now)
+                }
                 EntryKind::KeyPair { key, public } => survey_key_pair(root, key, public),
             };
             progress.advance(1);
@@ -627,26 +768,45 @@ fn read_opt(path: &Path) -> std::result::Result<Option<String>, String> {
     }
 }
 
-/// `Ok(None)`: missing; `Ok(Some)`: a usable CA; `Err`: present but wrong.
+/// What is on disk for a CA.
+enum SurveyedCa {
+    Missing,
+    /// Certificate and key, matching, valid: it signs.
+    Usable(Box<Ca>),
+    /// A valid certificate without its key (kubeadm's external-CA mode): kept, never replaced,
+    /// never signs here.
+    External(Box<(CertInfo, String)>),
+}
+
+/// A CA as leaves are checked against it.
+struct Trust<'a> {
+    id: &'a str,
+    info: &'a CertInfo,
+    pem: &'a str,
+}
+
+/// `Err`: present but wrong.
 fn survey_ca(
     root: &Path,
     entry: &Entry,
     cert: &Path,
     key: &Path,
     now: OffsetDateTime,
-) -> std::result::Result<Option<Ca>, String> {
+) -> std::result::Result<SurveyedCa, String> {
     let (cert_path, key_path) = (root.join(cert), root.join(key));
     match (read_opt(&cert_path)?, read_opt(&key_path)?) {
-        (None, None) => Ok(None),
-        (Some(_), None) => {
-            Err(format!("{} is missing (a CA certificate without its key cannot sign)", key_path.display()))
+        (None, None) => Ok(SurveyedCa::Missing),
+        (Some(c), None) => {
+            let info = CertInfo::from_pem(&c, &cert_path).map_err(|e| e.to_string())?;
+            check_time(&info, now).map_err(|r| format!("{}: {r}", cert_path.display()))?;
+            Ok(SurveyedCa::External(Box::new((info, c))))
         }
         (None, Some(_)) => Err(format!("{} is missing but its key exists", cert_path.display())),
         (Some(c), Some(k)) => {
             let key = PrivateKey::from_pem(&k, &key_path).map_err(|e| e.to_string())?;
             let ca = Ca::load(&entry.id, &c, &cert_path, key).map_err(|e| e.to_string())?;
             check_time(&ca.info, now).map_err(|r| format!("{}: {r}", cert_path.display()))?;
-            Ok(Some(ca))
+            Ok(SurveyedCa::Usable(Box::new(ca)))
         }
     }
 }
@@ -668,7 +828,7 @@ fn survey_key_pair(root: &Path, key: &Path, public: &Path) -> Found {
     }
 }
 
-fn survey_leaf(root: &Path, entry: &Entry, leaf: &Leaf, ca: Option<&Ca>, now: OffsetDateTime) -> Found {
+fn survey_leaf(root: &Path, entry: &Entry, leaf: &Leaf, ca: Option<Trust>, now: OffsetDateTime) -> Found {
     if let Store::Files { cert, key } = &leaf.store {
         let there = |p: &Path| root.join(p).symlink_metadata().is_ok();
         if there(cert) != there(key) {
@@ -688,7 +848,7 @@ fn check_leaf(
     root: &Path,
     entry: &Entry,
     leaf: &Leaf,
-    ca: Option<&Ca>,
+    ca: Option<Trust>,
     now: OffsetDateTime,
 ) -> std::result::Result<Option<()>, String> {
     let p = &leaf.profile;
@@ -706,8 +866,8 @@ fn check_leaf(
             let path = root.join(path);
             let Some(text) = read_opt(&path)? else { return Ok(None) };
             let k = kubeconfig::parse(&text, &path).map_err(|e| e.to_string())?;
-            let ca = ca.ok_or_else(|| format!("{}: its CA is being created anew", path.display()))?;
-            if k.ca_pem.as_deref().map(str::trim) != Some(ca.cert_pem.trim()) {
+            let ca = ca.as_ref().ok_or_else(|| format!("{}: its CA is being created anew", path.display()))?;
+            if k.ca_pem.as_deref().map(str::trim) != Some(ca.pem.trim()) {
                 return Err(format!(
                     "{}: certificate-authority-data is not the current {} certificate",
                     path.display(),
@@ -730,7 +890,7 @@ fn check_leaf(
         return Err(fail("the private key does not match the certificate".into()));
     }
     let ca = ca.ok_or_else(|| fail("its CA is being created anew".into()))?;
-    if !info.is_signed_by(&ca.info) {
+    if !info.is_signed_by(ca.info) {
         return Err(fail(format!("not signed by the current {}", ca.id)));
     }
     check_time(&info, now).map_err(fail)?;

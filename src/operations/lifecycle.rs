@@ -99,11 +99,23 @@ pub struct Summary {
     pub not_after: String,
     /// Key algorithm, and whether it is new.
     pub key: String,
+    /// The issuer's public key (`sha256:` and the first 8 bytes of the SHA-256 of it): what
+    /// tells an old CA from its replacement, which has the same name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer_key: Option<String>,
+}
+
+/// A short fingerprint of a public key: `sha256:` and the first 8 bytes of its SHA-256, hex.
+pub(crate) fn key_fingerprint(public_key_raw: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public_key_raw);
+    let hex: String = digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 impl Summary {
-    fn of(c: &CertInfo, key: &str) -> Summary {
+    fn of(c: &CertInfo, key: &str, issuer_key: Option<String>) -> Summary {
         Summary {
+            issuer_key,
             subject: c.subject.clone(),
             issuer: c.issuer.clone(),
             sans: c.sans.iter().map(|s| s.to_string()).collect(),
@@ -138,9 +150,36 @@ pub struct Plan {
     records: Vec<IssuanceRecord>,
     /// The CAs loaded so far, by id.
     cas: HashMap<String, Ca>,
+    /// The CA data kubeconfigs trusting a CA get (by CA id), instead of its file on disk.
+    ca_data: HashMap<String, String>,
+    /// PEM appended after each certificate a CA signs (by CA id): a cross-signed CA
+    /// certificate, during a rotation.
+    chain: HashMap<String, String>,
+    /// The certificates in each CA's file (by CA id), to name the key that signed what is
+    /// replaced.
+    ca_certs: HashMap<String, Vec<CertInfo>>,
     /// The description the change records in the tree, with its files (`san add` records the
     /// certificate's SANs).
     description: Option<ClusterSpec>,
+}
+
+/// A file to write: path relative to the tree, contents, mode.
+pub(crate) type FileOut = (PathBuf, Vec<u8>, Mode);
+
+/// A plan taken apart, to be written with more (a rotation's own files).
+pub(crate) struct Parts {
+    pub changes: Vec<Change>,
+    pub notes: Vec<(EntryId, String)>,
+    pub writes: Vec<FileOut>,
+    pub records: Vec<IssuanceRecord>,
+}
+
+/// A signer given to a plan instead of the CA on disk (a rotation's new CA), with the CA data
+/// kubeconfigs get and the chain shipped after each leaf.
+pub(crate) struct Signer {
+    pub ca: Ca,
+    pub ca_data: String,
+    pub chain: String,
 }
 
 /// The result of applying a plan.
@@ -156,43 +195,56 @@ pub struct Applied {
     pub bundle_files_written: usize,
     /// The static verify of the result.
     pub verify: Report,
+    /// What each node must receive and restart (see [`crate::operations::rollout`]).
+    pub rollout: Vec<crate::operations::rollout::NodeRollout>,
 }
 
 impl Plan {
-    /// Back up, write, refresh bundles, log, verify.
+    /// The plan as parts: its changes and notes, the files to write (relative to the tree) and
+    /// the records of what it signed.
+    pub(crate) fn into_parts(self) -> Parts {
+        let writes = self.writes.into_iter().map(|(p, t, m)| (p, t.into_bytes(), m)).collect();
+        Parts { changes: self.changes, notes: self.notes, writes, records: self.records }
+    }
+
+    /// Write the files, the node bundles' copies of them and the log's lines as one journaled
+    /// batch (a kill leaves the tree as before, or the journal the next run completes; the
+    /// replaced files are saved first in the run's backup), then verify.
     pub fn apply(self, tree: &Tree, command: &str, now: OffsetDateTime) -> Result<Applied> {
         crate::disk::tree::refuse_linked_dirs(&tree.root)?;
         crate::disk::issuance::check_appendable(&tree.root)?;
-        let backup = if self.writes.is_empty() {
-            None
-        } else {
-            Some(crate::disk::tree::back_up(&tree.root, self.writes.iter().map(|(p, _, m)| (p.as_path(), *m)), now)?)
-        };
-        let mut batch = Batch::new();
-        for (path, text, mode) in self.writes {
-            batch.add(tree.root.join(path), text, mode);
-        }
+        let mut writes: Vec<FileOut> = self.writes.into_iter().map(|(p, t, m)| (p, t.into_bytes(), m)).collect();
+        // The description, when the change records one, goes with the files.
         if let Some(spec) = &self.description {
             let text = crate::model::infer::describe(spec);
-            batch.add(tree.root.join(crate::model::infer::RECORDED), text, Mode::Public);
+            writes.push((PathBuf::from(crate::model::infer::RECORDED), text.into_bytes(), Mode::Public));
         }
-        batch.commit()?;
-        let bundle_files_written = crate::disk::tree::refresh_bundles(&tree.spec, &tree.catalog, &tree.root, false)?;
-        let records: Vec<IssuanceRecord> = self
-            .records
-            .into_iter()
-            .map(|mut r| {
-                r.command = command.to_string();
-                r
-            })
-            .collect();
-        crate::disk::issuance::append(&tree.root, &records)?;
+        let (batch, bundle_files_written, _) = one_batch(tree, writes, self.records, command)?;
+        batch.commit_in(&tree.root)?;
+        let backup = crate::disk::backup::current_dir(&tree.root);
+        let rollout = crate::operations::rollout::rollout(&tree.spec, &crate::disk::backup::changed(&tree.root));
         // Verified as the tree now describes itself.
         let verify = match self.description {
             Some(spec) => Tree::load(&tree.root, Some(spec))?.verify(now),
             None => tree.verify(now),
         };
-        Ok(Applied { changes: self.changes, notes: self.notes, backup, bundle_files_written, verify })
+        Ok(Applied { rollout, changes: self.changes, notes: self.notes, backup, bundle_files_written, verify })
+    }
+
+    /// The certificates in the file of CA `id` (all of a bundle), read once.
+    fn ca_certs(&mut self, tree: &Tree, id: &str) -> &[CertInfo] {
+        self.ca_certs.entry(id.to_string()).or_insert_with(|| {
+            let Some(file) = tree.catalog.get(id).and_then(|e| e.files().first().map(|(f, _)| tree.root.join(f)))
+            else {
+                return Vec::new();
+            };
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            pem::parse_many(&text)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|b| CertInfo::from_der(b.contents()).ok())
+                .collect()
+        })
     }
 
     /// Sign `profile` with its CA for `key`, and queue the files of `entry`.
@@ -213,8 +265,11 @@ impl Plan {
             Key::New(alg) => (PrivateKey::generate(alg)?, "new"),
             Key::Reuse(k) => (k, "kept"),
         };
-        let issued = ca.sign_key(profile, &key, now)?;
+        let mut issued = ca.sign_key(profile, &key, now)?;
         let info = CertInfo::from_der(&issued.der).map_err(|e| Error::crypto("reading back", e))?;
+        if let Some(chain) = self.chain.get(ca_id.as_str()) {
+            issued.pem.push_str(chain);
+        }
         let file = match &leaf.store {
             Store::Files { cert, key: key_path } => {
                 self.writes.push((cert.clone(), issued.pem.clone(), Mode::Public));
@@ -225,11 +280,12 @@ impl Plan {
             }
             Store::Kubeconfig { path, cluster, ca: trust, server: catalog_server } => {
                 // The CA data is the CA's file as it is: a bundle during a rotation.
-                let ca_pem = tree
-                    .inventory
-                    .get(trust)
-                    .and_then(|l| l.cert_pem.clone())
-                    .unwrap_or_else(|| self.cas[trust.as_str()].cert_pem.clone());
+                let ca_pem = self.ca_data.get(trust.as_str()).cloned().unwrap_or_else(|| {
+                    tree.inventory
+                        .get(trust)
+                        .and_then(|l| l.cert_pem.clone())
+                        .unwrap_or_else(|| self.cas[trust.as_str()].cert_pem.clone())
+                });
                 let server = tree
                     .inventory
                     .get(&entry.id)
@@ -250,14 +306,54 @@ impl Plan {
             }
         };
         self.records.push(IssuanceRecord::new(&info, Some(&entry.id), "", now));
+        let before = before.map(|b| {
+            let signer = self.ca_certs(tree, ca_id.as_str()).iter().find(|c| b.is_signed_by(c));
+            Summary::of(b, &b.key.to_string(), signer.map(|c| key_fingerprint(&c.public_key_raw)))
+        });
         self.changes.push(Change {
             entry: entry.id.clone(),
             file,
-            before: before.map(|b| Summary::of(b, &b.key.to_string())),
-            after: Summary::of(&info, &format!("{} {}", key_word, info.key)),
+            before,
+            after: Summary::of(
+                &info,
+                &format!("{} {}", key_word, info.key),
+                Some(key_fingerprint(&self.cas[ca_id.as_str()].info.public_key_raw)),
+            ),
         });
         Ok(())
     }
+}
+
+/// One journaled batch of these files (relative to the tree), the copies in node bundles they
+/// imply, and the issuance log's lines for `records` (logged as `command`); returns it with
+/// how many copies it holds and every file it writes (relative to the tree).
+pub(crate) fn one_batch(
+    tree: &Tree,
+    writes: Vec<(PathBuf, Vec<u8>, Mode)>,
+    records: Vec<IssuanceRecord>,
+    command: &str,
+) -> Result<(Batch, usize, Vec<PathBuf>)> {
+    let fresh: HashMap<PathBuf, Vec<u8>> = writes.iter().map(|(p, b, _)| (p.clone(), b.clone())).collect();
+    let copies =
+        crate::disk::tree::bundle_copies(&tree.spec, &tree.spec.nodes, &tree.catalog, &tree.root, false, &fresh)?;
+    let mut batch = Batch::new();
+    let n = copies.len();
+    let mut paths = Vec::with_capacity(writes.len() + n);
+    for (path, bytes, mode) in writes.into_iter().chain(copies) {
+        batch.add(tree.root.join(&path), bytes, mode);
+        paths.push(path);
+    }
+    let records: Vec<IssuanceRecord> = records
+        .into_iter()
+        .map(|mut r| {
+            r.command = command.to_string();
+            r
+        })
+        .collect();
+    if !records.is_empty() {
+        batch.append_after(crate::disk::issuance::log_path(&tree.root), crate::disk::issuance::lines(&records)?);
+    }
+    Ok((batch, n, paths))
 }
 
 /// Which key a reissued certificate gets.
@@ -315,6 +411,26 @@ pub struct RenewOptions {
 
 /// Plan the renewal of these entries (or every leaf and kubeconfig with `all`).
 pub fn plan_renew(tree: &Tree, names: &[String], all: bool, opts: &RenewOptions, now: OffsetDateTime) -> Result<Plan> {
+    renew_into(Plan::default(), tree, names, all, opts, now)
+}
+
+/// Plan the renewal of these entries signed by `signer` rather than by the CA on disk.
+pub(crate) fn plan_renew_signed_by(tree: &Tree, names: &[String], signer: Signer, now: OffsetDateTime) -> Result<Plan> {
+    let mut plan = Plan::default();
+    plan.ca_data.insert(signer.ca.id.clone(), signer.ca_data);
+    plan.chain.insert(signer.ca.id.clone(), signer.chain);
+    plan.cas.insert(signer.ca.id.clone(), signer.ca);
+    renew_into(plan, tree, names, false, &RenewOptions::default(), now)
+}
+
+fn renew_into(
+    mut plan: Plan,
+    tree: &Tree,
+    names: &[String],
+    all: bool,
+    opts: &RenewOptions,
+    now: OffsetDateTime,
+) -> Result<Plan> {
     let mut targets: Vec<&Entry> = Vec::new();
     if all {
         targets.extend(tree.catalog.entries.iter().filter(|e| e.cert().is_some_and(|p| !p.is_ca)));
@@ -342,7 +458,6 @@ pub fn plan_renew(tree: &Tree, names: &[String], all: bool, opts: &RenewOptions,
     if targets.is_empty() {
         return Err(Error::Invalid("nothing to renew: name certificates (see kubepki plan) or use --all".into()));
     }
-    let mut plan = Plan::default();
     for e in targets {
         let loaded = tree.inventory.get(&e.id).expect("loaded");
         let cert = match &loaded.cert {
@@ -466,13 +581,15 @@ pub fn node_entries(spec: &ClusterSpec, name: &str) -> Vec<EntryId> {
 pub struct Removed {
     /// The node.
     pub node: String,
-    /// Where its directory went.
-    pub backup: PathBuf,
+    /// Where its files were saved (none without a run, or if it had no files).
+    pub backup: Option<PathBuf>,
     /// Its certificates, which stay valid until they expire (Kubernetes has no revocation):
     /// `(entry, serial, not after)`.
     pub still_valid: Vec<(EntryId, String, String)>,
     /// The static verify of the tree without the node.
     pub verify: Report,
+    /// What the other nodes must receive and restart (none: the node's files just go).
+    pub rollout: Vec<crate::operations::rollout::NodeRollout>,
 }
 
 /// Retire a node: its bundle moves to the backup directory; the cluster without it is verified.
@@ -498,15 +615,48 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
             (c.not_after > now).then(|| (e.id.clone(), c.serial.clone(), c.not_after.date().to_string()))
         })
         .collect();
+    // The node's files are removed in one journaled batch; the store saves them first in the
+    // backup of the run under way.
     let dir = tree.root.join(crate::model::catalog::bundle_root(node));
-    let backup = crate::disk::tree::backup_dir(&tree.root, now).join(crate::model::catalog::bundle_root(node));
-    crate::disk::store::make_dirs(backup.parent().expect("has a parent"))?;
-    if dir.exists() {
-        std::fs::rename(&dir, &backup).map_err(|e| Error::io(&dir, "move to the backup", e))?;
-    }
+    let files = files_under(&dir)?;
     let mut spec = tree.spec.clone();
     spec.nodes.retain(|n| n.name != name);
-    crate::model::infer::record(&tree.root, &spec)?;
+    let mut batch = Batch::new();
+    files.iter().for_each(|f| batch.remove(f.clone()));
+    // The description without the node goes with its files.
+    batch.add(tree.root.join(crate::model::infer::RECORDED), crate::model::infer::describe(&spec), Mode::Public);
+    batch.commit_in(&tree.root)?;
+    for f in &files {
+        crate::disk::backup::remove_empty_parents(&tree.root, f);
+    }
+    let backup = crate::disk::backup::current_dir(&tree.root).map(|b| b.join(crate::model::catalog::bundle_root(node)));
     let rest = Tree::load(&tree.root, Some(spec))?;
-    Ok(Removed { node: name.into(), backup, still_valid, verify: rest.verify(now) })
+    let gone = Path::new("nodes").join(name);
+    let others: Vec<PathBuf> =
+        crate::disk::backup::changed(&tree.root).into_iter().filter(|p| !p.starts_with(&gone)).collect();
+    let rollout = crate::operations::rollout::rollout(&rest.spec, &others);
+    Ok(Removed { node: name.into(), backup, still_valid, verify: rest.verify(now), rollout })
+}
+
+/// Every file under `dir` (none if it does not exist).
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&d, "read directory", e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&d, "read directory", e))?;
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }

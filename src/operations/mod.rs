@@ -6,4 +6,5 @@ pub mod approve;
 pub mod external;
 pub mod init;
 pub mod lifecycle;
+pub mod rollout;
 pub mod rotate;

@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::disk::store::{Batch, Mode};
+use crate::disk::issuance::IssuanceRecord;
+use crate::disk::store::Mode;
 use crate::error::{Error, Result};
 use crate::model::catalog::{EntryKind, Leaf, Store, SA};
-use crate::operations::lifecycle::{plan_renew, Applied, RenewOptions, Tree};
+use crate::operations::lifecycle::{one_batch, plan_renew_signed_by, Applied, Signer, Tree};
 use crate::x509::issue::{Ca, PrivateKey};
 use crate::x509::kubeconfig::Kubeconfig;
 
@@ -54,9 +55,52 @@ fn read_state(root: &Path, ca: &str) -> Result<Option<State>> {
     }
 }
 
-/// Which phase each rotatable CA is in (`None`: no rotation under way).
-pub fn status(tree: &Tree) -> Result<Vec<(String, Option<Phase>)>> {
-    rotatable(tree).into_iter().map(|id| Ok((id.clone(), read_state(&tree.root, &id)?.map(|s| s.phase)))).collect()
+/// Where the rotation of one CA stands.
+#[derive(Clone, Debug, Serialize)]
+pub struct RotationStatus {
+    /// The CA (or `sa`).
+    pub ca: String,
+    /// The last phase done (`None`: no rotation under way).
+    pub phase: Option<Phase>,
+    /// When its `start` ran.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started: Option<OffsetDateTime>,
+    /// The next command.
+    pub next: Option<String>,
+    /// What the last phase changed, which every node must have (and have restarted) before
+    /// the next phase: from the backup of that phase's run.
+    pub roll_out_first: Vec<crate::operations::rollout::NodeRollout>,
+}
+
+/// Where each rotatable CA stands.
+pub fn status(tree: &Tree) -> Result<Vec<RotationStatus>> {
+    let backups = crate::disk::backup::list(&tree.root)?;
+    rotatable(tree)
+        .into_iter()
+        .map(|ca| {
+            let state = read_state(&tree.root, &ca)?;
+            let phase = state.as_ref().map(|s| s.phase);
+            let (done, next) = match phase {
+                None => return Ok(RotationStatus { ca, phase, started: None, next: None, roll_out_first: vec![] }),
+                Some(Phase::Start) => ("start", "reissue"),
+                Some(Phase::Reissue) => ("reissue", "finish"),
+            };
+            let command = format!("rotate-ca {ca} {done}");
+            let changed: Vec<PathBuf> = backups
+                .iter()
+                .rev()
+                .find(|b| b.command.as_deref() == Some(command.as_str()))
+                .map(|b| b.saved.iter().chain(&b.created).cloned().collect())
+                .unwrap_or_default();
+            Ok(RotationStatus {
+                next: Some(format!("kubepki rotate-ca {ca} {next}")),
+                started: state.map(|s| s.started),
+                roll_out_first: crate::operations::rollout::rollout(&tree.spec, &changed),
+                ca,
+                phase,
+            })
+        })
+        .collect()
 }
 
 fn rotatable(tree: &Tree) -> Vec<String> {
@@ -103,9 +147,15 @@ fn blocks(text: &str, path: &Path) -> Result<Vec<String>> {
     Ok(parsed.iter().map(|b| pem::encode_config(b, config)).collect())
 }
 
-/// Every kubeconfig that trusts `ca`, rewritten with new CA data (client credential kept).
-fn kubeconfigs_with_ca_data(tree: &Tree, ca: &str, ca_pem: &str, batch: &mut Batch) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
+/// Every kubeconfig that trusts `ca`, rewritten with new CA data (client credential kept;
+/// with `first_only`, its certificate without the chain shipped after it): `(path, text, mode)`.
+fn kubeconfigs_with_ca_data(
+    tree: &Tree,
+    ca: &str,
+    ca_pem: &str,
+    first_only: bool,
+) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
+    let mut out = Vec::new();
     for e in &tree.catalog.entries {
         let Some(Leaf { store: Store::Kubeconfig { path, cluster, ca: trust, .. }, profile, .. }) = e.leaf() else {
             continue;
@@ -120,26 +170,64 @@ fn kubeconfigs_with_ca_data(tree: &Tree, ca: &str, ca_pem: &str, batch: &mut Bat
             Err(_) => continue, // missing or unreadable: verify reports it; init makes it
         };
         let (Some(cert), Some(key)) = (&k.cert_pem, &k.key_pem) else { continue };
+        let cert = if first_only { blocks(cert, &full)?.into_iter().next().unwrap_or_default() } else { cert.clone() };
         let user = if k.user.is_empty() { subject.cn.clone() } else { k.user.clone() };
         let text =
-            Kubeconfig { cluster, server: &k.server, ca_pem, user: &user, cert_pem: cert, key_pem: key }.render();
-        batch.add(full, text, Mode::Secret);
-        files.push(path.clone());
+            Kubeconfig { cluster, server: &k.server, ca_pem, user: &user, cert_pem: &cert, key_pem: key }.render();
+        out.push((path.clone(), text.into_bytes(), Mode::Secret));
     }
-    Ok(files)
+    Ok(out)
 }
 
-/// Run one phase for `ca` (`ca`, `etcd-ca`, `front-proxy-ca` or `sa`).
+/// Every certificate file `ca` signs that ships a chain after its certificate (the cross-signed
+/// CA of a rotation), rewritten without it.
+fn leaves_without_chain(tree: &Tree, ca: &str) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
+    let mut out = Vec::new();
+    for e in &tree.catalog.entries {
+        let Some(Leaf { store: Store::Files { cert, .. }, issuer, .. }) = e.leaf() else {
+            continue;
+        };
+        if *issuer != ca {
+            continue;
+        }
+        let full = tree.root.join(cert);
+        let Ok(text) = std::fs::read_to_string(&full) else { continue };
+        let found = blocks(&text, &full)?;
+        if found.len() > 1 {
+            out.push((cert.clone(), found[0].clone().into_bytes(), Mode::Public));
+        }
+    }
+    Ok(out)
+}
+
+/// Run one phase for `ca` (`ca`, `etcd-ca`, `front-proxy-ca` or `sa`), as one journaled batch:
+/// the phase's files, the node bundles' copies, the issuance log's lines and the phase state
+/// land together, or not at all (see [`crate::disk::store`]).
 pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result<Applied> {
+    run_phase(tree, ca, phase, now, false)
+}
+
+/// What one phase would do, writing nothing: the certificates it would reissue (with the key
+/// of the CA that signs them before and after: the new CA has the old one's name) and, per
+/// node, the files it would change.
+pub fn rotate_dry_run(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result<Applied> {
+    run_phase(tree, ca, phase, now, true)
+}
+
+fn run_phase(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime, dry_run: bool) -> Result<Applied> {
     crate::disk::tree::refuse_linked_dirs(&tree.root)?;
     crate::disk::issuance::check_appendable(&tree.root)?;
     let (cert_rel, key_rel) = ca_files(tree, ca)?;
     let state = read_state(&tree.root, ca)?;
-    let dir = state_dir(&tree.root, ca);
+    let dir = PathBuf::from(crate::model::vocabulary::state::ROTATION).join(ca);
     let is_sa = ca == SA;
-    let mut batch = Batch::new();
-    let mut touched: Vec<(PathBuf, Mode)> = vec![(cert_rel.clone(), Mode::Public), (key_rel.clone(), Mode::Secret)];
-    let mut renew_after = false;
+    let command = format!("rotate-ca {ca} {phase}");
+    let mut writes: Vec<(PathBuf, Vec<u8>, Mode)> = Vec::new();
+    let mut records: Vec<IssuanceRecord> = Vec::new();
+    let mut removes: Vec<PathBuf> = Vec::new();
+    let (mut changes, mut notes) = (Vec::new(), Vec::new());
+    let state_file =
+        |s: &State| (dir.join("state.json"), serde_json::to_vec_pretty(s).expect("serializes"), Mode::Public);
     match phase {
         "start" => {
             if state.is_some() {
@@ -162,50 +250,78 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
                 let p = e.cert().expect("a CA");
                 // The old CA must be sound before we build on it.
                 Ca::load(ca, &current, &tree.root.join(&cert_rel), PrivateKey::from_pem(old_key.to_pem(), &key_rel)?)?;
-                Ca::create(ca, p, PrivateKey::from_pem(new_key.to_pem(), &key_rel)?, now)?.cert_pem
+                let new = Ca::create(ca, p, PrivateKey::from_pem(new_key.to_pem(), &key_rel)?, now)?;
+                records.push(IssuanceRecord::new(&new.info, Some(ca), "", now));
+                new.cert_pem
             };
             let new_pem = blocks(&new_pem, Path::new("new"))?.remove(0);
-            batch.add(dir.join("new.pem"), new_pem.clone(), Mode::Public);
-            batch.add(dir.join("new.key"), new_key.to_pem(), Mode::Secret);
-            batch.add(dir.join("old.pem"), current_blocks[0].clone(), Mode::Public);
             let bundle = format!("{}{}", current_blocks[0], new_pem);
-            batch.add(tree.root.join(&cert_rel), bundle.clone(), Mode::Public);
+            writes.push((dir.join("new.pem"), new_pem.clone().into_bytes(), Mode::Public));
+            writes.push((dir.join("new.key"), new_key.to_pem().as_bytes().to_vec(), Mode::Secret));
+            writes.push((dir.join("old.pem"), current_blocks[0].clone().into_bytes(), Mode::Public));
+            writes.push((cert_rel.clone(), bundle.clone().into_bytes(), Mode::Public));
             if !is_sa {
-                for f in kubeconfigs_with_ca_data(tree, ca, &bundle, &mut batch)? {
-                    touched.push((f, Mode::Secret));
-                }
+                writes.extend(kubeconfigs_with_ca_data(tree, ca, &bundle, false)?);
             }
-            let s = State { phase: Phase::Start, started: now };
-            batch.add(dir.join("state.json"), serde_json::to_string_pretty(&s).expect("serializes"), Mode::Public);
+            writes.push(state_file(&State { phase: Phase::Start, started: now }));
         }
         "reissue" => {
             let Some(s) = state.as_ref().filter(|s| s.phase == Phase::Start) else {
                 return Err(out_of_order(ca, phase, state.as_ref()));
             };
-            let new_pem = read_at(&dir.join("new.pem"))?;
-            let old_pem = read_at(&dir.join("old.pem"))?;
-            let new_key = read_at(&dir.join("new.key"))?;
+            let root = &tree.root;
+            let new_pem = read_at(&root.join(&dir).join("new.pem"))?;
+            let old_pem = read_at(&root.join(&dir).join("old.pem"))?;
+            let new_key = read_at(&root.join(&dir).join("new.key"))?;
             let bundle = format!("{new_pem}{old_pem}");
-            batch.add(tree.root.join(&key_rel), new_key, Mode::Secret);
-            batch.add(tree.root.join(&cert_rel), bundle.clone(), Mode::Public);
+            writes.push((key_rel.clone(), new_key.clone().into_bytes(), Mode::Secret));
+            writes.push((cert_rel.clone(), bundle.clone().into_bytes(), Mode::Public));
             if !is_sa {
-                for f in kubeconfigs_with_ca_data(tree, ca, &bundle, &mut batch)? {
-                    touched.push((f, Mode::Secret));
-                }
-                renew_after = true;
+                // The new CA signs every leaf of the old one; each ships the new CA's
+                // certificate cross-signed by the old key after it, so that a party that
+                // still trusts only the old CA verifies it until `finish`.
+                let key_path = root.join(&dir).join("new.key");
+                let old_key = PrivateKey::from_pem(&read(root, &key_rel)?, &root.join(&key_rel))?;
+                let old = Ca::load(ca, &old_pem, &root.join(&dir).join("old.pem"), old_key)?;
+                let new_ca = Ca::load(
+                    ca,
+                    &new_pem,
+                    &root.join(&dir).join("new.pem"),
+                    PrivateKey::from_pem(&new_key, &key_path)?,
+                )?;
+                let profile = tree.catalog.get(ca).and_then(|e| e.cert()).expect("a CA").clone();
+                let cross = old.cross_sign(&profile, &PrivateKey::from_pem(&new_key, &key_path)?, now)?;
+                records.push(IssuanceRecord::of_der(&cross.der, Some(ca), "", now)?);
+                let names: Vec<String> = tree
+                    .catalog
+                    .entries
+                    .iter()
+                    .filter(|e| e.issuer().is_some_and(|i| *i == ca))
+                    .map(|e| e.id.to_string())
+                    .collect();
+                let signer = Signer { ca: new_ca, ca_data: bundle.clone(), chain: cross.pem.clone() };
+                let parts = plan_renew_signed_by(tree, &names, signer, now)?.into_parts();
+                (changes, notes) = (parts.changes, parts.notes);
+                writes.extend(parts.writes);
+                records.extend(parts.records);
+                writes.push((dir.join("cross.pem"), cross.pem.into_bytes(), Mode::Public));
             }
-            let s = State { phase: Phase::Reissue, started: s.started };
-            batch.add(dir.join("state.json"), serde_json::to_string_pretty(&s).expect("serializes"), Mode::Public);
+            writes.push(state_file(&State { phase: Phase::Reissue, started: s.started }));
         }
         "finish" => {
             if state.as_ref().map(|s| s.phase) != Some(Phase::Reissue) {
                 return Err(out_of_order(ca, phase, state.as_ref()));
             }
-            let new_pem = read_at(&dir.join("new.pem"))?;
-            batch.add(tree.root.join(&cert_rel), new_pem.clone(), Mode::Public);
+            let new_pem = read_at(&tree.root.join(&dir).join("new.pem"))?;
+            writes.push((cert_rel.clone(), new_pem.clone().into_bytes(), Mode::Public));
             if !is_sa {
-                for f in kubeconfigs_with_ca_data(tree, ca, &new_pem, &mut batch)? {
-                    touched.push((f, Mode::Secret));
+                writes.extend(kubeconfigs_with_ca_data(tree, ca, &new_pem, true)?);
+                writes.extend(leaves_without_chain(tree, ca)?);
+            }
+            // The rotation's files leave the tree with the rest (saved first in the backup).
+            for name in ["new.pem", "new.key", "old.pem", "cross.pem", "state.json"] {
+                if tree.root.join(&dir).join(name).exists() {
+                    removes.push(dir.join(name));
                 }
             }
         }
@@ -215,38 +331,33 @@ pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result
             )))
         }
     }
-    let backup = crate::disk::tree::back_up(&tree.root, touched.iter().map(|(p, m)| (p.as_path(), *m)), now)?;
-    batch.commit()?;
-    if phase == "finish" {
-        let kept = backup.join(crate::model::vocabulary::state::ROTATION).join(ca);
-        crate::disk::store::make_dirs(kept.parent().expect("has a parent"))?;
-        std::fs::rename(&dir, &kept).map_err(|e| Error::io(&dir, "move to the backup", e))?;
-    }
-    // Reissue every leaf the CA signs, with the new CA now on disk.
-    let reloaded = Tree::load(&tree.root, (!tree.inferred).then(|| tree.spec.clone()))?;
-    let mut applied = if renew_after {
-        let names: Vec<String> = reloaded
-            .catalog
-            .entries
-            .iter()
-            .filter(|e| e.issuer().is_some_and(|i| i == ca))
-            .map(|e| e.id.to_string())
-            .collect();
-        plan_renew(&reloaded, &names, false, &RenewOptions::default(), now)?.apply(
-            &reloaded,
-            &format!("rotate-ca {ca} reissue"),
-            now,
-        )?
-    } else {
-        let written = crate::disk::tree::refresh_bundles(&reloaded.spec, &reloaded.catalog, &reloaded.root, false)?;
-        Applied {
-            changes: vec![],
-            notes: vec![],
+    let (mut batch, bundle_files_written, mut paths) = one_batch(tree, writes, records, &command)?;
+    if dry_run {
+        paths.extend(removes);
+        return Ok(Applied {
+            rollout: crate::operations::rollout::rollout(&tree.spec, &paths),
+            changes,
+            notes,
             backup: None,
-            bundle_files_written: written,
-            verify: reloaded.verify(now),
-        }
-    };
-    applied.backup.get_or_insert(backup);
-    Ok(applied)
+            bundle_files_written,
+            verify: tree.verify(now),
+        });
+    }
+    drop(paths);
+    for r in &removes {
+        batch.remove(tree.root.join(r));
+    }
+    batch.commit_in(&tree.root)?;
+    if let Some(r) = removes.first() {
+        crate::disk::backup::remove_empty_parents(&tree.root, &tree.root.join(r));
+    }
+    let reloaded = Tree::load(&tree.root, (!tree.inferred).then(|| tree.spec.clone()))?;
+    Ok(Applied {
+        rollout: crate::operations::rollout::rollout(&tree.spec, &crate::disk::backup::changed(&tree.root)),
+        changes,
+        notes,
+        backup: crate::disk::backup::current_dir(&tree.root),
+        bundle_files_written,
+        verify: reloaded.verify(now),
+    })
 }

@@ -325,5 +325,14 @@ pub fn init_text(r: &InitReport) -> String {
     if let Some(b) = &r.backup {
         let _ = writeln!(out, "previous files saved in {}", b.display());
     }
+    out.push_str(&crate::operations::rollout::text(&r.rollout));
+    for ca in &r.replaced_cas {
+        let _ = writeln!(
+            out,
+            "CA {ca} was made anew, with everything it signs: every node must now receive the new trust \
+             (its CA file and every kubeconfig's CA data, from nodes/<node>/); until then they do not trust \
+             what it signed"
+        );
+    }
     out
 }

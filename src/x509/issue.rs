@@ -280,6 +280,20 @@ impl Ca {
         Ok(Issued { der: cert.der().to_vec(), pem: cert.pem(), not_after: params.not_after })
     }
 
+    /// Another CA's certificate (its profile, its public key) signed by this CA: a cross-signed
+    /// certificate, so that a party that trusts only this CA still verifies what the other
+    /// signs, when it is shipped after each leaf. It names this CA as its authority (AKI), so
+    /// that no verifier takes it for a self-signed root (both CAs have the same name), and ends
+    /// no later than this CA.
+    pub fn cross_sign(&self, profile: &CertProfile, key: &PrivateKey, now: OffsetDateTime) -> Result<Issued> {
+        let mut params = params_for(profile, now, Some(self.info.not_after), key.algorithm().is_rsa())?;
+        params.use_authority_key_identifier_extension = true;
+        let cert = params
+            .signed_by(&key.pair, &self.issuer)
+            .map_err(|e| Error::crypto(format!("cross-signing {} with {}", profile.subject.cn, self.id), e))?;
+        Ok(Issued { der: cert.der().to_vec(), pem: cert.pem(), not_after: params.not_after })
+    }
+
     /// Sign a leaf for a private key.
     pub fn sign_key(&self, profile: &CertProfile, key: &PrivateKey, now: OffsetDateTime) -> Result<Issued> {
         self.sign(profile, &key.pair, now)

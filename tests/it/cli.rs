@@ -84,7 +84,7 @@ fn rerun_keeps_everything_and_fills_gaps() {
 }
 
 #[test]
-fn an_existing_ca_is_never_replaced_without_force() {
+fn an_existing_ca_is_never_replaced_without_replace_ca() {
     let env = TestEnv::new();
     let tree = env.init("tree", &[]);
     let other = env.init("other", &[]);
@@ -99,16 +99,32 @@ fn an_existing_ca_is_never_replaced_without_force() {
     assert!(err.contains("--force"), "{err}");
     assert_eq!(snapshot(&tree), before, "a refused run wrote something");
 
-    // With --force: the CA and everything it signed are made anew, the old files backed up.
-    let out = env.kubepki_ok(&["init", "--dir", tree.to_str().unwrap(), "--force"]);
+    // --force never replaces a CA: refused, naming --replace-ca and rotate-ca.
+    let out = env.kubepki(&["init", "--dir", tree.to_str().unwrap(), "--force"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("init never replaces a CA, not even with --force"), "{err}");
+    assert!(err.contains("--replace-ca ca") && err.contains("kubepki rotate-ca ca start"), "{err}");
+    assert_eq!(snapshot(&tree), before, "a refused run wrote something");
+
+    // With --replace-ca ca: the CA and everything it signed are made anew, the old files backed
+    // up, and the message says every node needs the new trust.
+    let out = env.kubepki_ok(&["init", "--dir", tree.to_str().unwrap(), "--replace-ca", "ca"]);
     assert!(out.contains("replaced ca:"), "{out}");
     assert!(out.contains("previous files saved in"), "{out}");
+    assert!(out.contains("CA ca was made anew") && out.contains("every node must now receive the new trust"), "{out}");
     let after = snapshot(&tree);
     assert_ne!(after[Path::new("pki/ca.crt")], before[Path::new("pki/ca.crt")]);
     assert_ne!(after[Path::new("admin.conf")], before[Path::new("admin.conf")], "leaves of the old CA are reissued");
     assert_eq!(after[Path::new("pki/etcd/ca.crt")], before[Path::new("pki/etcd/ca.crt")], "the good etcd CA is kept");
     let backup: Vec<_> = after.keys().filter(|p| p.starts_with(".kubepki-backup")).collect();
     assert!(backup.iter().any(|p| p.ends_with("pki/ca.key")), "{backup:?}");
+    let out = env.kubepki(&["init", "--dir", tree.to_str().unwrap(), "--replace-ca", "nope"]);
+    assert!(
+        stderr(&out).contains("--replace-ca nope: not a CA of this cluster; its CAs are: ca, "),
+        "{}",
+        stderr(&out)
+    );
     // And the result is consistent: a plain re-run keeps all of it.
     let out = env.kubepki_ok(&["init", "--dir", tree.to_str().unwrap()]);
     assert!(out.contains("0 created, 22 kept"), "{out}");

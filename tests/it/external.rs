@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{files, run, TestEnv};
+use crate::support::{content_files, run, TestEnv};
 
 /// Every file under a tree with its bytes and mode.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
@@ -13,7 +13,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         (p.strip_prefix(dir).unwrap().to_path_buf(), (std::fs::read(&p).unwrap(), mode))
     };
-    files(dir).into_iter().map(with_mode).collect()
+    content_files(dir).into_iter().map(with_mode).collect()
 }
 
 /// A leaf or kubeconfig of the default cluster, as `plan -o json` describes it.
@@ -113,6 +113,8 @@ fn csr_sign_import_round_trip_verifies_clean() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "import: {}\n{text}", stderr(&out));
     assert!(text.contains("18 imported"), "{text}");
+    assert!(text.contains("roll out, per node:") && text.contains("/etc/kubernetes/pki/apiserver.crt"), "{text}");
+    assert!(text.contains("node01, node02: ") && text.contains("restart: kube-proxy, kubelet"), "{text}");
     assert!(text.contains("16 links: 16 ok, 0 warning, 0 broken"), "{text}");
     for spent in ["admin.conf.key", "admin.conf.csr", "admin.conf.crt", "pki/apiserver.csr"] {
         assert!(!tree.join(spent).exists(), "{spent} left behind");
@@ -366,10 +368,12 @@ fn csr_force_replaces_keys_and_keeps_the_old_ones() {
     let out = env.kubepki_ok(&["csr", "--dir", tree.to_str().unwrap(), "--force"]);
     assert!(out.contains("replaced keys and CSRs saved under"), "{out}");
     assert_ne!(std::fs::read(tree.join("pki/apiserver.key")).unwrap(), old_key);
-    let backups: Vec<PathBuf> =
+    // The csr run that made the keys has a backup (of what it created), and this one its own.
+    let mut backups: Vec<PathBuf> =
         std::fs::read_dir(tree.join(".kubepki-backup")).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(backups.len(), 1);
-    let saved = backups[0].join("pki/apiserver.key");
+    backups.sort();
+    assert_eq!(backups.len(), 2);
+    let saved = backups[1].join("pki/apiserver.key");
     assert_eq!(std::fs::read(&saved).unwrap(), old_key);
     assert_eq!(mode(&saved), 0o600);
 }

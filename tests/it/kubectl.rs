@@ -69,6 +69,7 @@ impl Server {
                 .arg(key)
                 .arg("-CAfile")
                 .arg(client_ca)
+                .args(chain.iter().flat_map(|c| [std::ffi::OsStr::new("-cert_chain"), c.as_os_str()]))
                 .args(["-Verify", "1", "-verify_return_error", "-www"]);
             for c in chain {
                 cmd.arg("-cert_chain").arg(c);
@@ -118,7 +119,7 @@ pub(crate) fn kubectl(env: &TestEnv, kubeconfig: &Path, args: &[&str]) -> (bool,
 /// `kubectl get --raw /healthz` against `server`, the kubeconfig's server address replaced by the
 /// server's (the certificate is still checked against the name in `--server`, or `extra`'s
 /// `--tls-server-name`).
-fn healthz(env: &TestEnv, kubeconfig: &Path, server: &mut Server, extra: &[&str]) -> (bool, String) {
+pub(crate) fn healthz(env: &TestEnv, kubeconfig: &Path, server: &mut Server, extra: &[&str]) -> (bool, String) {
     let url = server.url();
     let mut args = vec!["--server", &url, "--request-timeout", "20s"];
     args.extend_from_slice(extra);

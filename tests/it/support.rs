@@ -151,9 +151,18 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Every file under a tree with its bytes, by path relative to the tree.
+/// Every file under a tree with its bytes, by path relative to the tree; not the lock file,
+/// which every run that changes the tree (or tries to) takes and signs.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    files(dir).into_iter().map(|p| (p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap())).collect()
+    content_files(dir)
+        .into_iter()
+        .map(|p| (p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+/// Every file under a tree but its lock file (`.kubepki/lock`).
+pub fn content_files(dir: &Path) -> Vec<PathBuf> {
+    files(dir).into_iter().filter(|p| p.strip_prefix(dir).unwrap() != Path::new(".kubepki/lock")).collect()
 }
 
 /// The real kubeadm v1.29 tree kept with the tests (`tests/fixtures/kubeadm-v1.29`, see its README).

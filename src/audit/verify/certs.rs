@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{join, Checker, FindingKind, New};
 use crate::audit::conformance::{deviations, Deviation};
-use crate::disk::inventory::Loaded;
+use crate::disk::inventory::{Loaded, Problem};
 use crate::model::catalog::{CertProfile, Entry, Leaf, Store};
 use crate::model::spec::San;
 use crate::x509::certinfo::CertInfo;
@@ -23,6 +23,8 @@ impl Checker<'_> {
             }
         };
         match &loaded.key {
+            // kubeadm's external-CA mode: the CA's key is kept elsewhere. Not broken.
+            Err(Problem::Missing(key)) if p.is_ca => self.externally_managed(e, key),
             Err(problem) => self.problem(e, problem),
             Ok(k) if k.public_key_raw != info.public_key_raw => {
                 self.file(

@@ -1,0 +1,416 @@
+//! Backups: nothing a command replaces or removes is lost, and a tree can be put back as it
+//! was before any run.
+//!
+//! Each run of a command that changes a tree (a [`Run`](crate::disk::run::Run)) has its own backup
+//! folder, `D/.kubepki-backup/<id>/`, made with `create_dir` the first time the run replaces,
+//! removes or creates a file (so two runs never share one, even within a millisecond), and
+//! holding `.kubepki-run.json` (sequence number, command, pid, time). Before the store puts a
+//! batch in place ([`crate::disk::store`] calls [`save_before_change`] before it journals the batch),
+//! every file the batch replaces or removes is copied into the folder at its path in the tree,
+//! byte for byte and with its mode, and made durable; every file it creates is listed in the
+//! folder's `.kubepki-created`. Only the first version a run meets is kept: the folder holds
+//! the tree as it was before the run, for the files the run touched.
+//!
+//! A run killed part way leaves a folder that may list a file it did not get to change: the
+//! copy is then the file as it still is, which restoring puts back unchanged.
+//!
+//! [`restore`] puts the tree back as it was before a run: it undoes that run and every later
+//! one, newest first (the oldest copy of each file wins; files created since are removed), as
+//! one journaled batch of a run of its own, which is itself backed up. Not backed up, and not
+//! restored: the issuance log (history: what was signed stays signed), the lock file and the
+//! journal.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::disk::store::{self, Batch, Mode};
+use crate::error::{Error, Result};
+
+/// Where backups live, relative to the tree.
+pub const BACKUP_DIR: &str = crate::model::vocabulary::state::BACKUP;
+/// A backup folder's description of its run.
+const RUN_FILE: &str = ".kubepki-run.json";
+/// A backup folder's list of the files its run created (one path per line).
+const CREATED_FILE: &str = ".kubepki-created";
+
+/// Files of the tree that are never backed up nor restored.
+fn is_kept_out(rel: &Path) -> bool {
+    rel.starts_with(BACKUP_DIR)
+        || rel == Path::new(crate::disk::issuance::LOG)
+        || rel == Path::new(crate::disk::run::LOCK)
+        || rel == Path::new(store::JOURNAL)
+}
+
+/// What a backup folder says of its run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RunFile {
+    seq: u64,
+    command: String,
+    pid: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    time: OffsetDateTime,
+}
+
+/// The backup of one run, filled as the run changes the tree.
+#[derive(Debug)]
+pub(crate) struct Backup {
+    root: PathBuf,
+    command: String,
+    /// Whether files are saved (else only noted as changed: a tree that held nothing).
+    keep: bool,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    dir: Option<PathBuf>,
+    seen: HashSet<PathBuf>,
+}
+
+/// The backups of the runs under way in this process, one per tree.
+fn active() -> &'static Mutex<Vec<Arc<Backup>>> {
+    static ACTIVE: OnceLock<Mutex<Vec<Arc<Backup>>>> = OnceLock::new();
+    ACTIVE.get_or_init(Default::default)
+}
+
+/// Keep a backup of what is changed under `root` from now on (until [`deactivate`]).
+pub(crate) fn activate(root: &Path, command: &str, keep: bool) -> Arc<Backup> {
+    let b = Arc::new(Backup { root: root.to_path_buf(), command: command.into(), keep, state: Mutex::default() });
+    active().lock().unwrap_or_else(|p| p.into_inner()).push(b.clone());
+    b
+}
+
+/// Stop keeping `b`.
+pub(crate) fn deactivate(b: &Arc<Backup>) {
+    active().lock().unwrap_or_else(|p| p.into_inner()).retain(|x| !Arc::ptr_eq(x, b));
+}
+
+/// The backup folder of the run under way on `root`, if it has saved anything.
+pub(crate) fn current_dir(root: &Path) -> Option<PathBuf> {
+    let b = active().lock().unwrap_or_else(|p| p.into_inner()).iter().find(|b| b.root == root).cloned()?;
+    let dir = b.state.lock().unwrap_or_else(|p| p.into_inner()).dir.clone();
+    dir
+}
+
+/// Every file the run under way on `root` has replaced, removed or created so far, relative
+/// to the tree (backups, the lock, the log and the journal aside).
+pub(crate) fn changed(root: &Path) -> Vec<PathBuf> {
+    let found = active().lock().unwrap_or_else(|p| p.into_inner()).iter().find(|b| b.root == root).cloned();
+    let Some(b) = found else { return Vec::new() };
+    let mut all: Vec<PathBuf> = b.state.lock().unwrap_or_else(|p| p.into_inner()).seen.iter().cloned().collect();
+    all.sort();
+    all
+}
+
+/// Save what a batch is about to replace (`targets` that exist) or remove, and list the
+/// `targets` it creates, in the backup of the run under way on their tree (if any).
+pub(crate) fn save_before_change(targets: &[&Path], removes: &[&Path]) -> Result<()> {
+    let Some(first) = targets.first().or(removes.first()) else { return Ok(()) };
+    let found = active()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|b| first.starts_with(&b.root) && !first.starts_with(b.root.join(BACKUP_DIR)))
+        .cloned();
+    match found {
+        Some(b) => b.save(targets.iter().chain(removes)),
+        None => Ok(()),
+    }
+}
+
+impl Backup {
+    fn save<'a>(&self, paths: impl Iterator<Item = &'a &'a Path>) -> Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut copies: Vec<(PathBuf, Vec<u8>, u32)> = Vec::new();
+        let mut created = String::new();
+        for path in paths {
+            let Ok(rel) = path.strip_prefix(&self.root) else { continue };
+            if is_kept_out(rel) || !state.seen.insert(rel.to_path_buf()) || !self.keep {
+                continue;
+            }
+            match fs::symlink_metadata(path) {
+                Ok(m) if m.is_file() => {
+                    let bytes = fs::read(path).map_err(|e| Error::io(*path, "read for the backup", e))?;
+                    copies.push((rel.to_path_buf(), bytes, m.mode()));
+                }
+                Ok(_) => {} // not a file: the change itself will fail and say so
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    created.push_str(&rel.to_string_lossy());
+                    created.push('\n');
+                }
+                Err(e) => return Err(Error::io(*path, "look at for the backup", e)),
+            }
+        }
+        if copies.is_empty() && created.is_empty() {
+            return Ok(());
+        }
+        let dir = match &state.dir {
+            Some(d) => d.clone(),
+            None => {
+                let d = self.make_dir()?;
+                state.dir = Some(d.clone());
+                d
+            }
+        };
+        let mut batch = Batch::new();
+        for (rel, bytes, mode) in copies {
+            batch.add(dir.join(rel), bytes, Mode::Bits(mode));
+        }
+        batch.commit()?;
+        if !created.is_empty() {
+            store::append_synced(&dir.join(CREATED_FILE), created.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// A new folder of its own for this run.
+    fn make_dir(&self) -> Result<PathBuf> {
+        let base = self.root.join(BACKUP_DIR);
+        store::make_dirs(&base)?;
+        let seq = last_seq(&base) + 1;
+        let now = OffsetDateTime::now_utc();
+        let stamp = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second(),
+            now.millisecond()
+        );
+        for n in 1..1000 {
+            let name = if n == 1 { stamp.clone() } else { format!("{stamp}-{n}") };
+            let dir = base.join(name);
+            match fs::create_dir(&dir) {
+                Ok(()) => {
+                    let run = RunFile { seq, command: self.command.clone(), pid: std::process::id(), time: now };
+                    let text = serde_json::to_string_pretty(&run).expect("serializes");
+                    store::write_atomic(&dir.join(RUN_FILE), text.as_bytes(), Mode::Public)?;
+                    return Ok(dir);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(&dir, "create the backup folder", e)),
+            }
+        }
+        Err(Error::io(&base, "create the backup folder", std::io::Error::other("too many backups of one instant")))
+    }
+}
+
+/// The highest sequence number of the backups in `base` (0 if none).
+fn last_seq(base: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(base) else { return 0 };
+    entries
+        .filter_map(|e| fs::read_to_string(e.ok()?.path().join(RUN_FILE)).ok())
+        .filter_map(|t| serde_json::from_str::<RunFile>(&t).ok())
+        .map(|r| r.seq)
+        .max()
+        .unwrap_or(0)
+}
+
+/// One backup folder.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupInfo {
+    /// Its name under `.kubepki-backup/`.
+    pub id: String,
+    /// The order of its run among the tree's runs (0: a folder made before runs were numbered).
+    pub seq: u64,
+    /// The command that made it.
+    pub command: Option<String>,
+    /// When.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub time: Option<OffsetDateTime>,
+    /// Files saved (replaced or removed by the run), relative to the tree.
+    pub saved: Vec<PathBuf>,
+    /// Files the run created.
+    pub created: Vec<PathBuf>,
+}
+
+/// The tree's backups, oldest first.
+pub fn list(root: &Path) -> Result<Vec<BackupInfo>> {
+    let base = root.join(BACKUP_DIR);
+    let entries = match fs::read_dir(&base) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(Error::io(&base, "read directory", e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&base, "read directory", e))?;
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        out.push(read_one(&entry.path())?);
+    }
+    out.sort_by(|a, b| (a.seq, &a.id).cmp(&(b.seq, &b.id)));
+    Ok(out)
+}
+
+fn read_one(dir: &Path) -> Result<BackupInfo> {
+    let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let run_path = dir.join(RUN_FILE);
+    let run: Option<RunFile> = match fs::read_to_string(&run_path) {
+        Ok(t) => Some(serde_json::from_str(&t).map_err(|e| Error::bad_file(&run_path, e.to_string()))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(&run_path, "read", e)),
+    };
+    let created_path = dir.join(CREATED_FILE);
+    let created = match fs::read_to_string(&created_path) {
+        Ok(t) => t.lines().filter(|l| !l.is_empty()).map(PathBuf::from).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => return Err(Error::io(&created_path, "read", e)),
+    };
+    let mut saved = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).map_err(|e| Error::io(&d, "read directory", e))? {
+            let entry = entry.map_err(|e| Error::io(&d, "read directory", e))?;
+            let path = entry.path();
+            let rel = path.strip_prefix(dir).expect("under the folder").to_path_buf();
+            let Ok(kind) = entry.file_type() else { continue };
+            let temporary = rel.file_name().is_some_and(|n| store::is_temporary(n.as_encoded_bytes()));
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() && rel != Path::new(RUN_FILE) && rel != Path::new(CREATED_FILE) && !temporary {
+                // Only plain files: a link planted in a backup is never followed by a restore.
+                saved.push(rel);
+            }
+        }
+    }
+    saved.sort();
+    Ok(BackupInfo {
+        id,
+        seq: run.as_ref().map_or(0, |r| r.seq),
+        command: run.as_ref().map(|r| r.command.clone()),
+        time: run.as_ref().map(|r| r.time),
+        saved,
+        created,
+    })
+}
+
+/// What restoring a backup does.
+#[derive(Debug, Serialize)]
+pub struct RestoreReport {
+    /// The runs undone, newest first.
+    pub undone: Vec<BackupInfo>,
+    /// Files put back as they were (with their modes).
+    pub put_back: Vec<PathBuf>,
+    /// Files removed (created by the runs undone).
+    pub removed: Vec<PathBuf>,
+    /// Whether nothing was written (`--dry-run`).
+    pub dry_run: bool,
+    /// Where the files the restore replaced were saved.
+    pub backup: Option<PathBuf>,
+    /// What each node must receive and restart (filled by the caller, who knows the cluster).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rollout: Vec<crate::operations::rollout::NodeRollout>,
+}
+
+/// Put the tree back as it was before the run of backup `id`: that run and every later one
+/// are undone, newest first, in one journaled batch (backed up, if a run is under way).
+pub fn restore(root: &Path, id: &str, dry_run: bool) -> Result<RestoreReport> {
+    let all = list(root)?;
+    let Some(at) = all.iter().position(|b| b.id == id) else {
+        let ids: Vec<&str> = all.iter().map(|b| b.id.as_str()).collect();
+        return Err(Error::Invalid(format!(
+            "no backup '{id}' in {}; backups are: {}",
+            root.join(BACKUP_DIR).display(),
+            if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+        )));
+    };
+    let runs = &all[at..];
+    // Oldest first: the first version met of each file is the one from before `id`.
+    let mut target: BTreeMap<PathBuf, Option<PathBuf>> = BTreeMap::new();
+    for b in runs {
+        let dir = root.join(BACKUP_DIR).join(&b.id);
+        for rel in &b.saved {
+            target.entry(rel.clone()).or_insert_with(|| Some(dir.join(rel)));
+        }
+        for rel in &b.created {
+            target.entry(rel.clone()).or_insert(None);
+        }
+    }
+    let mut batch = Batch::new();
+    let (mut put_back, mut removed) = (Vec::new(), Vec::new());
+    for (rel, source) in &target {
+        if is_kept_out(rel) || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            continue;
+        }
+        let path = root.join(rel);
+        match source {
+            Some(src) => {
+                let meta = fs::metadata(src).map_err(|e| Error::io(src, "read the backup", e))?;
+                let bytes = fs::read(src).map_err(|e| Error::io(src, "read the backup", e))?;
+                let same = fs::symlink_metadata(&path).is_ok_and(|m| m.mode() & 0o7777 == meta.mode() & 0o7777)
+                    && fs::read(&path).is_ok_and(|now| now == bytes);
+                if !same {
+                    batch.add(path, bytes, Mode::Bits(meta.mode()));
+                    put_back.push(rel.clone());
+                }
+            }
+            None if path.exists() => {
+                batch.remove(path);
+                removed.push(rel.clone());
+            }
+            None => {}
+        }
+    }
+    let undone = runs.iter().rev().cloned().collect();
+    if !dry_run {
+        batch.commit_in(root)?;
+        for rel in &removed {
+            remove_empty_parents(root, &root.join(rel));
+        }
+    }
+    Ok(RestoreReport { undone, put_back, removed, dry_run, backup: current_dir(root), rollout: Vec::new() })
+}
+
+/// Remove the directories left empty above a removed file, up to the tree's root.
+pub(crate) fn remove_empty_parents(root: &Path, removed: &Path) {
+    let mut dir = removed.parent();
+    while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
+        if fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_within_one_millisecond_get_folders_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        store::write_atomic(&root.join("pki/sa.key"), b"one", Mode::Secret).unwrap();
+        let mut ids = Vec::new();
+        for (n, text) in ["two", "three", "four"].iter().enumerate() {
+            let b = activate(root, &format!("run {n}"), true);
+            store::write_atomic(&root.join("pki/sa.key"), text.as_bytes(), Mode::Secret).unwrap();
+            ids.push(current_dir(root).unwrap());
+            deactivate(&b);
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        let list = list(root).unwrap();
+        assert_eq!(list.iter().map(|b| b.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(fs::read(root.join(BACKUP_DIR).join(&list[0].id).join("pki/sa.key")).unwrap(), b"one");
+        assert_eq!(fs::read(root.join(BACKUP_DIR).join(&list[2].id).join("pki/sa.key")).unwrap(), b"three");
+        // Restoring the first gives back the first version; the restore is a run of its own.
+        let b = activate(root, "restore", true);
+        let r = restore(root, &list[0].id, false).unwrap();
+        deactivate(&b);
+        assert_eq!(r.undone.len(), 3);
+        assert_eq!(fs::read(root.join("pki/sa.key")).unwrap(), b"one");
+        assert_eq!(fs::metadata(root.join("pki/sa.key")).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(self::list(root).unwrap().len(), 4);
+    }
+}
