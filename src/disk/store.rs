@@ -665,14 +665,22 @@ fn write_journal(
 }
 
 /// Append to a file (made 0644 if need be) and sync it.
+/// Append to a log of the tree and sync; never through a symbolic link (the log is the
+/// tree's own, and a link could point anywhere).
 pub(crate) fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     make_dirs(parent(path))?;
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(Mode::Public.bits())
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
-        .map_err(|e| Error::io(path, "open for append", e))?;
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => {
+                Error::bad_file(path, "a symbolic link: kubepki appends to its logs only as files of the tree")
+            }
+            _ => Error::io(path, "open for append", e),
+        })?;
     f.write_all(bytes).and_then(|_| f.sync_data()).map_err(|e| Error::io(path, "append", e))
 }
 
