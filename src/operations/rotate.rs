@@ -22,7 +22,6 @@ use crate::error::{Error, Result};
 use crate::model::catalog::{EntryKind, Leaf, Store, SA};
 use crate::operations::lifecycle::{one_batch, plan_renew_signed_by, Applied, Signer, Tree};
 use crate::x509::issue::{Ca, PrivateKey};
-use crate::x509::kubeconfig::Kubeconfig;
 
 /// The phases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,10 +191,9 @@ fn kubeconfigs_with_ca_data(
 ) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
     let mut out = Vec::new();
     for e in &tree.catalog.entries {
-        let Some(Leaf { store: Store::Kubeconfig { path, cluster, ca: trust, .. }, profile, .. }) = e.leaf() else {
+        let Some(leaf @ Leaf { store: Store::Kubeconfig { path, ca: trust, .. }, .. }) = e.leaf() else {
             continue;
         };
-        let subject = &profile.subject;
         if trust != ca {
             continue;
         }
@@ -206,10 +204,9 @@ fn kubeconfigs_with_ca_data(
         };
         let (Some(cert), Some(key)) = (&k.cert_pem, &k.key_pem) else { continue };
         let cert = if first_only { blocks(cert, &full)?.into_iter().next().unwrap_or_default() } else { cert.clone() };
-        let user = if k.user.is_empty() { subject.cn.clone() } else { k.user.clone() };
-        let text =
-            Kubeconfig { cluster, server: &k.server, ca_pem, user: &user, cert_pem: &cert, key_pem: key }.render();
-        out.push((path.clone(), text.into_bytes(), Mode::Secret));
+        // The credential and the server it dials are kept; the CA data is new.
+        let files = crate::disk::tree::leaf_files(leaf, &cert, Some(key), ca_pem, Some(&k.server));
+        out.extend(files.into_iter().map(|(p, text, mode)| (p, text.into_bytes(), mode)));
     }
     Ok(out)
 }
