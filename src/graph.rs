@@ -457,13 +457,14 @@ fn credential(entry: &EntryId, client_node: Option<&str>) -> String {
     }
 }
 
-/// The worse of two statuses: broken, then warning, then unknown, then ok.
+/// The worse of two statuses: broken, then unverified, then warning, then unknown, then ok.
 fn worst(a: LinkStatus, b: LinkStatus) -> LinkStatus {
     let rank = |s| match s {
         LinkStatus::Ok => 0,
         LinkStatus::Unknown => 1,
         LinkStatus::Warning => 2,
-        LinkStatus::Broken => 3,
+        LinkStatus::Unverified => 3,
+        LinkStatus::Broken => 4,
     };
     if rank(b) > rank(a) {
         b
@@ -478,6 +479,7 @@ fn color(s: LinkStatus) -> &'static str {
         LinkStatus::Ok => "#2e7d32",
         LinkStatus::Warning => "#e67700",
         LinkStatus::Broken => "#c62828",
+        LinkStatus::Unverified => "#8e24aa",
         LinkStatus::Unknown => "#8a9099",
     }
 }
@@ -487,6 +489,7 @@ fn status_word(s: LinkStatus) -> &'static str {
         LinkStatus::Ok => "ok",
         LinkStatus::Warning => "warning",
         LinkStatus::Broken => "broken",
+        LinkStatus::Unverified => "unverified",
         LinkStatus::Unknown => "unknown",
     }
 }

@@ -88,6 +88,16 @@ pub enum FindingKind {
     WeakKey,
     /// A SHA-1 signature.
     Sha1,
+    /// A side of a link does not verify the other: a trust setting unset, a verification
+    /// switch off (`--client-cert-auth`), or one that turns it off on (`--auto-tls`).
+    Unverified,
+    /// A component's setting that names its credential is absent.
+    SettingUnset,
+    /// A setting names a file that does not hold what the topology says (another CA,
+    /// another node's certificate).
+    SettingWrongFile,
+    /// A setting names a file that is not there.
+    SettingNoFile,
 }
 
 /// What a fix names: the tree, the entry and file a finding is about, the address a link dials.
@@ -101,6 +111,8 @@ pub struct FixTarget<'a> {
     pub file: Option<&'a Path>,
     /// The address a link dials (for a missing SAN).
     pub san: Option<&'a San>,
+    /// A component's setting: its manifest, its name and the value it must have.
+    pub setting: Option<(&'a Path, &'a str, &'a str)>,
 }
 
 impl FindingKind {
@@ -132,6 +144,10 @@ impl FindingKind {
             FindingKind::SanProfile => "san-profile",
             FindingKind::WeakKey => "weak-key",
             FindingKind::Sha1 => "sha1",
+            FindingKind::Unverified => "unverified",
+            FindingKind::SettingUnset => "setting-unset",
+            FindingKind::SettingWrongFile => "setting-wrong-file",
+            FindingKind::SettingNoFile => "setting-no-file",
         }
     }
 
@@ -139,7 +155,8 @@ impl FindingKind {
     pub fn severity(self) -> Severity {
         match self {
             FindingKind::External | FindingKind::NotKubeadm | FindingKind::ExternallyManaged => Severity::Info,
-            FindingKind::ServerUrl
+            FindingKind::Unverified
+            | FindingKind::ServerUrl
             | FindingKind::StaleCopy
             | FindingKind::Expiring
             | FindingKind::OutlivesIssuer
@@ -160,7 +177,10 @@ impl FindingKind {
             | FindingKind::Identity
             | FindingKind::SystemMasters
             | FindingKind::WeakKey
-            | FindingKind::Sha1 => Severity::Error,
+            | FindingKind::Sha1
+            | FindingKind::SettingUnset
+            | FindingKind::SettingWrongFile
+            | FindingKind::SettingNoFile => Severity::Error,
         }
     }
 
@@ -177,7 +197,9 @@ impl FindingKind {
             | FindingKind::WrongCa
             | FindingKind::Usage
             | FindingKind::WeakKey
-            | FindingKind::Sha1 => true,
+            | FindingKind::Sha1
+            | FindingKind::SettingWrongFile
+            | FindingKind::SettingNoFile => true,
             // sa.* is no TLS credential; the rest is a risk or a policy breach, not a failure.
             FindingKind::External
             | FindingKind::NotKubeadm
@@ -192,7 +214,10 @@ impl FindingKind {
             | FindingKind::UsageExtra
             | FindingKind::Identity
             | FindingKind::SystemMasters
-            | FindingKind::SanProfile => false,
+            | FindingKind::SanProfile
+            // The handshake succeeds: nobody checks the other side.
+            | FindingKind::Unverified
+            | FindingKind::SettingUnset => false,
         }
     }
 
@@ -223,6 +248,20 @@ impl FindingKind {
             FindingKind::ExternallyManaged => format!(
                 "none needed; to renew what it signs: new keys and requests with kubepki csr --dir {dir}, signed by that CA, then kubepki import --dir {dir}"
             ),
+            FindingKind::Unverified
+            | FindingKind::SettingUnset
+            | FindingKind::SettingWrongFile
+            | FindingKind::SettingNoFile => match t.setting {
+                Some((manifest, name, value)) => {
+                    let file = shell_word(&t.dir.join(manifest).display().to_string());
+                    if value == "false" {
+                        format!("remove {name} from {file} (or set {name}=false)")
+                    } else {
+                        format!("set {name}={value} in {file}")
+                    }
+                }
+                None => "set the component's setting as reference §7 says".into(),
+            },
             FindingKind::Mode => format!("chmod 600 {}", file()),
             FindingKind::PublicKeyMismatch => {
                 let key = shell_word(&t.dir.join("pki/sa.key").display().to_string());
@@ -310,13 +349,17 @@ mod tests {
             SanProfile,
             WeakKey,
             Sha1,
+            Unverified,
+            SettingUnset,
+            SettingWrongFile,
+            SettingNoFile,
         ];
         for k in &v {
             match k {
                 Missing | Unreadable | External | NotKubeadm | ExternallyManaged | Mode | KeyMismatch
                 | PublicKeyMismatch | StaleCaData | ServerUrl | DuplicateSerial | StaleCopy | SanMissing | Expired
                 | NotYetValid | Expiring | WrongCa | OutlivesIssuer | Usage | UsageExtra | Identity | SystemMasters
-                | SanProfile | WeakKey | Sha1 => {}
+                | SanProfile | WeakKey | Sha1 | Unverified | SettingUnset | SettingWrongFile | SettingNoFile => {}
             }
         }
         v
@@ -340,7 +383,13 @@ mod tests {
                 assert_eq!(k.severity(), Severity::Error, "{k}");
             }
             for e in &catalog.entries {
-                let t = FixTarget { dir: Path::new("/tmp/t"), entry: Some(e), file: Some(Path::new("x")), san: None };
+                let t = FixTarget {
+                    dir: Path::new("/tmp/t"),
+                    entry: Some(e),
+                    file: Some(Path::new("x")),
+                    san: None,
+                    setting: None,
+                };
                 let fix = k.fix(t);
                 assert!(!fix.contains("--force"), "{k} on {}: {fix}", e.id);
                 assert!(!fix.contains("--replace-ca"), "{k} on {}: {fix}", e.id);

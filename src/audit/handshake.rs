@@ -58,11 +58,15 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// Run every link's handshake, in parallel. Links the static report could not check
-/// (status unknown: a file outside the tree, a part kubeadm does not make) are not run.
+/// Run every link's handshake, in parallel. Links the static report could not check (a
+/// file outside the tree, a part kubeadm does not make: status unknown, or a finding that
+/// says "not checked" beside a worse one) are not run.
 pub fn live(topology: &Topology, inventory: &Inventory, report: &Report, at: OffsetDateTime) -> Vec<LiveResult> {
+    let unchecked = |l: &&crate::audit::verify::LinkVerdict| {
+        l.status == LinkStatus::Unknown || l.findings.iter().any(|i| report.findings[*i].kind.unchecked())
+    };
     let unknown: std::collections::HashSet<&str> =
-        report.links.iter().filter(|l| l.status == LinkStatus::Unknown).map(|l| l.id.as_str()).collect();
+        report.links.iter().filter(unchecked).map(|l| l.id.as_str()).collect();
     run_links(topology, inventory, inventory, &unknown, at)
 }
 

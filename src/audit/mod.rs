@@ -10,3 +10,4 @@ pub mod finding;
 pub mod handshake;
 pub mod inspect;
 pub mod verify;
+pub mod wiring;

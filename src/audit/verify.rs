@@ -55,6 +55,8 @@ pub enum LinkStatus {
     Warning,
     /// The handshake fails (or would).
     Broken,
+    /// The handshake succeeds, but a side does not verify the other (a component's setting).
+    Unverified,
     /// Not checked (no tree, or a side that is not kubepki's to check).
     Unknown,
 }
@@ -148,6 +150,7 @@ pub fn verify(
     for l in &topology.links {
         c.link(l);
     }
+    c.wiring(topology);
     // Attach entry findings to the links that use the entry, and derive each link's status.
     for l in &topology.links {
         let mut ids: Vec<usize> = Vec::new();
@@ -199,6 +202,8 @@ fn status_of<'a>(findings: impl Iterator<Item = &'a Finding>) -> LinkStatus {
     for f in findings {
         let s = if f.breaks {
             LinkStatus::Broken
+        } else if f.kind == FindingKind::Unverified {
+            LinkStatus::Unverified
         } else if f.severity >= Severity::Warning {
             LinkStatus::Warning
         } else if f.kind.unchecked() {
@@ -208,6 +213,7 @@ fn status_of<'a>(findings: impl Iterator<Item = &'a Finding>) -> LinkStatus {
         };
         status = match (status, s) {
             (LinkStatus::Broken, _) | (_, LinkStatus::Broken) => LinkStatus::Broken,
+            (LinkStatus::Unverified, _) | (_, LinkStatus::Unverified) => LinkStatus::Unverified,
             (LinkStatus::Warning, _) | (_, LinkStatus::Warning) => LinkStatus::Warning,
             (LinkStatus::Ok, LinkStatus::Ok) => LinkStatus::Ok,
             _ => LinkStatus::Unknown,
@@ -254,7 +260,8 @@ impl Checker<'_> {
     /// A finding with its fix (which may name the address a link dials).
     fn push(&mut self, entry: Option<&EntryId>, n: New, san: Option<&San>) -> usize {
         let catalog_entry = entry.and_then(|id| self.catalog.get(id));
-        let target = FixTarget { dir: &self.inv.root, entry: catalog_entry, file: n.file.as_deref(), san };
+        let target =
+            FixTarget { dir: &self.inv.root, entry: catalog_entry, file: n.file.as_deref(), san, setting: None };
         self.findings.push(Finding {
             severity: n.kind.severity(),
             kind: n.kind,
@@ -507,6 +514,60 @@ impl Checker<'_> {
                 }
             };
             self.by_link.entry(l.id.clone()).or_default().push(i);
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// The components' settings (the static pod manifests in the tree, where there are some):
+    /// each finding is about the links the setting decides.
+    fn wiring(&mut self, topology: &Topology) {
+        use crate::audit::wiring::Problem;
+        for m in crate::audit::wiring::check(self.spec, self.catalog, topology, &self.inv.root) {
+            let name = m.setting.name;
+            let (kind, found) = match &m.problem {
+                Problem::Unset
+                    if m.setting.want.link().is_some_and(|_| {
+                        matches!(m.setting.want, crate::model::topology::wiring::Want::Trusts { .. })
+                    }) =>
+                {
+                    (FindingKind::Unverified, format!("{name} is not set: {}", m.setting.role))
+                }
+                Problem::Unset if matches!(m.setting.want, crate::model::topology::wiring::Want::Equals { .. }) => {
+                    (FindingKind::Unverified, format!("{name} is not set: {}", m.setting.role))
+                }
+                Problem::Unset => (FindingKind::SettingUnset, format!("{name} is not set ({})", m.setting.role)),
+                Problem::Off(v) => (FindingKind::Unverified, format!("{name}={v}: {}", m.setting.role)),
+                Problem::NoFile(p) => (FindingKind::SettingNoFile, format!("{name}={p}: no such file in the tree")),
+                Problem::WrongFile { named, expected } => (
+                    FindingKind::SettingWrongFile,
+                    format!("{name}={named}, which does not hold what {expected} holds"),
+                ),
+            };
+            let cis = m.setting.cis.map(|c| format!(" (CIS Kubernetes Benchmark {c})")).unwrap_or_default();
+            let setting = (m.manifest.as_path(), name, m.expected.as_str());
+            let target = FixTarget {
+                dir: &self.inv.root,
+                entry: None,
+                file: Some(&m.manifest),
+                san: None,
+                setting: Some(setting),
+            };
+            self.findings.push(Finding {
+                severity: kind.severity(),
+                kind,
+                entry: None,
+                links: Vec::new(),
+                fix: kind.fix(target),
+                breaks: kind.breaks_handshake(),
+                file: Some(m.manifest.clone()),
+                expected: format!("{:?} {name}={}{cis}", m.setting.component, m.expected),
+                found,
+            });
+            let i = self.findings.len() - 1;
+            for l in &m.links {
+                self.by_link.entry(l.clone()).or_default().push(i);
+            }
         }
     }
 }

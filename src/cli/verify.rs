@@ -244,11 +244,12 @@ pub(crate) fn text(r: &Report, all: bool) -> String {
     let sev = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
     let _ = writeln!(
         out,
-        "\n{} links: {} ok, {} warning, {} broken, {} unknown; findings: {} error, {} warning, {} info",
+        "\n{} links: {} ok, {} warning, {} broken, {} unverified, {} unknown; findings: {} error, {} warning, {} info",
         r.links.len(),
         count(LinkStatus::Ok),
         count(LinkStatus::Warning),
         count(LinkStatus::Broken),
+        count(LinkStatus::Unverified),
         count(LinkStatus::Unknown),
         sev(Severity::Error),
         sev(Severity::Warning),
@@ -262,6 +263,7 @@ fn word(s: LinkStatus) -> &'static str {
         LinkStatus::Ok => "ok",
         LinkStatus::Warning => "warning",
         LinkStatus::Broken => "BROKEN",
+        LinkStatus::Unverified => "UNVERIFIED",
         LinkStatus::Unknown => "unknown",
     }
 }

@@ -334,5 +334,7 @@ impl Topology {
     }
 }
 
+pub mod wiring;
+
 #[cfg(test)]
 mod tests;

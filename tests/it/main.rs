@@ -23,3 +23,4 @@ mod rollout;
 mod scale;
 mod tools;
 mod verify;
+mod wiring;

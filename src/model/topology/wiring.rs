@@ -1,0 +1,371 @@
+//! The wiring: which setting of which component names which file, and which switches must
+//! hold for the component's links to be verified. Part of the topology: a setting that names a
+//! file says which link and which side of it the file serves, so the catalog entry it must
+//! hold is the one the topology already says that side presents or trusts (reference §7).
+
+use serde::Serialize;
+
+use super::{ComponentKind, LinkKind};
+
+/// Which side of a link a component is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Side {
+    /// It dials.
+    Client,
+    /// It is dialled.
+    Server,
+}
+
+/// Which file of a credential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Part {
+    /// The certificate (or the whole kubeconfig).
+    Cert,
+    /// The private key.
+    Key,
+}
+
+/// What a setting must hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum Want {
+    /// The file of the credential this side presents on the link.
+    Presents {
+        /// The link.
+        link: LinkKind,
+        /// The side.
+        side: Side,
+        /// Certificate or key.
+        part: Part,
+    },
+    /// The CA file this side trusts on the link.
+    Trusts {
+        /// The link.
+        link: LinkKind,
+        /// The side.
+        side: Side,
+    },
+    /// The service-account key pair: the private key (`Key`) or the public key (`Cert`).
+    ServiceAccount {
+        /// Which half.
+        part: Part,
+    },
+    /// The cluster CA, to sign CSR objects with (the controller-manager's signer).
+    SigningCa {
+        /// Certificate or key.
+        part: Part,
+    },
+    /// A switch that verification needs: it must be set to this value.
+    Equals {
+        /// The value.
+        value: &'static str,
+    },
+    /// A switch that turns verification off: it must be absent or false.
+    NotTrue,
+}
+
+/// One setting of a component.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Setting {
+    /// The component kind it belongs to.
+    pub component: ComponentKind,
+    /// The flag (`--tls-cert-file`) or configuration field (`tlsCertFile`).
+    pub name: &'static str,
+    /// What it must hold.
+    pub want: Want,
+    /// Whether the link is left unverified (or broken) when it is absent.
+    pub required: bool,
+    /// The links a switch decides (a setting that names a file serves the link in its `want`).
+    pub switches: &'static [LinkKind],
+    /// What it is for.
+    pub role: &'static str,
+    /// The CIS Kubernetes Benchmark control (v1.8, as kube-bench's `cis-1.8` numbers it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cis: Option<&'static str>,
+}
+
+const fn presents(link: LinkKind, side: Side, part: Part) -> Want {
+    Want::Presents { link, side, part }
+}
+
+const fn trusts(link: LinkKind, side: Side) -> Want {
+    Want::Trusts { link, side }
+}
+
+const fn setting(
+    component: ComponentKind,
+    name: &'static str,
+    want: Want,
+    role: &'static str,
+    cis: Option<&'static str>,
+) -> Setting {
+    Setting { component, name, want, required: true, switches: &[], role, cis }
+}
+
+const fn switch(
+    name: &'static str,
+    want: Want,
+    required: bool,
+    switches: &'static [LinkKind],
+    role: &'static str,
+    cis: &'static str,
+) -> Setting {
+    Setting { component: Etcd, name, want, required, switches, role, cis: Some(cis) }
+}
+
+const ETCD_CLIENTS: &[LinkKind] = &[ApiServerToEtcd, LinkKind::HealthcheckToEtcd];
+const ETCD_PEERS: &[LinkKind] = &[EtcdPeer];
+
+use ComponentKind::{ApiServer, ControllerManager, Etcd, Scheduler};
+use LinkKind::{AdminToApiServer, ApiServerToAggregated, ApiServerToEtcd, ApiServerToKubelet, EtcdPeer};
+use Part::{Cert, Key};
+use Side::{Client, Server};
+
+/// Every setting kubepki knows, by component. The static pod manifests of a control plane
+/// carry the flags; the kubelet's carry the configuration fields.
+pub const SETTINGS: &[Setting] = &[
+    // kube-apiserver: server of links 1–6, client of etcd (7), kubelets (10), extensions (11).
+    setting(
+        ApiServer,
+        "--tls-cert-file",
+        presents(AdminToApiServer, Server, Cert),
+        "its serving certificate (links 1–6)",
+        Some("1.2.25"),
+    ),
+    setting(
+        ApiServer,
+        "--tls-private-key-file",
+        presents(AdminToApiServer, Server, Key),
+        "its serving key",
+        Some("1.2.25"),
+    ),
+    setting(
+        ApiServer,
+        "--client-ca-file",
+        trusts(AdminToApiServer, Server),
+        "the CA of every client certificate it accepts (links 1–6)",
+        Some("1.2.26"),
+    ),
+    setting(
+        ApiServer,
+        "--etcd-certfile",
+        presents(ApiServerToEtcd, Client, Cert),
+        "its client certificate for etcd (link 7)",
+        Some("1.2.24"),
+    ),
+    setting(
+        ApiServer,
+        "--etcd-keyfile",
+        presents(ApiServerToEtcd, Client, Key),
+        "its client key for etcd",
+        Some("1.2.24"),
+    ),
+    setting(
+        ApiServer,
+        "--etcd-cafile",
+        trusts(ApiServerToEtcd, Client),
+        "the CA of etcd's serving certificate (link 7)",
+        Some("1.2.27"),
+    ),
+    setting(
+        ApiServer,
+        "--kubelet-client-certificate",
+        presents(ApiServerToKubelet, Client, Cert),
+        "its client certificate for kubelets (link 10)",
+        Some("1.2.4"),
+    ),
+    setting(
+        ApiServer,
+        "--kubelet-client-key",
+        presents(ApiServerToKubelet, Client, Key),
+        "its client key for kubelets",
+        Some("1.2.4"),
+    ),
+    setting(
+        ApiServer,
+        "--kubelet-certificate-authority",
+        trusts(ApiServerToKubelet, Client),
+        "the CA of kubelets' serving certificates; unset, the apiserver does not verify kubelets (link 10)",
+        Some("1.2.5"),
+    ),
+    setting(
+        ApiServer,
+        "--proxy-client-cert-file",
+        presents(ApiServerToAggregated, Client, Cert),
+        "its client certificate for aggregated API servers (link 11)",
+        None,
+    ),
+    setting(
+        ApiServer,
+        "--proxy-client-key-file",
+        presents(ApiServerToAggregated, Client, Key),
+        "its client key for aggregated API servers",
+        None,
+    ),
+    setting(
+        ApiServer,
+        "--requestheader-client-ca-file",
+        trusts(ApiServerToAggregated, Server),
+        "the front-proxy CA aggregated servers are told to trust (link 11)",
+        None,
+    ),
+    setting(
+        ApiServer,
+        "--service-account-key-file",
+        Want::ServiceAccount { part: Cert },
+        "checks service-account tokens",
+        Some("1.2.23"),
+    ),
+    setting(
+        ApiServer,
+        "--service-account-signing-key-file",
+        Want::ServiceAccount { part: Key },
+        "signs service-account tokens",
+        None,
+    ),
+    // kube-controller-manager: client of link 4; signs CSR objects with the cluster CA.
+    setting(
+        ControllerManager,
+        "--kubeconfig",
+        presents(LinkKind::ControllerManagerToApiServer, Client, Cert),
+        "its credential (link 4)",
+        None,
+    ),
+    setting(
+        ControllerManager,
+        "--cluster-signing-cert-file",
+        Want::SigningCa { part: Cert },
+        "signs CSR objects (kubelet certificates)",
+        None,
+    ),
+    setting(ControllerManager, "--cluster-signing-key-file", Want::SigningCa { part: Key }, "the signer's key", None),
+    setting(
+        ControllerManager,
+        "--root-ca-file",
+        trusts(LinkKind::ControllerManagerToApiServer, Client),
+        "the CA pods are given to trust the apiserver",
+        Some("1.3.5"),
+    ),
+    setting(
+        ControllerManager,
+        "--service-account-private-key-file",
+        Want::ServiceAccount { part: Key },
+        "signs legacy token secrets",
+        Some("1.3.4"),
+    ),
+    // kube-scheduler: client of link 3.
+    setting(
+        Scheduler,
+        "--kubeconfig",
+        presents(LinkKind::SchedulerToApiServer, Client, Cert),
+        "its credential (link 3)",
+        None,
+    ),
+    // etcd: server of links 7 and 9, both sides of link 8.
+    setting(
+        Etcd,
+        "--cert-file",
+        presents(ApiServerToEtcd, Server, Cert),
+        "its serving certificate (links 7, 9)",
+        Some("2.1"),
+    ),
+    setting(Etcd, "--key-file", presents(ApiServerToEtcd, Server, Key), "its serving key", Some("2.1")),
+    setting(
+        Etcd,
+        "--trusted-ca-file",
+        trusts(ApiServerToEtcd, Server),
+        "the CA of its clients' certificates (links 7, 9)",
+        Some("2.7"),
+    ),
+    switch(
+        "--client-cert-auth",
+        Want::Equals { value: "true" },
+        true,
+        ETCD_CLIENTS,
+        "without it any client is accepted (links 7, 9)",
+        "2.2",
+    ),
+    setting(Etcd, "--peer-cert-file", presents(EtcdPeer, Server, Cert), "its peer certificate (link 8)", Some("2.4")),
+    setting(Etcd, "--peer-key-file", presents(EtcdPeer, Server, Key), "its peer key", Some("2.4")),
+    setting(
+        Etcd,
+        "--peer-trusted-ca-file",
+        trusts(EtcdPeer, Server),
+        "the CA of its peers' certificates (link 8)",
+        None,
+    ),
+    switch(
+        "--peer-client-cert-auth",
+        Want::Equals { value: "true" },
+        true,
+        ETCD_PEERS,
+        "without it any peer is accepted (link 8)",
+        "2.5",
+    ),
+    switch("--auto-tls", Want::NotTrue, false, ETCD_CLIENTS, "self-signed certificates nobody verifies", "2.3"),
+    switch("--peer-auto-tls", Want::NotTrue, false, ETCD_PEERS, "self-signed peer certificates nobody verifies", "2.6"),
+];
+
+impl ComponentKind {
+    /// Its settings (empty for the components kubepki does not configure).
+    pub fn settings(self) -> impl Iterator<Item = &'static Setting> {
+        SETTINGS.iter().filter(move |s| s.component == self)
+    }
+
+    /// The name of its static pod manifest, for the control-plane components.
+    pub fn manifest(self) -> Option<&'static str> {
+        match self {
+            ApiServer => Some("kube-apiserver.yaml"),
+            Etcd => Some("etcd.yaml"),
+            ControllerManager => Some("kube-controller-manager.yaml"),
+            Scheduler => Some("kube-scheduler.yaml"),
+            _ => None,
+        }
+    }
+}
+
+impl Setting {
+    /// The kinds of link whose verification depends on it.
+    pub fn link_kinds(&self) -> Vec<LinkKind> {
+        match self.want.link() {
+            Some(k) => vec![k],
+            None => self.switches.to_vec(),
+        }
+    }
+}
+
+impl Want {
+    /// The link a setting that names a file serves.
+    pub fn link(self) -> Option<LinkKind> {
+        match self {
+            Want::Presents { link, .. } | Want::Trusts { link, .. } => Some(link),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_has_one_name_per_component_and_every_control_plane_component_a_manifest() {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in SETTINGS {
+            assert!(seen.insert((s.component, s.name)), "{:?} {} twice", s.component, s.name);
+            assert!(s.component.manifest().is_some(), "{:?} has settings but no manifest", s.component);
+        }
+        // Every verification switch of reference §7 is there.
+        for (c, n) in [
+            (Etcd, "--client-cert-auth"),
+            (Etcd, "--peer-client-cert-auth"),
+            (ApiServer, "--kubelet-certificate-authority"),
+            (Etcd, "--auto-tls"),
+        ] {
+            assert!(c.settings().any(|s| s.name == n), "{c:?} {n}");
+        }
+    }
+}
