@@ -245,9 +245,6 @@ impl FindingKind {
                 format!("kubepki init --dir {dir}")
             }
             FindingKind::External => "none needed: the kubelet rotates that file itself".into(),
-            FindingKind::ExternallyManaged => format!(
-                "none needed; to renew what it signs: new keys and requests with kubepki csr --dir {dir}, signed by that CA, then kubepki import --dir {dir}"
-            ),
             FindingKind::Unverified
             | FindingKind::SettingUnset
             | FindingKind::SettingWrongFile
@@ -262,6 +259,9 @@ impl FindingKind {
                 }
                 None => "set the component's setting as reference §7 says".into(),
             },
+            FindingKind::ExternallyManaged => format!(
+                "none needed; to renew what it signs: new keys and requests with kubepki csr --dir {dir}, signed by that CA, then kubepki import --dir {dir}"
+            ),
             FindingKind::Mode => format!("chmod 600 {}", file()),
             FindingKind::PublicKeyMismatch => {
                 let key = shell_word(&t.dir.join("pki/sa.key").display().to_string());

@@ -141,7 +141,7 @@ pub(crate) struct RotateArgs {
     /// ca, etcd-ca, front-proxy-ca or sa; or `status`.
     ca: String,
     /// start, reissue or finish (omit with `status`).
-    phase: Option<String>,
+    phase: Option<kubepki::operations::rotate::Step>,
     #[command(flatten)]
     tree: TreeArgs,
 }
@@ -354,7 +354,7 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
     })?;
     if a.tree.dry_run {
         let tree = a.tree.tree()?;
-        let would = kubepki::operations::rotate::rotate_dry_run(&tree, &a.ca, &phase, OffsetDateTime::now_utc())?;
+        let would = kubepki::operations::rotate::rotate_dry_run(&tree, &a.ca, phase, OffsetDateTime::now_utc())?;
         let text = || {
             let mut out = format!("phase {phase} of the rotation of {}:\n", a.ca);
             out.push_str(&changes_text(&would.changes, &would.notes, false).replace("reissued ", "would reissue "));
@@ -374,6 +374,6 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
         return Ok(code);
     }
     let now = OffsetDateTime::now_utc();
-    let applied = kubepki::operations::rotate::rotate(&tree, &a.ca, &phase, now)?;
+    let applied = kubepki::operations::rotate::rotate(&tree, &a.ca, phase, now)?;
     report(&applied, a.tree.output)
 }

@@ -37,6 +37,41 @@ pub enum Phase {
     Reissue,
 }
 
+/// A phase to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Make the new CA and trust both everywhere.
+    Start,
+    /// Sign with the new CA: reissue everything it signs (cross-signed for old trust).
+    Reissue,
+    /// Drop the old CA from every bundle.
+    Finish,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Start => "start",
+            Step::Reissue => "reissue",
+            Step::Finish => "finish",
+        })
+    }
+}
+
+impl std::str::FromStr for Step {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Step, String> {
+        match s {
+            "start" => Ok(Step::Start),
+            "reissue" => Ok(Step::Reissue),
+            "finish" => Ok(Step::Finish),
+            other => Err(format!("'{other}' is not a phase: start, reissue, finish (or `kubepki rotate-ca status`)")),
+        }
+    }
+}
+
 /// What is kept between phases, in `.kubepki/rotation/<ca>/`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct State {
@@ -110,7 +145,7 @@ fn rotatable(tree: &Tree) -> Vec<String> {
     tree.catalog.entries.iter().filter(|e| e.is_ca() || e.id == SA).map(|e| e.id.to_string()).collect()
 }
 
-fn out_of_order(ca: &str, wanted: &str, state: Option<&State>) -> Error {
+fn out_of_order(ca: &str, wanted: Step, state: Option<&State>) -> Error {
     let (now, next) = match state.map(|s| s.phase) {
         None => ("no rotation of it is under way".to_string(), "start"),
         Some(Phase::Start) => ("its rotation is in phase start".to_string(), "reissue"),
@@ -221,18 +256,18 @@ fn leaves_without_chain(tree: &Tree, ca: &str) -> Result<Vec<(PathBuf, Vec<u8>, 
 /// Run one phase for `ca` (`ca`, `etcd-ca`, `front-proxy-ca` or `sa`), as one journaled batch:
 /// the phase's files, the node bundles' copies, the issuance log's lines and the phase state
 /// land together, or not at all (see [`crate::disk::store`]).
-pub fn rotate(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result<Applied> {
+pub fn rotate(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime) -> Result<Applied> {
     run_phase(tree, ca, phase, now, false)
 }
 
 /// What one phase would do, writing nothing: the certificates it would reissue (with the key
 /// of the CA that signs them before and after: the new CA has the old one's name) and, per
 /// node, the files it would change.
-pub fn rotate_dry_run(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime) -> Result<Applied> {
+pub fn rotate_dry_run(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime) -> Result<Applied> {
     run_phase(tree, ca, phase, now, true)
 }
 
-fn run_phase(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime, dry_run: bool) -> Result<Applied> {
+fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: bool) -> Result<Applied> {
     let (cert_rel, key_rel) = ca_files(tree, ca)?;
     let state = read_state(&tree.root, ca)?;
     let dir = PathBuf::from(crate::model::vocabulary::state::ROTATION).join(ca);
@@ -245,7 +280,7 @@ fn run_phase(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime, dry_run: b
     let state_file =
         |s: &State| (dir.join("state.json"), serde_json::to_vec_pretty(s).expect("serializes"), Mode::Public);
     match phase {
-        "start" => {
+        Step::Start => {
             if state.is_some() {
                 return Err(out_of_order(ca, phase, state.as_ref()));
             }
@@ -287,7 +322,7 @@ fn run_phase(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime, dry_run: b
             }
             writes.push(state_file(&State { phase: Phase::Start, started: now }));
         }
-        "reissue" => {
+        Step::Reissue => {
             let Some(s) = state.as_ref().filter(|s| s.phase == Phase::Start) else {
                 return Err(out_of_order(ca, phase, state.as_ref()));
             };
@@ -340,7 +375,7 @@ fn run_phase(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime, dry_run: b
             }
             writes.push(state_file(&State { phase: Phase::Reissue, started: s.started }));
         }
-        "finish" => {
+        Step::Finish => {
             if state.as_ref().map(|s| s.phase) != Some(Phase::Reissue) {
                 return Err(out_of_order(ca, phase, state.as_ref()));
             }
@@ -360,11 +395,6 @@ fn run_phase(tree: &Tree, ca: &str, phase: &str, now: OffsetDateTime, dry_run: b
                     removes.push(dir.join(name));
                 }
             }
-        }
-        other => {
-            return Err(Error::Invalid(format!(
-                "'{other}' is not a phase: start, reissue, finish (or `kubepki rotate-ca status`)"
-            )))
         }
     }
     let (mut batch, bundle_files_written, mut paths) = one_batch(tree, writes, records, &command)?;
