@@ -6,14 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::model::catalog::{Catalog, Entry, EntryKind, CA, SA};
-use crate::model::spec::{ClusterSpec, Node};
-use crate::model::topology::wiring::{Part, Setting, Side, Want};
+use crate::model::catalog::Catalog;
+use crate::model::spec::ClusterSpec;
+use crate::model::topology::wiring::{file_for, node_path, Setting, Want, ETC_KUBERNETES};
 use crate::model::topology::{ComponentKind, Link, Topology};
 use crate::model::vocabulary::layout;
-
-/// Where a node keeps kubeadm's tree.
-pub const ETC_KUBERNETES: &str = "/etc/kubernetes";
 
 /// A static pod manifest, read: the component and its flags.
 #[derive(Clone, Debug)]
@@ -118,8 +115,11 @@ pub fn check(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, root: &
                     _ => None,
                 },
                 want => {
-                    let Some(entry_file) = expected_file(want, &component, &links, catalog) else { continue };
-                    let expected = node_path(node, spec, &entry_file);
+                    let Some(entry_file) = file_for(want, &node.name, &component, &links, &topology.links, catalog)
+                    else {
+                        continue;
+                    };
+                    let expected = node_path(node, &entry_file);
                     match value {
                         None if setting.required => Some((Problem::Unset, expected)),
                         None => None,
@@ -133,44 +133,6 @@ pub fn check(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, root: &
         }
     }
     out
-}
-
-/// The tree-relative file a setting must name.
-fn expected_file(want: Want, component: &str, links: &[&Link], catalog: &Catalog) -> Option<PathBuf> {
-    let files = |e: &Entry, part: Part| -> Option<PathBuf> {
-        match &e.kind {
-            EntryKind::KeyPair { key, public } => Some(if part == Part::Key { key } else { public }.clone()),
-            _ => e.cert_and_key_files().map(|(c, k)| if part == Part::Key { k } else { c }.to_path_buf()),
-        }
-    };
-    match want {
-        Want::Presents { side, part, .. } => {
-            let l = links.iter().find(|l| side_is(l, side, component))?;
-            let id = if side == Side::Client { Some(&l.client_cert) } else { l.server_cert.as_ref() }?;
-            files(catalog.get(id)?, part)
-        }
-        // What a side trusts may be set on the other (the apiserver tells aggregated servers).
-        Want::Trusts { side, .. } => {
-            let l = links.iter().find(|l| side_is(l, side, component)).or(links.first())?;
-            let id = if side == Side::Client { l.client_trusts.as_ref()? } else { &l.server_trusts };
-            files(catalog.get(id)?, Part::Cert)
-        }
-        Want::ServiceAccount { part } => files(catalog.get(SA)?, part),
-        Want::SigningCa { part } => files(catalog.get(CA)?, part),
-        Want::Equals { .. } | Want::NotTrue => None,
-    }
-}
-
-fn side_is(l: &Link, side: Side, component: &str) -> bool {
-    match side {
-        Side::Client => l.client == component,
-        Side::Server => l.server == component,
-    }
-}
-
-/// A tree-relative file as the primary control plane sees it (`/etc/kubernetes/...`).
-fn node_path(_node: &Node, _spec: &ClusterSpec, file: &Path) -> String {
-    Path::new(ETC_KUBERNETES).join(file).display().to_string()
 }
 
 /// What is wrong with the file a setting names, if anything: it must be in the tree and hold

@@ -254,6 +254,9 @@ pub fn init_with_progress(
         })
         .collect::<Vec<Outcome>>();
     record(root, spec)?;
+    // The components' settings that use these files, where there are none yet.
+    let topology = crate::model::topology::Topology::build(spec, catalog);
+    crate::operations::wiring::write_missing(spec, catalog, &topology, root)?;
     // What was replaced was saved by the store, in the backup of the run under way.
     let backup = if replaced { crate::disk::backup::current_dir(root) } else { None };
     Ok(InitReport {

@@ -8,3 +8,4 @@ pub mod init;
 pub mod lifecycle;
 pub mod rollout;
 pub mod rotate;
+pub mod wiring;

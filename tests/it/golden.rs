@@ -199,9 +199,11 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn check_modes(tree: &Path, umask: u32) {
     for p in walk(tree) {
         let mode = std::fs::metadata(&p).unwrap().mode() & 0o777;
+        let manifest = p.parent().is_some_and(|d| d.ends_with("manifests"));
         let want = match p.extension().and_then(|e| e.to_str()) {
             Some("key" | "conf") => 0o600,
-            Some("crt" | "pub") => 0o644,
+            Some("yaml") if manifest => 0o600,
+            Some("crt" | "pub" | "yaml") => 0o644,
             other => panic!("unexpected file {} ({other:?})", p.display()),
         };
         assert_eq!(mode, want, "{}: mode {mode:o}", p.display());

@@ -109,3 +109,58 @@ fn kubeadm_manifests_are_wired_right_and_seeded_defects_are_each_their_own_findi
         }
     }
 }
+
+#[test]
+fn a_generated_tree_carries_its_wiring_and_verifies_clean() {
+    let env = TestEnv::new();
+    let ha = env.write(
+        "ha.yaml",
+        "nodes:\n- {name: cp1, role: control-plane, addresses: [127.0.2.1]}\n- {name: cp2, role: control-plane, addresses: [127.0.2.2]}\n- {name: w1, role: worker, addresses: [127.0.2.11]}\n",
+    );
+    let tree = env.init("tree", &["--config", ha.to_str().unwrap()]);
+    let out = env.kubepki(&["verify", "--dir", tree.to_str().unwrap(), "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:#}", json["findings"]);
+    // Each control plane's manifests name its own files, as the node sees them, with every
+    // verification on.
+    let cp2 = std::fs::read_to_string(tree.join("nodes/cp2/etc/kubernetes/manifests/kube-apiserver.yaml")).unwrap();
+    for flag in [
+        "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt",
+        "--kubelet-certificate-authority=/etc/kubernetes/pki/ca.crt",
+        "--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt",
+        "--advertise-address=127.0.2.2",
+        "--tls-min-version=VersionTLS12",
+    ] {
+        assert!(cp2.contains(flag), "cp2's apiserver lacks {flag}:\n{cp2}");
+    }
+    let etcd = std::fs::read_to_string(tree.join("manifests/etcd.yaml")).unwrap();
+    for flag in [
+        "--client-cert-auth=true",
+        "--peer-client-cert-auth=true",
+        "--initial-cluster=cp1=https://127.0.2.1:2380,cp2=https://127.0.2.2:2380",
+    ] {
+        assert!(etcd.contains(flag), "etcd lacks {flag}:\n{etcd}");
+    }
+    assert!(!etcd.contains("auto-tls"));
+    let kubelet = std::fs::read_to_string(tree.join("nodes/w1/var/lib/kubelet/config.yaml")).unwrap();
+    for line in
+        ["clientCAFile: /etc/kubernetes/pki/ca.crt", "tlsCertFile: /var/lib/kubelet/pki/kubelet.crt", "enabled: false"]
+    {
+        assert!(kubelet.contains(line), "{kubelet}");
+    }
+    let rbac: serde_json::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(tree.join("kubepki-rbac.yaml")).unwrap()).unwrap();
+    assert_eq!(rbac["items"][0]["roleRef"]["name"], "cluster-admin");
+    // A manifest that is there is never replaced: init again keeps an operator's edit, and
+    // verify says what the edit broke.
+    let path = tree.join("manifests/kube-apiserver.yaml");
+    let edited = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("    - \"--kubelet-certificate-authority=/etc/kubernetes/pki/ca.crt\"\n", "");
+    std::fs::write(&path, &edited).unwrap();
+    env.kubepki_ok(&["init", "--dir", tree.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+    let out = env.kubepki(&["verify", "--dir", tree.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--kubelet-certificate-authority is not set"));
+}

@@ -3,9 +3,17 @@
 //! file says which link and which side of it the file serves, so the catalog entry it must
 //! hold is the one the topology already says that side presents or trusts (reference §7).
 
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
 
-use super::{ComponentKind, LinkKind};
+use super::{ComponentKind, Link, LinkKind};
+use crate::model::catalog::{Catalog, Entry, EntryKind, CA, SA};
+use crate::model::spec::Node;
+use crate::model::vocabulary::layout;
+
+/// Where a node keeps kubeadm's tree.
+pub const ETC_KUBERNETES: &str = "/etc/kubernetes";
 
 /// Which side of a link a component is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -56,6 +64,20 @@ pub enum Want {
     SigningCa {
         /// Certificate or key.
         part: Part,
+    },
+    /// The file of the node's own entry of this name (a member's peer certificate, which no
+    /// link of a one-member cluster names).
+    Own {
+        /// The entry's name (`etcd-peer`).
+        name: &'static str,
+        /// Certificate or key.
+        part: Part,
+    },
+    /// The CA that signs the node's own entry of this name (what its peers' certificates are
+    /// signed by).
+    IssuerOf {
+        /// The entry's name.
+        name: &'static str,
     },
     /// A switch that verification needs: it must be set to this value.
     Equals {
@@ -256,12 +278,54 @@ pub const SETTINGS: &[Setting] = &[
         "signs legacy token secrets",
         Some("1.3.4"),
     ),
+    setting(
+        ControllerManager,
+        "--authentication-kubeconfig",
+        presents(LinkKind::ControllerManagerToApiServer, Client, Cert),
+        "checks who calls its own endpoint",
+        None,
+    ),
+    setting(
+        ControllerManager,
+        "--authorization-kubeconfig",
+        presents(LinkKind::ControllerManagerToApiServer, Client, Cert),
+        "checks what callers of its own endpoint may do",
+        None,
+    ),
+    setting(
+        ControllerManager,
+        "--client-ca-file",
+        trusts(LinkKind::ControllerManagerToApiServer, Client),
+        "the CA of client certificates at its own endpoint",
+        None,
+    ),
+    setting(
+        ControllerManager,
+        "--requestheader-client-ca-file",
+        trusts(ApiServerToAggregated, Server),
+        "the front-proxy CA, for requests the apiserver proxies to it",
+        None,
+    ),
     // kube-scheduler: client of link 3.
     setting(
         Scheduler,
         "--kubeconfig",
         presents(LinkKind::SchedulerToApiServer, Client, Cert),
         "its credential (link 3)",
+        None,
+    ),
+    setting(
+        Scheduler,
+        "--authentication-kubeconfig",
+        presents(LinkKind::SchedulerToApiServer, Client, Cert),
+        "checks who calls its own endpoint",
+        None,
+    ),
+    setting(
+        Scheduler,
+        "--authorization-kubeconfig",
+        presents(LinkKind::SchedulerToApiServer, Client, Cert),
+        "checks what callers of its own endpoint may do",
         None,
     ),
     // etcd: server of links 7 and 9, both sides of link 8.
@@ -288,15 +352,36 @@ pub const SETTINGS: &[Setting] = &[
         "without it any client is accepted (links 7, 9)",
         "2.2",
     ),
-    setting(Etcd, "--peer-cert-file", presents(EtcdPeer, Server, Cert), "its peer certificate (link 8)", Some("2.4")),
-    setting(Etcd, "--peer-key-file", presents(EtcdPeer, Server, Key), "its peer key", Some("2.4")),
-    setting(
-        Etcd,
-        "--peer-trusted-ca-file",
-        trusts(EtcdPeer, Server),
-        "the CA of its peers' certificates (link 8)",
-        None,
-    ),
+    Setting {
+        switches: ETCD_PEERS,
+        ..setting(
+            Etcd,
+            "--peer-cert-file",
+            Want::Own { name: crate::model::vocabulary::entry::ETCD_PEER, part: Cert },
+            "its peer certificate (link 8)",
+            Some("2.4"),
+        )
+    },
+    Setting {
+        switches: ETCD_PEERS,
+        ..setting(
+            Etcd,
+            "--peer-key-file",
+            Want::Own { name: crate::model::vocabulary::entry::ETCD_PEER, part: Key },
+            "its peer key",
+            Some("2.4"),
+        )
+    },
+    Setting {
+        switches: ETCD_PEERS,
+        ..setting(
+            Etcd,
+            "--peer-trusted-ca-file",
+            Want::IssuerOf { name: crate::model::vocabulary::entry::ETCD_PEER },
+            "the CA of its peers' certificates (link 8)",
+            None,
+        )
+    },
     switch(
         "--peer-client-cert-auth",
         Want::Equals { value: "true" },
@@ -344,6 +429,70 @@ impl Want {
             Want::Presents { link, .. } | Want::Trusts { link, .. } => Some(link),
             _ => None,
         }
+    }
+}
+
+/// The tree-relative file a setting of `component` must name: `links` are the links of the
+/// setting's kinds the component is on, `all` every link.
+pub fn file_for(
+    want: Want,
+    node: &str,
+    component: &str,
+    links: &[&Link],
+    all: &[Link],
+    catalog: &Catalog,
+) -> Option<PathBuf> {
+    let files = |e: &Entry, part: Part| -> Option<PathBuf> {
+        match &e.kind {
+            EntryKind::KeyPair { key, public } => Some(if part == Part::Key { key } else { public }.clone()),
+            _ => e.cert_and_key_files().map(|(c, k)| if part == Part::Key { k } else { c }.to_path_buf()),
+        }
+    };
+    match want {
+        Want::Presents { side, part, .. } => {
+            let l = links.iter().find(|l| side_is(l, side, component))?;
+            let id = if side == Side::Client { Some(&l.client_cert) } else { l.server_cert.as_ref() }?;
+            files(catalog.get(id)?, part)
+        }
+        // What a side trusts may be set on the other (the apiserver tells aggregated servers),
+        // or on a component of no such link (the controller-manager's own endpoint): a CA is
+        // the cluster's, whichever link of the kind names it.
+        Want::Trusts { side, link } => {
+            let l: &Link = links
+                .iter()
+                .find(|l| side_is(l, side, component))
+                .or(links.first())
+                .copied()
+                .or_else(|| all.iter().find(|l| l.kind == link))?;
+            let id = if side == Side::Client { l.client_trusts.as_ref()? } else { &l.server_trusts };
+            files(catalog.get(id)?, Part::Cert)
+        }
+        Want::Own { name, part } => files(catalog.get(&crate::model::catalog::EntryId::of_node(name, node))?, part),
+        Want::IssuerOf { name } => {
+            let own = catalog.get(&crate::model::catalog::EntryId::of_node(name, node))?;
+            files(catalog.get(own.issuer()?)?, Part::Cert)
+        }
+        Want::ServiceAccount { part } => files(catalog.get(SA)?, part),
+        Want::SigningCa { part } => files(catalog.get(CA)?, part),
+        Want::Equals { .. } | Want::NotTrue => None,
+    }
+}
+
+fn side_is(l: &Link, side: Side, component: &str) -> bool {
+    match side {
+        Side::Client => l.client == component,
+        Side::Server => l.server == component,
+    }
+}
+
+/// A tree-relative file as `node` sees it: a file of its bundle (`nodes/<node>/...`) at that
+/// path from `/`, anything else at its place in `/etc/kubernetes` (the top of the tree is the
+/// primary control plane's, and the node holds a copy).
+pub fn node_path(node: &Node, file: &Path) -> String {
+    let bundle = Path::new(layout::NODES).join(&node.name);
+    match file.strip_prefix(&bundle) {
+        Ok(rest) => Path::new("/").join(rest).display().to_string(),
+        Err(_) => Path::new(ETC_KUBERNETES).join(file).display().to_string(),
     }
 }
 
