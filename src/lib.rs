@@ -31,6 +31,8 @@ mod error;
 pub mod graph;
 pub mod model;
 pub mod operations;
+#[cfg(test)]
+mod props;
 pub mod report;
 pub mod x509;
 

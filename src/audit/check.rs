@@ -250,7 +250,8 @@ fn mark_externally_managed(dir: &Path, entries: &mut [CheckEntry]) {
 /// certificate in it (an unsupported key) is left alone too.
 fn skip_unreadable(path: &Path) -> bool {
     path.extension().is_some_and(|x| x == "pem")
-        && std::fs::read_to_string(path).is_ok_and(|t| !t.contains("CERTIFICATE") && t.contains("PRIVATE KEY"))
+        && crate::disk::readfile::read_text(path, crate::disk::readfile::Limit::Pem)
+            .is_ok_and(|t| !t.contains("CERTIFICATE") && t.contains("PRIVATE KEY"))
 }
 
 /// The problem of an error, without the path (the row names the file).

@@ -12,6 +12,7 @@ use ::time::OffsetDateTime;
 use serde::Serialize;
 use x509_parser::prelude::*;
 
+use crate::disk::readfile::Limit;
 use crate::error::{Error, Result};
 use crate::model::spec::{KeyAlgorithm, San};
 use crate::x509::certinfo::CertInfo;
@@ -142,6 +143,8 @@ pub struct CsrView {
     pub signature_algorithm: String,
     /// Whether the request is signed by the key it carries (proof of possession).
     pub signature_valid: bool,
+    /// Why its key is too weak to certify, if it is.
+    pub weak_key: Option<String>,
 }
 
 /// A private key: what it is and where its certificates are. Never its material.
@@ -315,7 +318,7 @@ pub enum Refs {
 /// Read and parse one file, recognised by its content; `at` is the instant validity is
 /// judged at. Private keys are described but not matched (see [`inspect`]).
 pub fn read(path: &Path, refs: &Refs, at: OffsetDateTime) -> Result<FileReport> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+    let bytes = crate::disk::readfile::read(path, Limit::Kubeconfig)?;
     let bad = |p: String| Error::bad_file(path, p);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(bad("the file is empty".into()));
@@ -497,12 +500,13 @@ fn key_view(key: &PrivateKey, tag: &str, source: String) -> KeyView {
 
 /// The one private key of a file known to hold exactly one.
 fn read_key_only(path: &Path) -> Result<PrivateKey> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+    let text = crate::disk::readfile::read_text(path, Limit::Pem)?;
     PrivateKey::from_pem(&text, path)
 }
 
 fn read_csr(der: &[u8], source: String) -> std::result::Result<CsrView, String> {
     let r = CertificateRequest::from_der(der)?;
+    let weak_key = r.weak_key();
     Ok(CsrView {
         source,
         subject: r.subject,
@@ -516,6 +520,7 @@ fn read_csr(der: &[u8], source: String) -> std::result::Result<CsrView, String> 
         key_algorithm: r.key,
         signature_algorithm: r.signature_algorithm,
         signature_valid: r.signature_ok,
+        weak_key,
     })
 }
 
@@ -647,8 +652,8 @@ impl Embedded<'_> {
             problem: None,
             certificates: vec![],
         };
-        match std::fs::read_to_string(&resolved) {
-            Err(e) => r.problem = Some(e.to_string()),
+        match crate::disk::readfile::read_text(&resolved, Limit::Pem) {
+            Err(e) => r.problem = Some(crate::disk::readfile::reason(&e)),
             Ok(text) => {
                 r.readable = true;
                 if certs {
@@ -729,7 +734,9 @@ fn collect(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) {
             if recursive && e.file_name() != BACKUP_DIR {
                 collect(&p, recursive, out);
             }
-        } else if p.is_file() && p.extension().is_some_and(|x| x == "crt" || x == "pem" || x == "conf") {
+        // Not only regular files: a device or FIFO by a certificate's name is reported
+        // (unreadable), not passed over.
+        } else if !p.is_dir() && p.extension().is_some_and(|x| x == "crt" || x == "pem" || x == "conf") {
             out.push(p);
         }
     }

@@ -467,9 +467,11 @@ impl Checker<'_> {
                 if src == dst {
                     continue;
                 }
-                let source = cache.entry(src.clone()).or_insert_with(|| std::fs::read(root.join(&src)).ok());
+                let source = cache.entry(src.clone()).or_insert_with(|| {
+                    crate::disk::readfile::read(&root.join(&src), crate::disk::readfile::Limit::Kubeconfig).ok()
+                });
                 let Some(source) = source else { continue }; // the source's own finding
-                match std::fs::read(root.join(&dst)) {
+                match crate::disk::readfile::read(&root.join(&dst), crate::disk::readfile::Limit::Kubeconfig) {
                     Ok(copy) if &copy == source => {}
                     Ok(_) => stale.push((dst, src, "differs from")),
                     Err(_) => stale.push((dst, src, "is missing; the source is")),

@@ -1,7 +1,6 @@
 //! `approve`: Kubernetes CertificateSigningRequest objects in, the same objects out (approved
 //! with a certificate, denied with the rule, or untouched), a line per request on stderr.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -30,7 +29,8 @@ pub(crate) struct ApproveArgs {
     /// Write the objects to this file instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// What to approve without asking (repeatable). Valid requests no policy covers are left pending.
+    /// What to approve without asking (repeatable). Valid requests no policy covers are left pending;
+    /// there is no policy for every valid request (one cannot be made safe).
     #[arg(long = "approve", value_enum)]
     policies: Vec<PolicyArg>,
     /// Format of the objects written (default: the input's).
@@ -45,8 +45,6 @@ enum PolicyArg {
     KubeletClient,
     /// Kubelet serving requests for a node of the cluster whose SANs are only its known name and addresses.
     KubeletServingKnownAddresses,
-    /// Every request that passes its signer's rules.
-    AllValid,
 }
 
 impl From<PolicyArg> for Policy {
@@ -54,7 +52,6 @@ impl From<PolicyArg> for Policy {
         match p {
             PolicyArg::KubeletClient => Policy::KubeletClient,
             PolicyArg::KubeletServingKnownAddresses => Policy::KubeletServingKnownAddresses,
-            PolicyArg::AllValid => Policy::AllValid,
         }
     }
 }
@@ -86,17 +83,16 @@ pub(crate) fn run(a: ApproveArgs) -> Result<ExitCode> {
         Some(path) => kubepki::disk::store::write_atomic(path, rendered.as_bytes(), Mode::Public)?,
         None => super::print(&rendered)?,
     }
-    eprint!("{}", summary(&report));
+    eprint!("{}", kubepki::report::escape_controls(&summary(&report)));
     Ok(if report.all_approved() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn read_input(file: &Path) -> Result<String> {
+    use kubepki::disk::readfile::{read_stdin, read_text, Limit};
     if file == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| Error::io("<stdin>", "read", e))?;
-        return Ok(text);
+        return read_stdin(Limit::Document);
     }
-    std::fs::read_to_string(file).map_err(|e| Error::io(file, "read", e))
+    read_text(file, Limit::Document)
 }
 
 /// JSON if it starts like JSON, else YAML.

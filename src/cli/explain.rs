@@ -1,7 +1,7 @@
 //! `explain`: TLS error texts said in plain words, and with `--dir` tied to the tree.
 
 use std::fmt::Write;
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -68,7 +68,7 @@ pub(crate) fn run(a: ExplainArgs) -> Result<ExitCode> {
 /// The text to explain and where it came from.
 fn input(a: &ExplainArgs) -> Result<(String, String)> {
     if let Some(path) = &a.file {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
+        let bytes = kubepki::disk::readfile::read(path, kubepki::disk::readfile::Limit::Document)?;
         return Ok((String::from_utf8_lossy(&bytes).into_owned(), path.display().to_string()));
     }
     let stdin = a.text.is_empty() || a.text == ["-"];
@@ -80,8 +80,7 @@ fn input(a: &ExplainArgs) -> Result<(String, String)> {
             "explain: give the error text as an argument, on stdin (`-`), or with --file LOG".into(),
         ));
     }
-    let mut bytes = Vec::new();
-    std::io::stdin().read_to_end(&mut bytes).map_err(|e| Error::io(Path::new("<stdin>"), "read", e))?;
+    let bytes = kubepki::disk::readfile::read_stdin_bytes(kubepki::disk::readfile::Limit::Document)?;
     Ok((String::from_utf8_lossy(&bytes).into_owned(), "stdin".into()))
 }
 

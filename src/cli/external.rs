@@ -147,6 +147,9 @@ fn sign_text(r: &SignReport) -> String {
         r.ca,
         kubepki::disk::issuance::log_path(&r.dir).display()
     );
+    if let Some(b) = &r.backup {
+        let _ = writeln!(out, "the certificates replaced were saved in {}", b.display());
+    }
     out
 }
 

@@ -71,7 +71,7 @@ pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
         Some(b) => b,
         None => &Silent,
     };
-    let opts = InitOptions { force: a.force, replace_ca: a.replace_ca };
+    let opts = InitOptions { force: a.force, replace_ca: a.replace_ca, command: None };
     let report = kubepki::operations::init::init_with_progress(
         &spec,
         &catalog,

@@ -119,7 +119,10 @@ fn csr(o: &mut Out, i: usize, c: &CsrView) {
     o.line(i, "SANs", list(&sans));
     o.line(i, "key usage", list(&c.key_usage.iter().map(|u| u.name().to_string()).collect::<Vec<_>>()));
     o.line(i, "ext key usage", list(&c.ext_key_usage));
-    o.line(i, "key", format_args!("{} ({} bits)", c.key_algorithm, c.key_bits));
+    match &c.weak_key {
+        Some(why) => o.line(i, "key", format_args!("{} ({} bits), WEAK: {why}", c.key_algorithm, c.key_bits)),
+        None => o.line(i, "key", format_args!("{} ({} bits)", c.key_algorithm, c.key_bits)),
+    }
     let verdict = if c.signature_valid { "valid (signed by its own key)" } else { "INVALID" };
     o.line(i, "signature", format_args!("{}, {verdict}", c.signature_algorithm));
 }

@@ -253,13 +253,14 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
     match c {
         NodeCommand::Add(a) => {
             let (_run, tree) = a.tree.begin("node add")?;
-            let new = kubepki::operations::lifecycle::NewNode {
+            let new = kubepki::model::spec::NewNode {
                 name: a.name.clone(),
                 role: a.role,
                 addresses: a.ips,
                 dns_names: a.dns,
             };
-            let spec = kubepki::operations::lifecycle::with_node(&tree.spec, &new)?;
+            // Checked as a node of a description is, before anything is written.
+            let spec = tree.spec.with_node(&new)?;
             let entries = kubepki::operations::lifecycle::node_entries(&spec, &a.name);
             if a.tree.dry_run {
                 let text =
@@ -268,13 +269,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let catalog = kubepki::model::catalog::Catalog::build(&spec);
-            let report = kubepki::operations::init::init(
-                &spec,
-                &catalog,
-                &tree.root,
-                &kubepki::operations::init::InitOptions::default(),
-                now,
-            )?;
+            let opts = kubepki::operations::init::InitOptions { command: Some("node add"), ..Default::default() };
+            let report = kubepki::operations::init::init(&spec, &catalog, &tree.root, &opts, now)?;
             kubepki::model::infer::record(&tree.root, &spec)?;
             let after = if tree.inferred { Tree::load(&tree.root, None)? } else { Tree::load(&tree.root, Some(spec))? };
             let verify = after.verify(now);

@@ -199,7 +199,8 @@ pub(crate) fn done_by_recovery(run: Option<&kubepki::disk::run::Run>) -> Result<
 /// Print a report as a table (text) or JSON.
 pub(crate) fn emit(format: Format, text: impl FnOnce() -> String, value: &impl serde::Serialize) -> Result<()> {
     match format {
-        Format::Table => print(&text()),
+        // A table quotes what files say (a certificate's CN): shown, never obeyed.
+        Format::Table => print(&kubepki::report::escape_controls(&text())),
         Format::Json => print(&json(value)?),
     }
 }
@@ -213,4 +214,14 @@ pub(crate) fn json(value: &impl serde::Serialize) -> Result<String> {
 pub(crate) fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| Error::io(Path::new("<stdout>"), "write", e))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tables_show_control_characters_escaped() {
+        let cn = "kube-api\u{7f}server\u{1b}[2J\u{9b}31m";
+        let shown = kubepki::report::escape_controls(&format!("subject  CN={cn}\nnext line\ttab\n"));
+        assert_eq!(shown, "subject  CN=kube-api\\u{7f}server\\u{1b}[2J\\u{9b}31m\nnext line\\ttab\n");
+    }
 }

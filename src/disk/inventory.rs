@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::disk::readfile::Limit;
 use crate::model::catalog::{Catalog, Entry, EntryId, EntryKind, Leaf, Store};
 use crate::x509::certinfo::CertInfo;
 use crate::x509::issue::PrivateKey;
@@ -103,15 +104,16 @@ impl Inventory {
 
 fn read(root: &Path, rel: &Path) -> Result<(String, u32), Problem> {
     let path = root.join(rel);
-    match std::fs::read(&path) {
+    let limit = if rel.extension().is_some_and(|x| x == "conf") { Limit::Kubeconfig } else { Limit::Pem };
+    match crate::disk::readfile::read(&path, limit) {
         Ok(bytes) => {
             let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
             String::from_utf8(bytes)
                 .map(|t| (t, mode))
                 .map_err(|_| Problem::Unreadable(rel.into(), "not text (PEM expected)".into()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Problem::Missing(rel.into())),
-        Err(e) => Err(Problem::Unreadable(rel.into(), e.to_string())),
+        Err(e) if crate::disk::readfile::is_missing(&e) => Err(Problem::Missing(rel.into())),
+        Err(e) => Err(Problem::Unreadable(rel.into(), crate::disk::readfile::reason(&e))),
     }
 }
 

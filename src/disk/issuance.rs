@@ -2,9 +2,6 @@
 //! `<tree>/.kubepki/issued.jsonl`, so an operator can see what was issued, when, and by which
 //! command. Appends are synced; the log holds no secrets.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -92,7 +89,6 @@ pub fn append(root: &Path, records: &[IssuanceRecord]) -> Result<()> {
         return Ok(());
     }
     let path = log_path(root);
-    crate::disk::store::make_dirs(path.parent().expect("has a parent"))?;
     let mut text = String::new();
     for r in records {
         text.push_str(
@@ -100,22 +96,30 @@ pub fn append(root: &Path, records: &[IssuanceRecord]) -> Result<()> {
         );
         text.push('\n');
     }
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o644)
-        .open(&path)
-        .map_err(|e| Error::io(&path, "open for append", e))?;
-    f.write_all(text.as_bytes()).and_then(|_| f.sync_data()).map_err(|e| Error::io(&path, "append", e))
+    crate::disk::store::append_synced(&path, text.as_bytes())
+}
+
+/// Refuse, before anything is written, a log that cannot be appended to as a file of the tree
+/// (a symbolic link, a directory).
+pub fn check_appendable(root: &Path) -> Result<()> {
+    let path = log_path(root);
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::bad_file(
+            &path,
+            "a symbolic link: kubepki appends to its logs only as files of the tree (nothing was written)",
+        )),
+        Ok(m) if !m.is_file() => Err(Error::bad_file(&path, "not a regular file (nothing was written)")),
+        _ => Ok(()),
+    }
 }
 
 /// Read the whole log (an absent log is empty).
 pub fn read(root: &Path) -> Result<Vec<IssuanceRecord>> {
     let path = log_path(root);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match crate::disk::readfile::read_text(&path, crate::disk::readfile::Limit::Document) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(Error::io(&path, "read", e)),
+        Err(e) if crate::disk::readfile::is_missing(&e) => return Ok(vec![]),
+        Err(e) => return Err(e),
     };
     text.lines()
         .enumerate()

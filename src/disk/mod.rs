@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod inventory;
 pub mod issuance;
+pub mod readfile;
 pub mod run;
 pub mod store;
 pub mod tree;

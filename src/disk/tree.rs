@@ -1,16 +1,37 @@
 //! Operations on a whole tree shared by the lifecycle commands: refreshing the node bundles'
-//! copies from their sources, and loading a CA to sign with.
+//! copies from their sources, loading a CA to sign with, and refusing a tree whose own
+//! directories are symbolic links.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
+use crate::disk::readfile::{is_missing, read, read_text, Limit};
 use crate::disk::store::Mode;
 use crate::error::{Error, Result};
 use crate::model::catalog::{Catalog, EntryKind};
 use crate::model::spec::{ClusterSpec, Node};
 use crate::x509::issue::{Ca, PrivateKey};
+
+/// The directories of a tree that hold keys or kubepki's state.
+const OWN_DIRS: [&str; 5] = ["pki", "pki/etcd", "nodes", ".kubepki", ".kubepki-backup"];
+
+/// Refuse a tree whose key directories are symbolic links: kubepki would write CA keys
+/// wherever they point, outside the tree. (The tree's root itself may be a link.)
+pub fn refuse_linked_dirs(root: &Path) -> Result<()> {
+    for dir in OWN_DIRS {
+        let path = root.join(dir);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            let to = std::fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
+            return Err(Error::bad_file(
+                &path,
+                format!("a symbolic link (to {to}): kubepki writes keys only inside the tree; make it a directory (nothing was written)"),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// The copies in the bundles of `nodes` that differ from their sources, the sources being
 /// `fresh` (relative path → the bytes about to be written) where they are about to change,
@@ -37,16 +58,16 @@ pub fn bundle_copies(
                 None => {
                     if !cache.contains_key(&src) {
                         let path = root.join(&src);
-                        match std::fs::read(&path) {
+                        match read(&path, Limit::Kubeconfig) {
                             Ok(bytes) => cache.insert(src.clone(), bytes),
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                            Err(e) => return Err(Error::io(&path, "read", e)),
+                            Err(e) if is_missing(&e) => continue,
+                            Err(e) => return Err(e),
                         };
                     }
                     &cache[&src]
                 }
             };
-            match std::fs::read(root.join(&dst)) {
+            match read(&root.join(&dst), Limit::Kubeconfig) {
                 Ok(old) if &old == bytes => continue,
                 Err(_) if !create => continue,
                 _ => {}
@@ -65,11 +86,10 @@ pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) ->
         return Err(Error::Invalid(format!("{id} is not a CA")));
     };
     let (cert_path, key_path) = (root.join(cert), root.join(key));
-    let cert_pem =
-        std::fs::read_to_string(&cert_path).map_err(|e| Error::io(&cert_path, "read the CA certificate", e))?;
-    let key_pem = match std::fs::read_to_string(&key_path) {
+    let cert_pem = read_text(&cert_path, Limit::Pem)?;
+    let key_pem = match read_text(&key_path, Limit::Pem) {
         Ok(k) => k,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && cert_path.is_file() => {
+        Err(e) if is_missing(&e) && cert_path.is_file() => {
             let dir = root.display();
             return Err(Error::bad_file(
                 key_path,
@@ -80,11 +100,14 @@ pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) ->
                 ),
             ));
         }
-        Err(e) => return Err(Error::io(
-            &key_path,
-            "read the CA key (signing needs it: restore it, or with an outside CA sign there and run kubepki import)",
-            e,
-        )),
+        Err(Error::Io { path, source, .. }) => {
+            return Err(Error::Io {
+                path,
+                action: "read the CA key (signing needs it: restore it, or with an outside CA sign there and run kubepki import)",
+                source,
+            })
+        }
+        Err(e) => return Err(e),
     };
     let ca = Ca::load(id, &cert_pem, &cert_path, PrivateKey::from_pem(&key_pem, &key_path)?)?;
     if ca.info.not_after < now {

@@ -145,7 +145,7 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
 }
 
 fn cert(path: &Path) -> Option<CertInfo> {
-    CertInfo::from_pem(&std::fs::read_to_string(path).ok()?, path).ok()
+    CertInfo::from_pem(&crate::disk::readfile::read_text(path, crate::disk::readfile::Limit::Pem).ok()?, path).ok()
 }
 
 fn ips(c: &CertInfo) -> impl Iterator<Item = IpAddr> + '_ {
@@ -201,7 +201,11 @@ fn node_dirs(root: &Path) -> Vec<(String, PathBuf)> {
 
 /// `--service-cluster-ip-range` from kubeadm's static pod manifest, when the tree has it.
 fn manifest_subnet(root: &Path) -> Option<Cidr> {
-    let text = std::fs::read_to_string(root.join(layout::MANIFESTS).join("kube-apiserver.yaml")).ok()?;
+    let text = crate::disk::readfile::read_text(
+        &root.join(layout::MANIFESTS).join("kube-apiserver.yaml"),
+        crate::disk::readfile::Limit::Kubeconfig,
+    )
+    .ok()?;
     let value = text.lines().find_map(|l| l.trim().strip_prefix("- --service-cluster-ip-range="))?;
     Cidr::parse(value.split(',').next()?).ok()
 }

@@ -401,7 +401,7 @@ impl ClusterSpec {
     /// Read a description file: kubepki's own format, or kubeadm's configuration
     /// (recognised by `apiVersion: kubeadm.k8s.io/...`).
     pub fn load(path: &Path) -> Result<ClusterSpec> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+        let text = crate::disk::readfile::read_text(path, crate::disk::readfile::Limit::Document)?;
         ClusterSpec::from_yaml(&text, path)
     }
 
@@ -489,6 +489,41 @@ impl ClusterSpec {
     pub fn local_endpoint(&self, node: &Node) -> Endpoint {
         Endpoint { host: San::Ip(node.address()), port: self.api_server_port }
     }
+
+    /// The cluster with one more node (`node add`), checked exactly as a node of a description
+    /// is (name, addresses, DNS names, duplicates, the number of nodes); errors name the
+    /// command line's arguments (`node add: --ip: ...`).
+    pub fn with_node(&self, n: &NewNode) -> Result<ClusterSpec> {
+        let r = Resolver { file: Path::new("node add") };
+        let mut seen = Seen::default();
+        for node in &self.nodes {
+            seen.push(node.clone());
+        }
+        let file = NodeFile {
+            name: n.name.clone(),
+            role: n.role,
+            addresses: n.addresses.clone(),
+            dns_names: n.dns_names.clone(),
+        };
+        check_node(&r, &mut seen, NodeFields::CommandLine, file)?;
+        let mut out = self.clone();
+        out.nodes = seen.nodes;
+        out.nodes.sort_by_key(|x| x.role != Role::ControlPlane); // stable: control planes first
+        Ok(out)
+    }
+}
+
+/// A node to add to a cluster, as given on the command line.
+#[derive(Clone, Debug)]
+pub struct NewNode {
+    /// Its name.
+    pub name: String,
+    /// Control plane or worker.
+    pub role: Role,
+    /// Its addresses (at least one).
+    pub addresses: Vec<String>,
+    /// Extra DNS names.
+    pub dns_names: Vec<String>,
 }
 
 /// The kubepki description file as typed. Every field is optional; see [`ClusterSpec`].
@@ -662,7 +697,15 @@ fn parse_subnets(r: &Resolver, text: Option<&str>) -> Result<Vec<Cidr>> {
     let mut out = Vec::new();
     for part in text.split(',') {
         let cidr = Cidr::parse(part).map_err(|p| r.err("serviceSubnet", p))?;
-        cidr.first_host().map_err(|p| r.err("serviceSubnet", p))?;
+        let first = cidr.first_host().map_err(|p| r.err("serviceSubnet", p))?;
+        if cidr.addr.is_multicast() || first.is_multicast() {
+            return Err(r.err("serviceSubnet", format!("{cidr} is not a unicast range for services")));
+        }
+        if let IpAddr::V6(v6) = first {
+            if v6.to_ipv4_mapped().is_some() {
+                return Err(r.err("serviceSubnet", format!("{cidr} is IPv4 written as IPv6: write it as IPv4")));
+            }
+        }
         out.push(cidr);
     }
     if out.len() > 2 || (out.len() == 2 && out[0].addr.is_ipv4() == out[1].addr.is_ipv4()) {
@@ -728,20 +771,70 @@ impl Seen {
     }
 }
 
+/// Where a node's fields come from, to name them in errors.
+#[derive(Clone, Copy)]
+enum NodeFields {
+    /// `nodes[i]` of a description.
+    Description(usize),
+    /// `node add NAME --ip ... --dns ...`.
+    CommandLine,
+}
+
+impl NodeFields {
+    fn node(self) -> String {
+        match self {
+            NodeFields::Description(i) => format!("nodes[{i}]"),
+            NodeFields::CommandLine => "NAME".into(),
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            NodeFields::Description(i) => format!("nodes[{i}].name"),
+            NodeFields::CommandLine => "NAME".into(),
+        }
+    }
+
+    fn addresses(self) -> String {
+        match self {
+            NodeFields::Description(i) => format!("nodes[{i}].addresses"),
+            NodeFields::CommandLine => "--ip".into(),
+        }
+    }
+
+    fn address(self, j: usize) -> String {
+        match self {
+            NodeFields::Description(i) => format!("nodes[{i}].addresses[{j}]"),
+            NodeFields::CommandLine => "--ip".into(),
+        }
+    }
+
+    fn dns_name(self, j: usize) -> String {
+        match self {
+            NodeFields::Description(i) => format!("nodes[{i}].dnsNames[{j}]"),
+            NodeFields::CommandLine => "--dns".into(),
+        }
+    }
+}
+
 fn explicit_node(r: &Resolver, seen: &mut Seen, i: usize, n: NodeFile) -> Result<()> {
-    let field = |f: &str| format!("nodes[{i}].{f}");
+    check_node(r, seen, NodeFields::Description(i), n)
+}
+
+/// The one check of a node given by name (a description's `nodes`, or `node add`).
+fn check_node(r: &Resolver, seen: &mut Seen, fields: NodeFields, n: NodeFile) -> Result<()> {
     if !is_dns1123_subdomain(&n.name) {
-        return Err(r.err(field("name"), format!("'{}' is not a valid node name ({NODE_NAME_RULE})", n.name)));
+        return Err(r.err(fields.name(), format!("'{}' is not a valid node name ({NODE_NAME_RULE})", n.name)));
     }
     if seen.names.contains(&n.name) {
-        return Err(r.err(field("name"), format!("duplicate node name '{}'", n.name)));
+        return Err(r.err(fields.name(), format!("duplicate node name '{}'", n.name)));
     }
     if n.addresses.is_empty() {
-        return Err(r.err(field("addresses"), "a node needs at least one IP address"));
+        return Err(r.err(fields.addresses(), "a node needs at least one IP address"));
     }
     let mut ips = Vec::new();
     for (j, a) in n.addresses.iter().enumerate() {
-        let field = format!("nodes[{i}].addresses[{j}]");
+        let field = fields.address(j);
         let ip: IpAddr = a.trim().parse().map_err(|_| r.err(&field, format!("'{a}' is not an IP address")))?;
         check_address(ip).map_err(|p| r.err(&field, p))?;
         if let Some(owner) = seen.address_owner(&ip).or_else(|| ips.contains(&ip).then_some(n.name.as_str())) {
@@ -751,13 +844,22 @@ fn explicit_node(r: &Resolver, seen: &mut Seen, i: usize, n: NodeFile) -> Result
     }
     let mut dns = Vec::new();
     for (j, d) in n.dns_names.iter().enumerate() {
-        if !is_san_dns_name(d) {
-            return Err(r.err(format!("nodes[{i}].dnsNames[{j}]"), format!("'{d}' is not a valid DNS name")));
-        }
+        check_node_dns_name(d).map_err(|p| r.err(fields.dns_name(j), p))?;
         dns.push(d.to_ascii_lowercase());
     }
-    check_total(r, seen, &format!("nodes[{i}]"))?;
+    check_total(r, seen, &fields.node())?;
     seen.push(Node { name: n.name, role: n.role, addresses: ips, dns_names: dns });
+    Ok(())
+}
+
+/// A node's own DNS name: a valid name, and not a wildcard (a kubelet answers for itself only).
+fn check_node_dns_name(d: &str) -> std::result::Result<(), String> {
+    if d.contains('*') {
+        return Err(format!("'{d}' is a wildcard: a node's DNS names are its own, one by one"));
+    }
+    if !is_san_dns_name(d) {
+        return Err(format!("'{d}' is not a valid DNS name"));
+    }
     Ok(())
 }
 
@@ -826,11 +928,8 @@ fn node_pool(r: &Resolver, seen: &mut Seen, i: usize, pool: pools::NodePoolFile)
         let mut dns_names = Vec::with_capacity(dns_patterns.len());
         for (j, p) in dns_patterns.iter().enumerate() {
             let d = p.render(index, &name).to_ascii_lowercase();
-            if !is_san_dns_name(&d) {
-                return Err(
-                    r.err(field(&format!("dnsNames[{j}]")), format!("'{d}' (for '{name}') is not a valid DNS name"))
-                );
-            }
+            check_node_dns_name(&d)
+                .map_err(|p| r.err(field(&format!("dnsNames[{j}]")), format!("{p} (for '{name}')")))?;
             dns_names.push(d);
         }
         seen.push(Node { name, role: pool.role, addresses, dns_names });
@@ -840,11 +939,23 @@ fn node_pool(r: &Resolver, seen: &mut Seen, i: usize, pool: pools::NodePoolFile)
 
 const NODE_NAME_RULE: &str = "lowercase RFC 1123: a-z, 0-9, '-', '.'";
 
+/// An address a node can have: one host, written one way. Not the unspecified address
+/// (`0.0.0.0`, `::`: every host), multicast, or the broadcast address; not an IPv4 address
+/// written as IPv6 (`::ffff:10.0.0.1` is 10.0.0.1, which would then be two nodes' address).
 fn check_address(ip: IpAddr) -> std::result::Result<(), String> {
-    if ip.is_unspecified() || ip.is_multicast() {
-        return Err(format!("{ip} cannot be a node address"));
-    }
-    Ok(())
+    let why = match ip {
+        _ if ip.is_unspecified() => "the unspecified address (every host)",
+        _ if ip.is_multicast() => "a multicast address",
+        IpAddr::V4(v4) if v4.is_broadcast() => "the broadcast address",
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+            return Err(format!(
+                "{ip} is an IPv4 address written as IPv6: write {}",
+                v6.to_ipv4_mapped().expect("mapped")
+            ))
+        }
+        _ => return Ok(()),
+    };
+    Err(format!("{ip} is {why}: it cannot be a node address"))
 }
 
 fn check_total(r: &Resolver, seen: &Seen, field: &str) -> Result<()> {
@@ -858,10 +969,15 @@ fn check_total(r: &Resolver, seen: &Seen, field: &str) -> Result<()> {
 pub mod duration_text {
     use serde::Serializer;
 
-    /// Parse `365d`, `8760h`, `8760h0m0s`, `90m`, `1d12h`.
+    /// The longest validity kubepki accepts: 100 years. A certificate cannot outlive
+    /// 9999-12-31 (RFC 5280), and no cluster needs a CA for longer than its people.
+    pub const MAX: time::Duration = time::Duration::days(36_500);
+
+    /// Parse `365d`, `8760h`, `8760h0m0s`, `90m`, `1d12h`: at least an hour, at most [`MAX`].
     pub fn parse(text: &str) -> Result<time::Duration, String> {
         let bad = || format!("'{text}' is not a duration (like 365d, 8760h or 8760h0m0s)");
-        let mut total = time::Duration::ZERO;
+        let too_long = || format!("'{text}' is longer than {} days (100 years)", MAX.whole_days());
+        let mut total: i64 = 0;
         let mut number = String::new();
         let mut seen = false;
         for c in text.trim().chars() {
@@ -869,22 +985,30 @@ pub mod duration_text {
                 number.push(c);
                 continue;
             }
-            let n: i64 = number.parse().map_err(|_| bad())?;
-            number.clear();
-            total += match c {
-                'd' => time::Duration::days(n),
-                'h' => time::Duration::hours(n),
-                'm' => time::Duration::minutes(n),
-                's' => time::Duration::seconds(n),
+            let unit: i64 = match c {
+                'd' => 86_400,
+                'h' => 3_600,
+                'm' => 60,
+                's' => 1,
                 _ => return Err(bad()),
             };
+            if number.is_empty() {
+                return Err(bad());
+            }
+            let n: i64 = number.parse().map_err(|_| too_long())?;
+            number.clear();
+            total = n.checked_mul(unit).and_then(|s| total.checked_add(s)).ok_or_else(too_long)?;
             seen = true;
         }
         if !number.is_empty() || !seen {
             return Err(bad());
         }
+        let total = time::Duration::seconds(total);
         if total < time::Duration::hours(1) {
             return Err(format!("'{text}' is shorter than one hour"));
+        }
+        if total > MAX {
+            return Err(too_long());
         }
         Ok(total)
     }

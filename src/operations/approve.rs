@@ -5,6 +5,14 @@
 //!
 //! Requests that pass their signer's rules but no policy covers are left pending: untouched,
 //! and reported. The cluster CA of the tree signs, as kube-controller-manager does.
+//!
+//! What is signed is what a careful admin would sign, and nothing else: a policy approves a
+//! kubelet's own client certificate, or a kubelet's serving certificate naming only that
+//! node's own names and addresses, requested by that node. Never `legacy-unknown`, never a
+//! control-plane identity or a group with cluster-wide power, never a serving certificate that
+//! names the apiserver, the `kubernetes` service or another node: those are denied, as is a
+//! request whose fields are missing or malformed (the condition names the field). There is no
+//! policy that approves every valid request: one cannot be made safe.
 
 use std::path::Path;
 
@@ -34,8 +42,6 @@ pub enum Policy {
     /// Kubelet serving requests for a node of the cluster, made by that node, whose SANs are only
     /// that node's name and addresses as the catalog knows them.
     KubeletServingKnownAddresses,
-    /// Every request that passes its signer's rules.
-    AllValid,
 }
 
 impl Policy {
@@ -44,7 +50,6 @@ impl Policy {
         match self {
             Policy::KubeletClient => "kubelet-client",
             Policy::KubeletServingKnownAddresses => "kubelet-serving-known-addresses",
-            Policy::AllValid => "all-valid",
         }
     }
 }
@@ -61,7 +66,7 @@ pub fn covered_by(
     }
     let mut why = Vec::new();
     for p in policies {
-        match covers(*p, grant, f, catalog) {
+        match covers(*p, grant, catalog) {
             Ok(()) => return Ok(*p),
             Err(Some(w)) => why.push(format!("{}: {w}", p.name())),
             Err(None) => {}
@@ -74,28 +79,17 @@ pub fn covered_by(
     Err(why.join("; "))
 }
 
-/// `Err(None)`: the policy is not about this signer.
-fn covers(p: Policy, g: &Grant, f: &RequestFields, catalog: &Catalog) -> std::result::Result<(), Option<String>> {
+/// `Err(None)`: the policy is not about this signer. Who made the request was checked with the
+/// signer's rules (the node itself, or a bootstrapper for a client certificate).
+fn covers(p: Policy, g: &Grant, catalog: &Catalog) -> std::result::Result<(), Option<String>> {
     let node = || {
         let name = g.csr.cn.strip_prefix(NODE_PREFIX).unwrap_or_default();
-        catalog
-            .get(&crate::model::catalog::EntryId::of_node(crate::model::vocabulary::entry::KUBELET_SERVING, name))
-            .and_then(|e| e.cert())
-            .map(|p| (name, p.sans.clone()))
+        own_sans(catalog, name)
+            .map(|sans| (name, sans))
             .ok_or_else(|| Some(format!("{name} is not a node of the cluster")))
     };
-    let by_itself = |bootstrap: bool| match &f.username {
-        None => Ok(()),
-        Some(u) if *u == g.csr.cn => Ok(()),
-        Some(_) if bootstrap && f.groups.iter().any(|g| g == "system:bootstrappers") => Ok(()),
-        Some(u) => Err(Some(format!("requested by '{u}', not by the node itself"))),
-    };
     match p {
-        Policy::AllValid => Ok(()),
-        Policy::KubeletClient if g.signer == Signer::KubeletClient => {
-            node()?;
-            by_itself(true)
-        }
+        Policy::KubeletClient if g.signer == Signer::KubeletClient => node().map(|_| ()),
         Policy::KubeletServingKnownAddresses if g.signer == Signer::KubeletServing => {
             let (name, known) = node()?;
             let unknown: Vec<String> =
@@ -107,10 +101,49 @@ fn covers(p: Policy, g: &Grant, f: &RequestFields, catalog: &Catalog) -> std::re
                     known.iter().map(San::to_string).collect::<Vec<_>>().join(", ")
                 )));
             }
-            by_itself(false)
+            Ok(())
         }
         _ => Err(None),
     }
+}
+
+/// The SANs of a node's kubelet serving certificate in the catalog: its name, its addresses and
+/// its DNS names. `None`: not a node of the cluster.
+fn own_sans<'c>(catalog: &'c Catalog, node: &str) -> Option<&'c [San]> {
+    catalog.get(&serving_id(node)).and_then(|e| e.cert()).map(|p| p.sans.as_slice())
+}
+
+fn serving_id(node: &str) -> crate::model::catalog::EntryId {
+    crate::model::catalog::EntryId::of_node(crate::model::vocabulary::entry::KUBELET_SERVING, node)
+}
+
+/// A serving request that names what is not its node's: the apiserver's names (`kubernetes`,
+/// `kubernetes.default.svc`, the service IP, the endpoint), etcd's, another node's. A
+/// certificate with them lets a node impersonate the apiserver to kubectl and every pod.
+fn others_names(g: &Grant, catalog: &Catalog) -> Option<Denial> {
+    if g.signer != Signer::KubeletServing {
+        return None;
+    }
+    let node = g.csr.cn.strip_prefix(NODE_PREFIX).unwrap_or_default();
+    let own = own_sans(catalog, node).unwrap_or_default();
+    let own_id = serving_id(node);
+    let mut taken: Vec<(&San, &str)> = Vec::new();
+    for e in catalog.entries.iter().filter(|e| e.id != own_id) {
+        let Some(p) = e.cert() else { continue };
+        for san in g.csr.sans.iter().filter(|s| !own.contains(s) && p.sans.contains(s)) {
+            if !taken.iter().any(|(s, _)| *s == san) {
+                taken.push((san, e.id.as_str()));
+            }
+        }
+    }
+    if taken.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = taken.iter().map(|(s, id)| format!("{s} (of {id})")).collect();
+    Some(signers::deny(
+        "ServingSANsOfOthers",
+        format!("kubernetes.io/kubelet-serving: {node} may name only itself; the request names {}", list.join(", ")),
+    ))
 }
 
 /// What became of one request.
@@ -189,23 +222,13 @@ pub fn approve(
     for (i, obj) in objects.iter().enumerate() {
         let name =
             obj.pointer("/metadata/name").and_then(Value::as_str).map_or_else(|| format!("items[{i}]"), str::to_string);
-        let f = fields(obj);
-        let (user, verdict) = match decided(obj) {
-            Some(why) => (requested_user(&f), Some(Verdict::Decided { why })),
-            None => match evaluate(&f, spec.validity.leaf) {
-                Err(d) => (requested_user(&f), Some(Verdict::Denied(d))),
-                Ok(g) => {
-                    let user = g.csr.cn.clone();
-                    match (&g.unsupported, covered_by(policies, &g, &f, catalog)) {
-                        (Some(why), _) => (user, Some(Verdict::Pending { why: why.clone() })),
-                        (None, Err(why)) => (user, Some(Verdict::Pending { why })),
-                        (None, Ok(policy)) => {
-                            to_sign.push((i, policy, g));
-                            (user, None)
-                        }
-                    }
-                }
-            },
+        let (f, user, decision) = decide(obj, spec, catalog, policies);
+        let verdict = match decision {
+            Decision::Now(v) => Some(v),
+            Decision::Sign(policy, g) => {
+                to_sign.push((i, policy, *g));
+                None
+            }
         };
         outcomes.push((name, f, user, verdict));
     }
@@ -233,6 +256,47 @@ pub fn approve(
     Ok(ApproveReport { requests })
 }
 
+/// What to do with one request: a verdict now, or sign it under a policy.
+enum Decision {
+    Now(Verdict),
+    Sign(Policy, Box<Grant>),
+}
+
+/// One request decided: its fields, the user it asks to be, and the decision. In order: already
+/// decided, malformed, the signer's rules, names that are not the node's, then the policies.
+fn decide(
+    obj: &Value,
+    spec: &ClusterSpec,
+    catalog: &Catalog,
+    policies: &[Policy],
+) -> (RequestFields, String, Decision) {
+    let (f, malformed) = match fields(obj) {
+        Ok(f) => (f, None),
+        Err(d) => (RequestFields { signer_name: text_at(obj, "/spec/signerName"), ..Default::default() }, Some(d)),
+    };
+    if let Some(why) = decided(obj) {
+        let user = requested_user(&f);
+        return (f, user, Decision::Now(Verdict::Decided { why }));
+    }
+    let g = match malformed.map_or_else(|| evaluate(&f, spec.validity.leaf), Err) {
+        Ok(g) => g,
+        Err(d) => {
+            let user = requested_user(&f);
+            return (f, user, Decision::Now(Verdict::Denied(d)));
+        }
+    };
+    let user = g.csr.cn.clone();
+    if let Some(d) = others_names(&g, catalog) {
+        return (f, user, Decision::Now(Verdict::Denied(d)));
+    }
+    let decision = match (&g.unsupported, covered_by(policies, &g, &f, catalog)) {
+        (Some(why), _) => Decision::Now(Verdict::Pending { why: why.clone() }),
+        (None, Err(why)) => Decision::Now(Verdict::Pending { why }),
+        (None, Ok(policy)) => Decision::Sign(policy, Box::new(g)),
+    };
+    (f, user, decision)
+}
+
 /// The CN a request asks for, if it can be read at all (for reports only: nothing is trusted).
 fn requested_user(f: &RequestFields) -> String {
     B64.decode(f.request.trim())
@@ -253,6 +317,7 @@ fn sign_all(
     if grants.is_empty() {
         return Ok(vec![]);
     }
+    crate::disk::issuance::check_appendable(root)?;
     let ca = crate::disk::tree::load_ca(catalog, root, CA, now)?;
     let mut out = Vec::with_capacity(grants.len());
     for (_, _, g) in grants {
@@ -313,23 +378,64 @@ fn check_object(obj: &Value, kind_optional: bool) -> std::result::Result<(), Str
     }
 }
 
-fn fields(obj: &Value) -> RequestFields {
-    let spec = obj.get("spec");
-    let text = |k: &str| spec.and_then(|s| s.get(k)).and_then(Value::as_str).map(str::to_string);
-    let texts = |k: &str| -> Vec<String> {
-        spec.and_then(|s| s.get(k))
-            .and_then(Value::as_array)
-            .map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect())
-            .unwrap_or_default()
+/// The fields of `spec`, each checked to have its type: a field missing where it is required,
+/// or of another type (`expirationSeconds: "1"`), is a denial naming it.
+fn fields(obj: &Value) -> std::result::Result<RequestFields, Denial> {
+    let malformed = |field: &str, problem: String| signers::deny("MalformedField", format!("spec.{field}: {problem}"));
+    let spec = match obj.get("spec") {
+        Some(Value::Object(m)) => m,
+        Some(v) => return Err(signers::deny("MalformedField", format!("spec: {}, not an object", type_of(v)))),
+        None => return Err(signers::deny("MalformedField", "spec: required")),
     };
-    RequestFields {
-        signer_name: text("signerName").unwrap_or_default(),
-        request: text("request").unwrap_or_default(),
-        usages: texts("usages"),
-        expiration_seconds: spec.and_then(|s| s.get("expirationSeconds")).and_then(Value::as_i64),
-        username: text("username"),
-        groups: texts("groups"),
+    let text = |k: &str| match spec.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(malformed(k, format!("{}, not a string", type_of(v)))),
+    };
+    let required = |k: &str| text(k)?.ok_or_else(|| malformed(k, "required".into()));
+    let texts = |k: &str| match spec.get(k) {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(a)) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| malformed(&format!("{k}[{i}]"), format!("{}, not a string", type_of(v))))
+            })
+            .collect(),
+        Some(v) => Err(malformed(k, format!("{}, not a list", type_of(v)))),
+    };
+    let expiration_seconds = match spec.get("expirationSeconds") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_i64().filter(|s| i32::try_from(*s).is_ok()).ok_or_else(|| {
+            malformed("expirationSeconds", format!("{}, not a whole number of seconds (int32)", type_of(v)))
+        })?),
+    };
+    Ok(RequestFields {
+        signer_name: required("signerName")?,
+        request: required("request")?,
+        usages: texts("usages")?,
+        expiration_seconds,
+        username: text("username")?,
+        groups: texts("groups")?,
+    })
+}
+
+/// A value's JSON type, with a short quote of a scalar.
+fn type_of(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("a boolean ({b})"),
+        Value::Number(n) => format!("a number ({n})"),
+        Value::String(s) => format!("a string ({s:?})"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
     }
+}
+
+fn text_at(obj: &Value, pointer: &str) -> String {
+    obj.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 /// Why a request is already decided, if it is.
@@ -418,17 +524,24 @@ mod tests {
         B64.encode(params.serialize_request(&key).unwrap().pem().unwrap())
     }
 
+    /// A request's fields as the node (or user) it names would make it.
     fn fields(signer: &str, request: String, usages: &[&str]) -> RequestFields {
-        RequestFields {
+        let mut f = RequestFields {
             signer_name: format!("kubernetes.io/{signer}"),
             request,
             usages: usages.iter().map(|u| u.to_string()).collect(),
             ..RequestFields::default()
-        }
+        };
+        f.username = Some(Some(requested_user(&f)).filter(|u| !u.is_empty()).unwrap_or_else(|| "someone".into()));
+        f
     }
 
     fn kubelet_client(request: String) -> RequestFields {
-        fields("kube-apiserver-client-kubelet", request, &[DS, KE, CLIENT])
+        kubelet_client_with(request, &[DS, KE, CLIENT])
+    }
+
+    fn kubelet_client_with(request: String, usages: &[&str]) -> RequestFields {
+        fields("kube-apiserver-client-kubelet", request, usages)
     }
 
     fn denied(f: &RequestFields) -> &'static str {
@@ -507,12 +620,11 @@ mod tests {
             "InvalidRequest"
         );
         assert_eq!(denied(&kubelet_client(request("system:node:n", Some(NODES), &[], true))), "CaRequested");
-        assert_eq!(denied(&fields("legacy-unknown", valid.clone(), &[DS, "cert sign"])), "CaRequested");
-        assert_eq!(denied(&fields("legacy-unknown", valid.clone(), &[])), "InvalidUsages");
-        assert_eq!(denied(&fields("legacy-unknown", valid.clone(), &["flying"])), "InvalidUsages");
-        assert_eq!(denied(&fields("legacy-unknown", valid.clone(), &[CLIENT, CLIENT])), "InvalidUsages");
-        let masters = request("root", Some("system:masters"), &[], false);
-        assert_eq!(denied(&fields("legacy-unknown", masters, &[CLIENT])), "SystemMasters");
+        assert_eq!(denied(&kubelet_client_with(valid.clone(), &[DS, "cert sign"])), "CaRequested");
+        assert_eq!(denied(&kubelet_client_with(valid.clone(), &[])), "InvalidUsages");
+        assert_eq!(denied(&kubelet_client_with(valid.clone(), &["flying"])), "InvalidUsages");
+        assert_eq!(denied(&kubelet_client_with(valid.clone(), &[CLIENT, CLIENT])), "InvalidUsages");
+        assert_eq!(denied(&fields("legacy-unknown", valid.clone(), &[DS, CLIENT])), "LegacyUnknown");
         // A corrupted signature.
         let pem = String::from_utf8(B64.decode(&valid).unwrap()).unwrap();
         let mut der = ::pem::parse(&pem).unwrap().into_contents();
@@ -536,9 +648,127 @@ mod tests {
 
     #[test]
     fn what_kubepki_cannot_issue_is_named() {
-        let f = fields("legacy-unknown", request("signer", None, &[], false), &[DS, "code signing"]);
-        let g = evaluate(&f, YEAR).unwrap();
-        assert!(g.unsupported.unwrap().contains("code signing"));
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, "alice");
+        params.subject_alt_names = vec![SanType::Rfc822Name("alice@example.com".try_into().unwrap())];
+        let pem = B64.encode(params.serialize_request(&key).unwrap().pem().unwrap());
+        let g = evaluate(&fields("kube-apiserver-client", pem, &[DS, CLIENT]), YEAR).unwrap();
+        assert!(g.unsupported.unwrap().contains("alice@example.com"));
+    }
+
+    /// Issue 12: what kube-controller-manager and a careful admin would not sign.
+    #[test]
+    fn no_control_plane_identity_no_powerful_group_no_legacy_unknown() {
+        let client =
+            |cn: &str, o: Option<&str>| fields("kube-apiserver-client", request(cn, o, &[], false), &[DS, CLIENT]);
+        for (cn, o, reason) in [
+            ("alice", Some("kubeadm:cluster-admins"), "ReservedGroup"),
+            ("alice", Some("system:nodes"), "ReservedGroup"),
+            ("alice", Some("system:masters"), "SystemMasters"),
+            ("system:kube-controller-manager", None, "ReservedIdentity"),
+            ("system:kube-scheduler", None, "ReservedIdentity"),
+            ("system:node:node01", Some(NODES), "ReservedIdentity"),
+            ("system:serviceaccount:kube-system:default", None, "ReservedIdentity"),
+            ("kubernetes-admin", None, "ReservedIdentity"),
+            ("kube-apiserver-kubelet-client", None, "ReservedIdentity"),
+        ] {
+            assert_eq!(denied(&client(cn, o)), reason, "{cn} {o:?}");
+        }
+        assert!(evaluate(&client("alice", Some("devs")), YEAR).is_ok());
+        let legacy = fields("legacy-unknown", request("alice", None, &[], false), &[DS, CLIENT]);
+        let d = evaluate(&legacy, YEAR).unwrap_err();
+        assert_eq!(d.reason, "LegacyUnknown");
+        assert!(d.message.contains("never signs"), "{}", d.message);
+    }
+
+    #[test]
+    fn the_requester_is_required_and_must_be_the_node() {
+        let serving =
+            fields("kubelet-serving", request("system:node:node01", Some(NODES), &["node01"], false), &[DS, SERVER]);
+        assert!(evaluate(&serving, YEAR).is_ok());
+        for username in [None, Some(String::new())] {
+            let mut f = serving.clone();
+            f.username = username;
+            let d = evaluate(&f, YEAR).unwrap_err();
+            assert_eq!(
+                (d.reason, d.message.as_str()),
+                ("MalformedField", "spec.username: required (the user who made the request)")
+            );
+        }
+        let mut other = serving.clone();
+        other.username = Some("system:node:node02".into());
+        let d = evaluate(&other, YEAR).unwrap_err();
+        assert_eq!(d.reason, "RequesterMismatch");
+        assert!(d.message.contains("'system:node:node02'"), "{}", d.message);
+        // A client certificate: the node itself or a bootstrapper, who must be both.
+        let mut client = kubelet_client(request("system:node:node02", Some(NODES), &[], false));
+        assert!(evaluate(&client, YEAR).is_ok());
+        client.username = Some("system:bootstrap:abcdef".into());
+        assert_eq!(denied(&client), "RequesterMismatch", "not in system:bootstrappers");
+        client.groups = vec!["system:bootstrappers".into()];
+        assert!(evaluate(&client, YEAR).is_ok());
+        client.username = Some("mallory".into());
+        assert_eq!(denied(&client), "RequesterMismatch", "in the group, but not a bootstrap token");
+    }
+
+    #[test]
+    fn malformed_fields_are_denied_by_name() {
+        let valid = request("system:node:node01", Some(NODES), &[], false);
+        let obj = |spec: Value| json!({"kind": "CertificateSigningRequest", "spec": spec});
+        let base = json!({"signerName": "kubernetes.io/kube-apiserver-client-kubelet", "request": valid,
+            "usages": [DS, CLIENT], "username": "system:node:node01"});
+        assert_eq!(super::fields(&obj(base.clone())).unwrap().username.as_deref(), Some("system:node:node01"));
+        for (field, value, expected) in [
+            (
+                "expirationSeconds",
+                json!("1"),
+                "spec.expirationSeconds: a string (\"1\"), not a whole number of seconds (int32)",
+            ),
+            ("expirationSeconds", json!(1.5), "spec.expirationSeconds: a number (1.5), not a whole number"),
+            ("expirationSeconds", json!(1u64 << 40), "spec.expirationSeconds: a number (1099511627776), not a whole"),
+            ("username", json!(7), "spec.username: a number (7), not a string"),
+            ("usages", json!([DS, 1]), "spec.usages[1]: a number (1), not a string"),
+            ("usages", json!(DS), "spec.usages: a string (\"digital signature\"), not a list"),
+            ("groups", json!("system:nodes"), "spec.groups: a string (\"system:nodes\"), not a list"),
+            ("signerName", json!(null), "spec.signerName: required"),
+            ("request", json!({"a": 1}), "spec.request: an object, not a string"),
+        ] {
+            let mut spec = base.clone();
+            spec[field] = value;
+            let d = super::fields(&obj(spec)).unwrap_err();
+            assert_eq!(d.reason, "MalformedField");
+            assert!(d.message.starts_with(expected), "{field}: {}", d.message);
+        }
+        assert_eq!(super::fields(&json!({"kind": "x"})).unwrap_err().message, "spec: required");
+        assert_eq!(super::fields(&json!({"spec": []})).unwrap_err().message, "spec: a list, not an object");
+    }
+
+    #[test]
+    fn a_serving_certificate_names_only_its_own_node() {
+        let catalog = Catalog::build(&ClusterSpec::builtin_default());
+        let serving = |cn: &str, sans: &[&str]| {
+            let f = fields("kubelet-serving", request(cn, Some(NODES), sans, false), &[DS, KE, SERVER]);
+            others_names(&evaluate(&f, YEAR).unwrap(), &catalog)
+        };
+        let d = serving("system:node:node01", &["node01", "kubernetes.default.svc", "10.96.0.1", "127.0.0.1"]).unwrap();
+        assert_eq!(d.reason, "ServingSANsOfOthers");
+        for named in [
+            "DNS:kubernetes.default.svc (of apiserver@controlplane)",
+            "IP:10.96.0.1 (of apiserver@controlplane)",
+            "IP:127.0.0.1 (of",
+        ] {
+            assert!(d.message.contains(named), "{named}: {}", d.message);
+        }
+        assert!(!d.message.contains("DNS:node01"), "its own name: {}", d.message);
+        let d = serving("system:node:node01", &["node02", "127.0.0.3"]).unwrap();
+        assert!(d.message.contains("DNS:node02 (of kubelet-serving@node02)"), "{}", d.message);
+        // A control plane's kubelet shares its host's name and address with the apiserver.
+        assert!(serving("system:node:controlplane", &["controlplane", "127.0.0.1"]).is_none());
+        assert!(serving("system:node:node01", &["node01", "127.0.0.2"]).is_none());
+        // A node not in the cluster cannot take the apiserver's names either.
+        assert!(serving("system:node:intruder", &["kubernetes"]).is_some());
+        assert!(serving("system:node:intruder", &["intruder"]).is_none());
     }
 
     #[test]
@@ -554,14 +784,8 @@ mod tests {
         let unknown = serving("system:node:node01", &["node01", "10.9.9.9"]);
         let why = decide(&[Policy::KubeletServingKnownAddresses], &unknown).unwrap_err();
         assert!(why.contains("IP:10.9.9.9 not known for node01"), "{why}");
-        assert_eq!(decide(&[Policy::KubeletServingKnownAddresses, Policy::AllValid], &unknown), Ok(Policy::AllValid));
         let stranger = serving("system:node:intruder", &["intruder"]);
         assert!(decide(&[Policy::KubeletServingKnownAddresses], &stranger).unwrap_err().contains("not a node"));
-        let mut other = known.clone();
-        other.username = Some("system:node:node02".into());
-        assert!(decide(&[Policy::KubeletServingKnownAddresses], &other)
-            .unwrap_err()
-            .contains("not by the node itself"));
         assert_eq!(decide(&[], &known).unwrap_err(), "no --approve policy given");
         let why = decide(&[Policy::KubeletClient], &known).unwrap_err();
         assert!(why.starts_with("no policy covers kubernetes.io/kubelet-serving"), "{why}");
@@ -569,9 +793,10 @@ mod tests {
         let mut client = kubelet_client(request("system:node:node02", Some(NODES), &[], false));
         assert_eq!(decide(&[Policy::KubeletClient], &client), Ok(Policy::KubeletClient));
         client.username = Some("system:bootstrap:abcdef".into());
-        assert!(decide(&[Policy::KubeletClient], &client).is_err());
         client.groups = vec!["system:bootstrappers".into()];
         assert_eq!(decide(&[Policy::KubeletClient], &client), Ok(Policy::KubeletClient));
+        let stranger = kubelet_client(request("system:node:intruder", Some(NODES), &[], false));
+        assert!(decide(&[Policy::KubeletClient], &stranger).unwrap_err().contains("intruder is not a node"));
     }
 
     #[test]

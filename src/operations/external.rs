@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::audit::conformance::{deviations, Deviation};
 use crate::audit::verify::{verify, Report, VerifyOptions};
 use crate::disk::issuance::IssuanceRecord;
+use crate::disk::readfile::{read_text, reason, Limit};
 use crate::disk::store::{Batch, Mode};
 use crate::error::{Error, Result};
 use crate::model::catalog::{Catalog, CertProfile, Entry, EntryId, Leaf, Store};
@@ -106,6 +107,7 @@ pub fn generate_csrs(
     if root.exists() && !root.is_dir() {
         return Err(Error::bad_file(root, "exists and is not a directory"));
     }
+    crate::disk::tree::refuse_linked_dirs(root)?;
     let todo: Vec<_> = requestable(catalog).collect();
     let existing: Vec<PathBuf> = todo
         .iter()
@@ -142,7 +144,7 @@ fn request_for(p: &CertProfile, spec: &ClusterSpec) -> Result<(String, String)> 
     let mut params = CertificateParams::default();
     // The usages are asked for too, so that an outside CA that copies requested extensions
     // issues what the catalog needs (requests are made for leaves only: no keyCertSign).
-    crate::x509::issue::set_profile(&mut params, p)?;
+    crate::x509::issue::set_profile(&mut params, p, spec.key_algorithm.is_rsa())?;
     let csr = params
         .serialize_request(&pair)
         .and_then(|c| c.pem())
@@ -190,6 +192,8 @@ pub struct SignReport {
     pub ca: String,
     /// One per request.
     pub signed: Vec<SignedCert>,
+    /// Where the certificates replaced (`--force`) were saved.
+    pub backup: Option<PathBuf>,
 }
 
 /// Sign requests made for catalog entries with the CA `ca_id` of the tree: usages and validity
@@ -223,6 +227,8 @@ pub fn sign_csrs(
         }
     }
     problems.refuse("refusing to sign; nothing was written")?;
+    crate::disk::tree::refuse_linked_dirs(root)?;
+    crate::disk::issuance::check_appendable(root)?;
     let ca = crate::disk::tree::load_ca(catalog, root, ca_id, now)?;
     let mut batch = Batch::new();
     let mut records = Vec::new();
@@ -247,7 +253,9 @@ pub fn sign_csrs(
     // Logged with the certificates, in one journaled batch: exactly once, across a kill.
     batch.append_after(crate::disk::issuance::log_path(root), crate::disk::issuance::lines(&records)?);
     batch.commit_in(root)?;
-    Ok(SignReport { dir: root.to_path_buf(), ca: ca_id.into(), signed })
+    // `--force` replaced certificates in use: the run saved them first (disk::backup).
+    let backup = crate::disk::backup::current_dir(root);
+    Ok(SignReport { dir: root.to_path_buf(), ca: ca_id.into(), signed, backup })
 }
 
 /// A request that passed every check.
@@ -275,7 +283,7 @@ fn check_for_signing<'a>(
             known.join(", ")
         )));
     };
-    let text = std::fs::read_to_string(root.join(&rel)).map_err(|e| one(format!("cannot read it: {e}")))?;
+    let text = read_text(&root.join(&rel), Limit::Pem).map_err(|e| one(format!("cannot read it: {}", reason(&e))))?;
     let request = CertificateRequest::from_pem(&text).map_err(one)?;
     let mut problems = Vec::new();
     if !request.signature_ok {
@@ -296,16 +304,22 @@ fn check_for_signing<'a>(
     if let Err(e) = request.public_key() {
         problems.push(e);
     }
+    // The key beside the request is the proof it is the tree's own: no key, no certificate.
     let key_path = root.join(&files.key);
-    if let Ok(text) = std::fs::read_to_string(&key_path) {
-        match PrivateKey::from_pem(&text, &key_path) {
+    match read_text(&key_path, Limit::Pem) {
+        Ok(text) => match PrivateKey::from_pem(&text, &key_path) {
             Ok(k) if k.public_key_raw() != request.public_key_raw.as_slice() => problems.push(format!(
                 "the request is not for the key {}: the certificate would be unusable with it",
                 files.key.display()
             )),
             Ok(_) => {}
             Err(e) => problems.push(e.to_string()),
-        }
+        },
+        Err(e) if crate::disk::readfile::is_missing(&e) => problems.push(format!(
+            "its key {} is not in the tree: kubepki signs only a request for the key beside it (made by kubepki csr)",
+            files.key.display()
+        )),
+        Err(e) => problems.push(format!("its key {} cannot be read: {}", files.key.display(), reason(&e))),
     }
     if !force && root.join(&files.cert).exists() {
         problems.push(format!("{} is already there; pass --force to replace it", files.cert.display()));
@@ -430,6 +444,7 @@ pub fn import_certs(
     if !root.is_dir() {
         return Err(Error::bad_file(root, "no such directory"));
     }
+    crate::disk::tree::refuse_linked_dirs(root)?;
     if let Some(f) = from.filter(|f| !f.is_dir()) {
         return Err(Error::bad_file(f, "no such directory"));
     }
@@ -525,13 +540,13 @@ fn check_returned<'a>(
     at: OffsetDateTime,
 ) -> std::result::Result<Returned<'a>, Vec<String>> {
     let one = |p: String| vec![p];
-    let cert_pem = std::fs::read_to_string(source).map_err(|e| one(format!("cannot read it: {e}")))?;
+    let cert_pem = read_text(source, Limit::Pem).map_err(|e| one(format!("cannot read it: {}", reason(&e))))?;
     let info = CertInfo::from_pem(&cert_pem, source).map_err(|e| one(strip(&e.to_string(), source)))?;
     let mut problems = Vec::new();
     let ca_id = &leaf.issuer;
     let ca_file = catalog.get(ca_id).and_then(|e| e.files().first().map(|(f, _)| f.to_path_buf()));
     let ca = ca_file.as_ref().map(|f| (f, root.join(f))).and_then(|(rel, abs)| {
-        let text = std::fs::read_to_string(&abs).ok()?;
+        let text = read_text(&abs, Limit::Pem).ok()?;
         Some((rel, crate::disk::inventory::parse_bundle(&text, rel).ok()?))
     });
     match ca {
@@ -542,7 +557,7 @@ fn check_returned<'a>(
         Some(_) => {}
     }
     let key_path = root.join(&files.key);
-    let key_pem = match std::fs::read_to_string(&key_path) {
+    let key_pem = match read_text(&key_path, Limit::Pem) {
         Ok(text) => match PrivateKey::from_pem(&text, &key_path) {
             Ok(k) if !k.matches(&info) => {
                 problems
@@ -596,7 +611,7 @@ fn placement(spec: &ClusterSpec, catalog: &Catalog, root: &Path, returned: &[Ret
                     .get(ca)
                     .and_then(|e| e.files().first().map(|(f, _)| root.join(f)))
                     .ok_or_else(|| Error::Invalid(format!("no CA '{ca}' in the catalog")))?;
-                let ca_pem = std::fs::read_to_string(&ca_file).map_err(|e| Error::io(&ca_file, "read", e))?;
+                let ca_pem = read_text(&ca_file, Limit::Pem)?;
                 let text = Kubeconfig {
                     cluster,
                     server,
@@ -619,7 +634,9 @@ fn placement(spec: &ClusterSpec, catalog: &Catalog, root: &Path, returned: &[Ret
                 continue;
             }
             if let Some((bytes, mode)) = fresh.get(&src) {
-                if std::fs::read(root.join(&dst)).is_ok_and(|old| &old == bytes) {
+                if crate::disk::readfile::read(&root.join(&dst), crate::disk::readfile::Limit::Kubeconfig)
+                    .is_ok_and(|old| &old == bytes)
+                {
                     continue;
                 }
                 batch.add(root.join(&dst), bytes.clone(), *mode);

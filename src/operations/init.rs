@@ -53,6 +53,8 @@ pub struct InitOptions {
     /// Make these CAs anew (catalog ids), whatever is there, and everything they sign: every
     /// node must then receive the new trust.
     pub replace_ca: Vec<String>,
+    /// The command logged for what is signed (`node add`); `None`: `init`.
+    pub command: Option<&'static str>,
 }
 
 /// What happened to one entry.
@@ -183,8 +185,44 @@ pub fn init(
     init_with_progress(spec, catalog, root, opts, now, &Silent)
 }
 
-/// [`init`], reporting progress.
+/// [`init`], reporting progress. A run that fails leaves no empty directory behind where
+/// there was none: the tree's root, or a node's directory, that it made.
 pub fn init_with_progress(
+    spec: &ClusterSpec,
+    catalog: &Catalog,
+    root: &Path,
+    opts: &InitOptions,
+    now: OffsetDateTime,
+    progress: &dyn Progress,
+) -> Result<InitReport> {
+    let new_dirs: Vec<PathBuf> = if root.exists() {
+        spec.nodes.iter().map(|n| root.join(crate::model::catalog::bundle_root(n))).filter(|d| !d.exists()).collect()
+    } else {
+        vec![root.to_path_buf()]
+    };
+    let made = init_into(spec, catalog, root, opts, now, progress);
+    if made.is_err() {
+        for dir in &new_dirs {
+            remove_empty_dirs(dir);
+        }
+    }
+    made
+}
+
+/// Remove `dir` and the directories under it, as far as they are empty (best effort: a
+/// directory that holds a file stays, with the file).
+fn remove_empty_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_dirs(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn init_into(
     spec: &ClusterSpec,
     catalog: &Catalog,
     root: &Path,
@@ -197,7 +235,9 @@ pub fn init_with_progress(
     }
     // 0. A run killed while renaming a batch: complete it, then drop stray temporaries
     //    (alongside the survey, which never reads them).
+    crate::disk::tree::refuse_linked_dirs(root)?;
     store::replay_journal(root)?;
+    crate::disk::issuance::check_appendable(root)?;
 
     // 1. Survey: decide everything before writing anything. A tree not yet made holds
     //    nothing to read (nor temporaries to sweep): everything is missing.
@@ -222,8 +262,16 @@ pub fn init_with_progress(
     let todo = found.iter().filter(|f| !matches!(f, Found::Good)).count();
     progress.start(InitPhase::Generate, todo as u64);
     let bundle_files_written = AtomicUsize::new(0);
-    let maker =
-        Maker { spec, catalog, root, now, found: &found, progress, bundle_files_written: &bundle_files_written };
+    let maker = Maker {
+        spec,
+        catalog,
+        root,
+        now,
+        command: opts.command.unwrap_or(COMMAND),
+        found: &found,
+        progress,
+        bundle_files_written: &bundle_files_written,
+    };
     let index = catalog.bundles();
     let nodes_begun = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -459,6 +507,8 @@ struct Maker<'a> {
     catalog: &'a Catalog,
     root: &'a Path,
     now: OffsetDateTime,
+    /// The command logged with each certificate.
+    command: &'static str,
     found: &'a [Found],
     progress: &'a dyn Progress,
     bundle_files_written: &'a AtomicUsize,
@@ -505,7 +555,7 @@ impl<'a> Maker<'a> {
             if !own(e) && !missing(&i) {
                 for (f, _) in e.files() {
                     let path = self.root.join(f);
-                    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, "read", e))?;
+                    let bytes = crate::disk::readfile::read(&path, crate::disk::readfile::Limit::Kubeconfig)?;
                     shared.insert(f.to_path_buf(), bytes);
                 }
             }
@@ -557,7 +607,7 @@ impl<'a> Maker<'a> {
                     (cert.clone(), ca.cert_pem.as_bytes().to_vec(), Mode::Public),
                     (key_path.clone(), key_pem, Mode::Secret),
                 ];
-                let issued = IssuanceRecord::new(&ca.info, Some(&entry.id), COMMAND, self.now);
+                let issued = IssuanceRecord::new(&ca.info, Some(&entry.id), self.command, self.now);
                 (Some(ca), files, Some(issued))
             }
             // Leaves are made after the roots, by make_leaf.
@@ -582,7 +632,7 @@ impl<'a> Maker<'a> {
         let ca = &cas[leaf.issuer.as_str()];
         let key = PrivateKey::generate(self.spec.key_algorithm)?;
         let issued = ca.sign_key(p, &key, self.now)?;
-        let record = IssuanceRecord::of_der(&issued.der, Some(&entry.id), COMMAND, self.now)?;
+        let record = IssuanceRecord::of_der(&issued.der, Some(&entry.id), self.command, self.now)?;
         let files = match &leaf.store {
             Store::Files { cert, key: key_path } => vec![
                 (cert.clone(), issued.pem.into_bytes(), Mode::Public),
@@ -632,11 +682,13 @@ impl<'a> Maker<'a> {
                     Some(b) => b.clone(),
                     None => {
                         let path = self.root.join(&src);
-                        std::fs::read(&path).map_err(|e| Error::io(&path, "read", e))?
+                        crate::disk::readfile::read(&path, crate::disk::readfile::Limit::Kubeconfig)?
                     }
                 },
             };
-            if std::fs::read(self.root.join(&dst)).is_ok_and(|old| old == bytes) {
+            if crate::disk::readfile::read(&self.root.join(&dst), crate::disk::readfile::Limit::Kubeconfig)
+                .is_ok_and(|old| old == bytes)
+            {
                 continue;
             }
             copies.push((dst, bytes, mode));
@@ -712,10 +764,10 @@ fn commit_with_log(committer: &mut Committer, log_path: &Path, log: &mut String)
 }
 
 fn read_opt(path: &Path) -> std::result::Result<Option<String>, String> {
-    match std::fs::read_to_string(path) {
+    match crate::disk::readfile::read_text(path, crate::disk::readfile::Limit::Kubeconfig) {
         Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+        Err(e) if crate::disk::readfile::is_missing(&e) => Ok(None),
+        Err(e) => Err(format!("{}: cannot read: {}", path.display(), crate::disk::readfile::reason(&e))),
     }
 }
 
@@ -860,4 +912,33 @@ fn check_time(info: &CertInfo, now: OffsetDateTime) -> std::result::Result<(), S
         return Err(format!("not valid until {}", info.not_before));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_run_leaves_no_empty_directory_it_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("tree");
+        for d in ["pki/etcd", "nodes/n1/etc/kubernetes/pki", "nodes/n2/var/lib/kubelet/pki"] {
+            std::fs::create_dir_all(made.join(d)).unwrap();
+        }
+        std::fs::write(made.join("nodes/n2/var/lib/kubelet/pki/kubelet.key"), "kept").unwrap();
+        remove_empty_dirs(&made);
+        assert!(!made.join("pki").exists() && !made.join("nodes/n1").exists());
+        assert_eq!(std::fs::read_to_string(made.join("nodes/n2/var/lib/kubelet/pki/kubelet.key")).unwrap(), "kept");
+
+        // A run refused before it made anything (a tree whose pki is a link) leaves nothing.
+        let linked = dir.path().join("linked");
+        std::fs::create_dir(&linked).unwrap();
+        std::os::unix::fs::symlink(dir.path(), linked.join("pki")).unwrap();
+        let spec = ClusterSpec::builtin_default();
+        let catalog = Catalog::build(&spec);
+        let err = init(&spec, &catalog, &linked, &InitOptions::default(), OffsetDateTime::now_utc()).unwrap_err();
+        assert!(err.to_string().contains("pki: a symbolic link (to "), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&linked).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["pki"], "no node directory made");
+    }
 }

@@ -211,6 +211,8 @@ impl Plan {
     /// batch (a kill leaves the tree as before, or the journal the next run completes; the
     /// replaced files are saved first in the run's backup), then verify.
     pub fn apply(self, tree: &Tree, command: &str, now: OffsetDateTime) -> Result<Applied> {
+        crate::disk::tree::refuse_linked_dirs(&tree.root)?;
+        crate::disk::issuance::check_appendable(&tree.root)?;
         let mut writes: Vec<FileOut> = self.writes.into_iter().map(|(p, t, m)| (p, t.into_bytes(), m)).collect();
         // The description, when the change records one, goes with the files.
         if let Some(spec) = &self.description {
@@ -567,55 +569,6 @@ pub fn plan_san(
 
 fn join(sans: &[San]) -> String {
     sans.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
-}
-
-/// A node to add.
-#[derive(Clone, Debug)]
-pub struct NewNode {
-    /// Its name.
-    pub name: String,
-    /// Control plane or worker.
-    pub role: crate::model::spec::Role,
-    /// Its addresses (at least one).
-    pub addresses: Vec<String>,
-    /// Extra DNS names.
-    pub dns_names: Vec<String>,
-}
-
-/// The cluster with one more node, validated like a description (name, addresses, duplicates).
-pub fn with_node(spec: &ClusterSpec, n: &NewNode) -> Result<ClusterSpec> {
-    let bad = |field: &str, problem: String| Error::Invalid(format!("{field}: {problem}"));
-    if !crate::model::spec::is_dns1123_subdomain(&n.name) {
-        return Err(bad("NAME", format!("'{}' is not a valid node name (lowercase RFC 1123)", n.name)));
-    }
-    if spec.nodes.iter().any(|x| x.name == n.name) {
-        return Err(bad("NAME", format!("node '{}' already exists", n.name)));
-    }
-    if n.addresses.is_empty() {
-        return Err(bad("--ip", "a node needs at least one IP address".into()));
-    }
-    let mut addresses = Vec::new();
-    for a in &n.addresses {
-        let ip: std::net::IpAddr = a.trim().parse().map_err(|_| bad("--ip", format!("'{a}' is not an IP address")))?;
-        if let Some(other) = spec.nodes.iter().find(|x| x.addresses.contains(&ip)) {
-            return Err(bad("--ip", format!("{ip} is already the address of node '{}'", other.name)));
-        }
-        addresses.push(ip);
-    }
-    for d in &n.dns_names {
-        if !crate::model::spec::is_san_dns_name(d) {
-            return Err(bad("--dns", format!("'{d}' is not a valid DNS name")));
-        }
-    }
-    let mut out = spec.clone();
-    out.nodes.push(crate::model::spec::Node {
-        name: n.name.clone(),
-        role: n.role,
-        addresses,
-        dns_names: n.dns_names.clone(),
-    });
-    out.nodes.sort_by_key(|x| x.role != crate::model::spec::Role::ControlPlane);
-    Ok(out)
 }
 
 /// The entries a node adds to the catalog (what `node add` issues).

@@ -86,10 +86,10 @@ fn state_dir(root: &Path, ca: &str) -> PathBuf {
 
 fn read_state(root: &Path, ca: &str) -> Result<Option<State>> {
     let path = state_dir(root, ca).join("state.json");
-    match std::fs::read_to_string(&path) {
+    match crate::disk::readfile::read_text(&path, crate::disk::readfile::Limit::Document) {
         Ok(t) => serde_json::from_str(&t).map(Some).map_err(|e| Error::bad_file(&path, format!("rotation state: {e}"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(&path, "read", e)),
+        Err(e) if crate::disk::readfile::is_missing(&e) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -175,7 +175,7 @@ fn read(root: &Path, rel: &Path) -> Result<String> {
 }
 
 fn read_at(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))
+    crate::disk::readfile::read_text(path, crate::disk::readfile::Limit::Pem)
 }
 
 /// The PEM blocks of a file, re-encoded one after the other.
@@ -268,6 +268,8 @@ pub fn rotate_dry_run(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime) -
 }
 
 fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: bool) -> Result<Applied> {
+    crate::disk::tree::refuse_linked_dirs(&tree.root)?;
+    crate::disk::issuance::check_appendable(&tree.root)?;
     let (cert_rel, key_rel) = ca_files(tree, ca)?;
     let state = read_state(&tree.root, ca)?;
     let dir = PathBuf::from(crate::model::vocabulary::state::ROTATION).join(ca);

@@ -11,6 +11,13 @@ use crate::model::spec::{duration_text, ClusterSpec, Node, Role};
 use crate::model::topology::{Link, Topology};
 use crate::operations::init::{Action, InitReport};
 
+/// Text for a terminal: every control character but a line feed escaped (`\u{1b}`), so that
+/// what a file says (a certificate's CN holding terminal escapes) is shown, never obeyed. The
+/// CLI passes every table, and approve's lines on stderr, through it.
+pub fn escape_controls(text: &str) -> String {
+    crate::error::escape_controls(text)
+}
+
 /// An aligned text table.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();

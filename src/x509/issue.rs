@@ -19,6 +19,11 @@ use crate::x509::certinfo::CertInfo;
 /// How far NotBefore is backdated, for clocks that run a little behind (kubeadm: 5 minutes).
 pub const BACKDATE: time::Duration = time::Duration::minutes(5);
 
+/// The latest NotAfter: RFC 5280 §4.1.2.5's "no well-defined expiration date",
+/// 9999-12-31T23:59:59Z. Validity is bounded when a description is read; this is the last
+/// line, so that no arithmetic on a date can overflow here.
+pub const MAX_NOT_AFTER: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+
 /// A private key. Its `Debug` shows the algorithm only.
 pub struct PrivateKey {
     pair: KeyPair,
@@ -245,7 +250,7 @@ impl fmt::Debug for Ca {
 impl Ca {
     /// A new self-signed CA for a catalog profile.
     pub fn create(id: &str, profile: &CertProfile, key: PrivateKey, now: OffsetDateTime) -> Result<Ca> {
-        let params = params_for(profile, now, None)?;
+        let params = params_for(profile, now, None, key.algorithm.is_rsa())?;
         let cert = params.self_signed(&key.pair).map_err(|e| Error::crypto(format!("self-signing CA {id}"), e))?;
         let cert_pem = cert.pem();
         let info = CertInfo::from_der(cert.der()).map_err(|e| Error::crypto(format!("reading back CA {id}"), e))?;
@@ -268,7 +273,7 @@ impl Ca {
 
     /// Sign a leaf for `public_key` with the profile's identity, usages and SANs.
     pub fn sign(&self, profile: &CertProfile, public_key: &impl PublicKeyData, now: OffsetDateTime) -> Result<Issued> {
-        let params = params_for(profile, now, Some(self.info.not_after))?;
+        let params = params_for(profile, now, Some(self.info.not_after), is_rsa(public_key))?;
         let cert = params
             .signed_by(public_key, &self.issuer)
             .map_err(|e| Error::crypto(format!("signing {} with {}", profile.subject.cn, self.id), e))?;
@@ -281,7 +286,7 @@ impl Ca {
     /// that no verifier takes it for a self-signed root (both CAs have the same name), and ends
     /// no later than this CA.
     pub fn cross_sign(&self, profile: &CertProfile, key: &PrivateKey, now: OffsetDateTime) -> Result<Issued> {
-        let mut params = params_for(profile, now, Some(self.info.not_after))?;
+        let mut params = params_for(profile, now, Some(self.info.not_after), key.algorithm().is_rsa())?;
         params.use_authority_key_identifier_extension = true;
         let cert = params
             .signed_by(&key.pair, &self.issuer)
@@ -295,9 +300,21 @@ impl Ca {
     }
 }
 
+/// Whether a public key is RSA's.
+fn is_rsa(key: &impl PublicKeyData) -> bool {
+    use x509_parser::prelude::FromDer;
+    use x509_parser::public_key::PublicKey;
+    let spki = key.subject_public_key_info();
+    x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki)
+        .is_ok_and(|(_, info)| matches!(info.parsed(), Ok(PublicKey::RSA(_))))
+}
+
 /// The subject (O before CN, as Go and so kubeadm write it), SANs, key usage and extended key
-/// usage of a profile, for a certificate or a request.
-pub(crate) fn set_profile(params: &mut CertificateParams, p: &CertProfile) -> Result<()> {
+/// usage of a profile, for a certificate or a request of a key (`rsa`: an RSA key).
+/// keyEncipherment is written for RSA keys only: on an EC key RFC 5480 §3 prohibits it (Go's
+/// own generator sets it for RSA only; kubeadm sets it whatever the key, and the audit
+/// accepts both).
+pub(crate) fn set_profile(params: &mut CertificateParams, p: &CertProfile, rsa: bool) -> Result<()> {
     // rcgen keeps one value per attribute type, so a second group cannot be written: refuse
     // rather than drop a group silently.
     if p.subject.orgs.len() > 1 {
@@ -328,6 +345,7 @@ pub(crate) fn set_profile(params: &mut CertificateParams, p: &CertProfile) -> Re
     params.key_usages = p
         .key_usage
         .iter()
+        .filter(|u| rsa || **u != KeyUsage::KeyEncipherment)
         .map(|u| match u {
             KeyUsage::DigitalSignature => KeyUsagePurpose::DigitalSignature,
             KeyUsage::NonRepudiation => KeyUsagePurpose::ContentCommitment,
@@ -363,12 +381,17 @@ pub fn random_serial() -> Result<SerialNumber> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-fn params_for(p: &CertProfile, now: OffsetDateTime, cap: Option<OffsetDateTime>) -> Result<CertificateParams> {
+fn params_for(
+    p: &CertProfile,
+    now: OffsetDateTime,
+    cap: Option<OffsetDateTime>,
+    rsa: bool,
+) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
-    set_profile(&mut params, p)?;
+    set_profile(&mut params, p, rsa)?;
     params.serial_number = Some(random_serial()?);
     params.not_before = now - BACKDATE;
-    let mut not_after = now + p.validity;
+    let mut not_after = now.checked_add(p.validity).unwrap_or(MAX_NOT_AFTER).min(MAX_NOT_AFTER);
     if let Some(cap) = cap {
         not_after = not_after.min(cap);
     }
@@ -423,6 +446,49 @@ mod tests {
             let algorithm = der_encode(0x30, &[&[0x06, 7, 0x2a, 0x86, 0x48, 0xce, 0x3d, 2, 1][..], curve].concat());
             let pkcs8 = der_encode(0x30, &[&[2, 1, 0][..], &algorithm, &der_encode(0x04, &inner)].concat());
             assert_eq!(sec1_of_pkcs8(&pkcs8).unwrap(), sec1);
+        }
+    }
+
+    #[test]
+    fn not_after_is_at_most_9999_12_31_whatever_the_validity() {
+        use crate::model::catalog::Subject;
+        let profile = |validity| CertProfile {
+            subject: Subject { cn: "ca".into(), orgs: vec![] },
+            is_ca: true,
+            key_usage: vec![KeyUsage::DigitalSignature, KeyUsage::KeyCertSign],
+            ext_key_usage: vec![],
+            sans: vec![],
+            validity,
+        };
+        let now = time::macros::datetime!(2026-01-01 0:00 UTC);
+        for validity in [time::Duration::days(3_000_000), time::Duration::MAX] {
+            let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+            let ca = Ca::create("ca", &profile(validity), key, now).unwrap();
+            assert_eq!(ca.info.not_after, MAX_NOT_AFTER);
+        }
+    }
+
+    /// Issue 12: keyEncipherment is prohibited on EC keys (RFC 5480 §3), meaningful on RSA.
+    #[test]
+    fn key_encipherment_is_for_rsa_keys_only() {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let spec = crate::model::spec::ClusterSpec::builtin_default();
+        let catalog = crate::model::catalog::Catalog::build(&spec);
+        let profile = |id: &str| catalog.get(id).and_then(|e| e.cert()).unwrap().clone();
+        let now = OffsetDateTime::now_utc();
+        let ca = Ca::create("ca", &profile("ca"), PrivateKey::generate(KeyAlgorithm::EcdsaP256).unwrap(), now).unwrap();
+        let usage = |der: &[u8]| {
+            let (_, cert) = X509Certificate::from_der(der).unwrap();
+            let ku = cert.key_usage().unwrap().unwrap().value;
+            (ku.digital_signature(), ku.key_encipherment())
+        };
+        assert_eq!(usage(&ca.info.der), (true, false), "an EC CA");
+        for (alg, encipherment) in
+            [(KeyAlgorithm::EcdsaP256, false), (KeyAlgorithm::EcdsaP384, false), (KeyAlgorithm::Rsa2048, true)]
+        {
+            let key = PrivateKey::generate(alg).unwrap();
+            let issued = ca.sign_key(&profile("apiserver@controlplane"), &key, now).unwrap();
+            assert_eq!(usage(&issued.der), (true, encipherment), "{alg}");
         }
     }
 

@@ -179,7 +179,7 @@ impl std::fmt::Debug for Resolved {
 
 /// Read a kubeconfig and resolve its current context.
 pub fn read(path: &Path) -> Result<Resolved> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+    let text = crate::disk::readfile::read_text(path, crate::disk::readfile::Limit::Kubeconfig)?;
     parse(&text, path)
 }
 

@@ -81,7 +81,7 @@ impl CertificateRequest {
             other_ext_key_usage: vec![],
             key: PublicKeyKind::of(&info.subject_pki),
             signature_algorithm: algorithm_name(&req.signature_algorithm.algorithm),
-            signature_ok: req.verify_signature().is_ok(),
+            signature_ok: req.verify_signature().is_ok() || legacy_rsa_signature_ok(&req),
             public_key_raw: info.subject_pki.subject_public_key.data.to_vec(),
             spki: info.subject_pki.raw.to_vec(),
         };
@@ -126,6 +126,32 @@ impl CertificateRequest {
         rcgen::SubjectPublicKeyInfo::from_der(&self.spki)
             .map_err(|e| format!("the request's public key cannot be certified ({}): {e}", self.key))
     }
+}
+
+/// The signature of a request whose RSA key is shorter than 2048 bits, which the verifier
+/// refuses to check at all: checked here, so that such a request is reported for what it is
+/// (a weak key, see [`CertificateRequest::weak_key`]) rather than as a bad signature.
+fn legacy_rsa_signature_ok(req: &X509CertificationRequest) -> bool {
+    use aws_lc_rs::signature::{
+        UnparsedPublicKey, RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+        RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+    };
+    use x509_parser::oid_registry::{OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA512WITHRSA};
+    let spki = &req.certification_request_info.subject_pki;
+    let algorithm = &req.signature_algorithm.algorithm;
+    let params = if *algorithm == OID_PKCS1_SHA256WITHRSA {
+        &RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+    } else if *algorithm == OID_PKCS1_SHA512WITHRSA {
+        &RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY
+    } else {
+        return false;
+    };
+    if !PublicKeyKind::of(spki).is_weak() {
+        return false;
+    }
+    UnparsedPublicKey::new(params, &spki.subject_public_key.data[..])
+        .verify(req.certification_request_info.raw, &req.signature_value.data)
+        .is_ok()
 }
 
 fn ip(b: &[u8]) -> Option<std::net::IpAddr> {

@@ -15,7 +15,8 @@ pub enum KeyUsage {
     DigitalSignature,
     /// nonRepudiation (contentCommitment)
     NonRepudiation,
-    /// keyEncipherment (kubeadm sets it whatever the key; it only means something for RSA)
+    /// keyEncipherment (kubeadm sets it whatever the key; it only means something for RSA, and
+    /// kubepki writes it for RSA keys only: see `issue::set_profile`)
     KeyEncipherment,
     /// dataEncipherment
     DataEncipherment,

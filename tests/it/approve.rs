@@ -148,8 +148,8 @@ fn rules_broken_are_denied_with_the_rule_in_a_list() {
         object("yes", CLIENT_KUBELET, &with_sans, &["digital signature", "client auth"], None),
         object("fine", CLIENT_KUBELET, &valid, &["digital signature", "client auth"], None),
     ]);
-    // Every valid request is approved: only the rules stop these two.
-    let (out, written, stderr) = approve(&env, &tree, &doc, &["--approve", "all-valid"]);
+    // The valid request is approved: only the rules stop these two.
+    let (out, written, stderr) = approve(&env, &tree, &doc, &["--approve", "kubelet-client"]);
     assert_eq!(out.status.code(), Some(1), "some were denied: {stderr}");
     assert_eq!(written["kind"], "List");
     let items = written["items"].as_array().unwrap();
@@ -177,7 +177,7 @@ fn rules_broken_are_denied_with_the_rule_in_a_list() {
 }
 
 #[test]
-fn kubelet_serving_with_an_unknown_address_is_left_pending_unless_all_valid() {
+fn kubelet_serving_with_an_unknown_address_is_left_pending() {
     let env = TestEnv::new();
     let tree = env.init("tree", &[]);
     let usages = ["digital signature", "key encipherment", "server auth"];
@@ -186,7 +186,8 @@ fn kubelet_serving_with_an_unknown_address_is_left_pending_unless_all_valid() {
     let mut known_obj = object("known", SERVING, &known, &usages, None);
     known_obj["spec"]["username"] = json!("system:node:node01");
     known_obj["spec"]["groups"] = json!(["system:nodes", "system:authenticated"]);
-    let unknown_obj = object("unknown", SERVING, &unknown, &usages, None);
+    let mut unknown_obj = object("unknown", SERVING, &unknown, &usages, None);
+    unknown_obj["spec"]["username"] = json!("system:node:node01");
     // The typed list the API returns: items without kind.
     let mut items = vec![known_obj, unknown_obj.clone()];
     for i in &mut items {
@@ -203,13 +204,6 @@ fn kubelet_serving_with_an_unknown_address_is_left_pending_unless_all_valid() {
     assert!(sans.contains("DNS:node01") && sans.contains("IP Address:127.0.0.2"), "{sans}");
     assert_eq!(written["items"][1], doc["items"][1], "left pending: untouched");
     assert!(stderr.contains("unknown (kubernetes.io/kubelet-serving, system:node:node01): left pending: kubelet-serving-known-addresses: IP:10.9.9.9 not known for node01"), "{stderr}");
-
-    let (out, written, stderr) = approve(&env, &tree, &unknown_obj, &["--approve", "all-valid"]);
-    assert!(out.status.success(), "{stderr}");
-    assert_eq!(condition(&written)["type"], "Approved");
-    let cert = certificate(&env, &written, "unknown");
-    let sans = openssl_text(&["x509", "-noout", "-ext", "subjectAltName", "-in"], &cert);
-    assert!(sans.contains("IP Address:10.9.9.9"), "{sans}");
 
     // Without any policy nothing is approved.
     let (out, written, stderr) = approve(&env, &tree, &unknown_obj, &[]);
@@ -273,7 +267,7 @@ fn a_request_whose_signature_does_not_verify_is_denied() {
     *der.last_mut().unwrap() ^= 0x01;
     let bad = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", der));
     let doc = object("bad", CLIENT_KUBELET, &bad, &["digital signature", "client auth"], None);
-    let (out, written, stderr) = approve(&env, &tree, &doc, &["--approve", "all-valid"]);
+    let (out, written, stderr) = approve(&env, &tree, &doc, &["--approve", "kubelet-client"]);
     assert_eq!(out.status.code(), Some(1));
     let c = condition(&written);
     assert_eq!((c["type"].as_str(), c["reason"].as_str()), (Some("Denied"), Some("BadSignature")));
@@ -282,7 +276,7 @@ fn a_request_whose_signature_does_not_verify_is_denied() {
     assert!(kubepki::disk::issuance::read(&tree).unwrap().iter().all(|r| r.command == "init"));
 
     // Already decided objects are left alone.
-    let (out, again, stderr) = approve(&env, &tree, &written, &["--approve", "all-valid"]);
+    let (out, again, stderr) = approve(&env, &tree, &written, &["--approve", "kubelet-client"]);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(again, written);
     assert!(stderr.contains("untouched: already denied"), "{stderr}");
@@ -297,4 +291,169 @@ fn what_is_not_a_csr_object_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("kind Pod, expected CertificateSigningRequest"), "{stderr}");
+}
+
+/// Issue 12, point 1: every request the issue found signed, in one list, under both policies.
+/// None is signed; each is denied by its rule, naming it (or, for a stranger, left pending).
+#[test]
+fn what_a_careful_admin_would_not_sign_is_never_signed() {
+    let env = TestEnv::new();
+    let tree = env.init("tree", &[]);
+    let node01 = "/O=system:nodes/CN=system:node:node01";
+    let serving = ["digital signature", "key encipherment", "server auth"];
+    let client = ["digital signature", "client auth"];
+    let by = |mut o: Value, user: &str| {
+        o["spec"]["username"] = json!(user);
+        o["spec"]["groups"] = json!(["system:authenticated"]);
+        o
+    };
+    let apiserver_sans = "DNS:node01,DNS:kubernetes.default.svc,IP:10.96.0.1,IP:127.0.0.1";
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (
+            by(
+                object("impersonate", SERVING, &openssl_csr(&env, "a", node01, Some(apiserver_sans)), &serving, None),
+                "system:node:node01",
+            ),
+            "ServingSANsOfOthers",
+            "DNS:kubernetes.default.svc (of apiserver@controlplane)",
+        ),
+        (
+            by(
+                object(
+                    "other-node",
+                    SERVING,
+                    &openssl_csr(&env, "b", node01, Some("DNS:node02,IP:127.0.0.3")),
+                    &serving,
+                    None,
+                ),
+                "system:node:node01",
+            ),
+            "ServingSANsOfOthers",
+            "DNS:node02 (of kubelet-serving@node02)",
+        ),
+        (
+            by(
+                object(
+                    "legacy",
+                    "kubernetes.io/legacy-unknown",
+                    &openssl_csr(&env, "c", "/CN=alice", None),
+                    &client,
+                    None,
+                ),
+                "alice",
+            ),
+            "LegacyUnknown",
+            "never signs",
+        ),
+        (
+            by(
+                object(
+                    "cluster-admins",
+                    CLIENT,
+                    &openssl_csr(&env, "d", "/O=kubeadm:cluster-admins/CN=alice", None),
+                    &client,
+                    None,
+                ),
+                "alice",
+            ),
+            "ReservedGroup",
+            "never O 'kubeadm:cluster-admins'",
+        ),
+        (
+            by(
+                object(
+                    "kcm",
+                    CLIENT,
+                    &openssl_csr(&env, "e", "/CN=system:kube-controller-manager", None),
+                    &client,
+                    None,
+                ),
+                "system:kube-controller-manager",
+            ),
+            "ReservedIdentity",
+            "never CN 'system:kube-controller-manager'",
+        ),
+        (
+            by(
+                object("node-via-client", CLIENT, &openssl_csr(&env, "f", node01, None), &client, None),
+                "system:node:node01",
+            ),
+            "ReservedIdentity",
+            "never CN 'system:node:node01'",
+        ),
+        (
+            by(
+                object("not-the-node", SERVING, &openssl_csr(&env, "g", node01, Some("DNS:node01")), &serving, None),
+                "system:node:node02",
+            ),
+            "RequesterMismatch",
+            "spec.username is 'system:node:node02'",
+        ),
+        (
+            by(
+                object("not-the-node-client", CLIENT_KUBELET, &openssl_csr(&env, "h", node01, None), &client, None),
+                "mallory",
+            ),
+            "RequesterMismatch",
+            "made by the node itself",
+        ),
+        (
+            {
+                let mut o =
+                    object("no-username", SERVING, &openssl_csr(&env, "i", node01, Some("DNS:node01")), &serving, None);
+                o["spec"].as_object_mut().unwrap().remove("username");
+                o
+            },
+            "MalformedField",
+            "spec.username: required",
+        ),
+        (
+            {
+                let mut o = by(
+                    object("string-expiry", CLIENT_KUBELET, &openssl_csr(&env, "j", node01, None), &client, None),
+                    "system:node:node01",
+                );
+                o["spec"]["expirationSeconds"] = json!("1");
+                o
+            },
+            "MalformedField",
+            "spec.expirationSeconds: a string (\"1\")",
+        ),
+    ];
+    let stranger = by(
+        object(
+            "stranger",
+            CLIENT_KUBELET,
+            &openssl_csr(&env, "k", "/O=system:nodes/CN=system:node:intruder", None),
+            &client,
+            None,
+        ),
+        "system:node:intruder",
+    );
+    let mut items: Vec<Value> = cases.iter().map(|(o, _, _)| o.clone()).collect();
+    items.push(stranger);
+    let doc = list(items);
+    let (out, written, stderr) =
+        approve(&env, &tree, &doc, &["--approve", "kubelet-client", "--approve", "kubelet-serving-known-addresses"]);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let items = written["items"].as_array().unwrap();
+    for (i, (_, reason, says)) in cases.iter().enumerate() {
+        let c = condition(&items[i]);
+        let name = items[i]["metadata"]["name"].as_str().unwrap();
+        assert_eq!((c["type"].as_str(), c["reason"].as_str()), (Some("Denied"), Some(*reason)), "{name}: {c}");
+        assert!(c["message"].as_str().unwrap().contains(says), "{name}: {c}");
+        assert!(items[i]["status"].get("certificate").is_none(), "{name}");
+    }
+    assert_eq!(items[cases.len()], doc["items"][cases.len()], "a node not in the cluster: left pending, untouched");
+    assert!(stderr.contains("left pending: kubelet-client: intruder is not a node of the cluster"), "{stderr}");
+    assert!(stderr.contains("11 requests: 0 approved, 10 denied, 1 left pending"), "{stderr}");
+    assert!(kubepki::disk::issuance::read(&tree).unwrap().iter().all(|r| r.command == "init"), "nothing signed");
+
+    // There is no policy that approves every valid request.
+    let file = env.write("csrs.yaml", &serde_yaml_ng::to_string(&doc).unwrap());
+    let out =
+        env.kubepki(&["approve", file.to_str().unwrap(), "--dir", tree.to_str().unwrap(), "--approve", "all-valid"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'all-valid'"));
+    assert!(out.stdout.is_empty());
 }

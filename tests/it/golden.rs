@@ -131,10 +131,12 @@ fn check(tree: &Path, scratch: &Path, e: &Expect, alg: KeyAlgorithm) {
     assert_eq!(sans, e.sans, "{what}: SANs");
     let is_ca = e.eku.is_empty();
     assert_eq!(info.is_ca, is_ca, "{what}: CA flag");
-    let ku: &[&str] = if is_ca {
-        &["digitalSignature", "keyEncipherment", "keyCertSign"]
-    } else {
-        &["digitalSignature", "keyEncipherment"]
+    // keyEncipherment for RSA keys only (RFC 5480 §3 prohibits it for EC keys).
+    let ku: &[&str] = match (is_ca, alg.is_rsa()) {
+        (true, true) => &["digitalSignature", "keyEncipherment", "keyCertSign"],
+        (true, false) => &["digitalSignature", "keyCertSign"],
+        (false, true) => &["digitalSignature", "keyEncipherment"],
+        (false, false) => &["digitalSignature"],
     };
     let key_usage: Vec<&str> = info.key_usage.iter().map(|u| u.name()).collect();
     assert_eq!(key_usage, ku, "{what}: key usage");

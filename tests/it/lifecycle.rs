@@ -193,7 +193,11 @@ fn node_add_and_remove() {
     assert!(dir.join("nodes/cp2/etc/kubernetes/pki/ca.key").is_file());
     let out = env.kubepki(&["node", "add", "node04", "--role", "worker", "--ip", "127.0.0.4", "--dir", d]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("127.0.0.4 is already the address of node 'node03'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("node add: --ip: address 127.0.0.4 is used by another node ('node03')"),
+        "{}",
+        stderr(&out)
+    );
     let text = env.kubepki_ok(&["node", "remove", "node03", "--dir", d]);
     assert!(text.contains("stay valid until they expire"), "{text}");
     assert!(!dir.join("nodes/node03").exists());

@@ -15,6 +15,7 @@ mod external;
 mod external_ca;
 mod fixes;
 mod golden;
+mod hardening;
 mod kill;
 mod kubectl;
 mod lifecycle;

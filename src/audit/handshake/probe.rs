@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use super::{provider, server_name, unix, FixedTime, TIMEOUT};
 use crate::audit::verify::covers;
 use crate::disk::inventory::Inventory;
+use crate::disk::readfile::{read_text, reason, Limit};
 use crate::error::{Error, Result};
 use crate::model::catalog::Catalog;
 use crate::model::spec::{Endpoint, San};
@@ -91,7 +92,7 @@ impl Credential {
     /// The user and cluster of a kubeconfig's context (its current one if `None`); files it
     /// refers to are read relative to it.
     pub fn from_kubeconfig(path: &Path, context: Option<&str>) -> Result<Credential> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+        let text = read_text(path, Limit::Kubeconfig)?;
         let k = crate::x509::kubeconfig::parse_context(&text, path, context)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let referenced = |i: usize, what: &str| -> Result<Option<(String, PathBuf)>> {
@@ -99,8 +100,9 @@ impl Credential {
                 None => Ok(None),
                 Some(f) => {
                     let p = base.join(f);
-                    let text = std::fs::read_to_string(&p)
-                        .map_err(|e| Error::bad_file(&p, format!("cannot read {what} of {}: {e}", path.display())))?;
+                    let text = read_text(&p, Limit::Pem).map_err(|e| {
+                        Error::bad_file(&p, format!("cannot read {what} of {}: {}", path.display(), reason(&e)))
+                    })?;
                     Ok(Some((text, p)))
                 }
             }
@@ -130,8 +132,7 @@ impl Credential {
 
     /// Files: a client certificate and key (both or neither) and the CA to trust the server with.
     pub fn from_files(cert: Option<&Path>, key: Option<&Path>, cacert: &Path) -> Result<Credential> {
-        let read =
-            |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::io(p, "read", e)).map(|t| (t, p.to_path_buf()));
+        let read = |p: &Path| read_text(p, Limit::Pem).map(|t| (t, p.to_path_buf()));
         let name = cert.map(|c| c.display().to_string()).unwrap_or_else(|| "no client certificate".into());
         let cert = cert.map(read).transpose()?;
         let key = key.map(read).transpose()?;

@@ -37,11 +37,22 @@ pub(super) fn read(text: &str, path: &Path) -> Result<ClusterSpec> {
                 format!("'{api_version}' is not supported (use {GROUP}v1beta3 or {GROUP}v1beta4)"),
             ));
         }
-        match kind {
-            "InitConfiguration" => init = Some(value),
-            "ClusterConfiguration" => cluster = Some(value),
-            _ => {} // JoinConfiguration, ResetConfiguration, UpgradeConfiguration: nothing to map
+        let slot = match kind {
+            "InitConfiguration" => &mut init,
+            "ClusterConfiguration" => &mut cluster,
+            // Nothing to map from these.
+            "JoinConfiguration" | "ResetConfiguration" | "UpgradeConfiguration" => continue,
+            _ => {
+                return Err(err(
+                    &format!("document {}.kind", i + 1),
+                    format!("'{kind}' is not a kind of {api_version} (InitConfiguration, ClusterConfiguration, JoinConfiguration, ResetConfiguration, UpgradeConfiguration)"),
+                ))
+            }
+        };
+        if slot.is_some() {
+            return Err(err(&format!("document {}", i + 1), format!("a second {kind}: which one is meant? Keep one")));
         }
+        *slot = Some(value);
     }
     let init = init.unwrap_or(Value::Null);
     let cluster = cluster.unwrap_or(Value::Null);

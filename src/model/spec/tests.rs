@@ -225,8 +225,8 @@ fn node_pools_can_hold_the_control_planes_and_sort_first() {
 fn node_pool_errors_name_the_pool_and_field() {
     let cases: &[(&str, &str, &str)] = &[
         ("- {namePattern: \"w{index}\", count: 10, firstAddress: 255.255.255.250}", "nodePools[0].count", "run past the last address"),
-        ("- {namePattern: \"w{index}\", count: 3, firstAddress: \"feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\"}", "nodePools[0].count", "node 'w2' (index 2): ff00:: cannot be a node address"),
-        ("- {namePattern: \"w{index}\", count: 5, firstAddress: 9.0.0.1}\n- {namePattern: \"v{index}\", count: 5, firstAddress: 223.255.255.254}", "nodePools[1].count", "224.0.0.0 cannot be a node address"),
+        ("- {namePattern: \"w{index}\", count: 3, firstAddress: \"feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\"}", "nodePools[0].count", "node 'w2' (index 2): ff00:: is a multicast address"),
+        ("- {namePattern: \"w{index}\", count: 5, firstAddress: 9.0.0.1}\n- {namePattern: \"v{index}\", count: 5, firstAddress: 223.255.255.254}", "nodePools[1].count", "224.0.0.0 is a multicast address"),
         ("- {namePattern: \"w{index}\", count: 5, firstAddress: 9.0.0.1}\n- {namePattern: \"v{index}\", count: 5, firstAddress: 10.0.0.1}", "nodePools[1].firstAddress", "address 10.0.0.1 of 'v1' is used by another node ('cp1')"),
         ("- {namePattern: \"w{index}\", count: 5, firstAddress: 10.1.0.1}\n- {namePattern: \"v{index}\", count: 5, firstAddress: [10.2.0.1, 10.1.0.3]}", "nodePools[1].firstAddress[1]", "address 10.1.0.3 of 'v1' is used by another node ('w3')"),
         ("- {namePattern: \"w{index}\", count: 5, firstAddress: 10.1.0.1}\n- {namePattern: \"w{index}\", count: 5, firstAddress: 10.2.0.1, firstIndex: 5}", "nodePools[1].namePattern", "duplicate node name 'w5' (index 5)"),
@@ -239,7 +239,7 @@ fn node_pool_errors_name_the_pool_and_field() {
         ("- {namePattern: \"w{index}\", count: 2, firstIndex: -3, firstAddress: 10.1.0.1}", "nodePools[0].firstIndex", "-3 is negative"),
         ("- {namePattern: \"w{index}\", count: 2, firstAddress: 10.1.0.300}", "nodePools[0].firstAddress", "'10.1.0.300' is not an IP address"),
         ("- {namePattern: \"w{index}\", count: 2, firstAddress: []}", "nodePools[0].firstAddress", "at least one first address"),
-        ("- {namePattern: \"w{index}\", count: 2, firstAddress: 10.1.0.1, dnsNames: [\"{name}_x\"]}", "nodePools[0].dnsNames[0]", "'w1_x' (for 'w1') is not a valid DNS name"),
+        ("- {namePattern: \"w{index}\", count: 2, firstAddress: 10.1.0.1, dnsNames: [\"{name}_x\"]}", "nodePools[0].dnsNames[0]", "'w1_x' is not a valid DNS name (for 'w1')"),
         ("- {namePattern: \"w{index}\", count: 2, firstAddress: 10.1.0.1, colour: red}", "cluster.yaml: line", "unknown field `colour`"),
         ("- {namePattern: \"w{index}\", firstAddress: 10.1.0.1}", "cluster.yaml: line", "missing field `count`"),
     ];
@@ -268,4 +268,111 @@ fn a_five_thousand_node_pool_resolves_quickly() {
     assert_eq!(s.nodes[5000].address().to_string(), "10.1.19.136");
     // Not a benchmark: a generous bound that only an accidentally quadratic expansion breaks.
     assert!(start.elapsed() < std::time::Duration::from_secs(5), "{:?}", start.elapsed());
+}
+
+/// Issue 12: addresses no node can have, as a node, a pool's or a command line's.
+#[test]
+fn addresses_no_node_can_have_are_refused_everywhere() {
+    for (ip, why) in [
+        ("0.0.0.0", "the unspecified address"),
+        ("::", "the unspecified address"),
+        ("224.0.0.1", "a multicast address"),
+        ("ff02::1", "a multicast address"),
+        ("255.255.255.255", "the broadcast address"),
+        ("::ffff:10.0.0.1", "an IPv4 address written as IPv6: write 10.0.0.1"),
+    ] {
+        let text = format!("nodes:\n- {{name: a, role: control-plane, addresses: [\"{ip}\"]}}\n");
+        let err = error(&text);
+        assert!(err.starts_with("cluster.yaml: nodes[0].addresses[0]: "), "{ip}: {err}");
+        assert!(err.contains(why), "{ip}: {err}");
+        let pool =
+            format!("{ONE_NODE}nodePools:\n- {{namePattern: \"w{{index}}\", count: 1, firstAddress: \"{ip}\"}}\n");
+        assert!(error(&pool).contains("nodePools[0].firstAddress"), "{ip}");
+        let spec = ClusterSpec::builtin_default();
+        for role in [Role::Worker, Role::ControlPlane] {
+            let n = NewNode { name: "n3".into(), role, addresses: vec![ip.into()], dns_names: vec![] };
+            let err = spec.with_node(&n).unwrap_err().to_string();
+            assert!(err.starts_with("node add: --ip: ") && err.contains(why), "{ip}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_node_added_is_checked_as_a_described_one() {
+    let spec = ClusterSpec::builtin_default();
+    let node = |name: &str, role, ips: &[&str], dns: &[&str]| NewNode {
+        name: name.into(),
+        role,
+        addresses: ips.iter().map(|s| s.to_string()).collect(),
+        dns_names: dns.iter().map(|s| s.to_string()).collect(),
+    };
+    let cp = spec.with_node(&node("cp2", Role::ControlPlane, &["127.0.0.5"], &["CP2.example.com"])).unwrap();
+    let names: Vec<&str> = cp.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["controlplane", "cp2", "node01", "node02"], "control planes first");
+    assert_eq!(cp.nodes[1].dns_names, ["cp2.example.com"]);
+    for (n, expected) in [
+        (node("n3", Role::Worker, &["127.0.0.4"], &["*.evil.com"]), "node add: --dns: '*.evil.com' is a wildcard"),
+        (node("n3", Role::Worker, &["127.0.0.4"], &["-x"]), "node add: --dns: '-x' is not a valid DNS name"),
+        (node("N3", Role::Worker, &["127.0.0.4"], &[]), "node add: NAME: 'N3' is not a valid node name"),
+        (node("node01", Role::Worker, &["127.0.0.4"], &[]), "node add: NAME: duplicate node name 'node01'"),
+        (node("n3", Role::Worker, &[], &[]), "node add: --ip: a node needs at least one IP address"),
+        (
+            node("n3", Role::Worker, &["127.0.0.2"], &[]),
+            "node add: --ip: address 127.0.0.2 is used by another node ('node01')",
+        ),
+        (node("n3", Role::Worker, &["10.0.0.9", "10.0.0.9"], &[]), "is used by another node ('n3')"),
+        (node("n3", Role::Worker, &["10.0.0.300"], &[]), "node add: --ip: '10.0.0.300' is not an IP address"),
+    ] {
+        let err = spec.with_node(&n).unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    let wildcard = format!("{ONE_NODE}nodePools:\n- {{namePattern: \"w{{index}}\", count: 1, firstAddress: 10.1.0.1, dnsNames: [\"*.{{name}}.x\"]}}\n");
+    assert!(error(&wildcard).contains("nodePools[0].dnsNames[0]: '*.w1.x' is a wildcard"), "{}", error(&wildcard));
+}
+
+#[test]
+fn service_subnets_are_unicast() {
+    for subnet in ["224.0.0.0/4", "ff00::/8"] {
+        let err = error(&format!("serviceSubnet: \"{subnet}\"\n{ONE_NODE}"));
+        assert!(err.contains("serviceSubnet") && err.contains("not a unicast range"), "{err}");
+    }
+    let err = error(&format!("serviceSubnet: \"::ffff:10.96.0.0/108\"\n{ONE_NODE}"));
+    assert!(err.contains("IPv4 written as IPv6"), "{err}");
+}
+
+/// Issue 12: `validity: {ca: 3000000d}` passed and made init panic.
+#[test]
+fn validity_is_bounded_when_read() {
+    for (text, problem) in [
+        ("validity: {ca: 3000000d}\n", "validity.ca: '3000000d' is longer than 36500 days (100 years)"),
+        ("validity: {ca: 99999999999999999999d}\n", "is longer than 36500 days"),
+        ("validity: {ca: 9223372036854775807h}\n", "is longer than 36500 days"),
+        ("validity: {leaf: 36501d}\n", "validity.leaf: '36501d' is longer"),
+    ] {
+        let err = error(&format!("{text}{ONE_NODE}"));
+        assert!(err.contains(problem), "{text}: {err}");
+    }
+    assert_eq!(
+        parse(&format!("validity: {{ca: 36500d, leaf: 876000h}}\n{ONE_NODE}")).unwrap().validity.ca,
+        DAY * 36_500
+    );
+    let kubeadm = KUBEADM_V1BETA4.replace("43800h0m0s", "87600000h");
+    let err = ClusterSpec::from_yaml(&kubeadm, Path::new("kubeadm.yaml")).unwrap_err().to_string();
+    assert!(
+        err.starts_with("kubeadm.yaml: ClusterConfiguration.caCertificateValidityPeriod: '87600000h' is longer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kubeadm_configs_with_an_unknown_kind_or_two_of_one_are_refused() {
+    let read = |text: &str| ClusterSpec::from_yaml(text, Path::new("kubeadm.yaml"));
+    let unknown = format!("{KUBEADM_V1BETA4}---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfig\n");
+    let err = read(&unknown).unwrap_err().to_string();
+    assert!(err.contains("document 4.kind: 'InitConfig' is not a kind of kubeadm.k8s.io/v1beta4"), "{err}");
+    let twice = format!("{KUBEADM_V1BETA4}---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nlocalAPIEndpoint: {{advertiseAddress: 10.0.0.9}}\n");
+    let err = read(&twice).unwrap_err().to_string();
+    assert!(err.contains("document 4: a second InitConfiguration"), "{err}");
+    let join = format!("{KUBEADM_V1BETA4}---\napiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n");
+    assert!(read(&join).is_ok());
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use time::Duration;
 
 use crate::model::catalog::{ExtKeyUsage, KeyUsage};
+use crate::model::vocabulary::{NODE_USER_PREFIX, SYSTEM_MASTERS, SYSTEM_NODES};
 use crate::x509::request::CertificateRequest;
 
 /// Kubernetes' minimum of `spec.expirationSeconds`.
@@ -24,7 +25,7 @@ pub enum Signer {
     KubeletClient,
     /// `kubernetes.io/kubelet-serving`: kubelets' serving certificates.
     KubeletServing,
-    /// `kubernetes.io/legacy-unknown`: anything (but what kubepki never issues).
+    /// `kubernetes.io/legacy-unknown`: not allowed in `certificates.k8s.io/v1`; always denied.
     LegacyUnknown,
 }
 
@@ -50,8 +51,10 @@ pub struct Denial {
     pub message: String,
 }
 
-fn deny(reason: &'static str, message: impl Into<String>) -> Denial {
-    Denial { reason, message: message.into() }
+/// A denial; its message quotes the request, so it is made safe to show (and to write back
+/// into the object) like every error message.
+pub(crate) fn deny(reason: &'static str, message: impl Into<String>) -> Denial {
+    Denial { reason, message: crate::error::safe_text(&message.into()) }
 }
 
 /// What a request object asks, read from its `spec`.
@@ -65,7 +68,7 @@ pub struct RequestFields {
     pub usages: Vec<String>,
     /// `spec.expirationSeconds`.
     pub expiration_seconds: Option<i64>,
-    /// `spec.username`: who made the request.
+    /// `spec.username`: who made the request (required).
     pub username: Option<String>,
     /// `spec.groups`: the requester's groups.
     pub groups: Vec<String>,
@@ -119,14 +122,35 @@ pub(super) const DS: &str = "digital signature";
 pub(super) const KE: &str = "key encipherment";
 pub(super) const CLIENT: &str = "client auth";
 pub(super) const SERVER: &str = "server auth";
-pub(super) const NODES: &str = "system:nodes";
-pub(super) const NODE_PREFIX: &str = "system:node:";
+pub(super) const NODES: &str = SYSTEM_NODES;
+pub(super) const NODE_PREFIX: &str = NODE_USER_PREFIX;
+const BOOTSTRAPPERS: &str = "system:bootstrappers";
+const BOOTSTRAP_PREFIX: &str = "system:bootstrap:";
+
+/// The users of the control plane and of kubeadm's kubeconfigs (reference §2, §3) that do not
+/// start with `system:`: a client certificate for one of them is that component's power.
+const CONTROL_PLANE_USERS: [&str; 7] = [
+    "kube-apiserver",
+    "kube-apiserver-kubelet-client",
+    "kube-apiserver-etcd-client",
+    "kube-etcd-healthcheck-client",
+    "front-proxy-client",
+    "kubernetes-admin",
+    "kubernetes-super-admin",
+];
 
 /// Apply the rules of the request's signer. `signer_validity` is the cluster's leaf validity.
 pub fn evaluate(f: &RequestFields, signer_validity: Duration) -> std::result::Result<Grant, Denial> {
     let signer = Signer::from_name(&f.signer_name).ok_or_else(|| {
-        deny("UnknownSigner", format!("signer '{}' is not one kubepki signs for (kubernetes.io/kube-apiserver-client, kube-apiserver-client-kubelet, kubelet-serving, legacy-unknown)", f.signer_name))
+        deny("UnknownSigner", format!("signer '{}' is not one kubepki signs for (kubernetes.io/kube-apiserver-client, kube-apiserver-client-kubelet, kubelet-serving)", f.signer_name))
     })?;
+    if signer == Signer::LegacyUnknown {
+        return Err(legacy_unknown());
+    }
+    let username = match f.username.as_deref() {
+        Some(u) if !u.is_empty() => u,
+        _ => return Err(deny("MalformedField", "spec.username: required (the user who made the request)")),
+    };
     let pem = B64
         .decode(f.request.trim())
         .ok()
@@ -152,7 +176,8 @@ pub fn evaluate(f: &RequestFields, signer_validity: Duration) -> std::result::Re
     let usages: BTreeSet<&str> = f.usages.iter().map(String::as_str).collect();
     match signer {
         Signer::KubeApiserverClient => {
-            no_system_masters(&csr, signer)?;
+            no_system_masters(&csr)?;
+            no_reserved_identity(&csr)?;
             if csr.cn.is_empty() {
                 return Err(deny("EmptyCommonName", "a client certificate needs a CN: it is the user name"));
             }
@@ -162,6 +187,14 @@ pub fn evaluate(f: &RequestFields, signer_validity: Duration) -> std::result::Re
         }
         Signer::KubeletClient => {
             kubelet_subject(&csr)?;
+            let bootstrapper = username.starts_with(BOOTSTRAP_PREFIX) && f.groups.iter().any(|g| g == BOOTSTRAPPERS);
+            if username != csr.cn && !bootstrapper {
+                return Err(requester_mismatch(
+                    username,
+                    &csr.cn,
+                    " or a bootstrapper (system:bootstrap:<token> in system:bootstrappers)",
+                ));
+            }
             if !csr.sans.is_empty() || !csr.other_sans.is_empty() {
                 return Err(deny(
                     "KubeletClientSANs",
@@ -172,6 +205,9 @@ pub fn evaluate(f: &RequestFields, signer_validity: Duration) -> std::result::Re
         }
         Signer::KubeletServing => {
             kubelet_subject(&csr)?;
+            if username != csr.cn {
+                return Err(requester_mismatch(username, &csr.cn, ""));
+            }
             if !csr.other_sans.is_empty() {
                 return Err(deny(
                     "ServingSANTypes",
@@ -183,7 +219,7 @@ pub fn evaluate(f: &RequestFields, signer_validity: Duration) -> std::result::Re
             }
             exact_usages(&usages, SERVER, "kubernetes.io/kubelet-serving", &f.usages)?;
         }
-        Signer::LegacyUnknown => no_system_masters(&csr, signer)?,
+        Signer::LegacyUnknown => return Err(legacy_unknown()),
     }
     let lifetime = match f.expiration_seconds {
         Some(s) => signer_validity.min(Duration::seconds(s)),
@@ -218,18 +254,49 @@ fn usages_valid(usages: &[String]) -> std::result::Result<(), Denial> {
     Ok(())
 }
 
-fn no_system_masters(csr: &CertificateRequest, signer: Signer) -> std::result::Result<(), Denial> {
-    if csr.orgs.iter().any(|o| o == "system:masters") {
-        let name = match signer {
-            Signer::LegacyUnknown => "kubernetes.io/legacy-unknown",
-            _ => "kubernetes.io/kube-apiserver-client",
-        };
+fn no_system_masters(csr: &CertificateRequest) -> std::result::Result<(), Denial> {
+    if csr.orgs.iter().any(|o| o == SYSTEM_MASTERS) {
         return Err(deny(
             "SystemMasters",
-            format!("{name}: never O system:masters (it bypasses RBAC and cannot be revoked)"),
+            "kubernetes.io/kube-apiserver-client: never O system:masters (it bypasses RBAC and cannot be revoked)",
         ));
     }
     Ok(())
+}
+
+/// Never a control-plane identity or a group RBAC binds to cluster-wide power: Kubernetes'
+/// own `system:` names (`system:kube-controller-manager`, `system:node:<n>` and `system:nodes`
+/// outside the kubelet signers, service accounts), kubeadm's `kubeadm:` groups
+/// (`kubeadm:cluster-admins` is bound to cluster-admin), and the control plane's own users.
+fn no_reserved_identity(csr: &CertificateRequest) -> std::result::Result<(), Denial> {
+    let reserved = |name: &str| name.starts_with("system:") || name.starts_with("kubeadm:");
+    if reserved(&csr.cn) || CONTROL_PLANE_USERS.contains(&csr.cn.as_str()) {
+        return Err(deny(
+            "ReservedIdentity",
+            format!("kubernetes.io/kube-apiserver-client: never CN '{}': a control-plane, node or system identity (nodes use the kubelet signers)", csr.cn),
+        ));
+    }
+    if let Some(o) = csr.orgs.iter().find(|o| reserved(o)) {
+        return Err(deny(
+            "ReservedGroup",
+            format!("kubernetes.io/kube-apiserver-client: never O '{o}': system: and kubeadm: groups are bound to cluster-wide power"),
+        ));
+    }
+    Ok(())
+}
+
+fn legacy_unknown() -> Denial {
+    deny(
+        "LegacyUnknown",
+        "kubernetes.io/legacy-unknown cannot be requested through certificates.k8s.io/v1; kubepki never signs for it",
+    )
+}
+
+fn requester_mismatch(username: &str, cn: &str, or: &str) -> Denial {
+    deny(
+        "RequesterMismatch",
+        format!("spec.username is '{username}': a kubelet's request must be made by the node itself ({cn}){or}"),
+    )
 }
 
 fn kubelet_subject(csr: &CertificateRequest) -> std::result::Result<(), Denial> {
