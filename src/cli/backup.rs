@@ -1,6 +1,6 @@
 //! `backup list` and `backup restore`.
 
-use std::fmt::Write;
+use kubepki::report::backup::{list_text, restore_text};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,7 +8,6 @@ use clap::Subcommand;
 
 use super::verify::default_dir;
 use super::{emit, Format};
-use kubepki::disk::backup::{BackupInfo, RestoreReport};
 use kubepki::Result;
 
 #[derive(Debug, Subcommand)]
@@ -71,51 +70,4 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn list_text(list: &[BackupInfo]) -> String {
-    if list.is_empty() {
-        return "no backups\n".into();
-    }
-    let rows: Vec<Vec<String>> = list
-        .iter()
-        .map(|b| {
-            vec![
-                b.id.clone(),
-                b.command.clone().map_or("?".into(), |c| format!("kubepki {c}")),
-                b.time.map_or("?".into(), |t| t.to_string()),
-                b.saved.len().to_string(),
-                b.created.len().to_string(),
-            ]
-        })
-        .collect();
-    kubepki::report::table(&["ID", "COMMAND", "TIME", "SAVED", "CREATED"], &rows)
-}
-
-fn restore_text(r: &RestoreReport) -> String {
-    let mut out = String::new();
-    let verb = if r.dry_run { "would undo" } else { "undid" };
-    for b in &r.undone {
-        let command = b.command.as_deref().unwrap_or("?");
-        let _ = writeln!(out, "{verb} {} (kubepki {command})", b.id);
-    }
-    for f in &r.put_back {
-        let _ = writeln!(out, "  {} {}", if r.dry_run { "would put back" } else { "put back" }, f.display());
-    }
-    for f in &r.removed {
-        let _ = writeln!(out, "  {} {}", if r.dry_run { "would remove" } else { "removed" }, f.display());
-    }
-    if r.put_back.is_empty() && r.removed.is_empty() {
-        let _ = writeln!(out, "the tree is already as it was");
-    }
-    if let Some(b) = &r.backup {
-        let _ = writeln!(out, "the files the restore replaced are saved in {}", b.display());
-    }
-    if !r.rollout.is_empty() {
-        out.push_str(&kubepki::operations::rollout::text(&r.rollout));
-    }
-    if r.dry_run {
-        let _ = writeln!(out, "(dry run: nothing written)");
-    }
-    out
 }

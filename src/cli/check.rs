@@ -1,17 +1,13 @@
 //! `check`: expiry of every certificate of a tree, as a table like kubeadm's
 //! `certs check-expiration` (plus a STATUS column), or JSON.
 
-use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use time::OffsetDateTime;
 
 use super::{json, print};
-use kubepki::report::table;
-use kubepki::{
-    audit::check::check, audit::check::CheckOptions, audit::check::CheckReport, audit::check::CheckStatus, Result,
-};
+use kubepki::{audit::check::check, audit::check::CheckOptions, Result};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CheckArgs {
@@ -65,7 +61,7 @@ fn report(a: &CheckArgs, dir: &std::path::Path) -> Result<ExitCode> {
     };
     let report = check(&dir, &opts)?;
     let output = match a.output {
-        CheckFormat::Table => text(&report),
+        CheckFormat::Table => kubepki::report::check::text(&report),
         CheckFormat::Json => json(&report)?,
         CheckFormat::Prometheus => kubepki::audit::check::prometheus(&report),
     };
@@ -87,65 +83,6 @@ fn parse_window(s: &str) -> std::result::Result<time::Duration, String> {
         return Ok(time::Duration::ZERO);
     }
     kubepki::model::spec::duration_text::parse(s)
-}
-
-fn text(r: &CheckReport) -> String {
-    let when = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    let rows: Vec<Vec<String>> = r
-        .entries
-        .iter()
-        .map(|e| {
-            let name = if e.status == CheckStatus::Missing { format!("!MISSING! {}", e.name) } else { e.name.clone() };
-            let expires = e.expires.and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&when).ok());
-            vec![
-                name,
-                expires.unwrap_or_default(),
-                e.residual.clone().unwrap_or_default(),
-                e.authority.clone().unwrap_or_default(),
-                if e.externally_managed { "yes" } else { "no" }.to_string(),
-                e.status.word().to_string(),
-            ]
-        })
-        .collect();
-    let mut out = table(
-        &["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "EXTERNALLY MANAGED", "STATUS"],
-        &rows,
-    );
-    for e in r.entries.iter().filter(|e| e.problem.is_some() && e.status != CheckStatus::Missing) {
-        let _ = writeln!(out, "{}: {}: {}", e.status.word(), e.name, e.problem.as_deref().unwrap_or_default());
-    }
-    let mut counts = Vec::new();
-    for s in [
-        CheckStatus::Ok,
-        CheckStatus::Expiring,
-        CheckStatus::Expired,
-        CheckStatus::NotYetValid,
-        CheckStatus::Missing,
-        CheckStatus::Unreadable,
-        CheckStatus::Unchecked,
-    ] {
-        let n = r.count(s);
-        if n > 0 || s == CheckStatus::Ok {
-            counts.push(format!("{n} {}", s.word()));
-        }
-    }
-    let at = r.at.to_offset(time::UtcOffset::UTC).format(&when).unwrap_or_default();
-    let window = kubepki::model::spec::duration_text::format(r.warn_within);
-    let external = r.entries.iter().filter(|e| e.is_ca && e.externally_managed && !e.path.starts_with("nodes")).count();
-    if external > 0 {
-        let _ = writeln!(
-            out,
-            "\n{external} CA(s) externally managed (certificate without its key: kubeadm's external-CA mode): their certificates are renewed outside the tree (kubepki csr, then kubepki import)"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\n{}: {} entries at {at} (warning within {window}): {}",
-        r.dir.display(),
-        r.entries.len(),
-        counts.join(", ")
-    );
-    out
 }
 
 #[cfg(test)]

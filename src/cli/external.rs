@@ -1,6 +1,6 @@
 //! `csr`, `sign` and `import`: an outside CA signs what kubepki describes.
 
-use std::fmt::Write;
+use kubepki::report::external::{csr_text, import_text, sign_text};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,10 +8,7 @@ use time::OffsetDateTime;
 
 use super::verify::default_dir;
 use super::{emit, ClusterArgs, Format};
-use kubepki::{
-    model::catalog::Catalog, model::spec::ClusterSpec, operations::external::CsrReport,
-    operations::external::ImportReport, operations::external::SignReport, Result,
-};
+use kubepki::{model::catalog::Catalog, model::spec::ClusterSpec, Result};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CsrArgs {
@@ -91,32 +88,6 @@ pub(crate) fn csr(a: CsrArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn csr_text(r: &CsrReport) -> String {
-    let rows: Vec<Vec<String>> = r
-        .written
-        .iter()
-        .map(|w| {
-            vec![
-                w.entry.to_string(),
-                w.issuer.to_string(),
-                w.files.csr.display().to_string(),
-                w.files.key.display().to_string(),
-            ]
-        })
-        .collect();
-    let mut out = kubepki::report::table(&["ENTRY", "SIGNER", "CSR", "KEY"], &rows);
-    if let Some(b) = &r.backup {
-        let _ = writeln!(out, "\nreplaced keys and CSRs saved under {}", b.display());
-    }
-    let _ = writeln!(
-        out,
-        "\n{} keys and CSRs written under {}. Have each CSR signed by its SIGNER (kubepki sign --ca SIGNER CSR..., or an outside CA returning <name>.crt beside it), then run kubepki import.",
-        r.written.len(),
-        r.dir.display()
-    );
-    out
-}
-
 pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
     let dir = default_dir(a.dir);
     let run = kubepki::disk::run::Run::begin(&dir, "sign")?;
@@ -129,28 +100,6 @@ pub(crate) fn sign(a: SignArgs) -> Result<ExitCode> {
         kubepki::operations::external::sign_csrs(&catalog, &dir, &a.ca, &a.csrs, a.force, OffsetDateTime::now_utc())?;
     emit(a.output, || sign_text(&report), &report)?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn sign_text(r: &SignReport) -> String {
-    let rows: Vec<Vec<String>> = r
-        .signed
-        .iter()
-        .map(|s| {
-            vec![s.entry.to_string(), s.cert.display().to_string(), s.serial.clone(), s.not_after.date().to_string()]
-        })
-        .collect();
-    let mut out = kubepki::report::table(&["ENTRY", "CERTIFICATE", "SERIAL", "EXPIRES"], &rows);
-    let _ = writeln!(
-        out,
-        "\n{} signed by {} (logged in {})",
-        r.signed.len(),
-        r.ca,
-        kubepki::disk::issuance::log_path(&r.dir).display()
-    );
-    if let Some(b) = &r.backup {
-        let _ = writeln!(out, "the certificates replaced were saved in {}", b.display());
-    }
-    out
 }
 
 pub(crate) fn import(a: ImportArgs) -> Result<ExitCode> {
@@ -170,30 +119,4 @@ pub(crate) fn import(a: ImportArgs) -> Result<ExitCode> {
     )?;
     emit(a.output, || import_text(&report), &report)?;
     Ok(if report.verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-fn import_text(r: &ImportReport) -> String {
-    let rows: Vec<Vec<String>> = r
-        .placed
-        .iter()
-        .map(|p| {
-            vec![p.entry.to_string(), p.dest.display().to_string(), p.serial.clone(), p.not_after.date().to_string()]
-        })
-        .collect();
-    let mut out = kubepki::report::table(&["ENTRY", "PLACED", "SERIAL", "EXPIRES"], &rows);
-    let _ = writeln!(
-        out,
-        "\n{} imported, {} node bundle copies refreshed, {} spent files removed",
-        r.placed.len(),
-        r.copies,
-        r.removed.len()
-    );
-    if !r.waiting.is_empty() {
-        let _ = writeln!(out, "still waiting for a certificate: {}", r.waiting.join(", "));
-    }
-    out.push('\n');
-    out.push_str(&kubepki::operations::rollout::text(&r.rollout));
-    out.push('\n');
-    out.push_str(&super::verify::text(&r.verify, false));
-    out
 }

@@ -1,5 +1,6 @@
 //! `renew`, `san`, `node`, `rotate-ca`: change a tree, showing the change first.
 
+use kubepki::report::lifecycle::changes_text;
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,8 +12,8 @@ use super::verify::{cluster_of, default_dir};
 use super::{emit, Format};
 use kubepki::model::infer::Source;
 use kubepki::{
-    disk::run::Run, model::catalog::EntryId, model::spec::Role, operations::lifecycle::Applied,
-    operations::lifecycle::Change, operations::lifecycle::Plan as ChangePlan, operations::lifecycle::Tree, Result,
+    disk::run::Run, model::spec::Role, operations::lifecycle::Applied, operations::lifecycle::Plan as ChangePlan,
+    operations::lifecycle::Tree, Result,
 };
 
 /// Where the tree is and what it describes.
@@ -197,55 +198,12 @@ fn report(applied: &Applied, format: Format) -> Result<ExitCode> {
             let _ = writeln!(out, "{} copies refreshed in node bundles\n", applied.bundle_files_written);
             out.push_str(&kubepki::operations::rollout::text(&applied.rollout));
             out.push('\n');
-            out.push_str(&super::verify::text(&applied.verify, false));
+            out.push_str(&kubepki::report::verify::text(&applied.verify, false));
             out
         },
         applied,
     )?;
     Ok(if applied.verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-/// The changes as a diff: one block per certificate, unchanged lines marked.
-fn changes_text(changes: &[Change], notes: &[(EntryId, String)], dry_run: bool) -> String {
-    let mut out = String::new();
-    for c in changes {
-        let _ =
-            writeln!(out, "{} {} ({})", if dry_run { "would reissue" } else { "reissued" }, c.entry, c.file.display());
-        let after = &c.after;
-        let line = |out: &mut String, label: &str, before: Option<String>, after: String| match before {
-            Some(b) if b == after => {
-                let _ = writeln!(out, "    {label:<9} {after}");
-            }
-            Some(b) => {
-                let _ = writeln!(out, "  - {label:<9} {b}\n  + {label:<9} {after}");
-            }
-            None => {
-                let _ = writeln!(out, "  + {label:<9} {after}");
-            }
-        };
-        let b = c.before.as_ref();
-        line(&mut out, "subject", b.map(|b| b.subject.clone()), after.subject.clone());
-        let issuer = |s: &kubepki::operations::lifecycle::Summary| match &s.issuer_key {
-            Some(k) => format!("{} (key {k})", s.issuer),
-            None => s.issuer.clone(),
-        };
-        line(&mut out, "issuer", b.map(issuer), issuer(after));
-        line(&mut out, "SANs", b.map(|b| b.sans.join(", ")), after.sans.join(", "));
-        line(
-            &mut out,
-            "validity",
-            b.map(|b| format!("{} .. {}", b.not_before, b.not_after)),
-            format!("{} .. {}", after.not_before, after.not_after),
-        );
-        let _ = writeln!(out, "    {:<9} {}", "key", after.key);
-    }
-    for (id, why) in notes {
-        let _ = writeln!(out, "note: {id}: {why}");
-    }
-    if dry_run {
-        let _ = writeln!(out, "(dry run: nothing written)");
-    }
-    out
 }
 
 pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
@@ -279,7 +237,7 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 let _ = writeln!(text, "add node {} to {} so that later runs know it", a.name, c.display());
             }
             text.push('\n');
-            text.push_str(&super::verify::text(&verify, false));
+            text.push_str(&kubepki::report::verify::text(&verify, false));
             emit(a.tree.output, || text.clone(), &report)?;
             Ok(if verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
@@ -311,7 +269,7 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             text.push('\n');
             text.push_str(&kubepki::operations::rollout::text(&r.rollout));
             text.push('\n');
-            text.push_str(&super::verify::text(&r.verify, false));
+            text.push_str(&kubepki::report::verify::text(&r.verify, false));
             emit(a.tree.output, || text.clone(), &r)?;
             Ok(if r.verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }

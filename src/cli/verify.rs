@@ -1,6 +1,6 @@
 //! `verify`: every link of the topology checked in both directions, statically (and live).
 
-use std::fmt::Write;
+use kubepki::report::verify::{endpoint_text, live_text, text};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{emit, Format};
 use kubepki::audit::handshake::{probe_endpoint, Credential, EndpointReport};
-use kubepki::audit::verify::{LinkStatus, Report, Severity};
+use kubepki::audit::verify::Report;
 use kubepki::model::infer::{resolve, Described, Resolve};
 use kubepki::{
     audit::verify::verify, audit::verify::VerifyOptions, disk::inventory::Inventory, model::catalog::Catalog,
@@ -146,22 +146,6 @@ struct Both<'a> {
     live: &'a [kubepki::audit::handshake::LiveResult],
 }
 
-fn live_text(live: &[kubepki::audit::handshake::LiveResult]) -> String {
-    let mut out = String::from("live handshakes (rustls over loopback TCP):\n");
-    for l in live {
-        let verdict = match l.ok {
-            Some(true) => "ok".to_string(),
-            Some(false) => format!("FAILED: {}", l.error.as_deref().unwrap_or("")),
-            None => "not run (not kubepki's to check)".to_string(),
-        };
-        let _ = writeln!(out, "  {}: {verdict}", l.link);
-    }
-    let ok = live.iter().filter(|l| l.ok == Some(true)).count();
-    let failed = live.iter().filter(|l| l.ok == Some(false)).count();
-    let _ = writeln!(out, "{ok} handshakes completed, {failed} failed, {} not run", live.len() - ok - failed);
-    out
-}
-
 /// `verify --endpoint` with a credential from outside the tree: a kubeconfig or files.
 fn probe(a: VerifyArgs) -> Result<ExitCode> {
     let credential = match (&a.kubeconfig, &a.cacert) {
@@ -181,89 +165,4 @@ fn probe(a: VerifyArgs) -> Result<ExitCode> {
 fn endpoint_result(output: Format, r: &EndpointReport) -> Result<ExitCode> {
     emit(output, || endpoint_text(r), r)?;
     Ok(if r.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-fn endpoint_text(r: &EndpointReport) -> String {
-    let mut out =
-        format!("{} as {}: {}\n", r.endpoint, r.credential, if r.ok { "handshake completed" } else { "FAILED" });
-    for line in &r.explanation {
-        let _ = writeln!(out, "  {line}");
-    }
-    if let Some(c) = &r.server_certificate {
-        let sans: Vec<String> = c.sans.iter().map(|s| s.to_string()).collect();
-        let _ = writeln!(
-            out,
-            "  server presented: {} issued by {}, SANs {}, valid until {}",
-            c.subject,
-            c.issuer,
-            sans.join(", "),
-            c.not_after.date()
-        );
-    }
-    out
-}
-
-/// The report for a terminal: the links that are not OK (or all), then the findings.
-pub(crate) fn text(r: &Report, all: bool) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "verify {} at {}", r.dir.display(), r.at.date());
-    let count = |s: LinkStatus| r.links.iter().filter(|l| l.status == s).count();
-    let rows: Vec<Vec<String>> = r
-        .links
-        .iter()
-        .filter(|l| all || l.status != LinkStatus::Ok)
-        .map(|l| {
-            let codes: Vec<&str> = l.findings.iter().map(|i| r.findings[*i].kind.name()).collect();
-            vec![l.number.to_string(), l.id.clone(), word(l.status).into(), codes.join(",")]
-        })
-        .collect();
-    if !rows.is_empty() {
-        out.push('\n');
-        out.push_str(&kubepki::report::table(&["#", "LINK", "STATUS", "FINDINGS"], &rows));
-    }
-    if !r.findings.is_empty() {
-        out.push('\n');
-    }
-    for f in &r.findings {
-        let what = f
-            .file
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .or_else(|| f.entry.as_ref().map(|e| e.to_string()))
-            .unwrap_or_default();
-        let links = match f.links.len() {
-            0 => String::new(),
-            1 => format!("  [{}]", f.links[0]),
-            n => format!("  [{} and {} more links]", f.links[0], n - 1),
-        };
-        let _ = writeln!(out, "{:<7} {:<16} {what}{links}", f.severity.to_string(), f.kind.name());
-        let _ = writeln!(out, "        expected: {}", f.expected);
-        let _ = writeln!(out, "        found:    {}", f.found);
-        let _ = writeln!(out, "        fix:      {}", f.fix);
-    }
-    let sev = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
-    let _ = writeln!(
-        out,
-        "\n{} links: {} ok, {} warning, {} broken, {} unverified, {} unknown; findings: {} error, {} warning, {} info",
-        r.links.len(),
-        count(LinkStatus::Ok),
-        count(LinkStatus::Warning),
-        count(LinkStatus::Broken),
-        count(LinkStatus::Unverified),
-        count(LinkStatus::Unknown),
-        sev(Severity::Error),
-        sev(Severity::Warning),
-        sev(Severity::Info)
-    );
-    out
-}
-
-fn word(s: LinkStatus) -> &'static str {
-    match s {
-        LinkStatus::Ok => "ok",
-        LinkStatus::Warning => "warning",
-        LinkStatus::Broken => "BROKEN",
-        LinkStatus::Unverified => "UNVERIFIED",
-        LinkStatus::Unknown => "unknown",
-    }
 }

@@ -1,5 +1,13 @@
 //! Presenting reports: aligned text tables for people, JSON (serde data) for programs.
 
+pub mod backup;
+pub mod check;
+pub mod explain;
+pub mod external;
+pub mod inspect;
+pub mod lifecycle;
+pub mod verify;
+
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::IpAddr;
