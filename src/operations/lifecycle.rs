@@ -112,7 +112,7 @@ pub(crate) fn key_fingerprint(public_key_raw: &[u8]) -> String {
 }
 
 impl Summary {
-    fn of(c: &CertInfo, key: &str, issuer_key: Option<String>) -> Summary {
+    pub(crate) fn of(c: &CertInfo, key: &str, issuer_key: Option<String>) -> Summary {
         Summary {
             issuer_key,
             subject: c.subject.clone(),
