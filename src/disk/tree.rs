@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::disk::readfile::{is_missing, read, read_text, Limit};
 use crate::disk::store::Mode;
 use crate::error::{Error, Result};
-use crate::model::catalog::{Catalog, EntryKind};
+use crate::model::catalog::{Catalog, EntryKind, Leaf, Store};
 use crate::model::spec::{ClusterSpec, Node};
 use crate::x509::issue::{Ca, PrivateKey};
 
@@ -76,6 +76,40 @@ pub fn bundle_copies(
         }
     }
     Ok(out)
+}
+
+/// What a leaf is on disk, given its certificate and key: the certificate (0644) and the key
+/// (0600; `None`: the key file is kept as it is), or the kubeconfig (0600) that embeds both with
+/// `ca_pem` and the server it dials (`server`, else the catalog's). The one place an entry and
+/// its issued material become files.
+pub fn leaf_files(
+    leaf: &Leaf,
+    cert_pem: &str,
+    key_pem: Option<&str>,
+    ca_pem: &str,
+    server: Option<&str>,
+) -> Vec<(PathBuf, String, Mode)> {
+    match &leaf.store {
+        Store::Files { cert, key } => {
+            let mut out = vec![(cert.clone(), cert_pem.to_string(), Mode::Public)];
+            if let Some(k) = key_pem {
+                out.push((key.clone(), k.to_string(), Mode::Secret));
+            }
+            out
+        }
+        Store::Kubeconfig { path, cluster, server: catalog_server, .. } => {
+            let text = crate::x509::kubeconfig::Kubeconfig {
+                cluster,
+                server: server.unwrap_or(catalog_server),
+                ca_pem,
+                user: &leaf.profile.subject.cn,
+                cert_pem,
+                key_pem: key_pem.unwrap_or_default(),
+            }
+            .render();
+            vec![(path.clone(), text, Mode::Secret)]
+        }
+    }
 }
 
 /// A CA of the tree, able to sign: its key on disk, matching its certificate, not expired.

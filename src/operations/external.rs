@@ -31,7 +31,6 @@ use crate::model::spec::ClusterSpec;
 use crate::model::topology::Topology;
 use crate::x509::certinfo::CertInfo;
 use crate::x509::issue::PrivateKey;
-use crate::x509::kubeconfig::Kubeconfig;
 use crate::x509::request::CertificateRequest;
 
 /// The files of the outside-CA flow for one leaf or kubeconfig, relative to the tree.
@@ -606,23 +605,18 @@ fn placement(spec: &ClusterSpec, catalog: &Catalog, root: &Path, returned: &[Ret
                 fresh.insert(cert.clone(), (r.cert_pem.clone().into_bytes(), Mode::Public));
                 fresh.insert(key.clone(), (r.key_pem.clone().into_bytes(), Mode::Secret));
             }
-            Store::Kubeconfig { path, cluster, server, ca } => {
+            Store::Kubeconfig { ca, .. } => {
                 let ca_file = catalog
                     .get(ca)
                     .and_then(|e| e.files().first().map(|(f, _)| root.join(f)))
                     .ok_or_else(|| Error::Invalid(format!("no CA '{ca}' in the catalog")))?;
                 let ca_pem = read_text(&ca_file, Limit::Pem)?;
-                let text = Kubeconfig {
-                    cluster,
-                    server,
-                    ca_pem: &ca_pem,
-                    user: &r.leaf.profile.subject.cn,
-                    cert_pem: &r.cert_pem,
-                    key_pem: &r.key_pem,
+                for (path, text, mode) in
+                    crate::disk::tree::leaf_files(r.leaf, &r.cert_pem, Some(&r.key_pem), &ca_pem, None)
+                {
+                    batch.add(root.join(&path), text.clone(), mode);
+                    fresh.insert(path, (text.into_bytes(), mode));
                 }
-                .render();
-                batch.add(root.join(path), text.clone(), Mode::Secret);
-                fresh.insert(path.clone(), (text.into_bytes(), Mode::Secret));
             }
         }
     }

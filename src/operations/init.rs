@@ -28,7 +28,7 @@ use crate::model::catalog::{Audience, Bundles, Catalog, Entry, EntryId, EntryKin
 use crate::model::spec::{ClusterSpec, Node};
 use crate::x509::certinfo::CertInfo;
 use crate::x509::issue::{Ca, PrivateKey};
-use crate::x509::kubeconfig::{self, Kubeconfig};
+use crate::x509::kubeconfig::{self};
 
 /// The most files the writer lets wait while the makers keep it busy: a group costs a sync of
 /// the filesystem and one of the journal, so not too few. Whenever the makers leave it
@@ -633,24 +633,14 @@ impl<'a> Maker<'a> {
         let key = PrivateKey::generate(self.spec.key_algorithm)?;
         let issued = ca.sign_key(p, &key, self.now)?;
         let record = IssuanceRecord::of_der(&issued.der, Some(&entry.id), self.command, self.now)?;
-        let files = match &leaf.store {
-            Store::Files { cert, key: key_path } => vec![
-                (cert.clone(), issued.pem.into_bytes(), Mode::Public),
-                (key_path.clone(), key.to_pem().as_bytes().to_vec(), Mode::Secret),
-            ],
-            Store::Kubeconfig { path, cluster, server, ca: trust } => {
-                let text = Kubeconfig {
-                    cluster,
-                    server,
-                    ca_pem: &cas[trust.as_str()].cert_pem,
-                    user: &p.subject.cn,
-                    cert_pem: &issued.pem,
-                    key_pem: key.to_pem(),
-                }
-                .render();
-                vec![(path.clone(), text.into_bytes(), Mode::Secret)]
-            }
+        let trust = match &leaf.store {
+            Store::Kubeconfig { ca: trust, .. } => &cas[trust.as_str()].cert_pem,
+            Store::Files { .. } => "",
         };
+        let files = crate::disk::tree::leaf_files(leaf, &issued.pem, Some(key.to_pem()), trust, None)
+            .into_iter()
+            .map(|(path, text, mode)| (path, text.into_bytes(), mode))
+            .collect();
         self.progress.advance(1);
         Ok((files, Some(record)))
     }

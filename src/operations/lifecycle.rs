@@ -21,7 +21,6 @@ use crate::model::spec::{ClusterSpec, KeyAlgorithm, San};
 use crate::model::topology::Topology;
 use crate::x509::certinfo::CertInfo;
 use crate::x509::issue::{Ca, PrivateKey};
-use crate::x509::kubeconfig::Kubeconfig;
 
 /// A tree with its description, catalog and what is on disk.
 pub struct Tree {
@@ -113,7 +112,7 @@ pub(crate) fn key_fingerprint(public_key_raw: &[u8]) -> String {
 }
 
 impl Summary {
-    fn of(c: &CertInfo, key: &str, issuer_key: Option<String>) -> Summary {
+    pub(crate) fn of(c: &CertInfo, key: &str, issuer_key: Option<String>) -> Summary {
         Summary {
             issuer_key,
             subject: c.subject.clone(),
@@ -270,16 +269,10 @@ impl Plan {
         if let Some(chain) = self.chain.get(ca_id.as_str()) {
             issued.pem.push_str(chain);
         }
-        let file = match &leaf.store {
-            Store::Files { cert, key: key_path } => {
-                self.writes.push((cert.clone(), issued.pem.clone(), Mode::Public));
-                if key_word == "new" {
-                    self.writes.push((key_path.clone(), key.to_pem().to_string(), Mode::Secret));
-                }
-                cert.clone()
-            }
-            Store::Kubeconfig { path, cluster, ca: trust, server: catalog_server } => {
-                // The CA data is the CA's file as it is: a bundle during a rotation.
+        // A kubeconfig embeds its CA's file as it is (a bundle during a rotation) and keeps the
+        // server it dials; a leaf in files keeps its key file unless the key is new.
+        let (ca_pem, server) = match &leaf.store {
+            Store::Kubeconfig { ca: trust, .. } => {
                 let ca_pem = self.ca_data.get(trust.as_str()).cloned().unwrap_or_else(|| {
                     tree.inventory
                         .get(trust)
@@ -290,21 +283,15 @@ impl Plan {
                     .inventory
                     .get(&entry.id)
                     .and_then(|l| l.kubeconfig.as_ref().map(|k| k.server.clone()))
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| catalog_server.clone());
-                let text = Kubeconfig {
-                    cluster,
-                    server: &server,
-                    ca_pem: &ca_pem,
-                    user: &profile.subject.cn,
-                    cert_pem: &issued.pem,
-                    key_pem: key.to_pem(),
-                }
-                .render();
-                self.writes.push((path.clone(), text, Mode::Secret));
-                path.clone()
+                    .filter(|s| !s.is_empty());
+                (ca_pem, server)
             }
+            Store::Files { .. } => (String::new(), None),
         };
+        let key_pem = (key_word == "new" || matches!(leaf.store, Store::Kubeconfig { .. })).then(|| key.to_pem());
+        let written = crate::disk::tree::leaf_files(leaf, &issued.pem, key_pem, &ca_pem, server.as_deref());
+        let file = written[0].0.clone();
+        self.writes.extend(written);
         self.records.push(IssuanceRecord::new(&info, Some(&entry.id), "", now));
         let before = before.map(|b| {
             let signer = self.ca_certs(tree, ca_id.as_str()).iter().find(|c| b.is_signed_by(c));

@@ -20,9 +20,11 @@ use crate::disk::issuance::IssuanceRecord;
 use crate::disk::store::Mode;
 use crate::error::{Error, Result};
 use crate::model::catalog::{EntryKind, Leaf, Store, SA};
-use crate::operations::lifecycle::{one_batch, plan_renew_signed_by, Applied, Signer, Tree};
+use crate::operations::lifecycle::{
+    key_fingerprint, one_batch, plan_renew_signed_by, Applied, Change, Signer, Summary, Tree,
+};
+use crate::x509::certinfo::CertInfo;
 use crate::x509::issue::{Ca, PrivateKey};
-use crate::x509::kubeconfig::Kubeconfig;
 
 /// The phases.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,10 +194,9 @@ fn kubeconfigs_with_ca_data(
 ) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
     let mut out = Vec::new();
     for e in &tree.catalog.entries {
-        let Some(Leaf { store: Store::Kubeconfig { path, cluster, ca: trust, .. }, profile, .. }) = e.leaf() else {
+        let Some(leaf @ Leaf { store: Store::Kubeconfig { path, ca: trust, .. }, .. }) = e.leaf() else {
             continue;
         };
-        let subject = &profile.subject;
         if trust != ca {
             continue;
         }
@@ -206,12 +207,26 @@ fn kubeconfigs_with_ca_data(
         };
         let (Some(cert), Some(key)) = (&k.cert_pem, &k.key_pem) else { continue };
         let cert = if first_only { blocks(cert, &full)?.into_iter().next().unwrap_or_default() } else { cert.clone() };
-        let user = if k.user.is_empty() { subject.cn.clone() } else { k.user.clone() };
-        let text =
-            Kubeconfig { cluster, server: &k.server, ca_pem, user: &user, cert_pem: &cert, key_pem: key }.render();
-        out.push((path.clone(), text.into_bytes(), Mode::Secret));
+        // The credential and the server it dials are kept; the CA data is new.
+        let files = crate::disk::tree::leaf_files(leaf, &cert, Some(key), ca_pem, Some(&k.server));
+        out.extend(files.into_iter().map(|(p, text, mode)| (p, text.into_bytes(), mode)));
     }
     Ok(out)
+}
+
+/// A CA certificate a phase makes or puts in place, as a change (`before`: the CA it follows).
+fn ca_change(tree: &Tree, ca: &str, file: PathBuf, before: Option<&CertInfo>, after: &CertInfo, key: &str) -> Change {
+    let entry = tree.catalog.get(ca).map(|e| e.id.clone()).expect("a CA of the catalog");
+    let issuer_key = |c: &CertInfo| {
+        let by = [before, Some(after)].into_iter().flatten().find(|ca| c.is_signed_by(ca));
+        by.map(|ca| key_fingerprint(&ca.public_key_raw))
+    };
+    Change {
+        entry,
+        file,
+        before: before.map(|b| Summary::of(b, &b.key.to_string(), issuer_key(b))),
+        after: Summary::of(after, &format!("{key} {}", after.key), issuer_key(after)),
+    }
 }
 
 /// Every certificate file `ca` signs that ships a chain after its certificate (the cross-signed
@@ -284,9 +299,15 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
                 let e = tree.catalog.get(ca).expect("checked");
                 let p = e.cert().expect("a CA");
                 // The old CA must be sound before we build on it.
-                Ca::load(ca, &current, &tree.root.join(&cert_rel), PrivateKey::from_pem(old_key.to_pem(), &key_rel)?)?;
+                let old = Ca::load(
+                    ca,
+                    &current,
+                    &tree.root.join(&cert_rel),
+                    PrivateKey::from_pem(old_key.to_pem(), &key_rel)?,
+                )?;
                 let new = Ca::create(ca, p, PrivateKey::from_pem(new_key.to_pem(), &key_rel)?, now)?;
                 records.push(IssuanceRecord::new(&new.info, Some(ca), "", now));
+                changes.push(ca_change(tree, ca, dir.join("new.pem"), Some(&old.info), &new.info, "new"));
                 new.cert_pem
             };
             let new_pem = blocks(&new_pem, Path::new("new"))?.remove(0);
@@ -327,6 +348,7 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
                 let profile = tree.catalog.get(ca).and_then(|e| e.cert()).expect("a CA").clone();
                 let cross = old.cross_sign(&profile, &PrivateKey::from_pem(&new_key, &key_path)?, now)?;
                 records.push(IssuanceRecord::of_der(&cross.der, Some(ca), "", now)?);
+                let cross_info = CertInfo::from_der(&cross.der).map_err(|e| Error::crypto("reading back", e))?;
                 let names: Vec<String> = tree
                     .catalog
                     .entries
@@ -336,7 +358,16 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
                     .collect();
                 let signer = Signer { ca: new_ca, ca_data: bundle.clone(), chain: cross.pem.clone() };
                 let parts = plan_renew_signed_by(tree, &names, signer, now)?.into_parts();
-                (changes, notes) = (parts.changes, parts.notes);
+                changes.push(ca_change(
+                    tree,
+                    ca,
+                    dir.join("cross.pem"),
+                    None,
+                    &cross_info,
+                    "the new CA's, cross-signed",
+                ));
+                changes.extend(parts.changes);
+                notes = parts.notes;
                 writes.extend(parts.writes);
                 records.extend(parts.records);
                 writes.push((dir.join("cross.pem"), cross.pem.into_bytes(), Mode::Public));
@@ -350,6 +381,10 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
             let new_pem = read_at(&tree.root.join(&dir).join("new.pem"))?;
             writes.push((cert_rel.clone(), new_pem.clone().into_bytes(), Mode::Public));
             if !is_sa {
+                let old_path = tree.root.join(&dir).join("old.pem");
+                let old = CertInfo::from_pem(&read_at(&old_path)?, &old_path)?;
+                let new = CertInfo::from_pem(&new_pem, &tree.root.join(&dir).join("new.pem"))?;
+                changes.push(ca_change(tree, ca, cert_rel.clone(), Some(&old), &new, "the new CA's, alone"));
                 writes.extend(kubeconfigs_with_ca_data(tree, ca, &new_pem, true)?);
                 writes.extend(leaves_without_chain(tree, ca)?);
             }

@@ -56,6 +56,11 @@ fn a_rotation_says_what_each_phase_needs_rolled_out_first() {
     let dir = env.init("tree", &[]);
     let d = dir.to_str().unwrap();
     let r = json(&env, &["rotate-ca", "ca", "start", "--dir", d]);
+    // The change is the new CA: same name, another key.
+    let changes = r["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{r:#}");
+    assert_eq!(changes[0]["entry"], "ca");
+    assert_ne!(changes[0]["before"]["issuer_key"], changes[0]["after"]["issuer_key"], "{r:#}");
     let (files, restart) = group(&r["rollout"], "node01");
     assert_eq!(
         files,
@@ -83,6 +88,10 @@ fn a_rotation_says_what_each_phase_needs_rolled_out_first() {
     );
     let (files, _) = group(&r["rollout"], "node02");
     assert!(files.contains(&"/var/lib/kubelet/pki/kubelet.crt".to_string()), "{files:?}");
+    let r = json(&env, &["rotate-ca", "ca", "finish", "--dir", d]);
+    let changes = r["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "the CA file holds the new CA alone: {r:#}");
+    assert_eq!(changes[0]["file"], "pki/ca.crt");
 }
 
 #[test]
