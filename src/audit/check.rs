@@ -230,7 +230,7 @@ fn mark_externally_managed(dir: &Path, entries: &mut [CheckEntry]) {
         .iter()
         .map(Path::new)
         .filter(|c| !dir.join(c.with_extension("key")).exists())
-        .filter_map(|c| std::fs::read(dir.join(c)).ok())
+        .filter_map(|c| crate::disk::readfile::read(&dir.join(c), crate::disk::readfile::Limit::Pem).ok())
         .collect();
     if external.is_empty() {
         return;
@@ -239,9 +239,10 @@ fn mark_externally_managed(dir: &Path, entries: &mut [CheckEntry]) {
     for e in entries {
         let file = if e.is_ca { Some(&e.path) } else { e.authority_file.as_ref() };
         if let Some(f) = file {
-            e.externally_managed = *cache
-                .entry(f.clone())
-                .or_insert_with(|| std::fs::read(dir.join(f)).is_ok_and(|b| external.contains(&b)));
+            e.externally_managed = *cache.entry(f.clone()).or_insert_with(|| {
+                crate::disk::readfile::read(&dir.join(f), crate::disk::readfile::Limit::Kubeconfig)
+                    .is_ok_and(|b| external.contains(&b))
+            });
         }
     }
 }

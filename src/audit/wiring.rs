@@ -145,7 +145,10 @@ fn named_problem(root: &Path, named: &str, expected: &Path, want: Want) -> Optio
         return None;
     }
     let wrong = || Problem::WrongFile { named: named.to_string(), expected: expected.display().to_string() };
-    let (Ok(have), Ok(want_bytes)) = (std::fs::read(root.join(rel)), std::fs::read(root.join(expected))) else {
+    let limit = crate::disk::readfile::Limit::Kubeconfig;
+    let (Ok(have), Ok(want_bytes)) =
+        (crate::disk::readfile::read(&root.join(rel), limit), crate::disk::readfile::read(&root.join(expected), limit))
+    else {
         return Some(Problem::NoFile(named.to_string()));
     };
     let holds = match want {

@@ -136,7 +136,7 @@ impl Backup {
             }
             match fs::symlink_metadata(path) {
                 Ok(m) if m.is_file() => {
-                    let bytes = fs::read(path).map_err(|e| Error::io(*path, "read for the backup", e))?;
+                    let bytes = crate::disk::readfile::read(path, crate::disk::readfile::Limit::Document)?;
                     copies.push((rel.to_path_buf(), bytes, m.mode()));
                 }
                 Ok(_) => {} // not a file: the change itself will fail and say so

@@ -298,7 +298,9 @@ pub fn resolve(root: &Path, given: Option<ClusterSpec>, how: Resolve) -> Result<
 pub fn record(root: &Path, spec: &ClusterSpec) -> Result<()> {
     let path = root.join(RECORDED);
     let text = describe(spec);
-    if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+    if crate::disk::readfile::read(&path, crate::disk::readfile::Limit::Document)
+        .is_ok_and(|old| old == text.as_bytes())
+    {
         return Ok(()); // unchanged: nothing to write, nor to back up
     }
     crate::disk::store::write_atomic(&path, text.as_bytes(), crate::disk::store::Mode::Public)
