@@ -127,13 +127,7 @@ impl Model {
 
 /// A finding in one line: what, where, and the fix.
 fn note(f: &Finding) -> String {
-    let what = f
-        .file
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .or_else(|| f.entry.as_ref().map(|e| e.to_string()))
-        .unwrap_or_default();
-    format!("{} {what}: {}; fix: {}", f.kind.name(), f.found, f.fix)
+    format!("{} {}: {}; fix: {}", f.kind.name(), f.subject(), f.found, f.fix)
 }
 
 /// Workers drawn one by one; beyond that, the rest become one node.

@@ -45,6 +45,17 @@ pub struct Finding {
     pub breaks: bool,
 }
 
+impl Finding {
+    /// What it is about, as shown: its file, else its entry.
+    pub fn subject(&self) -> String {
+        self.file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .or_else(|| self.entry.as_ref().map(|e| e.to_string()))
+            .unwrap_or_default()
+    }
+}
+
 /// The verdict on one link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

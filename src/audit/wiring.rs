@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::model::catalog::Catalog;
 use crate::model::spec::ClusterSpec;
-use crate::model::topology::wiring::{file_for, node_path, Setting, Want, ETC_KUBERNETES};
-use crate::model::topology::{ComponentKind, Link, Topology};
+use crate::model::topology::wiring::{node_path, Setting, Want, ETC_KUBERNETES};
+use crate::model::topology::{ComponentKind, Topology};
 use crate::model::vocabulary::layout;
 
 /// A static pod manifest, read: the component and its flags.
@@ -96,13 +96,7 @@ pub fn check(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, root: &
     for m in read_manifests(root) {
         for setting in m.component.settings() {
             let component = m.component.id_on(Some(node));
-            let kinds = setting.link_kinds();
-            let links: Vec<&Link> = topology
-                .links
-                .iter()
-                .filter(|l| kinds.contains(&l.kind) && (l.client == component || l.server == component))
-                .collect();
-            let link_ids = links.iter().map(|l| l.id.clone()).collect();
+            let link_ids = setting.links(&component, topology).iter().map(|l| l.id.clone()).collect();
             let value = m.flags.get(setting.name);
             let problem = match setting.want {
                 Want::Equals { value: want } => match value {
@@ -115,10 +109,7 @@ pub fn check(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, root: &
                     _ => None,
                 },
                 want => {
-                    let Some(entry_file) = file_for(want, &node.name, &component, &links, &topology.links, catalog)
-                    else {
-                        continue;
-                    };
+                    let Some(entry_file) = setting.file(node, topology, catalog) else { continue };
                     let expected = node_path(node, &entry_file);
                     match value {
                         None if setting.required => Some((Problem::Unset, expected)),

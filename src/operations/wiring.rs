@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use crate::error::Result;
 use crate::model::catalog::Catalog;
 use crate::model::spec::{ClusterSpec, Node, Role};
-use crate::model::topology::wiring::{file_for, node_path, Want};
-use crate::model::topology::{ComponentKind, Link, Topology};
+use crate::model::topology::wiring::{node_path, Want};
+use crate::model::topology::{ComponentKind, Topology};
 use crate::model::vocabulary::{entry, layout, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT};
 
 /// The Kubernetes version the manifests name images of.
@@ -69,20 +69,13 @@ pub fn write_missing(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology,
 
 /// The flags a component's settings give it on `node`, from the model.
 fn setting_flags(catalog: &Catalog, topology: &Topology, node: &Node, kind: ComponentKind) -> Vec<String> {
-    let component = kind.id_on(Some(node));
     let mut out = Vec::new();
     for s in kind.settings() {
-        let kinds = s.link_kinds();
-        let links: Vec<&Link> = topology
-            .links
-            .iter()
-            .filter(|l| kinds.contains(&l.kind) && (l.client == component || l.server == component))
-            .collect();
         match s.want {
             Want::Equals { value } => out.push(format!("{}={value}", s.name)),
             Want::NotTrue => {}
-            want => {
-                if let Some(file) = file_for(want, &node.name, &component, &links, &topology.links, catalog) {
+            _ => {
+                if let Some(file) = s.file(node, topology, catalog) {
                     out.push(format!("{}={}", s.name, node_path(node, &file)));
                 }
             }

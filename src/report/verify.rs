@@ -66,12 +66,7 @@ pub fn text(r: &Report, all: bool) -> String {
         out.push('\n');
     }
     for f in &r.findings {
-        let what = f
-            .file
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .or_else(|| f.entry.as_ref().map(|e| e.to_string()))
-            .unwrap_or_default();
+        let what = f.subject();
         let links = match f.links.len() {
             0 => String::new(),
             1 => format!("  [{}]", f.links[0]),

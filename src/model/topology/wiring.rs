@@ -413,6 +413,24 @@ impl ComponentKind {
 }
 
 impl Setting {
+    /// The links of the topology it decides for `component` (a component id): those of its
+    /// kinds the component is on.
+    pub fn links<'t>(&self, component: &str, topology: &'t super::Topology) -> Vec<&'t Link> {
+        let kinds = self.link_kinds();
+        topology
+            .links
+            .iter()
+            .filter(|l| kinds.contains(&l.kind) && (l.client == component || l.server == component))
+            .collect()
+    }
+
+    /// The tree-relative file it must name for its component on `node` (`None` for a switch, or
+    /// a file no link or entry of this cluster gives).
+    pub fn file(&self, node: &Node, topology: &super::Topology, catalog: &Catalog) -> Option<PathBuf> {
+        let component = self.component.id_on(Some(node));
+        file_for(self.want, &node.name, &component, &self.links(&component, topology), &topology.links, catalog)
+    }
+
     /// The kinds of link whose verification depends on it.
     pub fn link_kinds(&self) -> Vec<LinkKind> {
         match self.want.link() {
