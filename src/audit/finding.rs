@@ -98,6 +98,17 @@ pub enum FindingKind {
     SettingWrongFile,
     /// A setting names a file that is not there.
     SettingNoFile,
+    /// TLS weakened by a setting: a minimum version below 1.2, weak cipher suites.
+    WeakTls,
+    /// A component serves requests that carry no credential (noted: RBAC decides what
+    /// `system:anonymous` may do).
+    AnonymousAuth,
+    /// A component's authorization allows every request (`AlwaysAllow`).
+    AlwaysAllow,
+    /// A kubeconfig's cluster has `insecure-skip-tls-verify: true`: the client does not verify
+    /// the server, and client-go refuses it beside CA data ("specifying a root certificates
+    /// file with the insecure flag is not allowed").
+    InsecureSkipTlsVerify,
 }
 
 /// What a fix names: the tree, the entry and file a finding is about, the address a link dials.
@@ -148,14 +159,23 @@ impl FindingKind {
             FindingKind::SettingUnset => "setting-unset",
             FindingKind::SettingWrongFile => "setting-wrong-file",
             FindingKind::SettingNoFile => "setting-no-file",
+            FindingKind::WeakTls => "weak-tls",
+            FindingKind::AnonymousAuth => "anonymous-auth",
+            FindingKind::AlwaysAllow => "always-allow",
+            FindingKind::InsecureSkipTlsVerify => "insecure-skip-tls-verify",
         }
     }
 
     /// How bad it is.
     pub fn severity(self) -> Severity {
         match self {
-            FindingKind::External | FindingKind::NotKubeadm | FindingKind::ExternallyManaged => Severity::Info,
+            FindingKind::External
+            | FindingKind::NotKubeadm
+            | FindingKind::ExternallyManaged
+            | FindingKind::AnonymousAuth => Severity::Info,
             FindingKind::Unverified
+            | FindingKind::WeakTls
+            | FindingKind::AlwaysAllow
             | FindingKind::ServerUrl
             | FindingKind::StaleCopy
             | FindingKind::Expiring
@@ -180,7 +200,8 @@ impl FindingKind {
             | FindingKind::Sha1
             | FindingKind::SettingUnset
             | FindingKind::SettingWrongFile
-            | FindingKind::SettingNoFile => Severity::Error,
+            | FindingKind::SettingNoFile
+            | FindingKind::InsecureSkipTlsVerify => Severity::Error,
         }
     }
 
@@ -199,7 +220,8 @@ impl FindingKind {
             | FindingKind::WeakKey
             | FindingKind::Sha1
             | FindingKind::SettingWrongFile
-            | FindingKind::SettingNoFile => true,
+            | FindingKind::SettingNoFile
+            | FindingKind::InsecureSkipTlsVerify => true,
             // sa.* is no TLS credential; the rest is a risk or a policy breach, not a failure.
             FindingKind::External
             | FindingKind::NotKubeadm
@@ -217,7 +239,11 @@ impl FindingKind {
             | FindingKind::SanProfile
             // The handshake succeeds: nobody checks the other side.
             | FindingKind::Unverified
-            | FindingKind::SettingUnset => false,
+            | FindingKind::SettingUnset
+            // Weakened, not failing.
+            | FindingKind::WeakTls
+            | FindingKind::AnonymousAuth
+            | FindingKind::AlwaysAllow => false,
         }
     }
 
@@ -248,10 +274,17 @@ impl FindingKind {
             FindingKind::Unverified
             | FindingKind::SettingUnset
             | FindingKind::SettingWrongFile
-            | FindingKind::SettingNoFile => match t.setting {
+            | FindingKind::SettingNoFile
+            | FindingKind::WeakTls
+            | FindingKind::AnonymousAuth
+            | FindingKind::AlwaysAllow => match t.setting {
                 Some((manifest, name, value)) => {
                     let file = shell_word(&t.dir.join(manifest).display().to_string());
-                    if value == "false" {
+                    if value.is_empty() {
+                        format!("remove {name} from {file}")
+                    } else if !name.starts_with("--") {
+                        format!("set {name}: {value} in {file}")
+                    } else if value == "false" && self != FindingKind::AnonymousAuth {
                         format!("remove {name} from {file} (or set {name}=false)")
                     } else {
                         format!("set {name}={value} in {file}")
@@ -279,6 +312,11 @@ impl FindingKind {
                 Some(san) => format!("kubepki san add {id} {} --dir {dir}", san.value()),
                 None => renew(),
             },
+            // Renewing rewrites the kubeconfig as the catalog says: CA data, no such flag.
+            FindingKind::InsecureSkipTlsVerify => format!(
+                "kubepki renew {id} --dir {dir} (or remove insecure-skip-tls-verify from {})",
+                file()
+            ),
             FindingKind::Unreadable
             | FindingKind::KeyMismatch
             | FindingKind::StaleCaData
@@ -353,13 +391,18 @@ mod tests {
             SettingUnset,
             SettingWrongFile,
             SettingNoFile,
+            WeakTls,
+            AnonymousAuth,
+            AlwaysAllow,
+            InsecureSkipTlsVerify,
         ];
         for k in &v {
             match k {
                 Missing | Unreadable | External | NotKubeadm | ExternallyManaged | Mode | KeyMismatch
                 | PublicKeyMismatch | StaleCaData | ServerUrl | DuplicateSerial | StaleCopy | SanMissing | Expired
                 | NotYetValid | Expiring | WrongCa | OutlivesIssuer | Usage | UsageExtra | Identity | SystemMasters
-                | SanProfile | WeakKey | Sha1 | Unverified | SettingUnset | SettingWrongFile | SettingNoFile => {}
+                | SanProfile | WeakKey | Sha1 | Unverified | SettingUnset | SettingWrongFile | SettingNoFile | WeakTls
+                | AnonymousAuth | AlwaysAllow | InsecureSkipTlsVerify => {}
             }
         }
         v

@@ -79,12 +79,14 @@ pub struct VerifyOptions {
     pub at: OffsetDateTime,
     /// Certificates expiring within this are warned about.
     pub warn_within: time::Duration,
+    /// Where the components' configuration is read (the tree's own, or a directory).
+    pub wiring: crate::audit::wiring::Sources,
 }
 
 impl VerifyOptions {
     /// Valid at `at`, warning 30 days ahead.
     pub fn at(at: OffsetDateTime) -> VerifyOptions {
-        VerifyOptions { at, warn_within: time::Duration::days(30) }
+        VerifyOptions { at, warn_within: time::Duration::days(30), wiring: Default::default() }
     }
 }
 
@@ -429,6 +431,20 @@ impl Checker<'_> {
                 }
             }
         }
+        if k.insecure_skip_tls_verify {
+            self.file(
+                Some(&e.id),
+                New {
+                    kind: FindingKind::InsecureSkipTlsVerify,
+                    file: Some(k.path.clone()),
+                    expected: format!("the server verified with its certificate-authority-data ({ca_id})"),
+                    found: "insecure-skip-tls-verify: true: the client would not verify the server, and client-go \
+                            refuses it beside CA data (kubectl: specifying a root certificates file with the insecure \
+                            flag is not allowed)"
+                        .into(),
+                },
+            );
+        }
         if k.server != server {
             self.file(
                 Some(&e.id),
@@ -536,25 +552,38 @@ impl Checker<'_> {
     /// each finding is about the links the setting decides.
     fn wiring(&mut self, topology: &Topology) {
         use crate::audit::wiring::Problem;
-        for m in crate::audit::wiring::check(self.spec, self.catalog, topology, &self.inv.root) {
+        use crate::model::topology::wiring::Want;
+        let sources = &self.opts.wiring;
+        // A directory that cannot be read was refused before verify ran (the CLI reads it first).
+        let miswired = crate::audit::wiring::check_sources(self.spec, self.catalog, topology, &self.inv.root, sources)
+            .unwrap_or_default();
+        for m in miswired {
             let name = m.setting.name;
             let (kind, found) = match &m.problem {
-                Problem::Unset
-                    if m.setting.want.link().is_some_and(|_| {
-                        matches!(m.setting.want, crate::model::topology::wiring::Want::Trusts { .. })
-                    }) =>
-                {
-                    (FindingKind::Unverified, format!("{name} is not set: {}", m.setting.role))
-                }
-                Problem::Unset if matches!(m.setting.want, crate::model::topology::wiring::Want::Equals { .. }) => {
+                Problem::Unset if matches!(m.setting.want, Want::Trusts { .. } | Want::Equals { .. }) => {
                     (FindingKind::Unverified, format!("{name} is not set: {}", m.setting.role))
                 }
                 Problem::Unset => (FindingKind::SettingUnset, format!("{name} is not set ({})", m.setting.role)),
                 Problem::Off(v) => (FindingKind::Unverified, format!("{name}={v}: {}", m.setting.role)),
                 Problem::NoFile(p) => (FindingKind::SettingNoFile, format!("{name}={p}: no such file in the tree")),
-                Problem::WrongFile { named, expected } => (
+                Problem::WrongFile { named, expected, holds } => (
                     FindingKind::SettingWrongFile,
-                    format!("{name}={named}, which does not hold what {expected} holds"),
+                    match (&m.setting.want, holds.is_empty()) {
+                        (Want::Trusts { .. }, false) => format!(
+                            "{name}={named}, which holds {holds}: not the CA that signs the other side's certificate ({expected} holds it)"
+                        ),
+                        _ => format!("{name}={named}, which does not hold what {expected} holds"),
+                    },
+                ),
+                Problem::Weak(why) => (FindingKind::WeakTls, format!("{name}={why}")),
+                Problem::Anonymous(v) => (FindingKind::AnonymousAuth, format!("{name}={v}: {}", m.setting.role)),
+                Problem::AlwaysAllow(v) => (FindingKind::AlwaysAllow, format!("{name}={v}: {}", m.setting.role)),
+                Problem::Bootstrap => (
+                    FindingKind::External,
+                    format!(
+                        "{name}=true: {}; its certificate is not the tree's and is not checked (kubepki approve --approve kubelet-serving-known-addresses signs such requests)",
+                        m.setting.role
+                    ),
                 ),
             };
             let cis = m.setting.cis.map(|c| format!(" (CIS Kubernetes Benchmark {c})")).unwrap_or_default();

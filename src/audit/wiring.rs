@@ -1,25 +1,35 @@
-//! The wiring audited: the control plane's static pod manifests in a tree (`manifests/*.yaml`,
-//! as kubeadm writes them) read for the settings of [`crate::model::topology::wiring`]; each
-//! file a setting names is checked to be the catalog entry the topology says (by content, not
-//! by name), and each verification switch to be on.
+//! The wiring audited: the components' configuration read where it is present (the control
+//! plane's static pod manifests, kubeadm's `manifests/*.yaml` at the top of a tree and
+//! `nodes/<cp>/etc/kubernetes/manifests/` for the other control planes; each node's kubelet
+//! `KubeletConfiguration` and kube-proxy `KubeProxyConfiguration` in its bundle; or the files
+//! of a directory given to `verify --wiring`) for the settings of
+//! [`crate::model::topology::wiring`]. Each file a setting names is checked to be the catalog
+//! entry the topology says (by content, not by name; a CA file by the chain: it must hold the
+//! CA that signed the certificate the other side presents), each verification switch to be on,
+//! and TLS not to be weakened (a minimum version below 1.2, weak cipher suites, anonymous
+//! access, `AlwaysAllow`).
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::model::catalog::Catalog;
-use crate::model::spec::ClusterSpec;
-use crate::model::topology::wiring::{node_path, Setting, Want, ETC_KUBERNETES};
-use crate::model::topology::{ComponentKind, Topology};
+use crate::error::{Error, Result};
+use crate::model::catalog::{Catalog, EntryId, Store};
+use crate::model::spec::{ClusterSpec, Node};
+use crate::model::topology::wiring::{below_tls12, node_path, weak_cipher, Setting, Side, Want, ETC_KUBERNETES};
+use crate::model::topology::{ComponentKind, Link, Topology};
 use crate::model::vocabulary::layout;
+use crate::x509::certinfo::CertInfo;
 
-/// A static pod manifest, read: the component and its flags.
+/// A component's configuration, read: a static pod manifest's flags, or the fields of a
+/// configuration file (`authentication.x509.clientCAFile`, a list joined by commas).
 #[derive(Clone, Debug)]
 pub struct Manifest {
-    /// The component it runs.
+    /// The component it configures.
     pub component: ComponentKind,
-    /// The file, relative to the tree.
+    /// The file: relative to the tree, or as given (`verify --wiring DIR`).
     pub path: PathBuf,
-    /// Every `--flag=value` of its command (`--flag` alone: an empty value).
+    /// Every `--flag=value` of its command (`--flag` alone: an empty value), or every field.
     pub flags: BTreeMap<String, String>,
 }
 
@@ -38,7 +48,17 @@ pub enum Problem {
         named: String,
         /// The path (as the node sees it) that holds the right entry.
         expected: String,
+        /// What the named file holds instead (subjects), when it holds certificates.
+        holds: String,
     },
+    /// TLS weakened: what is weak about the value.
+    Weak(String),
+    /// Anonymous requests are accepted (the value, or `unset` where that is the default).
+    Anonymous(String),
+    /// Authorization allows everything.
+    AlwaysAllow(String),
+    /// The component asks the apiserver for its serving certificate.
+    Bootstrap,
 }
 
 /// One setting that is not as it must be, in one manifest.
@@ -56,23 +76,111 @@ pub struct Miswired {
     pub links: Vec<String>,
 }
 
+/// Where the configuration is read from.
+#[derive(Clone, Debug, Default)]
+pub enum Sources {
+    /// The tree's own: the manifests of every control plane, the configuration files of every
+    /// node's bundle.
+    #[default]
+    Tree,
+    /// The files of a directory (a node's `/etc/kubernetes/manifests`, a kubelet's
+    /// `config.yaml`), recognised by content, as those of this node (`None`: the primary
+    /// control plane).
+    Dir(PathBuf, Option<String>),
+}
+
+/// A manifest or configuration file is a few kilobytes: a regular file over 1 MiB is not one.
+const MAX_CONFIG: u64 = 1 << 20;
+
+fn small_text(path: &Path) -> Option<String> {
+    let small = path.metadata().is_ok_and(|m| m.is_file() && m.len() <= MAX_CONFIG);
+    small.then(|| std::fs::read_to_string(path).ok()).flatten()
+}
+
+const CONTROL_PLANE: [ComponentKind; 4] =
+    [ComponentKind::ApiServer, ComponentKind::Etcd, ComponentKind::ControllerManager, ComponentKind::Scheduler];
+
 /// The primary control plane's manifests in the tree (`manifests/*.yaml`), if any.
 pub fn read_manifests(root: &Path) -> Vec<Manifest> {
-    let dir = root.join(layout::MANIFESTS);
+    manifests_in(root, Path::new(layout::MANIFESTS))
+}
+
+fn manifests_in(root: &Path, dir: &Path) -> Vec<Manifest> {
     let mut out = Vec::new();
-    for kind in
-        [ComponentKind::ApiServer, ComponentKind::Etcd, ComponentKind::ControllerManager, ComponentKind::Scheduler]
-    {
+    for kind in CONTROL_PLANE {
         let Some(name) = kind.manifest() else { continue };
-        let path = dir.join(name);
-        // A manifest is a few kilobytes: a regular file over 1 MiB is not one.
-        let small = path.metadata().is_ok_and(|m| m.is_file() && m.len() <= 1 << 20);
-        let Some(text) = small.then(|| std::fs::read_to_string(&path).ok()).flatten() else { continue };
+        let Some(text) = small_text(&root.join(dir).join(name)) else { continue };
         if let Some(flags) = command_flags(&text) {
-            out.push(Manifest { component: kind, path: Path::new(layout::MANIFESTS).join(name), flags });
+            out.push(Manifest { component: kind, path: dir.join(name), flags });
         }
     }
     out
+}
+
+/// Every component configuration of the tree, with the node it is on: the primary's
+/// manifests at the top, the other control planes' in their bundles, and each node's kubelet
+/// and kube-proxy configuration files in its bundle.
+pub fn read_tree<'s>(root: &Path, spec: &'s ClusterSpec) -> Vec<(&'s Node, Manifest)> {
+    let primary = spec.primary();
+    let mut out: Vec<(&Node, Manifest)> = read_manifests(root).into_iter().map(|m| (primary, m)).collect();
+    let bundle = |n: &Node| Path::new(layout::NODES).join(&n.name);
+    for cp in spec.control_planes().filter(|n| n.name != primary.name) {
+        let dir = bundle(cp).join(layout::ETC_KUBERNETES).join(layout::MANIFESTS);
+        out.extend(manifests_in(root, &dir).into_iter().map(|m| (cp, m)));
+    }
+    for node in &spec.nodes {
+        for kind in [ComponentKind::Kubelet, ComponentKind::KubeProxy] {
+            let Some((file, doc_kind)) = kind.config_file() else { continue };
+            let path = bundle(node).join(file);
+            let Some(text) = small_text(&root.join(&path)) else { continue };
+            if let Some(flags) = config_fields(&text, doc_kind) {
+                out.push((node, Manifest { component: kind, path, flags }));
+            }
+        }
+    }
+    out
+}
+
+/// Every manifest and configuration file in `dir` (not its subdirectories), recognised by
+/// content: a Pod running a control-plane component, a `KubeletConfiguration`, a
+/// `KubeProxyConfiguration`. Other files are passed over; a directory without one is an error.
+pub fn read_dir(dir: &Path) -> Result<Vec<Manifest>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "read", e))?;
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    let mut out = Vec::new();
+    for path in paths {
+        let Some(text) = small_text(&path) else { continue };
+        if let Some(m) = recognise(&text, &path) {
+            out.push(m);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::bad_file(
+            dir,
+            "holds no static pod manifest of a control-plane component, no KubeletConfiguration and no KubeProxyConfiguration",
+        ));
+    }
+    Ok(out)
+}
+
+/// A manifest or configuration file, by content.
+pub fn recognise(text: &str, path: &Path) -> Option<Manifest> {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).ok()?;
+    let kind = doc.get("kind").and_then(|k| k.as_str())?;
+    if kind == "Pod" {
+        let container = doc.get("spec")?.get("containers")?.get(0)?;
+        let program = container.get("command")?.get(0)?.as_str()?;
+        let program = program.rsplit('/').next().unwrap_or(program);
+        let component = CONTROL_PLANE.into_iter().find(|k| k.name() == program)?;
+        return Some(Manifest { component, path: path.to_path_buf(), flags: command_flags(text)? });
+    }
+    for component in [ComponentKind::Kubelet, ComponentKind::KubeProxy] {
+        if let Some((_, doc_kind)) = component.config_file().filter(|(_, k)| *k == kind) {
+            return Some(Manifest { component, path: path.to_path_buf(), flags: config_fields(text, doc_kind)? });
+        }
+    }
+    None
 }
 
 /// The flags of a pod's first container's command.
@@ -89,68 +197,259 @@ fn command_flags(text: &str) -> Option<BTreeMap<String, String>> {
     Some(flags)
 }
 
-/// Check the primary control plane's manifests against the model.
-pub fn check(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, root: &Path) -> Vec<Miswired> {
-    let node = spec.primary();
-    let mut out = Vec::new();
-    for m in read_manifests(root) {
-        for setting in m.component.settings() {
-            let component = m.component.id_on(Some(node));
-            let link_ids = setting.links(&component, topology).iter().map(|l| l.id.clone()).collect();
-            let value = m.flags.get(setting.name);
-            let problem = match setting.want {
-                Want::Equals { value: want } => match value {
-                    Some(v) if v == want => None,
-                    Some(v) => Some((Problem::Off(v.clone()), want.to_string())),
-                    None => Some((Problem::Unset, want.to_string())),
-                },
-                Want::NotTrue => match value {
-                    Some(v) if v.is_empty() || v == "true" => Some((Problem::Off("true".into()), "false".into())),
-                    _ => None,
-                },
-                want => {
-                    let Some(entry_file) = setting.file(node, topology, catalog) else { continue };
-                    let expected = node_path(node, &entry_file);
-                    match value {
-                        None if setting.required => Some((Problem::Unset, expected)),
-                        None => None,
-                        Some(v) => named_problem(root, v, &entry_file, want).map(|p| (p, expected)),
-                    }
-                }
-            };
-            if let Some((problem, expected)) = problem {
-                out.push(Miswired { manifest: m.path.clone(), setting, problem, expected, links: link_ids });
+/// The fields of a configuration document of this `kind`, by dotted path; a list of scalars
+/// joined by commas.
+fn config_fields(text: &str, kind: &str) -> Option<BTreeMap<String, String>> {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).ok()?;
+    (doc.get("kind")?.as_str()? == kind).then_some(())?;
+    let mut out = BTreeMap::new();
+    flatten("", &doc, &mut out);
+    Some(out)
+}
+
+fn flatten(prefix: &str, v: &serde_yaml_ng::Value, out: &mut BTreeMap<String, String>) {
+    use serde_yaml_ng::Value;
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match v {
+        Value::Mapping(m) => {
+            for (k, v) in m {
+                let Some(k) = k.as_str() else { continue };
+                let key = if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+                flatten(&key, v, out);
+            }
+        }
+        Value::Sequence(items) => {
+            out.insert(prefix.to_string(), items.iter().filter_map(scalar).collect::<Vec<_>>().join(","));
+        }
+        other => {
+            if let Some(s) = scalar(other) {
+                out.insert(prefix.to_string(), s);
             }
         }
     }
-    out
 }
 
-/// What is wrong with the file a setting names, if anything: it must be in the tree and hold
-/// what the expected file holds (a CA file: the expected CA among its certificates).
-fn named_problem(root: &Path, named: &str, expected: &Path, want: Want) -> Option<Problem> {
-    let Some(rel) = Path::new(named).strip_prefix(ETC_KUBERNETES).ok() else {
-        return Some(Problem::NoFile(named.to_string()));
-    };
-    if rel == expected {
-        return None;
-    }
-    let wrong = || Problem::WrongFile { named: named.to_string(), expected: expected.display().to_string() };
-    let limit = crate::disk::readfile::Limit::Kubeconfig;
-    let (Ok(have), Ok(want_bytes)) =
-        (crate::disk::readfile::read(&root.join(rel), limit), crate::disk::readfile::read(&root.join(expected), limit))
-    else {
-        return Some(Problem::NoFile(named.to_string()));
-    };
-    let holds = match want {
-        Want::Trusts { .. } => {
-            let certs = |b: &[u8]| -> Vec<Vec<u8>> {
-                pem::parse_many(b).map(|v| v.into_iter().map(|p| p.into_contents()).collect()).unwrap_or_default()
+/// Check the tree's wiring (every control plane's manifests, every node's configuration).
+pub fn check(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, root: &Path) -> Vec<Miswired> {
+    check_sources(spec, catalog, topology, root, &Sources::Tree).unwrap_or_default()
+}
+
+/// Check the configuration of `sources` against the model; the files settings name are looked
+/// for in the tree at `root`. Errs only for a directory that cannot be read or holds nothing
+/// to check, or a node that is not the cluster's.
+pub fn check_sources(
+    spec: &ClusterSpec,
+    catalog: &Catalog,
+    topology: &Topology,
+    root: &Path,
+    sources: &Sources,
+) -> Result<Vec<Miswired>> {
+    let read: Vec<(&Node, Manifest)> = match sources {
+        Sources::Tree => read_tree(root, spec),
+        Sources::Dir(dir, node) => {
+            let node = match node {
+                None => spec.primary(),
+                Some(name) => spec.nodes.iter().find(|n| &n.name == name).ok_or_else(|| {
+                    Error::Invalid(format!("--wiring-node: {name} is not a node of the cluster"))
+                })?,
             };
-            let have = certs(&have);
-            !have.is_empty() && certs(&want_bytes).iter().all(|c| have.contains(c))
+            read_dir(dir)?.into_iter().map(|m| (node, m)).collect()
         }
-        _ => have == want_bytes,
     };
-    (!holds).then(wrong)
+    let files = Files { root, spec, cache: RefCell::new(HashMap::new()) };
+    let mut out = Vec::new();
+    for (node, m) in read {
+        for setting in m.component.settings() {
+            if let Some((problem, expected, links)) = setting_problem(&files, catalog, topology, node, &m, setting) {
+                out.push(Miswired { manifest: m.path.clone(), setting, problem, expected, links });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What is wrong with one setting of one manifest on `node`, the value it must have, and the
+/// links it decides.
+fn setting_problem(
+    files: &Files<'_>,
+    catalog: &Catalog,
+    topology: &Topology,
+    node: &Node,
+    m: &Manifest,
+    setting: &'static Setting,
+) -> Option<(Problem, String, Vec<String>)> {
+    let component = m.component.id_on(Some(node));
+    let links = setting.links(&component, topology);
+    let link_ids = || links.iter().map(|l| l.id.clone()).collect::<Vec<_>>();
+    let value = m.flags.get(setting.name);
+    let on = |v: &str| v.is_empty() || v.eq_ignore_ascii_case("true");
+    let problem = match setting.want {
+        Want::Equals { value: want } => match value {
+            Some(v) if v == want => None,
+            Some(v) => Some((Problem::Off(v.clone()), want.to_string())),
+            None => Some((Problem::Unset, want.to_string())),
+        },
+        Want::NotTrue => value.filter(|v| on(v)).map(|_| (Problem::Off("true".into()), "false".into())),
+        Want::MinTls { value: want } => value
+            .filter(|v| below_tls12(v))
+            .map(|v| (Problem::Weak(format!("{v}: TLS 1.0 and 1.1 are accepted")), want.to_string())),
+        Want::StrongCiphers => value.and_then(|v| {
+            let weak: Vec<&str> = v.split(',').map(str::trim).filter(|c| weak_cipher(c)).collect();
+            (!weak.is_empty()).then(|| {
+                let strong: Vec<&str> = v.split(',').map(str::trim).filter(|c| !weak_cipher(c)).collect();
+                (Problem::Weak(format!("weak suites {}", weak.join(","))), strong.join(","))
+            })
+        }),
+        Want::AnonymousOff { default_on } => match value {
+            Some(v) if on(v) => Some((Problem::Anonymous(v.clone()), "false".into())),
+            None if default_on => Some((Problem::Anonymous("unset (on by default)".into()), "false".into())),
+            _ => None,
+        },
+        Want::NotAlwaysAllow { default_on } => match value {
+            Some(v) if v.split(',').any(|mode| mode.trim() == "AlwaysAllow") => {
+                Some((Problem::AlwaysAllow(v.clone()), "Node,RBAC".into()))
+            }
+            // An authorization configuration file replaces the flag (Kubernetes 1.29+).
+            None if default_on && !m.flags.contains_key("--authorization-config") => {
+                Some((Problem::AlwaysAllow("unset (AlwaysAllow by default)".into()), "Node,RBAC".into()))
+            }
+            _ => None,
+        },
+        Want::ServingBootstrap => value.filter(|v| on(v)).map(|_| (Problem::Bootstrap, "false".into())),
+        want => {
+            let entry_file = setting.file(node, topology, catalog)?;
+            let expected = node_path(node, &entry_file);
+            match value {
+                // A kubelet that bootstraps its serving certificate names no files for it.
+                None if bootstraps(m) && matches!(want, Want::Presents { side: Side::Server, .. }) => None,
+                None if setting.required => Some((Problem::Unset, expected)),
+                None => None,
+                Some(v) => files.named_problem(node, v, &entry_file, want, &links, catalog).map(|p| (p, expected)),
+            }
+        }
+    };
+    problem.map(|(p, expected)| (p, expected, link_ids()))
+}
+
+/// Whether the component gets its serving certificate from the apiserver.
+fn bootstraps(m: &Manifest) -> bool {
+    m.component
+        .settings()
+        .any(|s| s.want == Want::ServingBootstrap && m.flags.get(s.name).is_some_and(|v| v == "true"))
+}
+
+/// The tree's files, read once each.
+struct Files<'a> {
+    root: &'a Path,
+    spec: &'a ClusterSpec,
+    cache: RefCell<HashMap<PathBuf, Option<Vec<u8>>>>,
+}
+
+impl Files<'_> {
+    fn bytes(&self, rel: &Path) -> Option<Vec<u8>> {
+        self.cache
+            .borrow_mut()
+            .entry(rel.to_path_buf())
+            .or_insert_with(|| {
+                crate::disk::readfile::read(&self.root.join(rel), crate::disk::readfile::Limit::Kubeconfig).ok()
+            })
+            .clone()
+    }
+
+    /// The tree-relative file a path names on `node`: the node's bundle first (a file the
+    /// node has of its own), then, for `/etc/kubernetes/...`, the top of the tree (the primary
+    /// control plane's, of which each node holds copies).
+    fn in_tree(&self, node: &Node, named: &str) -> Option<PathBuf> {
+        let path = Path::new(named);
+        let from_root = path.strip_prefix("/").ok()?;
+        let top = path.strip_prefix(ETC_KUBERNETES).ok().map(Path::to_path_buf);
+        let primary = node.name == self.spec.primary().name;
+        let bundle = Path::new(layout::NODES).join(&node.name).join(from_root);
+        let exists = |p: &Path| self.root.join(p).symlink_metadata().is_ok();
+        match top {
+            Some(top) if primary && exists(&top) => Some(top),
+            _ if exists(&bundle) => Some(bundle),
+            Some(top) if exists(&top) && !self.root.join(layout::NODES).join(&node.name).is_dir() => Some(top),
+            _ => None,
+        }
+    }
+
+    /// What is wrong with the file a setting names, if anything: it must be in the tree and
+    /// hold what the expected file holds; a CA file must hold the CA that signed the
+    /// certificate the other side of the link presents (else the expected CA itself).
+    fn named_problem(
+        &self,
+        node: &Node,
+        named: &str,
+        expected: &Path,
+        want: Want,
+        links: &[&Link],
+        catalog: &Catalog,
+    ) -> Option<Problem> {
+        let Some(rel) = self.in_tree(node, named) else {
+            return Some(Problem::NoFile(named.to_string()));
+        };
+        if rel == expected {
+            return None;
+        }
+        let (Some(have), Some(want_bytes)) = (self.bytes(&rel), self.bytes(expected)) else {
+            return Some(Problem::NoFile(named.to_string()));
+        };
+        let holds = match want {
+            Want::Trusts { side, .. } => {
+                let have_certs = certs(&have);
+                match self.other_side(side, links, catalog) {
+                    Some(other) => have_certs.iter().any(|ca| other.is_signed_by(ca)),
+                    None => {
+                        let want_certs = certs(&want_bytes);
+                        !have_certs.is_empty() && want_certs.iter().all(|c| have_certs.iter().any(|h| h.der == c.der))
+                    }
+                }
+            }
+            _ => have == want_bytes,
+        };
+        (!holds).then(|| Problem::WrongFile {
+            named: named.to_string(),
+            expected: expected.display().to_string(),
+            holds: certs(&have).iter().map(|c| c.subject.clone()).collect::<Vec<_>>().join("; "),
+        })
+    }
+
+    /// The certificate the other side of the link presents to a side that trusts a CA file:
+    /// a server's clients' certificate, a client's server's; `None` when the tree does not
+    /// have it readable (its own finding says so) or the other side is not kubepki's.
+    fn other_side(&self, side: Side, links: &[&Link], catalog: &Catalog) -> Option<CertInfo> {
+        let link = links.first()?;
+        let id: &EntryId = match side {
+            Side::Server => &link.client_cert,
+            Side::Client => link.server_cert.as_ref()?,
+        };
+        let entry = catalog.get(id)?;
+        let pem = match &entry.leaf()?.store {
+            Store::Files { cert, .. } => String::from_utf8(self.bytes(cert)?).ok()?,
+            Store::Kubeconfig { path, .. } => {
+                let text = String::from_utf8(self.bytes(path)?).ok()?;
+                crate::x509::kubeconfig::parse(&text, path).ok()?.cert_pem?
+            }
+        };
+        CertInfo::from_pem(&pem, Path::new("")).ok()
+    }
+}
+
+/// The certificates of a PEM file (none for anything else).
+fn certs(bytes: &[u8]) -> Vec<CertInfo> {
+    pem::parse_many(bytes)
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter(|b| b.tag() == "CERTIFICATE")
+                .filter_map(|b| CertInfo::from_der(b.contents()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }

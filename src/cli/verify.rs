@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::{emit, Format};
 use kubepki::audit::handshake::{probe_endpoint, Credential, EndpointReport};
 use kubepki::audit::verify::Report;
+use kubepki::audit::wiring::Sources;
 use kubepki::model::infer::{resolve, Described, Resolve};
 use kubepki::{
     audit::verify::verify, audit::verify::VerifyOptions, disk::inventory::Inventory, model::catalog::Catalog,
@@ -32,6 +33,14 @@ pub(crate) struct VerifyArgs {
     /// List every link, not only those that are not OK.
     #[arg(long)]
     all: bool,
+    /// Audit the static pod manifests and configuration files in this directory (a node's
+    /// /etc/kubernetes/manifests, a kubelet's config.yaml; recognised by content) instead of
+    /// the tree's own; the files they name are looked for in the tree.
+    #[arg(long, value_name = "DIR")]
+    wiring: Option<PathBuf>,
+    /// With --wiring: the node those files are from [default: the first control plane].
+    #[arg(long, requires = "wiring", value_name = "NODE")]
+    wiring_node: Option<String>,
     /// Also prove every link with a real TLS handshake (rustls over loopback TCP).
     #[arg(long)]
     live: bool,
@@ -125,7 +134,18 @@ fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
         let credential = Credential::from_catalog(name, &catalog, &topology, &inventory)?;
         return endpoint_result(a.output, &probe_endpoint(endpoint, &credential, at)?);
     }
-    let report = verify(&spec, &catalog, &topology, &inventory, &VerifyOptions { at, warn_within: a.warn_within });
+    let wiring = match &a.wiring {
+        None => Sources::Tree,
+        Some(given) => {
+            // Absolute, so that findings and fixes name the files wherever verify runs.
+            let abs = given.canonicalize().map_err(|e| Error::io(given, "read", e))?;
+            let sources = Sources::Dir(abs, a.wiring_node.clone());
+            // A directory with nothing to audit, or a node that is not the cluster's: refused.
+            kubepki::audit::wiring::check_sources(&spec, &catalog, &topology, &dir, &sources)?;
+            sources
+        }
+    };
+    let report = verify(&spec, &catalog, &topology, &inventory, &VerifyOptions { at, warn_within: a.warn_within, wiring });
     if !a.live {
         emit(a.output, || text(&report, a.all), &report)?;
         let half = super::say_if_half_written(&dir, a.output == Format::Table)?;

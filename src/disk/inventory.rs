@@ -78,6 +78,8 @@ pub struct KubeconfigFacts {
     pub ca: Result<Vec<CertInfo>, Problem>,
     /// The embedded CA PEM text.
     pub ca_pem: Option<String>,
+    /// `insecure-skip-tls-verify: true` on its cluster.
+    pub insecure_skip_tls_verify: bool,
 }
 
 /// Everything loaded, by entry id.
@@ -215,7 +217,13 @@ fn load_kubeconfig(root: &Path, rel: &Path) -> Loaded {
         cert,
         cert_pem: k.cert_pem.clone(),
         key,
-        kubeconfig: Some(KubeconfigFacts { path: rel.into(), server: k.server.clone(), ca, ca_pem: k.ca_pem.clone() }),
+        kubeconfig: Some(KubeconfigFacts {
+            path: rel.into(),
+            server: k.server.clone(),
+            ca,
+            ca_pem: k.ca_pem.clone(),
+            insecure_skip_tls_verify: k.insecure_skip_tls_verify,
+        }),
         public_key: None,
         modes: vec![(rel.into(), mode)],
     }

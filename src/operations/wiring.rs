@@ -26,6 +26,8 @@ pub const ETCD_IMAGE: &str = "registry.k8s.io/etcd:3.5.10-0";
 pub const RBAC: &str = "kubepki-rbac.yaml";
 /// A kubelet's configuration, in its node's bundle.
 pub const KUBELET_CONFIG: &str = "var/lib/kubelet/config.yaml";
+/// kube-proxy's configuration, in its node's bundle.
+pub const KUBE_PROXY_CONFIG: &str = "var/lib/kube-proxy/config.yaml";
 
 /// Every wiring file of the cluster: tree-relative path and text.
 pub fn files(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology) -> Vec<(PathBuf, String)> {
@@ -44,7 +46,9 @@ pub fn files(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology) -> Vec<
         }
     }
     for node in &spec.nodes {
-        out.push((Path::new(layout::NODES).join(&node.name).join(KUBELET_CONFIG), kubelet_config(catalog, node)));
+        let bundle = Path::new(layout::NODES).join(&node.name);
+        out.push((bundle.join(KUBELET_CONFIG), kubelet_config(catalog, node)));
+        out.push((bundle.join(KUBE_PROXY_CONFIG), kube_proxy_config(catalog, topology, node)));
     }
     out.push((PathBuf::from(RBAC), rbac()));
     out
@@ -73,6 +77,8 @@ fn setting_flags(catalog: &Catalog, topology: &Topology, node: &Node, kind: Comp
     for s in kind.settings() {
         match s.want {
             Want::Equals { value } => out.push(format!("{}={value}", s.name)),
+            // No liveness probe of these manifests calls the apiserver without a credential.
+            Want::AnonymousOff { .. } => out.push(format!("{}=false", s.name)),
             Want::NotTrue => {}
             _ => {
                 if let Some(file) = s.file(node, topology, catalog) {
@@ -212,6 +218,22 @@ fn kubelet_config(catalog: &Catalog, node: &Node) -> String {
         "# The kubelet of {} ({role}), as kubepki wires it.\napiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nauthentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: true\n  x509:\n    clientCAFile: {}\nauthorization:\n  mode: Webhook\nport: {KUBELET_PORT}\nrotateCertificates: false\nserverTLSBootstrap: false\ntlsCertFile: {cert}\ntlsPrivateKeyFile: {key}\ntlsMinVersion: VersionTLS12\n",
         node.name,
         ca.unwrap_or_default(),
+    )
+}
+
+/// kube-proxy's configuration: its kubeconfig, the one the model names for link 5.
+fn kube_proxy_config(catalog: &Catalog, topology: &Topology, node: &Node) -> String {
+    let mut fields = String::new();
+    for s in ComponentKind::KubeProxy.settings() {
+        if let (Some(file), Some(("clientConnection", field))) =
+            (s.file(node, topology, catalog), s.name.split_once('.'))
+        {
+            let _ = writeln!(fields, "  {field}: {}", node_path(node, &file));
+        }
+    }
+    format!(
+        "# kube-proxy on {}, as kubepki wires it.\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclientConnection:\n{fields}",
+        node.name
     )
 }
 

@@ -164,6 +164,8 @@ pub struct Resolved {
     /// `certificate-authority`, `client-certificate`, `client-key`: file references, when the
     /// data is not embedded (as in a kubelet.conf after bootstrap).
     pub files: [Option<String>; 3],
+    /// The cluster's `insecure-skip-tls-verify`: the server is not verified.
+    pub insecure_skip_tls_verify: bool,
 }
 
 impl std::fmt::Debug for Resolved {
@@ -260,6 +262,7 @@ pub fn parse_context(text: &str, path: &Path, context: Option<&str>) -> Result<R
         cert_pem: decode("client-certificate-data", &user.value.cert_data)?,
         key_pem: decode("client-key-data", &user.value.key_data)?,
         files: [cluster.value.ca_file.clone(), user.value.cert_file.clone(), user.value.key_file.clone()],
+        insecure_skip_tls_verify: cluster.value.insecure_skip_tls_verify,
     })
 }
 

@@ -86,6 +86,27 @@ pub enum Want {
     },
     /// A switch that turns verification off: it must be absent or false.
     NotTrue,
+    /// The lowest TLS version it accepts: 1.2 or above (absent: the component's default). The
+    /// value is what the generator writes, in the component's own spelling.
+    MinTls {
+        /// `VersionTLS12` (Kubernetes), `TLS1.2` (etcd).
+        value: &'static str,
+    },
+    /// The cipher suites it offers: none of the weak ones (absent: Go's defaults, which are not).
+    StrongCiphers,
+    /// Requests without a credential: must be off. `default_on`: absent means on.
+    AnonymousOff {
+        /// Whether the component accepts anonymous requests when the setting is absent.
+        default_on: bool,
+    },
+    /// The authorization mode(s): never `AlwaysAllow`. `default_on`: absent means AlwaysAllow.
+    NotAlwaysAllow {
+        /// Whether the component allows everything when the setting is absent.
+        default_on: bool,
+    },
+    /// When true, the component asks the apiserver for its serving certificate (a CSR) instead
+    /// of using the file settings name: noted, and those settings may then be absent.
+    ServingBootstrap,
 }
 
 /// One setting of a component.
@@ -140,8 +161,30 @@ const fn switch(
 
 const ETCD_CLIENTS: &[LinkKind] = &[ApiServerToEtcd, LinkKind::HealthcheckToEtcd];
 const ETCD_PEERS: &[LinkKind] = &[EtcdPeer];
+const ETCD_ALL: &[LinkKind] = &[ApiServerToEtcd, LinkKind::HealthcheckToEtcd, EtcdPeer];
+const API_CLIENTS: &[LinkKind] = &[
+    AdminToApiServer,
+    LinkKind::SuperAdminToApiServer,
+    LinkKind::SchedulerToApiServer,
+    LinkKind::ControllerManagerToApiServer,
+    LinkKind::KubeProxyToApiServer,
+    LinkKind::KubeletToApiServer,
+];
+const KUBELET_CLIENTS: &[LinkKind] = &[ApiServerToKubelet];
 
-use ComponentKind::{ApiServer, ControllerManager, Etcd, Scheduler};
+/// A setting that decides the links of `switches` without naming a file.
+const fn check(
+    component: ComponentKind,
+    name: &'static str,
+    want: Want,
+    switches: &'static [LinkKind],
+    role: &'static str,
+    cis: Option<&'static str>,
+) -> Setting {
+    Setting { component, name, want, required: false, switches, role, cis }
+}
+
+use ComponentKind::{ApiServer, ControllerManager, Etcd, KubeProxy, Kubelet, Scheduler};
 use LinkKind::{AdminToApiServer, ApiServerToAggregated, ApiServerToEtcd, ApiServerToKubelet, EtcdPeer};
 use Part::{Cert, Key};
 use Side::{Client, Server};
@@ -392,7 +435,121 @@ pub const SETTINGS: &[Setting] = &[
     ),
     switch("--auto-tls", Want::NotTrue, false, ETCD_CLIENTS, "self-signed certificates nobody verifies", "2.3"),
     switch("--peer-auto-tls", Want::NotTrue, false, ETCD_PEERS, "self-signed peer certificates nobody verifies", "2.6"),
+    check(
+        Etcd,
+        "--tls-min-version",
+        Want::MinTls { value: "TLS1.2" },
+        ETCD_ALL,
+        "the oldest TLS version it accepts (etcd 3.5; TLS 1.0 and 1.1 are broken)",
+        None,
+    ),
+    check(Etcd, "--cipher-suites", Want::StrongCiphers, ETCD_ALL, "the cipher suites it offers clients and peers", None),
+    // kube-apiserver's TLS and who it lets in (links 1–6).
+    check(
+        ApiServer,
+        "--tls-min-version",
+        Want::MinTls { value: "VersionTLS12" },
+        API_CLIENTS,
+        "the oldest TLS version it accepts (TLS 1.0 and 1.1 are broken)",
+        None,
+    ),
+    check(
+        ApiServer,
+        "--tls-cipher-suites",
+        Want::StrongCiphers,
+        API_CLIENTS,
+        "the cipher suites it offers (links 1–6)",
+        Some("1.2.30"),
+    ),
+    check(
+        ApiServer,
+        "--anonymous-auth",
+        Want::AnonymousOff { default_on: true },
+        API_CLIENTS,
+        "requests without a credential are served as system:anonymous (kubeadm leaves it on for health probes; RBAC decides what anonymous may do)",
+        Some("1.2.1"),
+    ),
+    check(
+        ApiServer,
+        "--authorization-mode",
+        Want::NotAlwaysAllow { default_on: true },
+        API_CLIENTS,
+        "who may do what; AlwaysAllow lets every authenticated client do anything",
+        Some("1.2.6"),
+    ),
+    // The kubelet's KubeletConfiguration (var/lib/kubelet/config.yaml): server of link 10.
+    setting(
+        Kubelet,
+        "authentication.x509.clientCAFile",
+        trusts(ApiServerToKubelet, Server),
+        "the CA of the apiserver's kubelet-client certificate (link 10); unset, client certificates are not accepted",
+        Some("4.2.3"),
+    ),
+    setting(
+        Kubelet,
+        "tlsCertFile",
+        presents(ApiServerToKubelet, Server, Cert),
+        "its serving certificate (link 10); unset, the kubelet signs one itself that nobody can verify",
+        Some("4.2.9"),
+    ),
+    setting(Kubelet, "tlsPrivateKeyFile", presents(ApiServerToKubelet, Server, Key), "its serving key", Some("4.2.9")),
+    check(
+        Kubelet,
+        "serverTLSBootstrap",
+        Want::ServingBootstrap,
+        KUBELET_CLIENTS,
+        "the kubelet asks the apiserver for its serving certificate (a CSR someone must approve)",
+        Some("4.2.11"),
+    ),
+    check(
+        Kubelet,
+        "authentication.anonymous.enabled",
+        Want::AnonymousOff { default_on: false },
+        KUBELET_CLIENTS,
+        "requests without a credential reach the kubelet's API",
+        Some("4.2.1"),
+    ),
+    check(
+        Kubelet,
+        "authorization.mode",
+        Want::NotAlwaysAllow { default_on: false },
+        KUBELET_CLIENTS,
+        "who may use the kubelet's API; AlwaysAllow lets anyone who reaches it run commands in pods",
+        Some("4.2.2"),
+    ),
+    check(
+        Kubelet,
+        "tlsMinVersion",
+        Want::MinTls { value: "VersionTLS12" },
+        KUBELET_CLIENTS,
+        "the oldest TLS version it accepts (TLS 1.0 and 1.1 are broken)",
+        None,
+    ),
+    check(Kubelet, "tlsCipherSuites", Want::StrongCiphers, KUBELET_CLIENTS, "the cipher suites it offers", Some("4.2.12")),
+    // kube-proxy's KubeProxyConfiguration: client of link 5.
+    setting(
+        KubeProxy,
+        "clientConnection.kubeconfig",
+        presents(LinkKind::KubeProxyToApiServer, Client, Cert),
+        "its credential (link 5)",
+        None,
+    ),
 ];
+
+/// Whether a cipher suite (Go's name) is weak: every suite `tls.InsecureCipherSuites()` lists
+/// (RC4, 3DES, CBC with SHA-256) and CBC with SHA-1, which the CIS Benchmark's list of strong
+/// suites (4.2.12) leaves out; NULL ciphers too.
+pub fn weak_cipher(name: &str) -> bool {
+    let n = name.trim().to_ascii_uppercase();
+    ["RC4", "3DES", "_CBC_", "NULL"].iter().any(|w| n.contains(w))
+}
+
+/// Whether a minimum TLS version, as Kubernetes (`VersionTLS11`) or etcd (`TLS1.1`) spells
+/// it, is below TLS 1.2.
+pub fn below_tls12(value: &str) -> bool {
+    let v = value.trim().to_ascii_uppercase().replace("VERSION", "").replace(['.', '_'], "");
+    matches!(v.as_str(), "TLS10" | "TLS11" | "SSL30")
+}
 
 impl ComponentKind {
     /// Its settings (empty for the components kubepki does not configure).
@@ -407,6 +564,16 @@ impl ComponentKind {
             Etcd => Some("etcd.yaml"),
             ControllerManager => Some("kube-controller-manager.yaml"),
             Scheduler => Some("kube-scheduler.yaml"),
+            _ => None,
+        }
+    }
+
+    /// The configuration file of the node components, where the node keeps it (relative to
+    /// `/`), and the `kind` of the document in it.
+    pub fn config_file(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Kubelet => Some(("var/lib/kubelet/config.yaml", "KubeletConfiguration")),
+            KubeProxy => Some(("var/lib/kube-proxy/config.yaml", "KubeProxyConfiguration")),
             _ => None,
         }
     }
@@ -492,7 +659,13 @@ pub fn file_for(
         }
         Want::ServiceAccount { part } => files(catalog.get(SA)?, part),
         Want::SigningCa { part } => files(catalog.get(CA)?, part),
-        Want::Equals { .. } | Want::NotTrue => None,
+        Want::Equals { .. }
+        | Want::NotTrue
+        | Want::MinTls { .. }
+        | Want::StrongCiphers
+        | Want::AnonymousOff { .. }
+        | Want::NotAlwaysAllow { .. }
+        | Want::ServingBootstrap => None,
     }
 }
 
@@ -523,7 +696,11 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for s in SETTINGS {
             assert!(seen.insert((s.component, s.name)), "{:?} {} twice", s.component, s.name);
-            assert!(s.component.manifest().is_some(), "{:?} has settings but no manifest", s.component);
+            assert!(
+                s.component.manifest().is_some() || s.component.config_file().is_some(),
+                "{:?} has settings but no manifest or configuration file",
+                s.component
+            );
         }
         // Every verification switch of reference §7 is there.
         for (c, n) in [
