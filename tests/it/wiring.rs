@@ -1,38 +1,98 @@
-//! The wiring audited: kubeadm's real static pod manifests, and one seeded wiring defect at a
-//! time, each yielding exactly its own finding on the links it decides.
+//! The wiring audited: kubeadm's real static pod manifests, a generated tree's manifests and
+//! kubelet and kube-proxy configuration, and one seeded wiring defect at a time, each yielding
+//! exactly its own finding on the links it decides.
 
 use std::path::Path;
 
 use crate::support::{kubeadm_fixture, TestEnv};
 
-/// `verify --at 2024-06-01` of the tree (its leaves valid then): the findings that are not the
-/// fixture's own (loose modes from git, kubeadm's self-signed kubelet serving certificate,
-/// kubeadm's unset --kubelet-certificate-authority), and the link statuses by number.
-fn new_findings(env: &TestEnv, dir: &Path) -> (Vec<serde_json::Value>, Vec<(u64, String)>) {
-    let out = env.kubepki(&["verify", "--dir", dir.to_str().unwrap(), "--at", "2024-06-01", "-o", "json"]);
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let findings = json["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| !["mode", "not-kubeadm", "external"].contains(&f["code"].as_str().unwrap()))
-        .filter(|f| !f["found"].as_str().unwrap().starts_with("--kubelet-certificate-authority is not set"))
-        .cloned()
-        .collect();
+/// `verify` of the tree with extra arguments (the kubeadm fixture: `--at 2024-06-01`, when its
+/// leaves were valid): the exit code, every finding, and the link statuses by number.
+fn verify_json(env: &TestEnv, dir: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Value>, Vec<(u64, String)>) {
+    let mut args = vec!["verify", "--dir", dir.to_str().unwrap(), "-o", "json"];
+    args.extend_from_slice(extra);
+    let out = env.kubepki(&args);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     let links = json["links"]
         .as_array()
         .unwrap()
         .iter()
         .map(|l| (l["number"].as_u64().unwrap(), l["status"].as_str().unwrap().to_string()))
         .collect();
-    (findings, links)
+    (out.status.code().unwrap(), json["findings"].as_array().unwrap().clone(), links)
 }
 
-fn edit(dir: &Path, manifest: &str, from: &str, to: &str) {
-    let path = dir.join("manifests").join(manifest);
+/// Whether a finding is one the kubeadm fixture has of its own: loose modes from git,
+/// kubeadm's self-signed kubelet serving certificate and rotated client credential, kubeadm's
+/// unset --kubelet-certificate-authority, and its apiserver's anonymous access (kubeadm leaves
+/// --anonymous-auth unset, on, for its liveness probe).
+fn fixtures_own(f: &serde_json::Value) -> bool {
+    let found = f["found"].as_str().unwrap();
+    ["mode", "not-kubeadm", "external"].contains(&f["code"].as_str().unwrap())
+        || found.starts_with("--kubelet-certificate-authority is not set")
+        || (f["code"] == "anonymous-auth" && found.starts_with("--anonymous-auth=unset"))
+}
+
+/// The kubeadm fixture's findings that are not its own (above), and the link statuses.
+fn new_findings(env: &TestEnv, dir: &Path) -> (Vec<serde_json::Value>, Vec<(u64, String)>) {
+    let (_, findings, links) = verify_json(env, dir, &["--at", "2024-06-01"]);
+    (findings.into_iter().filter(|f| !fixtures_own(f)).collect(), links)
+}
+
+/// Replace `from` by `to` in the tree's file `rel` (which must hold `from`).
+fn edit(dir: &Path, rel: &str, from: &str, to: &str) {
+    let path = dir.join(rel);
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{manifest} has no {from}");
+    assert!(text.contains(from), "{rel} has no {from}:\n{text}");
     std::fs::write(&path, text.replace(from, to)).unwrap();
+}
+
+/// One seeded defect: the file and the edit, the finding it must yield (its code, the setting
+/// its text starts with), and the link that must then have that status ("ok": not checked).
+struct Case {
+    file: &'static str,
+    from: &'static str,
+    to: &'static str,
+    code: &'static str,
+    setting: &'static str,
+    link: u64,
+    status: &'static str,
+}
+
+const fn case(
+    file: &'static str,
+    from: &'static str,
+    to: &'static str,
+    code: &'static str,
+    setting: &'static str,
+    link: u64,
+    status: &'static str,
+) -> Case {
+    Case { file, from, to, code, setting, link, status }
+}
+
+/// The finding is exactly the case's: its code, setting, file and a fix naming the setting;
+/// the link has the case's status.
+fn assert_case(c: &Case, findings: &[serde_json::Value], links: &[(u64, String)], file: &str) {
+    assert_eq!(findings.len(), 1, "{} in {}: {findings:#?}", c.to, c.file);
+    let f = &findings[0];
+    assert_eq!(f["code"], c.code, "{f}");
+    assert!(f["found"].as_str().unwrap().starts_with(c.setting), "{f}");
+    assert_eq!(f["file"], file, "{f}");
+    // A note (a kubelet that bootstraps its serving certificate) needs no fix.
+    if c.code != "external" {
+        assert!(f["fix"].as_str().unwrap().contains(c.setting.split('=').next().unwrap()), "{f}");
+    }
+    if c.status != "ok" {
+        assert!(
+            links.iter().any(|(n, s)| *n == c.link && s == c.status),
+            "{}: link {} is not {}: {links:?}",
+            c.setting,
+            c.link,
+            c.status
+        );
+    }
 }
 
 #[test]
@@ -41,11 +101,19 @@ fn kubeadm_manifests_are_wired_right_and_seeded_defects_are_each_their_own_findi
     let clean = kubeadm_fixture(&env, true);
     let (findings, _) = new_findings(&env, &clean);
     assert!(findings.is_empty(), "{findings:#?}");
+    // The fixture's own wiring findings: exactly link 10 unverified, and anonymous access noted.
+    let (_, all, links) = verify_json(&env, &clean, &["--at", "2024-06-01"]);
+    let wiring: Vec<&serde_json::Value> =
+        all.iter().filter(|f| f["file"] == "manifests/kube-apiserver.yaml").collect();
+    assert_eq!(wiring.len(), 2, "{wiring:#?}");
+    assert!(wiring.iter().any(|f| f["code"] == "anonymous-auth" && f["severity"] == "info"));
+    assert!(links.iter().all(|(n, s)| (*n == 10) == (s == "unverified")), "{links:?}");
 
-    let cases: &[(&str, &str, &str, &str, &str, u64, &str)] = &[
+    let api = "manifests/kube-apiserver.yaml";
+    let cases = [
         // The apiserver trusts the cluster CA for etcd: etcd's serving certificate fails.
-        (
-            "kube-apiserver.yaml",
+        case(
+            api,
             "--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt",
             "--etcd-cafile=/etc/kubernetes/pki/ca.crt",
             "setting-wrong-file",
@@ -53,8 +121,8 @@ fn kubeadm_manifests_are_wired_right_and_seeded_defects_are_each_their_own_findi
             7,
             "broken",
         ),
-        (
-            "kube-apiserver.yaml",
+        case(
+            api,
             "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt",
             "--tls-cert-file=/etc/kubernetes/pki/gone.crt",
             "setting-no-file",
@@ -62,17 +130,9 @@ fn kubeadm_manifests_are_wired_right_and_seeded_defects_are_each_their_own_findi
             1,
             "broken",
         ),
-        (
-            "kube-apiserver.yaml",
-            "    - --etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt\n",
-            "",
-            "setting-unset",
-            "--etcd-certfile",
-            7,
-            "ok",
-        ),
-        (
-            "etcd.yaml",
+        case(api, "    - --etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt\n", "", "setting-unset", "--etcd-certfile", 7, "ok"),
+        case(
+            "manifests/etcd.yaml",
             "--client-cert-auth=true",
             "--client-cert-auth=false",
             "unverified",
@@ -80,8 +140,8 @@ fn kubeadm_manifests_are_wired_right_and_seeded_defects_are_each_their_own_findi
             9,
             "unverified",
         ),
-        (
-            "etcd.yaml",
+        case(
+            "manifests/etcd.yaml",
             "    - --data-dir=/var/lib/etcd\n",
             "    - --auto-tls=true\n    - --data-dir=/var/lib/etcd\n",
             "unverified",
@@ -89,25 +149,216 @@ fn kubeadm_manifests_are_wired_right_and_seeded_defects_are_each_their_own_findi
             7,
             "ok",
         ),
+        // TLS weakened: each its own finding, the links it serves warned about.
+        case(
+            api,
+            "    - --secure-port=6443\n",
+            "    - --secure-port=6443\n    - --tls-min-version=VersionTLS10\n",
+            "weak-tls",
+            "--tls-min-version=VersionTLS10",
+            1,
+            "warning",
+        ),
+        case(
+            api,
+            "    - --secure-port=6443\n",
+            "    - --secure-port=6443\n    - --tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_RSA_WITH_3DES_EDE_CBC_SHA\n",
+            "weak-tls",
+            "--tls-cipher-suites=weak suites TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+            3,
+            "warning",
+        ),
+        case(
+            "manifests/etcd.yaml",
+            "    - --data-dir=/var/lib/etcd\n",
+            "    - --cipher-suites=TLS_ECDHE_RSA_WITH_RC4_128_SHA\n    - --data-dir=/var/lib/etcd\n",
+            "weak-tls",
+            "--cipher-suites=weak suites TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+            8,
+            "ok",
+        ),
+        case(api, "--authorization-mode=Node,RBAC", "--authorization-mode=AlwaysAllow", "always-allow", "--authorization-mode=AlwaysAllow", 6, "warning"),
     ];
-    for (manifest, from, to, code, setting, link, status) in cases {
+    for c in &cases {
         let env = TestEnv::new();
         let dir = kubeadm_fixture(&env, true);
-        edit(&dir, manifest, from, to);
+        edit(&dir, c.file, c.from, c.to);
         let (findings, links) = new_findings(&env, &dir);
-        assert_eq!(findings.len(), 1, "{setting}: {findings:#?}");
-        let f = &findings[0];
-        assert_eq!(f["code"], *code, "{f}");
-        assert!(f["found"].as_str().unwrap().starts_with(setting), "{f}");
-        assert_eq!(f["file"], format!("manifests/{manifest}"), "{f}");
-        assert!(f["fix"].as_str().unwrap().contains(setting), "{f}");
-        if *status != "ok" {
-            assert!(
-                links.iter().any(|(n, s)| n == link && s == status),
-                "{setting}: link {link} is not {status}: {links:?}"
-            );
-        }
+        assert_case(c, &findings, &links, c.file);
     }
+}
+
+/// A kubeadm kubeconfig that skips verifying the server: its own finding, the links through it
+/// broken (client-go refuses the flag beside CA data), and the printed fix removes it.
+#[test]
+fn insecure_skip_tls_verify_in_a_kubeconfig_is_found_and_fixed() {
+    let env = TestEnv::new();
+    let tree = env.init("tree", &[]);
+    let (code, findings, _) = verify_json(&env, &tree, &[]);
+    assert!(findings.is_empty() && code == 0, "{findings:#?}");
+    // At its home and its copy in the control plane's bundle.
+    for copy in ["admin.conf", "nodes/controlplane/etc/kubernetes/admin.conf"] {
+        edit(&tree, copy, "\n    server:", "\n    insecure-skip-tls-verify: true\n    server:");
+    }
+    let out = env.kubepki(&["verify", "--dir", tree.to_str().unwrap(), "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = json["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let f = &findings[0];
+    assert_eq!(f["code"], "insecure-skip-tls-verify", "{f}");
+    assert_eq!(f["file"], "admin.conf", "{f}");
+    assert_eq!(f["entry"], "admin.conf", "{f}");
+    let admin_links: Vec<&serde_json::Value> =
+        json["links"].as_array().unwrap().iter().filter(|l| l["number"] == 1).collect();
+    assert!(!admin_links.is_empty() && admin_links.iter().all(|l| l["status"] == "broken"), "{admin_links:?}");
+    // The fix, run as printed (its first command), makes the kubeconfig as the catalog says.
+    let fix = f["fix"].as_str().unwrap();
+    let command = fix.split(" (or ").next().unwrap();
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words[..2], ["kubepki", "renew"], "{fix}");
+    env.kubepki_ok(&words[1..]);
+    assert!(!std::fs::read_to_string(tree.join("admin.conf")).unwrap().contains("insecure"));
+    let out = env.kubepki(&["verify", "--dir", tree.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// The default cluster's generated tree: each seeded defect in a kubelet's or kube-proxy's
+/// configuration is exactly its own finding.
+#[test]
+fn kubelet_and_kube_proxy_configuration_defects_are_each_their_own_finding() {
+    let kubelet = |n: &'static str| -> &'static str {
+        match n {
+            "controlplane" => "nodes/controlplane/var/lib/kubelet/config.yaml",
+            "node01" => "nodes/node01/var/lib/kubelet/config.yaml",
+            _ => "nodes/node02/var/lib/kubelet/config.yaml",
+        }
+    };
+    let cases = [
+        // The kubelet trusts the front-proxy CA for clients: the apiserver's kubelet-client
+        // certificate (signed by the cluster CA) is refused.
+        case(
+            kubelet("controlplane"),
+            "clientCAFile: /etc/kubernetes/pki/ca.crt",
+            "clientCAFile: /etc/kubernetes/pki/front-proxy-ca.crt",
+            "setting-wrong-file",
+            "authentication.x509.clientCAFile",
+            10,
+            "broken",
+        ),
+        // node01 serves node02's certificate (copied into its bundle below).
+        case(
+            kubelet("node01"),
+            "tlsCertFile: /var/lib/kubelet/pki/kubelet.crt",
+            "tlsCertFile: /var/lib/kubelet/pki/node02.crt",
+            "setting-wrong-file",
+            "tlsCertFile",
+            10,
+            "broken",
+        ),
+        case(
+            kubelet("node02"),
+            "anonymous:\n    enabled: false",
+            "anonymous:\n    enabled: true",
+            "anonymous-auth",
+            "authentication.anonymous.enabled=true",
+            10,
+            "ok",
+        ),
+        case(kubelet("node02"), "mode: Webhook", "mode: AlwaysAllow", "always-allow", "authorization.mode=AlwaysAllow", 10, "warning"),
+        case(
+            kubelet("node01"),
+            "tlsMinVersion: VersionTLS12",
+            "tlsMinVersion: VersionTLS10",
+            "weak-tls",
+            "tlsMinVersion=VersionTLS10",
+            10,
+            "warning",
+        ),
+        case(
+            kubelet("node01"),
+            "tlsMinVersion: VersionTLS12",
+            "tlsMinVersion: VersionTLS12\ntlsCipherSuites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256]",
+            "weak-tls",
+            "tlsCipherSuites=weak suites TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+            10,
+            "warning",
+        ),
+        case(
+            kubelet("node02"),
+            "serverTLSBootstrap: false\ntlsCertFile: /var/lib/kubelet/pki/kubelet.crt\ntlsPrivateKeyFile: /var/lib/kubelet/pki/kubelet.key\n",
+            "serverTLSBootstrap: true\n",
+            "external",
+            "serverTLSBootstrap=true",
+            10,
+            "unknown",
+        ),
+        case(
+            "nodes/node01/var/lib/kube-proxy/config.yaml",
+            "kubeconfig: /etc/kubernetes/kube-proxy.conf",
+            "kubeconfig: /etc/kubernetes/kubelet.conf",
+            "setting-wrong-file",
+            "clientConnection.kubeconfig",
+            5,
+            "broken",
+        ),
+    ];
+    let env = TestEnv::new();
+    let pristine = env.init("pristine", &[]);
+    let (code, findings, _) = verify_json(&env, &pristine, &[]);
+    assert!(code == 0 && findings.is_empty(), "{findings:#?}");
+    for (i, c) in cases.iter().enumerate() {
+        let tree = env.path().join(format!("t{i}"));
+        let (ok, out) = crate::support::run(std::process::Command::new("cp").arg("-a").arg(&pristine).arg(&tree));
+        assert!(ok, "{out}");
+        std::fs::copy(
+            tree.join("nodes/node02/var/lib/kubelet/pki/kubelet.crt"),
+            tree.join("nodes/node01/var/lib/kubelet/pki/node02.crt"),
+        )
+        .unwrap();
+        edit(&tree, c.file, c.from, c.to);
+        let (_, findings, links) = verify_json(&env, &tree, &[]);
+        assert_case(c, &findings, &links, c.file);
+    }
+}
+
+/// `verify --wiring DIR` audits the manifests of another directory (a node's
+/// /etc/kubernetes/manifests beside a tree kept elsewhere), naming its files; a directory with
+/// nothing to audit is refused, naming it.
+#[test]
+fn verify_wiring_audits_another_directory() {
+    let env = TestEnv::new();
+    let tree = env.init("tree", &[]);
+    let elsewhere = env.path().join("etc-kubernetes-manifests");
+    std::fs::create_dir(&elsewhere).unwrap();
+    for f in ["kube-apiserver.yaml", "etcd.yaml"] {
+        std::fs::copy(tree.join("manifests").join(f), elsewhere.join(f)).unwrap();
+    }
+    std::fs::copy(tree.join("nodes/node01/var/lib/kubelet/config.yaml"), elsewhere.join("config.yaml")).unwrap();
+    std::fs::write(elsewhere.join("README"), "not a manifest").unwrap();
+    let w = elsewhere.to_str().unwrap();
+    let (code, findings, _) = verify_json(&env, &tree, &["--wiring", w, "--wiring-node", "node01"]);
+    // The control plane's manifests audited as node01's: node01 is no control plane, so its
+    // bundle has no etcd CA: the files they name are not there for it.
+    assert_eq!(code, 1, "{findings:#?}");
+    let (code, findings, _) = verify_json(&env, &tree, &["--wiring", w]);
+    assert!(code == 0 && findings.is_empty(), "{findings:#?}");
+    // An edit there is found there, not in the tree.
+    let abs = elsewhere.canonicalize().unwrap();
+    edit(&abs, "etcd.yaml", "--peer-client-cert-auth=true", "--peer-client-cert-auth=false");
+    let (_, findings, _) = verify_json(&env, &tree, &["--wiring", w]);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0]["file"], abs.join("etcd.yaml").to_str().unwrap(), "{:#}", findings[0]);
+    assert!(findings[0]["fix"].as_str().unwrap().contains(abs.join("etcd.yaml").to_str().unwrap()));
+    // Nothing to audit, or a node that is not the cluster's: exit 2, naming what.
+    let empty = env.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = env.kubepki(&["verify", "--dir", tree.to_str().unwrap(), "--wiring", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(empty.to_str().unwrap()) && err.contains("no static pod manifest"), "{err}");
+    let out = env.kubepki(&["verify", "--dir", tree.to_str().unwrap(), "--wiring", w, "--wiring-node", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope is not a node"));
 }
 
 #[test]
