@@ -398,11 +398,39 @@ mod tests {
         ];
         for k in &v {
             match k {
-                Missing | Unreadable | External | NotKubeadm | ExternallyManaged | Mode | KeyMismatch
-                | PublicKeyMismatch | StaleCaData | ServerUrl | DuplicateSerial | StaleCopy | SanMissing | Expired
-                | NotYetValid | Expiring | WrongCa | OutlivesIssuer | Usage | UsageExtra | Identity | SystemMasters
-                | SanProfile | WeakKey | Sha1 | Unverified | SettingUnset | SettingWrongFile | SettingNoFile | WeakTls
-                | AnonymousAuth | AlwaysAllow | InsecureSkipTlsVerify => {}
+                Missing
+                | Unreadable
+                | External
+                | NotKubeadm
+                | ExternallyManaged
+                | Mode
+                | KeyMismatch
+                | PublicKeyMismatch
+                | StaleCaData
+                | ServerUrl
+                | DuplicateSerial
+                | StaleCopy
+                | SanMissing
+                | Expired
+                | NotYetValid
+                | Expiring
+                | WrongCa
+                | OutlivesIssuer
+                | Usage
+                | UsageExtra
+                | Identity
+                | SystemMasters
+                | SanProfile
+                | WeakKey
+                | Sha1
+                | Unverified
+                | SettingUnset
+                | SettingWrongFile
+                | SettingNoFile
+                | WeakTls
+                | AnonymousAuth
+                | AlwaysAllow
+                | InsecureSkipTlsVerify => {}
             }
         }
         v

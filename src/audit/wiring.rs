@@ -254,9 +254,11 @@ pub fn check_sources(
         Sources::Dir(dir, node) => {
             let node = match node {
                 None => spec.primary(),
-                Some(name) => spec.nodes.iter().find(|n| &n.name == name).ok_or_else(|| {
-                    Error::Invalid(format!("--wiring-node: {name} is not a node of the cluster"))
-                })?,
+                Some(name) => spec
+                    .nodes
+                    .iter()
+                    .find(|n| &n.name == name)
+                    .ok_or_else(|| Error::Invalid(format!("--wiring-node: {name} is not a node of the cluster")))?,
             };
             read_dir(dir)?.into_iter().map(|m| (node, m)).collect()
         }
@@ -338,9 +340,7 @@ fn setting_problem(
 
 /// Whether the component gets its serving certificate from the apiserver.
 fn bootstraps(m: &Manifest) -> bool {
-    m.component
-        .settings()
-        .any(|s| s.want == Want::ServingBootstrap && m.flags.get(s.name).is_some_and(|v| v == "true"))
+    m.component.settings().any(|s| s.want == Want::ServingBootstrap && m.flags.get(s.name).is_some_and(|v| v == "true"))
 }
 
 /// The tree's files, read once each.

@@ -145,7 +145,8 @@ fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
             sources
         }
     };
-    let report = verify(&spec, &catalog, &topology, &inventory, &VerifyOptions { at, warn_within: a.warn_within, wiring });
+    let report =
+        verify(&spec, &catalog, &topology, &inventory, &VerifyOptions { at, warn_within: a.warn_within, wiring });
     if !a.live {
         emit(a.output, || text(&report, a.all), &report)?;
         let half = super::say_if_half_written(&dir, a.output == Format::Table)?;

@@ -1,7 +1,11 @@
 //! Prove the etcd part of the generated PKI against a real etcd (Debian's 3.4, installed by
-//! `.ci/run`): members talk to each other over peer TLS with their own node's files, the
-//! kube-apiserver's and the healthcheck's client certificates are accepted, and certificates
-//! from the wrong authority are refused, in both directions.
+//! `.ci/run`): each member runs the command of its node's generated static pod manifest
+//! (`nodes/<cp>/etc/kubernetes/manifests/etcd.yaml`), with only what a test must change
+//! rewritten (the host path `/etc/kubernetes` to the node's bundle, the data directory, the
+//! ports to free ones); members talk to each other over peer TLS with their own node's files,
+//! the kube-apiserver's client credential as its generated manifest names it and the
+//! healthcheck's are accepted, and certificates from the wrong authority are refused, in both
+//! directions.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,44 +59,82 @@ fn init_tree(env: &TestEnv, members: &[Member]) -> PathBuf {
     env.init("tree", &["--config", config.to_str().unwrap()])
 }
 
-/// The etcd directory of a node's own bundle: what would be /etc/kubernetes/pki/etcd on it.
-fn node_etcd_pki(tree: &Path, node: &str) -> PathBuf {
-    tree.join("nodes").join(node).join("etc/kubernetes/pki/etcd")
+/// The command of a node's generated static pod manifest `manifest`: the program and its
+/// arguments, as the kubelet would run them.
+fn manifest_command(tree: &Path, node: &str, manifest: &str) -> Vec<String> {
+    let path = tree.join("nodes").join(node).join("etc/kubernetes/manifests").join(manifest);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let pod: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let command = pod["spec"]["containers"][0]["command"].as_sequence().expect("a command");
+    command.iter().map(|a| a.as_str().expect("a string").to_owned()).collect()
 }
 
-/// Start every member of a new cluster, each with its own node's certificates and with client
-/// and peer certificate authentication on; wait until each listens for clients.
+/// A manifest's `--flag=value`.
+fn flag<'a>(command: &'a [String], name: &str) -> Option<&'a str> {
+    command.iter().find_map(|a| a.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+}
+
+/// What a test must change in a member's generated etcd command to run it here: the node's
+/// `/etc/kubernetes` is its bundle in the tree, the data directory is the test's, and each
+/// member's well-known ports (2379, 2380, the metrics port) are free ones on its address.
+/// Everything else, the TLS flags first, is the manifest's.
+fn runnable(command: &[String], tree: &Path, node: &str, data: &Path, members: &[Member], metrics: u16) -> Vec<String> {
+    let etc = tree.join("nodes").join(node).join("etc/kubernetes");
+    let etc = etc.to_str().unwrap();
+    command[1..]
+        .iter()
+        .map(|arg| {
+            if arg.starts_with("--data-dir=") {
+                return format!("--data-dir={}", data.display());
+            }
+            if arg.starts_with("--listen-metrics-urls=") {
+                let me = members.iter().find(|m| m.name == node).unwrap();
+                return format!("--listen-metrics-urls=http://{}:{metrics}", me.ip);
+            }
+            let mut arg = arg.replace("=/etc/kubernetes/", &format!("={etc}/"));
+            for m in members {
+                arg = arg
+                    .replace(&format!("https://{}:2379", m.ip), &m.client_url())
+                    .replace(&format!("https://{}:2380", m.ip), &m.peer_url());
+            }
+            arg
+        })
+        .collect()
+}
+
+/// Start every member of a new cluster, each from its node's generated manifest (see
+/// [`runnable`]); wait until each listens for clients.
 fn start_cluster(env: &TestEnv, tree: &Path, members: &[Member]) -> Vec<Guard> {
-    let initial_cluster = members.iter().map(|m| format!("{}={}", m.name, m.peer_url())).collect::<Vec<_>>().join(",");
-    let token = format!("kubepki-{}", env.path().file_name().unwrap().to_string_lossy());
     let mut guards: Vec<Guard> = members
         .iter()
         .map(|m| {
-            let pki = node_etcd_pki(tree, m.name);
-            let file = |name: &str| {
-                let p = pki.join(name);
-                assert!(p.is_file(), "{} is missing from {}'s bundle", p.display(), m.name);
-                p.to_str().unwrap().to_owned()
-            };
+            let generated = manifest_command(tree, m.name, "etcd.yaml");
+            assert_eq!(generated[0], "etcd");
+            // The manifest wires the member's own files and turns on both verifications.
+            for (name, value) in [
+                ("--name", m.name.to_string()),
+                ("--client-cert-auth", "true".into()),
+                ("--peer-client-cert-auth", "true".into()),
+                ("--cert-file", "/etc/kubernetes/pki/etcd/server.crt".into()),
+                ("--peer-cert-file", "/etc/kubernetes/pki/etcd/peer.crt".into()),
+                ("--trusted-ca-file", "/etc/kubernetes/pki/etcd/ca.crt".into()),
+                ("--peer-trusted-ca-file", "/etc/kubernetes/pki/etcd/ca.crt".into()),
+            ] {
+                assert_eq!(flag(&generated, name), Some(value.as_str()), "{name} in {}'s manifest", m.name);
+            }
+            let data = env.path().join(format!("{}.etcd", m.name));
+            let args = runnable(&generated, tree, m.name, &data, members, free_port(m.ip));
+            // Only paths and addresses changed: every TLS flag is the manifest's, re-rooted.
+            for (before, after) in generated[1..].iter().zip(&args) {
+                if before.contains("/etc/kubernetes/") {
+                    let file = Path::new(after.split_once('=').unwrap().1);
+                    assert!(file.is_file(), "{} ({before}) is missing from {}'s bundle", file.display(), m.name);
+                } else if !before.contains("://") && !before.starts_with("--data-dir=") {
+                    assert_eq!(before, after);
+                }
+            }
             let mut cmd = Command::new("etcd");
-            cmd.args(["--name", m.name])
-                .arg("--data-dir")
-                .arg(env.path().join(format!("{}.etcd", m.name)))
-                .args(["--listen-client-urls", &m.client_url()])
-                .args(["--advertise-client-urls", &m.client_url()])
-                .args(["--listen-peer-urls", &m.peer_url()])
-                .args(["--initial-advertise-peer-urls", &m.peer_url()])
-                .args(["--initial-cluster", &initial_cluster])
-                .args(["--initial-cluster-state", "new"])
-                .args(["--initial-cluster-token", &token])
-                .arg("--client-cert-auth")
-                .args(["--trusted-ca-file", &file("ca.crt")])
-                .args(["--cert-file", &file("server.crt")])
-                .args(["--key-file", &file("server.key")])
-                .arg("--peer-client-cert-auth")
-                .args(["--peer-trusted-ca-file", &file("ca.crt")])
-                .args(["--peer-cert-file", &file("peer.crt")])
-                .args(["--peer-key-file", &file("peer.key")]);
+            cmd.args(&args);
             Guard::spawn(&format!("etcd {}", m.name), cmd, &env.path().join(format!("{}.log", m.name)))
         })
         .collect();
@@ -118,6 +160,18 @@ impl Client {
             cert: pki.join(format!("{pair}.crt")),
             key: pki.join(format!("{pair}.key")),
         }
+    }
+
+    /// The kube-apiserver's etcd credential, as its generated manifest on `node` names it
+    /// (`--etcd-cafile`, `--etcd-certfile`, `--etcd-keyfile`), in that node's bundle.
+    pub(crate) fn apiserver(tree: &Path, node: &str) -> Client {
+        let command = manifest_command(tree, node, "kube-apiserver.yaml");
+        let etc = tree.join("nodes").join(node).join("etc/kubernetes");
+        let file = |name: &str| {
+            let named = flag(&command, name).unwrap_or_else(|| panic!("{name} is not in {node}'s apiserver manifest"));
+            etc.join(named.strip_prefix("/etc/kubernetes/").expect("a file of /etc/kubernetes"))
+        };
+        Client { cacert: file("--etcd-cafile"), cert: file("--etcd-certfile"), key: file("--etcd-keyfile") }
     }
 
     /// etcdctl (API v3) against these endpoints; short timeouts so that a refusal returns fast.
@@ -218,12 +272,12 @@ fn three_member_cluster_with_generated_certs() {
         assert!(line.contains(&m.peer_url()) && line.contains(&m.client_url()), "{} has wrong URLs:\n{out}", m.name);
     }
 
-    // The kube-apiserver's identity writes on member 1 and reads on member 3: the value got
-    // there over peer TLS.
-    let apiserver = Client::etcd(&tree, "apiserver-etcd-client");
+    // The kube-apiserver of cp1, with the files its generated manifest names, writes on
+    // member 1; cp3's reads on member 3: the value got there over peer TLS.
+    let apiserver = Client::apiserver(&tree, "cp1");
     let (ok, out) = apiserver.etcdctl(&all[0..1], &["put", "kubepki", "proven"]);
     assert!(ok && out.trim() == "OK", "put on cp1 failed:\n{out}\n{}", logs(&guards));
-    let (ok, out) = apiserver.etcdctl(&all[2..3], &["get", "kubepki", "--print-value-only"]);
+    let (ok, out) = Client::apiserver(&tree, "cp3").etcdctl(&all[2..3], &["get", "kubepki", "--print-value-only"]);
     assert!(ok, "get on cp3 failed:\n{out}\n{}", logs(&guards));
     assert_eq!(out.trim(), "proven", "cp3 should read what cp1 wrote");
 

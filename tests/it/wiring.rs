@@ -12,8 +12,8 @@ fn verify_json(env: &TestEnv, dir: &Path, extra: &[&str]) -> (i32, Vec<serde_jso
     let mut args = vec!["verify", "--dir", dir.to_str().unwrap(), "-o", "json"];
     args.extend_from_slice(extra);
     let out = env.kubepki(&args);
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     let links = json["links"]
         .as_array()
         .unwrap()
@@ -103,8 +103,7 @@ fn kubeadm_manifests_are_wired_right_and_seeded_defects_are_each_their_own_findi
     assert!(findings.is_empty(), "{findings:#?}");
     // The fixture's own wiring findings: exactly link 10 unverified, and anonymous access noted.
     let (_, all, links) = verify_json(&env, &clean, &["--at", "2024-06-01"]);
-    let wiring: Vec<&serde_json::Value> =
-        all.iter().filter(|f| f["file"] == "manifests/kube-apiserver.yaml").collect();
+    let wiring: Vec<&serde_json::Value> = all.iter().filter(|f| f["file"] == "manifests/kube-apiserver.yaml").collect();
     assert_eq!(wiring.len(), 2, "{wiring:#?}");
     assert!(wiring.iter().any(|f| f["code"] == "anonymous-auth" && f["severity"] == "info"));
     assert!(links.iter().all(|(n, s)| (*n == 10) == (s == "unverified")), "{links:?}");
