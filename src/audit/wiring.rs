@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::model::catalog::{Catalog, EntryId, Store};
 use crate::model::spec::{ClusterSpec, Node};
-use crate::model::topology::wiring::{below_tls12, node_path, weak_cipher, Setting, Side, Want, ETC_KUBERNETES};
+use crate::model::topology::wiring::{
+    below_tls12, links_by_component, node_path, weak_cipher, Setting, Side, Want, ETC_KUBERNETES,
+};
 use crate::model::topology::{ComponentKind, Link, Topology};
 use crate::model::vocabulary::layout;
 use crate::x509::certinfo::CertInfo;
@@ -263,11 +265,14 @@ pub fn check_sources(
             read_dir(dir)?.into_iter().map(|m| (node, m)).collect()
         }
     };
-    let files = Files { root, spec, cache: RefCell::new(HashMap::new()) };
+    let files = Files { root, spec, cache: RefCell::new(HashMap::new()), certs: RefCell::new(HashMap::new()) };
+    let by_component = links_by_component(topology);
     let mut out = Vec::new();
     for (node, m) in read {
+        let on = by_component.get(m.component.id_on(Some(node)).as_str()).map_or(&[][..], Vec::as_slice);
         for setting in m.component.settings() {
-            if let Some((problem, expected, links)) = setting_problem(&files, catalog, topology, node, &m, setting) {
+            let model = Model { catalog, topology, on };
+            if let Some((problem, expected, links)) = setting_problem(&files, &model, node, &m, setting) {
                 out.push(Miswired { manifest: m.path.clone(), setting, problem, expected, links });
             }
         }
@@ -279,14 +284,14 @@ pub fn check_sources(
 /// links it decides.
 fn setting_problem(
     files: &Files<'_>,
-    catalog: &Catalog,
-    topology: &Topology,
+    model: &Model<'_>,
     node: &Node,
     m: &Manifest,
     setting: &'static Setting,
 ) -> Option<(Problem, String, Vec<String>)> {
     let component = m.component.id_on(Some(node));
-    let links = setting.links(&component, topology);
+    let links = setting.links_among(&component, model.on);
+    let (catalog, topology) = (model.catalog, model.topology);
     let link_ids = || links.iter().map(|l| l.id.clone()).collect::<Vec<_>>();
     let value = m.flags.get(setting.name);
     let on = |v: &str| v.is_empty() || v.eq_ignore_ascii_case("true");
@@ -324,7 +329,7 @@ fn setting_problem(
         },
         Want::ServingBootstrap => value.filter(|v| on(v)).map(|_| (Problem::Bootstrap, "false".into())),
         want => {
-            let entry_file = setting.file(node, topology, catalog)?;
+            let entry_file = setting.file_among(node, &links, topology, catalog)?;
             let expected = node_path(node, &entry_file);
             match value {
                 // A kubelet that bootstraps its serving certificate names no files for it.
@@ -338,6 +343,13 @@ fn setting_problem(
     problem.map(|(p, expected)| (p, expected, link_ids()))
 }
 
+/// The model a setting is checked against, and the links of its component.
+struct Model<'a> {
+    catalog: &'a Catalog,
+    topology: &'a Topology,
+    on: &'a [&'a Link],
+}
+
 /// Whether the component gets its serving certificate from the apiserver.
 fn bootstraps(m: &Manifest) -> bool {
     m.component.settings().any(|s| s.want == Want::ServingBootstrap && m.flags.get(s.name).is_some_and(|v| v == "true"))
@@ -348,6 +360,8 @@ struct Files<'a> {
     root: &'a Path,
     spec: &'a ClusterSpec,
     cache: RefCell<HashMap<PathBuf, Option<Vec<u8>>>>,
+    /// The certificates of a file, parsed once (a CA file every kubelet names).
+    certs: RefCell<HashMap<PathBuf, std::rc::Rc<Vec<CertInfo>>>>,
 }
 
 impl Files<'_> {
@@ -359,6 +373,15 @@ impl Files<'_> {
                 crate::disk::readfile::read(&self.root.join(rel), crate::disk::readfile::Limit::Kubeconfig).ok()
             })
             .clone()
+    }
+
+    fn certs(&self, rel: &Path) -> std::rc::Rc<Vec<CertInfo>> {
+        if let Some(c) = self.certs.borrow().get(rel) {
+            return c.clone();
+        }
+        let parsed = std::rc::Rc::new(self.bytes(rel).map(|b| certs(&b)).unwrap_or_default());
+        self.certs.borrow_mut().insert(rel.to_path_buf(), parsed.clone());
+        parsed
     }
 
     /// The tree-relative file a path names on `node`: the node's bundle first (a file the
@@ -402,11 +425,11 @@ impl Files<'_> {
         };
         let holds = match want {
             Want::Trusts { side, .. } => {
-                let have_certs = certs(&have);
-                match self.other_side(side, links, catalog) {
+                let have_certs = self.certs(&rel);
+                match self.other_side(side, links, catalog).as_ref().and_then(|c| c.first()) {
                     Some(other) => have_certs.iter().any(|ca| other.is_signed_by(ca)),
                     None => {
-                        let want_certs = certs(&want_bytes);
+                        let want_certs = self.certs(expected);
                         !have_certs.is_empty() && want_certs.iter().all(|c| have_certs.iter().any(|h| h.der == c.der))
                     }
                 }
@@ -423,21 +446,20 @@ impl Files<'_> {
     /// The certificate the other side of the link presents to a side that trusts a CA file:
     /// a server's clients' certificate, a client's server's; `None` when the tree does not
     /// have it readable (its own finding says so) or the other side is not kubepki's.
-    fn other_side(&self, side: Side, links: &[&Link], catalog: &Catalog) -> Option<CertInfo> {
+    fn other_side(&self, side: Side, links: &[&Link], catalog: &Catalog) -> Option<std::rc::Rc<Vec<CertInfo>>> {
         let link = links.first()?;
         let id: &EntryId = match side {
             Side::Server => &link.client_cert,
             Side::Client => link.server_cert.as_ref()?,
         };
-        let entry = catalog.get(id)?;
-        let pem = match &entry.leaf()?.store {
-            Store::Files { cert, .. } => String::from_utf8(self.bytes(cert)?).ok()?,
+        match &catalog.get(id)?.leaf()?.store {
+            Store::Files { cert, .. } => Some(self.certs(cert)),
             Store::Kubeconfig { path, .. } => {
                 let text = String::from_utf8(self.bytes(path)?).ok()?;
-                crate::x509::kubeconfig::parse(&text, path).ok()?.cert_pem?
+                let pem = crate::x509::kubeconfig::parse(&text, path).ok()?.cert_pem?;
+                Some(std::rc::Rc::new(certs(pem.as_bytes())))
             }
-        };
-        CertInfo::from_pem(&pem, Path::new("")).ok()
+        }
     }
 }
 

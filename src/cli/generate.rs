@@ -54,7 +54,7 @@ pub(crate) fn plan(a: PlanArgs) -> Result<ExitCode> {
     let spec = a.cluster.load()?;
     let catalog = Catalog::build(&spec);
     let topology = Topology::build(&spec, &catalog);
-    let plan = Plan { cluster: &spec, catalog: &catalog, topology: &topology };
+    let plan = Plan::new(&spec, &catalog, &topology);
     emit(a.output, || plan.text_with(a.all), &plan)?;
     Ok(ExitCode::SUCCESS)
 }

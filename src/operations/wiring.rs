@@ -45,10 +45,12 @@ pub fn files(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology) -> Vec<
             out.push((bundle.join(name), text));
         }
     }
+    // kube-proxy's kubeconfig is one file for every node: found once, not once per node.
+    let kube_proxy = kube_proxy_fields(catalog, topology, spec.primary());
     for node in &spec.nodes {
         let bundle = Path::new(layout::NODES).join(&node.name);
         out.push((bundle.join(KUBELET_CONFIG), kubelet_config(catalog, node)));
-        out.push((bundle.join(KUBE_PROXY_CONFIG), kube_proxy_config(catalog, topology, node)));
+        out.push((bundle.join(KUBE_PROXY_CONFIG), kube_proxy_config(&kube_proxy, node)));
     }
     out.push((PathBuf::from(RBAC), rbac()));
     out
@@ -221,18 +223,23 @@ fn kubelet_config(catalog: &Catalog, node: &Node) -> String {
     )
 }
 
-/// kube-proxy's configuration: its kubeconfig, the one the model names for link 5.
-fn kube_proxy_config(catalog: &Catalog, topology: &Topology, node: &Node) -> String {
-    let mut fields = String::new();
-    for s in ComponentKind::KubeProxy.settings() {
-        if let (Some(file), Some(("clientConnection", field))) =
-            (s.file(node, topology, catalog), s.name.split_once('.'))
-        {
-            let _ = writeln!(fields, "  {field}: {}", node_path(node, &file));
-        }
+/// kube-proxy's `clientConnection` fields and the tree-relative files they name (the model's,
+/// for link 5), found for one node.
+fn kube_proxy_fields(catalog: &Catalog, topology: &Topology, node: &Node) -> Vec<(&'static str, PathBuf)> {
+    ComponentKind::KubeProxy
+        .settings()
+        .filter_map(|s| Some((s.name.strip_prefix("clientConnection.")?, s.file(node, topology, catalog)?)))
+        .collect()
+}
+
+/// kube-proxy's configuration on `node`: its kubeconfig, as the node sees it.
+fn kube_proxy_config(fields: &[(&'static str, PathBuf)], node: &Node) -> String {
+    let mut lines = String::new();
+    for (field, file) in fields {
+        let _ = writeln!(lines, "  {field}: {}", node_path(node, file));
     }
     format!(
-        "# kube-proxy on {}, as kubepki wires it.\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclientConnection:\n{fields}",
+        "# kube-proxy on {}, as kubepki wires it.\napiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclientConnection:\n{lines}",
         node.name
     )
 }

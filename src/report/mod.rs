@@ -54,7 +54,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The plan: what `init` would make, and who talks to whom.
+/// The plan: what `init` would make, who talks to whom, and which setting of which
+/// component names which file.
 #[derive(Serialize)]
 pub struct Plan<'a> {
     /// The cluster.
@@ -63,6 +64,8 @@ pub struct Plan<'a> {
     pub catalog: &'a Catalog,
     /// Every link.
     pub topology: &'a Topology,
+    /// Every setting of every component on a node (see [`Plan::new`]).
+    pub settings: Vec<crate::model::topology::wiring::Planned>,
 }
 
 /// Above this many nodes, the plan's text folds the rows of the workers' own entries and
@@ -72,7 +75,13 @@ pub const SUMMARY_ABOVE: usize = 50;
 /// What stands for a worker's name and addresses in a folded row.
 const NODE: &str = "<node>";
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
+    /// The plan of a cluster: its catalog, its topology and its components' settings.
+    pub fn new(cluster: &'a ClusterSpec, catalog: &'a Catalog, topology: &'a Topology) -> Plan<'a> {
+        let settings = crate::model::topology::wiring::planned(&cluster.nodes, topology, catalog);
+        Plan { cluster, catalog, topology, settings }
+    }
+
     /// The plan as text: every entry and link, the workers' rows folded for a cluster of more
     /// than 50 nodes.
     pub fn text(&self) -> String {
@@ -138,8 +147,39 @@ impl Plan<'_> {
             &["#", "LINK", "CLIENT PRESENTS", "SERVER PRESENTS", "SERVER TRUSTS", "CLIENT TRUSTS", "DIALS"],
             &rows,
         ));
+        out.push('\n');
+        let node_of_setting = |p: &crate::model::topology::wiring::Planned| {
+            fold.as_ref().and_then(|f| f.worker(node_of.get(p.component.as_str()).copied().flatten()))
+        };
+        let rows: Vec<(Option<&Node>, Vec<String>)> =
+            self.settings.iter().map(|p| (node_of_setting(p), setting_row(p))).collect();
+        let rows = match &fold {
+            Some(_) => folded(rows, 0, template_setting),
+            None => rows.into_iter().map(|(_, r)| r).collect(),
+        };
+        out.push_str(&table(&["COMPONENT", "SETTING", "VALUE", "ENTRY", "IN", "CIS"], &rows));
         out
     }
+}
+
+fn setting_row(p: &crate::model::topology::wiring::Planned) -> Vec<String> {
+    vec![
+        p.component.clone(),
+        p.setting.to_string(),
+        p.value.clone(),
+        p.entry.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+        p.config.clone(),
+        p.cis.unwrap_or_default().to_string(),
+    ]
+}
+
+/// A setting row with the worker's name replaced.
+fn template_setting(node: &Node, row: &[String]) -> Vec<String> {
+    let name = node.name.as_str();
+    let mut out = row.to_vec();
+    out[0] = at_node(&row[0], name);
+    out[3] = at_node(&row[3], name);
+    out
 }
 
 fn entry_row(e: &Entry) -> Vec<String> {

@@ -3,6 +3,7 @@
 //! file says which link and which side of it the file serves, so the catalog entry it must
 //! hold is the one the topology already says that side presents or trusts (reference §7).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -598,6 +599,19 @@ impl Setting {
         file_for(self.want, &node.name, &component, &self.links(&component, topology), &topology.links, catalog)
     }
 
+    /// [`Setting::links`] among `on`, the links `component` is on (from [`links_by_component`]:
+    /// a cluster of thousands of nodes is not searched once per setting).
+    pub fn links_among<'t>(&self, component: &str, on: &[&'t Link]) -> Vec<&'t Link> {
+        let kinds = self.link_kinds();
+        on.iter().filter(|l| kinds.contains(&l.kind) && (l.client == component || l.server == component)).copied().collect()
+    }
+
+    /// [`Setting::file`] with the setting's links given (from [`Setting::links_among`]).
+    pub fn file_among(&self, node: &Node, links: &[&Link], topology: &super::Topology, catalog: &Catalog) -> Option<PathBuf> {
+        let component = self.component.id_on(Some(node));
+        file_for(self.want, &node.name, &component, links, &topology.links, catalog)
+    }
+
     /// The kinds of link whose verification depends on it.
     pub fn link_kinds(&self) -> Vec<LinkKind> {
         match self.want.link() {
@@ -605,6 +619,86 @@ impl Setting {
             None => self.switches.to_vec(),
         }
     }
+}
+
+/// One setting as the plan shows it: the component on its node, the file that carries the
+/// setting there, the value it must have, and the catalog entry a file setting names.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Planned {
+    /// The component (`kube-apiserver@cp1`, `kubelet@w1`).
+    pub component: String,
+    /// Where the setting is written, as the node sees it (its static pod manifest or its
+    /// configuration file).
+    pub config: String,
+    /// The flag or field.
+    pub setting: &'static str,
+    /// What it must hold: a file as the node sees it, or a value.
+    pub value: String,
+    /// The catalog entry the file holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<crate::model::catalog::EntryId>,
+    /// What it is for.
+    pub role: &'static str,
+    /// The CIS Kubernetes Benchmark control.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cis: Option<&'static str>,
+}
+
+/// Every setting of every component on a node of the cluster, as [`Planned`] rows, in the
+/// topology's order of components.
+pub fn planned(nodes: &[Node], topology: &super::Topology, catalog: &Catalog) -> Vec<Planned> {
+    let by_name: HashMap<&str, &Node> = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let by_component = links_by_component(topology);
+    let mut entry_of: HashMap<&Path, &crate::model::catalog::EntryId> = HashMap::new();
+    for e in &catalog.entries {
+        for (f, _) in e.files() {
+            entry_of.insert(f, &e.id);
+        }
+    }
+    let mut out = Vec::new();
+    for c in &topology.components {
+        let Some(node) = c.node.as_deref().and_then(|n| by_name.get(n)) else { continue };
+        let config = match (c.kind.manifest(), c.kind.config_file()) {
+            (Some(m), _) => format!("{ETC_KUBERNETES}/manifests/{m}"),
+            (None, Some((f, _))) => format!("/{f}"),
+            (None, None) => continue,
+        };
+        let on = by_component.get(c.id.as_str()).map_or(&[][..], Vec::as_slice);
+        for s in c.kind.settings() {
+            let (value, entry) = match s.want {
+                Want::Equals { value } | Want::MinTls { value } => (value.to_string(), None),
+                Want::NotTrue | Want::AnonymousOff { .. } | Want::ServingBootstrap => ("false".into(), None),
+                Want::StrongCiphers => ("strong suites only, or unset (Go's defaults)".into(), None),
+                Want::NotAlwaysAllow { .. } if c.kind == ComponentKind::Kubelet => ("Webhook".into(), None),
+                Want::NotAlwaysAllow { .. } => ("Node,RBAC".into(), None),
+                _ => {
+                    let Some(file) = s.file_among(node, &s.links_among(&c.id, on), topology, catalog) else { continue };
+                    (node_path(node, &file), entry_of.get(file.as_path()).map(|id| (*id).clone()))
+                }
+            };
+            out.push(Planned {
+                component: c.id.clone(),
+                config: config.clone(),
+                setting: s.name,
+                value,
+                entry,
+                role: s.role,
+                cis: s.cis,
+            });
+        }
+    }
+    out
+}
+
+/// Every component's links (as client or server), by component id.
+pub fn links_by_component(topology: &super::Topology) -> HashMap<&str, Vec<&Link>> {
+    let mut out: HashMap<&str, Vec<&Link>> = HashMap::new();
+    for l in &topology.links {
+        out.entry(l.client.as_str()).or_default().push(l);
+        out.entry(l.server.as_str()).or_default().push(l);
+    }
+    out
 }
 
 impl Want {
