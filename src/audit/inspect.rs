@@ -43,6 +43,10 @@ pub struct FileReport {
     /// The kubeconfig.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<KubeconfigView>,
+    /// A component's configuration (a static pod manifest, a kubelet's or kube-proxy's
+    /// configuration file): its TLS settings and what the files they name hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub configuration: Option<config::ConfigView>,
 }
 
 /// What kind of file.
@@ -61,6 +65,9 @@ pub enum FileKind {
     CertificateAndKey,
     /// A kubeconfig.
     Kubeconfig,
+    /// A component's configuration: a static pod manifest, a `KubeletConfiguration`, a
+    /// `KubeProxyConfiguration`.
+    Configuration,
 }
 
 impl FileKind {
@@ -73,6 +80,7 @@ impl FileKind {
             FileKind::PrivateKey => "private key",
             FileKind::CertificateAndKey => "certificate and private key",
             FileKind::Kubeconfig => "kubeconfig",
+            FileKind::Configuration => "component configuration",
         }
     }
 }
@@ -330,6 +338,7 @@ pub fn read(path: &Path, refs: &Refs, at: OffsetDateTime) -> Result<FileReport> 
         requests,
         keys,
         kubeconfig,
+        configuration: None,
     };
     if let Ok(text) = std::str::from_utf8(&bytes) {
         if text.contains("-----BEGIN ") {
@@ -343,6 +352,13 @@ pub fn read(path: &Path, refs: &Refs, at: OffsetDateTime) -> Result<FileReport> 
                 _ => return Err(bad("mixes certificate requests with other PEM blocks".into())),
             };
             return Ok(report(kind, certificates, requests, keys, None));
+        }
+        let configuration =
+            ["kind: Pod", "KubeletConfiguration", "KubeProxyConfiguration"].iter().any(|k| text.contains(k));
+        if let Some(m) = configuration.then(|| crate::audit::wiring::recognise(text, path)).flatten() {
+            let mut r = report(FileKind::Configuration, vec![], vec![], vec![], None);
+            r.configuration = Some(config::view(&m, path, at));
+            return Ok(r);
         }
         if looks_like_kubeconfig(text) {
             let view = read_kubeconfig(text, path, refs, at)?;
@@ -750,6 +766,8 @@ fn node_root(tree: &Path, file: &Path) -> Option<PathBuf> {
     let node = parts.next()?;
     Some(tree.join("nodes").join(node))
 }
+
+pub mod config;
 
 #[cfg(test)]
 mod tests;

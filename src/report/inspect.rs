@@ -43,7 +43,37 @@ pub fn text(r: &FileReport) -> String {
     if let Some(k) = &r.kubeconfig {
         kubeconfig(&mut o, k);
     }
+    if let Some(c) = &r.configuration {
+        configuration(&mut o, c);
+    }
     o.text
+}
+
+/// A component's TLS settings, each named file with what it holds (one line per certificate).
+fn configuration(o: &mut Out, c: &crate::audit::inspect::config::ConfigView) {
+    let when = time::macros::format_description!("[year]-[month]-[day]");
+    o.line(2, "component", c.component);
+    for s in &c.settings {
+        let cis = s.cis.map(|id| format!("  [CIS {id}]")).unwrap_or_default();
+        match (&s.value, &s.file) {
+            (None, _) => o.line(2, s.name, format_args!("(not set){cis}")),
+            (Some(v), None) => o.line(2, s.name, format_args!("{v}{cis}")),
+            (Some(_), Some(f)) => {
+                o.line(2, s.name, format_args!("{}{cis}", reference(f)));
+                for x in &f.certificates {
+                    let to = x.info.not_after.format(&when).unwrap_or_default();
+                    o.line(
+                        4,
+                        "",
+                        format_args!(
+                            "{}, issued by {}, valid to {to} ({})",
+                            x.info.subject, x.info.issuer, x.time_left
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn list(items: &[String]) -> String {

@@ -414,3 +414,99 @@ fn a_generated_tree_carries_its_wiring_and_verifies_clean() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--kubelet-certificate-authority is not set"));
 }
+
+/// `plan` lists, per component on a node, each setting, the file it names as the node sees it
+/// and the entry that file holds (or a switch's value), in its configuration file, with the
+/// CIS id; the text table has the same rows.
+#[test]
+fn plan_lists_every_components_settings_and_the_files_they_name() {
+    let env = TestEnv::new();
+    let json: serde_json::Value = serde_json::from_str(&env.kubepki_ok(&["plan", "-o", "json"])).unwrap();
+    let settings = json["settings"].as_array().unwrap();
+    let row = |component: &str, setting: &str| {
+        settings
+            .iter()
+            .find(|s| s["component"] == component && s["setting"] == setting)
+            .unwrap_or_else(|| panic!("no {setting} of {component}"))
+            .clone()
+    };
+    let r = row("kubelet@node01", "tlsCertFile");
+    assert_eq!(r["value"], "/var/lib/kubelet/pki/kubelet.crt");
+    assert_eq!(r["entry"], "kubelet-serving@node01");
+    assert_eq!(r["config"], "/var/lib/kubelet/config.yaml");
+    assert_eq!(r["cis"], "4.2.9");
+    let r = row("kube-apiserver@controlplane", "--etcd-cafile");
+    assert_eq!((r["value"].as_str(), r["entry"].as_str()), (Some("/etc/kubernetes/pki/etcd/ca.crt"), Some("etcd-ca")));
+    assert_eq!(r["config"], "/etc/kubernetes/manifests/kube-apiserver.yaml");
+    let r = row("etcd@controlplane", "--peer-client-cert-auth");
+    assert_eq!((r["value"].as_str(), r.get("entry")), (Some("true"), None));
+    let r = row("kube-proxy@node02", "clientConnection.kubeconfig");
+    assert_eq!(
+        (r["value"].as_str(), r["entry"].as_str()),
+        (Some("/etc/kubernetes/kube-proxy.conf"), Some("kube-proxy.conf"))
+    );
+    // Every component on a node has all of its settings; the people and tools none.
+    let kinds = [("kube-apiserver@", 18), ("etcd@", 12), ("kubelet@", 8), ("kube-proxy@", 1)];
+    for (prefix, per) in kinds {
+        let n = settings.iter().filter(|s| s["component"].as_str().unwrap().starts_with(prefix)).count();
+        let components = if prefix.starts_with("kube-apiserver") || prefix.starts_with("etcd") { 1 } else { 3 };
+        assert_eq!(n, per * components, "{prefix}");
+    }
+    let text = env.kubepki_ok(&["plan"]);
+    let line = text.lines().find(|l| l.starts_with("kubelet@node01") && l.contains("tlsCertFile")).unwrap();
+    for cell in ["/var/lib/kubelet/pki/kubelet.crt", "kubelet-serving@node01", "/var/lib/kubelet/config.yaml", "4.2.9"]
+    {
+        assert!(line.contains(cell), "{line}");
+    }
+}
+
+/// `inspect` on a static pod manifest or a kubelet's configuration shows its TLS settings and
+/// what each file they name holds (subject, issuer, expiry), looked for in the tree; a missing
+/// file is said.
+#[test]
+fn inspect_shows_a_components_settings_and_what_their_files_hold() {
+    let env = TestEnv::new();
+    let tree = env.init("tree", &[]);
+    let inspect = |file: &Path| -> serde_json::Value {
+        let out = env.kubepki_ok(&["inspect", file.to_str().unwrap(), "-o", "json"]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()[0].clone()
+    };
+    let setting = |report: &serde_json::Value, name: &str| {
+        report["configuration"]["settings"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap().clone()
+    };
+    let etcd = inspect(&tree.join("manifests/etcd.yaml"));
+    assert_eq!(etcd["kind"], "configuration");
+    assert_eq!(etcd["configuration"]["component"], "etcd");
+    let cert = setting(&etcd, "--cert-file");
+    assert_eq!(cert["value"], "/etc/kubernetes/pki/etcd/server.crt");
+    assert_eq!(cert["file"]["resolved"], tree.join("pki/etcd/server.crt").to_str().unwrap());
+    let held = &cert["file"]["certificates"][0];
+    assert_eq!(held["subjectCn"], "controlplane", "{held}");
+    assert!(held["issuer"].as_str().unwrap().contains("CN=etcd-ca"), "{held}");
+    assert!(held["notAfter"].is_string());
+    assert_eq!(setting(&etcd, "--client-cert-auth")["value"], "true");
+    assert!(setting(&etcd, "--auto-tls")["value"].is_null());
+
+    // A kubelet's configuration in a worker's bundle: its own serving certificate, the
+    // cluster CA from the bundle's copy.
+    let kubelet = inspect(&tree.join("nodes/node01/var/lib/kubelet/config.yaml"));
+    assert_eq!(kubelet["configuration"]["component"], "kubelet");
+    let serving = setting(&kubelet, "tlsCertFile");
+    assert_eq!(serving["file"]["certificates"][0]["subjectCn"], "system:node:node01");
+    let ca = setting(&kubelet, "authentication.x509.clientCAFile");
+    assert_eq!(ca["file"]["resolved"], tree.join("nodes/node01/etc/kubernetes/pki/ca.crt").to_str().unwrap());
+    assert_eq!(ca["file"]["certificates"][0]["subjectCn"], "kubernetes");
+
+    // A file that is gone is said to be, in JSON and in the text.
+    std::fs::remove_file(tree.join("pki/etcd/peer.crt")).unwrap();
+    let peer = setting(&inspect(&tree.join("manifests/etcd.yaml")), "--peer-cert-file");
+    assert_eq!(peer["file"]["readable"], false, "{peer}");
+    assert!(peer["file"]["problem"].as_str().unwrap().contains("No such file"), "{peer}");
+    let text = env.kubepki_ok(&["inspect", tree.join("manifests/etcd.yaml").to_str().unwrap()]);
+    assert!(text.contains("component configuration") && text.contains("component           etcd"), "{text}");
+    let line = text.lines().find(|l| l.trim_start().starts_with("--peer-cert-file")).unwrap();
+    assert!(line.contains("not readable here"), "{line}");
+    let line = text.lines().find(|l| l.trim_start().starts_with("--cert-file")).unwrap();
+    assert!(line.contains("[CIS 2.1]"), "{line}");
+    assert!(text.contains("CN=controlplane, issued by CN=etcd-ca, valid to "), "{text}");
+}

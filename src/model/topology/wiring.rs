@@ -603,11 +603,20 @@ impl Setting {
     /// a cluster of thousands of nodes is not searched once per setting).
     pub fn links_among<'t>(&self, component: &str, on: &[&'t Link]) -> Vec<&'t Link> {
         let kinds = self.link_kinds();
-        on.iter().filter(|l| kinds.contains(&l.kind) && (l.client == component || l.server == component)).copied().collect()
+        on.iter()
+            .filter(|l| kinds.contains(&l.kind) && (l.client == component || l.server == component))
+            .copied()
+            .collect()
     }
 
     /// [`Setting::file`] with the setting's links given (from [`Setting::links_among`]).
-    pub fn file_among(&self, node: &Node, links: &[&Link], topology: &super::Topology, catalog: &Catalog) -> Option<PathBuf> {
+    pub fn file_among(
+        &self,
+        node: &Node,
+        links: &[&Link],
+        topology: &super::Topology,
+        catalog: &Catalog,
+    ) -> Option<PathBuf> {
         let component = self.component.id_on(Some(node));
         file_for(self.want, &node.name, &component, links, &topology.links, catalog)
     }
