@@ -603,7 +603,7 @@ impl Checker<'_> {
                 fix: kind.fix(target),
                 breaks: kind.breaks_handshake(),
                 file: Some(m.manifest.clone()),
-                expected: format!("{:?} {name}={}{cis}", m.setting.component, m.expected),
+                expected: format!("{} {name}={}{cis}", m.component, m.expected),
                 found,
             });
             let i = self.findings.len() - 1;
