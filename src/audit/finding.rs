@@ -313,10 +313,10 @@ impl FindingKind {
                 None => renew(),
             },
             // Renewing rewrites the kubeconfig as the catalog says: CA data, no such flag.
-            FindingKind::InsecureSkipTlsVerify => format!(
-                "kubepki renew {id} --dir {dir} (or remove insecure-skip-tls-verify from {})",
-                file()
-            ),
+            FindingKind::InsecureSkipTlsVerify if ca => format!("remove insecure-skip-tls-verify from {}", file()),
+            FindingKind::InsecureSkipTlsVerify => {
+                format!("{} (or remove insecure-skip-tls-verify from {})", renew(), file())
+            }
             FindingKind::Unreadable
             | FindingKind::KeyMismatch
             | FindingKind::StaleCaData
