@@ -396,18 +396,27 @@ impl Files<'_> {
     /// node has of its own), then, for `/etc/kubernetes/...`, the top of the tree (the primary
     /// control plane's, of which each node holds copies).
     fn in_tree(&self, node: &Node, named: &str) -> Option<PathBuf> {
+        self.places(node, named).into_iter().find(|p| self.root.join(p).symlink_metadata().is_ok())
+    }
+
+    /// Where in the tree a path named on `node` may be, in order: for the primary control
+    /// plane, `/etc/kubernetes/X` at the top (`X`); the node's bundle; for a node without a
+    /// bundle (a kubeadm tree), the top.
+    fn places(&self, node: &Node, named: &str) -> Vec<PathBuf> {
         let path = Path::new(named);
-        let from_root = path.strip_prefix("/").ok()?;
+        let Ok(from_root) = path.strip_prefix("/") else { return Vec::new() };
         let top = path.strip_prefix(ETC_KUBERNETES).ok().map(Path::to_path_buf);
         let primary = node.name == self.spec.primary().name;
-        let bundle = Path::new(layout::NODES).join(&node.name).join(from_root);
-        let exists = |p: &Path| self.root.join(p).symlink_metadata().is_ok();
-        match top {
-            Some(top) if primary && exists(&top) => Some(top),
-            _ if exists(&bundle) => Some(bundle),
-            Some(top) if exists(&top) && !self.root.join(layout::NODES).join(&node.name).is_dir() => Some(top),
-            _ => None,
+        let bundled = self.root.join(layout::NODES).join(&node.name).is_dir();
+        let mut out = Vec::new();
+        if let Some(top) = top.as_ref().filter(|_| primary) {
+            out.push(top.clone());
         }
+        out.push(Path::new(layout::NODES).join(&node.name).join(from_root));
+        if let Some(top) = top.filter(|_| !primary && !bundled) {
+            out.push(top);
+        }
+        out
     }
 
     /// What is wrong with the file a setting names, if anything: it must be in the tree and
@@ -422,15 +431,17 @@ impl Files<'_> {
         links: &[&Link],
         catalog: &Catalog,
     ) -> Option<Problem> {
+        // The file itself, or the node bundle's copy of it, there: right (the file's absence is
+        // the entry's finding, a stale copy the copy check's, each reported once, not once per
+        // setting that names it).
+        let copy = Path::new(layout::NODES).join(&node.name).join(layout::ETC_KUBERNETES).join(expected);
+        let there = |p: &Path| self.root.join(p).symlink_metadata().is_ok();
+        if self.places(node, named).iter().any(|p| *p == expected || (*p == copy && there(p))) {
+            return None;
+        }
         let Some(rel) = self.in_tree(node, named) else {
             return Some(Problem::NoFile(named.to_string()));
         };
-        // The file itself, or the node bundle's copy of it (whose staleness verify's copy
-        // check reports once, not once per setting that names it).
-        let copy = Path::new(layout::NODES).join(&node.name).join(layout::ETC_KUBERNETES).join(expected);
-        if rel == expected || rel == copy {
-            return None;
-        }
         let (Some(have), Some(want_bytes)) = (self.bytes(&rel), self.bytes(expected)) else {
             return Some(Problem::NoFile(named.to_string()));
         };

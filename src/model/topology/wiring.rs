@@ -795,6 +795,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn weak_tls_is_told_apart_from_strong() {
+        // Go's tls.InsecureCipherSuites(), and CBC with SHA-1.
+        for weak in [
+            "TLS_RSA_WITH_RC4_128_SHA",
+            "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+            "TLS_RSA_WITH_AES_128_CBC_SHA256",
+            "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+            "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+            "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+            " tls_ecdhe_rsa_with_aes_256_cbc_sha ",
+        ] {
+            assert!(weak_cipher(weak), "{weak}");
+        }
+        // The CIS Benchmark's strong list (4.2.12), and TLS 1.3's.
+        for strong in [
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+            "TLS_RSA_WITH_AES_128_GCM_SHA256",
+            "TLS_AES_128_GCM_SHA256",
+        ] {
+            assert!(!weak_cipher(strong), "{strong}");
+        }
+        for v in ["VersionTLS10", "VersionTLS11", "TLS1.0", "TLS1.1", "versiontls11"] {
+            assert!(below_tls12(v), "{v}");
+        }
+        for v in ["VersionTLS12", "VersionTLS13", "TLS1.2", "TLS1.3", ""] {
+            assert!(!below_tls12(v), "{v}");
+        }
+    }
+
+    #[test]
     fn every_setting_has_one_name_per_component_and_every_control_plane_component_a_manifest() {
         let mut seen = std::collections::BTreeSet::new();
         for s in SETTINGS {
