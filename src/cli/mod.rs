@@ -119,15 +119,22 @@ impl ClusterArgs {
     /// The description of the tree at `dir` (which may not exist yet), by the library's one
     /// policy ([`kubepki::model::infer::resolve`]): the recorded one is the truth.
     pub(crate) fn of_tree(&self, dir: &Path, update: bool) -> Result<ClusterSpec> {
+        Ok(self.described(dir, update)?.spec)
+    }
+
+    /// [`Self::of_tree`], and where the description came from: `Given` on a tree that
+    /// records one means the given one replaces it (`--update-description`).
+    pub(crate) fn described(&self, dir: &Path, update: bool) -> Result<kubepki::model::infer::Described> {
         let how = Resolve { update, new_tree: true };
         let given = self.config.as_deref().map(ClusterSpec::load).transpose()?;
-        let mut spec = resolve(dir, given, how)?.spec;
-        if let Some(a) = self.key_algorithm.filter(|a| *a != spec.key_algorithm) {
+        let mut described = resolve(dir, given, how)?;
+        if let Some(a) = self.key_algorithm.filter(|a| *a != described.spec.key_algorithm) {
             // Another algorithm is another description: the same policy decides.
+            let mut spec = described.spec;
             spec.key_algorithm = a;
-            spec = resolve(dir, Some(spec), how)?.spec;
+            described = resolve(dir, Some(spec), how)?;
         }
-        Ok(spec)
+        Ok(described)
     }
 }
 
