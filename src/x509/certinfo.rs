@@ -173,6 +173,11 @@ impl CertInfo {
             .collect()
     }
 
+    /// Whether its signature uses SHA-1, which Go (since 1.18) and rustls refuse to verify.
+    pub fn signed_with_sha1(&self) -> bool {
+        self.signature_algorithm.to_ascii_lowercase().contains("sha1")
+    }
+
     /// Whether the certificate is valid at this instant.
     pub fn valid_at(&self, at: OffsetDateTime) -> bool {
         self.not_before <= at && at <= self.not_after
@@ -193,9 +198,12 @@ fn hex_colons(bytes: &[u8]) -> String {
 
 /// An algorithm's short name (`ecdsa-with-SHA256`), or its OID.
 pub(crate) fn algorithm_name(oid: &x509_parser::oid_registry::Oid) -> String {
-    x509_parser::oid_registry::OidRegistry::default()
-        .with_crypto()
-        .get(oid)
-        .map(|e| e.sn().to_string())
-        .unwrap_or_else(|| oid.to_id_string())
+    // SHA-1 signatures the registry has no name for: an audit must still see the SHA-1.
+    const SHA1_NAMES: [(&str, &str); 2] =
+        [("1.2.840.10045.4.1", "ecdsa-with-SHA1"), ("1.2.840.10040.4.3", "dsa-with-sha1")];
+    let id = oid.to_id_string();
+    if let Some((_, name)) = SHA1_NAMES.iter().find(|(o, _)| *o == id) {
+        return (*name).to_string();
+    }
+    x509_parser::oid_registry::OidRegistry::default().with_crypto().get(oid).map(|e| e.sn().to_string()).unwrap_or(id)
 }
