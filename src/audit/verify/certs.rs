@@ -89,7 +89,8 @@ impl Checker<'_> {
         let Some(ca) = self.ca_info(ca_id) else { return }; // the CA's own finding explains it
                                                             // A SHA-1 signature is not checked (no verifier here takes it, nor does any client):
                                                             // its own finding (sha1) says so, rather than a CA that may well be the right one.
-        if !info.is_signed_by(ca) && !(info.signed_with_sha1() && info.issuer_raw == ca.subject_raw) {
+        let unchecked = info.signed_with_sha1() && info.issuer_raw == ca.subject_raw;
+        if !(unchecked || info.is_signed_by(ca)) {
             let ca_file = self.catalog.get(ca_id).and_then(|c| c.files().first().map(|(f, _)| f.to_path_buf()));
             self.file(
                 Some(&e.id),
