@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -256,15 +257,41 @@ impl Plan {
         before: Option<&CertInfo>,
         now: OffsetDateTime,
     ) -> Result<()> {
+        self.issue_all(tree, vec![Job { entry, profile: profile.clone(), key, before }], now)
+    }
+
+    /// Issue every job: their CAs loaded first, then signed on all cores, then queued in
+    /// the jobs' order.
+    fn issue_all(&mut self, tree: &Tree, jobs: Vec<Job<'_>>, now: OffsetDateTime) -> Result<()> {
+        for job in &jobs {
+            let Some(leaf) = job.entry.leaf() else {
+                return Err(Error::Invalid(format!("{} is a CA", job.entry.id)));
+            };
+            tree.ca(&mut self.cas, &leaf.issuer, now)?;
+            self.ca_certs(tree, &leaf.issuer);
+        }
+        let this = &*self;
+        let issued = jobs.into_par_iter().map(|job| this.sign(tree, job, now)).collect::<Result<Vec<Issued>>>()?;
+        for i in issued {
+            self.writes.extend(i.writes);
+            self.records.push(i.record);
+            self.changes.push(i.change);
+        }
+        Ok(())
+    }
+
+    /// Sign one job with its CA (loaded by [`Self::issue_all`]): its files, its log record
+    /// and its change.
+    fn sign(&self, tree: &Tree, job: Job<'_>, now: OffsetDateTime) -> Result<Issued> {
+        let Job { entry, profile, key, before } = job;
         let Some(leaf) = entry.leaf() else { return Err(Error::Invalid(format!("{} is a CA", entry.id))) };
         let ca_id = &leaf.issuer;
-        tree.ca(&mut self.cas, ca_id, now)?;
         let ca = &self.cas[ca_id.as_str()];
         let (key, key_word) = match key {
             Key::New(alg) => (PrivateKey::generate(alg)?, "new"),
             Key::Reuse(k) => (k, "kept"),
         };
-        let mut issued = ca.sign_key(profile, &key, now)?;
+        let mut issued = ca.sign_key(&profile, &key, now)?;
         let info = CertInfo::from_der(&issued.der).map_err(|e| Error::crypto("reading back", e))?;
         if let Some(chain) = self.chain.get(ca_id.as_str()) {
             issued.pem.push_str(chain);
@@ -277,7 +304,8 @@ impl Plan {
                     tree.inventory
                         .get(trust)
                         .and_then(|l| l.cert_pem.clone())
-                        .unwrap_or_else(|| self.cas[trust.as_str()].cert_pem.clone())
+                        .or_else(|| self.cas.get(trust.as_str()).map(|c| c.cert_pem.clone()))
+                        .unwrap_or_default()
                 });
                 let server = tree
                     .inventory
@@ -289,26 +317,46 @@ impl Plan {
             Store::Files { .. } => (String::new(), None),
         };
         let key_pem = (key_word == "new" || matches!(leaf.store, Store::Kubeconfig { .. })).then(|| key.to_pem());
-        let written = crate::disk::tree::leaf_files(leaf, &issued.pem, key_pem, &ca_pem, server.as_deref());
-        let file = written[0].0.clone();
-        self.writes.extend(written);
-        self.records.push(IssuanceRecord::new(&info, Some(&entry.id), "", now));
+        let writes = crate::disk::tree::leaf_files(leaf, &issued.pem, key_pem, &ca_pem, server.as_deref());
+        let file = writes[0].0.clone();
+        let record = IssuanceRecord::new(&info, Some(&entry.id), "", now);
         let before = before.map(|b| {
-            let signer = self.ca_certs(tree, ca_id.as_str()).iter().find(|c| b.is_signed_by(c));
+            // By key identifier where both say one (as kubeadm's and kubepki's do), else by
+            // checking the signature: what is named here is shown, not trusted.
+            let signed = |c: &&CertInfo| match (&b.authority_key_id, &c.subject_key_id) {
+                (Some(aki), Some(ski)) => aki == ski,
+                _ => b.is_signed_by(c),
+            };
+            let signer = self.ca_certs.get(ca_id.as_str()).and_then(|certs| certs.iter().find(signed));
             Summary::of(b, &b.key.to_string(), signer.map(|c| key_fingerprint(&c.public_key_raw)))
         });
-        self.changes.push(Change {
+        let change = Change {
             entry: entry.id.clone(),
             file,
             before,
             after: Summary::of(
                 &info,
                 &format!("{} {}", key_word, info.key),
-                Some(key_fingerprint(&self.cas[ca_id.as_str()].info.public_key_raw)),
+                Some(key_fingerprint(&ca.info.public_key_raw)),
             ),
-        });
-        Ok(())
+        };
+        Ok(Issued { writes, record, change })
     }
+}
+
+/// One certificate to issue: its entry, its profile, its key and the certificate it replaces.
+struct Job<'t> {
+    entry: &'t Entry,
+    profile: CertProfile,
+    key: Key,
+    before: Option<&'t CertInfo>,
+}
+
+/// What issuing one job gives, queued in the plan in the jobs' order.
+struct Issued {
+    writes: Vec<(PathBuf, String, Mode)>,
+    record: IssuanceRecord,
+    change: Change,
 }
 
 /// One journaled batch of these files (relative to the tree), the copies in node bundles they
@@ -445,6 +493,7 @@ fn renew_into(
     if targets.is_empty() {
         return Err(Error::Invalid("nothing to renew: name certificates (see kubepki plan) or use --all".into()));
     }
+    let mut jobs = Vec::with_capacity(targets.len());
     for e in targets {
         let loaded = tree.inventory.get(&e.id).expect("loaded");
         let cert = match &loaded.cert {
@@ -453,8 +502,8 @@ fn renew_into(
                 // kubeadm's kubelet.conf points at the kubelet's rotated certificate; when that
                 // has expired the kubelet cannot rotate it. Embed a fresh credential, as
                 // kubeadm's own kubelet.conf does before the first rotation.
-                let p = e.cert().expect("a certificate").clone();
-                plan.issue(tree, e, &p, Key::New(tree.spec.key_algorithm), None, now)?;
+                let profile = e.cert().expect("a certificate").clone();
+                jobs.push(Job { entry: e, profile, key: Key::New(tree.spec.key_algorithm), before: None });
                 plan.notes.push((e.id.clone(), format!("referred to {}: now embeds a new credential", path.display())));
                 continue;
             }
@@ -466,8 +515,8 @@ fn renew_into(
             }
             Err(Problem::Unreadable(path, why)) if !opts.reuse_key => {
                 // Nothing of it can be kept: the catalog says what it is; a new key.
-                let p = e.cert().expect("a certificate").clone();
-                plan.issue(tree, e, &p, Key::New(tree.spec.key_algorithm), None, now)?;
+                let profile = e.cert().expect("a certificate").clone();
+                jobs.push(Job { entry: e, profile, key: Key::New(tree.spec.key_algorithm), before: None });
                 plan.notes.push((e.id.clone(), format!("{} was unreadable ({why}): issued anew", path.display())));
                 continue;
             }
@@ -479,8 +528,9 @@ fn renew_into(
         } else {
             Key::New(key_algorithm_of(cert, tree.spec.key_algorithm))
         };
-        plan.issue(tree, e, &profile, key, Some(cert), now)?;
+        jobs.push(Job { entry: e, profile, key, before: Some(cert) });
     }
+    plan.issue_all(tree, jobs, now)?;
     Ok(plan)
 }
 

@@ -63,6 +63,14 @@ pub struct CertInfo {
     pub public_key_raw: Vec<u8>,
     /// Signature algorithm (`sha256WithRSAEncryption`, `ecdsa-with-SHA256`, ...).
     pub signature_algorithm: String,
+    /// The subject key identifier, if the certificate has one.
+    #[serde(skip)]
+    pub subject_key_id: Option<Vec<u8>>,
+    /// The authority key identifier's key id, if the certificate has one: the issuer's
+    /// subject key identifier, by the issuer's word (a hint, not a proof: see
+    /// [`CertInfo::is_signed_by`]).
+    #[serde(skip)]
+    pub authority_key_id: Option<Vec<u8>>,
     /// SHA-256 of the DER, hex with colons.
     pub sha256: String,
 }
@@ -119,6 +127,16 @@ impl CertInfo {
                 }
             }
         }
+        let (mut subject_key_id, mut authority_key_id) = (None, None);
+        for ext in x.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => subject_key_id = Some(id.0.to_vec()),
+                ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                    authority_key_id = aki.key_identifier.as_ref().map(|id| id.0.to_vec())
+                }
+                _ => {}
+            }
+        }
         let spki = x.public_key();
         let signature_algorithm = algorithm_name(&x.signature_algorithm.algorithm);
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
@@ -143,6 +161,8 @@ impl CertInfo {
             key: PublicKeyKind::of(spki),
             public_key_raw: spki.subject_public_key.data.to_vec(),
             signature_algorithm,
+            subject_key_id,
+            authority_key_id,
             sha256: hex_colons(digest.as_ref()),
         })
     }
