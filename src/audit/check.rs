@@ -91,7 +91,7 @@ pub struct CheckEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_cn: Option<String>,
     /// NotAfter.
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "crate::report::json::rfc3339_option", skip_serializing_if = "Option::is_none")]
     pub expires: Option<OffsetDateTime>,
     /// NotAfter minus the instant, in seconds (negative once expired).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,7 +128,7 @@ pub struct CheckReport {
     /// The tree.
     pub dir: PathBuf,
     /// The instant checked at.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub at: OffsetDateTime,
     /// The warning window.
     #[serde(with = "crate::model::spec::duration_text")]

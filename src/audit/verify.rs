@@ -21,6 +21,7 @@ mod certs;
 
 /// One thing wrong (or worth knowing).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Finding {
     /// How bad (the kind's severity).
     pub severity: Severity,
@@ -90,6 +91,7 @@ impl VerifyOptions {
 
 /// The verdict on one link, and the findings that explain it.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LinkVerdict {
     /// The link's id.
     pub id: String,
@@ -103,11 +105,12 @@ pub struct LinkVerdict {
 
 /// The report of `verify`.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     /// The tree.
     pub dir: PathBuf,
     /// The instant checked.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub at: OffsetDateTime,
     /// Every finding, most severe first.
     pub findings: Vec<Finding>,
