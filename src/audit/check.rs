@@ -16,6 +16,7 @@ use crate::audit::inspect::{self, CertSource, CertView, FileKind, FileReport};
 use crate::error::{Error, Result};
 use crate::model::catalog::Catalog;
 use crate::model::spec::ClusterSpec;
+use crate::model::vocabulary::check_expiration;
 use crate::x509::certinfo::CertInfo;
 
 mod prometheus;
@@ -91,7 +92,7 @@ pub struct CheckEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_cn: Option<String>,
     /// NotAfter.
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "crate::report::json::rfc3339_option", skip_serializing_if = "Option::is_none")]
     pub expires: Option<OffsetDateTime>,
     /// NotAfter minus the instant, in seconds (negative once expired).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,6 +114,15 @@ pub struct CheckEntry {
     /// (kubeadm's external-CA mode), or a certificate signed by one. Renewed outside the tree
     /// (`kubepki csr`, then `kubepki import`), never by `renew` or `init`.
     pub externally_managed: bool,
+    /// kubeadm's name for it (`apiserver`, `admin.conf`, `etcd-ca`), when it is the
+    /// certificate of a file `kubeadm certs check-expiration` lists (see
+    /// [`crate::model::vocabulary::check_expiration`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubeadm_name: Option<&'static str>,
+    /// For a node bundle's copy that is byte for byte the file at the top of the tree
+    /// (`nodes/node01/etc/kubernetes/pki/ca.crt`), the name of that file's row (`pki/ca.crt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_of: Option<String>,
     /// The certificate itself (for the Prometheus metrics: issuer, serial, NotBefore).
     #[serde(skip)]
     pub certificate: Option<CertInfo>,
@@ -128,7 +138,7 @@ pub struct CheckReport {
     /// The tree.
     pub dir: PathBuf,
     /// The instant checked at.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub at: OffsetDateTime,
     /// The warning window.
     #[serde(with = "crate::model::spec::duration_text")]
@@ -212,6 +222,7 @@ pub fn check(dir: &Path, opts: &CheckOptions) -> Result<CheckReport> {
     for want in &opts.expected {
         if !present.contains(want) && !dir.join(want).exists() {
             entries.push(CheckEntry {
+                kubeadm_name: check_expiration::name_of(want),
                 problem: Some("expected, not found".into()),
                 ..blank(want.display().to_string(), want.clone(), CheckStatus::Missing)
             });
@@ -219,6 +230,7 @@ pub fn check(dir: &Path, opts: &CheckOptions) -> Result<CheckReport> {
     }
     entries.sort_by(|a, b| (a.expires.is_some(), a.expires, &a.name).cmp(&(b.expires.is_some(), b.expires, &b.name)));
     mark_externally_managed(dir, &mut entries);
+    mark_copies(dir, &mut entries);
     Ok(CheckReport { dir: dir.to_path_buf(), at: opts.at, warn_within: opts.warn_within, entries })
 }
 
@@ -243,6 +255,31 @@ fn mark_externally_managed(dir: &Path, entries: &mut [CheckEntry]) {
                 crate::disk::readfile::read(&dir.join(f), crate::disk::readfile::Limit::Kubeconfig)
                     .is_ok_and(|b| external.contains(&b))
             });
+        }
+    }
+}
+
+/// Mark the rows of node bundles' copies that are byte for byte the file at the top of the
+/// tree (`nodes/<n>/etc/kubernetes/<f>` and `<f>`), with the name of that file's row.
+fn mark_copies(dir: &Path, entries: &mut [CheckEntry]) {
+    let read = |p: &Path| crate::disk::readfile::read(&dir.join(p), crate::disk::readfile::Limit::Kubeconfig).ok();
+    let mut top: std::collections::HashMap<PathBuf, Option<Vec<u8>>> = std::collections::HashMap::new();
+    let mut same: std::collections::HashMap<PathBuf, bool> = std::collections::HashMap::new();
+    for e in entries.iter_mut() {
+        let Ok(inside) = e.path.strip_prefix(crate::model::vocabulary::layout::NODES) else { continue };
+        let mut parts = inside.components();
+        let _node = parts.next();
+        let Ok(source) = parts.as_path().strip_prefix(crate::model::vocabulary::layout::ETC_KUBERNETES) else {
+            continue;
+        };
+        let (source, path) = (source.to_path_buf(), e.path.clone());
+        let copy = *same.entry(path.clone()).or_insert_with(|| {
+            let original = top.entry(source.clone()).or_insert_with(|| read(&source));
+            original.is_some() && *original == read(&path)
+        });
+        if copy {
+            let suffix = e.name.strip_prefix(&*path.to_string_lossy()).unwrap_or_default();
+            e.copy_of = Some(format!("{}{suffix}", source.display()));
         }
     }
 }
@@ -278,6 +315,8 @@ fn blank(name: String, path: PathBuf, status: CheckStatus) -> CheckEntry {
         authority_file: None,
         problem: None,
         externally_managed: false,
+        kubeadm_name: None,
+        copy_of: None,
         certificate: None,
         embedded: None,
     }
@@ -318,9 +357,12 @@ fn rows_of(r: &FileReport, name: &str, path: &Path, cas: &[TreeCa], opts: &Check
         return;
     }
     let row = |label: String, c: &CertView| row(label, path, c, cas, opts);
+    // kubeadm reads a file's first certificate (a kubeconfig's: its user's).
+    let kubeadm_name = check_expiration::name_of(path);
     let many = r.certificates.len() > 1;
     for (i, c) in r.certificates.iter().enumerate() {
-        out.push(row(if many { format!("{name} [{}]", i + 1) } else { name.to_string() }, c));
+        let label = if many { format!("{name} [{}]", i + 1) } else { name.to_string() };
+        out.push(CheckEntry { kubeadm_name: kubeadm_name.filter(|_| i == 0), ..row(label, c) });
     }
     let Some(k) = &r.kubeconfig else { return };
     // The CA data only when it is not a CA file of the tree (then it is checked there).
@@ -342,9 +384,9 @@ fn rows_of(r: &FileReport, name: &str, path: &Path, cas: &[TreeCa], opts: &Check
         let row =
             |label: String, c: &CertView| CheckEntry { embedded: Some(("user", u.name.clone())), ..row(label, c) };
         match &u.client_certificate {
-            Some(CertSource::Embedded { certificates }) => {
-                out.extend(certificates.iter().map(|c| row(label.clone(), c)))
-            }
+            Some(CertSource::Embedded { certificates }) => out.extend(certificates.iter().enumerate().map(|(i, c)| {
+                CheckEntry { kubeadm_name: kubeadm_name.filter(|_| one_user && i == 0), ..row(label.clone(), c) }
+            })),
             Some(CertSource::File(f)) => {
                 let label = format!("{label} -> {}", f.reference);
                 if f.certificates.is_empty() {

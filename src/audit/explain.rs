@@ -409,10 +409,10 @@ pub struct CertSummary {
     /// SHA-256 of the DER, hex with colons.
     pub sha256: String,
     /// NotBefore.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub not_before: OffsetDateTime,
     /// NotAfter.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub not_after: OffsetDateTime,
 }
 

@@ -29,6 +29,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The outcome of one live handshake.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LiveResult {
     /// The link's id.
     pub link: String,

@@ -1,5 +1,5 @@
-//! `check`: expiry of every certificate of a tree, as a table like kubeadm's
-//! `certs check-expiration` (plus a STATUS column), or JSON.
+//! `check`: expiry of every certificate of a tree, as tables like kubeadm's
+//! `certs check-expiration` (plus a STATUS column and what kubeadm does not list), or JSON.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +25,10 @@ pub(crate) struct CheckArgs {
     /// node_exporter's textfile collector; exit 0 whenever they are written).
     #[arg(short, long, value_enum, default_value_t = CheckFormat::Table)]
     output: CheckFormat,
+    /// List every row: node bundles' copies of the files at the top of the tree (named once
+    /// by default), and every node's files above 50 nodes (folded per kind by default).
+    #[arg(long)]
+    all: bool,
     /// Write the output to this file (atomically: a textfile collector never reads half of it).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -61,7 +65,7 @@ fn report(a: &CheckArgs, dir: &std::path::Path) -> Result<ExitCode> {
     };
     let report = check(&dir, &opts)?;
     let output = match a.output {
-        CheckFormat::Table => kubepki::report::check::text(&report),
+        CheckFormat::Table => kubepki::report::check::text(&report, a.all),
         CheckFormat::Json => json(&report)?,
         CheckFormat::Prometheus => kubepki::audit::check::prometheus(&report),
     };

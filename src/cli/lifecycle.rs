@@ -180,7 +180,10 @@ pub(crate) fn san(c: SanCommand) -> Result<ExitCode> {
 
 fn finish(tree: &Tree, plan: ChangePlan, command: &str, args: &TreeArgs, now: OffsetDateTime) -> Result<ExitCode> {
     if args.dry_run {
-        emit(args.output, || changes_text(&plan.changes, &plan.notes, true), &plan.changes)?;
+        let notes: Vec<serde_json::Value> =
+            plan.notes.iter().map(|(entry, note)| serde_json::json!({"entry": entry, "note": note})).collect();
+        let json = serde_json::json!({"dryRun": true, "changes": plan.changes, "notes": notes});
+        emit(args.output, || changes_text(&plan.changes, &plan.notes, true), &json)?;
         return Ok(ExitCode::SUCCESS);
     }
     let applied = plan.apply(tree, command, now)?;
@@ -223,7 +226,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             if a.tree.dry_run {
                 let text =
                     format!("would issue for node {}: {}\n(dry run: nothing written)\n", a.name, entries.join(", "));
-                emit(a.tree.output, || text.clone(), &entries)?;
+                let json = serde_json::json!({"dryRun": true, "node": a.name, "entries": entries});
+                emit(a.tree.output, || text.clone(), &json)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let catalog = kubepki::model::catalog::Catalog::build(&spec);
@@ -249,7 +253,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             if a.tree.dry_run {
                 let dir = tree.root.join("nodes").join(&a.name);
                 let text = format!("would move {} to the backup\n(dry run: nothing written)\n", dir.display());
-                emit(a.tree.output, || text.clone(), &a.name)?;
+                let json = serde_json::json!({"dryRun": true, "node": a.name, "moved": dir});
+                emit(a.tree.output, || text.clone(), &json)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let r = kubepki::operations::lifecycle::node_remove(&tree, &a.name, now)?;
@@ -259,8 +264,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             };
             if !r.still_valid.is_empty() {
                 let _ = writeln!(text, "its certificates stay valid until they expire (Kubernetes has no revocation); delete the Node object so RBAC denies system:node:{}:", r.node);
-                for (id, serial, until) in &r.still_valid {
-                    let _ = writeln!(text, "  {id}  serial {serial}  until {until}");
+                for v in &r.still_valid {
+                    let _ = writeln!(text, "  {}  serial {}  until {}", v.entry, v.serial, v.not_after.date());
                 }
             }
             if let Some(c) = &a.tree.config {

@@ -140,6 +140,7 @@ fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
 }
 
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Both<'a> {
     #[serde(flatten)]
     report: &'a Report,

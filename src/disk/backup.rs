@@ -222,6 +222,7 @@ fn last_seq(base: &Path) -> u64 {
 
 /// One backup folder.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BackupInfo {
     /// Its name under `.kubepki-backup/`.
     pub id: String,
@@ -230,7 +231,7 @@ pub struct BackupInfo {
     /// The command that made it.
     pub command: Option<String>,
     /// When.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::report::json::rfc3339_option")]
     pub time: Option<OffsetDateTime>,
     /// Files saved (replaced or removed by the run), relative to the tree.
     pub saved: Vec<PathBuf>,
@@ -302,6 +303,7 @@ fn read_one(dir: &Path) -> Result<BackupInfo> {
 
 /// What restoring a backup does.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RestoreReport {
     /// The runs undone, newest first.
     pub undone: Vec<BackupInfo>,

@@ -152,6 +152,7 @@ pub use crate::x509::usage::{ExtKeyUsage, KeyUsage};
 
 /// The Kubernetes identity of a certificate: user = CN, groups = O.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Subject {
     /// Common name (the user).
     pub cn: String,
@@ -351,6 +352,7 @@ impl Entry {
 
 /// Every entry of one cluster.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Catalog {
     /// CAs first, then everything they sign.
     pub entries: Vec<Entry>,

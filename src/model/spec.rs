@@ -178,6 +178,7 @@ pub enum Role {
 
 /// One node of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Node {
     /// The node name (RFC 1123 subdomain), as the kubelet registers it.
     pub name: String,
@@ -214,6 +215,7 @@ impl Node {
 
 /// An `host:port` a client dials.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Endpoint {
     /// The host: an IP or a DNS name.
     pub host: San,
@@ -320,6 +322,7 @@ impl From<Cidr> for String {
 
 /// Validity periods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Validity {
     /// CA certificates (default 3650 days).
     #[serde(with = "duration_text")]

@@ -52,6 +52,7 @@ pub enum TrustDomain {
 
 /// One running party.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Component {
     /// Unique id: `kube-apiserver@cp1`, `kubectl-admin`.
     pub id: String,
@@ -152,6 +153,7 @@ pub struct Link {
 
 /// Components and links of a cluster.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Topology {
     /// Every component.
     pub components: Vec<Component>,

@@ -160,3 +160,41 @@ pub mod state {
     /// The journal of a batch being renamed into place.
     pub const JOURNAL: &str = ".kubepki-journal";
 }
+
+/// What `kubeadm certs check-expiration` lists, in its order (by name): the name it shows for
+/// each certificate and kubeconfig it manages and for each CA, and the file (relative to the
+/// tree) that holds it. kubelet.conf is not among them: the kubelet rotates its own credential.
+pub mod check_expiration {
+    use super::{entry, layout};
+
+    /// The certificates and kubeconfigs: (kubeadm's name, file).
+    pub fn certificates() -> [(&'static str, String); 11] {
+        [
+            (entry::ADMIN_CONF, entry::ADMIN_CONF.into()),
+            (entry::APISERVER, layout::crt(layout::APISERVER)),
+            (entry::APISERVER_ETCD_CLIENT, layout::crt(layout::APISERVER_ETCD_CLIENT)),
+            (entry::APISERVER_KUBELET_CLIENT, layout::crt(layout::APISERVER_KUBELET_CLIENT)),
+            (entry::CONTROLLER_MANAGER_CONF, entry::CONTROLLER_MANAGER_CONF.into()),
+            (entry::ETCD_HEALTHCHECK_CLIENT, layout::crt(layout::ETCD_HEALTHCHECK_CLIENT)),
+            (entry::ETCD_PEER, layout::crt(layout::ETCD_PEER)),
+            (entry::ETCD_SERVER, layout::crt(layout::ETCD_SERVER)),
+            (entry::FRONT_PROXY_CLIENT, layout::crt(layout::FRONT_PROXY_CLIENT)),
+            (entry::SCHEDULER_CONF, entry::SCHEDULER_CONF.into()),
+            (entry::SUPER_ADMIN_CONF, entry::SUPER_ADMIN_CONF.into()),
+        ]
+    }
+
+    /// The CAs: (kubeadm's name, file).
+    pub fn authorities() -> [(&'static str, String); 3] {
+        [
+            (entry::CA, layout::crt(layout::CA)),
+            (entry::ETCD_CA, layout::crt(layout::ETCD_CA)),
+            (entry::FRONT_PROXY_CA, layout::crt(layout::FRONT_PROXY_CA)),
+        ]
+    }
+
+    /// kubeadm's name for the certificate at `file`, if it lists it.
+    pub fn name_of(file: &std::path::Path) -> Option<&'static str> {
+        certificates().into_iter().chain(authorities()).find(|(_, f)| std::path::Path::new(f) == file).map(|(n, _)| n)
+    }
+}

@@ -78,6 +78,7 @@ pub enum Action {
 
 /// The outcome of one entry.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Outcome {
     /// The catalog id.
     pub id: EntryId,

@@ -86,6 +86,7 @@ impl Tree {
 
 /// What a certificate is, for a before/after diff.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Summary {
     /// Subject.
     pub subject: String,
@@ -93,10 +94,12 @@ pub struct Summary {
     pub issuer: String,
     /// SANs.
     pub sans: Vec<String>,
-    /// NotBefore (date).
-    pub not_before: String,
-    /// NotAfter (date).
-    pub not_after: String,
+    /// NotBefore.
+    #[serde(with = "crate::report::json::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// NotAfter.
+    #[serde(with = "crate::report::json::rfc3339")]
+    pub not_after: OffsetDateTime,
     /// Key algorithm, and whether it is new.
     pub key: String,
     /// The issuer's public key (`sha256:` and the first 8 bytes of the SHA-256 of it): what
@@ -119,8 +122,8 @@ impl Summary {
             subject: c.subject.clone(),
             issuer: c.issuer.clone(),
             sans: c.sans.iter().map(|s| s.to_string()).collect(),
-            not_before: c.not_before.date().to_string(),
-            not_after: c.not_after.date().to_string(),
+            not_before: c.not_before,
+            not_after: c.not_after,
             key: key.to_string(),
         }
     }
@@ -128,6 +131,7 @@ impl Summary {
 
 /// One entry that a command changes.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Change {
     /// The catalog entry.
     pub entry: EntryId,
@@ -184,10 +188,12 @@ pub(crate) struct Signer {
 
 /// The result of applying a plan.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Applied {
     /// What changed.
     pub changes: Vec<Change>,
     /// Notes on entries: left alone, or handled differently, and why.
+    #[serde(serialize_with = "notes_json")]
     pub notes: Vec<(EntryId, String)>,
     /// Where the previous files were saved.
     pub backup: Option<PathBuf>,
@@ -608,6 +614,16 @@ fn join(sans: &[San]) -> String {
     sans.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
 }
 
+/// Notes as JSON: one `{"entry": ..., "note": ...}` each.
+pub fn notes_json<S: serde::Serializer>(notes: &[(EntryId, String)], s: S) -> std::result::Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Note<'a> {
+        entry: &'a EntryId,
+        note: &'a str,
+    }
+    s.collect_seq(notes.iter().map(|(entry, note)| Note { entry, note }))
+}
+
 /// The entries a node adds to the catalog (what `node add` issues).
 pub fn node_entries(spec: &ClusterSpec, name: &str) -> Vec<EntryId> {
     Catalog::build(spec).entries.into_iter().filter(|e| e.node() == Some(name)).map(|e| e.id).collect()
@@ -615,18 +631,31 @@ pub fn node_entries(spec: &ClusterSpec, name: &str) -> Vec<EntryId> {
 
 /// What `node remove` retires.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Removed {
     /// The node.
     pub node: String,
     /// Where its files were saved (none without a run, or if it had no files).
     pub backup: Option<PathBuf>,
-    /// Its certificates, which stay valid until they expire (Kubernetes has no revocation):
-    /// `(entry, serial, not after)`.
-    pub still_valid: Vec<(EntryId, String, String)>,
+    /// Its certificates, which stay valid until they expire (Kubernetes has no revocation).
+    pub still_valid: Vec<StillValid>,
     /// The static verify of the tree without the node.
     pub verify: Report,
     /// What the other nodes must receive and restart (none: the node's files just go).
     pub rollout: Vec<crate::operations::rollout::NodeRollout>,
+}
+
+/// A certificate of a retired node, valid until it expires.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StillValid {
+    /// The catalog entry.
+    pub entry: EntryId,
+    /// Its serial, hex.
+    pub serial: String,
+    /// NotAfter.
+    #[serde(with = "crate::report::json::rfc3339")]
+    pub not_after: OffsetDateTime,
 }
 
 /// Retire a node: its bundle moves to the backup directory; the cluster without it is verified.
@@ -649,7 +678,11 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
         .filter(|e| e.node() == Some(name))
         .filter_map(|e| {
             let c = tree.inventory.get(&e.id)?.cert.as_ref().ok()?;
-            (c.not_after > now).then(|| (e.id.clone(), c.serial.clone(), c.not_after.date().to_string()))
+            (c.not_after > now).then(|| StillValid {
+                entry: e.id.clone(),
+                serial: c.serial.clone(),
+                not_after: c.not_after,
+            })
         })
         .collect();
     // The node's files are removed in one journaled batch; the store saves them first in the

@@ -15,6 +15,7 @@ use crate::model::spec::ClusterSpec;
 
 /// What one node (or several with the same change) must receive and restart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NodeRollout {
     /// The nodes (one, or every node with exactly this change).
     pub nodes: Vec<String>,

@@ -94,13 +94,14 @@ fn read_state(root: &Path, ca: &str) -> Result<Option<State>> {
 
 /// Where the rotation of one CA stands.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RotationStatus {
     /// The CA (or `sa`).
     pub ca: String,
     /// The last phase done (`None`: no rotation under way).
     pub phase: Option<Phase>,
     /// When its `start` ran.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::report::json::rfc3339_option")]
     pub started: Option<OffsetDateTime>,
     /// The next command.
     pub next: Option<String>,

@@ -5,6 +5,7 @@ pub mod check;
 pub mod explain;
 pub mod external;
 pub mod inspect;
+pub mod json;
 pub mod lifecycle;
 pub mod verify;
 
@@ -56,6 +57,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// The plan: what `init` would make, and who talks to whom.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan<'a> {
     /// The cluster.
     pub cluster: &'a ClusterSpec,

@@ -36,10 +36,10 @@ pub struct CertInfo {
     /// Serial number, hex.
     pub serial: String,
     /// NotBefore.
-    #[serde(with = "::time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub not_before: OffsetDateTime,
     /// NotAfter.
-    #[serde(with = "::time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub not_after: OffsetDateTime,
     /// BasicConstraints CA.
     pub is_ca: bool,

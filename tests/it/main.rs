@@ -16,6 +16,7 @@ mod external_ca;
 mod fixes;
 mod golden;
 mod hardening;
+mod json;
 mod kill;
 mod kubectl;
 mod lifecycle;
