@@ -6,6 +6,7 @@
 //! Findings are data: an expired or missing certificate is a status in the report; `Err`
 //! means the tree could not be checked at all.
 
+use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -208,16 +209,23 @@ pub fn check(dir: &Path, opts: &CheckOptions) -> Result<CheckReport> {
     let files = inspect::scan(dir, true, opts.at);
     let rel = |p: &Path| p.strip_prefix(dir).unwrap_or(p).to_path_buf();
     let cas = cas_of(&files, dir);
-    let mut entries = Vec::new();
-    for (path, found) in &files {
-        let name = rel(path).display().to_string();
-        match found {
-            Ok(report) => rows_of(report, &name, &rel(path), &cas, opts, &mut entries),
-            Err(_) if skip_unreadable(path) => {}
-            Err(e) => entries
-                .push(CheckEntry { problem: Some(problem_of(e)), ..blank(name, rel(path), CheckStatus::Unreadable) }),
-        }
-    }
+    // Each certificate's CA is found by its signature: on every core, file by file.
+    let mut entries: Vec<CheckEntry> = files
+        .par_iter()
+        .flat_map_iter(|(path, found)| {
+            let name = rel(path).display().to_string();
+            let mut rows = Vec::new();
+            match found {
+                Ok(report) => rows_of(report, &name, &rel(path), &cas, opts, &mut rows),
+                Err(_) if skip_unreadable(path) => {}
+                Err(e) => rows.push(CheckEntry {
+                    problem: Some(problem_of(e)),
+                    ..blank(name, rel(path), CheckStatus::Unreadable)
+                }),
+            }
+            rows
+        })
+        .collect();
     let present: BTreeSet<PathBuf> = files.iter().map(|(p, _)| rel(p)).collect();
     for want in &opts.expected {
         if !present.contains(want) && !dir.join(want).exists() {
@@ -405,6 +413,33 @@ fn rows_of(r: &FileReport, name: &str, path: &Path, cas: &[TreeCa], opts: &Check
     }
 }
 
+/// [`CertInfo::is_signed_by`], remembered per (certificate, CA) pair on each thread: a tree
+/// holds the same certificate many times (a CA in every node bundle and kubeconfig), and a
+/// signature check costs more than the rest of a row.
+fn signed_by(cert: &CertInfo, ca: &CertInfo) -> bool {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static MEMO: RefCell<HashMap<(String, String), bool>> = RefCell::new(HashMap::new());
+    }
+    if cert.issuer_raw != ca.subject_raw {
+        return false;
+    }
+    let key = (cert.sha256.clone(), ca.sha256.clone());
+    if let Some(known) = MEMO.with(|m| m.borrow().get(&key).copied()) {
+        return known;
+    }
+    let signed = cert.is_signed_by(ca);
+    MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        m.insert(key, signed);
+    });
+    signed
+}
+
 fn row(name: String, path: &Path, c: &CertView, cas: &[TreeCa], opts: &CheckOptions) -> CheckEntry {
     let left = c.info.not_after - opts.at;
     let status = match c.validity {
@@ -417,8 +452,8 @@ fn row(name: String, path: &Path, c: &CertView, cas: &[TreeCa], opts: &CheckOpti
         inspect::CertValidity::Valid => inspect::span(left),
         _ => c.time_left.clone(),
     };
-    let signer = cas.iter().find(|ca| c.info.is_signed_by(ca.info));
-    let self_signed = c.info.is_signed_by(&c.info);
+    let self_signed = signed_by(&c.info, &c.info);
+    let signer = if self_signed { None } else { cas.iter().find(|ca| signed_by(&c.info, ca.info)) };
     let (authority, authority_file) = match signer {
         _ if self_signed => ("self-signed".to_string(), None),
         Some(ca) => (ca.info.subject_cn.clone(), Some(ca.file.clone())),
