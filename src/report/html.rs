@@ -43,6 +43,8 @@ pub const FOLD_NODES: usize = 8;
 pub const MAX_TROUBLED: usize = 50;
 /// Rows of the findings table and of the links table, at most.
 pub const MAX_ROWS: usize = 1000;
+/// Links and nodes of one finding the filters match, at most (an expired CA has every link).
+pub const MAX_ATTR_ITEMS: usize = 100;
 
 /// What the page shows: the library's reports on one tree at one instant.
 pub struct Page<'a> {
@@ -183,9 +185,11 @@ fn summary(o: &mut String, p: &Page) {
     let _ = writeln!(o, "</dl></div></div></section>");
 }
 
-/// The nodes a finding is about: its entry's, and those of its links' two sides.
+/// The nodes a finding is about: its entry's, its file's (`nodes/<node>/...`), and those of
+/// its links' two sides.
 fn finding_nodes(f: &crate::audit::verify::Finding, node_of_link: &BTreeMap<&str, Vec<&str>>) -> BTreeSet<String> {
     let mut nodes: BTreeSet<String> = f.entry.as_ref().and_then(|e| e.node()).map(str::to_string).into_iter().collect();
+    nodes.extend(f.file.as_deref().and_then(node_of_path));
     for l in &f.links {
         nodes.extend(node_of_link.get(l.as_str()).into_iter().flatten().map(|n| n.to_string()));
     }
@@ -238,8 +242,8 @@ fn findings(o: &mut String, p: &Page) {
             o,
             "<tr class=\"s-{sev}\" data-severity=\"{sev}\" data-nodes=\"{}\" data-links=\"{}\"><td>{sev}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            esc(&nodes.join(" ")),
-            esc(&f.links.join("\n")),
+            esc(&nodes[..nodes.len().min(MAX_ATTR_ITEMS)].join(" ")),
+            esc(&f.links[..f.links.len().min(MAX_ATTR_ITEMS)].join("\n")),
             esc(f.kind.name()),
             esc(&f.subject()),
             esc(&links),
@@ -421,11 +425,7 @@ impl Row<'_> {
 /// `check`'s rows as the page shows them: folded per file beyond [`FOLD_NODES`] nodes, in
 /// `check`'s order (soonest expiry first).
 pub(crate) fn fold(entries: &[CheckEntry]) -> Vec<Row<'_>> {
-    let node = |e: &CheckEntry| -> Option<String> {
-        let mut parts = e.path.components();
-        (parts.next()?.as_os_str() == "nodes")
-            .then(|| parts.next().map(|n| n.as_os_str().to_string_lossy().into_owned()))?
-    };
+    let node = |e: &CheckEntry| node_of_path(&e.path);
     let nodes: BTreeSet<String> = entries.iter().filter_map(node).collect();
     let folding = nodes.len() > FOLD_NODES;
     let mut rows: Vec<Row> = Vec::new();
@@ -471,11 +471,21 @@ pub(crate) fn fold(entries: &[CheckEntry]) -> Vec<Row<'_>> {
         }
     }
     for r in &mut rows {
-        if r.count > 1 {
-            r.name = format!("{} × {}", r.name, r.count);
-        }
+        r.name = match r.count {
+            1 => r.first.name.clone(),
+            n => format!("{} × {n}", r.name),
+        };
     }
     rows
+}
+
+/// The node of a file in a node's bundle: `nodes/<node>/...`.
+fn node_of_path(path: &std::path::Path) -> Option<String> {
+    let mut parts = path.components();
+    if parts.next()?.as_os_str() != "nodes" {
+        return None;
+    }
+    parts.next().map(|n| n.as_os_str().to_string_lossy().into_owned())
 }
 
 fn min_opt(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
