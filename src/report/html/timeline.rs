@@ -141,7 +141,7 @@ fn cut(name: &str) -> String {
 }
 
 /// The first instant of each year in the span (each month, when it is under two years).
-fn ticks(start: OffsetDateTime, end: OffsetDateTime) -> Vec<OffsetDateTime> {
+pub(super) fn ticks(start: OffsetDateTime, end: OffsetDateTime) -> Vec<OffsetDateTime> {
     let monthly = end - start < Duration::days(730);
     let mut out = Vec::new();
     let (mut year, mut month) = (start.year(), if monthly { start.month() as u8 } else { 1 });
