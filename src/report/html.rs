@@ -321,7 +321,7 @@ fn rotation(o: &mut String, p: &Page) {
             esc(&r.ca),
             phase,
             esc(&r.started.map(date_time).unwrap_or_default()),
-            esc(r.next.as_deref().map(|n| format!("kubepki {n}")).as_deref().unwrap_or("")),
+            esc(r.next.as_deref().unwrap_or("")),
             esc(&roll.join("; "))
         );
     }

@@ -252,6 +252,14 @@ fn report_names_what_it_cannot_read_and_writes_to_stdout() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("k/pki/ca.crt"), "{err}");
 
+    // Mid-rotation, the page says where the rotation stands and what comes next.
+    env.kubepki_ok(&["rotate-ca", "front-proxy-ca", "start", "--dir", "k"]);
     let html = env.kubepki_ok(&["report", "--dir", "k", "--out", "-"]);
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"), "{}", &html[..80]);
+    let row =
+        html.split("<tr data-ca=\"front-proxy-ca\"").nth(1).expect("a rotation row").split("</tr>").next().unwrap();
+    assert!(row.starts_with(" data-phase=\"start\""), "{row}");
+    assert!(row.contains("<code>kubepki rotate-ca front-proxy-ca reissue</code>"), "{row}");
+    assert!(row.contains("controlplane: "), "what to roll out first: {row}");
+    assert!(html.contains("<tr data-ca=\"ca\" data-phase=\"none\">"), "another CA's row");
 }
