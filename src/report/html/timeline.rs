@@ -143,11 +143,10 @@ fn cut(name: &str) -> String {
 /// The first instant of each year in the span (each month, when it is under two years).
 pub(super) fn ticks(start: OffsetDateTime, end: OffsetDateTime) -> Vec<OffsetDateTime> {
     let monthly = end - start < Duration::days(730);
+    let first = if monthly { start.month() } else { time::Month::January };
+    let mut day = time::Date::from_calendar_date(start.year(), first, 1).ok();
     let mut out = Vec::new();
-    let (mut year, mut month) = (start.year(), if monthly { start.month() as u8 } else { 1 });
-    loop {
-        let Ok(m) = time::Month::try_from(month) else { break };
-        let Ok(d) = time::Date::from_calendar_date(year, m, 1) else { break };
+    while let Some(d) = day {
         let t = d.midnight().assume_utc();
         if t > end {
             break;
@@ -155,15 +154,13 @@ pub(super) fn ticks(start: OffsetDateTime, end: OffsetDateTime) -> Vec<OffsetDat
         if t >= start {
             out.push(t);
         }
-        if monthly {
-            month += 1;
-            if month > 12 {
-                month = 1;
-                year += 1;
-            }
+        day = if monthly {
+            let (y, m) =
+                if d.month() == time::Month::December { (d.year() + 1, d.month()) } else { (d.year(), d.month()) };
+            time::Date::from_calendar_date(y, m.next(), 1).ok()
         } else {
-            year += 1;
-        }
+            time::Date::from_calendar_date(d.year() + 1, time::Month::January, 1).ok()
+        };
     }
     out
 }
