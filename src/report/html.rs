@@ -307,10 +307,10 @@ fn rotation(o: &mut String, p: &Page) {
          <th>started</th><th>next</th><th>before the next phase, roll out</th></tr></thead><tbody>"
     );
     for r in p.rotation {
-        let phase = match r.phase {
-            Some(crate::operations::rotate::Phase::Start) => "start",
-            Some(crate::operations::rotate::Phase::Reissue) => "reissue",
-            None => "none: no rotation under way",
+        let (word, phase) = match r.phase {
+            Some(crate::operations::rotate::Phase::Start) => ("start", "start"),
+            Some(crate::operations::rotate::Phase::Reissue) => ("reissue", "reissue"),
+            None => ("none", "none: no rotation under way"),
         };
         let roll: Vec<String> =
             r.roll_out_first.iter().map(|n| format!("{}: {} file(s)", n.nodes.join(", "), n.files.len())).collect();
@@ -318,7 +318,7 @@ fn rotation(o: &mut String, p: &Page) {
             o,
             "<tr data-ca=\"{}\" data-phase=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
             esc(&r.ca),
-            r.phase.map_or("none", |_| phase),
+            word,
             esc(&r.ca),
             phase,
             esc(&r.started.map(date_time).unwrap_or_default()),
