@@ -12,6 +12,7 @@ mod graph;
 mod inspect;
 mod lifecycle;
 mod progress;
+mod report;
 mod tools;
 mod verify;
 
@@ -57,6 +58,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Draw who talks to whom: components, and one arrow per link coloured by status (SVG, DOT, Mermaid).
     Graph(graph::GraphArgs),
+    /// Write the whole PKI on one self-contained HTML page: graph, findings, expiry timeline, rotation, catalog.
+    Report(report::ReportArgs),
     /// Write a key and a CSR for every leaf and kubeconfig, for an outside CA (as `kubeadm certs generate-csr`).
     Csr(external::CsrArgs),
     /// Sign CSRs made for catalog entries with a CA of the tree: the catalog's profile, never a CA bit.
@@ -164,6 +167,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Inspect(a) => inspect::run(a),
         Command::Check(a) => check::run(a),
         Command::Graph(a) => graph::run(a),
+        Command::Report(a) => report::run(a),
         Command::Csr(a) => external::csr(a),
         Command::Sign(a) => external::sign(a),
         Command::Import(a) => external::import(a),

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod check;
 pub mod explain;
 pub mod external;
+pub mod html;
 pub mod inspect;
 pub mod json;
 pub mod lifecycle;

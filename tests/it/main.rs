@@ -21,6 +21,7 @@ mod kill;
 mod kubectl;
 mod lifecycle;
 mod lock;
+mod report;
 mod rollout;
 mod scale;
 mod tools;
