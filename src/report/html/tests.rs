@@ -34,6 +34,8 @@ fn entry(path: &str, status: CheckStatus, expires: OffsetDateTime) -> CheckEntry
         authority_file: None,
         problem: None,
         externally_managed: false,
+        kubeadm_name: None,
+        copy_of: None,
         certificate: None,
         embedded: None,
     }
