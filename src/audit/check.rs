@@ -160,6 +160,20 @@ impl CheckReport {
     }
 }
 
+impl CheckReport {
+    /// The rows of files in these nodes' bundles (`nodes/<node>/`) and in these states
+    /// (each empty: all).
+    pub fn filtered(mut self, nodes: &[String], statuses: &[CheckStatus]) -> CheckReport {
+        let bundles: Vec<PathBuf> =
+            nodes.iter().map(|n| Path::new(crate::model::vocabulary::layout::NODES).join(n)).collect();
+        self.entries.retain(|e| {
+            (bundles.is_empty() || bundles.iter().any(|b| e.path.starts_with(b)))
+                && (statuses.is_empty() || statuses.contains(&e.status))
+        });
+        self
+    }
+}
+
 /// The files kubeadm makes on its first control plane, from the catalog of the built-in
 /// default cluster: every certificate and kubeconfig at the top of the tree, except
 /// kube-proxy.conf (kubeadm gives kube-proxy a service-account token).

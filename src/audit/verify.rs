@@ -4,7 +4,7 @@
 //! is, which link or file, what was expected, what was found, and the command that fixes it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -16,6 +16,7 @@ use crate::disk::store::Mode;
 use crate::model::catalog::{Catalog, Entry, EntryId, EntryKind, Leaf};
 use crate::model::spec::{ClusterSpec, San};
 use crate::model::topology::{Link, Topology};
+use crate::model::vocabulary::layout;
 
 mod certs;
 
@@ -201,6 +202,68 @@ impl Report {
     /// Link id → status, for pictures.
     pub fn statuses(&self) -> BTreeMap<String, LinkStatus> {
         self.links.iter().map(|l| (l.id.clone(), l.status)).collect()
+    }
+}
+
+/// Which part of a report to show (`verify --node`, `--status`).
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Links with a side on one of these nodes, and findings about their files (empty: all).
+    pub nodes: Vec<String>,
+    /// Links in one of these states (empty: all).
+    pub statuses: Vec<LinkStatus>,
+}
+
+impl Filter {
+    /// Whether it keeps everything.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.statuses.is_empty()
+    }
+
+    /// Whether the link `id` (`client@node -> server@node`) in `status` is kept.
+    pub fn keeps_link(&self, id: &str, status: LinkStatus) -> bool {
+        (self.nodes.is_empty() || self.nodes.iter().any(|n| link_touches(id, n)))
+            && (self.statuses.is_empty() || self.statuses.contains(&status))
+    }
+
+    /// Whether a finding with no kept link is about one of the nodes (its entry, or a file
+    /// in its bundle); never when states are asked for, which are links'.
+    fn keeps_unlinked(&self, f: &Finding) -> bool {
+        self.statuses.is_empty()
+            && self.nodes.iter().any(|n| {
+                f.entry.as_ref().and_then(EntryId::node) == Some(n.as_str())
+                    || f.file.as_ref().is_some_and(|p| p.starts_with(Path::new(layout::NODES).join(n)))
+            })
+    }
+}
+
+/// Whether a side of the link `id` runs on `node`.
+pub fn link_touches(id: &str, node: &str) -> bool {
+    id.split(" -> ").any(|side| side.rsplit_once('@').is_some_and(|(_, n)| n == node))
+}
+
+impl Report {
+    /// The part of the report `filter` keeps: its links, the findings on them (and, for
+    /// nodes, the findings about the nodes' files), and the counts of that part.
+    pub fn filtered(self, filter: &Filter) -> Report {
+        if filter.is_empty() {
+            return self;
+        }
+        let mut links: Vec<LinkVerdict> =
+            self.links.into_iter().filter(|l| filter.keeps_link(&l.id, l.status)).collect();
+        let kept: HashSet<&str> = links.iter().map(|l| l.id.as_str()).collect();
+        let mut index = HashMap::new();
+        let mut findings = Vec::new();
+        for (i, f) in self.findings.into_iter().enumerate() {
+            if f.links.iter().any(|l| kept.contains(l.as_str())) || filter.keeps_unlinked(&f) {
+                index.insert(i, findings.len());
+                findings.push(f);
+            }
+        }
+        for l in &mut links {
+            l.findings = l.findings.iter().filter_map(|i| index.get(i).copied()).collect();
+        }
+        Report { summary: Summary::of(&links, &findings), dir: self.dir, at: self.at, findings, links }
     }
 }
 

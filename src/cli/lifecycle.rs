@@ -69,6 +69,16 @@ pub(crate) struct RenewArgs {
     /// Keep each certificate's key instead of making a new one.
     #[arg(long)]
     reuse_key: bool,
+    /// Only the certificates of this node, of those named (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    node: Vec<String>,
+    /// Only the certificates in this state, of those named, as check says it: expired,
+    /// expiring, not-yet-valid, ok, ... (`--all --status expired,expiring`: what is due).
+    #[arg(long, value_delimiter = ',', value_parser = super::check::parse_status)]
+    status: Vec<kubepki::audit::check::CheckStatus>,
+    /// With --status: what expires within this is `expiring`.
+    #[arg(long, default_value = "30d", value_parser = kubepki::model::spec::duration_text::parse)]
+    warn_within: time::Duration,
     #[command(flatten)]
     tree: TreeArgs,
 }
@@ -152,12 +162,18 @@ pub(crate) fn renew(a: RenewArgs) -> Result<ExitCode> {
     if let Some(code) = super::done_by_recovery(run.as_ref())? {
         return Ok(code);
     }
+    super::known_nodes(&tree.spec, &a.node)?;
     let now = OffsetDateTime::now_utc();
     let plan = kubepki::operations::lifecycle::plan_renew(
         &tree,
         &a.names,
         a.all,
-        &kubepki::operations::lifecycle::RenewOptions { reuse_key: a.reuse_key },
+        &kubepki::operations::lifecycle::RenewOptions {
+            reuse_key: a.reuse_key,
+            nodes: a.node.clone(),
+            statuses: a.status.clone(),
+            warn_within: a.warn_within,
+        },
         now,
     )?;
     finish(&tree, plan, "renew", &a.tree, now)

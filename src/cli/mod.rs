@@ -141,6 +141,22 @@ impl ClusterArgs {
     }
 }
 
+/// Refuse node names the cluster does not have (`--node`), naming some it has.
+pub(crate) fn known_nodes(spec: &ClusterSpec, asked: &[String]) -> Result<()> {
+    for n in asked {
+        if !spec.nodes.iter().any(|node| node.name == *n) {
+            let some: Vec<&str> = spec.nodes.iter().take(8).map(|node| node.name.as_str()).collect();
+            let more = spec.nodes.len().saturating_sub(some.len());
+            return Err(Error::Invalid(format!(
+                "--node {n}: no such node in this cluster; its nodes are {}{}",
+                some.join(", "),
+                if more > 0 { format!(" and {more} more (kubepki plan lists them)") } else { String::new() }
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Parse the process arguments, run, and return the exit code.
 pub fn main() -> ExitCode {
     let args = Args::parse();

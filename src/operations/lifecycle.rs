@@ -448,6 +448,31 @@ fn key_algorithm_of(cert: &CertInfo, fallback: KeyAlgorithm) -> KeyAlgorithm {
 pub struct RenewOptions {
     /// Keep each certificate's key instead of making a new one.
     pub reuse_key: bool,
+    /// Only the certificates of these nodes (empty: every one named).
+    pub nodes: Vec<String>,
+    /// Only the certificates in these states, as `check` says them (empty: every one named):
+    /// `renew --all --status expired,expiring` renews what is due.
+    pub statuses: Vec<crate::audit::check::CheckStatus>,
+    /// The window that makes a certificate `expiring`.
+    pub warn_within: time::Duration,
+}
+
+impl RenewOptions {
+    /// Whether `e` is among what the options select.
+    fn selects(&self, tree: &Tree, e: &Entry, now: OffsetDateTime) -> bool {
+        use crate::audit::check::CheckStatus;
+        let node = || e.id.node().is_some_and(|n| self.nodes.iter().any(|m| m == n));
+        let state = || match &tree.inventory.get(&e.id).expect("loaded").cert {
+            Ok(c) if now > c.not_after => CheckStatus::Expired,
+            Ok(c) if now < c.not_before => CheckStatus::NotYetValid,
+            Ok(c) if c.not_after - now <= self.warn_within => CheckStatus::Expiring,
+            Ok(_) => CheckStatus::Ok,
+            Err(Problem::Missing(_)) => CheckStatus::Missing,
+            Err(Problem::External(..)) => CheckStatus::Unchecked,
+            Err(_) => CheckStatus::Unreadable,
+        };
+        (self.nodes.is_empty() || node()) && (self.statuses.is_empty() || self.statuses.contains(&state()))
+    }
 }
 
 /// Plan the renewal of these entries (or every leaf and kubeconfig with `all`).
@@ -499,6 +524,8 @@ fn renew_into(
     if targets.is_empty() {
         return Err(Error::Invalid("nothing to renew: name certificates (see kubepki plan) or use --all".into()));
     }
+    // --node and --status narrow what was named; nothing left is no error (nothing is due).
+    targets.retain(|e| opts.selects(tree, e, now));
     let mut jobs = Vec::with_capacity(targets.len());
     for e in targets {
         let loaded = tree.inventory.get(&e.id).expect("loaded");

@@ -13,6 +13,7 @@ mod etcd;
 mod explain;
 mod external;
 mod external_ca;
+mod filters;
 mod fixes;
 mod golden;
 mod hardening;
