@@ -20,6 +20,7 @@ mod kill;
 mod kubectl;
 mod lifecycle;
 mod lock;
+mod metrics_server;
 mod rollout;
 mod scale;
 mod tools;

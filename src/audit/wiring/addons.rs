@@ -14,6 +14,7 @@ use crate::model::spec::{Addon, ClusterSpec};
 use crate::model::topology::wiring::{node_path, Want, API_SERVICE_CA_BUNDLE, API_SERVICE_INSECURE};
 use crate::model::topology::{ComponentKind, Topology};
 use crate::model::vocabulary::{layout, metrics_server};
+use crate::x509::certinfo::CertInfo;
 
 /// metrics-server's manifest, read: its container's flags and its APIService's fields (`None`:
 /// the object is not in the file).
@@ -126,7 +127,14 @@ pub fn check(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, root: &
                             let holds = entry_file.display().to_string();
                             Some((Problem::WrongFile { named: "(none)".into(), expected: holds }, expected))
                         }
-                        Some(b) => bundle_problem(root, b, &entry_file).map(|p| (p, expected)),
+                        Some(b) => {
+                            let server = setting.links(&component, topology).first().and_then(|l| l.server_cert.clone());
+                            let server_file = server
+                                .and_then(|id| catalog.get(&id))
+                                .and_then(|e| e.cert_and_key_files())
+                                .map(|(c, _)| c.to_path_buf());
+                            bundle_problem(root, b, &entry_file, server_file.as_deref()).map(|p| (p, expected))
+                        }
                     }
                 } else {
                     match &value {
@@ -145,14 +153,17 @@ pub fn check(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, root: &
     out
 }
 
-/// What is wrong with a `caBundle` (base64 of PEM): it must hold every certificate of the CA
-/// file the topology names.
-fn bundle_problem(root: &Path, bundle: &str, ca_file: &Path) -> Option<Problem> {
+/// What is wrong with a `caBundle` (base64 of PEM): it must hold a CA that verifies the
+/// certificate metrics-server serves (`server_file`, its chain included: during a rotation the
+/// old CA verifies the new one's leaf through the cross-signed CA). Without that file to judge
+/// by, it must hold the CA file the topology names.
+fn bundle_problem(root: &Path, bundle: &str, ca_file: &Path, server_file: Option<&Path>) -> Option<Problem> {
     let certs = |b: &[u8]| -> Vec<Vec<u8>> {
         pem::parse_many(b)
             .map(|v| v.into_iter().filter(|p| p.tag() == "CERTIFICATE").map(|p| p.into_contents()).collect())
             .unwrap_or_default()
     };
+    let read = |f: &Path| crate::disk::readfile::read(&root.join(f), crate::disk::readfile::Limit::Pem).ok();
     let compact: String = bundle.chars().filter(|c| !c.is_whitespace()).collect();
     let have = base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()).map(|b| certs(&b));
     let named = match &have {
@@ -160,12 +171,22 @@ fn bundle_problem(root: &Path, bundle: &str, ca_file: &Path) -> Option<Problem> 
         Err(_) => "(not base64)".to_string(),
     };
     let wrong = || Problem::WrongFile { named: named.clone(), expected: ca_file.display().to_string() };
-    let Ok(want) = crate::disk::readfile::read(&root.join(ca_file), crate::disk::readfile::Limit::Pem) else {
-        return Some(Problem::NoFile(ca_file.display().to_string()));
+    let Ok(have) = have else { return Some(wrong()) };
+    let parse = |ders: &[Vec<u8>]| -> Vec<CertInfo> { ders.iter().filter_map(|d| CertInfo::from_der(d).ok()).collect() };
+    let chain = server_file.and_then(read).map(|b| parse(&certs(&b))).filter(|c| !c.is_empty());
+    let holds = match chain {
+        Some(chain) => {
+            let roots = parse(&have);
+            let leaf = &chain[0];
+            // The leaf, signed by a root, or by a CA of its chain that a root signed.
+            roots.iter().any(|r| leaf.is_signed_by(r))
+                || chain[1..].iter().any(|i| leaf.is_signed_by(i) && roots.iter().any(|r| i.is_signed_by(r)))
+        }
+        None => {
+            let Some(want) = read(ca_file) else { return Some(Problem::NoFile(ca_file.display().to_string())) };
+            let want = certs(&want);
+            !have.is_empty() && !want.is_empty() && want.iter().all(|c| have.contains(c))
+        }
     };
-    let want = certs(&want);
-    match have {
-        Ok(have) if !have.is_empty() && !want.is_empty() && want.iter().all(|c| have.contains(c)) => None,
-        _ => Some(wrong()),
-    }
+    (!holds).then(wrong)
 }

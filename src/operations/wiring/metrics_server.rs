@@ -97,3 +97,35 @@ pub fn manifest(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, ca_p
     let _ = write!(y, "---\napiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata:\n{labels}  name: {API_SERVICE}\nspec:\n  caBundle: {bundle}\n  group: metrics.k8s.io\n  groupPriorityMinimum: 100\n  service:\n    name: {NAME}\n    namespace: {NAMESPACE}\n    port: {SERVICE_PORT}\n  version: v1beta1\n  versionPriority: 100\n");
     y
 }
+
+/// The write that keeps the tree's `APIService` trusting what its CA file holds when CA `ca`
+/// is rotated: `addons/metrics-server.yaml` with its `caBundle` set to `ca_pem` (the bundle of
+/// old and new at `start`, the new CA at `finish`). Nothing when the tree has no such manifest,
+/// it has no `caBundle`, or `ca` does not sign metrics-server's certificate.
+pub fn ca_bundle_rewritten(
+    root: &std::path::Path,
+    catalog: &Catalog,
+    ca: &str,
+    ca_pem: &str,
+) -> Result<Option<(PathBuf, Vec<u8>)>> {
+    let signs = catalog.get(entry::METRICS_SERVER).and_then(|e| e.issuer()).is_some_and(|i| *i == ca);
+    let rel = PathBuf::from(crate::model::vocabulary::layout::METRICS_SERVER_ADDON);
+    if !signs || !root.join(&rel).is_file() {
+        return Ok(None);
+    }
+    let text = crate::disk::readfile::read_text(&root.join(&rel), crate::disk::readfile::Limit::Kubeconfig)?;
+    let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let mut found = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start();
+        if body.starts_with("caBundle:") && !found {
+            found = true;
+            let indent = &line[..line.len() - body.len()];
+            let _ = writeln!(out, "{indent}caBundle: {bundle}");
+        } else {
+            out.push_str(line);
+        }
+    }
+    Ok(found.then(|| (rel, out.into_bytes())))
+}
