@@ -212,6 +212,15 @@ fn live_handshakes_cover_both_links_and_a_kubelet_certificate_without_its_ip_san
     assert!(text.contains("kubepki san add kubelet-serving@node01 127.0.0.2"), "{json:#}");
     env.kubepki_ok(&["san", "add", "kubelet-serving@node01", "127.0.0.2", "--dir", d]);
     assert!(live(&env).iter().all(|(_, ok)| *ok == Some(true)));
+
+    // The apiserver's side of link 11 trusts what the APIService's caBundle holds: the
+    // front-proxy CA there, and the handshake fails.
+    let fp = base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.join("pki/front-proxy-ca.crt")).unwrap());
+    let ca = base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.join("pki/ca.crt")).unwrap());
+    edit(&dir, &format!("caBundle: {ca}"), &format!("caBundle: {fp}"));
+    let results = live(&env);
+    let proxied = results.iter().find(|(l, _)| l == "kube-apiserver@controlplane -> metrics-server").unwrap();
+    assert_eq!(proxied.1, Some(false), "{results:?}");
 }
 
 #[test]

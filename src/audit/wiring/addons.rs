@@ -55,6 +55,14 @@ pub fn read_metrics_server(root: &Path) -> Option<MetricsServerManifest> {
 
 use serde::Deserialize as _;
 
+/// The CA certificates (PEM) the tree's metrics-server `APIService` trusts: its `caBundle`,
+/// decoded (`None`: no manifest, no APIService, no `caBundle`, or not base64).
+pub fn api_service_ca_pem(root: &Path) -> Option<Vec<u8>> {
+    let (bundle, _) = read_metrics_server(root)?.api_service?;
+    let compact: String = bundle?.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()).ok()
+}
+
 /// The flags of the metrics-server container (its command and args).
 fn container_flags(doc: &serde_yaml_ng::Value) -> BTreeMap<String, String> {
     let containers = doc

@@ -129,3 +129,19 @@ pub fn ca_bundle_rewritten(
     }
     Ok(found.then(|| (rel, out.into_bytes())))
 }
+
+/// After `init --replace-ca ca`: the `caBundle` of the tree's metrics-server manifest set to
+/// the new CA file (when `ca` signs metrics-server's certificate and the manifest has one).
+pub fn trust_new_ca(root: &std::path::Path, catalog: &Catalog, ca: &str) -> Result<()> {
+    let Some(file) = catalog.get(ca).and_then(|e| e.cert_and_key_files()).map(|(c, _)| c.to_path_buf()) else {
+        return Ok(());
+    };
+    let pem = crate::disk::readfile::read_text(&root.join(file), crate::disk::readfile::Limit::Pem)?;
+    if let Some((path, text)) = ca_bundle_rewritten(root, catalog, ca, &pem)? {
+        // As any file a run replaces: saved in the run's backup first.
+        let mut batch = crate::disk::store::Batch::new();
+        batch.add(root.join(path), text, crate::disk::store::Mode::Public);
+        batch.commit()?;
+    }
+    Ok(())
+}
