@@ -66,7 +66,7 @@ fn rerun_keeps_everything_and_fills_gaps() {
     let out = env.kubepki_ok(&["init", "--dir", tree.to_str().unwrap()]);
     // Copies: the new apiserver.crt, .key and scheduler.conf into the primary's bundle, and
     // the lost ca.crt into node01's.
-    assert!(out.contains("2 created, 20 kept, 0 replaced; 4 files copied"), "{out}");
+    assert!(out.contains("2 created, 22 kept, 0 replaced; 4 files copied"), "{out}");
     let after = snapshot(&tree);
     for (path, bytes) in before.iter().filter(|(p, _)| !p.starts_with(".kubepki")) {
         let name = path.to_str().unwrap();
