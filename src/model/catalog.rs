@@ -674,7 +674,7 @@ impl Builder<'_> {
     /// secret`, see `addons/metrics-server.yaml`), not onto a node: kept at the top of the tree
     /// only, beside the CAs the Secret also carries.
     fn metrics_server(&mut self) {
-        use crate::model::vocabulary::metrics_server::{NAMESPACE, NAME};
+        use crate::model::vocabulary::metrics_server::{NAME, NAMESPACE};
         let svc = format!("{NAME}.{NAMESPACE}.svc");
         let sans = vec![
             San::Dns(NAME.into()),

@@ -43,7 +43,9 @@ fn init_makes_its_certificates_and_a_manifest_kubectl_reads_and_the_tree_verifie
     }
     let docs = documents(&dir);
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-    for kind in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "RoleBinding", "Service", "Deployment", "APIService"] {
+    for kind in
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "RoleBinding", "Service", "Deployment", "APIService"]
+    {
         assert!(kinds.contains(&kind), "{kind} missing: {kinds:?}");
     }
     let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
@@ -76,14 +78,30 @@ fn init_makes_its_certificates_and_a_manifest_kubectl_reads_and_the_tree_verifie
     // kubectl reads every object (offline), and the header's command makes the Secret the
     // Deployment mounts with every file its flags name.
     assert!(have("kubectl"), "kubectl is not on PATH (.ci/run installs it)");
-    let (ok, out) = run(Command::new("kubectl").args(["label", "--local", "-f", ADDON, "checked=yes", "-o", "name"]).current_dir(&dir));
+    let (ok, out) = run(Command::new("kubectl")
+        .args(["label", "--local", "-f", ADDON, "checked=yes", "-o", "name"])
+        .current_dir(&dir));
     assert!(ok, "{out}");
     assert_eq!(out.lines().filter(|l| !l.trim().is_empty()).count(), docs.len(), "{out}");
     assert!(out.contains("apiservice.apiregistration.k8s.io/v1beta1.metrics.k8s.io"), "{out}");
     let text = std::fs::read_to_string(dir.join(ADDON)).unwrap();
-    let files: Vec<&str> = text.lines().filter_map(|l| l.trim_start_matches('#').trim().strip_prefix("--from-file=")).map(|f| f.trim_end_matches(" \\")).collect();
+    let files: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim_start_matches('#').trim().strip_prefix("--from-file="))
+        .map(|f| f.trim_end_matches(" \\"))
+        .collect();
     let mut cmd = Command::new("kubectl");
-    cmd.args(["-n", "kube-system", "create", "secret", "generic", "metrics-server-pki", "--dry-run=client", "-o", "json"]);
+    cmd.args([
+        "-n",
+        "kube-system",
+        "create",
+        "secret",
+        "generic",
+        "metrics-server-pki",
+        "--dry-run=client",
+        "-o",
+        "json",
+    ]);
     cmd.args(files.iter().map(|f| format!("--from-file={f}"))).current_dir(&dir);
     let (ok, out) = run(&mut cmd);
     assert!(ok, "{out}");
@@ -105,7 +123,8 @@ fn init_makes_its_certificates_and_a_manifest_kubectl_reads_and_the_tree_verifie
 fn each_seeded_defect_of_its_wiring_is_exactly_its_own_finding() {
     let env = TestEnv::new();
     let clean = env.init("clean", &["--quiet"]);
-    let fp_bundle = base64::engine::general_purpose::STANDARD.encode(std::fs::read(clean.join("pki/front-proxy-ca.crt")).unwrap());
+    let fp_bundle =
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(clean.join("pki/front-proxy-ca.crt")).unwrap());
     let cases: &[(&str, &str, &str, &str, u64, &str)] = &[
         // The usual answer to "doesn't contain any IP SANs": verification off.
         (
@@ -157,12 +176,8 @@ fn each_seeded_defect_of_its_wiring_is_exactly_its_own_finding() {
         assert_eq!(f["file"], ADDON);
         assert!(f["expected"].as_str().unwrap().contains(setting), "{f:#}");
         assert!(f["fix"].as_str().unwrap().contains(setting), "{f:#}");
-        let affected: Vec<&serde_json::Value> = json["links"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|l| l["status"] != "ok")
-            .collect();
+        let affected: Vec<&serde_json::Value> =
+            json["links"].as_array().unwrap().iter().filter(|l| l["status"] != "ok").collect();
         assert!(!affected.is_empty(), "{setting}");
         for l in &affected {
             assert_eq!(l["number"].as_u64(), Some(*link), "{setting}: {l:#}");
@@ -216,7 +231,8 @@ fn live_handshakes_cover_both_links_and_a_kubelet_certificate_without_its_ip_san
 
     // The apiserver's side of link 11 trusts what the APIService's caBundle holds: the
     // front-proxy CA there, and the handshake fails.
-    let fp = base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.join("pki/front-proxy-ca.crt")).unwrap());
+    let fp =
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.join("pki/front-proxy-ca.crt")).unwrap());
     let ca = base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.join("pki/ca.crt")).unwrap());
     edit(&dir, &format!("caBundle: {ca}"), &format!("caBundle: {fp}"));
     let results = live(&env);
@@ -229,10 +245,21 @@ fn a_tree_recorded_before_addons_has_none_and_a_description_chooses() {
     let env = TestEnv::new();
     let dir = env.init("old", &["--quiet"]);
     // As a tree made before add-ons existed: no metrics-server files, no `addons` recorded.
-    for f in ["pki/metrics-server.crt", "pki/metrics-server.key", "pki/metrics-server-kubelet-client.crt", "pki/metrics-server-kubelet-client.key", ADDON] {
+    for f in [
+        "pki/metrics-server.crt",
+        "pki/metrics-server.key",
+        "pki/metrics-server-kubelet-client.crt",
+        "pki/metrics-server-kubelet-client.key",
+        ADDON,
+    ] {
         std::fs::remove_file(dir.join(f)).unwrap();
     }
-    for f in ["pki/metrics-server.crt", "pki/metrics-server.key", "pki/metrics-server-kubelet-client.crt", "pki/metrics-server-kubelet-client.key"] {
+    for f in [
+        "pki/metrics-server.crt",
+        "pki/metrics-server.key",
+        "pki/metrics-server-kubelet-client.crt",
+        "pki/metrics-server-kubelet-client.key",
+    ] {
         let _ = std::fs::remove_file(dir.join("nodes/controlplane/etc/kubernetes").join(f));
     }
     let recorded = dir.join(".kubepki/cluster.json");
@@ -248,10 +275,14 @@ fn a_tree_recorded_before_addons_has_none_and_a_description_chooses() {
     assert!(!String::from_utf8_lossy(&check.stdout).contains("metrics-server"));
 
     // A description names its add-ons: none, or a name kubepki does not know (refused by field).
-    let none = env.write("none.yaml", "addons: []\nnodes:\n- {name: cp, role: control-plane, addresses: [127.0.0.1]}\n");
+    let none =
+        env.write("none.yaml", "addons: []\nnodes:\n- {name: cp, role: control-plane, addresses: [127.0.0.1]}\n");
     let bare = env.init("bare", &["--config", none.to_str().unwrap(), "--quiet"]);
     assert!(!bare.join("pki/metrics-server.crt").exists() && !bare.join(ADDON).exists());
-    let bad = env.write("bad.yaml", "addons: [metrics-servr]\nnodes:\n- {name: cp, role: control-plane, addresses: [127.0.0.1]}\n");
+    let bad = env.write(
+        "bad.yaml",
+        "addons: [metrics-servr]\nnodes:\n- {name: cp, role: control-plane, addresses: [127.0.0.1]}\n",
+    );
     let out = env.kubepki(&["plan", "--config", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

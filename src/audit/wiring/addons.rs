@@ -136,7 +136,8 @@ pub fn check(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, root: &
                             Some((Problem::WrongFile { named: "(none)".into(), expected: holds }, expected))
                         }
                         Some(b) => {
-                            let server = setting.links(&component, topology).first().and_then(|l| l.server_cert.clone());
+                            let server =
+                                setting.links(&component, topology).first().and_then(|l| l.server_cert.clone());
                             let server_file = server
                                 .and_then(|id| catalog.get(&id))
                                 .and_then(|e| e.cert_and_key_files())
@@ -180,7 +181,8 @@ fn bundle_problem(root: &Path, bundle: &str, ca_file: &Path, server_file: Option
     };
     let wrong = || Problem::WrongFile { named: named.clone(), expected: ca_file.display().to_string() };
     let Ok(have) = have else { return Some(wrong()) };
-    let parse = |ders: &[Vec<u8>]| -> Vec<CertInfo> { ders.iter().filter_map(|d| CertInfo::from_der(d).ok()).collect() };
+    let parse =
+        |ders: &[Vec<u8>]| -> Vec<CertInfo> { ders.iter().filter_map(|d| CertInfo::from_der(d).ok()).collect() };
     let chain = server_file.and_then(read).map(|b| parse(&certs(&b))).filter(|c| !c.is_empty());
     let holds = match chain {
         Some(chain) => {

@@ -10,10 +10,10 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 
+use crate::error::{Error, Result};
 use crate::model::catalog::Catalog;
 use crate::model::spec::ClusterSpec;
 use crate::model::topology::wiring::{node_path, Want, API_SERVICE_CA_BUNDLE};
-use crate::error::{Error, Result};
 use crate::model::topology::{ComponentKind, Topology};
 use crate::model::vocabulary::metrics_server::{API_SERVICE, NAME, NAMESPACE, SECRET, SERVICE_PORT};
 use crate::model::vocabulary::{entry, KUBELET_PORT};
@@ -26,7 +26,12 @@ const PKI: &str = "/etc/kubernetes/pki";
 
 /// The manifest, with the `caBundle` read from the tree at `root`: the CA file the topology
 /// says the apiserver trusts metrics-server with.
-pub fn manifest_in(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, root: &std::path::Path) -> Result<String> {
+pub fn manifest_in(
+    spec: &ClusterSpec,
+    catalog: &Catalog,
+    topology: &Topology,
+    root: &std::path::Path,
+) -> Result<String> {
     let setting = ComponentKind::MetricsServer.settings().find(|s| s.name == API_SERVICE_CA_BUNDLE);
     let file = setting
         .and_then(|s| s.file(spec.primary(), topology, catalog))
@@ -54,7 +59,8 @@ pub fn manifest(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, ca_p
             }
         }
     }
-    let front_proxy_client = catalog.get(entry::FRONT_PROXY_CLIENT).and_then(|e| e.cert()).map(|p| p.subject.cn.clone());
+    let front_proxy_client =
+        catalog.get(entry::FRONT_PROXY_CLIENT).and_then(|e| e.cert()).map(|p| p.subject.cn.clone());
     flags.extend([
         format!("--secure-port={KUBELET_PORT}"),
         "--kubelet-preferred-address-types=InternalIP".into(),
@@ -67,7 +73,10 @@ pub fn manifest(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, ca_p
     let q = |s: &str| serde_json::to_string(s).expect("strings serialize");
     let mut y = String::new();
     let _ = writeln!(y, "# metrics-server, as kubepki wires it. Its certificates and the CAs it trusts come from a");
-    let _ = writeln!(y, "# Secret made from the tree (run at the top of the tree, the first control plane's /etc/kubernetes):");
+    let _ = writeln!(
+        y,
+        "# Secret made from the tree (run at the top of the tree, the first control plane's /etc/kubernetes):"
+    );
     let _ = write!(y, "#   kubectl -n {NAMESPACE} create secret generic {SECRET}");
     for f in &secret_files {
         let _ = write!(y, " \\\n#     --from-file={}", f.display());
@@ -75,7 +84,10 @@ pub fn manifest(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, ca_p
     let _ = writeln!(y, "\n# then: kubectl apply -f addons/metrics-server.yaml");
     let sa = format!("  - kind: ServiceAccount\n    name: {NAME}\n    namespace: {NAMESPACE}\n");
     let labels = format!("  labels:\n    k8s-app: {NAME}\n");
-    let _ = write!(y, "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n{labels}  name: {NAME}\n  namespace: {NAMESPACE}\n");
+    let _ = write!(
+        y,
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n{labels}  name: {NAME}\n  namespace: {NAMESPACE}\n"
+    );
     let _ = write!(y, "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  labels:\n    k8s-app: {NAME}\n    rbac.authorization.k8s.io/aggregate-to-admin: \"true\"\n    rbac.authorization.k8s.io/aggregate-to-edit: \"true\"\n    rbac.authorization.k8s.io/aggregate-to-view: \"true\"\n  name: system:aggregated-metrics-reader\nrules:\n- apiGroups:\n  - metrics.k8s.io\n  resources:\n  - pods\n  - nodes\n  verbs:\n  - get\n  - list\n  - watch\n");
     let _ = write!(y, "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n{labels}  name: system:{NAME}\nrules:\n- apiGroups:\n  - \"\"\n  resources:\n  - nodes/metrics\n  verbs:\n  - get\n- apiGroups:\n  - \"\"\n  resources:\n  - pods\n  - nodes\n  verbs:\n  - get\n  - list\n  - watch\n");
     let _ = write!(y, "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n{labels}  name: {NAME}-auth-reader\n  namespace: kube-system\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: extension-apiserver-authentication-reader\nsubjects:\n{sa}");
