@@ -224,7 +224,9 @@ fn live_handshakes_cover_both_links_and_a_kubelet_certificate_without_its_ip_san
     let out = env.kubepki(&["explain", "--dir", d, "-o", "json", message]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = json.to_string();
-    assert!(text.contains("metrics-server -> kubelet@node01"), "{json:#}");
+    let m = &json[0];
+    assert_eq!(m["evidence"]["program"], "metrics-server", "{json:#}");
+    assert_eq!(m["tree"]["links"], serde_json::json!(["metrics-server -> kubelet@node01"]), "{json:#}");
     assert!(text.contains("kubepki san add kubelet-serving@node01 127.0.0.2"), "{json:#}");
     env.kubepki_ok(&["san", "add", "kubelet-serving@node01", "127.0.0.2", "--dir", d]);
     assert!(live(&env).iter().all(|(_, ok)| *ok == Some(true)));
