@@ -192,7 +192,7 @@ pub fn kubeadm_expected() -> Vec<PathBuf> {
 /// in it (a kubepki tree: every node's files, one CA or three), else kubeadm's.
 pub fn expected_in(dir: &Path) -> Vec<PathBuf> {
     let recorded = dir.join(crate::model::infer::RECORDED);
-    match ClusterSpec::load(&recorded) {
+    match crate::model::infer::load_recorded(&recorded) {
         Ok(spec) => Catalog::build(&spec)
             .entries
             .iter()

@@ -123,8 +123,11 @@ pub fn check(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, root: &
             }
         }
     }
+    out.extend(addons::check(spec, catalog, topology, root));
     out
 }
+
+pub mod addons;
 
 /// What is wrong with the file a setting names, if anything: it must be in the tree and hold
 /// what the expected file holds (a CA file: the expected CA among its certificates).

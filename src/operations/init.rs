@@ -313,6 +313,10 @@ fn init_into(
     // The components' settings that use these files, where there are none yet.
     let topology = crate::model::topology::Topology::build(spec, catalog);
     crate::operations::wiring::write_missing(spec, catalog, &topology, root)?;
+    // A CA made anew is the new trust of metrics-server's APIService too (the manifest is kept).
+    for ca in &replaced_cas {
+        crate::operations::wiring::metrics_server::trust_new_ca(root, catalog, ca)?;
+    }
     // What was replaced was saved by the store, in the backup of the run under way.
     let backup = if replaced { crate::disk::backup::current_dir(root) } else { None };
     Ok(InitReport {

@@ -406,8 +406,8 @@ fn graph_draws_every_link_in_svg_dot_and_mermaid() {
     let env = TestEnv::new();
     let svg = env.kubepki_ok(&["graph"]);
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.trim_end().ends_with("</svg>"));
-    assert_eq!(svg.matches("class=\"link\"").count(), 16);
-    assert_eq!(svg.matches("class=\"component\"").count(), 14);
+    assert_eq!(svg.matches("class=\"link\"").count(), 20);
+    assert_eq!(svg.matches("class=\"component\"").count(), 15);
     for id in ["kube-apiserver@controlplane", "etcd@controlplane", "kubelet@node02", "kubectl-super-admin"] {
         assert!(svg.contains(&format!("data-id=\"{id}\"")), "{id}");
     }
@@ -415,12 +415,12 @@ fn graph_draws_every_link_in_svg_dot_and_mermaid() {
     let mermaid = env.kubepki_ok(&["graph", "-o", "mermaid"]);
     let plan: serde_json::Value = serde_json::from_str(&env.kubepki_ok(&["plan", "-o", "json"])).unwrap();
     let links = plan["topology"]["links"].as_array().unwrap();
-    assert_eq!(links.len(), 16);
+    assert_eq!(links.len(), 20);
     for l in links {
         let edge = format!("\"{}\" -> \"{}\"", l["client"].as_str().unwrap(), l["server"].as_str().unwrap());
         assert!(dot.contains(&edge), "{edge}");
     }
-    assert_eq!(mermaid.lines().filter(|l| l.contains("->|")).count(), 16, "{mermaid}");
+    assert_eq!(mermaid.lines().filter(|l| l.contains("->|")).count(), 20, "{mermaid}");
     let out = env.path().join("pic.svg");
     assert!(env.kubepki_ok(&["graph", "--out", arg(&out)]).is_empty());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), svg);

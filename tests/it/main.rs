@@ -22,6 +22,7 @@ mod kill;
 mod kubectl;
 mod lifecycle;
 mod lock;
+mod metrics_server;
 mod report;
 mod rollout;
 mod scale;
