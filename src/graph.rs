@@ -277,7 +277,7 @@ impl Model {
         }
         let group_of = |c: &Component| -> usize {
             let role = match (c.kind, c.node.as_deref()) {
-                (ComponentKind::AggregatedApiServer, _) => Role::Extensions,
+                (ComponentKind::AggregatedApiServer | ComponentKind::MetricsServer, _) => Role::Extensions,
                 (_, None) => Role::Tools,
                 (_, Some(n)) if cps.contains(&n) => Role::ControlPlane,
                 (_, Some(n)) if shown.contains(&n) => Role::Worker,
@@ -439,6 +439,7 @@ fn short_name(kind: ComponentKind) -> &'static str {
         ComponentKind::SuperAdmin => "kubectl (super-admin)",
         ComponentKind::EtcdHealthcheck => "etcdctl (healthcheck)",
         ComponentKind::AggregatedApiServer => "aggregated API server",
+        ComponentKind::MetricsServer => "metrics-server",
     }
 }
 

@@ -6,6 +6,7 @@
 //! Findings are data: an expired or missing certificate is a status in the report; `Err`
 //! means the tree could not be checked at all.
 
+use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ use crate::audit::inspect::{self, CertSource, CertView, FileKind, FileReport};
 use crate::error::{Error, Result};
 use crate::model::catalog::Catalog;
 use crate::model::spec::ClusterSpec;
+use crate::model::vocabulary::check_expiration;
 use crate::x509::certinfo::CertInfo;
 
 mod prometheus;
@@ -91,7 +93,7 @@ pub struct CheckEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject_cn: Option<String>,
     /// NotAfter.
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "crate::report::json::rfc3339_option", skip_serializing_if = "Option::is_none")]
     pub expires: Option<OffsetDateTime>,
     /// NotAfter minus the instant, in seconds (negative once expired).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,6 +115,15 @@ pub struct CheckEntry {
     /// (kubeadm's external-CA mode), or a certificate signed by one. Renewed outside the tree
     /// (`kubepki csr`, then `kubepki import`), never by `renew` or `init`.
     pub externally_managed: bool,
+    /// kubeadm's name for it (`apiserver`, `admin.conf`, `etcd-ca`), when it is the
+    /// certificate of a file `kubeadm certs check-expiration` lists (see
+    /// [`crate::model::vocabulary::check_expiration`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubeadm_name: Option<&'static str>,
+    /// For a node bundle's copy that is byte for byte the file at the top of the tree
+    /// (`nodes/node01/etc/kubernetes/pki/ca.crt`), the name of that file's row (`pki/ca.crt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy_of: Option<String>,
     /// The certificate itself (for the Prometheus metrics: issuer, serial, NotBefore).
     #[serde(skip)]
     pub certificate: Option<CertInfo>,
@@ -128,7 +139,7 @@ pub struct CheckReport {
     /// The tree.
     pub dir: PathBuf,
     /// The instant checked at.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub at: OffsetDateTime,
     /// The warning window.
     #[serde(with = "crate::model::spec::duration_text")]
@@ -146,6 +157,20 @@ impl CheckReport {
     /// How many rows have this status.
     pub fn count(&self, status: CheckStatus) -> usize {
         self.entries.iter().filter(|e| e.status == status).count()
+    }
+}
+
+impl CheckReport {
+    /// The rows of files in these nodes' bundles (`nodes/<node>/`) and in these states
+    /// (each empty: all).
+    pub fn filtered(mut self, nodes: &[String], statuses: &[CheckStatus]) -> CheckReport {
+        let bundles: Vec<PathBuf> =
+            nodes.iter().map(|n| Path::new(crate::model::vocabulary::layout::NODES).join(n)).collect();
+        self.entries.retain(|e| {
+            (bundles.is_empty() || bundles.iter().any(|b| e.path.starts_with(b)))
+                && (statuses.is_empty() || statuses.contains(&e.status))
+        });
+        self
     }
 }
 
@@ -167,7 +192,7 @@ pub fn kubeadm_expected() -> Vec<PathBuf> {
 /// in it (a kubepki tree: every node's files, one CA or three), else kubeadm's.
 pub fn expected_in(dir: &Path) -> Vec<PathBuf> {
     let recorded = dir.join(crate::model::infer::RECORDED);
-    match ClusterSpec::load(&recorded) {
+    match crate::model::infer::load_recorded(&recorded) {
         Ok(spec) => Catalog::build(&spec)
             .entries
             .iter()
@@ -198,20 +223,28 @@ pub fn check(dir: &Path, opts: &CheckOptions) -> Result<CheckReport> {
     let files = inspect::scan(dir, true, opts.at);
     let rel = |p: &Path| p.strip_prefix(dir).unwrap_or(p).to_path_buf();
     let cas = cas_of(&files, dir);
-    let mut entries = Vec::new();
-    for (path, found) in &files {
-        let name = rel(path).display().to_string();
-        match found {
-            Ok(report) => rows_of(report, &name, &rel(path), &cas, opts, &mut entries),
-            Err(_) if skip_unreadable(path) => {}
-            Err(e) => entries
-                .push(CheckEntry { problem: Some(problem_of(e)), ..blank(name, rel(path), CheckStatus::Unreadable) }),
-        }
-    }
+    // Each certificate's CA is found by its signature: on every core, file by file.
+    let mut entries: Vec<CheckEntry> = files
+        .par_iter()
+        .flat_map_iter(|(path, found)| {
+            let name = rel(path).display().to_string();
+            let mut rows = Vec::new();
+            match found {
+                Ok(report) => rows_of(report, &name, &rel(path), &cas, opts, &mut rows),
+                Err(_) if skip_unreadable(path) => {}
+                Err(e) => rows.push(CheckEntry {
+                    problem: Some(problem_of(e)),
+                    ..blank(name, rel(path), CheckStatus::Unreadable)
+                }),
+            }
+            rows
+        })
+        .collect();
     let present: BTreeSet<PathBuf> = files.iter().map(|(p, _)| rel(p)).collect();
     for want in &opts.expected {
         if !present.contains(want) && !dir.join(want).exists() {
             entries.push(CheckEntry {
+                kubeadm_name: check_expiration::name_of(want),
                 problem: Some("expected, not found".into()),
                 ..blank(want.display().to_string(), want.clone(), CheckStatus::Missing)
             });
@@ -219,6 +252,7 @@ pub fn check(dir: &Path, opts: &CheckOptions) -> Result<CheckReport> {
     }
     entries.sort_by(|a, b| (a.expires.is_some(), a.expires, &a.name).cmp(&(b.expires.is_some(), b.expires, &b.name)));
     mark_externally_managed(dir, &mut entries);
+    mark_copies(dir, &mut entries);
     Ok(CheckReport { dir: dir.to_path_buf(), at: opts.at, warn_within: opts.warn_within, entries })
 }
 
@@ -243,6 +277,31 @@ fn mark_externally_managed(dir: &Path, entries: &mut [CheckEntry]) {
                 crate::disk::readfile::read(&dir.join(f), crate::disk::readfile::Limit::Kubeconfig)
                     .is_ok_and(|b| external.contains(&b))
             });
+        }
+    }
+}
+
+/// Mark the rows of node bundles' copies that are byte for byte the file at the top of the
+/// tree (`nodes/<n>/etc/kubernetes/<f>` and `<f>`), with the name of that file's row.
+fn mark_copies(dir: &Path, entries: &mut [CheckEntry]) {
+    let read = |p: &Path| crate::disk::readfile::read(&dir.join(p), crate::disk::readfile::Limit::Kubeconfig).ok();
+    let mut top: std::collections::HashMap<PathBuf, Option<Vec<u8>>> = std::collections::HashMap::new();
+    let mut same: std::collections::HashMap<PathBuf, bool> = std::collections::HashMap::new();
+    for e in entries.iter_mut() {
+        let Ok(inside) = e.path.strip_prefix(crate::model::vocabulary::layout::NODES) else { continue };
+        let mut parts = inside.components();
+        let _node = parts.next();
+        let Ok(source) = parts.as_path().strip_prefix(crate::model::vocabulary::layout::ETC_KUBERNETES) else {
+            continue;
+        };
+        let (source, path) = (source.to_path_buf(), e.path.clone());
+        let copy = *same.entry(path.clone()).or_insert_with(|| {
+            let original = top.entry(source.clone()).or_insert_with(|| read(&source));
+            original.is_some() && *original == read(&path)
+        });
+        if copy {
+            let suffix = e.name.strip_prefix(&*path.to_string_lossy()).unwrap_or_default();
+            e.copy_of = Some(format!("{}{suffix}", source.display()));
         }
     }
 }
@@ -278,6 +337,8 @@ fn blank(name: String, path: PathBuf, status: CheckStatus) -> CheckEntry {
         authority_file: None,
         problem: None,
         externally_managed: false,
+        kubeadm_name: None,
+        copy_of: None,
         certificate: None,
         embedded: None,
     }
@@ -318,9 +379,12 @@ fn rows_of(r: &FileReport, name: &str, path: &Path, cas: &[TreeCa], opts: &Check
         return;
     }
     let row = |label: String, c: &CertView| row(label, path, c, cas, opts);
+    // kubeadm reads a file's first certificate (a kubeconfig's: its user's).
+    let kubeadm_name = check_expiration::name_of(path);
     let many = r.certificates.len() > 1;
     for (i, c) in r.certificates.iter().enumerate() {
-        out.push(row(if many { format!("{name} [{}]", i + 1) } else { name.to_string() }, c));
+        let label = if many { format!("{name} [{}]", i + 1) } else { name.to_string() };
+        out.push(CheckEntry { kubeadm_name: kubeadm_name.filter(|_| i == 0), ..row(label, c) });
     }
     let Some(k) = &r.kubeconfig else { return };
     // The CA data only when it is not a CA file of the tree (then it is checked there).
@@ -342,9 +406,9 @@ fn rows_of(r: &FileReport, name: &str, path: &Path, cas: &[TreeCa], opts: &Check
         let row =
             |label: String, c: &CertView| CheckEntry { embedded: Some(("user", u.name.clone())), ..row(label, c) };
         match &u.client_certificate {
-            Some(CertSource::Embedded { certificates }) => {
-                out.extend(certificates.iter().map(|c| row(label.clone(), c)))
-            }
+            Some(CertSource::Embedded { certificates }) => out.extend(certificates.iter().enumerate().map(|(i, c)| {
+                CheckEntry { kubeadm_name: kubeadm_name.filter(|_| one_user && i == 0), ..row(label.clone(), c) }
+            })),
             Some(CertSource::File(f)) => {
                 let label = format!("{label} -> {}", f.reference);
                 if f.certificates.is_empty() {
@@ -363,6 +427,33 @@ fn rows_of(r: &FileReport, name: &str, path: &Path, cas: &[TreeCa], opts: &Check
     }
 }
 
+/// [`CertInfo::is_signed_by`], remembered per (certificate, CA) pair on each thread: a tree
+/// holds the same certificate many times (a CA in every node bundle and kubeconfig), and a
+/// signature check costs more than the rest of a row.
+fn signed_by(cert: &CertInfo, ca: &CertInfo) -> bool {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static MEMO: RefCell<HashMap<(String, String), bool>> = RefCell::new(HashMap::new());
+    }
+    if cert.issuer_raw != ca.subject_raw {
+        return false;
+    }
+    let key = (cert.sha256.clone(), ca.sha256.clone());
+    if let Some(known) = MEMO.with(|m| m.borrow().get(&key).copied()) {
+        return known;
+    }
+    let signed = cert.is_signed_by(ca);
+    MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        m.insert(key, signed);
+    });
+    signed
+}
+
 fn row(name: String, path: &Path, c: &CertView, cas: &[TreeCa], opts: &CheckOptions) -> CheckEntry {
     let left = c.info.not_after - opts.at;
     let status = match c.validity {
@@ -375,8 +466,8 @@ fn row(name: String, path: &Path, c: &CertView, cas: &[TreeCa], opts: &CheckOpti
         inspect::CertValidity::Valid => inspect::span(left),
         _ => c.time_left.clone(),
     };
-    let signer = cas.iter().find(|ca| c.info.is_signed_by(ca.info));
-    let self_signed = c.info.is_signed_by(&c.info);
+    let self_signed = signed_by(&c.info, &c.info);
+    let signer = if self_signed { None } else { cas.iter().find(|ca| signed_by(&c.info, ca.info)) };
     let (authority, authority_file) = match signer {
         _ if self_signed => ("self-signed".to_string(), None),
         Some(ca) => (ca.info.subject_cn.clone(), Some(ca.file.clone())),

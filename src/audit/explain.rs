@@ -105,6 +105,9 @@ pub enum Program {
     Etcd,
     /// kubectl (`Unable to connect to the server`, `You must be logged in`).
     Kubectl,
+    /// metrics-server (its scraper's `Failed to scrape node`, `scraper.go`).
+    #[serde(rename = "metrics-server")]
+    MetricsServer,
 }
 
 /// What the text says around a message.
@@ -161,6 +164,10 @@ impl Evidence {
                 matches!(l.kind, LinkKind::ApiServerToEtcd | LinkKind::EtcdPeer | LinkKind::HealthcheckToEtcd)
             }
             Some(Program::Kubectl) => matches!(l.kind, LinkKind::AdminToApiServer | LinkKind::SuperAdminToApiServer),
+            Some(Program::MetricsServer) => {
+                let ms = crate::model::topology::ComponentKind::MetricsServer.name();
+                l.client == ms || l.server == ms
+            }
             None => false,
         }
     }
@@ -409,10 +416,10 @@ pub struct CertSummary {
     /// SHA-256 of the DER, hex with colons.
     pub sha256: String,
     /// NotBefore.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub not_before: OffsetDateTime,
     /// NotAfter.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub not_after: OffsetDateTime,
 }
 
@@ -550,6 +557,11 @@ impl TreeView<'_> {
         }
         if let Some(p) = port {
             narrow(&mut links, &|l| l.dial.port == p);
+        }
+        // metrics-server's own lines are about its links (its scrape of a kubelet dials the
+        // address the apiserver dials too).
+        if e.program == Some(Program::MetricsServer) {
+            narrow(&mut links, &|l| e.hints(l));
         }
         links
     }

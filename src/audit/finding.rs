@@ -445,6 +445,29 @@ mod tests {
         }
     }
 
+    /// The README's list of finding codes is the enum: every kind once, in order, with its
+    /// severity and whether it breaks a handshake, and a line of meaning.
+    #[test]
+    fn the_readme_lists_every_code_as_it_is() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("| code | severity | breaks a handshake | meaning |").expect("the README's list");
+        let rows: Vec<Vec<&str>> = readme[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        let listed: Vec<String> = rows.iter().map(|r| r[0].trim_matches('`').to_string()).collect();
+        let kinds: Vec<&str> = all().iter().map(|k| k.name()).collect();
+        assert_eq!(listed, kinds, "the README lists other codes than FindingKind");
+        for (row, k) in rows.iter().zip(all()) {
+            assert_eq!(row.len(), 4, "{row:?}");
+            assert_eq!(row[1], k.severity().to_string(), "{k}: severity");
+            assert_eq!(row[2], if k.breaks_handshake() { "yes" } else { "no" }, "{k}: breaks a handshake");
+            assert!(row[3].len() > 5, "{k}: no meaning given");
+        }
+    }
+
     #[test]
     fn what_breaks_a_handshake_is_an_error_and_no_fix_forces_or_makes_a_ca() {
         let spec = crate::model::spec::ClusterSpec::builtin_default();

@@ -29,6 +29,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The outcome of one live handshake.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LiveResult {
     /// The link's id.
     pub link: String,
@@ -135,9 +136,19 @@ fn prepare(l: &Link, clients: &Inventory, servers: &Inventory, at: OffsetDateTim
                 (chain, key, Some(roots))
             }
         };
+        // The apiserver trusts metrics-server with its APIService's caBundle, when the tree
+        // has that manifest.
+        let api_service = (l.kind == crate::model::topology::LinkKind::ApiServerToAggregated
+            && l.server_cert.as_deref() == Some(crate::model::vocabulary::entry::METRICS_SERVER))
+        .then(|| crate::audit::wiring::addons::api_service_ca_pem(&clients.root))
+        .flatten();
         // A kubeconfig trusts its embedded CA data; other clients the CA of the catalog.
         let client_roots = match (own_root, &client.kubeconfig, &l.client_trusts) {
             (Some(roots), _, _) => roots,
+            (None, _, _) if api_service.is_some() => {
+                let pem = String::from_utf8_lossy(api_service.as_deref().unwrap_or_default()).into_owned();
+                roots_from_pem(&pem, "the APIService's caBundle")?
+            }
             (None, Some(k), _) => roots_from_pem(k.ca_pem.as_deref().unwrap_or(""), "certificate-authority-data")?,
             (None, None, Some(ca)) => roots_of(clients.get(ca), ca)?,
             (None, None, None) => return Ok(Prepared::Skip),

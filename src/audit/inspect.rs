@@ -6,6 +6,7 @@
 //! kubeconfig. What a private key is never leaves this module: only its algorithm, size and
 //! which certificates it belongs to.
 
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 use ::time::OffsetDateTime;
@@ -24,7 +25,7 @@ use crate::x509::usage::{KeyUsage, PublicKeyKind};
 pub use crate::model::vocabulary::state::BACKUP as BACKUP_DIR;
 
 /// What one file holds.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileReport {
     /// The file, as named.
@@ -327,6 +328,11 @@ pub enum Refs {
 /// judged at. Private keys are described but not matched (see [`inspect`]).
 pub fn read(path: &Path, refs: &Refs, at: OffsetDateTime) -> Result<FileReport> {
     let bytes = crate::disk::readfile::read(path, Limit::Kubeconfig)?;
+    read_bytes(path, &bytes, refs, at)
+}
+
+/// [`read`] of bytes already read from `path`.
+fn read_bytes(path: &Path, bytes: &[u8], refs: &Refs, at: OffsetDateTime) -> Result<FileReport> {
     let bad = |p: String| Error::bad_file(path, p);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(bad("the file is empty".into()));
@@ -340,7 +346,7 @@ pub fn read(path: &Path, refs: &Refs, at: OffsetDateTime) -> Result<FileReport> 
         kubeconfig,
         configuration: None,
     };
-    if let Ok(text) = std::str::from_utf8(&bytes) {
+    if let Ok(text) = std::str::from_utf8(bytes) {
         if text.contains("-----BEGIN ") {
             let (certificates, requests, keys) = read_pem(text, path, at)?;
             let kind = match (certificates.len(), requests.is_empty(), keys.is_empty()) {
@@ -365,7 +371,7 @@ pub fn read(path: &Path, refs: &Refs, at: OffsetDateTime) -> Result<FileReport> 
             return Ok(report(FileKind::Kubeconfig, vec![], vec![], vec![], Some(view)));
         }
     }
-    match CertInfo::from_der(&bytes) {
+    match CertInfo::from_der(bytes) {
         Ok(info) => Ok(report(FileKind::Certificate, vec![view(info, "DER".into(), at)], vec![], vec![], None)),
         Err(e) if bytes.first() == Some(&0x30) => Err(bad(format!("DER that is {e} (truncated or corrupt?)"))),
         Err(_) => Err(bad("neither PEM, a DER certificate, nor a kubeconfig".into())),
@@ -731,11 +737,32 @@ pub fn scan(dir: &Path, recursive: bool, at: OffsetDateTime) -> Vec<(PathBuf, Re
     let mut files = Vec::new();
     collect(dir, recursive, &mut files);
     files.sort();
+    // Reading and parsing dominate, file by file: on every core, in the sorted order. A file
+    // of certificates only that another file holds byte for byte (a CA's copy in every node
+    // bundle) is read once: its report is the other's, under its own name.
+    let seen: std::sync::Mutex<std::collections::HashMap<Vec<u8>, FileReport>> = Default::default();
     files
-        .into_iter()
+        .into_par_iter()
         .map(|f| {
             let refs = node_root(dir, &f).map_or(Refs::Host, Refs::Under);
-            let r = read(&f, &refs, at);
+            let bytes = match crate::disk::readfile::read(&f, Limit::Kubeconfig) {
+                Ok(b) => b,
+                Err(e) => return (f, Err(e)),
+            };
+            let certificates_only = std::str::from_utf8(&bytes).is_ok_and(|t| {
+                t.contains("-----BEGIN CERTIFICATE-----") && !t.contains("PRIVATE KEY") && !t.contains("REQUEST")
+            });
+            if certificates_only {
+                let known = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&bytes).cloned();
+                if let Some(mut r) = known {
+                    r.path = f.clone();
+                    return (f, Ok(r));
+                }
+            }
+            let r = read_bytes(&f, &bytes, &refs, at);
+            if let (true, Ok(report)) = (certificates_only, &r) {
+                seen.lock().unwrap_or_else(|p| p.into_inner()).insert(bytes, report.clone());
+            }
             (f, r)
         })
         .collect()

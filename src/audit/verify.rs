@@ -3,8 +3,8 @@
 //! Findings are data, not errors: `Err` means "could not check". Each finding says how bad it
 //! is, which link or file, what was expected, what was found, and the command that fixes it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -16,12 +16,19 @@ use crate::disk::store::Mode;
 use crate::model::catalog::{Catalog, Entry, EntryId, EntryKind, Leaf};
 use crate::model::spec::{ClusterSpec, San};
 use crate::model::topology::{Link, Topology};
+use crate::model::vocabulary::layout;
 
 mod certs;
 
 /// One thing wrong (or worth knowing).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Finding {
+    /// Its stable id within the report: `<code>:<file or entry>` (`expired:pki/apiserver.crt`),
+    /// with `:` and 8 hex digits of a SHA-256 of what it says when that alone is not unique
+    /// (one per setting of a manifest). The same tree gives the same ids; links name findings
+    /// by it.
+    pub id: String,
     /// How bad (the kind's severity).
     pub severity: Severity,
     /// What it is; its stable name in JSON: `expired`, `san-missing`, `wrong-ca`, `usage`, ...
@@ -92,6 +99,7 @@ impl VerifyOptions {
 
 /// The verdict on one link, and the findings that explain it.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LinkVerdict {
     /// The link's id.
     pub id: String,
@@ -99,17 +107,87 @@ pub struct LinkVerdict {
     pub number: u8,
     /// The verdict.
     pub status: LinkStatus,
-    /// Indexes into [`Report::findings`].
+    /// Indexes into [`Report::findings`] (not in JSON, which has `findings`: their ids).
+    #[serde(skip)]
     pub findings: Vec<usize>,
+    /// The ids of those findings ([`Finding::id`]), as JSON names them.
+    #[serde(rename = "findings")]
+    pub finding_ids: Vec<String>,
+}
+
+/// How many links and findings of each kind: the first thing `verify -o json` says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Links by status.
+    pub links: LinkCounts,
+    /// Findings by severity.
+    pub findings: SeverityCounts,
+}
+
+/// Links by status.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkCounts {
+    /// Every link of the topology.
+    pub total: usize,
+    /// Both directions check out.
+    pub ok: usize,
+    /// Working, with warnings.
+    pub warning: usize,
+    /// The handshake fails (or would).
+    pub broken: usize,
+    /// A side does not verify the other.
+    pub unverified: usize,
+    /// Not checked.
+    pub unknown: usize,
+}
+
+/// Findings by severity.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeverityCounts {
+    /// Errors.
+    pub error: usize,
+    /// Warnings.
+    pub warning: usize,
+    /// Information.
+    pub info: usize,
+}
+
+impl Summary {
+    /// The counts of links and findings.
+    pub fn of(links: &[LinkVerdict], findings: &[Finding]) -> Summary {
+        let status = |s: LinkStatus| links.iter().filter(|l| l.status == s).count();
+        let severity = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+        Summary {
+            links: LinkCounts {
+                total: links.len(),
+                ok: status(LinkStatus::Ok),
+                warning: status(LinkStatus::Warning),
+                broken: status(LinkStatus::Broken),
+                unverified: status(LinkStatus::Unverified),
+                unknown: status(LinkStatus::Unknown),
+            },
+            findings: SeverityCounts {
+                error: severity(Severity::Error),
+                warning: severity(Severity::Warning),
+                info: severity(Severity::Info),
+            },
+        }
+    }
 }
 
 /// The report of `verify`.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The counts of links and findings.
+    pub summary: Summary,
     /// The tree.
     pub dir: PathBuf,
     /// The instant checked.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub at: OffsetDateTime,
     /// Every finding, most severe first.
     pub findings: Vec<Finding>,
@@ -126,6 +204,68 @@ impl Report {
     /// Link id → status, for pictures.
     pub fn statuses(&self) -> BTreeMap<String, LinkStatus> {
         self.links.iter().map(|l| (l.id.clone(), l.status)).collect()
+    }
+}
+
+/// Which part of a report to show (`verify --node`, `--status`).
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Links with a side on one of these nodes, and findings about their files (empty: all).
+    pub nodes: Vec<String>,
+    /// Links in one of these states (empty: all).
+    pub statuses: Vec<LinkStatus>,
+}
+
+impl Filter {
+    /// Whether it keeps everything.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.statuses.is_empty()
+    }
+
+    /// Whether the link `id` (`client@node -> server@node`) in `status` is kept.
+    pub fn keeps_link(&self, id: &str, status: LinkStatus) -> bool {
+        (self.nodes.is_empty() || self.nodes.iter().any(|n| link_touches(id, n)))
+            && (self.statuses.is_empty() || self.statuses.contains(&status))
+    }
+
+    /// Whether a finding with no kept link is about one of the nodes (its entry, or a file
+    /// in its bundle); never when states are asked for, which are links'.
+    fn keeps_unlinked(&self, f: &Finding) -> bool {
+        self.statuses.is_empty()
+            && self.nodes.iter().any(|n| {
+                f.entry.as_ref().and_then(EntryId::node) == Some(n.as_str())
+                    || f.file.as_ref().is_some_and(|p| p.starts_with(Path::new(layout::NODES).join(n)))
+            })
+    }
+}
+
+/// Whether a side of the link `id` runs on `node`.
+pub fn link_touches(id: &str, node: &str) -> bool {
+    id.split(" -> ").any(|side| side.rsplit_once('@').is_some_and(|(_, n)| n == node))
+}
+
+impl Report {
+    /// The part of the report `filter` keeps: its links, the findings on them (and, for
+    /// nodes, the findings about the nodes' files), and the counts of that part.
+    pub fn filtered(self, filter: &Filter) -> Report {
+        if filter.is_empty() {
+            return self;
+        }
+        let mut links: Vec<LinkVerdict> =
+            self.links.into_iter().filter(|l| filter.keeps_link(&l.id, l.status)).collect();
+        let kept: HashSet<&str> = links.iter().map(|l| l.id.as_str()).collect();
+        let mut index = HashMap::new();
+        let mut findings = Vec::new();
+        for (i, f) in self.findings.into_iter().enumerate() {
+            if f.links.iter().any(|l| kept.contains(l.as_str())) || filter.keeps_unlinked(&f) {
+                index.insert(i, findings.len());
+                findings.push(f);
+            }
+        }
+        for l in &mut links {
+            l.findings = l.findings.iter().filter_map(|i| index.get(i).copied()).collect();
+        }
+        Report { summary: Summary::of(&links, &findings), dir: self.dir, at: self.at, findings, links }
     }
 }
 
@@ -174,7 +314,13 @@ pub fn verify(
         ids.sort_unstable();
         ids.dedup();
         let status = status_of(ids.iter().map(|i| &c.findings[*i]));
-        verdicts.push(LinkVerdict { id: l.id.clone(), number: l.kind.number(), status, findings: ids });
+        verdicts.push(LinkVerdict {
+            id: l.id.clone(),
+            number: l.kind.number(),
+            status,
+            findings: ids,
+            finding_ids: Vec::new(),
+        });
     }
     // Findings name the links they affect.
     for v in &verdicts {
@@ -190,14 +336,45 @@ pub fn verify(
         new_index[*old] = new;
     }
     let mut findings: Vec<Option<Finding>> = c.findings.into_iter().map(Some).collect();
-    let findings: Vec<Finding> = order.iter().map(|i| findings[*i].take().expect("each once")).collect();
+    let mut findings: Vec<Finding> = order.iter().map(|i| findings[*i].take().expect("each once")).collect();
+    assign_ids(&mut findings);
     for v in &mut verdicts {
         for i in &mut v.findings {
             *i = new_index[*i];
         }
         v.findings.sort_unstable();
+        v.finding_ids = v.findings.iter().map(|i| findings[*i].id.clone()).collect();
     }
-    Report { dir: inventory.root.clone(), at: opts.at, findings, links: verdicts }
+    let summary = Summary::of(&verdicts, &findings);
+    Report { summary, dir: inventory.root.clone(), at: opts.at, findings, links: verdicts }
+}
+
+/// Give each finding its id: `<code>:<subject>`, made unique by a short hash of what it says
+/// (its links, expected and found) where needed, and by a counter if two say the same.
+fn assign_ids(findings: &mut [Finding]) {
+    let base = |f: &Finding| format!("{}:{}", f.kind.name(), f.subject());
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for f in findings.iter() {
+        *count.entry(base(f)).or_default() += 1;
+    }
+    let mut seen: HashSet<String> = HashSet::new();
+    for f in findings.iter_mut() {
+        let b = base(f);
+        let first = if count[&b] == 1 {
+            b
+        } else {
+            let said = format!("{}\n{}\n{}", f.links.join(","), f.expected, f.found);
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, said.as_bytes());
+            let hex: String = digest.as_ref()[..4].iter().map(|x| format!("{x:02x}")).collect();
+            format!("{b}:{hex}")
+        };
+        let (mut id, mut n) = (first.clone(), 1);
+        while !seen.insert(id.clone()) {
+            n += 1;
+            id = format!("{first}-{n}");
+        }
+        f.id = id;
+    }
 }
 
 /// The catalog entries a link depends on: both certificates and both trusted CAs.
@@ -276,6 +453,7 @@ impl Checker<'_> {
         let target =
             FixTarget { dir: &self.inv.root, entry: catalog_entry, file: n.file.as_deref(), san, setting: None };
         self.findings.push(Finding {
+            id: String::new(),
             severity: n.kind.severity(),
             kind: n.kind,
             entry: entry.cloned(),
@@ -596,6 +774,7 @@ impl Checker<'_> {
                 setting: Some(setting),
             };
             self.findings.push(Finding {
+                id: String::new(),
                 severity: kind.severity(),
                 kind,
                 entry: None,

@@ -285,6 +285,9 @@ pub fn check_sources(
             }
         }
     }
+    if let Sources::Tree = sources {
+        out.extend(addons::check(spec, catalog, topology, root));
+    }
     Ok(out)
 }
 
@@ -496,4 +499,40 @@ fn certs(bytes: &[u8]) -> Vec<CertInfo> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+pub mod addons;
+
+/// What is wrong with a file an add-on's setting names (`/etc/kubernetes/...` at the top of the
+/// tree), if anything: it must hold what the expected file holds (a CA file: the expected CA
+/// among its certificates).
+fn named_problem(root: &Path, named: &str, expected: &Path, want: Want) -> Option<Problem> {
+    let Some(rel) = Path::new(named).strip_prefix(ETC_KUBERNETES).ok() else {
+        return Some(Problem::NoFile(named.to_string()));
+    };
+    if rel == expected {
+        return None;
+    }
+    let wrong = || Problem::WrongFile {
+        named: named.to_string(),
+        expected: expected.display().to_string(),
+        holds: String::new(),
+    };
+    let limit = crate::disk::readfile::Limit::Kubeconfig;
+    let (Ok(have), Ok(want_bytes)) =
+        (crate::disk::readfile::read(&root.join(rel), limit), crate::disk::readfile::read(&root.join(expected), limit))
+    else {
+        return Some(Problem::NoFile(named.to_string()));
+    };
+    let holds = match want {
+        Want::Trusts { .. } => {
+            let certs = |b: &[u8]| -> Vec<Vec<u8>> {
+                pem::parse_many(b).map(|v| v.into_iter().map(|p| p.into_contents()).collect()).unwrap_or_default()
+            };
+            let have = certs(&have);
+            !have.is_empty() && certs(&want_bytes).iter().all(|c| have.contains(c))
+        }
+        _ => have == want_bytes,
+    };
+    (!holds).then(wrong)
 }

@@ -1,5 +1,5 @@
-//! `check`: expiry of every certificate of a tree, as a table like kubeadm's
-//! `certs check-expiration` (plus a STATUS column), or JSON.
+//! `check`: expiry of every certificate of a tree, as tables like kubeadm's
+//! `certs check-expiration` (plus a STATUS column and what kubeadm does not list), or JSON.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use time::OffsetDateTime;
 
 use super::{json, print};
-use kubepki::{audit::check::check, audit::check::CheckOptions, Result};
+use kubepki::{audit::check::check, audit::check::CheckOptions, audit::check::CheckStatus, Result};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CheckArgs {
@@ -25,9 +25,20 @@ pub(crate) struct CheckArgs {
     /// node_exporter's textfile collector; exit 0 whenever they are written).
     #[arg(short, long, value_enum, default_value_t = CheckFormat::Table)]
     output: CheckFormat,
+    /// List every row: node bundles' copies of the files at the top of the tree (named once
+    /// by default), and every node's files above 50 nodes (folded per kind by default).
+    #[arg(long)]
+    all: bool,
     /// Write the output to this file (atomically: a textfile collector never reads half of it).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only the files of this node's bundle, `nodes/<node>/` (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    node: Vec<String>,
+    /// Only the rows in this state: ok, expiring, expired, not-yet-valid, missing, unreadable,
+    /// unchecked (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',', value_parser = parse_status)]
+    status: Vec<CheckStatus>,
 }
 
 /// `check`'s output formats.
@@ -59,9 +70,15 @@ fn report(a: &CheckArgs, dir: &std::path::Path) -> Result<ExitCode> {
         warn_within: a.warn_within,
         expected: kubepki::audit::check::expected_in(&dir),
     };
-    let report = check(&dir, &opts)?;
+    for n in &a.node {
+        let bundle = dir.join(kubepki::model::vocabulary::layout::NODES).join(n);
+        if !bundle.is_dir() {
+            return Err(kubepki::Error::bad_file(&bundle, format!("--node {n}: no such node bundle in this tree")));
+        }
+    }
+    let report = check(&dir, &opts)?.filtered(&a.node, &a.status);
     let output = match a.output {
-        CheckFormat::Table => kubepki::report::check::text(&report),
+        CheckFormat::Table => kubepki::report::check::text(&report, a.all),
         CheckFormat::Json => json(&report)?,
         CheckFormat::Prometheus => kubepki::audit::check::prometheus(&report),
     };
@@ -75,6 +92,22 @@ fn report(a: &CheckArgs, dir: &std::path::Path) -> Result<ExitCode> {
     }
     let half = super::say_if_half_written(&dir, a.output == CheckFormat::Table && a.out.is_none())?;
     Ok(if report.clean() && !half { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+pub(crate) fn parse_status(s: &str) -> std::result::Result<CheckStatus, String> {
+    const ALL: [CheckStatus; 7] = [
+        CheckStatus::Ok,
+        CheckStatus::Expiring,
+        CheckStatus::Expired,
+        CheckStatus::NotYetValid,
+        CheckStatus::Missing,
+        CheckStatus::Unreadable,
+        CheckStatus::Unchecked,
+    ];
+    let word = |c: &CheckStatus| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string));
+    ALL.iter().find(|c| word(c).as_deref() == Some(s)).copied().ok_or_else(|| {
+        format!("'{s}' is not a state; states are: {}", ALL.iter().filter_map(word).collect::<Vec<_>>().join(", "))
+    })
 }
 
 /// `--warn-within`: a duration of at least an hour, or `0` for none.

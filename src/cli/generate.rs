@@ -64,14 +64,17 @@ pub(crate) fn init(a: InitArgs) -> Result<ExitCode> {
     // before the tree's own description is read (another init may be making the tree).
     a.cluster.load()?;
     let _run = kubepki::disk::run::Run::begin_init(&a.dir)?;
-    let spec = a.cluster.of_tree(&a.dir, a.update_description)?;
+    let recorded = a.dir.join(kubepki::model::infer::RECORDED).is_file();
+    let described = a.cluster.described(&a.dir, a.update_description)?;
+    let description_changed = recorded && described.source == kubepki::model::infer::Source::Given;
+    let spec = described.spec;
     let catalog = Catalog::build(&spec);
     let bar = (!a.quiet && std::io::stderr().is_terminal()).then(Bar::new);
     let progress: &dyn Progress = match &bar {
         Some(b) => b,
         None => &Silent,
     };
-    let opts = InitOptions { force: a.force, replace_ca: a.replace_ca, command: None };
+    let opts = InitOptions { force: a.force, replace_ca: a.replace_ca, command: None, description_changed };
     let report = kubepki::operations::init::init_with_progress(
         &spec,
         &catalog,

@@ -69,6 +69,16 @@ pub(crate) struct RenewArgs {
     /// Keep each certificate's key instead of making a new one.
     #[arg(long)]
     reuse_key: bool,
+    /// Only the certificates of this node, of those named (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    node: Vec<String>,
+    /// Only the certificates in this state, of those named, as check says it: expired,
+    /// expiring, not-yet-valid, ok, ... (`--all --status expired,expiring`: what is due).
+    #[arg(long, value_delimiter = ',', value_parser = super::check::parse_status)]
+    status: Vec<kubepki::audit::check::CheckStatus>,
+    /// With --status: what expires within this is `expiring`.
+    #[arg(long, default_value = "30d", value_parser = kubepki::model::spec::duration_text::parse)]
+    warn_within: time::Duration,
     #[command(flatten)]
     tree: TreeArgs,
 }
@@ -152,12 +162,18 @@ pub(crate) fn renew(a: RenewArgs) -> Result<ExitCode> {
     if let Some(code) = super::done_by_recovery(run.as_ref())? {
         return Ok(code);
     }
+    super::known_nodes(&tree.spec, &a.node)?;
     let now = OffsetDateTime::now_utc();
     let plan = kubepki::operations::lifecycle::plan_renew(
         &tree,
         &a.names,
         a.all,
-        &kubepki::operations::lifecycle::RenewOptions { reuse_key: a.reuse_key },
+        &kubepki::operations::lifecycle::RenewOptions {
+            reuse_key: a.reuse_key,
+            nodes: a.node.clone(),
+            statuses: a.status.clone(),
+            warn_within: a.warn_within,
+        },
         now,
     )?;
     finish(&tree, plan, "renew", &a.tree, now)
@@ -180,7 +196,10 @@ pub(crate) fn san(c: SanCommand) -> Result<ExitCode> {
 
 fn finish(tree: &Tree, plan: ChangePlan, command: &str, args: &TreeArgs, now: OffsetDateTime) -> Result<ExitCode> {
     if args.dry_run {
-        emit(args.output, || changes_text(&plan.changes, &plan.notes, true), &plan.changes)?;
+        let notes: Vec<serde_json::Value> =
+            plan.notes.iter().map(|(entry, note)| serde_json::json!({"entry": entry, "note": note})).collect();
+        let json = serde_json::json!({"dryRun": true, "changes": plan.changes, "notes": notes});
+        emit(args.output, || changes_text(&plan.changes, &plan.notes, true), &json)?;
         return Ok(ExitCode::SUCCESS);
     }
     let applied = plan.apply(tree, command, now)?;
@@ -223,7 +242,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             if a.tree.dry_run {
                 let text =
                     format!("would issue for node {}: {}\n(dry run: nothing written)\n", a.name, entries.join(", "));
-                emit(a.tree.output, || text.clone(), &entries)?;
+                let json = serde_json::json!({"dryRun": true, "node": a.name, "entries": entries});
+                emit(a.tree.output, || text.clone(), &json)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let catalog = kubepki::model::catalog::Catalog::build(&spec);
@@ -249,7 +269,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             if a.tree.dry_run {
                 let dir = tree.root.join("nodes").join(&a.name);
                 let text = format!("would move {} to the backup\n(dry run: nothing written)\n", dir.display());
-                emit(a.tree.output, || text.clone(), &a.name)?;
+                let json = serde_json::json!({"dryRun": true, "node": a.name, "moved": dir});
+                emit(a.tree.output, || text.clone(), &json)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let r = kubepki::operations::lifecycle::node_remove(&tree, &a.name, now)?;
@@ -259,8 +280,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             };
             if !r.still_valid.is_empty() {
                 let _ = writeln!(text, "its certificates stay valid until they expire (Kubernetes has no revocation); delete the Node object so RBAC denies system:node:{}:", r.node);
-                for (id, serial, until) in &r.still_valid {
-                    let _ = writeln!(text, "  {id}  serial {serial}  until {until}");
+                for v in &r.still_valid {
+                    let _ = writeln!(text, "  {}  serial {}  until {}", v.entry, v.serial, v.not_after.date());
                 }
             }
             if let Some(c) = &a.tree.config {

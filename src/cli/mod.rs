@@ -12,6 +12,7 @@ mod graph;
 mod inspect;
 mod lifecycle;
 mod progress;
+mod report;
 mod tools;
 mod verify;
 
@@ -57,6 +58,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Draw who talks to whom: components, and one arrow per link coloured by status (SVG, DOT, Mermaid).
     Graph(graph::GraphArgs),
+    /// Write the whole PKI on one self-contained HTML page: graph, findings, expiry timeline, rotation, catalog.
+    Report(report::ReportArgs),
     /// Write a key and a CSR for every leaf and kubeconfig, for an outside CA (as `kubeadm certs generate-csr`).
     Csr(external::CsrArgs),
     /// Sign CSRs made for catalog entries with a CA of the tree: the catalog's profile, never a CA bit.
@@ -119,16 +122,39 @@ impl ClusterArgs {
     /// The description of the tree at `dir` (which may not exist yet), by the library's one
     /// policy ([`kubepki::model::infer::resolve`]): the recorded one is the truth.
     pub(crate) fn of_tree(&self, dir: &Path, update: bool) -> Result<ClusterSpec> {
+        Ok(self.described(dir, update)?.spec)
+    }
+
+    /// [`Self::of_tree`], and where the description came from: `Given` on a tree that
+    /// records one means the given one replaces it (`--update-description`).
+    pub(crate) fn described(&self, dir: &Path, update: bool) -> Result<kubepki::model::infer::Described> {
         let how = Resolve { update, new_tree: true };
         let given = self.config.as_deref().map(ClusterSpec::load).transpose()?;
-        let mut spec = resolve(dir, given, how)?.spec;
-        if let Some(a) = self.key_algorithm.filter(|a| *a != spec.key_algorithm) {
+        let mut described = resolve(dir, given, how)?;
+        if let Some(a) = self.key_algorithm.filter(|a| *a != described.spec.key_algorithm) {
             // Another algorithm is another description: the same policy decides.
+            let mut spec = described.spec;
             spec.key_algorithm = a;
-            spec = resolve(dir, Some(spec), how)?.spec;
+            described = resolve(dir, Some(spec), how)?;
         }
-        Ok(spec)
+        Ok(described)
     }
+}
+
+/// Refuse node names the cluster does not have (`--node`), naming some it has.
+pub(crate) fn known_nodes(spec: &ClusterSpec, asked: &[String]) -> Result<()> {
+    for n in asked {
+        if !spec.nodes.iter().any(|node| node.name == *n) {
+            let some: Vec<&str> = spec.nodes.iter().take(8).map(|node| node.name.as_str()).collect();
+            let more = spec.nodes.len().saturating_sub(some.len());
+            return Err(Error::Invalid(format!(
+                "--node {n}: no such node in this cluster; its nodes are {}{}",
+                some.join(", "),
+                if more > 0 { format!(" and {more} more (kubepki plan lists them)") } else { String::new() }
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Parse the process arguments, run, and return the exit code.
@@ -157,6 +183,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Command::Inspect(a) => inspect::run(a),
         Command::Check(a) => check::run(a),
         Command::Graph(a) => graph::run(a),
+        Command::Report(a) => report::run(a),
         Command::Csr(a) => external::csr(a),
         Command::Sign(a) => external::sign(a),
         Command::Import(a) => external::import(a),

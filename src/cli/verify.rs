@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{emit, Format};
 use kubepki::audit::handshake::{probe_endpoint, Credential, EndpointReport};
-use kubepki::audit::verify::Report;
+use kubepki::audit::verify::{Filter, LinkStatus, Report};
 use kubepki::audit::wiring::Sources;
 use kubepki::model::infer::{resolve, Described, Resolve};
 use kubepki::{
@@ -41,6 +41,14 @@ pub(crate) struct VerifyArgs {
     /// With --wiring: the node those files are from [default: the first control plane].
     #[arg(long, requires = "wiring", value_name = "NODE")]
     wiring_node: Option<String>,
+    /// Show only the links with a side on this node, and the findings about its files
+    /// (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    node: Vec<String>,
+    /// Show only the links in this state: ok, warning, broken, unverified, unknown
+    /// (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',', value_parser = parse_link_status)]
+    status: Vec<LinkStatus>,
     /// Also prove every link with a real TLS handshake (rustls over loopback TCP).
     #[arg(long)]
     live: bool,
@@ -69,6 +77,15 @@ pub(crate) struct VerifyArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
+}
+
+fn parse_link_status(s: &str) -> std::result::Result<LinkStatus, String> {
+    const ALL: [LinkStatus; 5] =
+        [LinkStatus::Ok, LinkStatus::Warning, LinkStatus::Broken, LinkStatus::Unverified, LinkStatus::Unknown];
+    let word = |l: &LinkStatus| serde_json::to_value(l).ok().and_then(|v| v.as_str().map(str::to_string));
+    ALL.iter().find(|l| word(l).as_deref() == Some(s)).copied().ok_or_else(|| {
+        format!("'{s}' is not a link state; states are: {}", ALL.iter().filter_map(word).collect::<Vec<_>>().join(", "))
+    })
 }
 
 /// `2026-01-31` or `2026-01-31T12:00:00Z`.
@@ -145,22 +162,39 @@ fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
             sources
         }
     };
+    super::known_nodes(&spec, &a.node)?;
+    let filter = Filter { nodes: a.node.clone(), statuses: a.status.clone() };
     let report =
         verify(&spec, &catalog, &topology, &inventory, &VerifyOptions { at, warn_within: a.warn_within, wiring });
+    let report = report.filtered(&filter);
+    let shown = |t: String| match filter.is_empty() {
+        true => t,
+        false => format!("{t}(only what --node {} --status {} selects)\n", a.node.join(","), {
+            let s: Vec<String> = a.status.iter().map(|s| format!("{s:?}").to_lowercase()).collect();
+            if s.is_empty() {
+                "any".to_string()
+            } else {
+                s.join(",")
+            }
+        }),
+    };
     if !a.live {
-        emit(a.output, || text(&report, a.all), &report)?;
+        emit(a.output, || shown(text(&report, a.all)), &report)?;
         let half = super::say_if_half_written(&dir, a.output == Format::Table)?;
         return Ok(if report.has_problems() || half { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
-    let live = kubepki::audit::handshake::live(&topology, &inventory, &report, at);
+    let mut live = kubepki::audit::handshake::live(&topology, &inventory, &report, at);
+    let listed: std::collections::HashSet<&str> = report.links.iter().map(|l| l.id.as_str()).collect();
+    live.retain(|l| listed.contains(l.link.as_str()));
     let failed = live.iter().any(|l| l.ok == Some(false));
     let both = Both { report: &report, live: &live };
-    emit(a.output, || format!("{}\n{}", text(&report, a.all), live_text(&live)), &both)?;
+    emit(a.output, || format!("{}\n{}", shown(text(&report, a.all)), live_text(&live)), &both)?;
     let half = super::say_if_half_written(&dir, a.output == Format::Table)?;
     Ok(if report.has_problems() || failed || half { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Both<'a> {
     #[serde(flatten)]
     report: &'a Report,

@@ -6,8 +6,10 @@
 //! removes or creates a file (so two runs never share one, even within a millisecond), and
 //! holding `.kubepki-run.json` (sequence number, command, pid, time). Before the store puts a
 //! batch in place ([`crate::disk::store`] calls [`save_before_change`] before it journals the batch),
-//! every file the batch replaces or removes is copied into the folder at its path in the tree,
-//! byte for byte and with its mode, and made durable; every file it creates is listed in the
+//! every file the batch replaces or removes gets a second name (a hard link) in the folder at
+//! its path in the tree, made durable: the same bytes and mode, at no cost, since the store
+//! never changes a file in place but renames a new one over it (a copy where no link can be
+//! made); every file it creates is listed in the
 //! folder's `.kubepki-created`. Only the first version a run meets is kept: the folder holds
 //! the tree as it was before the run, for the files the run touched.
 //!
@@ -127,7 +129,7 @@ pub(crate) fn save_before_change(targets: &[&Path], removes: &[&Path]) -> Result
 impl Backup {
     fn save<'a>(&self, paths: impl Iterator<Item = &'a &'a Path>) -> Result<()> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut copies: Vec<(PathBuf, Vec<u8>, u32)> = Vec::new();
+        let mut copies: Vec<PathBuf> = Vec::new();
         let mut created = String::new();
         for path in paths {
             let Ok(rel) = path.strip_prefix(&self.root) else { continue };
@@ -135,10 +137,7 @@ impl Backup {
                 continue;
             }
             match fs::symlink_metadata(path) {
-                Ok(m) if m.is_file() => {
-                    let bytes = crate::disk::readfile::read(path, crate::disk::readfile::Limit::Document)?;
-                    copies.push((rel.to_path_buf(), bytes, m.mode()));
-                }
+                Ok(m) if m.is_file() => copies.push(rel.to_path_buf()),
                 Ok(_) => {} // not a file: the change itself will fail and say so
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     created.push_str(&rel.to_string_lossy());
@@ -158,9 +157,16 @@ impl Backup {
                 d
             }
         };
+        // A second name for each file, in the folder: the store never changes a file in
+        // place (it renames a new one over it), so the folder keeps the old bytes and mode
+        // at no cost. Where a link cannot be made, a copy.
+        let pairs: Vec<(PathBuf, PathBuf)> = copies.iter().map(|rel| (self.root.join(rel), dir.join(rel))).collect();
+        let unlinked = store::link_durably(&pairs)?;
         let mut batch = Batch::new();
-        for (rel, bytes, mode) in copies {
-            batch.add(dir.join(rel), bytes, Mode::Bits(mode));
+        for (from, to) in unlinked {
+            let bytes = crate::disk::readfile::read(from, crate::disk::readfile::Limit::Document)?;
+            let mode = fs::symlink_metadata(from).map_err(|e| Error::io(from, "look at for the backup", e))?.mode();
+            batch.add(to.clone(), bytes, Mode::Bits(mode));
         }
         batch.commit()?;
         if !created.is_empty() {
@@ -216,6 +222,7 @@ fn last_seq(base: &Path) -> u64 {
 
 /// One backup folder.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BackupInfo {
     /// Its name under `.kubepki-backup/`.
     pub id: String,
@@ -224,7 +231,7 @@ pub struct BackupInfo {
     /// The command that made it.
     pub command: Option<String>,
     /// When.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::report::json::rfc3339_option")]
     pub time: Option<OffsetDateTime>,
     /// Files saved (replaced or removed by the run), relative to the tree.
     pub saved: Vec<PathBuf>,
@@ -296,6 +303,7 @@ fn read_one(dir: &Path) -> Result<BackupInfo> {
 
 /// What restoring a backup does.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RestoreReport {
     /// The runs undone, newest first.
     pub undone: Vec<BackupInfo>,

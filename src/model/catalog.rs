@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::disk::store::Mode;
-use crate::model::spec::{CaLayout, ClusterSpec, Node, Role, San};
+use crate::model::spec::{Addon, CaLayout, ClusterSpec, Node, Role, San};
 use crate::model::vocabulary::{
     layout, node_user, APISERVER_SERVICE_NAMES, CLUSTER_ADMINS, SYSTEM_MASTERS, SYSTEM_NODES,
 };
@@ -152,6 +152,7 @@ pub use crate::x509::usage::{ExtKeyUsage, KeyUsage};
 
 /// The Kubernetes identity of a certificate: user = CN, groups = O.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Subject {
     /// Common name (the user).
     pub cn: String,
@@ -351,6 +352,7 @@ impl Entry {
 
 /// Every entry of one cluster.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Catalog {
     /// CAs first, then everything they sign.
     pub entries: Vec<Entry>,
@@ -368,6 +370,9 @@ impl Catalog {
         b.cas();
         b.shared_leaves();
         b.shared_kubeconfigs();
+        if spec.has(Addon::MetricsServer) {
+            b.metrics_server();
+        }
         for node in &spec.nodes {
             if node.role == Role::ControlPlane {
                 b.control_plane(node);
@@ -665,6 +670,48 @@ impl Builder<'_> {
         self.kubeconfig(Client { name: entry::ADMIN_CONF, node: None, issuer: CA, cn: "kubernetes-admin".into(), orgs: &[CLUSTER_ADMINS], audience: Audience::ControlPlanes, break_glass: false, kubeadm_instead: None, why: "Administrators' kubectl. Group kubeadm:cluster-admins is bound to cluster-admin by RBAC, so access can be revoked, unlike system:masters." }, endpoint.clone());
         self.kubeconfig(Client { name: entry::SUPER_ADMIN_CONF, node: None, issuer: CA, cn: "kubernetes-super-admin".into(), orgs: &[SYSTEM_MASTERS], audience: Audience::Primary, break_glass: true, kubeadm_instead: None, why: "Break-glass credential: system:masters bypasses RBAC entirely. Keep it offline; kubepki does not copy it to other nodes." }, endpoint.clone());
         self.kubeconfig(Client { name: entry::KUBE_PROXY_CONF, node: None, issuer: CA, cn: "system:kube-proxy".into(), orgs: &[], audience: Audience::AllNodes, break_glass: false, kubeadm_instead: Some("kube-proxy authenticates with a service-account token"), why: "kube-proxy's client certificate (the classic layout; kubeadm uses a service-account token). Default RBAC binds user system:kube-proxy to system:node-proxier." }, endpoint);
+    }
+
+    /// metrics-server's certificates (the add-on). They go into a Secret (`kubectl create
+    /// secret`, see `addons/metrics-server.yaml`), not onto a node: kept at the top of the tree
+    /// only, beside the CAs the Secret also carries.
+    fn metrics_server(&mut self) {
+        use crate::model::vocabulary::metrics_server::{NAME, NAMESPACE};
+        let svc = format!("{NAME}.{NAMESPACE}.svc");
+        let sans = vec![
+            San::Dns(NAME.into()),
+            San::Dns(format!("{NAME}.{NAMESPACE}")),
+            San::Dns(svc.clone()),
+            San::Dns(format!("{svc}.{}", self.spec.dns_domain)),
+        ];
+        let instead = Some("kubeadm installs no metrics-server; its upstream manifest lets it self-sign a serving certificate (--cert-dir) and sets insecureSkipTLSVerify: true on its APIService, and it is usually run with --kubelet-insecure-tls");
+        self.leaf(NewLeaf {
+            id: EntryId::shared(entry::METRICS_SERVER),
+            issuer: CA,
+            cn: NAME.into(),
+            orgs: &[],
+            eku: SERVER,
+            sans,
+            store: files(layout::METRICS_SERVER),
+            audience: Audience::Primary,
+            break_glass: false,
+            kubeadm_instead: instead,
+            why: "metrics-server's serving certificate (--tls-cert-file). The aggregator dials the service by its name metrics-server.kube-system.svc and verifies it with the APIService's caBundle, which holds the cluster CA; not self-signed, so insecureSkipTLSVerify is not needed.",
+        });
+        self.client(
+            Client {
+                name: entry::METRICS_SERVER_KUBELET_CLIENT,
+                node: None,
+                issuer: CA,
+                cn: entry::METRICS_SERVER_KUBELET_CLIENT.into(),
+                orgs: &[],
+                audience: Audience::Primary,
+                break_glass: false,
+                kubeadm_instead: instead,
+                why: "metrics-server's client certificate for kubelets (--kubelet-client-certificate), so kubelets authenticate the scraper by certificate; its user is bound to nodes/metrics and nodes/stats only (addons/metrics-server.yaml).",
+            },
+            files(layout::METRICS_SERVER_KUBELET_CLIENT),
+        );
     }
 
     fn control_plane(&mut self, node: &Node) {

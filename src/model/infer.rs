@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::model::catalog::{bundle_root, Catalog, EntryId};
-use crate::model::spec::{CaLayout, Cidr, ClusterSpec, Endpoint, KeyAlgorithm, Node, Role, San, Validity};
+use crate::model::spec::{Addon, CaLayout, Cidr, ClusterSpec, Endpoint, KeyAlgorithm, Node, Role, San, Validity};
 use crate::model::vocabulary::{entry, layout, DEFAULT_CLUSTER_NAME, DEFAULT_DNS_DOMAIN, DEFAULT_SERVICE_SUBNET};
 use crate::x509::certinfo::CertInfo;
 use crate::x509::issue::BACKDATE;
@@ -110,6 +110,12 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
         CaLayout::Single
     };
     let validity_ca = cert(&ca_path).map_or(Validity::default().ca, |ca| ca.not_after - ca.not_before - BACKDATE);
+    // An add-on is the tree's when its certificate is there (kubeadm makes none).
+    let addons: Vec<Addon> = [(Addon::MetricsServer, layout::METRICS_SERVER)]
+        .into_iter()
+        .filter(|(_, file)| root.join(layout::crt(file)).is_file())
+        .map(|(a, _)| a)
+        .collect();
     // What the tree says, as a description, read like any other: a description is only ever
     // made by validating one.
     let mut value = describe_value(&Parts {
@@ -125,6 +131,7 @@ pub fn infer(root: &Path) -> Result<ClusterSpec> {
         key_algorithm: key_algorithm(root),
         validity: Validity { ca: validity_ca, leaf: Validity::default().leaf },
         ca_layout,
+        addons: &addons,
         nodes: &nodes,
     });
     let spec = ClusterSpec::from_json(value.clone(), root)?;
@@ -269,7 +276,7 @@ pub struct Described {
 pub fn resolve(root: &Path, given: Option<ClusterSpec>, how: Resolve) -> Result<Described> {
     let recorded_path = root.join(RECORDED);
     if recorded_path.is_file() {
-        let recorded = ClusterSpec::load(&recorded_path)?;
+        let recorded = load_recorded(&recorded_path)?;
         return match given {
             None => Ok(Described { spec: recorded, source: Source::Recorded }),
             Some(g) => {
@@ -292,6 +299,21 @@ pub fn resolve(root: &Path, given: Option<ClusterSpec>, how: Resolve) -> Result<
         return Ok(Described { spec: ClusterSpec::builtin_default(), source: Source::BuiltinDefault });
     }
     Ok(Described { spec: infer(root)?, source: Source::Inferred })
+}
+
+/// The recorded description. One recorded before add-ons existed names none, and its tree has
+/// none: it gets none (a description written by hand that names none gets every one).
+pub fn load_recorded(path: &Path) -> Result<ClusterSpec> {
+    let text = crate::disk::readfile::read_text(path, crate::disk::readfile::Limit::Document)?;
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(mut value @ serde_json::Value::Object(_)) => {
+            if value.get("addons").is_none() {
+                value["addons"] = serde_json::json!([]);
+            }
+            ClusterSpec::from_json(value, path)
+        }
+        _ => ClusterSpec::from_yaml(&text, path),
+    }
 }
 
 /// Record the description in the tree (JSON, which the description reader takes as YAML).
@@ -321,6 +343,7 @@ pub fn describe(spec: &ClusterSpec) -> String {
         key_algorithm: spec.key_algorithm,
         validity: spec.validity,
         ca_layout: spec.ca_layout,
+        addons: &spec.addons,
         nodes: &spec.nodes,
     });
     let mut text = serde_json::to_string_pretty(&value).expect("serializes");
@@ -342,6 +365,7 @@ struct Parts<'a> {
     key_algorithm: KeyAlgorithm,
     validity: Validity,
     ca_layout: CaLayout,
+    addons: &'a [Addon],
     nodes: &'a [Node],
 }
 
@@ -381,6 +405,7 @@ fn describe_value(spec: &Parts) -> serde_json::Value {
             "leaf": crate::model::spec::duration_text::format(spec.validity.leaf),
         },
         "caLayout": if spec.ca_layout == CaLayout::Single { "single" } else { "kubeadm" },
+        "addons": spec.addons.iter().map(|a| a.name()).collect::<Vec<_>>(),
         "nodes": nodes,
     })
 }

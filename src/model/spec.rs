@@ -166,6 +166,33 @@ pub enum CaLayout {
     Single,
 }
 
+/// A cluster add-on whose certificates and wiring kubepki makes, as it does a component's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Addon {
+    /// metrics-server, the aggregated API server of `kubectl top` and autoscaling: its serving
+    /// certificate (trusted through its `APIService`'s `caBundle`), its client certificate for
+    /// kubelets, and its manifest (`addons/metrics-server.yaml`).
+    MetricsServer,
+}
+
+impl Addon {
+    /// Every add-on.
+    pub const ALL: [Addon; 1] = [Addon::MetricsServer];
+
+    /// Its name in descriptions (`metrics-server`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Addon::MetricsServer => "metrics-server",
+        }
+    }
+
+    /// The add-ons a kubepki description gets when it names none: every one.
+    pub fn defaults() -> Vec<Addon> {
+        Addon::ALL.to_vec()
+    }
+}
+
 /// What a node runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -178,6 +205,7 @@ pub enum Role {
 
 /// One node of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Node {
     /// The node name (RFC 1123 subdomain), as the kubelet registers it.
     pub name: String,
@@ -214,6 +242,7 @@ impl Node {
 
 /// An `host:port` a client dials.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Endpoint {
     /// The host: an IP or a DNS name.
     pub host: San,
@@ -320,6 +349,7 @@ impl From<Cidr> for String {
 
 /// Validity periods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Validity {
     /// CA certificates (default 3650 days).
     #[serde(with = "duration_text")]
@@ -371,6 +401,10 @@ pub struct ClusterSpec {
     pub validity: Validity,
     /// One CA or kubeadm's three.
     pub ca_layout: CaLayout,
+    /// The add-ons kubepki makes the certificates and wiring of (a description that names none
+    /// gets every one; kubeadm's configuration, a tree read back without their files, and a
+    /// description recorded before add-ons existed get none).
+    pub addons: Vec<Addon>,
     /// The nodes, control planes first in the order written, then workers.
     pub nodes: Vec<Node>,
     /// Private: a `ClusterSpec` is only ever made by validating a description
@@ -456,6 +490,8 @@ impl ClusterSpec {
         field("validity.ca", days(self.validity.ca), days(other.validity.ca));
         field("validity.leaf", days(self.validity.leaf), days(other.validity.leaf));
         field("caLayout", format!("{:?}", self.ca_layout), format!("{:?}", other.ca_layout));
+        let addons = |v: &[Addon]| format!("[{}]", v.iter().map(|a| a.name()).collect::<Vec<_>>().join(", "));
+        field("addons", addons(&self.addons), addons(&other.addons));
         for n in &self.nodes {
             match other.nodes.iter().find(|o| o.name == n.name) {
                 None => out.push(format!("nodes: {} removed", n.name)),
@@ -467,6 +503,11 @@ impl ClusterSpec {
             out.push(format!("nodes: {o} added"));
         }
         out
+    }
+
+    /// Whether the cluster has this add-on.
+    pub fn has(&self, addon: Addon) -> bool {
+        self.addons.contains(&addon)
     }
 
     /// The control-plane nodes, in order.
@@ -543,6 +584,7 @@ pub struct SpecFile {
     key_algorithm: Option<String>,
     validity: Option<ValidityFile>,
     ca_layout: Option<String>,
+    addons: Option<Vec<String>>,
     #[serde(default)]
     nodes: Vec<NodeFile>,
     #[serde(default)]
@@ -628,6 +670,7 @@ impl SpecFile {
             Some("single") => CaLayout::Single,
             Some(other) => return Err(r.err("caLayout", format!("'{other}' is not 'kubeadm' or 'single'"))),
         };
+        let addons = resolve_addons(&r, self.addons)?;
         let nodes = resolve_nodes(&r, self.nodes, self.node_pools)?;
         let primary = nodes[0].address();
         let control_plane_endpoint = match self.control_plane_endpoint {
@@ -648,10 +691,30 @@ impl SpecFile {
             key_algorithm,
             validity,
             ca_layout,
+            addons,
             nodes,
             validated: Validated,
         })
     }
+}
+
+/// `addons`: absent, every add-on; each named once.
+fn resolve_addons(r: &Resolver, names: Option<Vec<String>>) -> Result<Vec<Addon>> {
+    let Some(names) = names else { return Ok(Addon::defaults()) };
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let field = format!("addons[{i}]");
+        let addon = Addon::ALL.into_iter().find(|a| a.name() == name.trim()).ok_or_else(|| {
+            let known: Vec<&str> = Addon::ALL.iter().map(|a| a.name()).collect();
+            r.err(&field, format!("{name:?} is not an add-on kubepki knows ({})", known.join(", ")))
+        })?;
+        if out.contains(&addon) {
+            return Err(r.err(field, format!("{} is named twice", addon.name())));
+        }
+        out.push(addon);
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// `certSANs`: each key a server certificate of a node of the cluster, each value its SANs.

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::Serialize;
 
 use crate::model::catalog::{self, Catalog, EntryId, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT};
-use crate::model::spec::{CaLayout, ClusterSpec, Endpoint, Node, San};
+use crate::model::spec::{Addon, CaLayout, ClusterSpec, Endpoint, Node, San};
 use crate::model::vocabulary::entry;
 
 /// What a component is.
@@ -34,8 +34,11 @@ pub enum ComponentKind {
     SuperAdmin,
     /// etcdctl for health checks.
     EtcdHealthcheck,
-    /// An aggregated API server (metrics-server and the like).
+    /// An aggregated API server kubepki does not issue for (it brings its own certificate).
     AggregatedApiServer,
+    /// metrics-server (the add-on): an aggregated API server with kubepki's serving
+    /// certificate, and a client of every kubelet. A Deployment, on no node in particular.
+    MetricsServer,
 }
 
 /// The trust domain a component's links live in (for grouping in pictures).
@@ -52,6 +55,7 @@ pub enum TrustDomain {
 
 /// One running party.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Component {
     /// Unique id: `kube-apiserver@cp1`, `kubectl-admin`.
     pub id: String,
@@ -85,8 +89,10 @@ pub enum LinkKind {
     HealthcheckToEtcd,
     /// 10: apiserver → kubelet.
     ApiServerToKubelet,
-    /// 11: apiserver → aggregated API server.
+    /// 11: apiserver → aggregated API server (metrics-server among them).
     ApiServerToAggregated,
+    /// 12: metrics-server → kubelet (its scrape of every node).
+    MetricsServerToKubelet,
 }
 
 impl ComponentKind {
@@ -103,6 +109,7 @@ impl ComponentKind {
             ComponentKind::SuperAdmin => "kubectl-super-admin",
             ComponentKind::EtcdHealthcheck => "etcdctl-healthcheck",
             ComponentKind::AggregatedApiServer => "aggregated-apiserver",
+            ComponentKind::MetricsServer => "metrics-server",
         }
     }
 
@@ -152,6 +159,7 @@ pub struct Link {
 
 /// Components and links of a cluster.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Topology {
     /// Every component.
     pub components: Vec<Component>,
@@ -197,6 +205,10 @@ impl Topology {
             ComponentKind::AggregatedApiServer,
         ] {
             t.component(kind, None);
+        }
+        let metrics_server = spec.has(Addon::MetricsServer);
+        if metrics_server {
+            t.component(ComponentKind::MetricsServer, None);
         }
 
         // Clients of the apiserver. Those that dial the control-plane endpoint may land on any
@@ -326,7 +338,51 @@ impl Topology {
                 domain: TrustDomain::FrontProxy,
             });
         }
+        if metrics_server {
+            t.metrics_server(spec, &cps, &ca, &fp_ca);
+        }
         t
+    }
+
+    /// metrics-server's links: each apiserver proxies to it (link 11: the front-proxy client
+    /// certificate, which metrics-server checks with the front-proxy CA; its serving
+    /// certificate, which the apiserver checks with the APIService's `caBundle`, the cluster
+    /// CA), and it scrapes every kubelet (link 12: its kubelet client certificate; the kubelet's
+    /// serving certificate, checked with the cluster CA, at the node's InternalIP, as
+    /// `--kubelet-preferred-address-types=InternalIP` says).
+    fn metrics_server(&mut self, spec: &ClusterSpec, cps: &[&Node], ca: &EntryId, fp_ca: &EntryId) {
+        use crate::model::vocabulary::metrics_server::{SERVICE_HOST, SERVICE_PORT};
+        let ms = ComponentKind::MetricsServer.id_on(None);
+        for cp in cps {
+            let api = ComponentKind::ApiServer.id_on(Some(cp));
+            self.links.push(Link {
+                id: format!("{api} -> {ms}"),
+                kind: LinkKind::ApiServerToAggregated,
+                client: api,
+                server: ms.clone(),
+                client_cert: EntryId::shared(entry::FRONT_PROXY_CLIENT),
+                server_cert: Some(EntryId::shared(entry::METRICS_SERVER)),
+                client_trusts: Some(ca.clone()),
+                server_trusts: fp_ca.clone(),
+                dial: Endpoint { host: San::Dns(SERVICE_HOST.into()), port: SERVICE_PORT },
+                domain: TrustDomain::FrontProxy,
+            });
+        }
+        for n in &spec.nodes {
+            let kubelet = ComponentKind::Kubelet.id_on(Some(n));
+            self.links.push(Link {
+                id: format!("{ms} -> {kubelet}"),
+                kind: LinkKind::MetricsServerToKubelet,
+                client: ms.clone(),
+                server: kubelet,
+                client_cert: EntryId::shared(entry::METRICS_SERVER_KUBELET_CLIENT),
+                server_cert: Some(EntryId::of_node(entry::KUBELET_SERVING, &n.name)),
+                client_trusts: Some(ca.clone()),
+                server_trusts: ca.clone(),
+                dial: Endpoint { host: San::Ip(n.address()), port: KUBELET_PORT },
+                domain: TrustDomain::Cluster,
+            });
+        }
     }
 
     fn component(&mut self, kind: ComponentKind, node: Option<&Node>) {

@@ -35,6 +35,23 @@ pub const ETCD_PEER_PORT: u16 = 2380;
 /// The in-cluster names of the apiserver (before `kubernetes.default.svc.<dnsDomain>`).
 pub const APISERVER_SERVICE_NAMES: [&str; 3] = ["kubernetes", "kubernetes.default", "kubernetes.default.svc"];
 
+/// metrics-server as its upstream manifest installs it: a Service in `kube-system` on port 443,
+/// which the aggregator dials by its in-cluster name, and the API group it serves.
+pub mod metrics_server {
+    /// Its name (Deployment, Service, ServiceAccount).
+    pub const NAME: &str = "metrics-server";
+    /// Its namespace.
+    pub const NAMESPACE: &str = "kube-system";
+    /// The Service's port.
+    pub const SERVICE_PORT: u16 = 443;
+    /// The name the aggregator dials (`<service>.<namespace>.svc`, the TLS server name it checks).
+    pub const SERVICE_HOST: &str = "metrics-server.kube-system.svc";
+    /// Its `APIService`.
+    pub const API_SERVICE: &str = "v1beta1.metrics.k8s.io";
+    /// The Secret its certificates are mounted from.
+    pub const SECRET: &str = "metrics-server-pki";
+}
+
 /// The names of catalog entries: kubeadm's certificate and kubeconfig names (and kubepki's
 /// additions). An entry's id is its name, and `@node` for what each node has its own of.
 pub mod entry {
@@ -74,9 +91,13 @@ pub mod entry {
     pub const KUBELET_CONF: &str = "kubelet.conf";
     /// kube-proxy's kubeconfig (kubepki's).
     pub const KUBE_PROXY_CONF: &str = "kube-proxy.conf";
+    /// metrics-server's serving certificate (the `metrics-server` add-on).
+    pub const METRICS_SERVER: &str = "metrics-server";
+    /// metrics-server's client certificate for kubelets (the `metrics-server` add-on).
+    pub const METRICS_SERVER_KUBELET_CLIENT: &str = "metrics-server-kubelet-client";
 
     /// Every entry name, CAs first.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 20] = [
         CA,
         ETCD_CA,
         FRONT_PROXY_CA,
@@ -95,6 +116,8 @@ pub mod entry {
         SCHEDULER_CONF,
         KUBELET_CONF,
         KUBE_PROXY_CONF,
+        METRICS_SERVER,
+        METRICS_SERVER_KUBELET_CLIENT,
     ];
 }
 
@@ -125,8 +148,15 @@ pub mod layout {
     pub const ETCD_SERVER: &str = "pki/etcd/server";
     /// etcd's peer certificate.
     pub const ETCD_PEER: &str = "pki/etcd/peer";
+    /// metrics-server's serving certificate.
+    pub const METRICS_SERVER: &str = "pki/metrics-server";
+    /// metrics-server's client certificate for kubelets.
+    pub const METRICS_SERVER_KUBELET_CLIENT: &str = "pki/metrics-server-kubelet-client";
     /// The static pod manifests.
     pub const MANIFESTS: &str = "manifests";
+    /// metrics-server's manifest (`kubectl apply -f`): its Deployment, Service, RBAC and
+    /// APIService.
+    pub const METRICS_SERVER_ADDON: &str = "addons/metrics-server.yaml";
     /// The node bundles: `nodes/<node>/` mirrors a node's filesystem.
     pub const NODES: &str = "nodes";
     /// A node's `/etc/kubernetes`, inside its bundle.
@@ -159,4 +189,42 @@ pub mod state {
     pub const LOCK: &str = ".kubepki/lock";
     /// The journal of a batch being renamed into place.
     pub const JOURNAL: &str = ".kubepki-journal";
+}
+
+/// What `kubeadm certs check-expiration` lists, in its order (by name): the name it shows for
+/// each certificate and kubeconfig it manages and for each CA, and the file (relative to the
+/// tree) that holds it. kubelet.conf is not among them: the kubelet rotates its own credential.
+pub mod check_expiration {
+    use super::{entry, layout};
+
+    /// The certificates and kubeconfigs: (kubeadm's name, file).
+    pub fn certificates() -> [(&'static str, String); 11] {
+        [
+            (entry::ADMIN_CONF, entry::ADMIN_CONF.into()),
+            (entry::APISERVER, layout::crt(layout::APISERVER)),
+            (entry::APISERVER_ETCD_CLIENT, layout::crt(layout::APISERVER_ETCD_CLIENT)),
+            (entry::APISERVER_KUBELET_CLIENT, layout::crt(layout::APISERVER_KUBELET_CLIENT)),
+            (entry::CONTROLLER_MANAGER_CONF, entry::CONTROLLER_MANAGER_CONF.into()),
+            (entry::ETCD_HEALTHCHECK_CLIENT, layout::crt(layout::ETCD_HEALTHCHECK_CLIENT)),
+            (entry::ETCD_PEER, layout::crt(layout::ETCD_PEER)),
+            (entry::ETCD_SERVER, layout::crt(layout::ETCD_SERVER)),
+            (entry::FRONT_PROXY_CLIENT, layout::crt(layout::FRONT_PROXY_CLIENT)),
+            (entry::SCHEDULER_CONF, entry::SCHEDULER_CONF.into()),
+            (entry::SUPER_ADMIN_CONF, entry::SUPER_ADMIN_CONF.into()),
+        ]
+    }
+
+    /// The CAs: (kubeadm's name, file).
+    pub fn authorities() -> [(&'static str, String); 3] {
+        [
+            (entry::CA, layout::crt(layout::CA)),
+            (entry::ETCD_CA, layout::crt(layout::ETCD_CA)),
+            (entry::FRONT_PROXY_CA, layout::crt(layout::FRONT_PROXY_CA)),
+        ]
+    }
+
+    /// kubeadm's name for the certificate at `file`, if it lists it.
+    pub fn name_of(file: &std::path::Path) -> Option<&'static str> {
+        certificates().into_iter().chain(authorities()).find(|(_, f)| std::path::Path::new(f) == file).map(|(n, _)| n)
+    }
 }

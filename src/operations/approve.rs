@@ -148,7 +148,7 @@ fn others_names(g: &Grant, catalog: &Catalog) -> Option<Denial> {
 
 /// What became of one request.
 #[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase", tag = "verdict")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "verdict")]
 pub enum Verdict {
     /// Signed; `status.certificate` and an `Approved` condition added.
     Approved {
@@ -157,7 +157,7 @@ pub enum Verdict {
         /// The certificate's serial, hex.
         serial: String,
         /// NotAfter.
-        #[serde(with = "time::serde::rfc3339")]
+        #[serde(with = "crate::report::json::rfc3339")]
         not_after: OffsetDateTime,
     },
     /// A rule is broken; a `Denied` condition added.
@@ -191,6 +191,7 @@ pub struct RequestOutcome {
 
 /// Every request's outcome, in input order.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ApproveReport {
     /// One per request.
     pub requests: Vec<RequestOutcome>,

@@ -35,6 +35,7 @@ use crate::x509::request::CertificateRequest;
 
 /// The files of the outside-CA flow for one leaf or kubeconfig, relative to the tree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RequestFiles {
     /// The request: `pki/apiserver.csr`, `admin.conf.csr`.
     pub csr: PathBuf,
@@ -71,6 +72,7 @@ fn requestable(catalog: &Catalog) -> impl Iterator<Item = (&Entry, &Leaf, Reques
 
 /// One key and request written by [`generate_csrs`].
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CsrWritten {
     /// The catalog entry.
     pub entry: EntryId,
@@ -83,6 +85,7 @@ pub struct CsrWritten {
 
 /// What [`generate_csrs`] wrote.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CsrReport {
     /// The tree.
     pub dir: PathBuf,
@@ -166,6 +169,7 @@ fn key_pair(key: &PrivateKey) -> Result<KeyPair> {
 
 /// One certificate signed by [`sign_csrs`].
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SignedCert {
     /// The catalog entry.
     pub entry: EntryId,
@@ -178,12 +182,13 @@ pub struct SignedCert {
     /// Its serial, hex.
     pub serial: String,
     /// NotAfter.
-    #[serde(with = "::time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub not_after: OffsetDateTime,
 }
 
 /// What [`sign_csrs`] did.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SignReport {
     /// The tree.
     pub dir: PathBuf,
@@ -383,6 +388,7 @@ impl Problems {
 
 /// One certificate placed by [`import_certs`].
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Placed {
     /// The catalog entry.
     pub entry: EntryId,
@@ -395,12 +401,13 @@ pub struct Placed {
     /// Its serial, hex.
     pub serial: String,
     /// NotAfter.
-    #[serde(with = "::time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub not_after: OffsetDateTime,
 }
 
 /// What [`import_certs`] did.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ImportReport {
     /// The tree.
     pub dir: PathBuf,

@@ -55,6 +55,10 @@ pub struct InitOptions {
     pub replace_ca: Vec<String>,
     /// The command logged for what is signed (`node add`); `None`: `init`.
     pub command: Option<&'static str>,
+    /// The description was changed by this run (`--update-description`): leaves that are
+    /// sound but no longer match it (SANs, identity, a kubeconfig's server) are reissued,
+    /// and nothing else that is wrong.
+    pub description_changed: bool,
 }
 
 /// What happened to one entry.
@@ -74,6 +78,7 @@ pub enum Action {
 
 /// The outcome of one entry.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Outcome {
     /// The catalog id.
     pub id: EntryId,
@@ -141,6 +146,9 @@ enum Found {
     /// Half of a leaf is there (a key without its certificate, or the other way round): it
     /// is made anew without `--force`, and the half is backed up first.
     Partial(String),
+    /// A sound leaf (its key, its CA, its dates are right) that does not match the
+    /// description: made anew when the description was just changed, else refused like `Bad`.
+    Stale(String),
 }
 
 /// A file to write: path relative to the tree, contents, mode.
@@ -254,7 +262,7 @@ fn init_into(
     let mut found = found;
     let replaced_cas = replace_cas(catalog, &opts.replace_ca, &mut found, &mut cas)?;
     refuse_what_may_not_be_replaced(catalog, root, &found, &cas, opts)?;
-    let replaced = found.iter().any(|f| matches!(f, Found::Bad(_) | Found::Partial(_)));
+    let replaced = found.iter().any(|f| matches!(f, Found::Bad(_) | Found::Partial(_) | Found::Stale(_)));
 
     // 2. Make what is missing, and what is partly there (what is replaced, the halves of those
     //    included, is saved first, by the store, in the backup of the run under way: see
@@ -297,7 +305,7 @@ fn init_into(
             action: match f {
                 Found::Missing => Action::Created,
                 Found::Good => Action::Kept,
-                Found::Bad(reason) | Found::Partial(reason) => Action::Replaced { reason },
+                Found::Bad(reason) | Found::Partial(reason) | Found::Stale(reason) => Action::Replaced { reason },
             },
         })
         .collect::<Vec<Outcome>>();
@@ -305,6 +313,10 @@ fn init_into(
     // The components' settings that use these files, where there are none yet.
     let topology = crate::model::topology::Topology::build(spec, catalog);
     crate::operations::wiring::write_missing(spec, catalog, &topology, root)?;
+    // A CA made anew is the new trust of metrics-server's APIService too (the manifest is kept).
+    for ca in &replaced_cas {
+        crate::operations::wiring::metrics_server::trust_new_ca(root, catalog, ca)?;
+    }
     // What was replaced was saved by the store, in the backup of the run under way.
     let backup = if replaced { crate::disk::backup::current_dir(root) } else { None };
     Ok(InitReport {
@@ -381,6 +393,7 @@ fn refuse_what_may_not_be_replaced(
         .zip(found)
         .filter_map(|(e, f)| match f {
             Found::Bad(reason) => Some((e, reason.as_str())),
+            Found::Stale(reason) if !opts.description_changed => Some((e, reason.as_str())),
             _ => None,
         })
         .collect();
@@ -832,18 +845,33 @@ fn survey_leaf(root: &Path, entry: &Entry, leaf: &Leaf, ca: Option<Trust>, now: 
     match check_leaf(root, entry, leaf, ca, now) {
         Ok(None) => Found::Missing,
         Ok(Some(())) => Found::Good,
-        Err(reason) => Found::Bad(reason),
+        Err(Wrong::Broken(reason)) => Found::Bad(reason),
+        Err(Wrong::Stale(reason)) => Found::Stale(reason),
     }
 }
 
-/// `Ok(None)`: missing; `Ok(Some(()))`: right; `Err(reason)`: present but wrong.
+/// Why a leaf that is present is not kept.
+enum Wrong {
+    /// Unusable as it is: unreadable, key or CA wrong, out of its dates.
+    Broken(String),
+    /// Sound, but not what the description says (SANs, identity, a kubeconfig's server).
+    Stale(String),
+}
+
+impl From<String> for Wrong {
+    fn from(reason: String) -> Self {
+        Wrong::Broken(reason)
+    }
+}
+
+/// `Ok(None)`: missing; `Ok(Some(()))`: right; `Err(_)`: present but wrong.
 fn check_leaf(
     root: &Path,
     entry: &Entry,
     leaf: &Leaf,
     ca: Option<Trust>,
     now: OffsetDateTime,
-) -> std::result::Result<Option<()>, String> {
+) -> std::result::Result<Option<()>, Wrong> {
     let p = &leaf.profile;
     let (shown, cert_pem, key_pem) = match &leaf.store {
         Store::Files { cert, key } => {
@@ -851,8 +879,8 @@ fn check_leaf(
             match (read_opt(&cp)?, read_opt(&kp)?) {
                 (None, None) => return Ok(None),
                 (Some(c), Some(k)) => (cp, c, k),
-                (Some(_), None) => return Err(format!("{} is missing", kp.display())),
-                (None, Some(_)) => return Err(format!("{} is missing", cp.display())),
+                (Some(_), None) => return Err(format!("{} is missing", kp.display()).into()),
+                (None, Some(_)) => return Err(format!("{} is missing", cp.display()).into()),
             }
         }
         Store::Kubeconfig { path, server, .. } => {
@@ -865,14 +893,15 @@ fn check_leaf(
                     "{}: certificate-authority-data is not the current {} certificate",
                     path.display(),
                     ca.id
-                ));
+                )
+                .into());
             }
             if &k.server != server {
-                return Err(format!("{}: server is {}, expected {server}", path.display(), k.server));
+                return Err(Wrong::Stale(format!("{}: server is {}, expected {server}", path.display(), k.server)));
             }
             match (k.cert_pem, k.key_pem) {
                 (Some(c), Some(key)) => (path, c, key),
-                _ => return Err(format!("{}: no embedded client certificate and key", path.display())),
+                _ => return Err(format!("{}: no embedded client certificate and key", path.display()).into()),
             }
         }
     };
@@ -880,16 +909,16 @@ fn check_leaf(
     let info = CertInfo::from_pem(&cert_pem, &shown).map_err(|e| e.to_string())?;
     let key = PrivateKey::from_pem(&key_pem, &shown).map_err(|e| e.to_string())?;
     if !key.matches(&info) {
-        return Err(fail("the private key does not match the certificate".into()));
+        return Err(fail("the private key does not match the certificate".into()).into());
     }
     let ca = ca.ok_or_else(|| fail("its CA is being created anew".into()))?;
     if !info.is_signed_by(ca.info) {
-        return Err(fail(format!("not signed by the current {}", ca.id)));
+        return Err(fail(format!("not signed by the current {}", ca.id)).into());
     }
     check_time(&info, now).map_err(fail)?;
     let diffs: Vec<String> = deviations(entry, p, (&info).into()).iter().map(|d| d.to_string()).collect();
     if !diffs.is_empty() {
-        return Err(fail(diffs.join("; ")));
+        return Err(Wrong::Stale(fail(diffs.join("; "))));
     }
     Ok(Some(()))
 }

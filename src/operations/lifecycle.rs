@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -85,6 +86,7 @@ impl Tree {
 
 /// What a certificate is, for a before/after diff.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Summary {
     /// Subject.
     pub subject: String,
@@ -92,10 +94,12 @@ pub struct Summary {
     pub issuer: String,
     /// SANs.
     pub sans: Vec<String>,
-    /// NotBefore (date).
-    pub not_before: String,
-    /// NotAfter (date).
-    pub not_after: String,
+    /// NotBefore.
+    #[serde(with = "crate::report::json::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// NotAfter.
+    #[serde(with = "crate::report::json::rfc3339")]
+    pub not_after: OffsetDateTime,
     /// Key algorithm, and whether it is new.
     pub key: String,
     /// The issuer's public key (`sha256:` and the first 8 bytes of the SHA-256 of it): what
@@ -118,8 +122,8 @@ impl Summary {
             subject: c.subject.clone(),
             issuer: c.issuer.clone(),
             sans: c.sans.iter().map(|s| s.to_string()).collect(),
-            not_before: c.not_before.date().to_string(),
-            not_after: c.not_after.date().to_string(),
+            not_before: c.not_before,
+            not_after: c.not_after,
             key: key.to_string(),
         }
     }
@@ -127,6 +131,7 @@ impl Summary {
 
 /// One entry that a command changes.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Change {
     /// The catalog entry.
     pub entry: EntryId,
@@ -183,10 +188,12 @@ pub(crate) struct Signer {
 
 /// The result of applying a plan.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Applied {
     /// What changed.
     pub changes: Vec<Change>,
     /// Notes on entries: left alone, or handled differently, and why.
+    #[serde(serialize_with = "notes_json")]
     pub notes: Vec<(EntryId, String)>,
     /// Where the previous files were saved.
     pub backup: Option<PathBuf>,
@@ -256,15 +263,41 @@ impl Plan {
         before: Option<&CertInfo>,
         now: OffsetDateTime,
     ) -> Result<()> {
+        self.issue_all(tree, vec![Job { entry, profile: profile.clone(), key, before }], now)
+    }
+
+    /// Issue every job: their CAs loaded first, then signed on all cores, then queued in
+    /// the jobs' order.
+    fn issue_all(&mut self, tree: &Tree, jobs: Vec<Job<'_>>, now: OffsetDateTime) -> Result<()> {
+        for job in &jobs {
+            let Some(leaf) = job.entry.leaf() else {
+                return Err(Error::Invalid(format!("{} is a CA", job.entry.id)));
+            };
+            tree.ca(&mut self.cas, &leaf.issuer, now)?;
+            self.ca_certs(tree, &leaf.issuer);
+        }
+        let this = &*self;
+        let issued = jobs.into_par_iter().map(|job| this.sign(tree, job, now)).collect::<Result<Vec<Issued>>>()?;
+        for i in issued {
+            self.writes.extend(i.writes);
+            self.records.push(i.record);
+            self.changes.push(i.change);
+        }
+        Ok(())
+    }
+
+    /// Sign one job with its CA (loaded by [`Self::issue_all`]): its files, its log record
+    /// and its change.
+    fn sign(&self, tree: &Tree, job: Job<'_>, now: OffsetDateTime) -> Result<Issued> {
+        let Job { entry, profile, key, before } = job;
         let Some(leaf) = entry.leaf() else { return Err(Error::Invalid(format!("{} is a CA", entry.id))) };
         let ca_id = &leaf.issuer;
-        tree.ca(&mut self.cas, ca_id, now)?;
         let ca = &self.cas[ca_id.as_str()];
         let (key, key_word) = match key {
             Key::New(alg) => (PrivateKey::generate(alg)?, "new"),
             Key::Reuse(k) => (k, "kept"),
         };
-        let mut issued = ca.sign_key(profile, &key, now)?;
+        let mut issued = ca.sign_key(&profile, &key, now)?;
         let info = CertInfo::from_der(&issued.der).map_err(|e| Error::crypto("reading back", e))?;
         if let Some(chain) = self.chain.get(ca_id.as_str()) {
             issued.pem.push_str(chain);
@@ -277,7 +310,8 @@ impl Plan {
                     tree.inventory
                         .get(trust)
                         .and_then(|l| l.cert_pem.clone())
-                        .unwrap_or_else(|| self.cas[trust.as_str()].cert_pem.clone())
+                        .or_else(|| self.cas.get(trust.as_str()).map(|c| c.cert_pem.clone()))
+                        .unwrap_or_default()
                 });
                 let server = tree
                     .inventory
@@ -289,26 +323,46 @@ impl Plan {
             Store::Files { .. } => (String::new(), None),
         };
         let key_pem = (key_word == "new" || matches!(leaf.store, Store::Kubeconfig { .. })).then(|| key.to_pem());
-        let written = crate::disk::tree::leaf_files(leaf, &issued.pem, key_pem, &ca_pem, server.as_deref());
-        let file = written[0].0.clone();
-        self.writes.extend(written);
-        self.records.push(IssuanceRecord::new(&info, Some(&entry.id), "", now));
+        let writes = crate::disk::tree::leaf_files(leaf, &issued.pem, key_pem, &ca_pem, server.as_deref());
+        let file = writes[0].0.clone();
+        let record = IssuanceRecord::new(&info, Some(&entry.id), "", now);
         let before = before.map(|b| {
-            let signer = self.ca_certs(tree, ca_id.as_str()).iter().find(|c| b.is_signed_by(c));
+            // By key identifier where both say one (as kubeadm's and kubepki's do), else by
+            // checking the signature: what is named here is shown, not trusted.
+            let signed = |c: &&CertInfo| match (&b.authority_key_id, &c.subject_key_id) {
+                (Some(aki), Some(ski)) => aki == ski,
+                _ => b.is_signed_by(c),
+            };
+            let signer = self.ca_certs.get(ca_id.as_str()).and_then(|certs| certs.iter().find(signed));
             Summary::of(b, &b.key.to_string(), signer.map(|c| key_fingerprint(&c.public_key_raw)))
         });
-        self.changes.push(Change {
+        let change = Change {
             entry: entry.id.clone(),
             file,
             before,
             after: Summary::of(
                 &info,
                 &format!("{} {}", key_word, info.key),
-                Some(key_fingerprint(&self.cas[ca_id.as_str()].info.public_key_raw)),
+                Some(key_fingerprint(&ca.info.public_key_raw)),
             ),
-        });
-        Ok(())
+        };
+        Ok(Issued { writes, record, change })
     }
+}
+
+/// One certificate to issue: its entry, its profile, its key and the certificate it replaces.
+struct Job<'t> {
+    entry: &'t Entry,
+    profile: CertProfile,
+    key: Key,
+    before: Option<&'t CertInfo>,
+}
+
+/// What issuing one job gives, queued in the plan in the jobs' order.
+struct Issued {
+    writes: Vec<(PathBuf, String, Mode)>,
+    record: IssuanceRecord,
+    change: Change,
 }
 
 /// One journaled batch of these files (relative to the tree), the copies in node bundles they
@@ -394,6 +448,31 @@ fn key_algorithm_of(cert: &CertInfo, fallback: KeyAlgorithm) -> KeyAlgorithm {
 pub struct RenewOptions {
     /// Keep each certificate's key instead of making a new one.
     pub reuse_key: bool,
+    /// Only the certificates of these nodes (empty: every one named).
+    pub nodes: Vec<String>,
+    /// Only the certificates in these states, as `check` says them (empty: every one named):
+    /// `renew --all --status expired,expiring` renews what is due.
+    pub statuses: Vec<crate::audit::check::CheckStatus>,
+    /// The window that makes a certificate `expiring`.
+    pub warn_within: time::Duration,
+}
+
+impl RenewOptions {
+    /// Whether `e` is among what the options select.
+    fn selects(&self, tree: &Tree, e: &Entry, now: OffsetDateTime) -> bool {
+        use crate::audit::check::CheckStatus;
+        let node = || e.id.node().is_some_and(|n| self.nodes.iter().any(|m| m == n));
+        let state = || match &tree.inventory.get(&e.id).expect("loaded").cert {
+            Ok(c) if now > c.not_after => CheckStatus::Expired,
+            Ok(c) if now < c.not_before => CheckStatus::NotYetValid,
+            Ok(c) if c.not_after - now <= self.warn_within => CheckStatus::Expiring,
+            Ok(_) => CheckStatus::Ok,
+            Err(Problem::Missing(_)) => CheckStatus::Missing,
+            Err(Problem::External(..)) => CheckStatus::Unchecked,
+            Err(_) => CheckStatus::Unreadable,
+        };
+        (self.nodes.is_empty() || node()) && (self.statuses.is_empty() || self.statuses.contains(&state()))
+    }
 }
 
 /// Plan the renewal of these entries (or every leaf and kubeconfig with `all`).
@@ -445,6 +524,9 @@ fn renew_into(
     if targets.is_empty() {
         return Err(Error::Invalid("nothing to renew: name certificates (see kubepki plan) or use --all".into()));
     }
+    // --node and --status narrow what was named; nothing left is no error (nothing is due).
+    targets.retain(|e| opts.selects(tree, e, now));
+    let mut jobs = Vec::with_capacity(targets.len());
     for e in targets {
         let loaded = tree.inventory.get(&e.id).expect("loaded");
         let cert = match &loaded.cert {
@@ -453,8 +535,8 @@ fn renew_into(
                 // kubeadm's kubelet.conf points at the kubelet's rotated certificate; when that
                 // has expired the kubelet cannot rotate it. Embed a fresh credential, as
                 // kubeadm's own kubelet.conf does before the first rotation.
-                let p = e.cert().expect("a certificate").clone();
-                plan.issue(tree, e, &p, Key::New(tree.spec.key_algorithm), None, now)?;
+                let profile = e.cert().expect("a certificate").clone();
+                jobs.push(Job { entry: e, profile, key: Key::New(tree.spec.key_algorithm), before: None });
                 plan.notes.push((e.id.clone(), format!("referred to {}: now embeds a new credential", path.display())));
                 continue;
             }
@@ -466,8 +548,8 @@ fn renew_into(
             }
             Err(Problem::Unreadable(path, why)) if !opts.reuse_key => {
                 // Nothing of it can be kept: the catalog says what it is; a new key.
-                let p = e.cert().expect("a certificate").clone();
-                plan.issue(tree, e, &p, Key::New(tree.spec.key_algorithm), None, now)?;
+                let profile = e.cert().expect("a certificate").clone();
+                jobs.push(Job { entry: e, profile, key: Key::New(tree.spec.key_algorithm), before: None });
                 plan.notes.push((e.id.clone(), format!("{} was unreadable ({why}): issued anew", path.display())));
                 continue;
             }
@@ -479,8 +561,9 @@ fn renew_into(
         } else {
             Key::New(key_algorithm_of(cert, tree.spec.key_algorithm))
         };
-        plan.issue(tree, e, &profile, key, Some(cert), now)?;
+        jobs.push(Job { entry: e, profile, key, before: Some(cert) });
     }
+    plan.issue_all(tree, jobs, now)?;
     Ok(plan)
 }
 
@@ -558,6 +641,16 @@ fn join(sans: &[San]) -> String {
     sans.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
 }
 
+/// Notes as JSON: one `{"entry": ..., "note": ...}` each.
+pub fn notes_json<S: serde::Serializer>(notes: &[(EntryId, String)], s: S) -> std::result::Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Note<'a> {
+        entry: &'a EntryId,
+        note: &'a str,
+    }
+    s.collect_seq(notes.iter().map(|(entry, note)| Note { entry, note }))
+}
+
 /// The entries a node adds to the catalog (what `node add` issues).
 pub fn node_entries(spec: &ClusterSpec, name: &str) -> Vec<EntryId> {
     Catalog::build(spec).entries.into_iter().filter(|e| e.node() == Some(name)).map(|e| e.id).collect()
@@ -565,18 +658,31 @@ pub fn node_entries(spec: &ClusterSpec, name: &str) -> Vec<EntryId> {
 
 /// What `node remove` retires.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Removed {
     /// The node.
     pub node: String,
     /// Where its files were saved (none without a run, or if it had no files).
     pub backup: Option<PathBuf>,
-    /// Its certificates, which stay valid until they expire (Kubernetes has no revocation):
-    /// `(entry, serial, not after)`.
-    pub still_valid: Vec<(EntryId, String, String)>,
+    /// Its certificates, which stay valid until they expire (Kubernetes has no revocation).
+    pub still_valid: Vec<StillValid>,
     /// The static verify of the tree without the node.
     pub verify: Report,
     /// What the other nodes must receive and restart (none: the node's files just go).
     pub rollout: Vec<crate::operations::rollout::NodeRollout>,
+}
+
+/// A certificate of a retired node, valid until it expires.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StillValid {
+    /// The catalog entry.
+    pub entry: EntryId,
+    /// Its serial, hex.
+    pub serial: String,
+    /// NotAfter.
+    #[serde(with = "crate::report::json::rfc3339")]
+    pub not_after: OffsetDateTime,
 }
 
 /// Retire a node: its bundle moves to the backup directory; the cluster without it is verified.
@@ -599,7 +705,11 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
         .filter(|e| e.node() == Some(name))
         .filter_map(|e| {
             let c = tree.inventory.get(&e.id)?.cert.as_ref().ok()?;
-            (c.not_after > now).then(|| (e.id.clone(), c.serial.clone(), c.not_after.date().to_string()))
+            (c.not_after > now).then(|| StillValid {
+                entry: e.id.clone(),
+                serial: c.serial.clone(),
+                not_after: c.not_after,
+            })
         })
         .collect();
     // The node's files are removed in one journaled batch; the store saves them first in the

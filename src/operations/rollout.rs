@@ -15,6 +15,7 @@ use crate::model::spec::ClusterSpec;
 
 /// What one node (or several with the same change) must receive and restart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NodeRollout {
     /// The nodes (one, or every node with exactly this change).
     pub nodes: Vec<String>,
@@ -50,6 +51,16 @@ fn readers(file: &str) -> Vec<&'static str> {
         _ => {}
     }
     r
+}
+
+/// Whether metrics-server's Secret or manifest holds this file of the primary control plane
+/// (its certificates, the CAs it trusts, the manifest itself).
+fn metrics_server_reads(file: &str) -> bool {
+    let Some(rel) = file.strip_prefix("/etc/kubernetes/") else { return false };
+    rel.starts_with("pki/metrics-server")
+        || rel == crate::model::vocabulary::layout::METRICS_SERVER_ADDON
+        || rel == "pki/ca.crt"
+        || rel == "pki/front-proxy-ca.crt"
 }
 
 /// Where a file of the tree goes: `(node, path on it)`; `None` for kubepki's own files.
@@ -93,11 +104,20 @@ pub fn rollout(spec: &ClusterSpec, changed: &[PathBuf]) -> Vec<NodeRollout> {
             .flat_map(|f| readers(f))
             .filter(|c| !worker || matches!(*c, "kubelet" | "kube-proxy"))
             .collect();
-        let also = files
+        let mut also: Vec<String> = files
             .iter()
             .filter(|f| f.ends_with("/admin.conf"))
             .map(|f| format!("{f}: copy to ~/.kube/config wherever it is used"))
             .collect();
+        if node == primary && spec.has(crate::model::spec::Addon::MetricsServer) {
+            if let Some(f) = files.iter().find(|f| metrics_server_reads(f)) {
+                also.push(format!(
+                    "{f}{}: metrics-server reads it from its Secret: make the Secret anew and apply {} again (the commands in its header), then restart metrics-server (kubectl -n kube-system rollout restart deployment metrics-server)",
+                    if files.iter().filter(|f| metrics_server_reads(f)).count() > 1 { " and the others" } else { "" },
+                    crate::model::vocabulary::layout::METRICS_SERVER_ADDON,
+                ));
+            }
+        }
         let files: Vec<String> = files.iter().cloned().collect();
         let restart: Vec<&'static str> = restart.into_iter().collect();
         match groups.iter_mut().find(|g| g.files == files && g.restart == restart && g.also == also) {
@@ -164,5 +184,20 @@ mod tests {
         assert_eq!(r[0].restart, ["kubelet"], "a worker runs no apiserver");
         assert!(readers("/etc/kubernetes/pki/etcd/ca.crt").contains(&"etcd"));
         assert_eq!(readers("/etc/kubernetes/pki/ca.crt"), ["kube-apiserver", "kube-controller-manager", "kubelet"]);
+    }
+
+    #[test]
+    fn metrics_servers_files_say_to_make_its_secret_anew() {
+        let spec = ClusterSpec::builtin_default();
+        let r = rollout(&spec, &[PathBuf::from("pki/metrics-server.crt"), PathBuf::from("pki/metrics-server.key")]);
+        assert_eq!(r.len(), 1, "{r:#?}");
+        assert_eq!(r[0].nodes, ["controlplane"]);
+        assert_eq!(r[0].also.len(), 1, "{r:#?}");
+        assert!(r[0].also[0].contains("make the Secret anew") && r[0].also[0].contains("addons/metrics-server.yaml"));
+        // Without the add-on, or for a worker's copy of the CA: nothing about it.
+        let mut bare = spec.clone();
+        bare.addons.clear();
+        assert!(rollout(&bare, &[PathBuf::from("pki/ca.crt")])[0].also.is_empty());
+        assert!(rollout(&spec, &[PathBuf::from("nodes/node01/etc/kubernetes/pki/ca.crt")])[0].also.is_empty());
     }
 }

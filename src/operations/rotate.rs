@@ -94,13 +94,14 @@ fn read_state(root: &Path, ca: &str) -> Result<Option<State>> {
 
 /// Where the rotation of one CA stands.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RotationStatus {
     /// The CA (or `sa`).
     pub ca: String,
     /// The last phase done (`None`: no rotation under way).
     pub phase: Option<Phase>,
     /// When its `start` ran.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::report::json::rfc3339_option")]
     pub started: Option<OffsetDateTime>,
     /// The next command.
     pub next: Option<String>,
@@ -264,6 +265,13 @@ pub fn rotate_dry_run(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime) -
     run_phase(tree, ca, phase, now, true)
 }
 
+/// metrics-server's `APIService` is a trust point of the CA that signs its certificate: its
+/// `caBundle` follows the CA file (the add-on's manifest, when the tree has it).
+fn api_service_ca_bundle(tree: &Tree, ca: &str, pem: &str) -> Result<Option<(PathBuf, Vec<u8>, Mode)>> {
+    let rewritten = crate::operations::wiring::metrics_server::ca_bundle_rewritten(&tree.root, &tree.catalog, ca, pem)?;
+    Ok(rewritten.map(|(path, text)| (path, text, Mode::Public)))
+}
+
 fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: bool) -> Result<Applied> {
     crate::disk::tree::refuse_linked_dirs(&tree.root)?;
     crate::disk::issuance::check_appendable(&tree.root)?;
@@ -318,6 +326,7 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
             writes.push((cert_rel.clone(), bundle.clone().into_bytes(), Mode::Public));
             if !is_sa {
                 writes.extend(kubeconfigs_with_ca_data(tree, ca, &bundle, false)?);
+                writes.extend(api_service_ca_bundle(tree, ca, &bundle)?);
             }
             writes.push(state_file(&State { phase: Phase::Start, started: now }));
         }
@@ -386,6 +395,7 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
                 let new = CertInfo::from_pem(&new_pem, &tree.root.join(&dir).join("new.pem"))?;
                 changes.push(ca_change(tree, ca, cert_rel.clone(), Some(&old), &new, "the new CA's, alone"));
                 writes.extend(kubeconfigs_with_ca_data(tree, ca, &new_pem, true)?);
+                writes.extend(api_service_ca_bundle(tree, ca, &new_pem)?);
                 writes.extend(leaves_without_chain(tree, ca)?);
             }
             // The rotation's files leave the tree with the rest (saved first in the backup).

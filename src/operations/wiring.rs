@@ -3,7 +3,7 @@
 //! kubeadm writes them, with every setting of [`crate::model::topology::wiring`] naming that
 //! node's own files and every verification the PKI allows turned on); for every node its
 //! kubelet's `KubeletConfiguration`; for the cluster the RBAC objects kubepki's identities
-//! need beyond Kubernetes' defaults.
+//! need beyond Kubernetes' defaults, and the add-ons' manifests (`addons/metrics-server.yaml`).
 //!
 //! Written only where missing: a manifest that is there (kubeadm's, or one an operator edited)
 //! is audited by `verify`, never replaced.
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::model::catalog::Catalog;
-use crate::model::spec::{ClusterSpec, Node, Role};
+use crate::model::spec::{Addon, ClusterSpec, Node, Role};
 use crate::model::topology::wiring::{node_path, Want};
 use crate::model::topology::{ComponentKind, Topology};
 use crate::model::vocabulary::{entry, layout, ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT};
@@ -29,7 +29,10 @@ pub const KUBELET_CONFIG: &str = "var/lib/kubelet/config.yaml";
 /// kube-proxy's configuration, in its node's bundle.
 pub const KUBE_PROXY_CONFIG: &str = "var/lib/kube-proxy/config.yaml";
 
-/// Every wiring file of the cluster: tree-relative path and text.
+pub mod metrics_server;
+
+/// Every wiring file of the cluster: tree-relative path and text (metrics-server's manifest,
+/// which holds the CA certificate itself, is made with the tree: [`metrics_server::manifest_in`]).
 pub fn files(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     for node in spec.control_planes() {
@@ -60,7 +63,12 @@ pub fn files(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology) -> Vec<
 pub fn write_missing(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology, root: &Path) -> Result<usize> {
     let mut batch = crate::disk::store::Batch::new();
     let mut n = 0;
-    for (path, text) in files(spec, catalog, topology) {
+    let mut all = files(spec, catalog, topology);
+    let addon = PathBuf::from(layout::METRICS_SERVER_ADDON);
+    if spec.has(Addon::MetricsServer) && root.join(&addon).symlink_metadata().is_err() {
+        all.push((addon, metrics_server::manifest_in(spec, catalog, topology, root)?));
+    }
+    for (path, text) in all {
         if root.join(&path).symlink_metadata().is_err() {
             // Static pod manifests are 0600, as kubeadm writes them; the rest is public.
             let secret = path.parent().is_some_and(|d| d.ends_with(layout::MANIFESTS));

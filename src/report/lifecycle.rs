@@ -33,8 +33,8 @@ pub fn changes_text(changes: &[Change], notes: &[(EntryId, String)], dry_run: bo
         line(
             &mut out,
             "validity",
-            b.map(|b| format!("{} .. {}", b.not_before, b.not_after)),
-            format!("{} .. {}", after.not_before, after.not_after),
+            b.map(|b| format!("{} .. {}", b.not_before.date(), b.not_after.date())),
+            format!("{} .. {}", after.not_before.date(), after.not_after.date()),
         );
         let _ = writeln!(out, "    {:<9} {}", "key", after.key);
     }

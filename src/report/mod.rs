@@ -4,7 +4,9 @@ pub mod backup;
 pub mod check;
 pub mod explain;
 pub mod external;
+pub mod html;
 pub mod inspect;
+pub mod json;
 pub mod lifecycle;
 pub mod verify;
 
@@ -57,6 +59,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// The plan: what `init` would make, who talks to whom, and which setting of which
 /// component names which file.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan<'a> {
     /// The cluster.
     pub cluster: &'a ClusterSpec,

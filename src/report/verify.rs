@@ -1,7 +1,7 @@
 //! `verify`'s report, live handshakes and endpoint probes, for people.
 
 use crate::audit::handshake::EndpointReport;
-use crate::audit::verify::{LinkStatus, Report, Severity};
+use crate::audit::verify::{LinkStatus, Report};
 use std::fmt::Write;
 
 /// The live handshakes, one line per link.
@@ -48,7 +48,6 @@ pub fn endpoint_text(r: &EndpointReport) -> String {
 pub fn text(r: &Report, all: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "verify {} at {}", r.dir.display(), r.at.date());
-    let count = |s: LinkStatus| r.links.iter().filter(|l| l.status == s).count();
     let rows: Vec<Vec<String>> = r
         .links
         .iter()
@@ -77,19 +76,11 @@ pub fn text(r: &Report, all: bool) -> String {
         let _ = writeln!(out, "        found:    {}", f.found);
         let _ = writeln!(out, "        fix:      {}", f.fix);
     }
-    let sev = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count();
+    let (l, f) = (&r.summary.links, &r.summary.findings);
     let _ = writeln!(
         out,
         "\n{} links: {} ok, {} warning, {} broken, {} unverified, {} unknown; findings: {} error, {} warning, {} info",
-        r.links.len(),
-        count(LinkStatus::Ok),
-        count(LinkStatus::Warning),
-        count(LinkStatus::Broken),
-        count(LinkStatus::Unverified),
-        count(LinkStatus::Unknown),
-        sev(Severity::Error),
-        sev(Severity::Warning),
-        sev(Severity::Info)
+        l.total, l.ok, l.warning, l.broken, l.unverified, l.unknown, f.error, f.warning, f.info
     );
     out
 }

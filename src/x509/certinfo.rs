@@ -36,10 +36,10 @@ pub struct CertInfo {
     /// Serial number, hex.
     pub serial: String,
     /// NotBefore.
-    #[serde(with = "::time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub not_before: OffsetDateTime,
     /// NotAfter.
-    #[serde(with = "::time::serde::rfc3339")]
+    #[serde(with = "crate::report::json::rfc3339")]
     pub not_after: OffsetDateTime,
     /// BasicConstraints CA.
     pub is_ca: bool,
@@ -63,6 +63,14 @@ pub struct CertInfo {
     pub public_key_raw: Vec<u8>,
     /// Signature algorithm (`sha256WithRSAEncryption`, `ecdsa-with-SHA256`, ...).
     pub signature_algorithm: String,
+    /// The subject key identifier, if the certificate has one.
+    #[serde(skip)]
+    pub subject_key_id: Option<Vec<u8>>,
+    /// The authority key identifier's key id, if the certificate has one: the issuer's
+    /// subject key identifier, by the issuer's word (a hint, not a proof: see
+    /// [`CertInfo::is_signed_by`]).
+    #[serde(skip)]
+    pub authority_key_id: Option<Vec<u8>>,
     /// SHA-256 of the DER, hex with colons.
     pub sha256: String,
 }
@@ -119,6 +127,16 @@ impl CertInfo {
                 }
             }
         }
+        let (mut subject_key_id, mut authority_key_id) = (None, None);
+        for ext in x.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => subject_key_id = Some(id.0.to_vec()),
+                ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                    authority_key_id = aki.key_identifier.as_ref().map(|id| id.0.to_vec())
+                }
+                _ => {}
+            }
+        }
         let spki = x.public_key();
         let signature_algorithm = algorithm_name(&x.signature_algorithm.algorithm);
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
@@ -143,6 +161,8 @@ impl CertInfo {
             key: PublicKeyKind::of(spki),
             public_key_raw: spki.subject_public_key.data.to_vec(),
             signature_algorithm,
+            subject_key_id,
+            authority_key_id,
             sha256: hex_colons(digest.as_ref()),
         })
     }
@@ -173,6 +193,11 @@ impl CertInfo {
             .collect()
     }
 
+    /// Whether its signature uses SHA-1, which Go (since 1.18) and rustls refuse to verify.
+    pub fn signed_with_sha1(&self) -> bool {
+        self.signature_algorithm.to_ascii_lowercase().contains("sha1")
+    }
+
     /// Whether the certificate is valid at this instant.
     pub fn valid_at(&self, at: OffsetDateTime) -> bool {
         self.not_before <= at && at <= self.not_after
@@ -193,9 +218,12 @@ fn hex_colons(bytes: &[u8]) -> String {
 
 /// An algorithm's short name (`ecdsa-with-SHA256`), or its OID.
 pub(crate) fn algorithm_name(oid: &x509_parser::oid_registry::Oid) -> String {
-    x509_parser::oid_registry::OidRegistry::default()
-        .with_crypto()
-        .get(oid)
-        .map(|e| e.sn().to_string())
-        .unwrap_or_else(|| oid.to_id_string())
+    // SHA-1 signatures the registry has no name for: an audit must still see the SHA-1.
+    const SHA1_NAMES: [(&str, &str); 2] =
+        [("1.2.840.10045.4.1", "ecdsa-with-SHA1"), ("1.2.840.10040.4.3", "dsa-with-sha1")];
+    let id = oid.to_id_string();
+    if let Some((_, name)) = SHA1_NAMES.iter().find(|(o, _)| *o == id) {
+        return (*name).to_string();
+    }
+    x509_parser::oid_registry::OidRegistry::default().with_crypto().get(oid).map(|e| e.sn().to_string()).unwrap_or(id)
 }

@@ -165,7 +165,7 @@ fn check_of_a_fresh_tree_is_clean_and_lists_kubelet_certificates() {
         "nodes/node02/var/lib/kubelet/pki/kubelet.crt",
         "nodes/node02/etc/kubernetes/kubelet.conf",
         "kube-proxy.conf",
-        "pki/etcd/server.crt",
+        "etcd-server ",
     ] {
         assert!(text.contains(want), "{want}: {text}");
     }
@@ -207,15 +207,16 @@ fn check_of_the_kubeadm_fixture_finds_expired_leaves_and_good_cas() {
             .unwrap_or_else(|| panic!("{name}: {text}"))
             .to_string()
     };
-    for leaf in ["pki/apiserver.crt", "pki/etcd/server.crt", "admin.conf", "super-admin.conf", "scheduler.conf"] {
+    for leaf in ["apiserver", "etcd-server", "admin.conf", "super-admin.conf", "scheduler.conf"] {
         let r = row(leaf);
-        assert!(r.contains("2025-02-03") && r.contains("expired 117d ago") && r.trim_end().ends_with("expired"), "{r}");
+        assert!(r.contains("Feb 03, 2025 07:54 UTC") && r.contains("<invalid>"), "{r}");
+        assert!(r.trim_end().ends_with("expired 117d ago"), "{r}");
     }
-    assert!(row("pki/etcd/server.crt").contains("etcd-ca"));
-    assert!(row("pki/front-proxy-client.crt").contains("front-proxy-ca"));
-    for ca in ["pki/ca.crt", "pki/etcd/ca.crt", "pki/front-proxy-ca.crt"] {
+    assert!(row("etcd-server").contains("etcd-ca"));
+    assert!(row("front-proxy-client").contains("front-proxy-ca"));
+    for ca in ["ca", "etcd-ca", "front-proxy-ca"] {
         let r = row(ca);
-        assert!(r.contains("2034-02-01") && r.contains("self-signed") && r.trim_end().ends_with("ok"), "{r}");
+        assert!(r.contains("Feb 01, 2034 07:54 UTC") && r.contains(" 8y ") && r.trim_end().ends_with("ok"), "{r}");
     }
     let reference = row("kubelet.conf -> /var/lib/kubelet/pki/kubelet-client-current.pem");
     if !Path::new("/var/lib/kubelet/pki/kubelet-client-current.pem").exists() {
@@ -234,6 +235,127 @@ fn check_of_the_kubeadm_fixture_finds_expired_leaves_and_good_cas() {
     assert_eq!(api["authority"], "kubernetes");
 }
 
+/// The tables of `check`'s text: each table's rows, split into columns (two spaces or more
+/// apart), up to the first line that is not a row.
+fn tables(text: &str) -> Vec<(Vec<String>, Vec<Vec<String>>)> {
+    let split = |l: &str| -> Vec<String> {
+        l.split("  ").map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect()
+    };
+    let mut out = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(l) = lines.next() {
+        if l.starts_with("CERTIFICATE") {
+            let header = split(l);
+            let mut rows = Vec::new();
+            while let Some(r) = lines.peek().filter(|r| !r.is_empty() && r.contains("  ")) {
+                rows.push(split(r));
+                lines.next();
+            }
+            out.push((header, rows));
+        }
+    }
+    out
+}
+
+#[test]
+fn check_reads_like_kubeadm_certs_check_expiration() {
+    let env = TestEnv::new();
+    let tree = fixture_copy(&env);
+    let out = env.kubepki(&["check", "--dir", arg(&tree)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    let t = tables(&text);
+    // kubeadm's certificates: its names, its order, its columns, <invalid> once expired.
+    let (header, rows) = &t[0];
+    assert_eq!(
+        header,
+        &["CERTIFICATE", "EXPIRES", "RESIDUAL TIME", "CERTIFICATE AUTHORITY", "EXTERNALLY MANAGED", "STATUS"]
+    );
+    let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    let kubeadm = [
+        "admin.conf",
+        "apiserver",
+        "apiserver-etcd-client",
+        "apiserver-kubelet-client",
+        "controller-manager.conf",
+        "etcd-healthcheck-client",
+        "etcd-peer",
+        "etcd-server",
+        "front-proxy-client",
+        "scheduler.conf",
+        "super-admin.conf",
+    ];
+    assert_eq!(names, kubeadm, "{text}");
+    for r in rows {
+        assert_eq!(r[1], "Feb 03, 2025 07:54 UTC", "{r:?}");
+        assert_eq!(r[2], "<invalid>", "{r:?}");
+        assert_eq!(r[4], "no", "{r:?}");
+        assert!(r[5].starts_with("expired ") && r[5].ends_with(" ago"), "{r:?}");
+    }
+    let ca_of = |name: &str| rows.iter().find(|r| r[0] == name).unwrap()[3].clone();
+    assert_eq!(
+        (ca_of("apiserver"), ca_of("etcd-peer"), ca_of("front-proxy-client")),
+        ("ca".into(), "etcd-ca".into(), "front-proxy-ca".into())
+    );
+    // Then the CAs, in a table of their own.
+    let (header, cas) = &t[1];
+    assert_eq!(header, &["CERTIFICATE AUTHORITY", "EXPIRES", "RESIDUAL TIME", "EXTERNALLY MANAGED", "STATUS"]);
+    let names: Vec<&str> = cas.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(names, ["ca", "etcd-ca", "front-proxy-ca"]);
+    assert!(cas.iter().all(|r| r[1] == "Feb 01, 2034 07:54 UTC" && r[3] == "no" && r[4] == "ok"), "{cas:?}");
+
+    // The cluster CA's key gone: kubeadm's external-CA mode, for it and what it signed.
+    std::fs::remove_file(tree.join("pki/ca.key")).unwrap();
+    let text = stdout(&env.kubepki(&["check", "--dir", arg(&tree)]));
+    let t = tables(&text);
+    for r in &t[0].1 {
+        let external = if r[3] == "ca" { "yes" } else { "no" };
+        assert_eq!(r[4], external, "{r:?}");
+    }
+    let managed: Vec<(&str, &str)> = t[1].1.iter().map(|r| (r[0].as_str(), r[3].as_str())).collect();
+    assert_eq!(managed, [("ca", "yes"), ("etcd-ca", "no"), ("front-proxy-ca", "no")]);
+}
+
+#[test]
+fn check_names_node_bundle_copies_once_and_folds_a_large_cluster() {
+    let env = TestEnv::new();
+    let tree = env.init("tree", &[]);
+    let text = env.kubepki_ok(&["check", "--dir", arg(&tree)]);
+    // pki/ca.crt is in every node's bundle, byte for byte: one row, and one line naming them.
+    assert!(!text.contains("nodes/node01/etc/kubernetes/pki/ca.crt"), "{text}");
+    let line = text.lines().find(|l| l.contains("pki/ca.crt")).expect("the copies' line");
+    assert!(line.starts_with("  nodes/controlplane, nodes/node01, nodes/node02: "), "{line}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("ca ")).count(), 1, "{text}");
+    // A node's own kubelet.conf is no copy.
+    assert!(text.contains("\nnodes/node01/etc/kubernetes/kubelet.conf "), "{text}");
+    let every = env.kubepki_ok(&["check", "--dir", arg(&tree), "--all"]);
+    assert!(every.contains("\nnodes/node01/etc/kubernetes/pki/ca.crt "), "{every}");
+    let rows = |t: &str| tables(t).iter().map(|(_, r)| r.len()).sum::<usize>();
+    let json: serde_json::Value =
+        serde_json::from_str(&env.kubepki_ok(&["check", "--dir", arg(&tree), "-o", "json"])).unwrap();
+    let entries = json["entries"].as_array().unwrap();
+    assert_eq!(rows(&every), entries.len());
+    let copies = entries.iter().filter(|e| e["copyOf"].is_string()).count();
+    assert_eq!(rows(&text), entries.len() - copies);
+    let copy = entries.iter().find(|e| e["path"] == "nodes/node02/etc/kubernetes/pki/ca.crt").unwrap();
+    assert_eq!(copy["copyOf"], "pki/ca.crt");
+
+    // 60 workers: a row per kind of a node's file, --all for every one.
+    let config = env.write(
+        "pool.yaml",
+        "nodes:\n- {name: cp, role: control-plane, addresses: [127.0.0.1]}\nnodePools:\n- {namePattern: \"w{index:02}\", count: 60, firstAddress: 127.0.1.1}\n",
+    );
+    let big = env.init("big", &["--config", arg(&config), "--quiet"]);
+    let text = env.kubepki_ok(&["check", "--dir", arg(&big)]);
+    assert!(text.contains("\nnodes/<node>/etc/kubernetes/kubelet.conf × 60 "), "{text}");
+    assert!(text.contains("\nnodes/<node>/var/lib/kubelet/pki/kubelet.crt × 61 "), "{text}");
+    assert!(text.contains("(61 nodes: each kind"), "{text}");
+    assert!(!text.contains("nodes/w07/"), "{text}");
+    assert!(rows(&text) < 20, "{text}");
+    let every = env.kubepki_ok(&["check", "--dir", arg(&big), "--all"]);
+    assert!(every.contains("\nnodes/w07/etc/kubernetes/kubelet.conf "), "{every}");
+}
+
 #[test]
 fn check_shows_a_deleted_file_as_missing() {
     let env = TestEnv::new();
@@ -243,9 +365,12 @@ fn check_shows_a_deleted_file_as_missing() {
     let out = env.kubepki(&["check", "--dir", arg(&tree)]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
-    assert!(text.contains("!MISSING! pki/apiserver.crt") && text.contains("!MISSING! scheduler.conf"), "{text}");
-    let first = text.lines().nth(1).unwrap();
-    assert!(first.starts_with("!MISSING!") && first.trim_end().ends_with("missing"), "missing first: {first}");
+    // In kubeadm's order, as kubeadm shows them.
+    for missing in ["apiserver", "scheduler.conf"] {
+        let line = text.lines().find(|l| l.starts_with(&format!("!MISSING! {missing} "))).expect(missing);
+        assert!(line.trim_end().ends_with("missing"), "{line}");
+    }
+    assert!(text.lines().nth(2).unwrap().starts_with("!MISSING! apiserver "), "{text}");
     assert!(text.contains("2 missing"), "{text}");
 }
 
@@ -281,8 +406,8 @@ fn graph_draws_every_link_in_svg_dot_and_mermaid() {
     let env = TestEnv::new();
     let svg = env.kubepki_ok(&["graph"]);
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.trim_end().ends_with("</svg>"));
-    assert_eq!(svg.matches("class=\"link\"").count(), 16);
-    assert_eq!(svg.matches("class=\"component\"").count(), 14);
+    assert_eq!(svg.matches("class=\"link\"").count(), 20);
+    assert_eq!(svg.matches("class=\"component\"").count(), 15);
     for id in ["kube-apiserver@controlplane", "etcd@controlplane", "kubelet@node02", "kubectl-super-admin"] {
         assert!(svg.contains(&format!("data-id=\"{id}\"")), "{id}");
     }
@@ -290,12 +415,12 @@ fn graph_draws_every_link_in_svg_dot_and_mermaid() {
     let mermaid = env.kubepki_ok(&["graph", "-o", "mermaid"]);
     let plan: serde_json::Value = serde_json::from_str(&env.kubepki_ok(&["plan", "-o", "json"])).unwrap();
     let links = plan["topology"]["links"].as_array().unwrap();
-    assert_eq!(links.len(), 16);
+    assert_eq!(links.len(), 20);
     for l in links {
         let edge = format!("\"{}\" -> \"{}\"", l["client"].as_str().unwrap(), l["server"].as_str().unwrap());
         assert!(dot.contains(&edge), "{edge}");
     }
-    assert_eq!(mermaid.lines().filter(|l| l.contains("->|")).count(), 16, "{mermaid}");
+    assert_eq!(mermaid.lines().filter(|l| l.contains("->|")).count(), 20, "{mermaid}");
     let out = env.path().join("pic.svg");
     assert!(env.kubepki_ok(&["graph", "--out", arg(&out)]).is_empty());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), svg);

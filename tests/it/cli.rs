@@ -16,13 +16,13 @@ fn plan_writes_nothing_and_lists_files_and_links() {
     assert!(text.contains("kubelet@node01 -> kube-apiserver@controlplane"), "{text}");
     let json: serde_json::Value = serde_json::from_str(&env.kubepki_ok(&["plan", "-o", "json"])).unwrap();
     let entries = json["catalog"]["entries"].as_array().unwrap();
-    assert_eq!(entries.len(), 22);
+    assert_eq!(entries.len(), 24, "22 and metrics-server's 2");
     let api = entries.iter().find(|e| e["id"] == "apiserver@controlplane").unwrap();
     assert_eq!(api["subject"]["cn"], "kube-apiserver");
     assert_eq!(api["issuer"], "ca");
     assert_eq!(api["kind"], "leaf");
     assert!(api["sans"].as_array().unwrap().contains(&"IP:10.96.0.1".into()));
-    assert_eq!(json["topology"]["links"].as_array().unwrap().len(), 16);
+    assert_eq!(json["topology"]["links"].as_array().unwrap().len(), 20);
     assert_eq!(std::fs::read_dir(env.path()).unwrap().count(), 0, "plan wrote something");
 }
 
@@ -30,7 +30,7 @@ fn plan_writes_nothing_and_lists_files_and_links() {
 fn init_defaults_to_kubernetes_in_the_working_directory() {
     let env = TestEnv::new();
     let out = env.kubepki_ok(&["init"]);
-    assert!(out.contains("22 created, 0 kept, 0 replaced"), "{out}");
+    assert!(out.contains("24 created, 0 kept, 0 replaced"), "{out}");
     assert!(env.path().join("kubernetes/pki/ca.crt").is_file());
     assert!(env.path().join("kubernetes/nodes/node02/etc/kubernetes/kubelet.conf").is_file());
     // The description is recorded, and every certificate signed is logged.
@@ -38,14 +38,14 @@ fn init_defaults_to_kubernetes_in_the_working_directory() {
         kubepki::model::spec::ClusterSpec::load(&env.path().join("kubernetes/.kubepki/cluster.json")).unwrap();
     assert_eq!(recorded.nodes, kubepki::model::spec::ClusterSpec::builtin_default().nodes);
     let log = kubepki::disk::issuance::read(&env.path().join("kubernetes")).unwrap();
-    assert_eq!(log.len(), 21, "21 certificates (the sa key pair is not one)");
+    assert_eq!(log.len(), 23, "23 certificates (the sa key pair is not one)");
     assert!(log
         .iter()
         .any(|r| r.entry.as_deref() == Some("apiserver@controlplane") && r.sans.contains(&"IP:10.96.0.1".into())));
     env.kubepki_ok(&["init"]);
     assert_eq!(
         kubepki::disk::issuance::read(&env.path().join("kubernetes")).unwrap().len(),
-        21,
+        23,
         "a re-run signs nothing"
     );
 }
@@ -56,7 +56,7 @@ fn rerun_keeps_everything_and_fills_gaps() {
     let tree = env.init("tree", &[]);
     let before = snapshot(&tree);
     let out = env.kubepki_ok(&["init", "--dir", tree.to_str().unwrap()]);
-    assert!(out.contains("0 created, 22 kept, 0 replaced; 0 files copied"), "{out}");
+    assert!(out.contains("0 created, 24 kept, 0 replaced; 0 files copied"), "{out}");
     assert_eq!(snapshot(&tree), before, "a re-run changed files");
 
     // A lost leaf, a lost kubeconfig and a lost bundle copy are made again; nothing else moves.
@@ -66,7 +66,7 @@ fn rerun_keeps_everything_and_fills_gaps() {
     let out = env.kubepki_ok(&["init", "--dir", tree.to_str().unwrap()]);
     // Copies: the new apiserver.crt, .key and scheduler.conf into the primary's bundle, and
     // the lost ca.crt into node01's.
-    assert!(out.contains("2 created, 20 kept, 0 replaced; 4 files copied"), "{out}");
+    assert!(out.contains("2 created, 22 kept, 0 replaced; 4 files copied"), "{out}");
     let after = snapshot(&tree);
     for (path, bytes) in before.iter().filter(|(p, _)| !p.starts_with(".kubepki")) {
         let name = path.to_str().unwrap();
@@ -127,7 +127,7 @@ fn an_existing_ca_is_never_replaced_without_replace_ca() {
     );
     // And the result is consistent: a plain re-run keeps all of it.
     let out = env.kubepki_ok(&["init", "--dir", tree.to_str().unwrap()]);
-    assert!(out.contains("0 created, 22 kept"), "{out}");
+    assert!(out.contains("0 created, 24 kept"), "{out}");
 }
 
 #[test]

@@ -99,3 +99,60 @@ fn a_san_added_is_recorded_and_kept_by_init_force_renew_and_node_add() {
     assert!(!has_san());
     assert!(recorded(&tree)["certSANs"].as_object().is_none_or(|m| m.is_empty()));
 }
+
+/// `--update-description` reissues what the change implies and nothing else: a new apiserver
+/// SAN reissues the apiserver certificates only; a new endpoint the kubeconfigs that dial it.
+/// No CA, key pair or unrelated certificate changes, and `--force` is not needed.
+#[test]
+fn an_updated_description_reissues_only_what_it_changes() {
+    let env = TestEnv::new();
+    let ha = env.write("ha.yaml", HA);
+    let tree = env.init("tree", &["--config", ha.to_str().unwrap()]);
+    let dir = tree.to_str().unwrap();
+    let before = crate::support::snapshot(&tree);
+    let changed = |before: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>| -> Vec<String> {
+        let after = crate::support::snapshot(&tree);
+        let mut c: Vec<String> = after
+            .iter()
+            .filter(|(p, bytes)| !p.to_string_lossy().starts_with(".kubepki") && before.get(*p) != Some(bytes))
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        c.sort();
+        c
+    };
+
+    // One more SAN on the apiserver: the three apiserver certificates (one per control plane).
+    let more_sans = env.write("more-sans.yaml", &HA.replace("[lb.example.com]", "[lb.example.com, api.example.com]"));
+    let out = env.kubepki(&["init", "--dir", dir, "--config", more_sans.to_str().unwrap(), "--update-description"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let c = changed(&before);
+    assert!(!c.is_empty());
+    assert!(c.iter().all(|p| p.ends_with("pki/apiserver.crt") || p.ends_with("pki/apiserver.key")), "{c:?}");
+    assert_eq!(c.iter().filter(|p| p.starts_with("nodes/") && p.ends_with("apiserver.crt")).count(), 3, "{c:?}");
+    env.kubepki_ok(&["verify", "--dir", dir]);
+
+    // Another endpoint: the kubeconfigs that dial it, no certificate's key pair elsewhere.
+    let before = crate::support::snapshot(&tree);
+    let moved = env.write(
+        "moved.yaml",
+        &HA.replace("[lb.example.com]", "[lb.example.com, api.example.com]")
+            .replace("controlPlaneEndpoint: lb.example.com:6443", "controlPlaneEndpoint: api.example.com:6443"),
+    );
+    let out = env.kubepki(&["init", "--dir", dir, "--config", moved.to_str().unwrap(), "--update-description"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let c = changed(&before);
+    assert!(c.iter().any(|p| p.ends_with("admin.conf")), "{c:?}");
+    assert!(c.iter().all(|p| p.ends_with(".conf")), "only kubeconfigs dial the endpoint: {c:?}");
+    for ca in ["pki/ca.crt", "pki/ca.key", "pki/etcd/ca.crt", "pki/front-proxy-ca.crt", "pki/sa.key"] {
+        assert_eq!(before.get(std::path::Path::new(ca)), crate::support::snapshot(&tree).get(std::path::Path::new(ca)));
+    }
+    let admin = std::fs::read_to_string(tree.join("admin.conf")).unwrap();
+    assert!(admin.contains("https://api.example.com:6443"), "{admin}");
+    env.kubepki_ok(&["verify", "--dir", dir]);
+
+    // Without --update-description, a tree whose leaves no longer match is not rewritten by init.
+    let before = crate::support::snapshot(&tree);
+    let out = env.kubepki(&["init", "--dir", dir, "--config", ha.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(crate::support::snapshot(&tree), before);
+}

@@ -84,7 +84,7 @@ fn csr_sign_import_round_trip_verifies_clean() {
     let env = TestEnv::new();
     let (tree, leaves) = external_tree(&env, "tree");
     let dir = tree.to_str().unwrap();
-    assert_eq!(leaves.len(), 18);
+    assert_eq!(leaves.len(), 20);
     for (f, m) in [("pki/apiserver.csr", 0o600), ("pki/apiserver.key", 0o600), ("admin.conf.csr", 0o600)] {
         assert_eq!(mode(&tree.join(f)), m, "{f}");
     }
@@ -106,16 +106,16 @@ fn csr_sign_import_round_trip_verifies_clean() {
     assert!(tree.join("pki/apiserver.crt").is_file());
     assert!(tree.join("admin.conf.crt").is_file());
     let log = std::fs::read_to_string(tree.join(".kubepki/issued.jsonl")).unwrap();
-    assert_eq!(log.lines().filter(|l| l.contains("\"command\":\"sign\"")).count(), 18, "{log}");
+    assert_eq!(log.lines().filter(|l| l.contains("\"command\":\"sign\"")).count(), 20, "{log}");
     assert!(log.contains("\"entry\":\"apiserver@controlplane\""), "{log}");
 
     let out = env.kubepki(&["import", "--dir", dir]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "import: {}\n{text}", stderr(&out));
-    assert!(text.contains("18 imported"), "{text}");
+    assert!(text.contains("20 imported"), "{text}");
     assert!(text.contains("roll out, per node:") && text.contains("/etc/kubernetes/pki/apiserver.crt"), "{text}");
     assert!(text.contains("node01, node02: ") && text.contains("restart: kube-proxy, kubelet"), "{text}");
-    assert!(text.contains("16 links: 16 ok, 0 warning, 0 broken"), "{text}");
+    assert!(text.contains("20 links: 20 ok, 0 warning, 0 broken"), "{text}");
     for spent in ["admin.conf.key", "admin.conf.csr", "admin.conf.crt", "pki/apiserver.csr"] {
         assert!(!tree.join(spent).exists(), "{spent} left behind");
     }

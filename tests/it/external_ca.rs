@@ -63,7 +63,7 @@ fn a_generated_tree_without_its_ca_key_is_externally_managed() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("info    externally-managed pki/ca.key"), "{text}");
-    assert!(text.contains("16 links: 16 ok") && text.contains("0 error"), "{text}");
+    assert!(text.contains("20 links: 20 ok") && text.contains("0 error"), "{text}");
     // check: kubeadm's EXTERNALLY MANAGED column, for the CA and what it signed only.
     let (code, rows) = check_rows(&env, &tree);
     assert_eq!(code, Some(0));

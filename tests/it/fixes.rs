@@ -308,3 +308,139 @@ fn every_expired_leaf_of_the_real_kubeadm_tree_is_fixed_by_renew() {
     assert!(!after.iter().any(|(c, _)| c == "expired"), "{after:?}");
     assert_eq!(cas(&root, &catalog), before, "a CA changed");
 }
+
+impl Seeded {
+    /// Sign `id`'s certificate with real openssl from `ca`'s key, with the catalog's subject
+    /// and client usage, and `how` (a digest, a serial): what kubepki itself never makes.
+    /// `key` replaces the leaf's key when given (a weak one).
+    fn openssl_sign(&self, id: &str, ca: &str, key: Option<&Path>, how: &[&str]) {
+        let leaf = self.leaf(id);
+        let Store::Files { cert, key: home_key } = &leaf.store else { panic!("{id} is not in files") };
+        let work = self.env.path().join(format!("openssl-{id}"));
+        std::fs::create_dir_all(&work).unwrap();
+        if let Some(k) = key {
+            self.write(home_key, &std::fs::read(k).unwrap());
+        }
+        let key = self.root.join(home_key);
+        let mut subject = format!("/CN={}", leaf.profile.subject.cn);
+        for o in &leaf.profile.subject.orgs {
+            subject = format!("/O={o}{subject}");
+        }
+        let (ca_cert, ca_key) = self.catalog.get(ca).unwrap().cert_and_key_files().unwrap();
+        std::fs::write(
+            work.join("ext.cnf"),
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(&work).output().unwrap();
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        openssl(&["req", "-new", "-key", key.to_str().unwrap(), "-subj", &subject, "-out", "req.csr"]);
+        let (ca_cert, ca_key) = (self.root.join(ca_cert), self.root.join(ca_key));
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            "req.csr",
+            "-CA",
+            ca_cert.to_str().unwrap(),
+            "-CAkey",
+            ca_key.to_str().unwrap(),
+            "-days",
+            "300",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "leaf.crt",
+        ];
+        args.extend(how);
+        openssl(&args);
+        self.write(cert, &std::fs::read(work.join("leaf.crt")).unwrap());
+    }
+
+    /// The serial of a certificate in the tree, in hex as openssl takes it.
+    fn serial_hex(&self, rel: &str) -> String {
+        let path = self.root.join(rel);
+        let info =
+            kubepki::x509::certinfo::CertInfo::from_pem(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        format!("0x{}", info.serial.replace(':', ""))
+    }
+}
+
+#[test]
+fn weak_signatures_keys_serials_and_near_expiry_are_fixed_by_renew() {
+    let now = OffsetDateTime::now_utc();
+    let cases: Vec<(&str, Seed)> = vec![
+        // One year's validity that started 360 days ago: 5 days left, inside the 30-day warning.
+        (
+            "expiring",
+            Box::new(move |t: &Seeded| {
+                t.reissue("apiserver-etcd-client", "etcd-ca", now - Duration::days(360), |_| {})
+            }),
+        ),
+        ("sha1", Box::new(|t: &Seeded| t.openssl_sign("apiserver-etcd-client", "etcd-ca", None, &["-sha1"]))),
+        (
+            "weak-key",
+            Box::new(|t: &Seeded| {
+                let weak = t.env.path().join("weak.key");
+                let out = Command::new("openssl").args(["genrsa", "-out"]).arg(&weak).arg("1024").output().unwrap();
+                assert!(out.status.success());
+                t.openssl_sign("apiserver-etcd-client", "etcd-ca", Some(&weak), &["-sha256"])
+            }),
+        ),
+        (
+            "duplicate-serial",
+            Box::new(|t: &Seeded| {
+                let serial = t.serial_hex("pki/etcd/healthcheck-client.crt");
+                t.openssl_sign("apiserver-etcd-client", "etcd-ca", None, &["-sha256", "-set_serial", &serial])
+            }),
+        ),
+    ];
+    for (code, seed) in cases {
+        let t = Seeded::new();
+        let fixes = fixed_by_its_fix(&t, code, |t| seed(t));
+        assert!(fixes.iter().all(|f| f.starts_with("kubepki renew ")), "{code}: {fixes:?}");
+    }
+}
+
+/// A CA near its end is never reissued in place: its fix starts a rotation, and the rotation's
+/// three phases (each what `rotate-ca status` names next) leave CAs that are not expiring. On
+/// the real kubeadm tree, whose CAs were made in 2024 (a CA made today would end when the one
+/// it replaces does).
+#[test]
+fn every_expiring_ca_of_the_real_kubeadm_tree_is_fixed_by_its_rotation() {
+    let env = TestEnv::new();
+    let root = kubeadm_fixture(&env, true);
+    let dir = root.to_str().unwrap();
+    let ca_end = {
+        let path = root.join("pki/ca.crt");
+        kubepki::x509::certinfo::CertInfo::from_pem(&std::fs::read_to_string(&path).unwrap(), &path).unwrap().not_after
+    };
+    let at = (ca_end - Duration::days(10)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let ca_fixes = || -> Vec<(String, String)> {
+        let out = env.kubepki(&["verify", "--dir", dir, "--at", &at, "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["code"] == "expiring" && f["entry"].as_str().is_some_and(|e| e.ends_with("ca")))
+            .map(|f| (f["entry"].as_str().unwrap().to_string(), f["fix"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let fixes = ca_fixes();
+    let names: Vec<&str> = fixes.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(names, ["ca", "etcd-ca", "front-proxy-ca"], "{fixes:?}");
+    for (ca, fix) in &fixes {
+        assert_eq!(fix, &format!("kubepki rotate-ca {ca} start --dir {dir}"));
+        run_fix(&env, fix);
+        for phase in ["reissue", "finish"] {
+            let status = env.kubepki_ok(&["rotate-ca", "status", "--dir", dir]);
+            assert!(status.contains(&format!("rotate-ca {ca} {phase}")), "{status}");
+            let out = env.kubepki(&["rotate-ca", ca, phase, "--dir", dir]);
+            assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    assert!(ca_fixes().is_empty(), "{:?}", ca_fixes());
+}

@@ -136,7 +136,7 @@ fn renew_reuse_key_and_every_kubelet_conf() {
         "the bundle copy follows"
     );
     let log = kubepki::disk::issuance::read(&dir).unwrap();
-    assert_eq!(log.iter().filter(|r| r.command == "init").count(), 21, "init logs each certificate it signs");
+    assert_eq!(log.iter().filter(|r| r.command == "init").count(), 23, "init logs each certificate it signs");
     assert_eq!(log.iter().filter(|r| r.command == "renew").count(), 4);
 }
 

@@ -60,7 +60,7 @@ fn a_rotation_says_what_each_phase_needs_rolled_out_first() {
     let changes = r["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 1, "{r:#}");
     assert_eq!(changes[0]["entry"], "ca");
-    assert_ne!(changes[0]["before"]["issuer_key"], changes[0]["after"]["issuer_key"], "{r:#}");
+    assert_ne!(changes[0]["before"]["issuerKey"], changes[0]["after"]["issuerKey"], "{r:#}");
     let (files, restart) = group(&r["rollout"], "node01");
     assert_eq!(
         files,
@@ -75,7 +75,7 @@ fn a_rotation_says_what_each_phase_needs_rolled_out_first() {
     assert_eq!(ca["phase"], "start");
     assert_eq!(ca["next"], "kubepki rotate-ca ca reissue");
     assert!(ca["started"].as_str().unwrap().starts_with("20"));
-    assert_eq!(ca["roll_out_first"], r["rollout"], "what start changed is what reissue needs first");
+    assert_eq!(ca["rollOutFirst"], r["rollout"], "what start changed is what reissue needs first");
     let text = env.kubepki_ok(&["rotate-ca", "status", "--dir", d]);
     assert!(text.contains("ca: phase Start done (rotation started 20"), "{text}");
     assert!(text.contains("before it, every node must have what that phase changed"), "{text}");

@@ -21,9 +21,9 @@ fn pool(workers: usize) -> String {
 }
 
 /// Entries of a cluster with one control plane: 3 CAs, sa, 4 shared leaves, 3 shared
-/// kubeconfigs, 7 for the control plane, 2 per worker.
+/// kubeconfigs, metrics-server's 2, 7 for the control plane, 2 per worker.
 fn entries(workers: usize) -> usize {
-    18 + 2 * workers
+    20 + 2 * workers
 }
 
 #[test]

@@ -429,6 +429,8 @@ fn line_context(body: &str, before: Option<&str>, after: Option<&str>) -> Eviden
         e.program = Some(Program::Etcd);
     } else if body.contains("Unable to connect to the server") || body.contains("You must be logged in to the server") {
         e.program = Some(Program::Kubectl);
+    } else if body.contains("Failed to scrape node") || body.contains("scraper.go") {
+        e.program = Some(Program::MetricsServer);
     }
     if let Some(subject) = before.and_then(subject_line) {
         e.subject_cn = Some(subject);

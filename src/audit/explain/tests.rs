@@ -145,3 +145,13 @@ fn any_text_is_read_without_panicking() {
         let _ = recognise(s);
     }
 }
+
+#[test]
+fn metrics_servers_scrape_without_ip_sans_is_its_own() {
+    let m = one(
+        "E1130 10:00:00.000000       1 scraper.go:149] \"Failed to scrape node\" err=\"Get \\\"https://10.0.23.26:10250/metrics/resource\\\": x509: cannot validate certificate for 10.0.23.26 because it doesn't contain any IP SANs\" node=\"w1\"",
+    );
+    assert_eq!(m.cause, Cause::NoIpSans);
+    assert_eq!(m.evidence.program, Some(Program::MetricsServer));
+    assert_eq!(m.evidence.address.as_deref(), Some("10.0.23.26:10250"));
+}

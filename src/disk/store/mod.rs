@@ -223,6 +223,34 @@ fn umask_keeps(bits: u32) -> bool {
     umask.is_some_and(|m| m & bits == 0)
 }
 
+/// Link each `(existing, new)` pair (a second name for the same file: its bytes and mode, no
+/// copy) and make the new names durable; returns the pairs that could not be linked (another
+/// filesystem, or one without hard links), for the caller to copy.
+pub(crate) fn link_durably(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<&(PathBuf, PathBuf)>> {
+    use rayon::prelude::*;
+    let mut dirs: Vec<&Path> = pairs.iter().map(|(_, new)| parent(new)).collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs.par_iter().try_for_each(|d| make_dirs(d))?;
+    let failed: Vec<&(PathBuf, PathBuf)> = pairs
+        .par_iter()
+        .map(|pair| match fs::hard_link(&pair.0, &pair.1) {
+            Ok(()) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::io(&pair.1, "link", e)),
+            Err(_) => Ok(Some(pair)),
+        })
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    // Many folders: one sync of the filesystem costs less than one per folder.
+    match dirs.first() {
+        Some(first) if dirs.len() >= 64 => sync_filesystem(first)?,
+        _ => dirs.iter().try_for_each(|d| sync_dir(d))?,
+    }
+    Ok(failed)
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, "sync directory", e))
 }

@@ -68,7 +68,8 @@ fn the_primary_control_plane_is_exactly_kubeadms_tree() {
         .iter()
         .flat_map(|e| e.files())
         .map(|(f, _)| f.display().to_string())
-        .filter(|f| !f.starts_with("nodes/") && f != "kube-proxy.conf")
+        // kubepki's additions: kube-proxy's kubeconfig and the metrics-server add-on's certificates.
+        .filter(|f| !f.starts_with("nodes/") && f != "kube-proxy.conf" && !f.starts_with("pki/metrics-server"))
         .collect();
     let kubeadm: BTreeSet<String> = [
         "admin.conf",
@@ -280,7 +281,7 @@ fn properties_set_by_the_builder_not_by_name_matching() {
     added.dedup();
     added.sort_unstable();
     added.dedup();
-    assert_eq!(added, ["kube-proxy.conf", "kubelet-serving"]);
+    assert_eq!(added, ["kube-proxy.conf", "kubelet-serving", "metrics-server", "metrics-server-kubelet-client"]);
 }
 
 #[test]
@@ -295,4 +296,27 @@ fn entry_ids_read_back_as_written_and_refuse_other_names() {
     for bad in ["apiserver-x", "kubelet.conf@Node_01", "", "@node01"] {
         assert!(bad.parse::<EntryId>().is_err(), "{bad:?} accepted");
     }
+}
+
+#[test]
+fn metrics_server_serves_its_service_names_and_scrapes_with_a_client_certificate() {
+    let c = Catalog::build(&ClusterSpec::builtin_default());
+    let serving = c.get("metrics-server").unwrap();
+    let p = serving.cert().unwrap();
+    assert_eq!(p.subject.cn, "metrics-server");
+    assert_eq!(p.ext_key_usage, [ExtKeyUsage::ServerAuth]);
+    for name in ["metrics-server.kube-system.svc", "metrics-server.kube-system.svc.cluster.local"] {
+        assert!(p.sans.contains(&San::Dns(name.into())), "{name}");
+    }
+    assert_eq!(serving.issuer().map(|i| i.as_str()), Some("ca"), "the APIService's caBundle holds the cluster CA");
+    assert_eq!(serving.cert_and_key_files().unwrap().0, Path::new("pki/metrics-server.crt"));
+    let client = c.get("metrics-server-kubelet-client").unwrap();
+    assert_eq!(client.cert().unwrap().ext_key_usage, [ExtKeyUsage::ClientAuth]);
+    assert_eq!(client.issuer().map(|i| i.as_str()), Some("ca"), "kubelets trust the cluster CA for clients");
+    assert_eq!(serving.audience, Audience::Primary, "a Secret's content, not a node's file");
+    // A cluster without the add-on has neither.
+    let mut bare = ClusterSpec::builtin_default();
+    bare.addons.clear();
+    let c = Catalog::build(&bare);
+    assert!(c.get("metrics-server").is_none() && c.get("metrics-server-kubelet-client").is_none());
 }

@@ -101,6 +101,8 @@ pub(super) fn read(text: &str, path: &Path) -> Result<ClusterSpec> {
             leaf: strings(&cluster, c, &["certificateValidityPeriod"])?,
         }),
         ca_layout: None,
+        // kubeadm installs no metrics-server.
+        addons: Some(vec![]),
         nodes: vec![NodeFile { name, role: Role::ControlPlane, addresses: vec![address], dns_names: vec![] }],
         node_pools: vec![],
     };

@@ -171,7 +171,7 @@ const API_CLIENTS: &[LinkKind] = &[
     LinkKind::KubeProxyToApiServer,
     LinkKind::KubeletToApiServer,
 ];
-const KUBELET_CLIENTS: &[LinkKind] = &[ApiServerToKubelet];
+const KUBELET_CLIENTS: &[LinkKind] = &[ApiServerToKubelet, MetricsServerToKubelet];
 
 /// A setting that decides the links of `switches` without naming a file.
 const fn check(
@@ -185,8 +185,10 @@ const fn check(
     Setting { component, name, want, required: false, switches, role, cis }
 }
 
-use ComponentKind::{ApiServer, ControllerManager, Etcd, KubeProxy, Kubelet, Scheduler};
-use LinkKind::{AdminToApiServer, ApiServerToAggregated, ApiServerToEtcd, ApiServerToKubelet, EtcdPeer};
+use ComponentKind::{ApiServer, ControllerManager, Etcd, KubeProxy, Kubelet, MetricsServer, Scheduler};
+use LinkKind::{
+    AdminToApiServer, ApiServerToAggregated, ApiServerToEtcd, ApiServerToKubelet, EtcdPeer, MetricsServerToKubelet,
+};
 use Part::{Cert, Key};
 use Side::{Client, Server};
 
@@ -535,6 +537,85 @@ pub const SETTINGS: &[Setting] = &[
         "its credential (link 5)",
         None,
     ),
+    // metrics-server (the add-on): server of link 11 (the apiserver proxies to it), client of
+    // every kubelet (link 12). Its Deployment's args, and its APIService's fields.
+    setting(
+        MetricsServer,
+        "--tls-cert-file",
+        presents(ApiServerToAggregated, Server, Cert),
+        "its serving certificate (link 11); unset, it self-signs one the apiserver cannot verify",
+        None,
+    ),
+    setting(MetricsServer, "--tls-private-key-file", presents(ApiServerToAggregated, Server, Key), "its serving key", None),
+    setting(
+        MetricsServer,
+        "--requestheader-client-ca-file",
+        trusts(ApiServerToAggregated, Server),
+        "the front-proxy CA: the apiserver's proxied requests are checked with it (link 11)",
+        None,
+    ),
+    setting(
+        MetricsServer,
+        "--kubelet-client-certificate",
+        presents(MetricsServerToKubelet, Client, Cert),
+        "its client certificate for kubelets (link 12)",
+        None,
+    ),
+    setting(
+        MetricsServer,
+        "--kubelet-client-key",
+        presents(MetricsServerToKubelet, Client, Key),
+        "its client key for kubelets",
+        None,
+    ),
+    // Unset, metrics-server verifies kubelets with its in-cluster CA (the service account's
+    // ca.crt, the cluster CA): still verified, so not required; set, it must hold that CA.
+    Setting {
+        required: false,
+        ..setting(
+            MetricsServer,
+            "--kubelet-certificate-authority",
+            trusts(MetricsServerToKubelet, Client),
+            "the CA of kubelets' serving certificates (link 12)",
+            None,
+        )
+    },
+    Setting {
+        component: MetricsServer,
+        name: "--kubelet-insecure-tls",
+        want: Want::NotTrue,
+        required: false,
+        switches: &[MetricsServerToKubelet],
+        role: "metrics-server does not verify kubelets' serving certificates (link 12); kubepki's carry the nodes' IP SANs, so --kubelet-certificate-authority does",
+        cis: None,
+    },
+    Setting {
+        component: MetricsServer,
+        name: "--deprecated-kubelet-completely-insecure",
+        want: Want::NotTrue,
+        required: false,
+        switches: &[MetricsServerToKubelet],
+        role: "metrics-server scrapes kubelets over plain HTTP, without TLS or authentication (link 12)",
+        cis: None,
+    },
+    Setting {
+        component: MetricsServer,
+        name: API_SERVICE_CA_BUNDLE,
+        want: trusts(ApiServerToAggregated, Client),
+        required: true,
+        switches: &[],
+        role: "the CA the apiserver verifies metrics-server's serving certificate with (link 11)",
+        cis: None,
+    },
+    Setting {
+        component: MetricsServer,
+        name: API_SERVICE_INSECURE,
+        want: Want::NotTrue,
+        required: false,
+        switches: &[ApiServerToAggregated],
+        role: "the apiserver does not verify metrics-server's serving certificate (link 11)",
+        cis: None,
+    },
 ];
 
 /// Whether a cipher suite (Go's name) is weak: every suite `tls.InsecureCipherSuites()` lists
@@ -552,10 +633,32 @@ pub fn below_tls12(value: &str) -> bool {
     matches!(v.as_str(), "TLS10" | "TLS11" | "SSL30")
 }
 
+/// The `APIService` field that holds the CA its server's certificate is verified with.
+pub const API_SERVICE_CA_BUNDLE: &str = "spec.caBundle";
+/// The `APIService` field that turns that verification off.
+pub const API_SERVICE_INSECURE: &str = "spec.insecureSkipTLSVerify";
+
 impl ComponentKind {
     /// Its settings (empty for the components kubepki does not configure).
     pub fn settings(self) -> impl Iterator<Item = &'static Setting> {
         SETTINGS.iter().filter(move |s| s.component == self)
+    }
+
+    /// The add-on manifest (tree-relative, `kubectl apply -f`) that carries its settings.
+    pub fn addon_manifest(self) -> Option<&'static str> {
+        match self {
+            MetricsServer => Some(layout::METRICS_SERVER_ADDON),
+            _ => None,
+        }
+    }
+
+    /// The component's id on `node`: a component that runs on no node in particular (an
+    /// add-on's Deployment) has its one id.
+    pub fn id_for(self, node: &Node) -> String {
+        match self {
+            MetricsServer => self.id_on(None),
+            _ => self.id_on(Some(node)),
+        }
     }
 
     /// The name of its static pod manifest, for the control-plane components.
@@ -595,7 +698,7 @@ impl Setting {
     /// The tree-relative file it must name for its component on `node` (`None` for a switch, or
     /// a file no link or entry of this cluster gives).
     pub fn file(&self, node: &Node, topology: &super::Topology, catalog: &Catalog) -> Option<PathBuf> {
-        let component = self.component.id_on(Some(node));
+        let component = self.component.id_for(node);
         file_for(self.want, &node.name, &component, &self.links(&component, topology), &topology.links, catalog)
     }
 
@@ -832,8 +935,9 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for s in SETTINGS {
             assert!(seen.insert((s.component, s.name)), "{:?} {} twice", s.component, s.name);
+            let manifest = s.component.manifest().or(s.component.addon_manifest());
             assert!(
-                s.component.manifest().is_some() || s.component.config_file().is_some(),
+                manifest.is_some() || s.component.config_file().is_some(),
                 "{:?} has settings but no manifest or configuration file",
                 s.component
             );

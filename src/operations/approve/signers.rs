@@ -44,6 +44,7 @@ impl Signer {
 
 /// A rule broken: the condition's `reason` and `message`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Denial {
     /// A stable CamelCase code (`SystemMasters`, `KubeletClientSANs`, ...).
     pub reason: &'static str,
