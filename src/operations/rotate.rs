@@ -202,14 +202,13 @@ fn kubeconfigs_with_ca_data(
             continue;
         }
         let full = tree.root.join(path);
-        let k = match crate::x509::kubeconfig::read(&full) {
-            Ok(k) => k,
-            Err(_) => continue, // missing or unreadable: verify reports it; init makes it
-        };
-        let (Some(cert), Some(key)) = (&k.cert_pem, &k.key_pem) else { continue };
+        // As the tree was read when the command began (under its lock): missing or unreadable
+        // parts are verify's to report, and init's to make.
+        let Some(loaded) = tree.inventory.get(&e.id) else { continue };
+        let (Some(cert), Ok(key), Some(k)) = (&loaded.cert_pem, &loaded.key, &loaded.kubeconfig) else { continue };
         let cert = if first_only { blocks(cert, &full)?.into_iter().next().unwrap_or_default() } else { cert.clone() };
         // The credential and the server it dials are kept; the CA data is new.
-        let files = crate::disk::tree::leaf_files(leaf, &cert, Some(key), ca_pem, Some(&k.server));
+        let files = crate::disk::tree::leaf_files(leaf, &cert, Some(key.secret_pem()), ca_pem, Some(&k.server));
         out.extend(files.into_iter().map(|(p, text, mode)| (p, text.into_bytes(), mode)));
     }
     Ok(out)
@@ -426,13 +425,14 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
     if let Some(r) = removes.first() {
         crate::disk::backup::remove_empty_parents(&tree.root, &tree.root.join(r));
     }
-    let reloaded = Tree::load(&tree.root, (!tree.inferred).then(|| tree.spec.clone()))?;
     Ok(Applied {
         rollout: crate::operations::rollout::rollout(&tree.spec, &crate::disk::backup::changed(&tree.root)),
         changes,
         notes,
         backup: crate::disk::backup::current_dir(&tree.root),
         bundle_files_written,
-        verify: reloaded.verify(now),
+        // The tree as it now is on disk (read again; a cluster read back from the tree is
+        // read back again).
+        verify: tree.verify(now),
     })
 }
