@@ -15,7 +15,8 @@
 //! It prints wall time, certificates per second, peak memory (of the child process, from
 //! `/usr/bin/time`) and the ratios, then the targets, met or not. Options:
 //! `--quick` (N = 100 only), `--no-rsa`, `--no-peers`, `--drop-caches` (root: before every
-//! measured run, drop the kernel's dentry and inode caches, see [`settle`]).
+//! measured run, drop the kernel's dentry and inode caches, see [`settle`]), `--work DIR` (make
+//! the trees under `DIR`, e.g. `/dev/shm` for tmpfs; default: on disk under `target/`).
 //!
 //! Then day 2 on one tree of 5,000 workers (`--quick`: 1,000; `--day2-only` runs just this):
 //! `init`, `verify`, `check`, `verify --live`, `renew --all` and the three phases of
@@ -51,13 +52,18 @@ fn main() {
     let flag = |f: &str| args.iter().any(|a| a == f);
     let (quick, rsa, peers) = (flag("--quick"), !flag("--no-rsa"), !flag("--no-peers") && have("cfssl"));
     DROP_CACHES.store(flag("--drop-caches"), Ordering::Relaxed);
-    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-scale");
+    // `--work DIR`: where the trees are made (e.g. /dev/shm for tmpfs); default on disk.
+    let work = match args.iter().position(|a| a == "--work").and_then(|i| args.get(i + 1)) {
+        Some(dir) => Path::new(dir).join("kubepki-bench-scale"),
+        None => Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-scale"),
+    };
     if work.exists() {
         let _ = std::fs::remove_dir_all(&work);
         let _ = Command::new("sync").status();
     }
     std::fs::create_dir_all(&work).unwrap();
     println!("{}", machine());
+    println!("trees made in {}", work.display());
     println!("{}", inode_cache());
     if !Path::new(TIME).exists() {
         println!("({TIME} not found: peak memory not measured; apt-get install time)");

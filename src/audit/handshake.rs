@@ -1,13 +1,13 @@
-//! Real TLS handshakes (rustls over loopback TCP) for the links of a cluster, and against a
+//! Real TLS handshakes (rustls client and server, over a socketpair) for the links of a cluster, and against a
 //! running server, with the reason when one fails.
 //!
-//! For each link, a server is bound on 127.0.0.1 with the server side's certificate, key and
-//! trusted client CA; the client side connects with its certificate, trusting what it trusts
+//! For each link, a server runs with the server side's certificate, key and trusted client CA
+//! at one end of a socketpair; the client side connects at the other with its certificate, trusting what it trusts
 //! (a kubeconfig: its embedded CA data), and names the host it would dial. Time is the
 //! instant being verified, not the wall clock.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -233,12 +233,14 @@ fn describe(p: &crate::disk::inventory::Problem) -> String {
     }
 }
 
-/// One handshake over loopback TCP; the error names the side that failed.
+/// One handshake, the server on a thread of its own, over a connected pair of sockets (a
+/// socketpair: what TLS sees is a byte stream, as over TCP, without a port per handshake: tens
+/// of thousands of loopback connections exhaust the ephemeral ports and slow every `bind`);
+/// the error names the side that failed.
 fn shake(client: Arc<ClientConfig>, server: Arc<ServerConfig>, name: ServerName<'static>) -> Result<(), String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (client_sock, server_sock) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
     let server_side = std::thread::spawn(move || -> Result<(), String> {
-        let (mut sock, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        let mut sock = server_sock;
         sock.set_read_timeout(Some(TIMEOUT)).ok();
         let mut conn = ServerConnection::new(server).map_err(|e| e.to_string())?;
         while conn.is_handshaking() {
@@ -251,7 +253,7 @@ fn shake(client: Arc<ClientConfig>, server: Arc<ServerConfig>, name: ServerName<
         Ok(())
     });
     let client_result = (|| -> Result<(), String> {
-        let mut sock = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+        let mut sock = client_sock;
         sock.set_read_timeout(Some(TIMEOUT)).ok();
         let mut conn = ClientConnection::new(client, name).map_err(|e| e.to_string())?;
         let mut tls = rustls::Stream::new(&mut conn, &mut sock);
