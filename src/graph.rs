@@ -479,16 +479,6 @@ fn color(s: LinkStatus) -> &'static str {
     }
 }
 
-fn status_word(s: LinkStatus) -> &'static str {
-    match s {
-        LinkStatus::Ok => "ok",
-        LinkStatus::Warning => "warning",
-        LinkStatus::Broken => "broken",
-        LinkStatus::Unverified => "unverified",
-        LinkStatus::Unknown => "unknown",
-    }
-}
-
 /// What a trust domain is called in legends.
 fn domain_word(d: TrustDomain) -> &'static str {
     match d {
@@ -564,7 +554,7 @@ fn dot(m: &Model) -> String {
             dot_quote(&e.label),
             dot_quote(color(e.status)),
             dot_quote(color(e.status)),
-            dot_quote(&format!("{} ({}){}", e.links_text().replace('\n', ", "), status_word(e.status), {
+            dot_quote(&format!("{} ({}){}", e.links_text().replace('\n', ", "), e.status.word(), {
                 let notes = m.note_lines(&e.notes);
                 if notes.is_empty() {
                     String::new()

@@ -57,6 +57,17 @@ pub enum CheckStatus {
 }
 
 impl CheckStatus {
+    /// Every state, in the order tables count them.
+    pub const ALL: [CheckStatus; 7] = [
+        CheckStatus::Ok,
+        CheckStatus::Expiring,
+        CheckStatus::Expired,
+        CheckStatus::NotYetValid,
+        CheckStatus::Missing,
+        CheckStatus::Unreadable,
+        CheckStatus::Unchecked,
+    ];
+
     /// Whether this status makes the check fail (exit 1).
     pub fn fails(self) -> bool {
         !matches!(self, CheckStatus::Ok | CheckStatus::Unchecked)

@@ -79,6 +79,23 @@ pub enum LinkStatus {
     Unknown,
 }
 
+impl LinkStatus {
+    /// Every state, from the best.
+    pub const ALL: [LinkStatus; 5] =
+        [LinkStatus::Ok, LinkStatus::Warning, LinkStatus::Broken, LinkStatus::Unverified, LinkStatus::Unknown];
+
+    /// Its name, as JSON and `--status` spell it.
+    pub fn word(self) -> &'static str {
+        match self {
+            LinkStatus::Ok => "ok",
+            LinkStatus::Warning => "warning",
+            LinkStatus::Broken => "broken",
+            LinkStatus::Unverified => "unverified",
+            LinkStatus::Unknown => "unknown",
+        }
+    }
+}
+
 /// What `verify` looks at.
 #[derive(Clone, Debug)]
 pub struct VerifyOptions {

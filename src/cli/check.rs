@@ -95,18 +95,10 @@ fn report(a: &CheckArgs, dir: &std::path::Path) -> Result<ExitCode> {
 }
 
 pub(crate) fn parse_status(s: &str) -> std::result::Result<CheckStatus, String> {
-    const ALL: [CheckStatus; 7] = [
-        CheckStatus::Ok,
-        CheckStatus::Expiring,
-        CheckStatus::Expired,
-        CheckStatus::NotYetValid,
-        CheckStatus::Missing,
-        CheckStatus::Unreadable,
-        CheckStatus::Unchecked,
-    ];
     let word = |c: &CheckStatus| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string));
-    ALL.iter().find(|c| word(c).as_deref() == Some(s)).copied().ok_or_else(|| {
-        format!("'{s}' is not a state; states are: {}", ALL.iter().filter_map(word).collect::<Vec<_>>().join(", "))
+    let all = CheckStatus::ALL;
+    all.iter().find(|c| word(c).as_deref() == Some(s)).copied().ok_or_else(|| {
+        format!("'{s}' is not a state; states are: {}", all.iter().filter_map(word).collect::<Vec<_>>().join(", "))
     })
 }
 

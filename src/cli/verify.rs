@@ -80,11 +80,9 @@ pub(crate) struct VerifyArgs {
 }
 
 fn parse_link_status(s: &str) -> std::result::Result<LinkStatus, String> {
-    const ALL: [LinkStatus; 5] =
-        [LinkStatus::Ok, LinkStatus::Warning, LinkStatus::Broken, LinkStatus::Unverified, LinkStatus::Unknown];
-    let word = |l: &LinkStatus| serde_json::to_value(l).ok().and_then(|v| v.as_str().map(str::to_string));
-    ALL.iter().find(|l| word(l).as_deref() == Some(s)).copied().ok_or_else(|| {
-        format!("'{s}' is not a link state; states are: {}", ALL.iter().filter_map(word).collect::<Vec<_>>().join(", "))
+    LinkStatus::ALL.into_iter().find(|l| l.word() == s).ok_or_else(|| {
+        let words: Vec<&str> = LinkStatus::ALL.iter().map(|l| l.word()).collect();
+        format!("'{s}' is not a link state; states are: {}", words.join(", "))
     })
 }
 
@@ -170,7 +168,7 @@ fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
     let shown = |t: String| match filter.is_empty() {
         true => t,
         false => format!("{t}(only what --node {} --status {} selects)\n", a.node.join(","), {
-            let s: Vec<String> = a.status.iter().map(|s| format!("{s:?}").to_lowercase()).collect();
+            let s: Vec<&str> = a.status.iter().map(|s| s.word()).collect();
             if s.is_empty() {
                 "any".to_string()
             } else {

@@ -9,7 +9,7 @@
 
 use std::fmt::Write;
 
-use super::{color, domain_word, status_word, Model, Role};
+use super::{color, domain_word, Model, Role};
 use crate::audit::verify::LinkStatus;
 use crate::model::topology::{ComponentKind, TrustDomain};
 
@@ -560,7 +560,7 @@ fn draw(m: &Model, l: &Layout) -> String {
             o,
             "<marker id=\"arrow-{}\" viewBox=\"0 0 10 8\" refX=\"10\" refY=\"4\" markerWidth=\"10\" markerHeight=\"8\" \
              markerUnits=\"userSpaceOnUse\" orient=\"auto\"><path d=\"M0,0 L10,4 L0,8 z\" fill=\"{}\"/></marker>",
-            status_word(s),
+            s.word(),
             color(s)
         );
     }
@@ -616,9 +616,9 @@ fn edges(o: &mut String, m: &Model, l: &Layout) {
             o,
             "<g class=\"link\" data-status=\"{}\"><title>{} ({}, {}){}</title><path d=\"M{:.1},{:.1} Q{:.1},{:.1} {:.1},{:.1}\" \
              stroke=\"{}\" stroke-width=\"{width}\"{} marker-end=\"url(#arrow-{})\"/></g>",
-            status_word(e.status),
+            e.status.word(),
             xml(&e.links_text()),
-            status_word(e.status),
+            e.status.word(),
             domain_word(e.domain),
             xml(&m.note_lines(&e.notes).iter().map(|n| format!("\n{n}")).collect::<String>()),
             a.0,
@@ -629,7 +629,7 @@ fn edges(o: &mut String, m: &Model, l: &Layout) {
             b.1,
             color(e.status),
             dash(e.domain),
-            status_word(e.status),
+            e.status.word(),
         );
     }
     let _ = writeln!(o, "</g>");
@@ -741,10 +741,10 @@ fn legend(o: &mut String, x: f64, y: f64) {
              <text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
             y + 8.0,
             color(s),
-            status_word(s),
+            s.word(),
             cx + 42.0,
             y + 12.0,
-            status_word(s)
+            s.word()
         );
         cx += 120.0;
     }

@@ -93,9 +93,9 @@ fn arrows_are_coloured_by_status_and_the_legend_names_every_colour() {
     status.insert(t.links[2].id.clone(), LinkStatus::Broken);
     let svg = render(&t, &status, GraphFormat::Svg);
     for (s, n) in [(LinkStatus::Ok, 1), (LinkStatus::Warning, 1), (LinkStatus::Broken, 1), (LinkStatus::Unknown, 17)] {
-        assert_eq!(svg.matches(&format!("data-status=\"{}\"", status_word(s))).count(), n, "{s:?}");
-        assert!(svg.contains(&format!("marker-end=\"url(#arrow-{})\"", status_word(s))));
-        assert!(svg.contains(&format!(">{}</text>", status_word(s))), "legend lacks {s:?}");
+        assert_eq!(svg.matches(&format!("data-status=\"{}\"", s.word())).count(), n, "{s:?}");
+        assert!(svg.contains(&format!("marker-end=\"url(#arrow-{})\"", s.word())));
+        assert!(svg.contains(&format!(">{}</text>", s.word())), "legend lacks {s:?}");
     }
     let broken = svg.lines().find(|l| l.contains("data-status=\"broken\"")).unwrap();
     assert!(broken.contains(color(LinkStatus::Broken)) && broken.contains(&xml(&t.links[2].id)), "{broken}");

@@ -205,15 +205,7 @@ fn copies(r: &CheckReport) -> String {
 fn totals(r: &CheckReport) -> String {
     let mut out = String::new();
     let mut counts = Vec::new();
-    for s in [
-        CheckStatus::Ok,
-        CheckStatus::Expiring,
-        CheckStatus::Expired,
-        CheckStatus::NotYetValid,
-        CheckStatus::Missing,
-        CheckStatus::Unreadable,
-        CheckStatus::Unchecked,
-    ] {
+    for s in CheckStatus::ALL {
         let n = r.count(s);
         if n > 0 || s == CheckStatus::Ok {
             counts.push(format!("{n} {}", s.word()));

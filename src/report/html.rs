@@ -78,7 +78,7 @@ impl Counts {
     pub fn of(r: &Report) -> Counts {
         let mut c = Counts::default();
         for s in LINK_STATUSES {
-            c.links.push((status_word(s), r.links.iter().filter(|l| l.status == s).count()));
+            c.links.push((s.word(), r.links.iter().filter(|l| l.status == s).count()));
         }
         for s in SEVERITIES {
             c.findings.push((severity_word(s), r.findings.iter().filter(|f| f.severity == s).count()));
@@ -168,15 +168,7 @@ fn summary(o: &mut String, p: &Page) {
         let _ = writeln!(o, "<dt class=\"s-{k}\">{k}</dt><dd data-count=\"findings-{k}\">{v}</dd>");
     }
     let _ = writeln!(o, "</dl></div>\n<div class=\"card\"><h3>certificates ({})</h3><dl>", p.check.entries.len());
-    for s in [
-        CheckStatus::Ok,
-        CheckStatus::Expiring,
-        CheckStatus::Expired,
-        CheckStatus::NotYetValid,
-        CheckStatus::Missing,
-        CheckStatus::Unreadable,
-        CheckStatus::Unchecked,
-    ] {
+    for s in CheckStatus::ALL {
         let n = p.check.count(s);
         if n > 0 || s == CheckStatus::Ok {
             let k = s.word().replace(' ', "-");
@@ -274,7 +266,7 @@ fn links(o: &mut String, p: &Page) {
     );
     for l in shown {
         let codes: BTreeSet<&str> = l.findings.iter().map(|i| p.verify.findings[*i].kind.name()).collect();
-        let s = status_word(l.status);
+        let s = l.status.word();
         let _ = writeln!(
             o,
             "<tr class=\"s-{s}\" data-status=\"{s}\" data-link=\"{}\"><td>{}</td><td>{}</td><td>{s}</td><td>{}</td></tr>",
@@ -397,16 +389,6 @@ fn status_text(r: &Row, e: &CheckEntry) -> String {
 pub(crate) fn date_time(t: OffsetDateTime) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     t.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_default()
-}
-
-fn status_word(s: LinkStatus) -> &'static str {
-    match s {
-        LinkStatus::Ok => "ok",
-        LinkStatus::Warning => "warning",
-        LinkStatus::Broken => "broken",
-        LinkStatus::Unverified => "unverified",
-        LinkStatus::Unknown => "unknown",
-    }
 }
 
 fn severity_word(s: Severity) -> &'static str {
