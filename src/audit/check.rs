@@ -263,7 +263,9 @@ pub fn check(dir: &Path, opts: &CheckOptions) -> Result<CheckReport> {
     }
     entries.sort_by(|a, b| (a.expires.is_some(), a.expires, &a.name).cmp(&(b.expires.is_some(), b.expires, &b.name)));
     mark_externally_managed(dir, &mut entries);
-    mark_copies(dir, &mut entries);
+    let digests: std::collections::HashMap<PathBuf, &[u8]> =
+        files.iter().filter_map(|(p, r)| Some((rel(p), r.as_ref().ok()?.sha256.as_slice()))).collect();
+    mark_copies(dir, &digests, &mut entries);
     Ok(CheckReport { dir: dir.to_path_buf(), at: opts.at, warn_within: opts.warn_within, entries })
 }
 
@@ -294,8 +296,14 @@ fn mark_externally_managed(dir: &Path, entries: &mut [CheckEntry]) {
 
 /// Mark the rows of node bundles' copies that are byte for byte the file at the top of the
 /// tree (`nodes/<n>/etc/kubernetes/<f>` and `<f>`), with the name of that file's row.
-fn mark_copies(dir: &Path, entries: &mut [CheckEntry]) {
-    let read = |p: &Path| crate::disk::readfile::read(&dir.join(p), crate::disk::readfile::Limit::Kubeconfig).ok();
+fn mark_copies(dir: &Path, digests: &std::collections::HashMap<PathBuf, &[u8]>, entries: &mut [CheckEntry]) {
+    // The digest taken when the scan read the file, else the file read again.
+    let read = |p: &Path| match digests.get(p) {
+        Some(d) => Some(d.to_vec()),
+        None => crate::disk::readfile::read(&dir.join(p), crate::disk::readfile::Limit::Kubeconfig)
+            .ok()
+            .map(|b| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &b).as_ref().to_vec()),
+    };
     let mut top: std::collections::HashMap<PathBuf, Option<Vec<u8>>> = std::collections::HashMap::new();
     let mut same: std::collections::HashMap<PathBuf, bool> = std::collections::HashMap::new();
     for e in entries.iter_mut() {

@@ -48,6 +48,9 @@ pub struct FileReport {
     /// configuration file): its TLS settings and what the files they name hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub configuration: Option<config::ConfigView>,
+    /// The SHA-256 of the file's bytes: what tells a byte-for-byte copy without reading it again.
+    #[serde(skip)]
+    pub sha256: Vec<u8>,
 }
 
 /// What kind of file.
@@ -337,7 +340,9 @@ fn read_bytes(path: &Path, bytes: &[u8], refs: &Refs, at: OffsetDateTime) -> Res
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(bad("the file is empty".into()));
     }
+    let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref().to_vec();
     let report = |kind, certificates, requests, keys, kubeconfig| FileReport {
+        sha256: sha256.clone(),
         path: path.to_path_buf(),
         kind,
         certificates,
@@ -779,7 +784,9 @@ fn collect(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) {
             }
         // Not only regular files: a device or FIFO by a certificate's name is reported
         // (unreadable), not passed over.
-        } else if !p.is_dir() && p.extension().is_some_and(|x| x == "crt" || x == "pem" || x == "conf") {
+        } else if p.extension().is_some_and(|x| x == "crt" || x == "pem" || x == "conf")
+            && !(ft.is_symlink() && p.is_dir())
+        {
             out.push(p);
         }
     }
