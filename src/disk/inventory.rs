@@ -3,7 +3,6 @@
 //! once; verify, check and the live handshakes read from it.
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -107,13 +106,10 @@ impl Inventory {
 fn read(root: &Path, rel: &Path) -> Result<(String, u32), Problem> {
     let path = root.join(rel);
     let limit = if rel.extension().is_some_and(|x| x == "conf") { Limit::Kubeconfig } else { Limit::Pem };
-    match crate::disk::readfile::read(&path, limit) {
-        Ok(bytes) => {
-            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
-            String::from_utf8(bytes)
-                .map(|t| (t, mode))
-                .map_err(|_| Problem::Unreadable(rel.into(), "not text (PEM expected)".into()))
-        }
+    match crate::disk::readfile::read_with_mode(&path, limit) {
+        Ok((bytes, mode)) => String::from_utf8(bytes)
+            .map(|t| (t, mode))
+            .map_err(|_| Problem::Unreadable(rel.into(), "not text (PEM expected)".into())),
         Err(e) if crate::disk::readfile::is_missing(&e) => Err(Problem::Missing(rel.into())),
         Err(e) => Err(Problem::Unreadable(rel.into(), crate::disk::readfile::reason(&e))),
     }

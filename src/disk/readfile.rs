@@ -48,13 +48,19 @@ impl Limit {
 
 /// Read a regular file of at most `limit` bytes.
 pub fn read(path: &Path, limit: Limit) -> Result<Vec<u8>> {
-    let file = open(path, limit)?;
+    Ok(read_with_mode(path, limit)?.0)
+}
+
+/// [`read`], and the file's permission bits, from the same open file (no second lookup).
+pub fn read_with_mode(path: &Path, limit: Limit) -> Result<(Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let (file, meta) = open(path, limit)?;
     let mut bytes = Vec::new();
     file.take(limit.bytes() + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, "read", e))?;
     if bytes.len() as u64 > limit.bytes() {
         return Err(too_large(path, limit, bytes.len() as u64));
     }
-    Ok(bytes)
+    Ok((bytes, meta.permissions().mode() & 0o777))
 }
 
 /// [`read`], as UTF-8 text.
@@ -83,7 +89,7 @@ pub fn read_stdin_bytes(limit: Limit) -> Result<Vec<u8>> {
 
 /// Open without waiting (`O_NONBLOCK`: a FIFO with no writer opens at once), then insist on a
 /// regular file no larger than the limit.
-fn open(path: &Path, limit: Limit) -> Result<File> {
+fn open(path: &Path, limit: Limit) -> Result<(File, std::fs::Metadata)> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
@@ -112,7 +118,7 @@ fn open(path: &Path, limit: Limit) -> Result<File> {
     if meta.len() > limit.bytes() {
         return Err(too_large(path, limit, meta.len()));
     }
-    Ok(file)
+    Ok((file, meta))
 }
 
 /// Why a read failed, without the path (for a report whose row names the file).
