@@ -426,20 +426,15 @@ impl Edge {
     }
 }
 
-/// The name written in a component's box (its node is the box around it).
+/// The name written in a component's box (its node is the box around it): its name, but for
+/// the tools, named by what they run as whom.
 fn short_name(kind: ComponentKind) -> &'static str {
     match kind {
-        ComponentKind::ApiServer => "kube-apiserver",
-        ComponentKind::Etcd => "etcd",
-        ComponentKind::Kubelet => "kubelet",
-        ComponentKind::Scheduler => "kube-scheduler",
-        ComponentKind::ControllerManager => "kube-controller-manager",
-        ComponentKind::KubeProxy => "kube-proxy",
         ComponentKind::Admin => "kubectl (admin)",
         ComponentKind::SuperAdmin => "kubectl (super-admin)",
         ComponentKind::EtcdHealthcheck => "etcdctl (healthcheck)",
         ComponentKind::AggregatedApiServer => "aggregated API server",
-        ComponentKind::MetricsServer => "metrics-server",
+        other => other.name(),
     }
 }
 

@@ -68,6 +68,17 @@ impl CheckStatus {
         CheckStatus::Unchecked,
     ];
 
+    /// The state of a certificate at `at`: expired, not yet valid, expiring within
+    /// `warn_within`, or ok.
+    pub fn of(info: &CertInfo, at: OffsetDateTime, warn_within: time::Duration) -> CheckStatus {
+        match inspect::time_left(info.not_before, info.not_after, at).0 {
+            inspect::CertValidity::Expired => CheckStatus::Expired,
+            inspect::CertValidity::NotYetValid => CheckStatus::NotYetValid,
+            inspect::CertValidity::Valid if info.not_after - at <= warn_within => CheckStatus::Expiring,
+            inspect::CertValidity::Valid => CheckStatus::Ok,
+        }
+    }
+
     /// Whether this status makes the check fail (exit 1).
     pub fn fails(self) -> bool {
         !matches!(self, CheckStatus::Ok | CheckStatus::Unchecked)
@@ -302,7 +313,7 @@ fn mark_copies(dir: &Path, digests: &std::collections::HashMap<PathBuf, &[u8]>, 
         Some(d) => Some(d.to_vec()),
         None => crate::disk::readfile::read(&dir.join(p), crate::disk::readfile::Limit::Kubeconfig)
             .ok()
-            .map(|b| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &b).as_ref().to_vec()),
+            .map(|b| inspect::sha256(&b)),
     };
     let mut top: std::collections::HashMap<PathBuf, Option<Vec<u8>>> = std::collections::HashMap::new();
     let mut same: std::collections::HashMap<PathBuf, bool> = std::collections::HashMap::new();
@@ -342,7 +353,7 @@ fn problem_of(e: &Error) -> String {
     }
 }
 
-fn blank(name: String, path: PathBuf, status: CheckStatus) -> CheckEntry {
+pub(crate) fn blank(name: String, path: PathBuf, status: CheckStatus) -> CheckEntry {
     CheckEntry {
         name,
         path,
@@ -475,12 +486,7 @@ fn signed_by(cert: &CertInfo, ca: &CertInfo) -> bool {
 
 fn row(name: String, path: &Path, c: &CertView, cas: &[TreeCa], opts: &CheckOptions) -> CheckEntry {
     let left = c.info.not_after - opts.at;
-    let status = match c.validity {
-        inspect::CertValidity::Expired => CheckStatus::Expired,
-        inspect::CertValidity::NotYetValid => CheckStatus::NotYetValid,
-        inspect::CertValidity::Valid if left <= opts.warn_within => CheckStatus::Expiring,
-        inspect::CertValidity::Valid => CheckStatus::Ok,
-    };
+    let status = CheckStatus::of(&c.info, opts.at, opts.warn_within);
     let residual = match c.validity {
         inspect::CertValidity::Valid => inspect::span(left),
         _ => c.time_left.clone(),

@@ -331,16 +331,20 @@ pub enum Refs {
 /// judged at. Private keys are described but not matched (see [`inspect`]).
 pub fn read(path: &Path, refs: &Refs, at: OffsetDateTime) -> Result<FileReport> {
     let bytes = crate::disk::readfile::read(path, Limit::Kubeconfig)?;
-    read_bytes(path, &bytes, refs, at)
+    read_bytes(path, &bytes, sha256(&bytes), refs, at)
+}
+
+/// The SHA-256 of a file's bytes.
+pub(crate) fn sha256(bytes: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref().to_vec()
 }
 
 /// [`read`] of bytes already read from `path`.
-fn read_bytes(path: &Path, bytes: &[u8], refs: &Refs, at: OffsetDateTime) -> Result<FileReport> {
+fn read_bytes(path: &Path, bytes: &[u8], sha256: Vec<u8>, refs: &Refs, at: OffsetDateTime) -> Result<FileReport> {
     let bad = |p: String| Error::bad_file(path, p);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(bad("the file is empty".into()));
     }
-    let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref().to_vec();
     let report = |kind, certificates, requests, keys, kubeconfig| FileReport {
         sha256: sha256.clone(),
         path: path.to_path_buf(),
@@ -745,6 +749,7 @@ pub fn scan(dir: &Path, recursive: bool, at: OffsetDateTime) -> Vec<(PathBuf, Re
     // Reading and parsing dominate, file by file: on every core, in the sorted order. A file
     // of certificates only that another file holds byte for byte (a CA's copy in every node
     // bundle) is read once: its report is the other's, under its own name.
+    // By the SHA-256 of the bytes, taken once per file (the report keeps it).
     let seen: std::sync::Mutex<std::collections::HashMap<Vec<u8>, FileReport>> = Default::default();
     files
         .into_par_iter()
@@ -757,16 +762,17 @@ pub fn scan(dir: &Path, recursive: bool, at: OffsetDateTime) -> Vec<(PathBuf, Re
             let certificates_only = std::str::from_utf8(&bytes).is_ok_and(|t| {
                 t.contains("-----BEGIN CERTIFICATE-----") && !t.contains("PRIVATE KEY") && !t.contains("REQUEST")
             });
+            let digest = sha256(&bytes);
             if certificates_only {
-                let known = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&bytes).cloned();
+                let known = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&digest).cloned();
                 if let Some(mut r) = known {
                     r.path = f.clone();
                     return (f, Ok(r));
                 }
             }
-            let r = read_bytes(&f, &bytes, &refs, at);
+            let r = read_bytes(&f, &bytes, digest, &refs, at);
             if let (true, Ok(report)) = (certificates_only, &r) {
-                seen.lock().unwrap_or_else(|p| p.into_inner()).insert(bytes, report.clone());
+                seen.lock().unwrap_or_else(|p| p.into_inner()).insert(report.sha256.clone(), report.clone());
             }
             (f, r)
         })

@@ -463,10 +463,7 @@ impl RenewOptions {
         use crate::audit::check::CheckStatus;
         let node = || e.id.node().is_some_and(|n| self.nodes.iter().any(|m| m == n));
         let state = || match &tree.inventory.get(&e.id).expect("loaded").cert {
-            Ok(c) if now > c.not_after => CheckStatus::Expired,
-            Ok(c) if now < c.not_before => CheckStatus::NotYetValid,
-            Ok(c) if c.not_after - now <= self.warn_within => CheckStatus::Expiring,
-            Ok(_) => CheckStatus::Ok,
+            Ok(c) => CheckStatus::of(c, now, self.warn_within),
             Err(Problem::Missing(_)) => CheckStatus::Missing,
             Err(Problem::External(..)) => CheckStatus::Unchecked,
             Err(_) => CheckStatus::Unreadable,

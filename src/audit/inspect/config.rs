@@ -49,17 +49,7 @@ pub(super) fn view(m: &Manifest, path: &Path, at: OffsetDateTime) -> ConfigView 
         .settings()
         .map(|s| {
             let value = m.flags.get(s.name).cloned();
-            let names_file = !matches!(
-                s.want,
-                Want::Equals { .. }
-                    | Want::NotTrue
-                    | Want::MinTls { .. }
-                    | Want::StrongCiphers
-                    | Want::AnonymousOff { .. }
-                    | Want::NotAlwaysAllow { .. }
-                    | Want::ServingBootstrap
-            );
-            let file = value.as_deref().filter(|v| names_file && !v.is_empty()).map(|reference| {
+            let file = value.as_deref().filter(|v| s.want.names_file() && !v.is_empty()).map(|reference| {
                 let resolved = resolve(reference, path, root.as_ref());
                 read_ref(reference, resolved, is_key(s.want), at)
             });

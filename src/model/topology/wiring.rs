@@ -814,6 +814,25 @@ pub fn links_by_component(topology: &super::Topology) -> HashMap<&str, Vec<&Link
 }
 
 impl Want {
+    /// Whether the setting names a file (else it is a switch that must hold a value).
+    pub fn names_file(self) -> bool {
+        match self {
+            Want::Presents { .. }
+            | Want::Trusts { .. }
+            | Want::ServiceAccount { .. }
+            | Want::SigningCa { .. }
+            | Want::Own { .. }
+            | Want::IssuerOf { .. } => true,
+            Want::Equals { .. }
+            | Want::NotTrue
+            | Want::MinTls { .. }
+            | Want::StrongCiphers
+            | Want::AnonymousOff { .. }
+            | Want::NotAlwaysAllow { .. }
+            | Want::ServingBootstrap => false,
+        }
+    }
+
     /// The link a setting that names a file serves.
     pub fn link(self) -> Option<LinkKind> {
         match self {
@@ -865,13 +884,10 @@ pub fn file_for(
         }
         Want::ServiceAccount { part } => files(catalog.get(SA)?, part),
         Want::SigningCa { part } => files(catalog.get(CA)?, part),
-        Want::Equals { .. }
-        | Want::NotTrue
-        | Want::MinTls { .. }
-        | Want::StrongCiphers
-        | Want::AnonymousOff { .. }
-        | Want::NotAlwaysAllow { .. }
-        | Want::ServingBootstrap => None,
+        switch => {
+            debug_assert!(!switch.names_file(), "{switch:?} names a file: give it its arm");
+            None
+        }
     }
 }
 

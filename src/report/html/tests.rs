@@ -22,22 +22,9 @@ fn the_policy_hash_is_the_sha256_of_the_exact_text() {
 
 fn entry(path: &str, status: CheckStatus, expires: OffsetDateTime) -> CheckEntry {
     CheckEntry {
-        name: path.into(),
-        path: PathBuf::from(path),
-        status,
         is_ca: path.ends_with("ca.crt"),
-        subject_cn: None,
         expires: Some(expires),
-        residual_seconds: None,
-        residual: None,
-        authority: None,
-        authority_file: None,
-        problem: None,
-        externally_managed: false,
-        kubeadm_name: None,
-        copy_of: None,
-        certificate: None,
-        embedded: None,
+        ..crate::audit::check::blank(path.into(), PathBuf::from(path), status)
     }
 }
 
