@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -294,6 +295,12 @@ pub fn verify(
     inventory: &Inventory,
     opts: &VerifyOptions,
 ) -> Report {
+    let mut dialed: HashMap<EntryId, BTreeSet<San>> = HashMap::new();
+    for l in &topology.links {
+        if let Some(server) = &l.server_cert {
+            dialed.entry(server.clone()).or_default().insert(l.dial.host.clone());
+        }
+    }
     let mut c = Checker {
         spec,
         catalog,
@@ -304,15 +311,21 @@ pub fn verify(
         by_link: HashMap::new(),
         san_missing: HashMap::new(),
         kubepki_tree: inventory.root.join("nodes").is_dir(),
-        dialed: HashMap::new(),
+        dialed: &dialed,
     };
-    for l in &topology.links {
-        if let Some(server) = &l.server_cert {
-            c.dialed.entry(server.clone()).or_default().insert(l.dial.host.clone());
-        }
-    }
-    for e in &catalog.entries {
-        c.entry(e);
+    // Each entry on every core (signature checks dominate), its findings filed in the
+    // catalog's order: the same findings, in the same order, as one entry after the other.
+    let parts: Vec<Checker> = catalog
+        .entries
+        .par_iter()
+        .map(|e| {
+            let mut part = c.part();
+            part.entry(e);
+            part
+        })
+        .collect();
+    for part in parts {
+        c.absorb(part);
     }
     c.duplicate_serials();
     c.bundle_copies();
@@ -444,7 +457,7 @@ struct Checker<'a> {
     /// Whether the tree has kubepki's node directories (else it is, e.g., kubeadm's).
     kubepki_tree: bool,
     /// Server entry → the hosts its clients dial (checked per link, not per profile).
-    dialed: HashMap<EntryId, BTreeSet<San>>,
+    dialed: &'a HashMap<EntryId, BTreeSet<San>>,
 }
 
 /// The parts of a finding, before it is filed: its kind says the rest.
@@ -456,6 +469,30 @@ struct New {
 }
 
 impl Checker<'_> {
+    /// A checker of the same tree with no findings yet: one part of the work.
+    fn part(&self) -> Self {
+        Checker {
+            findings: Vec::new(),
+            by_entry: HashMap::new(),
+            by_link: HashMap::new(),
+            san_missing: HashMap::new(),
+            ..*self
+        }
+    }
+
+    /// File a part's findings after these, as if this checker had found them.
+    fn absorb(&mut self, part: Self) {
+        let offset = self.findings.len();
+        self.findings.extend(part.findings);
+        for (id, found) in part.by_entry {
+            self.by_entry.entry(id).or_default().extend(found.into_iter().map(|i| i + offset));
+        }
+        for (id, found) in part.by_link {
+            self.by_link.entry(id).or_default().extend(found.into_iter().map(|i| i + offset));
+        }
+        self.san_missing.extend(part.san_missing.into_iter().map(|(k, i)| (k, i + offset)));
+    }
+
     fn file(&mut self, entry: Option<&EntryId>, n: New) -> usize {
         let i = self.push(entry, n, None);
         if let Some(e) = entry {
@@ -675,31 +712,38 @@ impl Checker<'_> {
         }
     }
 
-    /// Node bundles hold copies of shared files: each must equal its source.
+    /// Node bundles hold copies of shared files: each must equal its source (each source read
+    /// once; the copies, one per node, compared on every core).
     fn bundle_copies(&mut self) {
         if !self.kubepki_tree {
             return;
         }
-        let root = &self.inv.root;
-        let mut cache: HashMap<PathBuf, Option<Vec<u8>>> = HashMap::new();
-        let mut stale = Vec::new();
+        use crate::disk::readfile::{read, Limit};
+        let inv = self.inv;
+        let root = &inv.root;
         let bundles = self.catalog.bundles();
-        for node in &self.spec.nodes {
-            for (src, dst, _) in bundles.of(self.spec, node) {
-                if src == dst {
-                    continue;
-                }
-                let source = cache.entry(src.clone()).or_insert_with(|| {
-                    crate::disk::readfile::read(&root.join(&src), crate::disk::readfile::Limit::Kubeconfig).ok()
-                });
-                let Some(source) = source else { continue }; // the source's own finding
-                match crate::disk::readfile::read(&root.join(&dst), crate::disk::readfile::Limit::Kubeconfig) {
-                    Ok(copy) if &copy == source => {}
-                    Ok(_) => stale.push((dst, src, "differs from")),
-                    Err(_) => stale.push((dst, src, "is missing; the source is")),
-                }
-            }
+        let spec = self.spec;
+        let copies: Vec<(PathBuf, PathBuf)> = spec
+            .nodes
+            .par_iter()
+            .flat_map_iter(|node| bundles.of(spec, node).into_iter().filter(|(src, dst, _)| src != dst))
+            .map(|(src, dst, _)| (src, dst))
+            .collect();
+        let mut sources: HashMap<&Path, Option<Vec<u8>>> = HashMap::new();
+        for (src, _) in &copies {
+            sources.entry(src).or_insert_with(|| read(&root.join(src), Limit::Kubeconfig).ok());
         }
+        let stale: Vec<(&PathBuf, &PathBuf, &str)> = copies
+            .par_iter()
+            .filter_map(|(src, dst)| {
+                let source = sources[src.as_path()].as_ref()?; // the source's own finding
+                match read(&root.join(dst), Limit::Kubeconfig) {
+                    Ok(copy) if &copy == source => None,
+                    Ok(_) => Some((dst, src, "differs from")),
+                    Err(_) => Some((dst, src, "is missing; the source is")),
+                }
+            })
+            .collect();
         for (dst, src, how) in stale {
             self.file(
                 None,
