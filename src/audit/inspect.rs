@@ -743,8 +743,7 @@ pub fn key_search_root(key: &Path) -> (PathBuf, bool) {
 /// each read with [`read`] (absolute kubeconfig references resolved inside `nodes/<node>/`
 /// for files there). A file that cannot be read or understood is an `Err` in the list.
 pub fn scan(dir: &Path, recursive: bool, at: OffsetDateTime) -> Vec<(PathBuf, Result<FileReport>)> {
-    let mut files = Vec::new();
-    collect(dir, recursive, &mut files);
+    let mut files = collect(dir, recursive);
     files.sort();
     // Reading and parsing dominate, file by file: on every core, in the sorted order. A file
     // of certificates only that another file holds byte for byte (a CA's copy in every node
@@ -779,14 +778,17 @@ pub fn scan(dir: &Path, recursive: bool, at: OffsetDateTime) -> Vec<(PathBuf, Re
         .collect()
 }
 
-fn collect(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+/// The files of `dir` by a certificate's or kubeconfig's name, and those of its
+/// subdirectories when `recursive` (each subdirectory on any core: thousands of node bundles).
+fn collect(dir: &Path, recursive: bool) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    let (mut out, mut subdirs) = (Vec::new(), Vec::new());
     for e in rd.flatten() {
         let p = e.path();
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
             if recursive && e.file_name() != BACKUP_DIR {
-                collect(&p, recursive, out);
+                subdirs.push(p);
             }
         // Not only regular files: a device or FIFO by a certificate's name is reported
         // (unreadable), not passed over.
@@ -796,6 +798,8 @@ fn collect(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) {
             out.push(p);
         }
     }
+    out.par_extend(subdirs.into_par_iter().flat_map_iter(|d| collect(&d, recursive)));
+    out
 }
 
 /// `<tree>/nodes/<node>` for a file under it.
