@@ -385,9 +385,11 @@ struct TreeCa<'a> {
 fn cas_of<'a>(files: &'a [(PathBuf, Result<FileReport>)], dir: &Path) -> Vec<TreeCa<'a>> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    // Shallowest first: the tree's own pki/ca.crt before the copies in node bundles.
-    let mut files: Vec<&(PathBuf, Result<FileReport>)> = files.iter().collect();
-    files.sort_by_key(|(p, _)| (p.components().count(), p.clone()));
+    // Shallowest first: the tree's own pki/ca.crt before the copies in node bundles. Only
+    // the files that hold a CA, each key taken once.
+    let holds_ca = |r: &Result<FileReport>| r.as_ref().is_ok_and(|r| r.all_certificates().iter().any(|c| c.info.is_ca));
+    let mut files: Vec<&(PathBuf, Result<FileReport>)> = files.iter().filter(|(_, r)| holds_ca(r)).collect();
+    files.sort_by_cached_key(|(p, _)| (p.components().count(), p.clone()));
     for pass in [false, true] {
         for (path, found) in files.iter().map(|f| (&f.0, &f.1)) {
             let Ok(r) = found else { continue };
