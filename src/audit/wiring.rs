@@ -9,9 +9,9 @@
 //! and TLS not to be weakened (a minimum version below 1.2, weak cipher suites, anonymous
 //! access, `AlwaysAllow`).
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::model::catalog::{Catalog, EntryId, Store};
@@ -272,19 +272,25 @@ pub fn check_sources(
             read_dir(dir)?.into_iter().map(|m| (node, m)).collect()
         }
     };
-    let files = Files { root, spec, cache: RefCell::new(HashMap::new()), certs: RefCell::new(HashMap::new()) };
+    let files = Files { root, spec, cache: Mutex::default(), certs: Mutex::default() };
     let by_component = links_by_component(topology);
-    let mut out = Vec::new();
-    for (node, m) in read {
-        let on = by_component.get(m.component.id_on(Some(node)).as_str()).map_or(&[][..], Vec::as_slice);
-        for setting in m.component.settings() {
-            let model = Model { catalog, topology, on };
-            if let Some((problem, expected, links)) = setting_problem(&files, &model, node, &m, setting) {
-                let component = m.component.id_on(Some(node));
-                out.push(Miswired { component, manifest: m.path.clone(), setting, problem, expected, links });
+    // Thousands of nodes' files: checked on every core, reported in the order they were read.
+    use rayon::prelude::*;
+    let mut out: Vec<Miswired> = read
+        .par_iter()
+        .flat_map_iter(|(node, m)| {
+            let on = by_component.get(m.component.id_on(Some(node)).as_str()).map_or(&[][..], Vec::as_slice);
+            let mut found = Vec::new();
+            for setting in m.component.settings() {
+                let model = Model { catalog, topology, on };
+                if let Some((problem, expected, links)) = setting_problem(&files, &model, node, m, setting) {
+                    let component = m.component.id_on(Some(node));
+                    found.push(Miswired { component, manifest: m.path.clone(), setting, problem, expected, links });
+                }
             }
-        }
-    }
+            found
+        })
+        .collect();
     if let Sources::Tree = sources {
         out.extend(addons::check(spec, catalog, topology, root));
     }
@@ -366,33 +372,36 @@ fn bootstraps(m: &Manifest) -> bool {
     m.component.settings().any(|s| s.want == Want::ServingBootstrap && m.flags.get(s.name).is_some_and(|v| v == "true"))
 }
 
-/// The tree's files, read once each.
+/// The tree's files, read once each (by whichever thread asks first).
 struct Files<'a> {
     root: &'a Path,
     spec: &'a ClusterSpec,
-    cache: RefCell<HashMap<PathBuf, Option<Vec<u8>>>>,
+    cache: Mutex<HashMap<PathBuf, Option<Vec<u8>>>>,
     /// The certificates of a file, parsed once (a CA file every kubelet names).
-    certs: RefCell<HashMap<PathBuf, std::rc::Rc<Vec<CertInfo>>>>,
+    certs: Mutex<HashMap<PathBuf, Arc<Vec<CertInfo>>>>,
+}
+
+/// The map behind a lock (a thread that panicked holding it left it whole: entries are
+/// inserted in one step).
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Files<'_> {
     fn bytes(&self, rel: &Path) -> Option<Vec<u8>> {
-        self.cache
-            .borrow_mut()
-            .entry(rel.to_path_buf())
-            .or_insert_with(|| {
-                crate::disk::readfile::read(&self.root.join(rel), crate::disk::readfile::Limit::Kubeconfig).ok()
-            })
-            .clone()
+        if let Some(known) = locked(&self.cache).get(rel) {
+            return known.clone();
+        }
+        let read = crate::disk::readfile::read(&self.root.join(rel), crate::disk::readfile::Limit::Kubeconfig).ok();
+        locked(&self.cache).entry(rel.to_path_buf()).or_insert(read).clone()
     }
 
-    fn certs(&self, rel: &Path) -> std::rc::Rc<Vec<CertInfo>> {
-        if let Some(c) = self.certs.borrow().get(rel) {
+    fn certs(&self, rel: &Path) -> Arc<Vec<CertInfo>> {
+        if let Some(c) = locked(&self.certs).get(rel) {
             return c.clone();
         }
-        let parsed = std::rc::Rc::new(self.bytes(rel).map(|b| certs(&b)).unwrap_or_default());
-        self.certs.borrow_mut().insert(rel.to_path_buf(), parsed.clone());
-        parsed
+        let parsed = Arc::new(self.bytes(rel).map(|b| certs(&b)).unwrap_or_default());
+        locked(&self.certs).entry(rel.to_path_buf()).or_insert(parsed).clone()
     }
 
     /// The tree-relative file a path names on `node`: the node's bundle first (a file the
@@ -471,7 +480,7 @@ impl Files<'_> {
     /// The certificate the other side of the link presents to a side that trusts a CA file:
     /// a server's clients' certificate, a client's server's; `None` when the tree does not
     /// have it readable (its own finding says so) or the other side is not kubepki's.
-    fn other_side(&self, side: Side, links: &[&Link], catalog: &Catalog) -> Option<std::rc::Rc<Vec<CertInfo>>> {
+    fn other_side(&self, side: Side, links: &[&Link], catalog: &Catalog) -> Option<Arc<Vec<CertInfo>>> {
         let link = links.first()?;
         let id: &EntryId = match side {
             Side::Server => &link.client_cert,
@@ -482,7 +491,7 @@ impl Files<'_> {
             Store::Kubeconfig { path, .. } => {
                 let text = String::from_utf8(self.bytes(path)?).ok()?;
                 let pem = crate::x509::kubeconfig::parse(&text, path).ok()?.cert_pem?;
-                Some(std::rc::Rc::new(certs(pem.as_bytes())))
+                Some(Arc::new(certs(pem.as_bytes())))
             }
         }
     }
