@@ -389,6 +389,16 @@ proptest! {
     }
 
     #[test]
+    fn kubeconfigs_read_without_yaml_read_as_yaml_reads_them(
+        text in mutated(samples().kubeconfig.as_bytes()).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+    ) {
+        if let Some(fast) = crate::x509::kubeconfig::rendered(&text) {
+            let yaml = crate::x509::kubeconfig::from_yaml(&text, Path::new("admin.conf"));
+            prop_assert_eq!(format!("{:?}", Some(fast)), format!("{:?}", yaml.ok()));
+        }
+    }
+
+    #[test]
     fn inspect_reads_any_file_or_names_it(
         bytes in prop_oneof![
             mutated(samples().cert_der.as_slice()),

@@ -190,15 +190,10 @@ pub fn read(path: &Path) -> Result<Resolved> {
 /// (resolving the current context, `inspect`'s view); `path` names it in errors.
 pub fn parse_file(text: &str, path: &Path) -> Result<KubeconfigFile> {
     let bad = |p: String| Error::bad_file(path, p);
-    let doc: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(text).map_err(|e| bad(format!("not a kubeconfig: not YAML: {e}")))?;
-    if !doc.is_mapping() {
-        return Err(bad("not a kubeconfig: not a YAML mapping".into()));
-    }
-    if let Some(kind) = doc.get("kind").and_then(|k| k.as_str()).filter(|k| *k != "Config") {
-        return Err(bad(format!("not a kubeconfig: a YAML document of kind '{kind}'")));
-    }
-    let file: KubeconfigFile = serde_yaml_ng::from_value(doc).map_err(|e| bad(format!("not a kubeconfig: {e}")))?;
+    let file = match rendered(text) {
+        Some(file) => file,
+        None => from_yaml(text, path)?,
+    };
     if file.clusters.is_empty() {
         return Err(bad("not a kubeconfig: it has no clusters".into()));
     }
@@ -214,6 +209,76 @@ pub fn parse_file(text: &str, path: &Path) -> Result<KubeconfigFile> {
         return Err(bad(format!("current-context '{}' is not among its contexts", file.current_context)));
     }
     Ok(file)
+}
+
+/// The fields of kubeconfig text, by a YAML parser.
+pub(crate) fn from_yaml(text: &str, path: &Path) -> Result<KubeconfigFile> {
+    let bad = |p: String| Error::bad_file(path, p);
+    let doc: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| bad(format!("not a kubeconfig: not YAML: {e}")))?;
+    if !doc.is_mapping() {
+        return Err(bad("not a kubeconfig: not a YAML mapping".into()));
+    }
+    if let Some(kind) = doc.get("kind").and_then(|k| k.as_str()).filter(|k| *k != "Config") {
+        return Err(bad(format!("not a kubeconfig: a YAML document of kind '{kind}'")));
+    }
+    serde_yaml_ng::from_value(doc).map_err(|e| bad(format!("not a kubeconfig: {e}")))
+}
+
+/// The fields of a kubeconfig exactly as [`Kubeconfig::render`] writes it (thousands in a
+/// tree), read line by line without a YAML parser; `None` for any other text, which
+/// [`from_yaml`] reads. Only what YAML reads the same way is taken: names and the server as
+/// printable-ASCII JSON strings in their canonical quoting, the data as base64 of PEM.
+pub(crate) fn rendered(text: &str) -> Option<KubeconfigFile> {
+    let mut lines = text.strip_suffix('\n')?.split('\n');
+    // The value after `prefix` on the next line (a line without a value: empty).
+    let mut line = |prefix: &str| lines.next()?.strip_prefix(prefix);
+    let quoted = |v: &str| -> Option<String> {
+        let s: String = serde_json::from_str(v).ok()?;
+        let canonical = s.bytes().all(|b| (b' '..=b'~').contains(&b)) && serde_json::to_string(&s).ok()? == v;
+        canonical.then_some(s)
+    };
+    let pem_data = |v: &str| {
+        let base64 = v.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+        // `-----BEGIN`: a string to any YAML reader, never a number or a boolean.
+        (base64 && v.starts_with("LS0tLS1CRUdJTi")).then(|| v.to_string())
+    };
+    let bare = |v: Option<&str>| v.filter(|v| v.is_empty()).map(drop);
+    bare(line("apiVersion: v1"))?;
+    bare(line("clusters:"))?;
+    bare(line("- cluster:"))?;
+    let ca_data = pem_data(line("    certificate-authority-data: ")?)?;
+    let server = quoted(line("    server: ")?)?;
+    let cluster = quoted(line("  name: ")?)?;
+    bare(line("contexts:"))?;
+    bare(line("- context:"))?;
+    let context = ContextFields { cluster: quoted(line("    cluster: ")?)?, user: quoted(line("    user: ")?)? };
+    let context_name = quoted(line("  name: ")?)?;
+    let current_context = quoted(line("current-context: ")?)?;
+    bare(line("kind: Config"))?;
+    bare(line("preferences: {}"))?;
+    bare(line("users:"))?;
+    let user = quoted(line("- name: ")?)?;
+    bare(line("  user:"))?;
+    let cert_data = pem_data(line("    client-certificate-data: ")?)?;
+    let key_data = pem_data(line("    client-key-data: ")?)?;
+    lines.next().is_none().then_some(())?;
+    let cluster_fields =
+        ClusterFields { server, ca_data: Some(ca_data), ca_file: None, insecure_skip_tls_verify: false };
+    let user_fields = UserFields {
+        cert_data: Some(cert_data),
+        key_data: Some(key_data),
+        cert_file: None,
+        key_file: None,
+        other: Default::default(),
+    };
+    Some(KubeconfigFile {
+        kind: Some("Config".into()),
+        clusters: vec![Named { name: cluster, value: cluster_fields }],
+        users: vec![Named { name: user, value: user_fields }],
+        contexts: vec![Named { name: context_name, value: context }],
+        current_context,
+    })
 }
 
 /// Parse kubeconfig text and resolve its current context; `path` names it in errors.
@@ -289,6 +354,29 @@ mod tests {
             assert_eq!(back.key_pem.as_deref(), Some("K"));
             // A YAML 1.1 reader sees quoted scalars only.
             assert!(text.contains(&format!("name: {}", serde_json::to_string(name).unwrap())));
+        }
+    }
+
+    #[test]
+    fn rendered_kubeconfigs_read_without_yaml_as_yaml_reads_them() {
+        let names = ["kubernetes", "on", "no", "12", "a: b", "#x", "say \"hi\"", "back\\slash", "{}", " padded "];
+        for name in names {
+            let text = Kubeconfig {
+                cluster: name,
+                server: "https://[fd00::1]:6443",
+                ca_pem: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
+                user: name,
+                cert_pem: "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n",
+                key_pem: "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n",
+            }
+            .render();
+            let fast = rendered(&text).unwrap_or_else(|| panic!("not recognised: {text}"));
+            let yaml = from_yaml(&text, "t.conf".as_ref()).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{yaml:?}"));
+            // Anything else is YAML's to read.
+            for other in [text.replace("\n", "\r\n"), text.replace(": \"", ": '"), format!("{text}# end\n")] {
+                assert!(rendered(&other).is_none(), "{other}");
+            }
         }
     }
 
