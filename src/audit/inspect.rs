@@ -746,8 +746,10 @@ pub fn scan(dir: &Path, recursive: bool, at: OffsetDateTime) -> Vec<(PathBuf, Re
     let mut files = collect(dir, recursive);
     files.sort();
     // Reading and parsing dominate, file by file: on every core, in the sorted order. A file
-    // of certificates only that another file holds byte for byte (a CA's copy in every node
-    // bundle) is read once: its report is the other's, under its own name.
+    // whose report does not depend on where it is (certificates only, or a kubeconfig as
+    // kubepki writes it: all embedded, no file to resolve) that another file holds byte for
+    // byte (a CA's copy, kube-proxy.conf's, in every node bundle) is read once: its report is
+    // the other's, under its own name.
     // By the SHA-256 of the bytes, taken once per file (the report keeps it).
     let seen: std::sync::Mutex<std::collections::HashMap<Vec<u8>, FileReport>> = Default::default();
     files
@@ -758,11 +760,13 @@ pub fn scan(dir: &Path, recursive: bool, at: OffsetDateTime) -> Vec<(PathBuf, Re
                 Ok(b) => b,
                 Err(e) => return (f, Err(e)),
             };
-            let certificates_only = std::str::from_utf8(&bytes).is_ok_and(|t| {
-                t.contains("-----BEGIN CERTIFICATE-----") && !t.contains("PRIVATE KEY") && !t.contains("REQUEST")
+            let same_anywhere = std::str::from_utf8(&bytes).is_ok_and(|t| {
+                let certificates =
+                    t.contains("-----BEGIN CERTIFICATE-----") && !t.contains("PRIVATE KEY") && !t.contains("REQUEST");
+                certificates || crate::x509::kubeconfig::rendered(t).is_some()
             });
             let digest = sha256(&bytes);
-            if certificates_only {
+            if same_anywhere {
                 let known = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&digest).cloned();
                 if let Some(mut r) = known {
                     r.path = f.clone();
@@ -770,7 +774,7 @@ pub fn scan(dir: &Path, recursive: bool, at: OffsetDateTime) -> Vec<(PathBuf, Re
                 }
             }
             let r = read_bytes(&f, &bytes, digest, &refs, at);
-            if let (true, Ok(report)) = (certificates_only, &r) {
+            if let (true, Ok(report)) = (same_anywhere, &r) {
                 seen.lock().unwrap_or_else(|p| p.into_inner()).insert(report.sha256.clone(), report.clone());
             }
             (f, r)
