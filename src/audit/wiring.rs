@@ -132,22 +132,44 @@ pub fn read_tree<'s>(root: &Path, spec: &'s ClusterSpec) -> Vec<(&'s Node, Manif
         let dir = bundle(cp).join(layout::ETC_KUBERNETES).join(layout::MANIFESTS);
         out.extend(manifests_in(root, &dir).into_iter().map(|m| (cp, m)));
     }
-    // Thousands of nodes: their files are read and parsed on every core.
+    // Thousands of nodes: their files are read on every core, and each configuration parsed
+    // once (node after node holds the same one under its own header comment).
     use rayon::prelude::*;
+    type Fields = Option<BTreeMap<String, String>>;
+    let parsed: Mutex<HashMap<(String, &str), Fields>> = Mutex::default();
+    let fields = |text: &str, doc_kind: &'static str| -> Fields {
+        let key = (uncommented(text).to_string(), doc_kind);
+        if let Some(known) = locked(&parsed).get(&key) {
+            return known.clone();
+        }
+        let found = config_fields(&key.0, doc_kind);
+        locked(&parsed).entry(key).or_insert(found).clone()
+    };
     let configs: Vec<(&Node, Manifest)> = spec
         .nodes
         .par_iter()
         .flat_map_iter(|node| {
+            let fields = &fields;
             [ComponentKind::Kubelet, ComponentKind::KubeProxy].into_iter().filter_map(move |kind| {
                 let (file, doc_kind) = kind.config_file()?;
                 let path = bundle(node).join(file);
-                let flags = config_fields(&small_text(&root.join(&path))?, doc_kind)?;
+                let flags = fields(&small_text(&root.join(&path))?, doc_kind)?;
                 Some((node, Manifest { component: kind, path, flags }))
             })
         })
         .collect();
     out.extend(configs);
     out
+}
+
+/// YAML text without its leading comment lines (`# The kubelet of node01 ...`), which YAML
+/// reads the same.
+fn uncommented(text: &str) -> &str {
+    let mut rest = text;
+    while rest.starts_with('#') {
+        rest = rest.split_once('\n').map_or("", |(_, r)| r);
+    }
+    rest
 }
 
 /// Every manifest and configuration file in `dir` (not its subdirectories), recognised by
