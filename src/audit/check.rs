@@ -272,11 +272,20 @@ pub fn check(dir: &Path, opts: &CheckOptions) -> Result<CheckReport> {
             });
         }
     }
-    entries.sort_by(|a, b| (a.expires.is_some(), a.expires, &a.name).cmp(&(b.expires.is_some(), b.expires, &b.name)));
-    mark_externally_managed(dir, &mut entries);
-    let digests: std::collections::HashMap<PathBuf, &[u8]> =
-        files.iter().filter_map(|(p, r)| Some((rel(p), r.as_ref().ok()?.sha256.as_slice()))).collect();
-    mark_copies(dir, &digests, &mut entries);
+    let digests: std::collections::HashMap<PathBuf, Vec<u8>> =
+        files.iter().filter_map(|(p, r)| Some((rel(p), r.as_ref().ok()?.sha256.clone()))).collect();
+    drop(cas);
+    // The scan's reports (every certificate of the tree) freed on another core meanwhile.
+    rayon::join(
+        move || drop(files),
+        || {
+            entries.par_sort_by(|a, b| {
+                (a.expires.is_some(), a.expires, &a.name).cmp(&(b.expires.is_some(), b.expires, &b.name))
+            });
+            mark_externally_managed(dir, &mut entries);
+            mark_copies(dir, &digests, &mut entries);
+        },
+    );
     Ok(CheckReport { dir: dir.to_path_buf(), at: opts.at, warn_within: opts.warn_within, entries })
 }
 
@@ -307,10 +316,10 @@ fn mark_externally_managed(dir: &Path, entries: &mut [CheckEntry]) {
 
 /// Mark the rows of node bundles' copies that are byte for byte the file at the top of the
 /// tree (`nodes/<n>/etc/kubernetes/<f>` and `<f>`), with the name of that file's row.
-fn mark_copies(dir: &Path, digests: &std::collections::HashMap<PathBuf, &[u8]>, entries: &mut [CheckEntry]) {
+fn mark_copies(dir: &Path, digests: &std::collections::HashMap<PathBuf, Vec<u8>>, entries: &mut [CheckEntry]) {
     // The digest taken when the scan read the file, else the file read again.
     let read = |p: &Path| match digests.get(p) {
-        Some(d) => Some(d.to_vec()),
+        Some(d) => Some(d.clone()),
         None => crate::disk::readfile::read(&dir.join(p), crate::disk::readfile::Limit::Kubeconfig)
             .ok()
             .map(|b| inspect::sha256(&b)),
