@@ -225,5 +225,8 @@ pub(crate) fn algorithm_name(oid: &x509_parser::oid_registry::Oid) -> String {
     if let Some((_, name)) = SHA1_NAMES.iter().find(|(o, _)| *o == id) {
         return (*name).to_string();
     }
-    x509_parser::oid_registry::OidRegistry::default().with_crypto().get(oid).map(|e| e.sn().to_string()).unwrap_or(id)
+    // The registry made once (it is a map of every crypto OID; thousands of certificates).
+    static CRYPTO: std::sync::LazyLock<x509_parser::oid_registry::OidRegistry<'static>> =
+        std::sync::LazyLock::new(|| x509_parser::oid_registry::OidRegistry::default().with_crypto());
+    CRYPTO.get(oid).map(|e| e.sn().to_string()).unwrap_or(id)
 }
