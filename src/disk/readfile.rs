@@ -55,7 +55,9 @@ pub fn read(path: &Path, limit: Limit) -> Result<Vec<u8>> {
 pub fn read_with_mode(path: &Path, limit: Limit) -> Result<(Vec<u8>, u32)> {
     use std::os::unix::fs::PermissionsExt;
     let (file, meta) = open(path, limit)?;
-    let mut bytes = Vec::new();
+    // Room for the whole file (and the byte that would say it grew): read in one call, not
+    // in growing steps.
+    let mut bytes = Vec::with_capacity(meta.len().min(limit.bytes()) as usize + 1);
     file.take(limit.bytes() + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, "read", e))?;
     if bytes.len() as u64 > limit.bytes() {
         return Err(too_large(path, limit, bytes.len() as u64));
