@@ -567,3 +567,22 @@ fn named_problem(root: &Path, named: &str, expected: &Path, want: Want) -> Optio
     };
     (!holds).then(wrong)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_reads_the_same_without_its_header_comment() {
+        let text = "# The kubelet of node01.\n# Second line.\napiVersion: kubelet.config.k8s.io/v1beta1\n\
+                    kind: KubeletConfiguration\n# inside\nport: 10250\nauthentication:\n  x509:\n    \
+                    clientCAFile: /etc/kubernetes/pki/ca.crt\n";
+        let body = uncommented(text);
+        assert!(body.starts_with("apiVersion:") && body.contains("# inside"), "{body}");
+        let fields = config_fields(text, "KubeletConfiguration").unwrap();
+        assert_eq!(config_fields(body, "KubeletConfiguration"), Some(fields.clone()));
+        assert_eq!(fields["authentication.x509.clientCAFile"], "/etc/kubernetes/pki/ca.crt");
+        assert_eq!(uncommented("# only a comment"), "");
+        assert_eq!(uncommented(" # indented\nkind: X\n"), " # indented\nkind: X\n");
+    }
+}
