@@ -223,6 +223,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Resolved> {
 
 /// Parse kubeconfig text and resolve a context (the current one if `None`).
 pub fn parse_context(text: &str, path: &Path, context: Option<&str>) -> Result<Resolved> {
+    if context.is_none() {
+        if let Some(r) = parse_rendered(text) {
+            return Ok(r);
+        }
+    }
     let file = parse_file(text, path)?;
     let bad = |p: String| Error::bad_file(path, p);
     let ctx = match context {
@@ -266,6 +271,45 @@ pub fn parse_context(text: &str, path: &Path, context: Option<&str>) -> Result<R
     })
 }
 
+/// Kubeconfig text exactly as [`Kubeconfig::render`] writes it, read without a YAML parser:
+/// its values taken from their lines, and accepted only if rendering them again gives the same
+/// bytes (so what it returns is what the YAML says). Anything else, `None`: the YAML reader's.
+/// A tree of thousands of nodes holds thousands of these; parsing them as YAML was most of the
+/// time spent reading one.
+fn parse_rendered(text: &str) -> Option<Resolved> {
+    let value = |prefix: &str| text.lines().find_map(|l| l.strip_prefix(prefix));
+    let unquote = |v: &str| serde_json::from_str::<String>(v).ok();
+    let decode = |v: &str| B64.decode(v).ok().and_then(|b| String::from_utf8(b).ok());
+    let ca_pem = decode(value("    certificate-authority-data: ")?)?;
+    let server = unquote(value("    server: ")?)?;
+    let cluster = unquote(value("  name: ")?)?;
+    let user = unquote(value("- name: ")?)?;
+    let cert_pem = decode(value("    client-certificate-data: ")?)?;
+    let key_pem = decode(value("    client-key-data: ")?)?;
+    let k = Kubeconfig {
+        cluster: &cluster,
+        server: &server,
+        ca_pem: &ca_pem,
+        user: &user,
+        cert_pem: &cert_pem,
+        key_pem: &key_pem,
+    };
+    if k.render() != text {
+        return None;
+    }
+    Some(Resolved {
+        context: k.context(),
+        cluster: cluster.clone(),
+        server: server.clone(),
+        ca_pem: Some(ca_pem.clone()),
+        user: user.clone(),
+        cert_pem: Some(cert_pem.clone()),
+        key_pem: Some(key_pem.clone()),
+        files: [None, None, None],
+        insecure_skip_tls_verify: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +333,33 @@ mod tests {
             assert_eq!(back.key_pem.as_deref(), Some("K"));
             // A YAML 1.1 reader sees quoted scalars only.
             assert!(text.contains(&format!("name: {}", serde_json::to_string(name).unwrap())));
+        }
+    }
+
+    #[test]
+    fn a_rendered_kubeconfig_reads_the_same_without_the_yaml_parser() {
+        for name in ["kubernetes", "on", "a: b", "système"] {
+            let k = Kubeconfig {
+                cluster: name,
+                server: "https://[::1]:6443",
+                ca_pem: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
+                user: "system:node:n1",
+                cert_pem: "C\n",
+                key_pem: "K\n",
+            };
+            let text = k.render();
+            let fast = parse_rendered(&text).expect("rendered text is read by the fast reader");
+            let file = parse_file(&text, "t.conf".as_ref()).unwrap();
+            assert_eq!(file.clusters[0].name, fast.cluster);
+            assert_eq!(file.clusters[0].value.server, fast.server);
+            assert_eq!(file.users[0].name, fast.user);
+            assert_eq!(file.current_context, fast.context);
+            assert_eq!(fast.ca_pem.as_deref(), Some(k.ca_pem));
+            assert_eq!((fast.cert_pem.as_deref(), fast.key_pem.as_deref()), (Some("C\n"), Some("K\n")));
+            // Anything else (here one more field) is left to the YAML reader.
+            let edited = text.replace("    server:", "    insecure-skip-tls-verify: true\n    server:");
+            assert!(parse_rendered(&edited).is_none());
+            assert!(parse(&edited, "t.conf".as_ref()).unwrap().insecure_skip_tls_verify);
         }
     }
 
