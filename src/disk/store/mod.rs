@@ -131,7 +131,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> Result<()> {
 }
 
 /// Run `f` on the I/O pool (or here, if the pool cannot be made).
-fn on_io_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn on_io_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     let pool = POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new().num_threads(IO_THREADS).thread_name(|i| format!("kubepki-io-{i}")).build().ok()
@@ -227,22 +227,24 @@ fn umask_keeps(bits: u32) -> bool {
 /// copy) and make the new names durable; returns the pairs that could not be linked (another
 /// filesystem, or one without hard links), for the caller to copy.
 pub(crate) fn link_durably(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<&(PathBuf, PathBuf)>> {
-    use rayon::prelude::*;
     let mut dirs: Vec<&Path> = pairs.iter().map(|(_, new)| parent(new)).collect();
     dirs.sort_unstable();
     dirs.dedup();
-    dirs.par_iter().try_for_each(|d| make_dirs(d))?;
-    let failed: Vec<&(PathBuf, PathBuf)> = pairs
-        .par_iter()
-        .map(|pair| match fs::hard_link(&pair.0, &pair.1) {
-            Ok(()) => Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::io(&pair.1, "link", e)),
-            Err(_) => Ok(Some(pair)),
-        })
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
+    // On the I/O pool: `init` saves from a thread the global pool's workers may be waiting on.
+    let failed: Vec<&(PathBuf, PathBuf)> = on_io_pool(|| {
+        dirs.par_iter().try_for_each(|d| make_dirs(d))?;
+        pairs
+            .par_iter()
+            .map(|pair| match fs::hard_link(&pair.0, &pair.1) {
+                Ok(()) => Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::io(&pair.1, "link", e)),
+                Err(_) => Ok(Some(pair)),
+            })
+            .collect::<Result<Vec<_>>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
     // Many folders: one sync of the filesystem costs less than one per folder.
     match dirs.first() {
         Some(first) if dirs.len() >= 64 => sync_filesystem(first)?,
