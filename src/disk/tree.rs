@@ -45,13 +45,13 @@ pub fn bundle_copies(
     catalog: &Catalog,
     root: &Path,
     create: bool,
-    fresh: &HashMap<PathBuf, Vec<u8>>,
+    fresh: &HashMap<&Path, &[u8]>,
 ) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
     let bundles = catalog.bundles();
     let mut candidates = Vec::new();
     for node in nodes {
         for (src, dst, mode) in bundles.of(spec, node) {
-            if let Some(bytes) = fresh.get(&src).filter(|_| src != dst) {
+            if let Some(bytes) = fresh.get(src.as_path()).filter(|_| src != dst) {
                 candidates.push((dst, bytes, mode));
             }
         }
@@ -60,9 +60,9 @@ pub fn bundle_copies(
     let out = candidates
         .into_par_iter()
         .filter_map(|(dst, bytes, mode)| match read(&root.join(&dst), Limit::Kubeconfig) {
-            Ok(old) if &old == bytes => None,
+            Ok(old) if old == *bytes => None,
             Err(_) if !create => None,
-            _ => Some((dst, bytes.clone(), mode)),
+            _ => Some((dst, bytes.to_vec(), mode)),
         })
         .collect();
     Ok(out)

@@ -376,7 +376,7 @@ pub(crate) fn one_batch(
     records: Vec<IssuanceRecord>,
     command: &str,
 ) -> Result<(Batch, usize, Vec<PathBuf>)> {
-    let fresh: HashMap<PathBuf, Vec<u8>> = writes.iter().map(|(p, b, _)| (p.clone(), b.clone())).collect();
+    let fresh: HashMap<&Path, &[u8]> = writes.iter().map(|(p, b, _)| (p.as_path(), b.as_slice())).collect();
     let copies =
         crate::disk::tree::bundle_copies(&tree.spec, &tree.spec.nodes, &tree.catalog, &tree.root, false, &fresh)?;
     let mut batch = Batch::new();
