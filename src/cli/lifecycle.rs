@@ -12,8 +12,8 @@ use super::verify::{cluster_of, default_dir};
 use super::{emit, Format};
 use kubepki::model::infer::Source;
 use kubepki::{
-    disk::run::Run, model::spec::Role, operations::lifecycle::Applied, operations::lifecycle::Plan as ChangePlan,
-    operations::lifecycle::Tree, Result,
+    audit::verify::Report, disk::run::Run, model::spec::Role, operations::lifecycle::Applied,
+    operations::lifecycle::Plan as ChangePlan, operations::lifecycle::Tree, Result,
 };
 
 /// Where the tree is and what it describes.
@@ -31,6 +31,9 @@ pub(crate) struct TreeArgs {
     /// Show what would change (identities, SANs, issuers, validity) and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Then verify the whole tree as `kubepki verify` does (exit 1 if it finds problems).
+    #[arg(long, conflicts_with = "dry_run")]
+    verify: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -42,6 +45,30 @@ impl TreeArgs {
     fn begin(&self, command: &str) -> Result<(Option<Run>, Tree)> {
         let run = if self.dry_run { None } else { Some(Run::begin(&default_dir(self.dir.clone()), command)?) };
         Ok((run, self.tree()?))
+    }
+
+    /// The verify of the whole tree after a change, when `--verify` asks for it (read again,
+    /// as the tree now describes itself).
+    fn verified(&self, now: OffsetDateTime) -> Result<Option<Report>> {
+        if !self.verify {
+            return Ok(None);
+        }
+        // As the tree records itself now (a node just added is in it, not in a --config).
+        let dir = default_dir(self.dir.clone());
+        let described = cluster_of(&dir, None, false)?;
+        let spec = (described.source != Source::Inferred).then_some(described.spec);
+        Ok(Some(Tree::load(&dir, spec)?.verify(now)))
+    }
+
+    /// The end of a change's text: the verify asked for, else how to have one.
+    fn verify_text(&self, report: Option<&Report>) -> String {
+        match report {
+            Some(r) => kubepki::report::verify::text(r, false),
+            None => format!(
+                "the whole tree is not verified again here: kubepki verify --dir {} (or --verify with this command)\n",
+                default_dir(self.dir.clone()).display()
+            ),
+        }
     }
 
     fn tree(&self) -> Result<Tree> {
@@ -202,13 +229,23 @@ fn finish(tree: &Tree, plan: ChangePlan, command: &str, args: &TreeArgs, now: Of
         emit(args.output, || changes_text(&plan.changes, &plan.notes, true), &json)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let applied = plan.apply(tree, command, now)?;
-    report(&applied, args.output)
+    let mut applied = plan.apply(tree, command)?;
+    applied.verify = args.verified(now)?;
+    report(&applied, args)
 }
 
-fn report(applied: &Applied, format: Format) -> Result<ExitCode> {
+/// Exit 1 when the verify asked for finds problems.
+fn exit_code(verify: Option<&Report>) -> ExitCode {
+    if verify.is_some_and(Report::has_problems) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn report(applied: &Applied, args: &TreeArgs) -> Result<ExitCode> {
     emit(
-        format,
+        args.output,
         || {
             let mut out = changes_text(&applied.changes, &applied.notes, false);
             if let Some(b) = &applied.backup {
@@ -217,12 +254,12 @@ fn report(applied: &Applied, format: Format) -> Result<ExitCode> {
             let _ = writeln!(out, "{} copies refreshed in node bundles\n", applied.bundle_files_written);
             out.push_str(&kubepki::operations::rollout::text(&applied.rollout));
             out.push('\n');
-            out.push_str(&kubepki::report::verify::text(&applied.verify, false));
+            out.push_str(&args.verify_text(applied.verify.as_ref()));
             out
         },
         applied,
     )?;
-    Ok(if applied.verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(exit_code(applied.verify.as_ref()))
 }
 
 pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
@@ -250,16 +287,15 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             let opts = kubepki::operations::init::InitOptions { command: Some("node add"), ..Default::default() };
             let report = kubepki::operations::init::init(&spec, &catalog, &tree.root, &opts, now)?;
             kubepki::model::infer::record(&tree.root, &spec)?;
-            let after = if tree.inferred { Tree::load(&tree.root, None)? } else { Tree::load(&tree.root, Some(spec))? };
-            let verify = after.verify(now);
+            let verify = a.tree.verified(now)?;
             let mut text = kubepki::report::init_text(&report);
             if let Some(c) = &a.tree.config {
                 let _ = writeln!(text, "add node {} to {} so that later runs know it", a.name, c.display());
             }
             text.push('\n');
-            text.push_str(&kubepki::report::verify::text(&verify, false));
+            text.push_str(&a.tree.verify_text(verify.as_ref()));
             emit(a.tree.output, || text.clone(), &report)?;
-            Ok(if verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(exit_code(verify.as_ref()))
         }
         NodeCommand::Remove(a) => {
             let (run, tree) = a.tree.begin("node remove")?;
@@ -273,7 +309,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 emit(a.tree.output, || text.clone(), &json)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let r = kubepki::operations::lifecycle::node_remove(&tree, &a.name, now)?;
+            let mut r = kubepki::operations::lifecycle::node_remove(&tree, &a.name, now)?;
+            r.verify = a.tree.verified(now)?;
             let mut text = match &r.backup {
                 Some(b) => format!("node {} retired; its files are saved in {}\n", r.node, b.display()),
                 None => format!("node {} retired\n", r.node),
@@ -290,9 +327,9 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
             text.push('\n');
             text.push_str(&kubepki::operations::rollout::text(&r.rollout));
             text.push('\n');
-            text.push_str(&kubepki::report::verify::text(&r.verify, false));
+            text.push_str(&a.tree.verify_text(r.verify.as_ref()));
             emit(a.tree.output, || text.clone(), &r)?;
-            Ok(if r.verify.has_problems() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(exit_code(r.verify.as_ref()))
         }
     }
 }
@@ -349,6 +386,7 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
         return Ok(code);
     }
     let now = OffsetDateTime::now_utc();
-    let applied = kubepki::operations::rotate::rotate(&tree, &a.ca, phase, now)?;
-    report(&applied, a.tree.output)
+    let mut applied = kubepki::operations::rotate::rotate(&tree, &a.ca, phase, now)?;
+    applied.verify = a.tree.verified(now)?;
+    report(&applied, &a.tree)
 }

@@ -43,7 +43,7 @@ pub(crate) fn run(a: ReportArgs) -> Result<ExitCode> {
         &tree.spec,
         &tree.catalog,
         &topology,
-        &tree.inventory,
+        tree.inventory(),
         &VerifyOptions { at, warn_within: a.warn_within, wiring: Default::default() },
     );
     let expiry = check(&dir, &CheckOptions { at, warn_within: a.warn_within, expected: expected_in(&dir) })?;

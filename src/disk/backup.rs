@@ -22,6 +22,7 @@
 //! restored: the issuance log (history: what was signed stays signed), the lock file and the
 //! journal.
 
+use rayon::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -131,19 +132,26 @@ impl Backup {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut copies: Vec<PathBuf> = Vec::new();
         let mut created = String::new();
+        let mut new: Vec<(&Path, &Path)> = Vec::new();
         for path in paths {
             let Ok(rel) = path.strip_prefix(&self.root) else { continue };
             if is_kept_out(rel) || !state.seen.insert(rel.to_path_buf()) || !self.keep {
                 continue;
             }
-            match fs::symlink_metadata(path) {
+            new.push((path, rel));
+        }
+        // Each looked at on the I/O pool (a rotation replaces thousands; `init` saves from a
+        // thread the global pool's workers wait on), kept in order.
+        let looked: Vec<_> = store::on_io_pool(|| new.par_iter().map(|(path, _)| fs::symlink_metadata(path)).collect());
+        for ((path, rel), found) in new.into_iter().zip(looked) {
+            match found {
                 Ok(m) if m.is_file() => copies.push(rel.to_path_buf()),
                 Ok(_) => {} // not a file: the change itself will fail and say so
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     created.push_str(&rel.to_string_lossy());
                     created.push('\n');
                 }
-                Err(e) => return Err(Error::io(*path, "look at for the backup", e)),
+                Err(e) => return Err(Error::io(path, "look at for the backup", e)),
             }
         }
         if copies.is_empty() && created.is_empty() {

@@ -93,7 +93,8 @@ pub struct Inventory {
 impl Inventory {
     /// Load every entry of the catalog from `root` (in parallel; parsing dominates).
     pub fn load(root: &Path, catalog: &Catalog) -> Inventory {
-        let entries = catalog.entries.par_iter().map(|e| (e.id.clone(), load_entry(root, e))).collect();
+        let bundles = Bundles::default();
+        let entries = catalog.entries.par_iter().map(|e| (e.id.clone(), load_entry(root, e, &bundles))).collect();
         Inventory { root: root.to_path_buf(), entries }
     }
 
@@ -130,7 +131,25 @@ fn strip_path(message: &str, rel: &Path) -> String {
     message.strip_prefix(&format!("{}: ", rel.display())).unwrap_or(message).to_string()
 }
 
-fn load_entry(root: &Path, e: &Entry) -> Loaded {
+/// The CA bundles read so far, by their PEM text: the thousands of kubeconfigs of a tree embed
+/// the same few, each parsed once.
+#[derive(Default)]
+struct Bundles(std::sync::Mutex<HashMap<String, Vec<CertInfo>>>);
+
+impl Bundles {
+    /// [`parse_bundle`], once per text (failures are not kept: their problem names the file).
+    fn parse(&self, text: &str, rel: &Path) -> Result<Vec<CertInfo>, Problem> {
+        let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(certs) = lock().get(text) {
+            return Ok(certs.clone());
+        }
+        let certs = parse_bundle(text, rel)?;
+        lock().insert(text.to_string(), certs.clone());
+        Ok(certs)
+    }
+}
+
+fn load_entry(root: &Path, e: &Entry, bundles: &Bundles) -> Loaded {
     let mut modes = Vec::new();
     match &e.kind {
         EntryKind::Ca { cert, key, .. } | EntryKind::Leaf(Leaf { store: Store::Files { cert, key }, .. }) => {
@@ -151,7 +170,7 @@ fn load_entry(root: &Path, e: &Entry) -> Loaded {
                 modes,
             }
         }
-        EntryKind::Leaf(Leaf { store: Store::Kubeconfig { path, .. }, .. }) => load_kubeconfig(root, path),
+        EntryKind::Leaf(Leaf { store: Store::Kubeconfig { path, .. }, .. }) => load_kubeconfig(root, path, bundles),
         EntryKind::KeyPair { key, public } => {
             let k = read(root, key);
             let p = read(root, public);
@@ -172,7 +191,7 @@ fn load_entry(root: &Path, e: &Entry) -> Loaded {
     }
 }
 
-fn load_kubeconfig(root: &Path, rel: &Path) -> Loaded {
+fn load_kubeconfig(root: &Path, rel: &Path, bundles: &Bundles) -> Loaded {
     let missing = |p: Problem| Loaded {
         cert: Err(p.clone()),
         cert_pem: None,
@@ -206,7 +225,7 @@ fn load_kubeconfig(root: &Path, rel: &Path) -> Loaded {
         None => Err(absent("client-key", &k.files[2])),
     };
     let ca = match &k.ca_pem {
-        Some(pem) => parse_bundle(pem, rel),
+        Some(pem) => bundles.parse(pem, rel),
         None => Err(absent("certificate-authority", &k.files[0])),
     };
     Loaded {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use time::OffsetDateTime;
 
 use crate::disk::readfile::{is_missing, read, read_text, Limit};
@@ -33,48 +34,37 @@ pub fn refuse_linked_dirs(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The copies in the bundles of `nodes` that differ from their sources, the sources being
-/// `fresh` (relative path → the bytes about to be written) where they are about to change,
-/// else the files on disk: `(copy, bytes, mode)`, paths relative to the tree. With `create`,
-/// missing copies too; without, only copies that exist.
+/// The copies in the bundles of `nodes` of the sources a change writes, `fresh` (relative
+/// path → the bytes about to be written), that differ from them: `(copy, bytes, mode)`, paths
+/// relative to the tree. With `create`, missing copies too; without, only copies that exist.
+/// Copies of sources the change leaves alone are not its business (a stale one is `init`'s,
+/// as verify says), and are not read.
 pub fn bundle_copies(
     spec: &ClusterSpec,
     nodes: &[Node],
     catalog: &Catalog,
     root: &Path,
     create: bool,
-    fresh: &HashMap<PathBuf, Vec<u8>>,
+    fresh: &HashMap<&Path, &[u8]>,
 ) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
-    let mut cache: HashMap<PathBuf, Vec<u8>> = HashMap::new();
-    let mut out = Vec::new();
     let bundles = catalog.bundles();
+    let mut candidates = Vec::new();
     for node in nodes {
         for (src, dst, mode) in bundles.of(spec, node) {
-            if src == dst {
-                continue;
+            if let Some(bytes) = fresh.get(src.as_path()).filter(|_| src != dst) {
+                candidates.push((dst, bytes, mode));
             }
-            let bytes = match fresh.get(&src) {
-                Some(b) => b,
-                None => {
-                    if !cache.contains_key(&src) {
-                        let path = root.join(&src);
-                        match read(&path, Limit::Kubeconfig) {
-                            Ok(bytes) => cache.insert(src.clone(), bytes),
-                            Err(e) if is_missing(&e) => continue,
-                            Err(e) => return Err(e),
-                        };
-                    }
-                    &cache[&src]
-                }
-            };
-            match read(&root.join(&dst), Limit::Kubeconfig) {
-                Ok(old) if &old == bytes => continue,
-                Err(_) if !create => continue,
-                _ => {}
-            }
-            out.push((dst, bytes.clone(), mode));
         }
     }
+    // Each copy read and compared on all cores (thousands of nodes hold one each).
+    let out = candidates
+        .into_par_iter()
+        .filter_map(|(dst, bytes, mode)| match read(&root.join(&dst), Limit::Kubeconfig) {
+            Ok(old) if old == *bytes => None,
+            Err(_) if !create => None,
+            _ => Some((dst, bytes.to_vec(), mode)),
+        })
+        .collect();
     Ok(out)
 }
 

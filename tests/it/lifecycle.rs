@@ -48,7 +48,17 @@ fn renew_all_brings_an_expired_kubeadm_cluster_back() {
     assert!(text.contains("  - validity  2024-02-04 .. 2025-02-03"), "{text}");
     assert_eq!(snapshot(&dir), snap);
 
-    let out = env.kubepki(&["renew", "--all", "--dir", d]);
+    // Without --verify the change is not followed by a verify of the whole tree.
+    let mut quiet = Command::new("cp");
+    quiet.args(["-a", d]).arg(dir.with_extension("copy"));
+    assert!(quiet.status().unwrap().success());
+    let copy = dir.with_extension("copy");
+    let out = env.kubepki(&["renew", "--all", "--dir", copy.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("the whole tree is not verified again here: kubepki verify --dir"), "{text}");
+
+    let out = env.kubepki(&["renew", "--all", "--verify", "--dir", d]);
     let text = String::from_utf8_lossy(&out.stdout);
     // Every certificate is good again; what is left is kubeadm's wiring: its apiserver does not
     // verify kubelets (--kubelet-certificate-authority unset), a warning, so exit 1.
@@ -187,7 +197,8 @@ fn node_add_and_remove() {
     let serving = cert(&dir.join("nodes/node03/var/lib/kubelet/pki/kubelet.crt"));
     assert_eq!(serving.subject_cn, "system:node:node03");
     assert!(dir.join("nodes/node03/etc/kubernetes/pki/ca.crt").is_file());
-    let text = env.kubepki_ok(&["node", "add", "cp2", "--role", "control-plane", "--ip", "127.0.0.5", "--dir", d]);
+    let text =
+        env.kubepki_ok(&["node", "add", "cp2", "--role", "control-plane", "--ip", "127.0.0.5", "--verify", "--dir", d]);
     assert!(text.contains("0 error, 0 warning"), "{text}");
     assert_eq!(cert(&dir.join("nodes/cp2/etc/kubernetes/pki/etcd/peer.crt")).subject_cn, "cp2");
     assert!(dir.join("nodes/cp2/etc/kubernetes/pki/ca.key").is_file());

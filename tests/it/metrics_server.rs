@@ -215,7 +215,7 @@ fn live_handshakes_cover_both_links_and_a_kubelet_certificate_without_its_ip_san
 
     // node01's kubelet certificate without its IP SAN: the scrape fails as metrics-server#196
     // reports, and explain ties the message to the link and says `san add`.
-    let out = env.kubepki(&["san", "remove", "kubelet-serving@node01", "127.0.0.2", "--force", "--dir", d]);
+    let out = env.kubepki(&["san", "remove", "kubelet-serving@node01", "127.0.0.2", "--force", "--verify", "--dir", d]);
     assert_eq!(out.status.code(), Some(1), "done, and verify's summary finds the SAN missing");
     let results = live(&env);
     let scrape = results.iter().find(|(l, _)| l == "metrics-server -> kubelet@node01").unwrap();

@@ -131,7 +131,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> Result<()> {
 }
 
 /// Run `f` on the I/O pool (or here, if the pool cannot be made).
-fn on_io_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+pub(crate) fn on_io_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     let pool = POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new().num_threads(IO_THREADS).thread_name(|i| format!("kubepki-io-{i}")).build().ok()
@@ -152,6 +152,33 @@ fn parent(path: &Path) -> &Path {
 /// Create a directory and its parents with mode 0755.
 pub fn make_dirs(dir: &Path) -> Result<()> {
     DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).map_err(|e| Error::io(dir, "create directory", e))
+}
+
+/// Make every directory of `dirs` (0755) and the missing ones above them: each once, parents
+/// before children, the directories of one depth on all of the pool's threads. (A recursive
+/// create per directory tries each missing level twice, and thousands of node folders in a
+/// backup share most of theirs.)
+fn make_dir_tree(dirs: &[&Path]) -> Result<()> {
+    let mut all: BTreeSet<&Path> = BTreeSet::new();
+    for dir in dirs {
+        for above in dir.ancestors().take_while(|a| !a.as_os_str().is_empty()) {
+            if !all.insert(above) {
+                break; // and so are all above it
+            }
+        }
+    }
+    let mut by_depth: BTreeMap<usize, Vec<&Path>> = BTreeMap::new();
+    for dir in all {
+        by_depth.entry(dir.components().count()).or_default().push(dir);
+    }
+    by_depth.values().try_for_each(|level| {
+        level.par_iter().try_for_each(|dir| match DirBuilder::new().mode(DIR_MODE).create(dir) {
+            Err(e) if !(e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir()) => {
+                Err(Error::io(dir, "create directory", e))
+            }
+            _ => Ok(()),
+        })
+    })
 }
 
 /// When a temporary is made durable.
@@ -227,22 +254,24 @@ fn umask_keeps(bits: u32) -> bool {
 /// copy) and make the new names durable; returns the pairs that could not be linked (another
 /// filesystem, or one without hard links), for the caller to copy.
 pub(crate) fn link_durably(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<&(PathBuf, PathBuf)>> {
-    use rayon::prelude::*;
     let mut dirs: Vec<&Path> = pairs.iter().map(|(_, new)| parent(new)).collect();
     dirs.sort_unstable();
     dirs.dedup();
-    dirs.par_iter().try_for_each(|d| make_dirs(d))?;
-    let failed: Vec<&(PathBuf, PathBuf)> = pairs
-        .par_iter()
-        .map(|pair| match fs::hard_link(&pair.0, &pair.1) {
-            Ok(()) => Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::io(&pair.1, "link", e)),
-            Err(_) => Ok(Some(pair)),
-        })
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
+    // On the I/O pool: `init` saves from a thread the global pool's workers may be waiting on.
+    let failed: Vec<&(PathBuf, PathBuf)> = on_io_pool(|| {
+        make_dir_tree(&dirs)?;
+        pairs
+            .par_iter()
+            .map(|pair| match fs::hard_link(&pair.0, &pair.1) {
+                Ok(()) => Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::io(&pair.1, "link", e)),
+                Err(_) => Ok(Some(pair)),
+            })
+            .collect::<Result<Vec<_>>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
     // Many folders: one sync of the filesystem costs less than one per folder.
     match dirs.first() {
         Some(first) if dirs.len() >= 64 => sync_filesystem(first)?,
@@ -322,6 +351,23 @@ pub fn sweep_temporaries(root: &Path) -> Result<usize> {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_directory_tree_is_made_once_each_and_a_file_in_the_way_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("b/nodes/n1")).unwrap();
+        let wanted = [root.join("b/nodes/n1/etc/pki"), root.join("b/nodes/n2/var/lib"), root.join("b/nodes/n1/etc")];
+        let refs: Vec<&Path> = wanted.iter().map(PathBuf::as_path).collect();
+        make_dir_tree(&refs).unwrap();
+        for w in &wanted {
+            assert!(w.is_dir(), "{}", w.display());
+            assert_eq!(fs::metadata(w).unwrap().mode() & 0o777, 0o755);
+        }
+        fs::write(root.join("b/file"), "x").unwrap();
+        let err = make_dir_tree(&[root.join("b/file/below").as_path()]).unwrap_err().to_string();
+        assert!(err.contains("b/file"), "{err}");
+    }
 
     #[test]
     fn writes_with_modes_and_replaces_whole_files() {
