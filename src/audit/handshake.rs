@@ -230,6 +230,7 @@ fn describe(p: &crate::disk::inventory::Problem) -> String {
         crate::disk::inventory::Problem::Missing(path) => format!("{} is missing", path.display()),
         crate::disk::inventory::Problem::Unreadable(path, why) => format!("{}: {why}", path.display()),
         crate::disk::inventory::Problem::External(_, why) => why.clone(),
+        crate::disk::inventory::Problem::NotRead(path) => format!("{} was not read", path.display()),
     }
 }
 

@@ -629,6 +629,16 @@ impl Checker<'_> {
                     found: format!("{why} (outside the tree; not checked)"),
                 },
             ),
+            // Never from the inventory verify loads (keys and all); said, not hidden, if it were.
+            Problem::NotRead(path) => self.file(
+                Some(&e.id),
+                New {
+                    kind: FindingKind::Unreadable,
+                    file: Some(path.clone()),
+                    expected: "a valid PEM certificate, key or kubeconfig".into(),
+                    found: "not read (an inventory without keys was verified)".into(),
+                },
+            ),
         };
         let _ = i;
     }

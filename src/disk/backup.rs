@@ -22,7 +22,6 @@
 //! restored: the issuance log (history: what was signed stays signed), the lock file and the
 //! journal.
 
-use rayon::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -130,31 +129,15 @@ pub(crate) fn save_before_change(targets: &[&Path], removes: &[&Path]) -> Result
 impl Backup {
     fn save<'a>(&self, paths: impl Iterator<Item = &'a &'a Path>) -> Result<()> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut copies: Vec<PathBuf> = Vec::new();
-        let mut created = String::new();
-        let mut new: Vec<(&Path, &Path)> = Vec::new();
+        let mut new: Vec<&Path> = Vec::new();
         for path in paths {
             let Ok(rel) = path.strip_prefix(&self.root) else { continue };
             if is_kept_out(rel) || !state.seen.insert(rel.to_path_buf()) || !self.keep {
                 continue;
             }
-            new.push((path, rel));
+            new.push(rel);
         }
-        // Each looked at on the I/O pool (a rotation replaces thousands; `init` saves from a
-        // thread the global pool's workers wait on), kept in order.
-        let looked: Vec<_> = store::on_io_pool(|| new.par_iter().map(|(path, _)| fs::symlink_metadata(path)).collect());
-        for ((path, rel), found) in new.into_iter().zip(looked) {
-            match found {
-                Ok(m) if m.is_file() => copies.push(rel.to_path_buf()),
-                Ok(_) => {} // not a file: the change itself will fail and say so
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    created.push_str(&rel.to_string_lossy());
-                    created.push('\n');
-                }
-                Err(e) => return Err(Error::io(path, "look at for the backup", e)),
-            }
-        }
-        if copies.is_empty() && created.is_empty() {
+        if new.is_empty() {
             return Ok(());
         }
         let dir = match &state.dir {
@@ -167,14 +150,28 @@ impl Backup {
         };
         // A second name for each file, in the folder: the store never changes a file in
         // place (it renames a new one over it), so the folder keeps the old bytes and mode
-        // at no cost. Where a link cannot be made, a copy.
-        let pairs: Vec<(PathBuf, PathBuf)> = copies.iter().map(|rel| (self.root.join(rel), dir.join(rel))).collect();
-        let unlinked = store::link_durably(&pairs)?;
+        // at no cost. A file that is not there yet is one the run creates; where a link
+        // cannot be made, a copy.
+        let pairs: Vec<(PathBuf, PathBuf)> = new.iter().map(|rel| (self.root.join(rel), dir.join(rel))).collect();
+        let linked = store::link_durably(&pairs)?;
         let mut batch = Batch::new();
-        for (from, to) in unlinked {
-            let bytes = crate::disk::readfile::read(from, crate::disk::readfile::Limit::Document)?;
-            let mode = fs::symlink_metadata(from).map_err(|e| Error::io(from, "look at for the backup", e))?.mode();
-            batch.add(to.clone(), bytes, Mode::Bits(mode));
+        let mut created = String::new();
+        for (((from, to), rel), outcome) in pairs.iter().zip(&new).zip(linked) {
+            match outcome {
+                store::Linked::Yes => {}
+                store::Linked::Missing => {
+                    created.push_str(&rel.to_string_lossy());
+                    created.push('\n');
+                }
+                store::Linked::No => match fs::symlink_metadata(from) {
+                    Ok(m) if m.is_file() => {
+                        let bytes = crate::disk::readfile::read(from, crate::disk::readfile::Limit::Document)?;
+                        batch.add(to.clone(), bytes, Mode::Bits(m.mode()));
+                    }
+                    Ok(_) => {} // not a file: the change itself will fail and say so
+                    Err(e) => return Err(Error::io(from, "look at for the backup", e)),
+                },
+            }
         }
         batch.commit()?;
         if !created.is_empty() {

@@ -22,13 +22,16 @@ pub enum Problem {
     Unreadable(PathBuf, String),
     /// The kubeconfig refers to a file outside the tree (a kubelet's rotated certificate).
     External(PathBuf, String),
+    /// Not read: the inventory was loaded without private keys
+    /// ([`Inventory::load_without_keys`]).
+    NotRead(PathBuf),
 }
 
 impl Problem {
     /// The file concerned.
     pub fn path(&self) -> &Path {
         match self {
-            Problem::Missing(p) | Problem::Unreadable(p, _) | Problem::External(p, _) => p,
+            Problem::Missing(p) | Problem::Unreadable(p, _) | Problem::External(p, _) | Problem::NotRead(p) => p,
         }
     }
 }
@@ -93,8 +96,19 @@ pub struct Inventory {
 impl Inventory {
     /// Load every entry of the catalog from `root` (in parallel; parsing dominates).
     pub fn load(root: &Path, catalog: &Catalog) -> Inventory {
+        Inventory::load_with(root, catalog, Keys::Parsed)
+    }
+
+    /// [`Inventory::load`] without the private keys: each entry's `key` is
+    /// [`Problem::NotRead`]. For commands that make new keys (renew, a rotation's reissue):
+    /// checking thousands of keys is a third of reading a tree.
+    pub fn load_without_keys(root: &Path, catalog: &Catalog) -> Inventory {
+        Inventory::load_with(root, catalog, Keys::NotRead)
+    }
+
+    fn load_with(root: &Path, catalog: &Catalog, keys: Keys) -> Inventory {
         let bundles = Bundles::default();
-        let entries = catalog.entries.par_iter().map(|e| (e.id.clone(), load_entry(root, e, &bundles))).collect();
+        let entries = catalog.entries.par_iter().map(|e| (e.id.clone(), load_entry(root, e, &bundles, keys))).collect();
         Inventory { root: root.to_path_buf(), entries }
     }
 
@@ -149,12 +163,27 @@ impl Bundles {
     }
 }
 
-fn load_entry(root: &Path, e: &Entry, bundles: &Bundles) -> Loaded {
+/// What is on disk for one entry, its key read and checked (a key a change keeps).
+pub(crate) fn load_one(root: &Path, e: &Entry) -> Loaded {
+    load_entry(root, e, &Bundles::default(), Keys::Parsed)
+}
+
+/// Whether private keys are read and checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    Parsed,
+    NotRead,
+}
+
+fn load_entry(root: &Path, e: &Entry, bundles: &Bundles, keys: Keys) -> Loaded {
     let mut modes = Vec::new();
     match &e.kind {
         EntryKind::Ca { cert, key, .. } | EntryKind::Leaf(Leaf { store: Store::Files { cert, key }, .. }) => {
             let c = read(root, cert);
-            let k = read(root, key);
+            let k = match keys {
+                Keys::Parsed => read(root, key),
+                Keys::NotRead => Err(Problem::NotRead(key.clone())),
+            };
             for (r, rel) in [(&c, cert), (&k, key)] {
                 if let Ok((_, m)) = r {
                     modes.push((rel.clone(), *m));
@@ -170,7 +199,9 @@ fn load_entry(root: &Path, e: &Entry, bundles: &Bundles) -> Loaded {
                 modes,
             }
         }
-        EntryKind::Leaf(Leaf { store: Store::Kubeconfig { path, .. }, .. }) => load_kubeconfig(root, path, bundles),
+        EntryKind::Leaf(Leaf { store: Store::Kubeconfig { path, .. }, .. }) => {
+            load_kubeconfig(root, path, bundles, keys)
+        }
         EntryKind::KeyPair { key, public } => {
             let k = read(root, key);
             let p = read(root, public);
@@ -191,7 +222,7 @@ fn load_entry(root: &Path, e: &Entry, bundles: &Bundles) -> Loaded {
     }
 }
 
-fn load_kubeconfig(root: &Path, rel: &Path, bundles: &Bundles) -> Loaded {
+fn load_kubeconfig(root: &Path, rel: &Path, bundles: &Bundles, keys: Keys) -> Loaded {
     let missing = |p: Problem| Loaded {
         cert: Err(p.clone()),
         cert_pem: None,
@@ -221,6 +252,7 @@ fn load_kubeconfig(root: &Path, rel: &Path, bundles: &Bundles) -> Loaded {
         None => Err(absent("client-certificate", &k.files[1])),
     };
     let key = match &k.key_pem {
+        Some(_) if keys == Keys::NotRead => Err(Problem::NotRead(rel.into())),
         Some(pem) => parse_key(pem, rel),
         None => Err(absent("client-key", &k.files[2])),
     };

@@ -34,6 +34,8 @@ pub struct Tree {
     pub catalog: Catalog,
     /// What is on disk, read when first asked for (see [`Tree::inventory`]).
     inventory: std::sync::OnceLock<Inventory>,
+    /// The same without private keys (see [`Tree::certificates`]).
+    certificates: std::sync::OnceLock<Inventory>,
     /// Whether the cluster was inferred from the tree (and so is inferred again after a change).
     pub inferred: bool,
 }
@@ -50,7 +52,14 @@ impl Tree {
             None => crate::model::infer::cluster_of_tree(root)?,
         };
         let catalog = Catalog::build(&spec);
-        Ok(Tree { root: root.to_path_buf(), spec, catalog, inventory: std::sync::OnceLock::new(), inferred })
+        Ok(Tree {
+            root: root.to_path_buf(),
+            spec,
+            catalog,
+            inventory: std::sync::OnceLock::new(),
+            certificates: std::sync::OnceLock::new(),
+            inferred,
+        })
     }
 
     /// What is on disk for every entry, read (all of it, on all cores) the first time it is
@@ -58,6 +67,17 @@ impl Tree {
     /// the rest. Under the run's lock, the tree does not change meanwhile.
     pub fn inventory(&self) -> &Inventory {
         self.inventory.get_or_init(|| Inventory::load(&self.root, &self.catalog))
+    }
+
+    /// What is on disk without the private keys (each entry's key is `NotRead`), read when
+    /// first asked for, or the whole inventory if that was read: what a change that makes new
+    /// keys needs (certificates, kubeconfigs' servers and CA data, modes). A key that is kept
+    /// is read by itself ([`existing_key`]).
+    pub fn certificates(&self) -> &Inventory {
+        match self.inventory.get() {
+            Some(all) => all,
+            None => self.certificates.get_or_init(|| Inventory::load_without_keys(&self.root, &self.catalog)),
+        }
     }
 
     /// Verify the tree as `kubepki verify` does (load a tree again to verify it after a change).
@@ -309,14 +329,14 @@ impl Plan {
         let (ca_pem, server) = match &leaf.store {
             Store::Kubeconfig { ca: trust, .. } => {
                 let ca_pem = self.ca_data.get(trust.as_str()).cloned().unwrap_or_else(|| {
-                    tree.inventory()
+                    tree.certificates()
                         .get(trust)
                         .and_then(|l| l.cert_pem.clone())
                         .or_else(|| self.cas.get(trust.as_str()).map(|c| c.cert_pem.clone()))
                         .unwrap_or_default()
                 });
                 let server = tree
-                    .inventory()
+                    .certificates()
                     .get(&entry.id)
                     .and_then(|l| l.kubeconfig.as_ref().map(|k| k.server.clone()))
                     .filter(|s| !s.is_empty());
@@ -407,7 +427,14 @@ enum Key {
 
 /// The existing key of an entry, which must match its certificate.
 fn existing_key(tree: &Tree, e: &Entry, cert: &CertInfo) -> Result<PrivateKey> {
-    let loaded = tree.inventory().get(&e.id).expect("loaded");
+    let read;
+    let loaded = match tree.inventory.get() {
+        Some(all) => all.get(&e.id).expect("loaded"),
+        None => {
+            read = crate::disk::inventory::load_one(&tree.root, e);
+            &read
+        }
+    };
     let facts = loaded.key.as_ref().map_err(|p| problem_error(e, p))?;
     let key = PrivateKey::from_pem(facts.secret_pem(), Path::new(e.id.as_str()))?;
     if !key.matches(cert) {
@@ -427,6 +454,7 @@ fn problem_error(e: &Entry, p: &Problem) -> Error {
         }
         Problem::Unreadable(path, why) => Error::bad_file(path, why.clone()),
         Problem::External(path, why) => Error::bad_file(path, why.clone()),
+        Problem::NotRead(path) => Error::bad_file(path, "not read (an inventory without keys)"),
     }
 }
 
@@ -464,7 +492,7 @@ impl RenewOptions {
     fn selects(&self, tree: &Tree, e: &Entry, now: OffsetDateTime) -> bool {
         use crate::audit::check::CheckStatus;
         let node = || e.id.node().is_some_and(|n| self.nodes.iter().any(|m| m == n));
-        let state = || match &tree.inventory().get(&e.id).expect("loaded").cert {
+        let state = || match &tree.certificates().get(&e.id).expect("loaded").cert {
             Ok(c) => CheckStatus::of(c, now, self.warn_within),
             Err(Problem::Missing(_)) => CheckStatus::Missing,
             Err(Problem::External(..)) => CheckStatus::Unchecked,
@@ -528,7 +556,7 @@ fn renew_into(
     targets.retain(|e| opts.selects(tree, e, now));
     let mut jobs = Vec::with_capacity(targets.len());
     for e in targets {
-        let loaded = tree.inventory().get(&e.id).expect("loaded");
+        let loaded = tree.certificates().get(&e.id).expect("loaded");
         let cert = match &loaded.cert {
             Ok(c) => c,
             Err(Problem::External(path, _)) => {
@@ -590,7 +618,7 @@ pub fn plan_san(
             let why = "only leaf certificates in files have";
             return Err(Error::Invalid(format!("{} has no SANs to change ({why})", e.id)));
         }
-        let loaded = tree.inventory().get(&e.id).expect("loaded");
+        let loaded = tree.certificates().get(&e.id).expect("loaded");
         let cert = loaded.cert.as_ref().map_err(|pr| problem_error(e, pr))?;
         let mut profile = profile_from(e, cert);
         for s in &sans {
@@ -705,7 +733,7 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
         .iter()
         .filter(|e| e.node() == Some(name))
         .filter_map(|e| {
-            let c = tree.inventory().get(&e.id)?.cert.as_ref().ok()?;
+            let c = tree.certificates().get(&e.id)?.cert.as_ref().ok()?;
             (c.not_after > now).then(|| StillValid {
                 entry: e.id.clone(),
                 serial: c.serial.clone(),

@@ -250,34 +250,44 @@ fn umask_keeps(bits: u32) -> bool {
     umask.is_some_and(|m| m & bits == 0)
 }
 
+/// What became of a pair given to [`link_durably`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Linked {
+    /// The new name is made.
+    Yes,
+    /// There is no existing file to link.
+    Missing,
+    /// It could not be linked (another filesystem, one without hard links, not a file): the
+    /// caller copies it, or not.
+    No,
+}
+
 /// Link each `(existing, new)` pair (a second name for the same file: its bytes and mode, no
-/// copy) and make the new names durable; returns the pairs that could not be linked (another
-/// filesystem, or one without hard links), for the caller to copy.
-pub(crate) fn link_durably(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<&(PathBuf, PathBuf)>> {
+/// copy) and make the new names durable; says, pair by pair, what became of it. Nothing is
+/// looked at first: the link says whether the file is there.
+pub(crate) fn link_durably(pairs: &[(PathBuf, PathBuf)]) -> Result<Vec<Linked>> {
     let mut dirs: Vec<&Path> = pairs.iter().map(|(_, new)| parent(new)).collect();
     dirs.sort_unstable();
     dirs.dedup();
     // On the I/O pool: `init` saves from a thread the global pool's workers may be waiting on.
-    let failed: Vec<&(PathBuf, PathBuf)> = on_io_pool(|| {
+    let linked = on_io_pool(|| {
         make_dir_tree(&dirs)?;
         pairs
             .par_iter()
             .map(|pair| match fs::hard_link(&pair.0, &pair.1) {
-                Ok(()) => Ok(None),
+                Ok(()) => Ok(Linked::Yes),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::io(&pair.1, "link", e)),
-                Err(_) => Ok(Some(pair)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Linked::Missing),
+                Err(_) => Ok(Linked::No),
             })
             .collect::<Result<Vec<_>>>()
-    })?
-    .into_iter()
-    .flatten()
-    .collect();
+    })?;
     // Many folders: one sync of the filesystem costs less than one per folder.
     match dirs.first() {
         Some(first) if dirs.len() >= 64 => sync_filesystem(first)?,
         _ => dirs.iter().try_for_each(|d| sync_dir(d))?,
     }
-    Ok(failed)
+    Ok(linked)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
