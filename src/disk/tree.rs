@@ -56,12 +56,18 @@ pub fn bundle_copies(
             }
         }
     }
-    // Each copy read and compared on all cores (thousands of nodes hold one each).
+    // Each copy looked at on all cores (thousands of nodes hold one each); one of another
+    // size differs, and is not read.
+    let differs = |path: &Path, bytes: &[u8]| match std::fs::metadata(path) {
+        Ok(m) if m.len() != bytes.len() as u64 => Some(true),
+        Ok(_) => read(path, Limit::Kubeconfig).ok().map(|old| old != bytes),
+        Err(_) => None,
+    };
     let out = candidates
         .into_par_iter()
-        .filter_map(|(dst, bytes, mode)| match read(&root.join(&dst), Limit::Kubeconfig) {
-            Ok(old) if old == *bytes => None,
-            Err(_) if !create => None,
+        .filter_map(|(dst, bytes, mode)| match differs(&root.join(&dst), bytes) {
+            Some(false) => None,
+            None if !create => None,
             _ => Some((dst, bytes.to_vec(), mode)),
         })
         .collect();
