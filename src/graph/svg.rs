@@ -12,6 +12,7 @@ use std::fmt::Write;
 use super::{color, domain_word, Model, Role};
 use crate::audit::verify::LinkStatus;
 use crate::model::topology::{ComponentKind, TrustDomain};
+use crate::report::esc;
 
 const NODE_W: f64 = 200.0;
 const NODE_H: f64 = 30.0;
@@ -489,23 +490,6 @@ fn place_labels(m: &Model, rects: &[Rect], groups: &[Option<Rect>], paths: &[[(f
     out
 }
 
-/// Text for XML content and attribute values.
-pub(super) fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A text cut to fit a width, with an ellipsis.
 fn fit(s: &str, width: f64, size: f64) -> String {
     if text_width(s, size) <= width {
@@ -594,14 +578,14 @@ fn groups(o: &mut String, m: &Model, l: &Layout) {
             o,
             "<g class=\"group\"><title>{}</title><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"10\" \
              fill=\"{fill}\" stroke=\"{stroke}\"{dash}/><text x=\"{:.1}\" y=\"{:.1}\" font-weight=\"bold\" fill=\"#3e4c59\">{}</text></g>",
-            xml(&title),
+            esc(&title),
             r.x,
             r.y,
             r.w,
             r.h,
             r.x + 12.0,
             r.y + 17.0,
-            xml(&fit(&title, r.w - 24.0, 12.0))
+            esc(&fit(&title, r.w - 24.0, 12.0))
         );
     }
     let _ = writeln!(o, "</g>");
@@ -617,10 +601,10 @@ fn edges(o: &mut String, m: &Model, l: &Layout) {
             "<g class=\"link\" data-status=\"{}\"><title>{} ({}, {}){}</title><path d=\"M{:.1},{:.1} Q{:.1},{:.1} {:.1},{:.1}\" \
              stroke=\"{}\" stroke-width=\"{width}\"{} marker-end=\"url(#arrow-{})\"/></g>",
             e.status.word(),
-            xml(&e.links_text()),
+            esc(&e.links_text()),
             e.status.word(),
             domain_word(e.domain),
-            xml(&m.note_lines(&e.notes).iter().map(|n| format!("\n{n}")).collect::<String>()),
+            esc(&m.note_lines(&e.notes).iter().map(|n| format!("\n{n}")).collect::<String>()),
             a.0,
             a.1,
             c.0,
@@ -663,16 +647,16 @@ fn vertices(o: &mut String, m: &Model, l: &Layout) {
             "<g class=\"component\" data-id=\"{}\"{}><title>{}</title><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" \
              height=\"{:.1}\" rx=\"6\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"{stroke_w}\"/><text x=\"{:.1}\" y=\"{:.1}\" \
              text-anchor=\"middle\" fill=\"#1f2933\"{weight}>{}</text></g>",
-            xml(&x.id),
+            esc(&x.id),
             if x.fault.is_some() { " data-fault=\"true\"" } else { "" },
-            xml(&title),
+            esc(&title),
             r.x,
             r.y,
             r.w,
             r.h,
             r.cx(),
             r.cy() + 4.0,
-            xml(&fit(&x.label, r.w - 12.0, 12.0))
+            esc(&fit(&x.label, r.w - 12.0, 12.0))
         );
     }
     let _ = writeln!(o, "</g>");
@@ -694,7 +678,7 @@ fn labels(o: &mut String, m: &Model, l: &Layout) {
             color(e.status),
             r.cx(),
             r.cy() + 4.0,
-            xml(&e.label)
+            esc(&e.label)
         );
     }
     let _ = writeln!(o, "</g>");
@@ -724,7 +708,7 @@ fn findings_panel(o: &mut String, lines: &[String], x: f64, y: f64) {
             o,
             "<text x=\"{x:.1}\" y=\"{:.1}\"{weight}>{}</text>",
             y + 12.0 + i as f64 * PANEL_LINE,
-            xml(line)
+            esc(line)
         );
     }
     let _ = writeln!(o, "</g>");

@@ -30,6 +30,7 @@ use crate::graph::{render_report, GraphFormat};
 use crate::model::catalog::Catalog;
 use crate::model::topology::Topology;
 use crate::operations::rotate::RotationStatus;
+use crate::report::esc;
 use rows::{fold, node_of_path, Row};
 
 /// The page's stylesheet and scripts, real files beside this one.
@@ -397,27 +398,6 @@ fn severity_word(s: Severity) -> &'static str {
         Severity::Warning => "warning",
         Severity::Info => "info",
     }
-}
-
-/// Text for HTML (element content and quoted attribute values alike): `& < > " '` as
-/// references, and control characters but tab and line feed as visible escapes.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\t' | '\n' => out.push(c),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -387,3 +387,25 @@ pub fn init_text(r: &InitReport) -> String {
     }
     out
 }
+
+/// Text for HTML and SVG (XML) alike, element content and quoted attribute values: `& < > " '`
+/// as references, and control characters but tab and line feed as visible escapes (which XML
+/// could not carry as they are). The one escaper of markup: the report page and the graph.
+pub(crate) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' => out.push(c),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
