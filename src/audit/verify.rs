@@ -240,10 +240,20 @@ impl Filter {
         self.nodes.is_empty() && self.statuses.is_empty()
     }
 
-    /// Whether the link `id` (`client@node -> server@node`) in `status` is kept.
-    pub fn keeps_link(&self, id: &str, status: LinkStatus) -> bool {
-        (self.nodes.is_empty() || self.nodes.iter().any(|n| link_touches(id, n)))
-            && (self.statuses.is_empty() || self.statuses.contains(&status))
+    /// The links of `topology` with a side (its client or its server) on one of the nodes;
+    /// `None`: every link (no node asked for).
+    fn links_on_nodes<'t>(&self, topology: &'t Topology) -> Option<HashSet<&'t str>> {
+        if self.nodes.is_empty() {
+            return None;
+        }
+        let on: HashSet<&str> = topology
+            .components
+            .iter()
+            .filter(|c| c.node.as_ref().is_some_and(|n| self.nodes.contains(n)))
+            .map(|c| c.id.as_str())
+            .collect();
+        let touching = |l: &&'t Link| on.contains(l.client.as_str()) || on.contains(l.server.as_str());
+        Some(topology.links.iter().filter(touching).map(|l| l.id.as_str()).collect())
     }
 
     /// Whether a finding with no kept link is about one of the nodes (its entry, or a file
@@ -257,20 +267,19 @@ impl Filter {
     }
 }
 
-/// Whether a side of the link `id` runs on `node`.
-pub fn link_touches(id: &str, node: &str) -> bool {
-    id.split(" -> ").any(|side| side.rsplit_once('@').is_some_and(|(_, n)| n == node))
-}
-
 impl Report {
-    /// The part of the report `filter` keeps: its links, the findings on them (and, for
-    /// nodes, the findings about the nodes' files), and the counts of that part.
-    pub fn filtered(self, filter: &Filter) -> Report {
+    /// The part of the report of `topology` that `filter` keeps: its links, the findings on
+    /// them (and, for nodes, the findings about the nodes' files), and the counts of that part.
+    pub fn filtered(self, filter: &Filter, topology: &Topology) -> Report {
         if filter.is_empty() {
             return self;
         }
-        let mut links: Vec<LinkVerdict> =
-            self.links.into_iter().filter(|l| filter.keeps_link(&l.id, l.status)).collect();
+        let on_nodes = filter.links_on_nodes(topology);
+        let keeps = |l: &LinkVerdict| {
+            on_nodes.as_ref().is_none_or(|ids| ids.contains(l.id.as_str()))
+                && (filter.statuses.is_empty() || filter.statuses.contains(&l.status))
+        };
+        let mut links: Vec<LinkVerdict> = self.links.into_iter().filter(keeps).collect();
         let kept: HashSet<&str> = links.iter().map(|l| l.id.as_str()).collect();
         let mut index = HashMap::new();
         let mut findings = Vec::new();

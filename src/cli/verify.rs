@@ -164,7 +164,7 @@ fn report(a: &VerifyArgs, dir: &std::path::Path) -> Result<ExitCode> {
     let filter = Filter { nodes: a.node.clone(), statuses: a.status.clone() };
     let report =
         verify(&spec, &catalog, &topology, &inventory, &VerifyOptions { at, warn_within: a.warn_within, wiring });
-    let report = report.filtered(&filter);
+    let report = report.filtered(&filter, &topology);
     let shown = |t: String| match filter.is_empty() {
         true => t,
         false => format!("{t}(only what --node {} --status {} selects)\n", a.node.join(","), {
