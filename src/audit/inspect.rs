@@ -272,7 +272,7 @@ pub enum KeySource {
     File(FileRef),
 }
 
-/// A file a kubeconfig refers to.
+/// A file a kubeconfig or a component's setting refers to.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileRef {
@@ -288,6 +288,38 @@ pub struct FileRef {
     /// The certificates in it (for certificate references).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertView>,
+}
+
+impl FileRef {
+    /// The file `reference` names, found at `resolved`, read: whether it can be, and with
+    /// `certificates`, those it holds (whatever form they take); a key is only opened. The one
+    /// reader of referenced files (kubeconfigs' and configurations').
+    pub(crate) fn read(reference: &str, resolved: PathBuf, certificates: bool, at: OffsetDateTime) -> FileRef {
+        let mut r = FileRef {
+            reference: reference.into(),
+            resolved: resolved.clone(),
+            readable: false,
+            problem: None,
+            certificates: vec![],
+        };
+        match crate::disk::readfile::read(&resolved, Limit::Kubeconfig) {
+            Err(e) => r.problem = Some(crate::disk::readfile::reason(&e)),
+            Ok(_) if !certificates => r.readable = true,
+            Ok(bytes) => {
+                r.readable = true;
+                match read_bytes(&resolved, &bytes, sha256(&bytes), &Refs::Host, at) {
+                    Ok(found) => {
+                        r.certificates = found.all_certificates().into_iter().cloned().collect();
+                        if r.certificates.is_empty() {
+                            r.problem = Some(format!("holds no certificate ({})", found.kind.describe()));
+                        }
+                    }
+                    Err(e) => r.problem = Some(e.to_string()),
+                }
+            }
+        }
+        r
+    }
 }
 
 /// Inspect one file at instant `at`: recognise it by content, parse it, and for a lone
@@ -675,28 +707,7 @@ impl Embedded<'_> {
 
     /// Resolve and read a file reference; `certs`: collect the certificates in it.
     fn file_ref(&self, reference: &str, certs: bool) -> FileRef {
-        let resolved = resolve_ref(self.path, reference, self.refs);
-        let mut r = FileRef {
-            reference: reference.into(),
-            resolved: resolved.clone(),
-            readable: false,
-            problem: None,
-            certificates: vec![],
-        };
-        match crate::disk::readfile::read_text(&resolved, Limit::Pem) {
-            Err(e) => r.problem = Some(crate::disk::readfile::reason(&e)),
-            Ok(text) => {
-                r.readable = true;
-                if certs {
-                    match read_pem(&text, &resolved, self.at) {
-                        Ok((c, _, _)) if c.is_empty() => r.problem = Some("holds no certificate".into()),
-                        Ok((c, _, _)) => r.certificates = c,
-                        Err(e) => r.problem = Some(e.to_string()),
-                    }
-                }
-            }
-        }
-        r
+        FileRef::read(reference, resolve_ref(self.path, reference, self.refs), certs, self.at)
     }
 }
 

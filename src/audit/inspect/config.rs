@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use ::time::OffsetDateTime;
 use serde::Serialize;
 
-use super::{CertView, FileRef, Refs};
+use super::FileRef;
 use crate::audit::wiring::Manifest;
-use crate::disk::readfile::Limit;
 use crate::model::topology::wiring::{Part, Want};
 
 /// A component's configuration: its TLS settings and the files they name.
@@ -51,7 +50,7 @@ pub(super) fn view(m: &Manifest, path: &Path, at: OffsetDateTime) -> ConfigView 
             let value = m.flags.get(s.name).cloned();
             let file = value.as_deref().filter(|v| s.want.names_file() && !v.is_empty()).map(|reference| {
                 let resolved = resolve(reference, path, root.as_ref());
-                read_ref(reference, resolved, is_key(s.want), at)
+                FileRef::read(reference, resolved, !is_key(s.want), at)
             });
             SettingView { name: s.name, value, role: s.role, cis: s.cis, file }
         })
@@ -118,33 +117,4 @@ fn resolve(reference: &str, path: &Path, root: Option<&(PathBuf, &'static str)>)
 fn top_of_tree(bundle: &Path) -> Option<PathBuf> {
     let nodes = bundle.parent()?;
     (nodes.file_name()? == "nodes").then(|| nodes.parent().map(Path::to_path_buf)).flatten()
-}
-
-/// What a named file holds: its certificates (a kubeconfig's too), or for a key only whether
-/// it can be read.
-fn read_ref(reference: &str, resolved: PathBuf, key: bool, at: OffsetDateTime) -> FileRef {
-    let mut r = FileRef {
-        reference: reference.into(),
-        resolved: resolved.clone(),
-        readable: false,
-        problem: None,
-        certificates: vec![],
-    };
-    match crate::disk::readfile::read(&resolved, Limit::Kubeconfig) {
-        Err(e) => r.problem = Some(crate::disk::readfile::reason(&e)),
-        Ok(_) if key => r.readable = true,
-        Ok(_) => {
-            r.readable = true;
-            match super::read(&resolved, &Refs::Host, at) {
-                Ok(found) => {
-                    r.certificates = found.all_certificates().into_iter().cloned().collect::<Vec<CertView>>();
-                    if r.certificates.is_empty() {
-                        r.problem = Some(format!("holds no certificate ({})", found.kind.describe()));
-                    }
-                }
-                Err(e) => r.problem = Some(e.to_string()),
-            }
-        }
-    }
-    r
 }
