@@ -336,6 +336,11 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
 
 pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
     if a.ca == "status" {
+        if a.tree.verify {
+            return Err(kubepki::Error::Invalid(
+                "rotate-ca status changes nothing: run kubepki verify for the tree (--verify goes with a phase)".into(),
+            ));
+        }
         let tree = a.tree.tree()?;
         let status = kubepki::operations::rotate::status(&tree)?;
         let text = status

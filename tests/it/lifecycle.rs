@@ -57,6 +57,10 @@ fn renew_all_brings_an_expired_kubeadm_cluster_back() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     assert!(text.contains("the whole tree is not verified again here: kubepki verify --dir"), "{text}");
+    // status changes nothing, so there is nothing to verify after it: said, not ignored.
+    let out = env.kubepki(&["rotate-ca", "status", "--verify", "--dir", copy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--verify goes with a phase"), "{}", stderr(&out));
 
     let out = env.kubepki(&["renew", "--all", "--verify", "--dir", d]);
     let text = String::from_utf8_lossy(&out.stdout);
