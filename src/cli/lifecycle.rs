@@ -2,7 +2,7 @@
 
 use kubepki::report::lifecycle::changes_text;
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -54,10 +54,8 @@ impl TreeArgs {
             return Ok(None);
         }
         // As the tree records itself now (a node just added is in it, not in a --config).
-        let dir = default_dir(self.dir.clone());
-        let described = cluster_of(&dir, None, false)?;
-        let spec = (described.source != Source::Inferred).then_some(described.spec);
-        Ok(Some(Tree::load(&dir, spec)?.verify(now)))
+        let (tree, _) = described_tree(&default_dir(self.dir.clone()), None, false)?;
+        Ok(Some(tree.verify(now)))
     }
 
     /// The end of a change's text: the verify asked for, else how to have one.
@@ -73,17 +71,21 @@ impl TreeArgs {
 
     fn tree(&self) -> Result<Tree> {
         let dir = default_dir(self.dir.clone());
-        let described = cluster_of(&dir, self.config.as_deref(), self.update_description)?;
-        let tree = match described.source {
-            // Read back again after every change, as the tree then says.
-            Source::Inferred => Tree::load(&dir, None)?,
-            _ => Tree::load(&dir, Some(described.spec))?,
-        };
-        if described.source == Source::Given && !self.dry_run {
+        let (tree, source) = described_tree(&dir, self.config.as_deref(), self.update_description)?;
+        if source == Source::Given && !self.dry_run {
             kubepki::model::infer::record(&tree.root, &tree.spec)?;
         }
         Ok(tree)
     }
+}
+
+/// The tree at `dir` as described (`config`, else what it records), with where the description
+/// came from; a cluster inferred from the tree is inferred again after every change (as the tree
+/// then says).
+fn described_tree(dir: &Path, config: Option<&Path>, update: bool) -> Result<(Tree, Source)> {
+    let described = cluster_of(dir, config, update)?;
+    let spec = (described.source != Source::Inferred).then_some(described.spec);
+    Ok((Tree::load(dir, spec)?, described.source))
 }
 
 #[derive(Debug, clap::Args)]

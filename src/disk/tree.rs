@@ -12,7 +12,7 @@ use crate::disk::readfile::{is_missing, read, read_text, Limit};
 use crate::disk::store::Mode;
 use crate::error::{Error, Result};
 use crate::model::catalog::{Catalog, EntryKind, Leaf, Store};
-use crate::model::spec::{ClusterSpec, Node};
+use crate::model::spec::ClusterSpec;
 use crate::x509::issue::{Ca, PrivateKey};
 
 /// The directories of a tree that hold keys or kubepki's state.
@@ -34,22 +34,19 @@ pub fn refuse_linked_dirs(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The copies in the bundles of `nodes` of the sources a change writes, `fresh` (relative
-/// path → the bytes about to be written), that differ from them: `(copy, bytes, mode)`, paths
-/// relative to the tree. With `create`, missing copies too; without, only copies that exist.
-/// Copies of sources the change leaves alone are not its business (a stale one is `init`'s,
-/// as verify says), and are not read.
+/// The copies in the node bundles of the sources a change writes, `fresh` (relative path →
+/// the bytes about to be written), that exist and differ from them: `(copy, bytes, mode)`,
+/// paths relative to the tree. Copies of sources the change leaves alone are not its business
+/// (a stale one is `init`'s, as verify says), and are not read; a missing one is `init`'s too.
 pub fn bundle_copies(
     spec: &ClusterSpec,
-    nodes: &[Node],
     catalog: &Catalog,
     root: &Path,
-    create: bool,
     fresh: &HashMap<&Path, &[u8]>,
-) -> Result<Vec<(PathBuf, Vec<u8>, Mode)>> {
+) -> Vec<(PathBuf, Vec<u8>, Mode)> {
     let bundles = catalog.bundles();
     let mut candidates = Vec::new();
-    for node in nodes {
+    for node in &spec.nodes {
         for (src, dst, mode) in bundles.of(spec, node) {
             if let Some(bytes) = fresh.get(src.as_path()).filter(|_| src != dst) {
                 candidates.push((dst, bytes, mode));
@@ -57,21 +54,17 @@ pub fn bundle_copies(
         }
     }
     // Each copy looked at on all cores (thousands of nodes hold one each); one of another
-    // size differs, and is not read.
+    // size differs, and is not read. One that cannot be looked at or read is left alone.
     let differs = |path: &Path, bytes: &[u8]| match std::fs::metadata(path) {
-        Ok(m) if m.len() != bytes.len() as u64 => Some(true),
-        Ok(_) => read(path, Limit::Kubeconfig).ok().map(|old| old != bytes),
-        Err(_) => None,
+        Ok(m) if m.len() != bytes.len() as u64 => true,
+        Ok(_) => read(path, Limit::Kubeconfig).is_ok_and(|old| old != bytes),
+        Err(_) => false,
     };
-    let out = candidates
+    candidates
         .into_par_iter()
-        .filter_map(|(dst, bytes, mode)| match differs(&root.join(&dst), bytes) {
-            Some(false) => None,
-            None if !create => None,
-            _ => Some((dst, bytes.to_vec(), mode)),
-        })
-        .collect();
-    Ok(out)
+        .filter(|(dst, bytes, _)| differs(&root.join(dst), bytes))
+        .map(|(dst, bytes, mode)| (dst, bytes.to_vec(), mode))
+        .collect()
 }
 
 /// What a leaf is on disk, given its certificate and key: the certificate (0644) and the key

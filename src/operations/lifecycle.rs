@@ -397,8 +397,7 @@ pub(crate) fn one_batch(
     command: &str,
 ) -> Result<(Batch, usize, Vec<PathBuf>)> {
     let fresh: HashMap<&Path, &[u8]> = writes.iter().map(|(p, b, _)| (p.as_path(), b.as_slice())).collect();
-    let copies =
-        crate::disk::tree::bundle_copies(&tree.spec, &tree.spec.nodes, &tree.catalog, &tree.root, false, &fresh)?;
+    let copies = crate::disk::tree::bundle_copies(&tree.spec, &tree.catalog, &tree.root, &fresh);
     let mut batch = Batch::new();
     let n = copies.len();
     let mut paths = Vec::with_capacity(writes.len() + n);

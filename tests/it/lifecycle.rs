@@ -49,10 +49,9 @@ fn renew_all_brings_an_expired_kubeadm_cluster_back() {
     assert_eq!(snapshot(&dir), snap);
 
     // Without --verify the change is not followed by a verify of the whole tree.
-    let mut quiet = Command::new("cp");
-    quiet.args(["-a", d]).arg(dir.with_extension("copy"));
-    assert!(quiet.status().unwrap().success());
     let copy = dir.with_extension("copy");
+    let (ok, out) = run(Command::new("cp").arg("-a").arg(&dir).arg(&copy));
+    assert!(ok, "{out}");
     let out = env.kubepki(&["renew", "--all", "--dir", copy.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
