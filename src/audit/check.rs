@@ -148,7 +148,7 @@ pub struct CheckEntry {
     pub copy_of: Option<String>,
     /// The certificate itself (for the Prometheus metrics: issuer, serial, NotBefore).
     #[serde(skip)]
-    pub certificate: Option<CertInfo>,
+    pub certificate: Option<std::sync::Arc<CertInfo>>,
     /// For a certificate inside a kubeconfig: `("user", name)` or `("cluster", name)`.
     #[serde(skip)]
     pub embedded: Option<(&'static str, String)>,

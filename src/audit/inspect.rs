@@ -124,7 +124,7 @@ pub struct CertView {
     pub signed_by_next: Option<bool>,
     /// Everything the certificate says.
     #[serde(flatten)]
-    pub info: CertInfo,
+    pub info: std::sync::Arc<CertInfo>,
 }
 
 /// One certificate signing request.
@@ -456,7 +456,7 @@ pub fn view(info: CertInfo, source: String, at: OffsetDateTime) -> CertView {
         time_left,
         seconds_left: (info.not_after - at).whole_seconds(),
         signed_by_next: None,
-        info,
+        info: std::sync::Arc::new(info),
     }
 }
 
@@ -771,19 +771,18 @@ pub fn scan(dir: &Path, recursive: bool, at: OffsetDateTime) -> Vec<(PathBuf, Re
                 Ok(b) => b,
                 Err(e) => return (f, Err(e)),
             };
+            // Only reports that hold anywhere are remembered: bytes seen before are such a file.
+            let digest = sha256(&bytes);
+            let known = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&digest).cloned();
+            if let Some(mut r) = known {
+                r.path = f.clone();
+                return (f, Ok(r));
+            }
             let same_anywhere = std::str::from_utf8(&bytes).is_ok_and(|t| {
                 let certificates =
                     t.contains("-----BEGIN CERTIFICATE-----") && !t.contains("PRIVATE KEY") && !t.contains("REQUEST");
                 certificates || crate::x509::kubeconfig::rendered(t).is_some()
             });
-            let digest = sha256(&bytes);
-            if same_anywhere {
-                let known = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&digest).cloned();
-                if let Some(mut r) = known {
-                    r.path = f.clone();
-                    return (f, Ok(r));
-                }
-            }
             let r = read_bytes(&f, &bytes, digest, &refs, at);
             if let (true, Ok(report)) = (same_anywhere, &r) {
                 seen.lock().unwrap_or_else(|p| p.into_inner()).insert(report.sha256.clone(), report.clone());
