@@ -1,6 +1,6 @@
-//! `backup list` and `backup restore`.
+//! `backup list`, `backup restore` and `backup prune`.
 
-use kubepki::report::backup::{list_text, restore_text};
+use kubepki::report::backup::{list_text, prune_text, restore_text};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,6 +16,8 @@ pub(crate) enum BackupCommand {
     List(ListArgs),
     /// Put the tree back as it was before the run of backup ID (undoing it and every later run, newest first).
     Restore(RestoreArgs),
+    /// Delete the oldest backups: keep the newest N (--keep N) or those from ID on (--before ID).
+    Prune(PruneArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -36,6 +38,26 @@ pub(crate) struct RestoreArgs {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Show what would be put back and removed, and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["keep", "before"])))]
+pub(crate) struct PruneArgs {
+    /// Keep the newest N backups, delete the older ones.
+    #[arg(long, value_name = "N")]
+    keep: Option<usize>,
+    /// Delete every backup older than ID (ID and the later ones are kept).
+    #[arg(long, value_name = "ID")]
+    before: Option<String>,
+    /// The tree (default: ./kubernetes if it exists, else /etc/kubernetes).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Show what would be deleted, and delete nothing.
     #[arg(long)]
     dry_run: bool,
     /// Output format.
@@ -67,6 +89,18 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
                 report.rollout = kubepki::operations::rollout::rollout(&spec, &changed);
             }
             emit(a.output, || restore_text(&report), &report)?;
+        }
+        BackupCommand::Prune(a) => {
+            let dir = default_dir(a.dir);
+            let keep = match (a.keep, a.before) {
+                (Some(n), _) => kubepki::disk::backup::Keep::Newest(n),
+                (None, Some(id)) => kubepki::disk::backup::Keep::From(id),
+                (None, None) => unreachable!("clap requires --keep or --before"),
+            };
+            // The lock: no run adds or restores a backup while they are deleted.
+            let _run = if a.dry_run { None } else { Some(kubepki::disk::run::Run::begin(&dir, "backup prune")?) };
+            let report = kubepki::disk::backup::prune(&dir, &keep, a.dry_run)?;
+            emit(a.output, || prune_text(&report), &report)?;
         }
     }
     Ok(ExitCode::SUCCESS)

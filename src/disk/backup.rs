@@ -21,9 +21,14 @@
 //! one journaled batch of a run of its own, which is itself backed up. Not backed up, and not
 //! restored: the issuance log (history: what was signed stays signed), the lock file and the
 //! journal.
+//!
+//! [`prune`] removes the oldest backups (a tree changed often at thousands of nodes gains tens
+//! of thousands of folders per run): each folder is first renamed out of the list
+//! (`.pruning-<id>`, atomic, made durable), then deleted, so a killed prune leaves every backup
+//! whole or gone; the next prune finishes what it left.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
+use std::fs::{self, File};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -40,6 +45,8 @@ pub const BACKUP_DIR: &str = crate::model::vocabulary::state::BACKUP;
 const RUN_FILE: &str = ".kubepki-run.json";
 /// A backup folder's list of the files its run created (one path per line).
 const CREATED_FILE: &str = ".kubepki-created";
+/// The name a backup folder takes while [`prune`] deletes it.
+const PRUNING: &str = ".pruning-";
 
 /// Files of the tree that are never backed up nor restored.
 fn is_kept_out(rel: &Path) -> bool {
@@ -255,7 +262,8 @@ pub fn list(root: &Path) -> Result<Vec<BackupInfo>> {
     let mut out = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(&base, "read directory", e))?;
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        // A folder's name starting with a dot is no backup: one a prune is deleting.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) || entry.file_name().as_encoded_bytes().starts_with(b".") {
             continue;
         }
         out.push(read_one(&entry.path())?);
@@ -329,15 +337,7 @@ pub struct RestoreReport {
 /// are undone, newest first, in one journaled batch (backed up, if a run is under way).
 pub fn restore(root: &Path, id: &str, dry_run: bool) -> Result<RestoreReport> {
     let all = list(root)?;
-    let Some(at) = all.iter().position(|b| b.id == id) else {
-        let ids: Vec<&str> = all.iter().map(|b| b.id.as_str()).collect();
-        return Err(Error::Invalid(format!(
-            "no backup '{id}' in {}; backups are: {}",
-            root.join(BACKUP_DIR).display(),
-            if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
-        )));
-    };
-    let runs = &all[at..];
+    let runs = &all[position(&all, root, id)?..];
     // Oldest first: the first version met of each file is the one from before `id`.
     let mut target: BTreeMap<PathBuf, Option<PathBuf>> = BTreeMap::new();
     for b in runs {
@@ -382,6 +382,115 @@ pub fn restore(root: &Path, id: &str, dry_run: bool) -> Result<RestoreReport> {
         }
     }
     Ok(RestoreReport { undone, put_back, removed, dry_run, backup: current_dir(root), rollout: Vec::new() })
+}
+
+/// Where backup `id` is in `all` (the list of the tree at `root`), or an error naming the
+/// backups there are.
+fn position(all: &[BackupInfo], root: &Path, id: &str) -> Result<usize> {
+    all.iter().position(|b| b.id == id).ok_or_else(|| {
+        let ids: Vec<&str> = all.iter().map(|b| b.id.as_str()).collect();
+        Error::Invalid(format!(
+            "no backup '{id}' in {}; backups are: {}",
+            root.join(BACKUP_DIR).display(),
+            if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+        ))
+    })
+}
+
+/// Which backups [`prune`] keeps.
+#[derive(Clone, Debug)]
+pub enum Keep {
+    /// The newest N.
+    Newest(usize),
+    /// This backup and every later one.
+    From(String),
+}
+
+/// One backup, in short.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSummary {
+    /// Its name under `.kubepki-backup/`.
+    pub id: String,
+    /// The command that made it.
+    pub command: Option<String>,
+    /// When.
+    #[serde(with = "crate::report::json::rfc3339_option")]
+    pub time: Option<OffsetDateTime>,
+    /// How many files it saved.
+    pub saved: usize,
+    /// How many files its run created.
+    pub created: usize,
+}
+
+impl From<&BackupInfo> for BackupSummary {
+    fn from(b: &BackupInfo) -> Self {
+        BackupSummary {
+            id: b.id.clone(),
+            command: b.command.clone(),
+            time: b.time,
+            saved: b.saved.len(),
+            created: b.created.len(),
+        }
+    }
+}
+
+/// What pruning did, or would do.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneReport {
+    /// The backups removed, oldest first.
+    pub removed: Vec<BackupSummary>,
+    /// The backups kept, oldest first: `backup restore` of each still works.
+    pub kept: Vec<BackupSummary>,
+    /// Folders a killed prune had begun to delete, deleted now.
+    pub leftovers: usize,
+    /// Whether nothing was removed (`--dry-run`).
+    pub dry_run: bool,
+}
+
+/// Remove the oldest backups of the tree at `root`, keeping what `keep` says. Restoring a kept
+/// backup needs only it and the later ones, so every kept backup still restores. Each removed
+/// folder leaves the list atomically (renamed to `.pruning-<id>`, the rename made durable)
+/// before it is deleted; what a killed prune left is deleted first.
+pub fn prune(root: &Path, keep: &Keep, dry_run: bool) -> Result<PruneReport> {
+    let base = root.join(BACKUP_DIR);
+    if fs::symlink_metadata(&base).is_ok_and(|m| !m.is_dir()) {
+        return Err(Error::bad_file(&base, "is not a directory (a link?): refusing to delete anything through it"));
+    }
+    let all = list(root)?;
+    let cut = match keep {
+        Keep::Newest(n) => all.len().saturating_sub(*n),
+        Keep::From(id) => position(&all, root, id)?,
+    };
+    let (gone, kept) = all.split_at(cut);
+    let summary = |bs: &[BackupInfo]| bs.iter().map(BackupSummary::from).collect::<Vec<_>>();
+    let mut report = PruneReport { removed: summary(gone), kept: summary(kept), leftovers: 0, dry_run };
+    if dry_run {
+        return Ok(report);
+    }
+    let pruning = |id: &str| base.join(format!("{PRUNING}{id}"));
+    let mut left: Vec<PathBuf> = match fs::read_dir(&base) {
+        Ok(entries) => entries
+            .flatten()
+            .filter(|e| e.file_name().as_encoded_bytes().starts_with(PRUNING.as_bytes()))
+            .map(|e| e.path())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    report.leftovers = left.len();
+    for b in gone {
+        let from = base.join(&b.id);
+        fs::rename(&from, pruning(&b.id)).map_err(|e| Error::io(&from, "take out of the backups", e))?;
+        left.push(pruning(&b.id));
+    }
+    if !gone.is_empty() {
+        File::open(&base).and_then(|d| d.sync_all()).map_err(|e| Error::io(&base, "sync", e))?;
+    }
+    for dir in &left {
+        fs::remove_dir_all(dir).map_err(|e| Error::io(dir, "delete", e))?;
+    }
+    Ok(report)
 }
 
 /// Remove the directories left empty above a removed file, up to the tree's root.

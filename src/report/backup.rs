@@ -1,6 +1,6 @@
 //! Backups and restores, for people.
 
-use crate::disk::backup::{BackupInfo, RestoreReport};
+use crate::disk::backup::{BackupInfo, BackupSummary, PruneReport, RestoreReport};
 use std::fmt::Write;
 
 /// The backups of a tree, newest last.
@@ -48,6 +48,42 @@ pub fn restore_text(r: &RestoreReport) -> String {
     }
     if r.dry_run {
         let _ = writeln!(out, "(dry run: nothing written)");
+    }
+    out
+}
+
+/// What a prune removed and kept.
+pub fn prune_text(r: &PruneReport) -> String {
+    let mut out = String::new();
+    let line = |out: &mut String, verb: &str, b: &BackupSummary| {
+        let command = b.command.as_deref().map_or("?".to_string(), |c| format!("kubepki {c}"));
+        let _ = writeln!(out, "{verb} {} ({command}; {} files saved, {} created)", b.id, b.saved, b.created);
+    };
+    let verb = if r.dry_run { "would remove" } else { "removed" };
+    for b in &r.removed {
+        line(&mut out, verb, b);
+    }
+    if r.leftovers > 0 {
+        let _ = writeln!(out, "deleted {} folder(s) an interrupted prune had begun to delete", r.leftovers);
+    }
+    match r.kept.first() {
+        Some(oldest) => {
+            let _ = writeln!(
+                out,
+                "kept {} backup(s), from {}: `kubepki backup restore ID` works for each of them",
+                r.kept.len(),
+                oldest.id
+            );
+        }
+        None => {
+            let _ = writeln!(out, "kept no backup: the tree can no longer be put back as it was before any run");
+        }
+    }
+    if r.removed.is_empty() {
+        let _ = writeln!(out, "nothing to remove");
+    }
+    if r.dry_run {
+        let _ = writeln!(out, "(dry run: nothing removed)");
     }
     out
 }

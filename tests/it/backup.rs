@@ -136,3 +136,50 @@ fn a_replaced_file_is_saved_with_its_own_mode_and_an_unknown_id_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no backup 'no-such-backup'") && err.contains(list[0]["id"].as_str().unwrap()), "{err}");
 }
+
+#[test]
+fn prune_keeps_the_newest_backups_which_still_restore_and_finishes_what_a_killed_prune_left() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    let base = dir.join(".kubepki-backup");
+    let mut before_finish = state(&dir);
+    for phase in ["start", "reissue", "finish"] {
+        if phase == "finish" {
+            before_finish = state(&dir);
+        }
+        env.kubepki_ok(&["rotate-ca", "sa", phase, "--dir", d]);
+    }
+    let ids: Vec<String> = backups(&env, &dir).iter().map(|b| b["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 3);
+
+    // A dry run names what would go and deletes nothing.
+    let out = env.kubepki_ok(&["backup", "prune", "--keep", "2", "--dir", d, "--dry-run"]);
+    assert!(out.contains(&format!("would remove {} (kubepki rotate-ca sa start;", ids[0])), "{out}");
+    assert!(!out.contains(&format!("remove {}", ids[1])), "{out}");
+    assert_eq!(backups(&env, &dir).len(), 3);
+
+    // A prune killed after taking the oldest folder out of the list: the folder is no backup
+    // any more, and the next prune deletes it.
+    std::fs::rename(base.join(&ids[0]), base.join(format!(".pruning-{}", ids[0]))).unwrap();
+    assert_eq!(backups(&env, &dir).len(), 2);
+    let out = env.kubepki_ok(&["backup", "prune", "--before", &ids[1], "--dir", d]);
+    assert!(out.contains("deleted 1 folder(s) an interrupted prune") && out.contains("nothing to remove"), "{out}");
+    assert!(!base.join(format!(".pruning-{}", ids[0])).exists());
+
+    let out = env.kubepki_ok(&["backup", "prune", "--keep", "1", "--dir", d]);
+    assert!(out.contains(&format!("removed {}", ids[1])) && out.contains("kept 1 backup(s)"), "{out}");
+    assert!(!base.join(&ids[1]).exists());
+    let left: Vec<String> = backups(&env, &dir).iter().map(|b| b["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(left, [ids[2].clone()], "pruning adds no backup of its own");
+
+    // The backup kept still puts the tree back as it was before its run.
+    env.kubepki_ok(&["backup", "restore", &ids[2], "--dir", d]);
+    assert_eq!(state(&dir), before_finish);
+
+    let out = env.kubepki(&["backup", "prune", "--before", "no-such-backup", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no backup 'no-such-backup'"));
+    let out = env.kubepki(&["backup", "prune", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2), "--keep or --before is required");
+}

@@ -70,6 +70,7 @@ fn every_writer_waits_then_fails_naming_the_holder_and_readers_go_ahead() {
         vec!["import", "--dir", d],
         vec!["approve", "csr.yaml", "--dir", d],
         vec!["backup", "restore", "x", "--dir", d],
+        vec!["backup", "prune", "--keep", "0", "--dir", d],
     ];
     let pid = format!("pid {}", std::process::id());
     for args in &writers {
@@ -92,6 +93,7 @@ fn every_writer_waits_then_fails_naming_the_holder_and_readers_go_ahead() {
         vec!["rotate-ca", "status", "--dir", d],
         vec!["renew", "--all", "--dir", d, "--dry-run"],
         vec!["backup", "list", "--dir", d],
+        vec!["backup", "prune", "--keep", "0", "--dir", d, "--dry-run"],
     ] {
         let out = impatient(&env, &args);
         assert_ne!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
