@@ -359,6 +359,9 @@ pub struct Catalog {
     /// Id → position in `entries`.
     #[serde(skip)]
     index: HashMap<EntryId, usize>,
+    /// Who has each SAN, made when first asked for (see [`parties`]).
+    #[serde(skip)]
+    owners: std::sync::OnceLock<parties::Owners>,
 }
 
 pub use crate::model::vocabulary::{ETCD_CLIENT_PORT, ETCD_PEER_PORT, KUBELET_PORT};
@@ -380,7 +383,7 @@ impl Catalog {
             b.node(node);
         }
         let index = b.entries.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
-        Catalog { entries: b.entries, index }
+        Catalog { entries: b.entries, index, owners: std::sync::OnceLock::new() }
     }
 
     /// The entry with this id (`apiserver@cp1`, `admin.conf`).
@@ -816,6 +819,8 @@ fn dedup(sans: Vec<San>) -> Vec<San> {
     let mut seen = BTreeSet::new();
     sans.into_iter().filter(|s| seen.insert(s.clone())).collect()
 }
+
+mod parties;
 
 #[cfg(test)]
 mod tests;

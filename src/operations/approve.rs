@@ -126,16 +126,7 @@ fn others_names(g: &Grant, catalog: &Catalog) -> Option<Denial> {
     }
     let node = g.csr.cn.strip_prefix(NODE_PREFIX).unwrap_or_default();
     let own = own_sans(catalog, node).unwrap_or_default();
-    let own_id = serving_id(node);
-    let mut taken: Vec<(&San, &str)> = Vec::new();
-    for e in catalog.entries.iter().filter(|e| e.id != own_id) {
-        let Some(p) = e.cert() else { continue };
-        for san in g.csr.sans.iter().filter(|s| !own.contains(s) && p.sans.contains(s)) {
-            if !taken.iter().any(|(s, _)| *s == san) {
-                taken.push((san, e.id.as_str()));
-            }
-        }
-    }
+    let taken = catalog.sans_of_others(&serving_id(node), own, &g.csr.sans);
     if taken.is_empty() {
         return None;
     }
