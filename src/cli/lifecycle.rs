@@ -276,7 +276,7 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 dns_names: a.dns,
             };
             // Checked as a node of a description is, before anything is written.
-            let spec = tree.spec.with_node(&new)?;
+            let spec = kubepki::operations::lifecycle::spec_with_node(&tree, &new)?;
             let entries = kubepki::operations::lifecycle::node_entries(&spec, &a.name);
             if a.tree.dry_run {
                 let text =

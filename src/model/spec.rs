@@ -723,28 +723,63 @@ fn resolve_cert_sans(
     map: std::collections::BTreeMap<String, Vec<String>>,
     nodes: &[Node],
 ) -> Result<std::collections::BTreeMap<String, Vec<San>>> {
-    use crate::model::vocabulary::entry;
     let mut out = std::collections::BTreeMap::new();
     for (id, sans) in map {
         let field = format!("certSANs.{id}");
-        let (name, node) = id.split_once('@').unwrap_or((&id, ""));
-        let control_plane_only = [entry::APISERVER, entry::ETCD_SERVER, entry::ETCD_PEER].contains(&name);
-        if !control_plane_only && name != entry::KUBELET_SERVING {
-            return Err(r.err(field, "not a server certificate (apiserver, etcd-server, etcd-peer, kubelet-serving)"));
-        }
-        match nodes.iter().find(|n| n.name == node) {
-            None => return Err(r.err(field, format!("no node '{node}' in this cluster"))),
-            Some(n) if control_plane_only && n.role != Role::ControlPlane => {
-                return Err(r.err(field, format!("'{node}' is not a control plane")))
-            }
-            Some(_) => {}
-        }
+        check_cert_sans_entry(&id, nodes).map_err(|p| r.err(&field, p))?;
         let sans = r.sans(&field, Some(sans))?;
         if !sans.is_empty() {
             out.insert(id, sans);
         }
     }
     Ok(out)
+}
+
+/// Whether certificate `id` (`apiserver@cp1`) may have SANs of its own (`certSANs`, what
+/// `san add` records): a server certificate of a node of the cluster (`apiserver`,
+/// `etcd-server`, `etcd-peer` of a control plane; `kubelet-serving` of any node). The one rule
+/// of the description's `certSANs` and of `san add`; the problem, for the caller to place.
+pub fn check_cert_sans_entry(id: &str, nodes: &[Node]) -> std::result::Result<(), String> {
+    use crate::model::vocabulary::entry;
+    let (name, node) = id.split_once('@').unwrap_or((id, ""));
+    let control_plane_only = [entry::APISERVER, entry::ETCD_SERVER, entry::ETCD_PEER].contains(&name);
+    if !has_own_sans(name) {
+        return Err(format!(
+            "{id} is not a server certificate of a node (apiserver, etcd-server, etcd-peer, kubelet-serving): only those have SANs of their own"
+        ));
+    }
+    match nodes.iter().find(|n| n.name == node) {
+        None => Err(format!("no node '{node}' in this cluster")),
+        Some(n) if control_plane_only && n.role != Role::ControlPlane => {
+            Err(format!("'{node}' is not a control plane"))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Whether certificates of this catalog name (`kubelet-serving`) are server certificates of a
+/// node, the ones that have SANs of their own (see [`check_cert_sans_entry`]).
+pub fn has_own_sans(name: &str) -> bool {
+    use crate::model::vocabulary::entry;
+    [entry::APISERVER, entry::ETCD_SERVER, entry::ETCD_PEER, entry::KUBELET_SERVING].contains(&name)
+}
+
+/// A SAN `san add` gives one server certificate, held to the rules of a node's own addresses
+/// and names: an address of one host (not `0.0.0.0`, `::`, multicast, broadcast, IPv4 written
+/// as IPv6); a kubelet's DNS names are its own, one by one (no wildcard); another server's
+/// wildcard covers the names of one domain of at least two labels (`*.example.com`, not
+/// `*.com`: that is every name of a top-level domain).
+pub fn check_own_san(entry_name: &str, san: &San) -> std::result::Result<(), String> {
+    match san {
+        San::Ip(ip) => check_address(*ip).map_err(|p| p.replace("a node address", "a SAN of one server")),
+        San::Dns(d) if entry_name == crate::model::vocabulary::entry::KUBELET_SERVING => check_node_dns_name(d),
+        San::Dns(d) => match d.strip_prefix("*.") {
+            Some(domain) if domain.split('.').filter(|l| !l.is_empty()).count() < 2 => {
+                Err(format!("'{d}' is a wildcard over a whole top-level domain: name a domain of your own"))
+            }
+            _ => Ok(()),
+        },
+    }
 }
 
 /// Names that end up as YAML scalars and in certificates: printable, no control characters.

@@ -595,6 +595,14 @@ fn renew_into(
 }
 
 /// Plan adding (or removing) SANs on the certificates a name designates; the key is kept.
+///
+/// Only a server certificate of a node has SANs of its own (the description's `certSANs` rule),
+/// and what is added is held to the rules of a node's own addresses and names and may not
+/// name another party of the cluster (the rule `approve` denies by). Only SANs that are the
+/// certificate's own can be removed: those `san add` recorded, or ones the description no
+/// longer gives; a built-in one (the description's: node addresses and names, the service IP
+/// and names, the endpoint) only with `force`, which drops it from the certificate alone and
+/// says so. Every refusal comes before anything is written.
 pub fn plan_san(
     tree: &Tree,
     name: &str,
@@ -603,6 +611,7 @@ pub fn plan_san(
     force: bool,
     now: OffsetDateTime,
 ) -> Result<Plan> {
+    let verb = if add { "san add" } else { "san remove" };
     let sans: Vec<San> = addresses
         .iter()
         .map(|a| San::parse(a).map_err(|p| Error::Invalid(format!("address {p}"))))
@@ -617,8 +626,14 @@ pub fn plan_san(
             let why = "only leaf certificates in files have";
             return Err(Error::Invalid(format!("{} has no SANs to change ({why})", e.id)));
         }
+        crate::model::spec::check_cert_sans_entry(e.id.as_str(), &tree.spec.nodes)
+            .map_err(|p| Error::Invalid(format!("{verb}: {p}; nothing written")))?;
         let loaded = tree.certificates().get(&e.id).expect("loaded");
         let cert = loaded.cert.as_ref().map_err(|pr| problem_error(e, pr))?;
+        let built_in = tree.catalog.built_in_sans(&tree.spec, &e.id);
+        if add {
+            check_added(tree, e, &built_in, &sans)?;
+        }
         let mut profile = profile_from(e, cert);
         for s in &sans {
             let has = cert.sans.contains(s);
@@ -628,14 +643,35 @@ pub fn plan_san(
             if !add && !has {
                 return Err(Error::Invalid(format!("{} has no {s} (it has {})", e.id, join(&cert.sans))));
             }
-            if !add && !force {
-                if let Some(l) =
-                    topology.links.iter().find(|l| l.server_cert.as_deref() == Some(&e.id) && &l.dial.host == s)
-                {
-                    return Err(Error::Invalid(format!(
-                        "{s} is the address {} dials: removing it breaks link {}; use --force to remove it anyway",
-                        l.client, l.id
-                    )));
+            if !add {
+                let dialed =
+                    topology.links.iter().find(|l| l.server_cert.as_deref() == Some(&e.id) && &l.dial.host == s);
+                let breaks =
+                    dialed.map(|l| format!("{s} is the address {} dials: removing it breaks link {}", l.client, l.id));
+                match (built_in.contains(s), breaks, force) {
+                    (true, breaks, false) => {
+                        let breaks = breaks.map(|b| format!("; {b}")).unwrap_or_default();
+                        return Err(Error::Invalid(format!(
+                            "{s} is built in: the description gives it to {} (a node's name or address, the \
+                             kubernetes service's names or IP, the endpoint, apiServerCertSANs, etcd's \
+                             certSANs){breaks}. Only SANs added with san add can be removed; change the \
+                             description instead (then kubepki init --config FILE --update-description), or \
+                             use --force to drop it from the certificate alone (verify then reports it, and \
+                             renew puts it back)",
+                            e.id
+                        )));
+                    }
+                    (false, Some(b), false) => {
+                        return Err(Error::Invalid(format!("{b}; use --force to remove it anyway")))
+                    }
+                    (true, _, true) => plan.notes.push((
+                        e.id.clone(),
+                        format!(
+                            "{s} is built in: dropped from the certificate only, the description still gives it \
+                             (verify reports it; renew and any later san command put it back)"
+                        ),
+                    )),
+                    _ => {}
                 }
             }
         }
@@ -662,6 +698,52 @@ pub fn plan_san(
         plan.issue(tree, e, &profile, Key::Reuse(key), Some(cert), now)?;
     }
     Ok(plan)
+}
+
+/// SANs `san add` may give `e`: each held to the rules of a node's own addresses and names,
+/// none naming another party of the cluster (by the rule `approve` denies by).
+fn check_added(tree: &Tree, e: &Entry, built_in: &[San], sans: &[San]) -> Result<()> {
+    for s in sans {
+        crate::model::spec::check_own_san(e.name(), s)
+            .map_err(|p| Error::Invalid(format!("san add {}: {s}: {p}; nothing written", e.id)))?;
+    }
+    let others = tree.catalog.sans_of_others(&e.id, built_in, sans);
+    if others.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = others.iter().map(|(s, id)| format!("{s} (of {id})")).collect();
+    Err(Error::Invalid(format!(
+        "san add {}: {} names another party of the cluster: its key could then answer as that \
+         party (approve denies such a request: ServingSANsOfOthers); nothing written",
+        e.id,
+        list.join(", ")
+    )))
+}
+
+/// The cluster with node `n` added (`node add`), checked as a node of a description is
+/// ([`ClusterSpec::with_node`]); and its name, addresses and DNS names, which its kubelet's
+/// serving certificate carries, by the rule that keeps each party's names its own
+/// ([`Catalog::sans_of_others`]): not the `kubernetes` service's IP or names, the endpoint,
+/// etcd's `localhost`. Errors name the argument (`node add: --ip: ...`).
+pub fn spec_with_node(tree: &Tree, n: &crate::model::spec::NewNode) -> Result<ClusterSpec> {
+    let spec = tree.spec.with_node(n)?;
+    let node = spec.nodes.iter().find(|x| x.name == n.name).expect("the node was added");
+    let own = EntryId::of_node(crate::model::vocabulary::entry::KUBELET_SERVING, &node.name);
+    let named = std::iter::once((San::Dns(node.name.clone()), "NAME"))
+        .chain(node.addresses.iter().map(|ip| (San::Ip(*ip), "--ip")))
+        .chain(node.dns_names.iter().map(|d| (San::Dns(d.clone()), "--dns")));
+    for (san, field) in named {
+        if let Some((s, other)) = tree.catalog.sans_of_others(&own, &[], [&san]).into_iter().next() {
+            return Err(Error::Spec {
+                file: PathBuf::from("node add"),
+                field: field.into(),
+                problem: format!(
+                    "{s} is {other}'s (another party of the cluster): the node's kubelet serving certificate would name it"
+                ),
+            });
+        }
+    }
+    Ok(spec)
 }
 
 fn join(sans: &[San]) -> String {

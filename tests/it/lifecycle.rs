@@ -186,6 +186,138 @@ fn san_add_and_remove() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
+/// `san add` on a certificate that has no SANs of its own (a client certificate, the
+/// metrics-server's) is refused before anything is written, by the description's rule: the
+/// tree stays byte for byte, and every later command runs (it once recorded a `certSANs` entry
+/// that made every command but `backup restore` exit 2).
+#[test]
+fn san_add_refuses_a_certificate_without_sans_of_its_own_writing_nothing() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    let before = snapshot(&dir);
+    for name in ["apiserver-kubelet-client", "metrics-server", "front-proxy-client"] {
+        let out = env.kubepki(&["san", "add", name, "foo.example", "--dir", d]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("{name} is not a server certificate of a node")), "{err}");
+        assert!(err.contains("nothing written"), "{err}");
+    }
+    assert_eq!(snapshot(&dir), before, "a refused san add changed the tree");
+    for args in [&["verify"][..], &["renew", "apiserver-kubelet-client"], &["rotate-ca", "status"], &["init"]] {
+        let mut a = args.to_vec();
+        a.extend(["--dir", d]);
+        env.kubepki_ok(&a);
+    }
+}
+
+/// A SAN the description gives a certificate (the service IP, the service names, a node's
+/// address) is not removed by `san remove`: refused naming it as built in, nothing written.
+/// `--force` drops it from the certificate alone and says so; verify reports it and renew
+/// puts it back. A SAN `san add` recorded is removed, from the description too.
+#[test]
+fn san_remove_refuses_built_in_sans() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    let before = snapshot(&dir);
+    for (name, san) in [
+        ("apiserver", "10.96.0.1"),
+        ("apiserver", "kubernetes.default.svc"),
+        ("kubelet-serving@node01", "127.0.0.2"),
+        ("etcd-server@controlplane", "localhost"),
+    ] {
+        let out = env.kubepki(&["san", "remove", name, san, "--dir", d]);
+        assert_eq!(out.status.code(), Some(2), "{name} {san}");
+        let err = stderr(&out);
+        assert!(err.contains(&format!(":{san} is built in: the description gives it to {name}")), "{err}");
+        assert!(err.contains("--update-description"), "{err}");
+    }
+    assert_eq!(snapshot(&dir), before, "a refused san remove changed the tree");
+    let text = env.kubepki_ok(&["san", "remove", "apiserver", "10.96.0.1", "--force", "--dir", d]);
+    assert!(text.contains("IP:10.96.0.1 is built in: dropped from the certificate only"), "{text}");
+    let api = || cert(&dir.join("pki/apiserver.crt")).sans.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(!api().contains(&"IP:10.96.0.1".to_string()));
+    let out = env.kubepki(&["verify", "--dir", d]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("san-profile") && report.contains("kubepki renew apiserver@controlplane"), "{report}");
+    env.kubepki_ok(&["renew", "apiserver@controlplane", "--dir", d]);
+    assert!(api().contains(&"IP:10.96.0.1".to_string()));
+    env.kubepki_ok(&["san", "add", "apiserver", "lb.example.com", "--dir", d]);
+    env.kubepki_ok(&["san", "remove", "apiserver", "lb.example.com", "--dir", d]);
+    assert!(!api().contains(&"DNS:lb.example.com".to_string()));
+    assert!(!std::fs::read_to_string(dir.join(".kubepki/cluster.json")).unwrap().contains("lb.example.com"));
+    env.kubepki_ok(&["verify", "--dir", d]);
+}
+
+/// `san add` and `node add` refuse what names another party of the cluster, by the rule
+/// `approve` denies by, and what a node's own addresses and names may not be; nothing written.
+#[test]
+fn san_add_and_node_add_refuse_names_of_other_parties() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    let before = snapshot(&dir);
+    let refused = |args: &[&str], expected: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(["--dir", d]);
+        let out = env.kubepki(&a);
+        assert_eq!(out.status.code(), Some(2), "{args:?} was accepted");
+        let err = stderr(&out);
+        for e in expected {
+            assert!(err.contains(e), "{args:?}: {e} not in {err}");
+        }
+    };
+    refused(
+        &[
+            "san",
+            "add",
+            "kubelet-serving@node01",
+            "node02",
+            "127.0.0.3",
+            "kubernetes.default.svc",
+            "10.96.0.1",
+            "127.0.0.1",
+        ],
+        &[
+            "DNS:node02 (of kubelet-serving@node02)",
+            "IP:127.0.0.3 (of kubelet-serving@node02)",
+            "DNS:kubernetes.default.svc (of apiserver@controlplane)",
+            "IP:10.96.0.1 (of apiserver@controlplane)",
+            "IP:127.0.0.1 (of apiserver@controlplane)",
+            "ServingSANsOfOthers",
+        ],
+    );
+    refused(&["san", "add", "apiserver", "127.0.0.2"], &["IP:127.0.0.2 (of kubelet-serving@node01)"]);
+    refused(&["san", "add", "etcd-server@controlplane", "kubernetes"], &["DNS:kubernetes (of apiserver@controlplane)"]);
+    refused(&["san", "add", "apiserver", "*.com"], &["'*.com' is a wildcard over a whole top-level domain"]);
+    refused(&["san", "add", "apiserver", "0.0.0.0"], &["0.0.0.0 is the unspecified address"]);
+    refused(&["san", "add", "apiserver", "224.0.0.1"], &["224.0.0.1 is a multicast address"]);
+    refused(&["san", "add", "kubelet-serving@node01", "*.example.com"], &["is a wildcard"]);
+    refused(
+        &["node", "add", "w9", "--role", "worker", "--ip", "10.96.0.1"],
+        &["node add: --ip: IP:10.96.0.1 is apiserver@controlplane's"],
+    );
+    refused(
+        &["node", "add", "w9", "--role", "worker", "--ip", "127.0.0.9", "--dns", "kubernetes.default"],
+        &["node add: --dns: DNS:kubernetes.default is apiserver@controlplane's"],
+    );
+    refused(
+        &["node", "add", "kubernetes", "--role", "worker", "--ip", "127.0.0.9"],
+        &["node add: NAME: DNS:kubernetes"],
+    );
+    refused(
+        &["node", "add", "w9", "--role", "control-plane", "--ip", "127.0.0.9", "--dns", "localhost"],
+        &["node add: --dns: DNS:localhost is etcd-server@controlplane's"],
+    );
+    assert_eq!(snapshot(&dir), before, "a refusal changed the tree");
+    // A domain of one's own, a wildcard under it, an address no one has: accepted, and clean.
+    env.kubepki_ok(&["san", "add", "apiserver", "*.example.com", "lb.example.com", "192.0.2.10", "--dir", d]);
+    env.kubepki_ok(&["node", "add", "w9", "--role", "worker", "--ip", "127.0.0.9", "--dir", d]);
+    env.kubepki_ok(&["verify", "--dir", d]);
+}
+
 #[test]
 fn node_add_and_remove() {
     let env = TestEnv::new();
