@@ -84,6 +84,13 @@ pub enum FindingKind {
     SystemMasters,
     /// SANs of the profile missing that no link dials.
     SanProfile,
+    /// SANs of a server certificate that the description does not give it (any more: a node's
+    /// address changed) and no `san add` recorded.
+    SanExtra,
+    /// A server certificate names another party of the cluster (another node's name or
+    /// address, the apiserver's service names or IP, etcd's `localhost`): its key can answer
+    /// as that party. The rule `approve` denies by (`ServingSANsOfOthers`).
+    ForeignSan,
     /// RSA below 2048 bits.
     WeakKey,
     /// A SHA-1 signature.
@@ -120,8 +127,8 @@ pub struct FixTarget<'a> {
     pub entry: Option<&'a Entry>,
     /// The file (relative to `dir`).
     pub file: Option<&'a Path>,
-    /// The address a link dials (for a missing SAN).
-    pub san: Option<&'a San>,
+    /// The SANs a fix removes (extra ones, or another party's).
+    pub sans: &'a [San],
     /// A component's setting: its manifest, its name and the value it must have.
     pub setting: Option<(&'a Path, &'a str, &'a str)>,
 }
@@ -153,6 +160,8 @@ impl FindingKind {
             FindingKind::Identity => "identity",
             FindingKind::SystemMasters => "system-masters",
             FindingKind::SanProfile => "san-profile",
+            FindingKind::SanExtra => "san-extra",
+            FindingKind::ForeignSan => "foreign-san",
             FindingKind::WeakKey => "weak-key",
             FindingKind::Sha1 => "sha1",
             FindingKind::Unverified => "unverified",
@@ -181,7 +190,8 @@ impl FindingKind {
             | FindingKind::Expiring
             | FindingKind::OutlivesIssuer
             | FindingKind::UsageExtra
-            | FindingKind::SanProfile => Severity::Warning,
+            | FindingKind::SanProfile
+            | FindingKind::SanExtra => Severity::Warning,
             FindingKind::Missing
             | FindingKind::Unreadable
             | FindingKind::Mode
@@ -196,6 +206,7 @@ impl FindingKind {
             | FindingKind::Usage
             | FindingKind::Identity
             | FindingKind::SystemMasters
+            | FindingKind::ForeignSan
             | FindingKind::WeakKey
             | FindingKind::Sha1
             | FindingKind::SettingUnset
@@ -237,6 +248,9 @@ impl FindingKind {
             | FindingKind::Identity
             | FindingKind::SystemMasters
             | FindingKind::SanProfile
+            | FindingKind::SanExtra
+            // Every handshake succeeds; one more party's may too.
+            | FindingKind::ForeignSan
             // The handshake succeeds: nobody checks the other side.
             | FindingKind::Unverified
             | FindingKind::SettingUnset
@@ -308,16 +322,20 @@ impl FindingKind {
                 ),
                 None => renew(),
             },
-            FindingKind::SanMissing => match t.san {
-                Some(san) => format!("kubepki san add {id} {} --dir {dir}", san.value()),
-                None => renew(),
-            },
+            FindingKind::SanExtra | FindingKind::ForeignSan if ca || t.sans.is_empty() => renew(),
+            FindingKind::SanExtra | FindingKind::ForeignSan => {
+                let sans: Vec<String> = t.sans.iter().map(|s| shell_word(&s.value())).collect();
+                format!("kubepki san remove {id} {} --dir {dir}", sans.join(" "))
+            }
             // Renewing rewrites the kubeconfig as the catalog says: CA data, no such flag.
             FindingKind::InsecureSkipTlsVerify if ca => format!("remove insecure-skip-tls-verify from {}", file()),
             FindingKind::InsecureSkipTlsVerify => {
                 format!("{} (or remove insecure-skip-tls-verify from {})", renew(), file())
             }
-            FindingKind::Unreadable
+            // The address a link dials is one the description gives the certificate (a node's
+            // address, the endpoint, the service name): a renewal reissues to the catalog's SANs.
+            FindingKind::SanMissing
+            | FindingKind::Unreadable
             | FindingKind::KeyMismatch
             | FindingKind::StaleCaData
             | FindingKind::DuplicateSerial
@@ -385,6 +403,8 @@ mod tests {
             Identity,
             SystemMasters,
             SanProfile,
+            SanExtra,
+            ForeignSan,
             WeakKey,
             Sha1,
             Unverified,
@@ -421,6 +441,8 @@ mod tests {
                 | Identity
                 | SystemMasters
                 | SanProfile
+                | SanExtra
+                | ForeignSan
                 | WeakKey
                 | Sha1
                 | Unverified
@@ -481,7 +503,7 @@ mod tests {
                     dir: Path::new("/tmp/t"),
                     entry: Some(e),
                     file: Some(Path::new("x")),
-                    san: None,
+                    sans: &[],
                     setting: None,
                 };
                 let fix = k.fix(t);

@@ -503,7 +503,12 @@ impl Checker<'_> {
     }
 
     fn file(&mut self, entry: Option<&EntryId>, n: New) -> usize {
-        let i = self.push(entry, n, None);
+        self.file_naming(entry, n, &[])
+    }
+
+    /// [`Self::file`], with the SANs its fix names.
+    fn file_naming(&mut self, entry: Option<&EntryId>, n: New, sans: &[San]) -> usize {
+        let i = self.push(entry, n, sans);
         if let Some(e) = entry {
             self.by_entry.entry(e.clone()).or_default().push(i);
         }
@@ -511,10 +516,10 @@ impl Checker<'_> {
     }
 
     /// A finding with its fix (which may name the address a link dials).
-    fn push(&mut self, entry: Option<&EntryId>, n: New, san: Option<&San>) -> usize {
+    fn push(&mut self, entry: Option<&EntryId>, n: New, sans: &[San]) -> usize {
         let catalog_entry = entry.and_then(|id| self.catalog.get(id));
         let target =
-            FixTarget { dir: &self.inv.root, entry: catalog_entry, file: n.file.as_deref(), san, setting: None };
+            FixTarget { dir: &self.inv.root, entry: catalog_entry, file: n.file.as_deref(), sans, setting: None };
         self.findings.push(Finding {
             id: String::new(),
             severity: n.kind.severity(),
@@ -795,7 +800,7 @@ impl Checker<'_> {
                         expected: format!("a SAN for {} (the address {} dials)", l.dial.host, l.client),
                         found: format!("SANs {}", join(&server.sans)),
                     };
-                    let i = self.push(Some(server_id), new, Some(&l.dial.host));
+                    let i = self.push(Some(server_id), new, &[]);
                     self.san_missing.insert(key, i);
                     i
                 }
@@ -850,7 +855,7 @@ impl Checker<'_> {
                 dir: &self.inv.root,
                 entry: None,
                 file: Some(&m.manifest),
-                san: None,
+                sans: &[],
                 setting: Some(setting),
             };
             self.findings.push(Finding {

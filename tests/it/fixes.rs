@@ -252,15 +252,76 @@ fn broken_leaves_are_fixed_by_renew() {
     }
 }
 
+/// A SAN a link dials is one the description gives the certificate: renew puts it back.
 #[test]
-fn a_missing_san_is_fixed_by_san_add() {
+fn a_missing_san_is_fixed_by_renew() {
     let t = Seeded::new();
     let now = OffsetDateTime::now_utc();
     let fixes = fixed_by_its_fix(&t, "san-missing", |t| {
         t.reissue("apiserver@controlplane", "ca", now, |p| p.sans.retain(|s| s.to_string() != "IP:127.0.0.1"))
     });
     assert_eq!(fixes.len(), 1, "{fixes:?}");
-    assert!(fixes[0].starts_with("kubepki san add apiserver@controlplane 127.0.0.1 --dir "), "{fixes:?}");
+    assert!(fixes[0].starts_with("kubepki renew apiserver@controlplane --dir "), "{fixes:?}");
+}
+
+/// The description moves node01 from 127.0.0.2 to 127.0.0.9 (recorded, nothing reissued): its
+/// kubelet certificate lacks the new address a link dials (`san-missing`) and still names the
+/// old one (`san-extra`). The fixes leave exactly the description's SANs, and the old address
+/// is free for a new node.
+#[test]
+fn a_changed_node_address_is_fixed_by_renew_and_san_remove() {
+    let t = Seeded::new();
+    let d = t.root.to_str().unwrap();
+    let moved = t.env.write(
+        "moved.yaml",
+        "nodes:\n  - {name: controlplane, role: control-plane, addresses: [127.0.0.1]}\n  - {name: node01, role: worker, addresses: [127.0.0.9]}\n  - {name: node02, role: worker, addresses: [127.0.0.3]}\n",
+    );
+    let moved = moved.to_str().unwrap();
+    let mut fixes = Vec::new();
+    for code in ["san-missing", "san-extra"] {
+        fixes.extend(fixed_by_its_fix(&t, code, |t| {
+            if code == "san-missing" {
+                t.env.kubepki_ok(&["renew", "admin.conf", "--config", moved, "--update-description", "--dir", d]);
+            }
+        }));
+    }
+    assert_eq!(
+        fixes,
+        [
+            format!("kubepki renew kubelet-serving@node01 --dir {d}"),
+            format!("kubepki san remove kubelet-serving@node01 127.0.0.2 --dir {d}")
+        ]
+    );
+    let crt = t.root.join("nodes/node01/var/lib/kubelet/pki/kubelet.crt");
+    let sans: Vec<String> = kubepki::x509::certinfo::CertInfo::from_pem(&std::fs::read_to_string(&crt).unwrap(), &crt)
+        .unwrap()
+        .sans
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(sans, ["DNS:node01", "IP:127.0.0.9"]);
+    t.env.kubepki_ok(&["node", "add", "newn", "--role", "worker", "--ip", "127.0.0.2", "--dir", d]);
+    assert!(findings(&t.env, &t.root, None).is_empty(), "{:?}", findings(&t.env, &t.root, None));
+}
+
+/// node01's serving certificate names node02 and the kubernetes service IP, the IP recorded in
+/// the description as `san add` once did: `foreign-san`, removed by `san remove`.
+#[test]
+fn a_serving_certificate_naming_another_party_is_fixed_by_san_remove() {
+    let t = Seeded::new();
+    let now = OffsetDateTime::now_utc();
+    let fixes = fixed_by_its_fix(&t, "foreign-san", |t| {
+        t.reissue("kubelet-serving@node01", "ca", now, |p| {
+            p.sans.extend(["node02", "10.96.0.1"].map(kubepki::model::spec::San::guess))
+        });
+        let recorded = t.root.join(".kubepki/cluster.json");
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&recorded).unwrap()).unwrap();
+        v["certSANs"] = serde_json::json!({"kubelet-serving@node01": ["10.96.0.1"]});
+        std::fs::write(&recorded, v.to_string()).unwrap();
+    });
+    assert_eq!(fixes.len(), 1, "{fixes:?}");
+    assert!(fixes[0].starts_with("kubepki san remove kubelet-serving@node01 node02 10.96.0.1 --dir "), "{fixes:?}");
+    assert!(findings(&t.env, &t.root, None).is_empty(), "{:?}", findings(&t.env, &t.root, None));
 }
 
 #[test]

@@ -213,8 +213,9 @@ fn live_handshakes_cover_both_links_and_a_kubelet_certificate_without_its_ip_san
     }
     assert!(results.iter().all(|(_, ok)| *ok == Some(true)), "{results:?}");
 
-    // node01's kubelet certificate without its IP SAN: the scrape fails as metrics-server#196
-    // reports, and explain ties the message to the link and says `san add`.
+    // node01's kubelet certificate without its IP SAN (a built-in SAN: only --force drops it):
+    // the scrape fails as metrics-server#196 reports, and explain ties the message to the link
+    // and says `renew`, which puts the node's address back.
     let out = env.kubepki(&["san", "remove", "kubelet-serving@node01", "127.0.0.2", "--force", "--verify", "--dir", d]);
     assert_eq!(out.status.code(), Some(1), "done, and verify's summary finds the SAN missing");
     let results = live(&env);
@@ -227,8 +228,8 @@ fn live_handshakes_cover_both_links_and_a_kubelet_certificate_without_its_ip_san
     let m = &json[0];
     assert_eq!(m["evidence"]["program"], "metrics-server", "{json:#}");
     assert_eq!(m["tree"]["links"], serde_json::json!(["metrics-server -> kubelet@node01"]), "{json:#}");
-    assert!(text.contains("kubepki san add kubelet-serving@node01 127.0.0.2"), "{json:#}");
-    env.kubepki_ok(&["san", "add", "kubelet-serving@node01", "127.0.0.2", "--dir", d]);
+    assert!(text.contains("kubepki renew kubelet-serving@node01 --dir"), "{json:#}");
+    env.kubepki_ok(&["renew", "kubelet-serving@node01", "--dir", d]);
     assert!(live(&env).iter().all(|(_, ok)| *ok == Some(true)));
 
     // The apiserver's side of link 11 trusts what the APIService's caBundle holds: the

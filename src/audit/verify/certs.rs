@@ -42,6 +42,9 @@ impl Checker<'_> {
         self.validity(e, &cert_file, info);
         self.signature(e, &cert_file, info);
         self.profile(e, p, &cert_file, info);
+        if crate::model::spec::has_own_sans(e.name()) {
+            self.own_sans(e, p, &cert_file, info);
+        }
         self.strength(e, &cert_file, info);
         if let (Some(k), Some(Leaf { store: Store::Kubeconfig { ca, server, .. }, .. })) =
             (&loaded.kubeconfig, e.leaf())
@@ -159,6 +162,41 @@ impl Checker<'_> {
                 _ => (words(&devs), format!("SANs {}", join(&info.sans))),
             };
             self.file(Some(&e.id), New { kind, file: Some(file.into()), expected, found });
+        }
+    }
+
+    /// A server certificate's SANs are its own: none of another party of the cluster
+    /// (`foreign-san`, by the rule approve and `san add` refuse by), none the description does
+    /// not give it (`san-extra`: a node's address changed, a SAN put there by hand). Both are
+    /// removed by `san remove`, which takes only SANs that are not built in.
+    fn own_sans(&mut self, e: &Entry, p: &CertProfile, file: &Path, info: &CertInfo) {
+        let built_in = self.catalog.built_in_sans(self.spec, &e.id);
+        let foreign = self.catalog.sans_of_others(&e.id, &built_in, &info.sans);
+        if !foreign.is_empty() {
+            let list: Vec<String> = foreign.iter().map(|(s, id)| format!("{s} (of {id})")).collect();
+            let sans: Vec<San> = foreign.iter().map(|(s, _)| s.clone()).collect();
+            let new = New {
+                kind: FindingKind::ForeignSan,
+                file: Some(file.into()),
+                expected: format!("names of {} only", e.id),
+                found: format!("SANs {}: its key can answer as another party", list.join(", ")),
+            };
+            self.file_naming(Some(&e.id), new, &sans);
+        }
+        let extra: Vec<San> = info
+            .sans
+            .iter()
+            .filter(|s| !p.sans.contains(s) && !foreign.iter().any(|(f, _)| f == *s))
+            .cloned()
+            .collect();
+        if !extra.is_empty() {
+            let new = New {
+                kind: FindingKind::SanExtra,
+                file: Some(file.into()),
+                expected: format!("the SANs the description gives {}: {}", e.id, join(&p.sans)),
+                found: format!("SANs have extra {} (no longer given, nor added with san add)", join(&extra)),
+            };
+            self.file_naming(Some(&e.id), new, &extra);
         }
     }
 
