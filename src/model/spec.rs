@@ -771,7 +771,7 @@ pub fn has_own_sans(name: &str) -> bool {
 /// `*.com`: that is every name of a top-level domain).
 pub fn check_own_san(entry_name: &str, san: &San) -> std::result::Result<(), String> {
     match san {
-        San::Ip(ip) => check_address(*ip).map_err(|p| p.replace("a node address", "a SAN of one server")),
+        San::Ip(ip) => check_one_host(*ip, "a SAN of one server"),
         San::Dns(d) if entry_name == crate::model::vocabulary::entry::KUBELET_SERVING => check_node_dns_name(d),
         San::Dns(d) => match d.strip_prefix("*.") {
             Some(domain) if domain.split('.').filter(|l| !l.is_empty()).count() < 2 => {
@@ -1041,6 +1041,11 @@ const NODE_NAME_RULE: &str = "lowercase RFC 1123: a-z, 0-9, '-', '.'";
 /// (`0.0.0.0`, `::`: every host), multicast, or the broadcast address; not an IPv4 address
 /// written as IPv6 (`::ffff:10.0.0.1` is 10.0.0.1, which would then be two nodes' address).
 fn check_address(ip: IpAddr) -> std::result::Result<(), String> {
+    check_one_host(ip, "a node address")
+}
+
+/// [`check_address`], for an address that is to be `what` (`a node address`).
+fn check_one_host(ip: IpAddr, what: &str) -> std::result::Result<(), String> {
     let why = match ip {
         _ if ip.is_unspecified() => "the unspecified address (every host)",
         _ if ip.is_multicast() => "a multicast address",
@@ -1053,7 +1058,7 @@ fn check_address(ip: IpAddr) -> std::result::Result<(), String> {
         }
         _ => return Ok(()),
     };
-    Err(format!("{ip} is {why}: it cannot be a node address"))
+    Err(format!("{ip} is {why}: it cannot be {what}"))
 }
 
 fn check_total(r: &Resolver, seen: &Seen, field: &str) -> Result<()> {
