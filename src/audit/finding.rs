@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::model::catalog::Entry;
+use crate::model::catalog::{Entry, EntryKind};
 use crate::model::spec::San;
 
 /// How bad a finding is.
@@ -262,7 +262,16 @@ impl FindingKind {
         let rotate = || format!("kubepki rotate-ca {id} start --dir {dir}");
         // A CA is never reissued in place: its replacement is a rotation the operator starts.
         let renew = || if ca { rotate() } else { format!("kubepki renew {id} --dir {dir}") };
+        // The service-account private key: every ServiceAccount token is signed by it.
+        let signing_key =
+            t.entry.is_some_and(|e| matches!(&e.kind, EntryKind::KeyPair { key, .. } if t.file == Some(key.as_path())));
         match self {
+            FindingKind::Missing | FindingKind::Unreadable if signing_key => format!(
+                "copy it back from a control plane (/etc/kubernetes/{} there) or restore {} from a backup (kubepki backup list --dir {dir}); \
+                 a new service-account key is never made implicitly: it would end every ServiceAccount token (kubepki rotate-ca {id} start replaces it in phases)",
+                t.file.map(|f| f.display().to_string()).unwrap_or_default(),
+                file()
+            ),
             FindingKind::Missing | FindingKind::Unreadable if ca => format!(
                 "restore {} from a backup (kubepki backup list --dir {dir}); a new CA is never made implicitly",
                 file()
