@@ -865,11 +865,13 @@ fn survey_key_pair(root: &Path, key: &Path, public: &Path) -> Found {
                 Err(e) => Found::Bad(e.to_string()),
             }
         }
-        (Ok(None), Ok(Some(_))) => return Found::Bad(format!(
+        (Ok(None), Ok(Some(_))) => {
+            return Found::Bad(format!(
             "{} is missing; {} is there: a new key pair would end every ServiceAccount token signed by the lost key",
             key_path.display(),
             pub_path.display()
-        )),
+        ))
+        }
     };
     match PrivateKey::from_pem(&k, &key_path) {
         Err(e) => Found::Bad(e.to_string()),

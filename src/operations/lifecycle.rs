@@ -713,8 +713,9 @@ pub struct StillValid {
     pub not_after: OffsetDateTime,
 }
 
-/// Retire a node: its bundle moves to the backup directory; the cluster without it is verified.
-pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Removed> {
+/// The node `name` of the tree, if [`node_remove`] may retire it: one of its nodes, and not the
+/// primary control plane.
+pub fn removable_node<'t>(tree: &'t Tree, name: &str) -> Result<&'t crate::model::spec::Node> {
     let node = tree.spec.nodes.iter().find(|n| n.name == name).ok_or_else(|| {
         Error::Invalid(format!(
             "no node '{name}'; nodes are: {}",
@@ -726,6 +727,12 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
             "'{name}' is the primary control plane: the top of the tree is its /etc/kubernetes and holds the shared files"
         )));
     }
+    Ok(node)
+}
+
+/// Retire a node: its bundle moves to the backup directory; the cluster without it is verified.
+pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Removed> {
+    let node = removable_node(tree, name)?;
     let still_valid = tree
         .catalog
         .entries
