@@ -334,6 +334,9 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                     let _ = writeln!(text, "  {}  serial {}  until {}", v.entry, v.serial, v.not_after.date());
                 }
             }
+            for caution in &r.cautions {
+                let _ = writeln!(text, "{caution}");
+            }
             if let Some(c) = &a.tree.config {
                 let _ = writeln!(text, "remove node {} from {} too", r.node, c.display());
             }

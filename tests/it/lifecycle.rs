@@ -310,3 +310,25 @@ fn ca_file(ca: &str) -> String {
     }
     .into()
 }
+
+/// Retiring a control plane says what deleting its Node object does not revoke: the signing
+/// keys its bundle held, and its etcd member (whose certificates etcd still accepts).
+#[test]
+fn retiring_a_control_plane_names_the_keys_it_held_and_its_etcd_member() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "two.yaml",
+        "nodes:\n- {name: cp1, role: control-plane, addresses: [127.0.0.1]}\n\
+         - {name: cp2, role: control-plane, addresses: [127.0.0.2]}\n\
+         - {name: w1, role: worker, addresses: [127.0.0.3]}\n",
+    );
+    let dir = env.init("tree", &["--config", config.to_str().unwrap()]);
+    let d = dir.to_str().unwrap();
+    let out = env.kubepki_ok(&["node", "remove", "cp2", "--dir", d]);
+    assert!(out.contains("cp2 held the private keys of ca, etcd-ca, front-proxy-ca, sa"), "{out}");
+    assert!(out.contains("kubepki rotate-ca ca start"), "{out}");
+    assert!(out.contains("etcdctl member remove"), "{out}");
+    let json = env.kubepki_ok(&["node", "remove", "w1", "--dir", d, "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v.get("cautions").is_none(), "a worker holds no signing key nor etcd member: {json}");
+}
