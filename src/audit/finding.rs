@@ -301,9 +301,9 @@ impl FindingKind {
                 }
                 None => "set the component's setting as reference §7 says".into(),
             },
-            FindingKind::ExternallyManaged => format!(
-                "none needed; to renew what it signs: new keys and requests with kubepki csr --dir {dir}, signed by that CA, then kubepki import --dir {dir}"
-            ),
+            FindingKind::ExternallyManaged => {
+                format!("none needed; to renew what it signs: {}", crate::operations::external::renewal_steps(&dir, id))
+            }
             FindingKind::Mode => format!("chmod 600 {}", file()),
             FindingKind::PublicKeyMismatch => {
                 let key = shell_word(&t.dir.join("pki/sa.key").display().to_string());

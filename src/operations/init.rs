@@ -450,19 +450,18 @@ fn refuse_what_may_not_be_replaced(
         })
         .collect();
     if !external.is_empty() {
-        let dir = root.display();
+        let dir = root.display().to_string();
+        let mut cas: Vec<&str> = external.iter().map(|(_, ca)| *ca).collect();
+        cas.sort();
+        cas.dedup();
         return Err(Error::Invalid(format!(
             "nothing was written: {} cannot be made here: {} externally managed (its certificate is in the tree \
              without its key, kubeadm's external-CA mode), so kubepki never signs for it nor makes a new one. \
-             Make requests with kubepki csr --dir {dir} (--force to replace existing keys), have them signed by that \
-             CA, then kubepki import --dir {dir}.",
+             Make them outside the tree: {}.",
             external.iter().map(|(e, _)| e.id.as_str()).collect::<Vec<_>>().join(", "),
-            {
-                let mut cas: Vec<&str> = external.iter().map(|(_, ca)| *ca).collect();
-                cas.dedup();
-                format!("{} {}", if cas.len() == 1 { "the CA" } else { "the CAs" }, cas.join(", "))
-                    + if cas.len() == 1 { " is" } else { " are" }
-            }
+            format!("{} {}", if cas.len() == 1 { "the CA" } else { "the CAs" }, cas.join(", "))
+                + if cas.len() == 1 { " is" } else { " are" },
+            cas.iter().map(|ca| crate::operations::external::renewal_steps(&dir, ca)).collect::<Vec<_>>().join("; ")
         )));
     }
     let rest: Vec<(&Entry, &str)> = bad
