@@ -276,9 +276,12 @@ impl FindingKind {
                 "restore {} from a backup (kubepki backup list --dir {dir}); a new CA is never made implicitly",
                 file()
             ),
-            FindingKind::Missing | FindingKind::NotKubeadm | FindingKind::StaleCopy => {
-                format!("kubepki init --dir {dir}")
-            }
+            FindingKind::Missing | FindingKind::StaleCopy => format!("kubepki init --dir {dir}"),
+            // kubeadm's way is sound: kubepki's file is an option (made by init), not a fix.
+            FindingKind::NotKubeadm => format!(
+                "none needed: {} (kubepki init --dir {dir} adds kubepki's file)",
+                t.entry.and_then(|e| e.kubeadm_instead).unwrap_or("kubeadm does it another way")
+            ),
             FindingKind::External => "none needed: the kubelet rotates that file itself".into(),
             FindingKind::Unverified
             | FindingKind::SettingUnset

@@ -307,6 +307,17 @@ fn every_expired_leaf_of_the_real_kubeadm_tree_is_fixed_by_renew() {
     let after = findings(&env, &root, None);
     assert!(!after.iter().any(|(c, _)| c == "expired"), "{after:?}");
     assert_eq!(cas(&root, &catalog), before, "a CA changed");
+
+    // What kubeadm does its own way needs no fix; kubepki's file is an option init adds,
+    // without --force, leaving kubeadm's kubelet.conf (the kubelet rotates its client
+    // certificate) as it is.
+    let not_kubeadm: Vec<String> = after.iter().filter(|(c, _)| c == "not-kubeadm").map(|(_, f)| f.clone()).collect();
+    assert!(!not_kubeadm.is_empty() && not_kubeadm.iter().all(|f| f.starts_with("none needed: ")), "{not_kubeadm:?}");
+    let kubelet_conf = std::fs::read(root.join("kubelet.conf")).unwrap();
+    env.kubepki_ok(&["init", "--dir", root.to_str().unwrap()]);
+    assert_eq!(std::fs::read(root.join("kubelet.conf")).unwrap(), kubelet_conf);
+    assert!(root.join("kube-proxy.conf").is_file());
+    assert_eq!(cas(&root, &catalog), before, "a CA changed");
 }
 
 impl Seeded {
