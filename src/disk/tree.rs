@@ -113,13 +113,13 @@ pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) ->
     let key_pem = match read_text(&key_path, Limit::Pem) {
         Ok(k) => k,
         Err(e) if is_missing(&e) && cert_path.is_file() => {
-            let dir = root.display();
+            let steps = crate::operations::external::renewal_steps(&root.display().to_string(), id);
             return Err(Error::bad_file(
                 key_path,
                 format!(
                     "missing: the CA {id} is externally managed (its certificate is in the tree without its key, \
                      kubeadm's external-CA mode), so kubepki cannot sign for it. Renew what it signs outside the tree: \
-                     kubepki csr --dir {dir} --force, have the CSRs signed by that CA, then kubepki import --dir {dir}"
+                     {steps}"
                 ),
             ));
         }
