@@ -527,6 +527,35 @@ fn renew_into(
     if all {
         targets.extend(tree.catalog.entries.iter().filter(|e| e.cert().is_some_and(|p| !p.is_ca)));
     }
+    // --all renews what the tree's CAs sign; the leaves of a CA managed outside the tree (its
+    // key is not here) are left, with the way to renew them. Named, they are refused (saying so).
+    if all {
+        let external: Vec<&str> = tree
+            .catalog
+            .cas()
+            .filter_map(|ca| {
+                let (cert, key) = ca.cert_and_key_files()?;
+                (tree.root.join(cert).is_file() && !tree.root.join(key).exists()).then_some(ca.id.as_str())
+            })
+            .collect();
+        let dir = tree.root.display().to_string();
+        for ca in external {
+            let signs = |e: &Entry| e.issuer().is_some_and(|i| i.as_str() == ca);
+            let left: Vec<String> = targets.iter().filter(|e| signs(e)).map(|e| e.id.to_string()).collect();
+            targets.retain(|e| !signs(e));
+            if let Some(first) = left.first() {
+                let steps = crate::operations::external::renewal_steps(&dir, ca);
+                plan.notes.push((
+                    first.parse().expect("a catalog id"),
+                    format!(
+                        "{} leaves of {ca}, managed outside the tree, are not renewed here ({}): {steps}",
+                        left.len(),
+                        left.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
     let mut taken: std::collections::HashSet<&str> = targets.iter().map(|e| e.id.as_str()).collect();
     for n in names {
         for e in tree.select(n)? {

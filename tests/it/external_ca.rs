@@ -192,3 +192,26 @@ fn an_externally_managed_ca_s_leaves_are_renewed_beside_the_tree_and_imported_wi
     }
     assert!(!tree.join("pki/ca.key").exists(), "still externally managed");
 }
+
+/// `renew --all` renews what the tree's own CAs sign and leaves an externally managed CA's
+/// leaves as they are, saying how to renew them; named, one of them is refused.
+#[test]
+fn renew_all_renews_what_the_tree_can_sign_and_names_the_way_for_the_rest() {
+    let env = TestEnv::new();
+    let tree = env.init("tree", &[]);
+    let d = tree.to_str().unwrap();
+    std::fs::remove_file(tree.join("pki/ca.key")).unwrap();
+    std::fs::remove_file(tree.join("nodes/controlplane/etc/kubernetes/pki/ca.key")).unwrap();
+    let before = snapshot(&tree);
+    let out = env.kubepki_ok(&["renew", "--all", "--dir", d]);
+    assert!(out.contains("reissued etcd-server@controlplane") && out.contains("reissued front-proxy-client"), "{out}");
+    assert!(out.contains("15 leaves of ca, managed outside the tree, are not renewed here"), "{out}");
+    assert!(out.contains("kubepki csr --dir") && out.contains("--ca ca --out"), "{out}");
+    let after = snapshot(&tree);
+    let p = |f: &str| std::path::PathBuf::from(f);
+    assert_ne!(after[&p("pki/etcd/server.crt")], before[&p("pki/etcd/server.crt")]);
+    assert_eq!(after[&p("pki/apiserver.crt")], before[&p("pki/apiserver.crt")]);
+    assert_eq!(after[&p("pki/apiserver.key")], before[&p("pki/apiserver.key")]);
+    env.kubepki_ok(&["verify", "--dir", d]);
+    assert_eq!(env.kubepki(&["renew", "apiserver", "--dir", d]).status.code(), Some(2));
+}
