@@ -434,9 +434,39 @@ impl ClusterSpec {
 
     /// Read a description file: kubepki's own format, or kubeadm's configuration
     /// (recognised by `apiVersion: kubeadm.k8s.io/...`).
+    ///
+    /// A description given this way is also held to what `san add` may record: each `certSANs`
+    /// SAN an address of one host, and none another party's (a recorded description is read
+    /// as it is, so that a tree recorded before is never locked out: `verify` reports it).
     pub fn load(path: &Path) -> Result<ClusterSpec> {
         let text = crate::disk::readfile::read_text(path, crate::disk::readfile::Limit::Document)?;
-        ClusterSpec::from_yaml(&text, path)
+        let spec = ClusterSpec::from_yaml(&text, path)?;
+        spec.check_cert_sans_are_own()?;
+        Ok(spec)
+    }
+
+    /// Every `certSANs` SAN by the rules `san add` refuses by ([`check_own_san`],
+    /// [`crate::model::catalog::Catalog::sans_of_others`]); errors name `certSANs.<id>[i]`.
+    fn check_cert_sans_are_own(&self) -> Result<()> {
+        if self.cert_sans.is_empty() {
+            return Ok(());
+        }
+        let r = Resolver { file: &self.source };
+        let catalog = crate::model::catalog::Catalog::build(self);
+        for (id, sans) in &self.cert_sans {
+            let entry: crate::model::catalog::EntryId =
+                id.parse().map_err(|p: String| r.err(format!("certSANs.{id}"), p))?;
+            let built_in = catalog.built_in_sans(self, id);
+            let others = catalog.sans_of_others(&entry, &built_in, sans);
+            for (i, s) in sans.iter().enumerate() {
+                let field = format!("certSANs.{id}[{i}]");
+                check_own_san(entry.name(), s).map_err(|p| r.err(&field, p))?;
+                if let Some((_, other)) = others.iter().find(|(o, _)| o == s) {
+                    return Err(r.err(field, format!("{s} is {other}'s: another party of the cluster")));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Read a description given as JSON (kubepki's own format); `source` names it in errors.

@@ -183,3 +183,41 @@ fn a_refused_change_records_no_new_description() {
     env.kubepki_ok(&["renew", "apiserver", "--dir", dir, "--config", config, "--update-description"]);
     assert!(recorded(&tree).to_string().contains("api.example.com"));
 }
+
+/// A description given with --config holds its `certSANs` to what `san add` may record: one
+/// host's address, none of another party's names (the field named, nothing made). A recorded
+/// one that breaks it is still read (no tree is locked out), and verify reports it.
+#[test]
+fn given_cert_sans_are_held_to_what_san_add_may_record() {
+    let env = TestEnv::new();
+    let nodes = "nodes:\n  - {name: cp1, role: control-plane, addresses: [127.0.1.1]}\n  - {name: w1, role: worker, addresses: [127.0.1.11]}\n";
+    for (sans, field, problem) in [
+        (
+            "{kubelet-serving@w1: [w1.example.com, kubernetes]}",
+            "certSANs.kubelet-serving@w1[1]",
+            "DNS:kubernetes is apiserver@cp1's",
+        ),
+        ("{apiserver@cp1: [127.0.1.11]}", "certSANs.apiserver@cp1[0]", "IP:127.0.1.11 is kubelet-serving@w1's"),
+        ("{apiserver@cp1: ['0.0.0.0']}", "certSANs.apiserver@cp1[0]", "0.0.0.0 is the unspecified address"),
+        ("{etcd-server@cp1: ['*.com']}", "certSANs.etcd-server@cp1[0]", "a wildcard over a whole top-level domain"),
+    ] {
+        let config = env.write("c.yaml", &format!("certSANs: {sans}\n{nodes}"));
+        let tree = env.path().join("refused");
+        let out = env.kubepki(&["init", "--config", config.to_str().unwrap(), "--dir", tree.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{sans}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("c.yaml: {field}: ")) && err.contains(problem), "{sans}: {err}");
+        assert!(!tree.exists(), "{sans}: a refused init made the tree");
+    }
+    // Recorded by hand in a tree: read as it is, and reported.
+    let config = env.write("ok.yaml", &format!("certSANs: {{kubelet-serving@w1: [w1.example.com]}}\n{nodes}"));
+    let tree = env.init("tree", &["--config", config.to_str().unwrap()]);
+    let mut v = recorded(&tree);
+    v["certSANs"]["kubelet-serving@w1"] = serde_json::json!(["w1.example.com", "kubernetes"]);
+    std::fs::write(tree.join(".kubepki/cluster.json"), v.to_string()).unwrap();
+    let out = env.kubepki(&["verify", "--dir", tree.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codes: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert!(codes.contains(&"san-profile"), "the certificate lacks the recorded SAN: {codes:?}");
+}
