@@ -673,34 +673,8 @@ pub fn plan_san(
                 return Err(Error::Invalid(format!("{} has no {s} (it has {})", e.id, join(&cert.sans))));
             }
             if !add {
-                let dialed =
-                    topology.links.iter().find(|l| l.server_cert.as_deref() == Some(&e.id) && &l.dial.host == s);
-                let breaks =
-                    dialed.map(|l| format!("{s} is the address {} dials: removing it breaks link {}", l.client, l.id));
-                match (built_in.contains(s), breaks, force) {
-                    (true, breaks, false) => {
-                        let breaks = breaks.map(|b| format!("; {b}")).unwrap_or_default();
-                        return Err(Error::Invalid(format!(
-                            "{s} is built in: the description gives it to {} (a node's name or address, the \
-                             kubernetes service's names or IP, the endpoint, apiServerCertSANs, etcd's \
-                             certSANs){breaks}. Only SANs added with san add can be removed; change the \
-                             description instead (then kubepki init --config FILE --update-description), or \
-                             use --force to drop it from the certificate alone (verify then reports it, and \
-                             renew puts it back)",
-                            e.id
-                        )));
-                    }
-                    (false, Some(b), false) => {
-                        return Err(Error::Invalid(format!("{b}; use --force to remove it anyway")))
-                    }
-                    (true, _, true) => plan.notes.push((
-                        e.id.clone(),
-                        format!(
-                            "{s} is built in: dropped from the certificate only, the description still gives it \
-                             (verify reports it; renew and any later san command put it back)"
-                        ),
-                    )),
-                    _ => {}
+                if let Some(note) = check_removed(&topology, e, &built_in, s, force)? {
+                    plan.notes.push((e.id.clone(), note));
                 }
             }
         }
@@ -727,6 +701,33 @@ pub fn plan_san(
         plan.issue(tree, e, &profile, Key::Reuse(key), Some(cert), now)?;
     }
     Ok(plan)
+}
+
+/// Whether `san remove` may take `s` from `e`: a SAN that is not built in (recorded by
+/// `san add`, or no longer given) unless a link dials it; a built-in one only with `force`,
+/// with the note that says so.
+fn check_removed(topology: &Topology, e: &Entry, built_in: &[San], s: &San, force: bool) -> Result<Option<String>> {
+    let dialed = topology.links.iter().find(|l| l.server_cert.as_deref() == Some(&e.id) && &l.dial.host == s);
+    let breaks = dialed.map(|l| format!("{s} is the address {} dials: removing it breaks link {}", l.client, l.id));
+    match (built_in.contains(s), breaks, force) {
+        (true, breaks, false) => {
+            let breaks = breaks.map(|b| format!("; {b}")).unwrap_or_default();
+            Err(Error::Invalid(format!(
+                "{s} is built in: the description gives it to {} (a node's name or address, the kubernetes \
+                 service's names or IP, the endpoint, apiServerCertSANs, etcd's certSANs){breaks}. Only SANs \
+                 added with san add can be removed; change the description instead (then kubepki init \
+                 --config FILE --update-description), or use --force to drop it from the certificate alone \
+                 (verify then reports it, and renew puts it back)",
+                e.id
+            )))
+        }
+        (false, Some(b), false) => Err(Error::Invalid(format!("{b}; use --force to remove it anyway"))),
+        (true, _, true) => Ok(Some(format!(
+            "{s} is built in: dropped from the certificate only, the description still gives it (verify \
+             reports it; renew and any later san command put it back)"
+        ))),
+        _ => Ok(None),
+    }
 }
 
 /// SANs `san add` may give `e`: each held to the rules of a node's own addresses and names,
