@@ -1,0 +1,117 @@
+//! Issue 14's adversarial cases against the day-2 commands: writing through symbolic links,
+//! bad settings, secrets in argument errors, damaged state, and what a restore trusts.
+
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{files, snapshot, TestEnv};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `verify -o json`'s findings of one code.
+fn findings(env: &TestEnv, dir: &str, code: &str) -> Vec<Value> {
+    let out = env.kubepki(&["verify", "--dir", dir, "-o", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("verify's JSON");
+    let all = report["findings"].as_array().unwrap().clone();
+    all.into_iter().filter(|f| f["code"] == code).collect()
+}
+
+/// Run a finding's fix as a shell would, in the env's directory.
+fn run_fix(env: &TestEnv, finding: &Value) {
+    let fix = finding["fix"].as_str().unwrap();
+    let ok = std::process::Command::new("sh").arg("-c").arg(fix).current_dir(env.path()).status().unwrap();
+    assert!(ok.success(), "{fix}");
+}
+
+/// Every file under `dir` with its bytes (a directory outside the tree).
+fn contents(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut all: Vec<_> = files(dir).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
+    all.sort();
+    all
+}
+
+/// `rotate-ca ca start` wrote the new CA key into the directory `.kubepki/rotation` linked to;
+/// `renew` wrote node01's new kubelet key where its `var/lib/kubelet/pki` pointed.
+#[test]
+fn nothing_is_written_through_a_symlinked_directory_and_verify_names_it() {
+    let env = TestEnv::new();
+    let dir = env.init("k", &[]);
+    let d = dir.to_str().unwrap();
+    let outside = env.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+
+    // The rotation's folder.
+    symlink(&outside, dir.join(".kubepki/rotation")).unwrap();
+    let before = snapshot(&dir);
+    let out = env.kubepki(&["rotate-ca", "ca", "start", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(".kubepki/rotation: a symbolic link (to "), "{}", stderr(&out));
+    assert!(files(&outside).is_empty(), "nothing written where the link points");
+    assert_eq!(snapshot(&dir), before, "nothing changed in the tree");
+    let found = findings(&env, d, "linked-directory");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["file"], ".kubepki/rotation");
+    assert_eq!(found[0]["severity"], "error");
+    run_fix(&env, &found[0]);
+    assert!(!dir.join(".kubepki/rotation").is_symlink());
+    assert_eq!(env.kubepki(&["verify", "--dir", d]).status.code(), Some(0), "fixed");
+
+    // A node bundle's directory, deep down.
+    let pki = dir.join("nodes/node01/var/lib/kubelet/pki");
+    let kept = env.path().join("kubelet-pki");
+    std::fs::rename(&pki, &kept).unwrap();
+    symlink(&kept, &pki).unwrap();
+    let held = contents(&kept);
+    for args in [
+        vec!["renew", "--all", "--dir", d],
+        vec!["renew", "kubelet-serving", "--node", "node01", "--dir", d],
+        vec!["init", "--force", "--dir", d],
+    ] {
+        let out = env.kubepki(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("nodes/node01/var/lib/kubelet/pki: a symbolic link (to "),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(contents(&kept), held, "{args:?}: the key where the link points is untouched");
+    }
+    let found = findings(&env, d, "linked-directory");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["file"], "nodes/node01/var/lib/kubelet/pki");
+    run_fix(&env, &found[0]);
+    assert_eq!(env.kubepki(&["verify", "--dir", d]).status.code(), Some(0), "fixed");
+    env.kubepki_ok(&["renew", "--all", "--dir", d]);
+    assert_eq!(contents(&kept), held, "the old folder is left alone");
+}
+
+/// verify's fix for a key readable by others was `chmod 600` on the path, which for a key
+/// that is a symbolic link changes the file outside the tree.
+#[test]
+fn the_fix_for_a_linked_key_readable_by_others_is_no_chmod_through_the_link() {
+    let env = TestEnv::new();
+    let dir = env.init("k", &[]);
+    let d = dir.to_str().unwrap();
+    let key = dir.join("nodes/node01/var/lib/kubelet/pki/kubelet.key");
+    let elsewhere = env.path().join("kubelet.key");
+    std::fs::rename(&key, &elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o644)).unwrap();
+    symlink(&elsewhere, &key).unwrap();
+
+    let found = findings(&env, d, "mode");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let fix = found[0]["fix"].as_str().unwrap();
+    assert!(!fix.contains("chmod"), "{fix}");
+    assert!(found[0]["found"].as_str().unwrap().contains("a symbolic link to "), "{}", found[0]["found"]);
+    run_fix(&env, &found[0]);
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&elsewhere), 0o644, "the file outside the tree is not changed");
+    assert!(!key.is_symlink());
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(std::fs::read(&key).unwrap(), std::fs::read(&elsewhere).unwrap());
+    assert_eq!(env.kubepki(&["verify", "--dir", d]).status.code(), Some(0), "fixed");
+}
