@@ -19,6 +19,8 @@ use kubepki::{Error, Result};
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExplainArgs {
     /// The error text (several words are joined); `-` or nothing with piped input: stdin.
+    /// Text that starts with `-` (a PEM block pasted whole) is text, not an option.
+    #[arg(allow_hyphen_values = true)]
     text: Vec<String>,
     /// Read the text from this log file instead.
     #[arg(long, conflicts_with = "text")]

@@ -159,7 +159,10 @@ pub(crate) fn known_nodes(spec: &ClusterSpec, asked: &[String]) -> Result<()> {
 
 /// Parse the process arguments, run, and return the exit code.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => return parse_error(&e),
+    };
     match run(args) {
         Ok(code) => code,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -168,6 +171,19 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// What the argument parser says (help and version on stdout, exit 0; an error on stderr,
+/// exit 2), an error through the filter every message passes: an argument it quotes may be a
+/// private key (`kubepki explain "$(cat pki/ca.key)"` to a command that takes no such text).
+fn parse_error(e: &clap::Error) -> ExitCode {
+    let code = ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+    if !e.use_stderr() {
+        let _ = e.print();
+        return code;
+    }
+    let _ = std::io::stderr().write_all(kubepki::safe_text(&e.render().to_string()).as_bytes());
+    code
 }
 
 /// Run parsed arguments.

@@ -115,3 +115,70 @@ fn the_fix_for_a_linked_key_readable_by_others_is_no_chmod_through_the_link() {
     assert_eq!(std::fs::read(&key).unwrap(), std::fs::read(&elsewhere).unwrap());
     assert_eq!(env.kubepki(&["verify", "--dir", d]).status.code(), Some(0), "fixed");
 }
+
+/// Whether `text` shows any line of the body of the PEM key `key`.
+fn shows_key(text: &str, key: &str) -> bool {
+    key.lines().filter(|l| !l.starts_with("-----")).any(|l| text.contains(l) || text.contains(&l[..20]))
+}
+
+/// clap's "unexpected argument" error quoted a private key given as an argument, whole, twice;
+/// explain took text starting with `-` for an option.
+#[test]
+fn an_argument_error_never_prints_a_private_key() {
+    let env = TestEnv::new();
+    let dir = env.init("k", &[]);
+    let d = dir.to_str().unwrap();
+    let key = std::fs::read_to_string(dir.join("pki/ca.key")).unwrap();
+    let key = key.trim_end();
+    let admin = std::fs::read_to_string(dir.join("admin.conf")).unwrap();
+    let key_data = admin.lines().find_map(|l| l.trim().strip_prefix("client-key-data: ")).unwrap().to_string();
+
+    // explain takes it as its text: its own refusal, through its own filter.
+    let out = env.kubepki(&["explain", key]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no TLS error message kubepki recognises"), "{}", stderr(&out));
+    assert!(!shows_key(&stderr(&out), key), "{}", stderr(&out));
+
+    let argvs: Vec<Vec<&str>> = vec![
+        vec!["verify", key],
+        vec!["verify", "--dir", d, key],
+        vec!["check", "--dir", d, key],
+        vec!["node", "add", key, "--role", "worker", "--ip", "10.0.0.9", "--dir", d],
+        vec!["renew", "--all", "--dir", d, "--node", key],
+        vec!["init", "--dir", d, &key_data],
+        vec!["backup", "list", "--dir", d, &key_data],
+    ];
+    for argv in argvs {
+        let out = env.kubepki(&argv);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", argv[0]);
+        assert!(!shows_key(&err, key), "{}: {err}", argv[0]);
+        assert!(!err.contains(&key_data[..40]), "{}: {err}", argv[0]);
+        assert!(err.contains("not shown"), "{}: {err}", argv[0]);
+        assert!(
+            err.contains("Usage: kubepki ") || err.contains("kubepki: error:"),
+            "{}: the rest is kept: {err}",
+            argv[0]
+        );
+    }
+    let out = env.kubepki(&["verify", key]);
+    assert!(stderr(&out).contains("error: unexpected argument '<ec private key not shown>' found"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("For more information, try '--help'."), "{}", stderr(&out));
+}
+
+/// A 70-letter node name was shown as `<70 characters of base64 not shown>`, without saying
+/// what is wrong with it.
+#[test]
+fn a_bad_node_name_is_shown_and_says_why() {
+    let env = TestEnv::new();
+    let dir = env.init("k", &[]);
+    let name = "a".repeat(70);
+    let out =
+        env.kubepki(&["node", "add", &name, "--role", "worker", "--ip", "10.0.0.9", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("'{name}' is not a valid node name: a label is 70 characters long, more than 63")),
+        "{err}"
+    );
+}
