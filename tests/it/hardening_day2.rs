@@ -182,3 +182,23 @@ fn a_bad_node_name_is_shown_and_says_why() {
         "{err}"
     );
 }
+
+/// `KUBEPKI_LOCK_WAIT=1e30` panicked (exit 101); `abc` and `-1` were taken as 10 s.
+#[test]
+fn a_bad_lock_wait_is_refused_naming_it() {
+    let env = TestEnv::new();
+    let dir = env.init("k", &[]);
+    let before = snapshot(&dir);
+    for value in ["1e30", "abc", "-1"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubepki"))
+            .args(["san", "add", "apiserver", "x.example", "--dir", dir.to_str().unwrap()])
+            .env("KUBEPKI_LOCK_WAIT", value)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{value}: {err}");
+        assert!(err.contains(&format!("kubepki: error: KUBEPKI_LOCK_WAIT=\"{value}\": ")), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(snapshot(&dir), before, "{value}: nothing changed");
+    }
+}
