@@ -101,6 +101,21 @@ pub fn leaf_files(
     }
 }
 
+/// The refusal of what needs the key of the CA `id`, whose certificate is in the tree without
+/// its key (`key_path`): kubeadm's external-CA mode. `what` is what kubepki cannot do
+/// (`sign for it`, `rotate it`).
+pub fn externally_managed(root: &Path, id: &str, key_path: &Path, what: &str) -> Error {
+    let dir = root.display();
+    Error::bad_file(
+        key_path,
+        format!(
+            "missing: the CA {id} is externally managed (its certificate is in the tree without its key, \
+             kubeadm's external-CA mode), so kubepki cannot {what}. Renew what it signs outside the tree: \
+             kubepki csr --dir {dir} --force, have the CSRs signed by that CA, then kubepki import --dir {dir}"
+        ),
+    )
+}
+
 /// A CA of the tree, able to sign: its key on disk, matching its certificate, not expired.
 pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) -> Result<Ca> {
     let e =
@@ -113,15 +128,7 @@ pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) ->
     let key_pem = match read_text(&key_path, Limit::Pem) {
         Ok(k) => k,
         Err(e) if is_missing(&e) && cert_path.is_file() => {
-            let dir = root.display();
-            return Err(Error::bad_file(
-                key_path,
-                format!(
-                    "missing: the CA {id} is externally managed (its certificate is in the tree without its key, \
-                     kubeadm's external-CA mode), so kubepki cannot sign for it. Renew what it signs outside the tree: \
-                     kubepki csr --dir {dir} --force, have the CSRs signed by that CA, then kubepki import --dir {dir}"
-                ),
-            ));
+            return Err(externally_managed(root, id, &key_path, "sign for it"));
         }
         Err(Error::Io { path, source, .. }) => {
             return Err(Error::Io {

@@ -572,13 +572,17 @@ impl<'a> Maker<'a> {
         for (path, bytes, _) in &first.files {
             shared.insert(path.clone(), bytes.clone());
         }
-        // Kept shared files are sources too.
+        // Kept shared files are sources too; but for an externally managed CA's key, which is
+        // not there (the CA is kept without it), nor copied to any bundle.
         for (i, e) in entries.iter().enumerate() {
             if !own(e) && !missing(&i) {
                 for (f, _) in e.files() {
                     let path = self.root.join(f);
-                    let bytes = crate::disk::readfile::read(&path, crate::disk::readfile::Limit::Kubeconfig)?;
-                    shared.insert(f.to_path_buf(), bytes);
+                    match crate::disk::readfile::read(&path, crate::disk::readfile::Limit::Kubeconfig) {
+                        Ok(bytes) => drop(shared.insert(f.to_path_buf(), bytes)),
+                        Err(err) if e.is_ca() && crate::disk::readfile::is_missing(&err) => {}
+                        Err(err) => return Err(err),
+                    }
                 }
             }
         }
@@ -692,6 +696,15 @@ impl<'a> Maker<'a> {
                 Some((_, b, _)) => b.clone(),
                 None => match shared.get(&src) {
                     Some(b) => b.clone(),
+                    // An externally managed CA's key: no bundle gets a copy.
+                    None if self
+                        .catalog
+                        .entries
+                        .iter()
+                        .any(|e| e.is_ca() && e.files().iter().any(|(f, _)| *f == src)) =>
+                    {
+                        continue
+                    }
                     None => {
                         let path = self.root.join(&src);
                         crate::disk::readfile::read(&path, crate::disk::readfile::Limit::Kubeconfig)?

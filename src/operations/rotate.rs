@@ -175,6 +175,19 @@ fn read(root: &Path, rel: &Path) -> Result<String> {
     read_at(&root.join(rel))
 }
 
+/// The key of the CA `ca` being rotated; missing beside its certificate, the CA is managed
+/// outside the tree, and said so.
+fn read_ca_key(root: &Path, ca: &str, cert_rel: &Path, key_rel: &Path) -> Result<PrivateKey> {
+    let path = root.join(key_rel);
+    match read_at(&path) {
+        Ok(pem) => PrivateKey::from_pem(&pem, &path),
+        Err(e) if crate::disk::readfile::is_missing(&e) && root.join(cert_rel).is_file() => Err(
+            crate::disk::tree::externally_managed(root, ca, &path, "rotate it (its key is kept where it is managed)"),
+        ),
+        Err(e) => Err(e),
+    }
+}
+
 fn read_at(path: &Path) -> Result<String> {
     crate::disk::readfile::read_text(path, crate::disk::readfile::Limit::Pem)
 }
@@ -311,7 +324,7 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
                     format!("holds {} PEM blocks; a rotation starts from a single CA", current_blocks.len()),
                 ));
             }
-            let old_key = PrivateKey::from_pem(&read(&tree.root, &key_rel)?, &tree.root.join(&key_rel))?;
+            let old_key = read_ca_key(&tree.root, ca, &cert_rel, &key_rel)?;
             let new_key = PrivateKey::generate(old_key.algorithm())?;
             let new_pem = if is_sa {
                 new_key.public_key_pem()
@@ -358,7 +371,7 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
                 // certificate cross-signed by the old key after it, so that a party that
                 // still trusts only the old CA verifies it until `finish`.
                 let key_path = root.join(&dir).join("new.key");
-                let old_key = PrivateKey::from_pem(&read(root, &key_rel)?, &root.join(&key_rel))?;
+                let old_key = read_ca_key(root, ca, &cert_rel, &key_rel)?;
                 let old = Ca::load(ca, &old_pem, &root.join(&dir).join("old.pem"), old_key)?;
                 let new_ca = Ca::load(
                     ca,

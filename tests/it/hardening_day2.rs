@@ -202,3 +202,32 @@ fn a_bad_lock_wait_is_refused_naming_it() {
         assert_eq!(snapshot(&dir), before, "{value}: nothing changed");
     }
 }
+
+/// With the cluster CA's key gone from the top and from the control plane's bundle,
+/// `init --force` and `rotate-ca ca start` failed with a bare `pki/ca.key: read: No such file`.
+#[test]
+fn an_externally_managed_ca_is_said_so_by_init_and_rotate_ca() {
+    let env = TestEnv::new();
+    let dir = env.init("k", &[]);
+    let d = dir.to_str().unwrap();
+    std::fs::remove_file(dir.join("pki/ca.key")).unwrap();
+    std::fs::remove_file(dir.join("nodes/controlplane/etc/kubernetes/pki/ca.key")).unwrap();
+    let before = snapshot(&dir);
+    // Nothing to make: everything is kept, and no CA key appears.
+    for args in [vec!["init", "--dir", d], vec!["init", "--force", "--dir", d]] {
+        let out = env.kubepki(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("0 created"), "{args:?}");
+        assert_eq!(snapshot(&dir), before, "{args:?}");
+    }
+    let out = env.kubepki(&["rotate-ca", "ca", "start", "--dir", d]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the CA ca is externally managed") && err.contains("cannot rotate it"), "{err}");
+    assert!(
+        err.contains(&format!("kubepki csr --dir {d}")) && err.contains(&format!("kubepki import --dir {d}")),
+        "{err}"
+    );
+    assert!(!err.contains("No such file"), "{err}");
+    assert_eq!(snapshot(&dir), before);
+}
