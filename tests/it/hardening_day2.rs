@@ -231,3 +231,59 @@ fn an_externally_managed_ca_is_said_so_by_init_and_rotate_ca() {
     assert!(!err.contains("No such file"), "{err}");
     assert_eq!(snapshot(&dir), before);
 }
+
+/// The id of the newest backup of a tree.
+fn newest_backup(env: &TestEnv, d: &str) -> String {
+    let list: Value = serde_json::from_str(&env.kubepki_ok(&["backup", "list", "--dir", d, "-o", "json"])).unwrap();
+    list.as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_string()
+}
+
+/// `backup restore` removed `pki/ca.key` when a `.kubepki-created` listed it, and skipped
+/// `../victim` and `/abs` silently.
+#[test]
+fn a_restore_refuses_a_damaged_created_list() {
+    let env = TestEnv::new();
+    let dir = env.init("k", &[]);
+    let d = dir.to_str().unwrap();
+    env.kubepki_ok(&["node", "add", "w3", "--role", "worker", "--ip", "10.0.0.33", "--dir", d]);
+    let id = newest_backup(&env, d);
+    let created = dir.join(".kubepki-backup").join(&id).join(".kubepki-created");
+    let sound = std::fs::read_to_string(&created).unwrap();
+    let lines = sound.lines().count();
+    let victim = env.path().join("victim");
+    std::fs::write(&victim, "not the tree's").unwrap();
+    let damage = [
+        ("pki/ca.key", "is a key that signs"),
+        ("pki/sa.key", "is a key that signs"),
+        ("pki/etcd/ca.key", "is a key that signs"),
+        ("nodes/controlplane/etc/kubernetes/pki/front-proxy-ca.key", "is a key that signs"),
+        ("../victim", "is not a path inside the tree"),
+        (victim.to_str().unwrap(), "is not a path inside the tree"),
+    ];
+    let before = snapshot(&dir);
+    for (line, problem) in damage {
+        std::fs::write(&created, format!("{sound}{line}\n")).unwrap();
+        for dry in [true, false] {
+            let mut args = vec!["backup", "restore", id.as_str(), "--dir", d];
+            if dry {
+                args.push("--dry-run");
+            }
+            let out = env.kubepki(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{line}: {err}");
+            let named = format!(".kubepki-created: line {}: '{line}' {problem}", lines + 1);
+            assert!(err.contains(&named), "{line}: {err}");
+        }
+        let mut now = snapshot(&dir);
+        now.remove(created.strip_prefix(&dir).unwrap());
+        let mut was = before.clone();
+        was.remove(created.strip_prefix(&dir).unwrap());
+        assert_eq!(now, was, "{line}: nothing changed");
+        assert!(victim.exists());
+    }
+    // Sound again, it restores: the node's files go, the CA keys stay.
+    std::fs::write(&created, &sound).unwrap();
+    env.kubepki_ok(&["backup", "restore", &id, "--dir", d]);
+    assert!(!dir.join("nodes/w3/var/lib/kubelet/pki/kubelet.key").exists());
+    assert!(dir.join("pki/ca.key").exists() && dir.join("pki/sa.key").exists());
+}
