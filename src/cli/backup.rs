@@ -77,7 +77,7 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
             let run = if a.dry_run {
                 None
             } else {
-                Some(kubepki::disk::run::Run::begin(&dir, &format!("backup restore {}", a.id))?)
+                Some(kubepki::disk::run::Run::begin_backup(&dir, &format!("backup restore {}", a.id))?)
             };
             if let Some(code) = super::done_by_recovery(run.as_ref())? {
                 return Ok(code);
@@ -98,7 +98,8 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
                 (None, None) => unreachable!("clap requires --keep or --before"),
             };
             // The lock: no run adds or restores a backup while they are deleted.
-            let _run = if a.dry_run { None } else { Some(kubepki::disk::run::Run::begin(&dir, "backup prune")?) };
+            let _run =
+                if a.dry_run { None } else { Some(kubepki::disk::run::Run::begin_backup(&dir, "backup prune")?) };
             let report = kubepki::disk::backup::prune(&dir, &keep, a.dry_run)?;
             emit(a.output, || prune_text(&report), &report)?;
         }

@@ -215,13 +215,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// Say so (on stderr, and with `table` at the end of the table) when the tree is half-written:
 /// a run was killed, or one is changing it now (see [`kubepki::disk::run::interrupted`]).
 /// Returns whether it is.
+/// A rotation state that cannot be read is said so too: nobody knows where that rotation stands.
 pub(crate) fn say_if_half_written(dir: &Path, table: bool) -> Result<bool> {
-    let Some(half) = kubepki::disk::run::interrupted(dir) else { return Ok(false) };
-    eprintln!("kubepki: {}: {half}", dir.display());
-    if table {
-        print(&format!("\nNOT CLEAN: {half}\n"))?;
+    // (on stderr, and in the table's last lines)
+    let mut problems = Vec::new();
+    if let Some(half) = kubepki::disk::run::interrupted(dir) {
+        problems.push((format!("{}: {half}", dir.display()), half.to_string()));
     }
-    Ok(true)
+    if let Err(e) = kubepki::operations::rotate::check_states(dir) {
+        problems.push((e.to_string(), e.to_string()));
+    }
+    for (said, shown) in &problems {
+        eprintln!("kubepki: {said}");
+        if table {
+            print(&format!("\nNOT CLEAN: {shown}\n"))?;
+        }
+    }
+    Ok(!problems.is_empty())
 }
 
 /// When this run began by completing a killed run of the very same command (its journal

@@ -68,8 +68,24 @@ impl Run {
         Run::begin_new(root, command)
     }
 
+    /// [`Run::begin`] for `backup restore` and `backup prune`, which may be how a tree whose
+    /// rotation state is damaged is put right: they do not refuse it.
+    pub fn begin_backup(root: &Path, command: &str) -> Result<Run> {
+        if !root.is_dir() {
+            return Err(Error::bad_file(root, "no such directory"));
+        }
+        Run::begin_with(root, command, false)
+    }
+
     /// [`Run::begin`] for a command that may make the tree (`csr` into a new folder).
     pub fn begin_new(root: &Path, command: &str) -> Result<Run> {
+        Run::begin_with(root, command, true)
+    }
+
+    /// Take the lock, complete or sweep what a killed run left, then (`check_rotation`) refuse
+    /// a tree whose rotation state cannot be read: changing it would go on from a phase
+    /// nobody knows.
+    fn begin_with(root: &Path, command: &str, check_rotation: bool) -> Result<Run> {
         let had_lock = root.join(LOCK).is_file();
         let mut run = Run::lock(root, command)?;
         run.replayed = root.join(store::JOURNAL).exists();
@@ -81,6 +97,9 @@ impl Run {
         if !had_lock || run.interrupted.is_some() || run.replayed {
             store::sweep_temporaries(root)?;
         }
+        if check_rotation {
+            crate::operations::rotate::check_states(root)?;
+        }
         Ok(run)
     }
 
@@ -90,6 +109,7 @@ impl Run {
         let mut run = Run::lock(root, "init")?;
         run.replayed = root.join(store::JOURNAL).exists();
         store::replay_journal(root)?;
+        crate::operations::rotate::check_states(root)?;
         Ok(run)
     }
 

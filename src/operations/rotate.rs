@@ -93,6 +93,33 @@ fn read_state(root: &Path, ca: &str) -> Result<Option<State>> {
     }
 }
 
+/// Refuse a tree whose rotation state cannot be read: every `.kubepki/rotation/<ca>/state.json`
+/// there is must parse (a tree whose rotation stands nobody knows where is neither clean nor
+/// safe to change). The error names the file and the problem.
+pub fn check_states(root: &Path) -> Result<()> {
+    let dir = root.join(crate::model::vocabulary::state::ROTATION);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
+    let mut cas: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    cas.sort();
+    for ca in cas {
+        read_state(root, &ca).map_err(|e| match e {
+            Error::BadFile { path, problem } => Error::BadFile {
+                path,
+                problem: format!(
+                    "{problem}: the rotation of {ca} cannot be followed; restore the file from a backup \
+                     (kubepki backup list) before changing the tree"
+                ),
+            },
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
 /// Where the rotation of one CA stands.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

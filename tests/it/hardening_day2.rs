@@ -287,3 +287,42 @@ fn a_restore_refuses_a_damaged_created_list() {
     assert!(!dir.join("nodes/w3/var/lib/kubelet/pki/kubelet.key").exists());
     assert!(dir.join("pki/ca.key").exists() && dir.join("pki/sa.key").exists());
 }
+
+/// A damaged `.kubepki/rotation/ca/state.json` during a rotation: verify and check reported
+/// the tree clean (exit 0), and `renew --all` went ahead; only `rotate-ca status` said so.
+#[test]
+fn a_damaged_rotation_state_is_reported_and_no_change_goes_ahead_on_it() {
+    let env = TestEnv::new();
+    let dir = env.init("k", &[]);
+    let d = dir.to_str().unwrap();
+    env.kubepki_ok(&["rotate-ca", "ca", "start", "--dir", d]);
+    let start = newest_backup(&env, d);
+    let state = dir.join(".kubepki/rotation/ca/state.json");
+    std::fs::write(&state, "{\"phase\": \"sta").unwrap();
+    let before = snapshot(&dir);
+    for args in [vec!["verify", "--dir", d], vec!["verify", "--dir", d, "-o", "json"], vec!["check", "--dir", d]] {
+        let out = env.kubepki(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: not clean");
+        let err = stderr(&out);
+        assert!(err.contains(".kubepki/rotation/ca/state.json: rotation state: "), "{args:?}: {err}");
+    }
+    let changes = [
+        vec!["renew", "--all", "--dir", d],
+        vec!["renew", "--all", "--dir", d, "--dry-run"],
+        vec!["node", "add", "w3", "--role", "worker", "--ip", "10.0.0.33", "--dir", d],
+        vec!["san", "add", "apiserver", "x.example", "--dir", d],
+        vec!["rotate-ca", "etcd-ca", "start", "--dir", d],
+        vec!["init", "--dir", d],
+    ];
+    for args in changes {
+        let out = env.kubepki(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(".kubepki/rotation/ca/state.json: rotation state: "), "{args:?}: {err}");
+        assert_eq!(snapshot(&dir), before, "{args:?}: nothing changed");
+    }
+    // A restore is how it is put right: it is not refused.
+    env.kubepki_ok(&["backup", "restore", &start, "--dir", d]);
+    assert!(!state.exists());
+    assert_eq!(env.kubepki(&["verify", "--dir", d]).status.code(), Some(0));
+}
