@@ -82,11 +82,14 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
             if let Some(code) = super::done_by_recovery(run.as_ref())? {
                 return Ok(code);
             }
+            // What the restore changes, for the cluster as the tree described it before (a dry
+            // run and the restore itself say the same).
+            let before = kubepki::model::infer::cluster_of_tree(&dir);
             let mut report = kubepki::disk::backup::restore(&dir, &a.id, a.dry_run)?;
-            // What the restore changes, as the tree now describes its cluster.
-            if let Ok(spec) = kubepki::model::infer::cluster_of_tree(&dir) {
-                let changed: Vec<std::path::PathBuf> = report.put_back.iter().chain(&report.removed).cloned().collect();
-                report.rollout = kubepki::operations::rollout::rollout(&spec, &changed);
+            if let Ok(spec) = before {
+                let r = &report;
+                report.rollout =
+                    kubepki::operations::rollout::rollout_of_change(&spec, &r.put_back, &r.removed, &r.removed_nodes);
             }
             emit(a.output, || restore_text(&report), &report)?;
         }

@@ -324,6 +324,9 @@ pub struct RestoreReport {
     pub put_back: Vec<PathBuf>,
     /// Files removed (created by the runs undone).
     pub removed: Vec<PathBuf>,
+    /// Nodes whose bundle the restore removes whole (added by the runs undone): gone from the
+    /// tree.
+    pub removed_nodes: Vec<String>,
     /// Whether nothing was written (`--dry-run`).
     pub dry_run: bool,
     /// Where the files the restore replaced were saved.
@@ -378,13 +381,53 @@ pub fn restore(root: &Path, id: &str, dry_run: bool) -> Result<RestoreReport> {
         }
     }
     let undone = runs.iter().rev().cloned().collect();
+    let removed_nodes = emptied_nodes(root, &removed);
     if !dry_run {
         batch.commit_in(root)?;
         for rel in &removed {
             remove_empty_parents(root, &root.join(rel));
         }
     }
-    Ok(RestoreReport { undone, put_back, removed, dry_run, backup: current_dir(root), rollout: Vec::new() })
+    Ok(RestoreReport {
+        undone,
+        put_back,
+        removed,
+        removed_nodes,
+        dry_run,
+        backup: current_dir(root),
+        rollout: Vec::new(),
+    })
+}
+
+/// The nodes whose bundle (`nodes/<node>/`) holds no file but those of `removed`: after the
+/// restore, nothing of them is left. Only the bundles `removed` touches are looked at.
+fn emptied_nodes(root: &Path, removed: &[PathBuf]) -> Vec<String> {
+    use crate::model::vocabulary::layout::NODES;
+    let removed: HashSet<&Path> = removed.iter().map(PathBuf::as_path).collect();
+    let mut nodes: Vec<String> = removed
+        .iter()
+        .filter_map(|p| p.strip_prefix(NODES).ok()?.components().next())
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes.retain(|node| {
+        let bundle = Path::new(NODES).join(node);
+        let mut stack = vec![bundle];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = fs::read_dir(root.join(&d)) else { continue };
+            for e in entries.flatten() {
+                let rel = d.join(e.file_name());
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(rel),
+                    _ if removed.contains(rel.as_path()) => {}
+                    _ => return false,
+                }
+            }
+        }
+        true
+    });
+    nodes
 }
 
 /// Refuse a backup folder whose list of created files (`.kubepki-created`, which a restore

@@ -326,3 +326,50 @@ fn a_damaged_rotation_state_is_reported_and_no_change_goes_ahead_on_it() {
     assert!(!state.exists());
     assert_eq!(env.kubepki(&["verify", "--dir", d]).status.code(), Some(0));
 }
+
+/// Restoring the backup of `node add w3 --role worker` printed `w3: 7 file(s): ... restart:
+/// kube-apiserver, kube-controller-manager, kube-proxy, kubelet` (files just removed, on a
+/// worker that runs neither), while its dry run printed `restart: kube-proxy, kubelet`.
+#[test]
+fn a_restore_rolls_out_what_it_does_the_same_in_its_dry_run() {
+    let env = TestEnv::new();
+    let dir = env.init("k", &[]);
+    let d = dir.to_str().unwrap();
+    env.kubepki_ok(&["node", "add", "w3", "--role", "worker", "--ip", "10.0.0.33", "--dir", d]);
+    let id = newest_backup(&env, d);
+    let rollout = |dry: bool| -> String {
+        let mut args = vec!["backup", "restore", id.as_str(), "--dir", d];
+        if dry {
+            args.push("--dry-run");
+        }
+        let text = env.kubepki_ok(&args);
+        text[text.find("roll out").expect("a roll-out")..].replace("(dry run: nothing written)\n", "")
+    };
+    let json = |dry: bool| -> Value {
+        let mut args = vec!["backup", "restore", id.as_str(), "--dir", d, "-o", "json"];
+        if dry {
+            args.push("--dry-run");
+        }
+        serde_json::from_str::<Value>(&env.kubepki_ok(&args)).unwrap()["rollout"].clone()
+    };
+    let dry_json = json(true);
+    let dry = rollout(true);
+    let real = rollout(false);
+    assert_eq!(real, dry, "the dry run says what the restore does");
+    assert!(real.contains("w3: gone from the tree: its 7 file(s) removed ("), "{real}");
+    assert!(real.contains("/var/lib/kubelet/pki/kubelet.key"), "{real}");
+    for wrong in ["kube-apiserver", "kube-controller-manager", "w3: 7 file(s)"] {
+        assert!(!real.contains(wrong), "{wrong}: {real}");
+    }
+    assert_eq!(dry_json[0]["nodes"], serde_json::json!(["w3"]));
+    assert_eq!(dry_json[0]["gone"], true);
+    assert_eq!(dry_json[0]["removed"].as_array().unwrap().len(), 7);
+    assert!(dry_json[0]["restart"].as_array().unwrap().is_empty());
+    assert!(!dir.join("nodes/w3").exists());
+
+    // Brought back (a restore of its removal): a worker again, restarting what a worker runs.
+    env.kubepki_ok(&["node", "remove", "node02", "--dir", d]);
+    let id = newest_backup(&env, d);
+    let text = env.kubepki_ok(&["backup", "restore", &id, "--dir", d]);
+    assert!(text.contains("  node02: 7 file(s): ") && text.contains("    restart: kube-proxy, kubelet\n"), "{text}");
+}
