@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::model::catalog::Entry;
+use crate::model::catalog::{Entry, EntryKind};
 use crate::model::spec::San;
 
 /// How bad a finding is.
@@ -271,14 +271,26 @@ impl FindingKind {
         let rotate = || format!("kubepki rotate-ca {id} start --dir {dir}");
         // A CA is never reissued in place: its replacement is a rotation the operator starts.
         let renew = || if ca { rotate() } else { format!("kubepki renew {id} --dir {dir}") };
+        // The service-account private key: every ServiceAccount token is signed by it.
+        let signing_key =
+            t.entry.is_some_and(|e| matches!(&e.kind, EntryKind::KeyPair { key, .. } if t.file == Some(key.as_path())));
         match self {
+            FindingKind::Missing | FindingKind::Unreadable if signing_key => format!(
+                "copy it back from a control plane (/etc/kubernetes/{} there) or restore {} from a backup (kubepki backup list --dir {dir}); \
+                 a new service-account key is never made implicitly: it would end every ServiceAccount token (kubepki rotate-ca {id} start replaces it in phases)",
+                t.file.map(|f| f.display().to_string()).unwrap_or_default(),
+                file()
+            ),
             FindingKind::Missing | FindingKind::Unreadable if ca => format!(
                 "restore {} from a backup (kubepki backup list --dir {dir}); a new CA is never made implicitly",
                 file()
             ),
-            FindingKind::Missing | FindingKind::NotKubeadm | FindingKind::StaleCopy => {
-                format!("kubepki init --dir {dir}")
-            }
+            FindingKind::Missing | FindingKind::StaleCopy => format!("kubepki init --dir {dir}"),
+            // kubeadm's way is sound: kubepki's file is an option (made by init), not a fix.
+            FindingKind::NotKubeadm => format!(
+                "none needed: {} (kubepki init --dir {dir} adds kubepki's file)",
+                t.entry.and_then(|e| e.kubeadm_instead).unwrap_or("kubeadm does it another way")
+            ),
             FindingKind::External => "none needed: the kubelet rotates that file itself".into(),
             FindingKind::Unverified
             | FindingKind::SettingUnset
@@ -301,9 +313,9 @@ impl FindingKind {
                 }
                 None => "set the component's setting as reference §7 says".into(),
             },
-            FindingKind::ExternallyManaged => format!(
-                "none needed; to renew what it signs: new keys and requests with kubepki csr --dir {dir}, signed by that CA, then kubepki import --dir {dir}"
-            ),
+            FindingKind::ExternallyManaged => {
+                format!("none needed; to renew what it signs: {}", crate::operations::external::renewal_steps(&dir, id))
+            }
             // A link's target is outside the tree: the link is replaced by a copy only its
             // owner reads (a chmod through it would change a file elsewhere).
             FindingKind::Mode => match t.link {

@@ -20,6 +20,7 @@ pub(crate) enum BackupCommand {
     Prune(PruneArgs),
 }
 
+/// The tree and the output format, as every `backup` command takes them.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListArgs {
     /// The tree (default: ./kubernetes if it exists, else /etc/kubernetes).
@@ -34,15 +35,11 @@ pub(crate) struct ListArgs {
 pub(crate) struct RestoreArgs {
     /// The backup (its folder's name under .kubepki-backup/, as `backup list` shows it).
     id: String,
-    /// The tree (default: ./kubernetes if it exists, else /etc/kubernetes).
-    #[arg(long)]
-    dir: Option<PathBuf>,
     /// Show what would be put back and removed, and write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
-    output: Format,
+    #[command(flatten)]
+    at: ListArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,15 +51,11 @@ pub(crate) struct PruneArgs {
     /// Delete every backup older than ID (ID and the later ones are kept).
     #[arg(long, value_name = "ID")]
     before: Option<String>,
-    /// The tree (default: ./kubernetes if it exists, else /etc/kubernetes).
-    #[arg(long)]
-    dir: Option<PathBuf>,
     /// Show what would be deleted, and delete nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
-    output: Format,
+    #[command(flatten)]
+    at: ListArgs,
 }
 
 pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
@@ -73,7 +66,7 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
             emit(a.output, || list_text(&list), &list)?;
         }
         BackupCommand::Restore(a) => {
-            let dir = default_dir(a.dir);
+            let dir = default_dir(a.at.dir);
             let run = if a.dry_run {
                 None
             } else {
@@ -91,10 +84,10 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
                 report.rollout =
                     kubepki::operations::rollout::rollout_of_change(&spec, &r.put_back, &r.removed, &r.removed_nodes);
             }
-            emit(a.output, || restore_text(&report), &report)?;
+            emit(a.at.output, || restore_text(&report), &report)?;
         }
         BackupCommand::Prune(a) => {
-            let dir = default_dir(a.dir);
+            let dir = default_dir(a.at.dir);
             let keep = match (a.keep, a.before) {
                 (Some(n), _) => kubepki::disk::backup::Keep::Newest(n),
                 (None, Some(id)) => kubepki::disk::backup::Keep::From(id),
@@ -104,7 +97,7 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
             let _run =
                 if a.dry_run { None } else { Some(kubepki::disk::run::Run::begin_backup(&dir, "backup prune")?) };
             let report = kubepki::disk::backup::prune(&dir, &keep, a.dry_run)?;
-            emit(a.output, || prune_text(&report), &report)?;
+            emit(a.at.output, || prune_text(&report), &report)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -20,6 +20,14 @@ pub(crate) struct CsrArgs {
     /// Replace existing keys and CSRs (the old ones are backed up).
     #[arg(long)]
     force: bool,
+    /// Only the leaves and kubeconfigs this CA signs (repeatable): ca, etcd-ca, front-proxy-ca.
+    #[arg(long = "ca", value_name = "CA")]
+    cas: Vec<String>,
+    /// Write the keys and CSRs into this directory (at the tree's paths) instead of the tree: the
+    /// keys in use stay in place until `import --from` puts each new key in with its certificate
+    /// (renewing on a running cluster, kubeadm's `certs renew --csr-only --csr-dir`).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -52,7 +60,8 @@ pub(crate) struct ImportArgs {
     /// The tree (default: ./kubernetes if it exists, else /etc/kubernetes).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// A directory holding the returned certificates at the tree's paths (default: the tree itself).
+    /// A directory holding the returned certificates at the tree's paths (default: the tree
+    /// itself); a key there (made by `csr --out`) is put in with its certificate.
     #[arg(long)]
     from: Option<PathBuf>,
     /// The cluster description (default: the built-in default cluster).
@@ -81,8 +90,8 @@ pub(crate) fn csr(a: CsrArgs) -> Result<ExitCode> {
     }
     let spec = a.cluster.of_tree(&dir, false)?;
     let catalog = Catalog::build(&spec);
-    let report =
-        kubepki::operations::external::generate_csrs(&spec, &catalog, &dir, a.force, OffsetDateTime::now_utc())?;
+    let opts = kubepki::operations::external::CsrOptions { force: a.force, out: a.out, cas: a.cas };
+    let report = kubepki::operations::external::generate_csrs(&spec, &catalog, &dir, &opts, OffsetDateTime::now_utc())?;
     kubepki::model::infer::record(&dir, &spec)?;
     emit(a.output, || csr_text(&report), &report)?;
     Ok(ExitCode::SUCCESS)

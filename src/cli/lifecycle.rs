@@ -76,13 +76,21 @@ impl TreeArgs {
         }
     }
 
+    /// The tree as described (a description given with `--config` is recorded by
+    /// [`TreeArgs::record_given`], once the command has found its change valid).
     fn tree(&self) -> Result<Tree> {
         let dir = default_dir(self.dir.clone());
-        let (tree, source) = described_tree(&dir, self.config.as_deref(), self.update_description)?;
-        if source == Source::Given && !self.dry_run {
+        Ok(described_tree(&dir, self.config.as_deref(), self.update_description)?.0)
+    }
+
+    /// Record the description given with `--config` in the tree: called by a command that
+    /// changes the tree once its change is known to be valid, before it writes it (a command
+    /// refused writes no description either).
+    fn record_given(&self, tree: &Tree) -> Result<()> {
+        if self.config.is_some() && !self.dry_run {
             kubepki::model::infer::record(&tree.root, &tree.spec)?;
         }
-        Ok(tree)
+        Ok(())
     }
 }
 
@@ -238,6 +246,7 @@ fn finish(tree: &Tree, plan: ChangePlan, command: &str, args: &TreeArgs, now: Of
         emit(args.output, || changes_text(&plan.changes, &plan.notes, true), &json)?;
         return Ok(ExitCode::SUCCESS);
     }
+    args.record_given(tree)?;
     let mut applied = plan.apply(tree, command)?;
     applied.verify = args.verified(now)?;
     report(&applied, args)
@@ -318,6 +327,8 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 emit(a.tree.output, || text.clone(), &json)?;
                 return Ok(ExitCode::SUCCESS);
             }
+            kubepki::operations::lifecycle::removable_node(&tree, &a.name)?;
+            a.tree.record_given(&tree)?;
             let mut r = kubepki::operations::lifecycle::node_remove(&tree, &a.name, now)?;
             r.verify = a.tree.verified(now)?;
             let mut text = match &r.backup {
@@ -329,6 +340,9 @@ pub(crate) fn node(c: NodeCommand) -> Result<ExitCode> {
                 for v in &r.still_valid {
                     let _ = writeln!(text, "  {}  serial {}  until {}", v.entry, v.serial, v.not_after.date());
                 }
+            }
+            for caution in &r.cautions {
+                let _ = writeln!(text, "{caution}");
             }
             if let Some(c) = &a.tree.config {
                 let _ = writeln!(text, "remove node {} from {} too", r.node, c.display());
@@ -401,6 +415,7 @@ pub(crate) fn rotate(a: RotateArgs) -> Result<ExitCode> {
     }
     let now = OffsetDateTime::now_utc();
     let mut applied = kubepki::operations::rotate::rotate(&tree, &a.ca, phase, now)?;
+    a.tree.record_given(&tree)?;
     applied.verify = a.tree.verified(now)?;
     report(&applied, &a.tree)
 }

@@ -66,7 +66,7 @@ enum Command {
     Sign(external::SignArgs),
     /// Check certificates an outside CA returned against the catalog, then place them and verify.
     Import(external::ImportArgs),
-    /// List the tree's backups (one per run that changed it), or put the tree back as it was before one.
+    /// List the tree's backups (one per run that changed it), put the tree back as it was before one, or delete the oldest.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
     /// Decide Kubernetes CertificateSigningRequest objects by their signer's rules and policies; sign approved ones.

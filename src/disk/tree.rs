@@ -105,13 +105,12 @@ pub fn leaf_files(
 /// its key (`key_path`): kubeadm's external-CA mode. `what` is what kubepki cannot do
 /// (`sign for it`, `rotate it`).
 pub fn externally_managed(root: &Path, id: &str, key_path: &Path, what: &str) -> Error {
-    let dir = root.display();
+    let steps = crate::operations::external::renewal_steps(&root.display().to_string(), id);
     Error::bad_file(
         key_path,
         format!(
             "missing: the CA {id} is externally managed (its certificate is in the tree without its key, \
-             kubeadm's external-CA mode), so kubepki cannot {what}. Renew what it signs outside the tree: \
-             kubepki csr --dir {dir} --force, have the CSRs signed by that CA, then kubepki import --dir {dir}"
+             kubeadm's external-CA mode), so kubepki cannot {what}. Renew what it signs outside the tree: {steps}"
         ),
     )
 }

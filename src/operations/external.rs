@@ -96,21 +96,53 @@ pub struct CsrReport {
     pub backup: Option<PathBuf>,
 }
 
+/// How the leaves of an externally managed CA are renewed without touching the keys in use:
+/// new keys and requests beside the tree, signed by that CA, then imported with their keys.
+/// `dir` as the user should type it.
+pub fn renewal_steps(dir: &str, ca: &str) -> String {
+    let staging = format!("{}.requests", dir.trim_end_matches('/'));
+    format!(
+        "kubepki csr --dir {dir} --ca {ca} --out {staging}, have {ca} sign each request there (its certificate beside \
+         it as <name>.crt), then kubepki import --dir {dir} --from {staging}"
+    )
+}
+
+/// Where [`generate_csrs`] writes, and for which CAs.
+#[derive(Clone, Debug, Default)]
+pub struct CsrOptions {
+    /// Replace existing keys and requests (saved in the run's backup first).
+    pub force: bool,
+    /// Write keys and requests here, at the tree's paths, instead of in the tree: the keys in
+    /// use stay until `import --from` places each new one with its certificate.
+    pub out: Option<PathBuf>,
+    /// Only the leaves these CAs sign (all when empty).
+    pub cas: Vec<String>,
+}
+
 /// A new key (the cluster's algorithm) and a request with the catalog's identity, SANs and
-/// usages for every leaf and kubeconfig of the catalog. An existing key or request is
-/// replaced only with `force` (and saved in the run's backup first, see [`crate::disk::backup`]).
+/// usages for every leaf and kubeconfig of the catalog (of the CAs `opts.cas` names), in the
+/// tree or in `opts.out`. An existing key or request is replaced only with `force` (and saved in
+/// the run's backup first, see [`crate::disk::backup`]).
 pub fn generate_csrs(
     spec: &ClusterSpec,
     catalog: &Catalog,
     root: &Path,
-    force: bool,
+    opts: &CsrOptions,
     _now: OffsetDateTime,
 ) -> Result<CsrReport> {
+    let force = opts.force;
+    let cas: Vec<&str> = catalog.cas().map(|e| e.id.as_str()).collect();
+    if let Some(bad) = opts.cas.iter().find(|c| !cas.contains(&c.as_str())) {
+        return Err(Error::Invalid(format!("--ca {bad}: not a CA of this cluster; its CAs are: {}", cas.join(", "))));
+    }
+    let root = opts.out.as_deref().unwrap_or(root);
     if root.exists() && !root.is_dir() {
         return Err(Error::bad_file(root, "exists and is not a directory"));
     }
     crate::disk::tree::refuse_linked_dirs(root)?;
-    let todo: Vec<_> = requestable(catalog).collect();
+    let todo: Vec<_> = requestable(catalog)
+        .filter(|(_, l, _)| opts.cas.is_empty() || opts.cas.iter().any(|c| *c == *l.issuer))
+        .collect();
     let existing: Vec<PathBuf> = todo
         .iter()
         .flat_map(|(_, _, f)| [&f.key, &f.csr])
@@ -434,6 +466,8 @@ struct Returned<'a> {
     cert_pem: String,
     info: CertInfo,
     key_pem: String,
+    /// Whether the key came from `from` (placed with the certificate) rather than the tree.
+    key_staged: bool,
 }
 
 /// Check the certificates an outside CA returned (`<cert>` beside its `.csr` in the tree,
@@ -457,14 +491,14 @@ pub fn import_certs(
     let mut problems = Problems::default();
     let mut returned = Vec::new();
     let mut waiting = Vec::new();
-    for (entry, leaf, files) in requestable(catalog) {
+    for (entry, _, files) in requestable(catalog) {
         let Some(source) = returned_cert(root, from, entry, &files) else {
             if root.join(&files.csr).exists() {
                 waiting.push(entry.id.clone());
             }
             continue;
         };
-        match check_returned(catalog, root, entry, leaf, &files, &source, at) {
+        match check_returned(catalog, root, from, entry, &files, &source, at) {
             Ok(r) => returned.push(r),
             Err(p) => problems.push(&source, p),
         }
@@ -539,13 +573,14 @@ fn returned_cert(root: &Path, from: Option<&Path>, entry: &Entry, files: &Reques
 fn check_returned<'a>(
     catalog: &Catalog,
     root: &Path,
+    from: Option<&Path>,
     entry: &'a Entry,
-    leaf: &'a Leaf,
     files: &RequestFiles,
     source: &Path,
     at: OffsetDateTime,
 ) -> std::result::Result<Returned<'a>, Vec<String>> {
     let one = |p: String| vec![p];
+    let leaf = entry.leaf().ok_or_else(|| one(format!("{} is not a leaf", entry.id)))?;
     let cert_pem = read_text(source, Limit::Pem).map_err(|e| one(format!("cannot read it: {}", reason(&e))))?;
     let info = CertInfo::from_pem(&cert_pem, source).map_err(|e| one(strip(&e.to_string(), source)))?;
     let mut problems = Vec::new();
@@ -562,7 +597,10 @@ fn check_returned<'a>(
         }
         Some(_) => {}
     }
-    let key_path = root.join(&files.key);
+    // The key made with the request: in `from` when `csr --out` made it there (then placed with
+    // its certificate), else in the tree.
+    let staged = from.map(|f| f.join(&files.key)).filter(|k| k.is_file());
+    let key_path = staged.clone().unwrap_or_else(|| root.join(&files.key));
     let key_pem = match read_text(&key_path, Limit::Pem) {
         Ok(text) => match PrivateKey::from_pem(&text, &key_path) {
             Ok(k) if !k.matches(&info) => {
@@ -588,7 +626,16 @@ fn check_returned<'a>(
         problems.push(format!("not valid now: valid from {} to {}", info.not_before, info.not_after));
     }
     if problems.is_empty() {
-        Ok(Returned { entry, leaf, files: files.clone(), source: source.to_path_buf(), cert_pem, info, key_pem })
+        Ok(Returned {
+            entry,
+            leaf,
+            files: files.clone(),
+            source: source.to_path_buf(),
+            cert_pem,
+            info,
+            key_pem,
+            key_staged: staged.is_some(),
+        })
     } else {
         Err(problems)
     }
@@ -608,6 +655,11 @@ fn placement(spec: &ClusterSpec, catalog: &Catalog, root: &Path, returned: &[Ret
             Store::Files { cert, key } => {
                 if r.source != root.join(cert) {
                     batch.add(root.join(cert), r.cert_pem.clone(), Mode::Public);
+                }
+                // A key made beside the tree replaces the one in use with its certificate, in the
+                // same batch: never a key without its certificate.
+                if r.key_staged {
+                    batch.add(root.join(key), r.key_pem.clone(), Mode::Secret);
                 }
                 fresh.insert(cert.clone(), (r.cert_pem.clone().into_bytes(), Mode::Public));
                 fresh.insert(key.clone(), (r.key_pem.clone().into_bytes(), Mode::Secret));

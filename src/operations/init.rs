@@ -284,6 +284,7 @@ fn init_into(
         now,
         command: opts.command.unwrap_or(COMMAND),
         found: &found,
+        replace_ca: &opts.replace_ca,
         progress,
         bundle_files_written: &bundle_files_written,
         guard: &guard,
@@ -350,12 +351,12 @@ fn replace_cas(
     found: &mut [Found],
     cas: &mut HashMap<&str, Ca>,
 ) -> Result<Vec<String>> {
-    let ca_ids: Vec<&str> = catalog.entries.iter().filter(|e| e.is_ca()).map(|e| e.id.as_str()).collect();
+    let ca_ids: Vec<&str> = catalog.entries.iter().filter(|e| is_signer(e)).map(|e| e.id.as_str()).collect();
     let mut replaced = Vec::new();
     for name in names {
         if !ca_ids.contains(&name.as_str()) {
             return Err(Error::Invalid(format!(
-                "--replace-ca {name}: not a CA of this cluster; its CAs are: {}",
+                "--replace-ca {name}: not a CA of this cluster; its CAs (and the service-account key) are: {}",
                 ca_ids.join(", ")
             )));
         }
@@ -363,10 +364,10 @@ fn replace_cas(
         replaced.push(name.clone());
     }
     for (e, f) in catalog.entries.iter().zip(found.iter_mut()) {
-        let signed_by = |ca: &String| if e.is_ca() { e.id == *ca } else { e.issuer().is_some_and(|i| i == ca) };
+        let signed_by = |ca: &String| if is_signer(e) { e.id == *ca } else { e.issuer().is_some_and(|i| i == ca) };
         if let Some(ca) = replaced.iter().find(|c| signed_by(c)) {
             if !matches!(f, Found::Missing) {
-                *f = Found::Bad(if e.is_ca() {
+                *f = Found::Bad(if is_signer(e) {
                     "made anew as asked (--replace-ca)".into()
                 } else {
                     format!("its CA {ca} is made anew (--replace-ca)")
@@ -377,6 +378,21 @@ fn replace_cas(
     replaced.sort();
     replaced.dedup();
     Ok(replaced)
+}
+
+/// A CA, or the service-account key pair: what everything else is signed by or checked against,
+/// never replaced but when named by `--replace-ca`.
+fn is_signer(e: &Entry) -> bool {
+    matches!(e.kind, EntryKind::Ca { .. } | EntryKind::KeyPair { .. })
+}
+
+/// The private key of a key pair entry, when it is in the tree and readable: kept, whatever
+/// becomes of its public key.
+fn kept_pair_key(root: &Path, e: &Entry) -> Option<PrivateKey> {
+    let EntryKind::KeyPair { key, .. } = &e.kind else { return None };
+    let path = root.join(key);
+    let text = read_opt(&path).ok()??;
+    PrivateKey::from_pem(&text, &path).ok()
 }
 
 /// Refuse, writing nothing, to replace a CA that was not named by `--replace-ca` (not even
@@ -404,17 +420,24 @@ fn refuse_what_may_not_be_replaced(
             _ => None,
         })
         .collect();
-    let cas_bad: Vec<(&Entry, &str)> =
-        bad.iter().copied().filter(|(e, _)| e.is_ca() && !opts.replace_ca.iter().any(|c| e.id == *c)).collect();
+    // A CA, or a service-account key pair whose private key is lost (one whose public key alone
+    // is wrong is written again from the private key).
+    let replaces_signer = |e: &Entry| e.is_ca() || (is_signer(e) && kept_pair_key(root, e).is_none());
+    let cas_bad: Vec<(&Entry, &str)> = bad
+        .iter()
+        .copied()
+        .filter(|(e, _)| replaces_signer(e) && !opts.replace_ca.iter().any(|c| e.id == *c))
+        .collect();
     if !cas_bad.is_empty() {
         let names: Vec<&str> = cas_bad.iter().map(|(e, _)| e.id.as_str()).collect();
         return Err(Error::WouldClobber {
             paths: files(&cas_bad),
             reason: reasons(&cas_bad),
             hint: format!(
-                "nothing was written. init never replaces a CA, not even with --force: every node trusts it. \
-                 Fix or restore its files; on a running cluster rotate it (kubepki rotate-ca {} start); or replace it \
-                 explicitly with --replace-ca {}, after which every node must receive the new trust.",
+                "nothing was written. init never replaces a CA, not even with --force: every node trusts it \
+                 (nor the service-account key: every ServiceAccount token is signed by it). \
+                 Fix or restore its files (kubepki backup list); on a running cluster rotate it (kubepki rotate-ca {} start); \
+                 or replace it explicitly with --replace-ca {}, after which every node must receive the new trust.",
                 names[0],
                 names.join(" --replace-ca ")
             ),
@@ -434,25 +457,25 @@ fn refuse_what_may_not_be_replaced(
         })
         .collect();
     if !external.is_empty() {
-        let dir = root.display();
+        let dir = root.display().to_string();
+        let mut cas: Vec<&str> = external.iter().map(|(_, ca)| *ca).collect();
+        cas.sort();
+        cas.dedup();
         return Err(Error::Invalid(format!(
             "nothing was written: {} cannot be made here: {} externally managed (its certificate is in the tree \
              without its key, kubeadm's external-CA mode), so kubepki never signs for it nor makes a new one. \
-             Make requests with kubepki csr --dir {dir} (--force to replace existing keys), have them signed by that \
-             CA, then kubepki import --dir {dir}.",
+             Make them outside the tree: {}.",
             external.iter().map(|(e, _)| e.id.as_str()).collect::<Vec<_>>().join(", "),
-            {
-                let mut cas: Vec<&str> = external.iter().map(|(_, ca)| *ca).collect();
-                cas.dedup();
-                format!("{} {}", if cas.len() == 1 { "the CA" } else { "the CAs" }, cas.join(", "))
-                    + if cas.len() == 1 { " is" } else { " are" }
-            }
+            format!("{} {}", if cas.len() == 1 { "the CA" } else { "the CAs" }, cas.join(", "))
+                + if cas.len() == 1 { " is" } else { " are" },
+            cas.iter().map(|ca| crate::operations::external::renewal_steps(&dir, ca)).collect::<Vec<_>>().join("; ")
         )));
     }
     let rest: Vec<(&Entry, &str)> = bad
         .into_iter()
         .filter(|(e, _)| {
-            let replaced_with_ca = e.is_ca() || e.issuer().is_some_and(|ca| opts.replace_ca.iter().any(|c| ca == c));
+            let named = |id: &str| opts.replace_ca.iter().any(|c| c == id);
+            let replaced_with_ca = replaces_signer(e) || named(&e.id) || e.issuer().is_some_and(|ca| named(ca));
             !replaced_with_ca
         })
         .collect();
@@ -530,6 +553,8 @@ struct Maker<'a> {
     /// The command logged with each certificate.
     command: &'static str,
     found: &'a [Found],
+    /// What `--replace-ca` names: made anew even where its key is in the tree.
+    replace_ca: &'a [String],
     progress: &'a dyn Progress,
     bundle_files_written: &'a AtomicUsize,
     /// The directories of the tree checked not to be symbolic links.
@@ -639,6 +664,13 @@ impl<'a> Maker<'a> {
             // Leaves are made after the roots, by make_leaf.
             EntryKind::Leaf(_) => (None, Vec::new(), None),
             EntryKind::KeyPair { key, public } => {
+                // A private key in the tree is kept (every ServiceAccount token is signed by
+                // it): only its public key is written, unless --replace-ca names the pair.
+                let kept = kept_pair_key(self.root, entry).filter(|_| !self.replace_ca.iter().any(|c| *c == *entry.id));
+                if let Some(k) = kept {
+                    self.progress.advance(1);
+                    return Ok((None, vec![(public.clone(), k.public_key_pem().into_bytes(), Mode::Public)], None));
+                }
                 let k = PrivateKey::generate(alg)?;
                 let files = vec![
                     (public.clone(), k.public_key_pem().into_bytes(), Mode::Public),
@@ -845,7 +877,22 @@ fn survey_key_pair(root: &Path, key: &Path, public: &Path) -> Found {
         (Ok(None), Ok(None)) => return Found::Missing,
         (Ok(Some(k)), Ok(Some(p))) => (k, p),
         (Err(e), _) | (_, Err(e)) => return Found::Bad(e),
-        _ => return Found::Bad(format!("{} and {} must both exist", key_path.display(), pub_path.display())),
+        // The public key is the private key's: written again from it, without --force.
+        (Ok(Some(k)), Ok(None)) => {
+            return match PrivateKey::from_pem(&k, &key_path) {
+                Ok(_) => {
+                    Found::Partial(format!("{} is missing: written from {}", pub_path.display(), key_path.display()))
+                }
+                Err(e) => Found::Bad(e.to_string()),
+            }
+        }
+        (Ok(None), Ok(Some(_))) => {
+            return Found::Bad(format!(
+            "{} is missing; {} is there: a new key pair would end every ServiceAccount token signed by the lost key",
+            key_path.display(),
+            pub_path.display()
+        ))
+        }
     };
     match PrivateKey::from_pem(&k, &key_path) {
         Err(e) => Found::Bad(e.to_string()),
@@ -923,6 +970,10 @@ fn check_leaf(
             }
             match (k.cert_pem, k.key_pem) {
                 (Some(c), Some(key)) => (path, c, key),
+                // A client certificate in a file it names, outside the tree (kubeadm's
+                // kubelet.conf: the kubelet rotates kubelet-client-current.pem itself): kept,
+                // as verify leaves it (an `external` finding).
+                (None, _) if k.files[1].as_deref().is_some_and(|f| Path::new(f).is_absolute()) => return Ok(Some(())),
                 _ => return Err(format!("{}: no embedded client certificate and key", path.display()).into()),
             }
         }

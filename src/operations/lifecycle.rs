@@ -18,7 +18,7 @@ use crate::disk::inventory::{Inventory, Problem};
 use crate::disk::issuance::IssuanceRecord;
 use crate::disk::store::{Batch, Mode};
 use crate::error::{Error, Result};
-use crate::model::catalog::{Catalog, CertProfile, Entry, EntryId, Store};
+use crate::model::catalog::{Catalog, CertProfile, Entry, EntryId, EntryKind, Store};
 use crate::model::spec::{ClusterSpec, KeyAlgorithm, San};
 use crate::model::topology::Topology;
 use crate::x509::certinfo::CertInfo;
@@ -527,6 +527,35 @@ fn renew_into(
     if all {
         targets.extend(tree.catalog.entries.iter().filter(|e| e.cert().is_some_and(|p| !p.is_ca)));
     }
+    // --all renews what the tree's CAs sign; the leaves of a CA managed outside the tree (its
+    // key is not here) are left, with the way to renew them. Named, they are refused (saying so).
+    if all {
+        let external: Vec<&str> = tree
+            .catalog
+            .cas()
+            .filter_map(|ca| {
+                let (cert, key) = ca.cert_and_key_files()?;
+                (tree.root.join(cert).is_file() && !tree.root.join(key).exists()).then_some(ca.id.as_str())
+            })
+            .collect();
+        let dir = tree.root.display().to_string();
+        for ca in external {
+            let signs = |e: &Entry| e.issuer().is_some_and(|i| i.as_str() == ca);
+            let left: Vec<String> = targets.iter().filter(|e| signs(e)).map(|e| e.id.to_string()).collect();
+            targets.retain(|e| !signs(e));
+            if let Some(first) = left.first() {
+                let steps = crate::operations::external::renewal_steps(&dir, ca);
+                plan.notes.push((
+                    first.parse().expect("a catalog id"),
+                    format!(
+                        "{} leaves of {ca}, managed outside the tree, are not renewed here ({}): {steps}",
+                        left.len(),
+                        left.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
     let mut taken: std::collections::HashSet<&str> = targets.iter().map(|e| e.id.as_str()).collect();
     for n in names {
         for e in tree.select(n)? {
@@ -698,6 +727,10 @@ pub struct Removed {
     pub verify: Option<Report>,
     /// What the other nodes must receive and restart (none: the node's files just go).
     pub rollout: Vec<crate::operations::rollout::NodeRollout>,
+    /// What retiring a control plane leaves to do: the signing keys its bundle held, to rotate
+    /// if its machine is no longer trusted, and its etcd member, to remove from etcd.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cautions: Vec<String>,
 }
 
 /// A certificate of a retired node, valid until it expires.
@@ -713,8 +746,9 @@ pub struct StillValid {
     pub not_after: OffsetDateTime,
 }
 
-/// Retire a node: its bundle moves to the backup directory; the cluster without it is verified.
-pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Removed> {
+/// The node `name` of the tree, if [`node_remove`] may retire it: one of its nodes, and not the
+/// primary control plane.
+pub fn removable_node<'t>(tree: &'t Tree, name: &str) -> Result<&'t crate::model::spec::Node> {
     let node = tree.spec.nodes.iter().find(|n| n.name == name).ok_or_else(|| {
         Error::Invalid(format!(
             "no node '{name}'; nodes are: {}",
@@ -726,6 +760,12 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
             "'{name}' is the primary control plane: the top of the tree is its /etc/kubernetes and holds the shared files"
         )));
     }
+    Ok(node)
+}
+
+/// Retire a node: its bundle moves to the backup directory; the cluster without it is verified.
+pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Removed> {
+    let node = removable_node(tree, name)?;
     let still_valid = tree
         .catalog
         .entries
@@ -760,7 +800,45 @@ pub fn node_remove(tree: &Tree, name: &str, now: OffsetDateTime) -> Result<Remov
     let others: Vec<PathBuf> =
         crate::disk::backup::changed(&tree.root).into_iter().filter(|p| !p.starts_with(&gone)).collect();
     let rollout = crate::operations::rollout::rollout(&rest.spec, &others);
-    Ok(Removed { node: name.into(), backup, still_valid, verify: None, rollout })
+    let cautions = control_plane_cautions(tree, name, &dir, &files);
+    Ok(Removed { node: name.into(), backup, still_valid, verify: None, rollout, cautions })
+}
+
+/// What retiring the node `name` (its bundle at `dir` held `files`) leaves to the operator: the
+/// private keys of the CAs and of the service-account key its bundle held (a control plane's),
+/// and its etcd member. Deleting the Node object revokes none of them: etcd accepts its
+/// etcd-server and etcd-peer certificates as clients until they expire or etcd-ca is rotated.
+fn control_plane_cautions(tree: &Tree, name: &str, dir: &Path, files: &[PathBuf]) -> Vec<String> {
+    let mut out = Vec::new();
+    let held: Vec<&str> = tree
+        .catalog
+        .entries
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EntryKind::Ca { key, .. } | EntryKind::KeyPair { key, .. } => Some((e.id.as_str(), key)),
+            EntryKind::Leaf(_) => None,
+        })
+        .filter(|(_, key)| files.contains(&dir.join(crate::model::vocabulary::layout::ETC_KUBERNETES).join(key)))
+        .map(|(id, _)| id)
+        .collect();
+    if !held.is_empty() {
+        out.push(format!(
+            "{name} held the private keys of {}: if its machine is no longer trusted, rotate each \
+             (kubepki rotate-ca {} start, then reissue and finish){}",
+            held.join(", "),
+            held[0],
+            if held.len() > 1 { format!("; likewise {}", held[1..].join(", ")) } else { String::new() }
+        ));
+    }
+    let etcd = |id: &str| tree.catalog.get(&format!("{id}@{name}")).is_some();
+    if etcd(crate::model::vocabulary::entry::ETCD_SERVER) {
+        out.push(format!(
+            "{name}'s etcd member stays in the etcd cluster until it is removed: on a remaining control plane, \
+             etcdctl member list, then etcdctl member remove <its ID> (a member that never comes back costs quorum); \
+             etcd accepts its etcd-server and etcd-peer certificates as clients until they expire or etcd-ca is rotated"
+        ));
+    }
+    out
 }
 
 /// Every file under `dir` (none if it does not exist).

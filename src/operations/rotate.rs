@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use crate::disk::issuance::IssuanceRecord;
 use crate::disk::store::Mode;
 use crate::error::{Error, Result};
-use crate::model::catalog::{EntryKind, Leaf, Store, SA};
+use crate::model::catalog::{EntryId, EntryKind, Leaf, Store, SA};
 use crate::operations::lifecycle::{
     key_fingerprint, one_batch, plan_renew_signed_by, Applied, Change, Signer, Summary, Tree,
 };
@@ -78,7 +78,14 @@ struct State {
     phase: Phase,
     #[serde(with = "time::serde::rfc3339")]
     started: OffsetDateTime,
+    /// When `reissue` ran (absent before it, and in states written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    reissued: Option<OffsetDateTime>,
 }
+
+/// How long the kubelet may keep a projected ServiceAccount token before refreshing it (at 80 %
+/// of its lifetime, and at the latest after 24 hours).
+const TOKEN_REFRESH: time::Duration = time::Duration::hours(24);
 
 fn state_dir(root: &Path, ca: &str) -> PathBuf {
     root.join(crate::model::vocabulary::state::ROTATION).join(ca)
@@ -380,7 +387,7 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
                 writes.extend(kubeconfigs_with_ca_data(tree, ca, &bundle, false)?);
                 writes.extend(api_service_ca_bundle(tree, ca, &bundle)?);
             }
-            writes.push(state_file(&State { phase: Phase::Start, started: now }));
+            writes.push(state_file(&State { phase: Phase::Start, started: now, reissued: None }));
         }
         Step::Reissue => {
             let Some(s) = state.as_ref().filter(|s| s.phase == Phase::Start) else {
@@ -433,11 +440,32 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
                 records.extend(parts.records);
                 writes.push((dir.join("cross.pem"), cross.pem.into_bytes(), Mode::Public));
             }
-            writes.push(state_file(&State { phase: Phase::Reissue, started: s.started }));
+            if is_sa {
+                notes.push((
+                    EntryId::shared(SA),
+                    "before finish: kube-apiserver runs with the two-key sa.pub and kube-controller-manager with the \
+                     new sa.key; then wait 24 h (the kubelet refreshes projected tokens within 24 h) and recreate \
+                     legacy token Secrets: finish drops the old key, and every token it signed with it"
+                        .to_string(),
+                ));
+            }
+            writes.push(state_file(&State { phase: Phase::Reissue, started: s.started, reissued: Some(now) }));
         }
         Step::Finish => {
             if state.as_ref().map(|s| s.phase) != Some(Phase::Reissue) {
                 return Err(out_of_order(ca, phase, state.as_ref()));
+            }
+            let since = state.as_ref().and_then(|s| s.reissued).map(|r| now - r);
+            if let (true, Some(since)) = (is_sa, since.filter(|d| *d < TOKEN_REFRESH)) {
+                notes.push((
+                    EntryId::shared(SA),
+                    format!(
+                        "finished {} after reissue, within the 24 h the kubelet may keep a projected token: pods whose \
+                         token was not refreshed yet, and legacy token Secrets, are refused once kube-apiserver runs \
+                         with the new sa.pub alone",
+                        crate::audit::inspect::span(since)
+                    ),
+                ));
             }
             let new_pem = read_at(&tree.root.join(&dir).join("new.pem"))?;
             writes.push((cert_rel.clone(), new_pem.clone().into_bytes(), Mode::Public));

@@ -378,6 +378,15 @@ pub fn init_text(r: &InitReport) -> String {
     }
     out.push_str(&crate::operations::rollout::text(&r.rollout));
     for ca in &r.replaced_cas {
+        if ca == crate::model::vocabulary::entry::SA {
+            let _ = writeln!(
+                out,
+                "the service-account key {ca} was made anew: every ServiceAccount token signed by the old key is no \
+                 longer accepted once kube-apiserver runs with the new sa.pub (pods get new projected tokens; \
+                 legacy token Secrets must be recreated)"
+            );
+            continue;
+        }
         let _ = writeln!(
             out,
             "CA {ca} was made anew, with everything it signs: every node must now receive the new trust \

@@ -121,7 +121,8 @@ fn an_existing_ca_is_never_replaced_without_replace_ca() {
     assert!(backup.iter().any(|p| p.ends_with("pki/ca.key")), "{backup:?}");
     let out = env.kubepki(&["init", "--dir", tree.to_str().unwrap(), "--replace-ca", "nope"]);
     assert!(
-        stderr(&out).contains("--replace-ca nope: not a CA of this cluster; its CAs are: ca, "),
+        stderr(&out)
+            .contains("--replace-ca nope: not a CA of this cluster; its CAs (and the service-account key) are: ca, "),
         "{}",
         stderr(&out)
     );

@@ -156,3 +156,30 @@ fn an_updated_description_reissues_only_what_it_changes() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(crate::support::snapshot(&tree), before);
 }
+
+/// A command refused records no description: exit 2 changes nothing, the description included.
+#[test]
+fn a_refused_change_records_no_new_description() {
+    let env = TestEnv::new();
+    let ha = env.write("ha.yaml", HA);
+    let tree = env.init("tree", &["--config", ha.to_str().unwrap()]);
+    let dir = tree.to_str().unwrap();
+    let more_sans = env.write("more-sans.yaml", &HA.replace("[lb.example.com]", "[lb.example.com, api.example.com]"));
+    let before = crate::support::snapshot(&tree);
+    let config = more_sans.to_str().unwrap();
+    for args in [
+        vec!["renew", "--dir", dir, "--config", config, "--update-description"],
+        vec!["node", "remove", "no-such-node", "--dir", dir, "--config", config, "--update-description"],
+        vec!["rotate-ca", "ca", "finish", "--dir", dir, "--config", config, "--update-description"],
+    ] {
+        let out = env.kubepki(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(crate::support::snapshot(&tree), before, "{args:?} wrote");
+    }
+    // A reader never writes one.
+    env.kubepki_ok(&["rotate-ca", "status", "--dir", dir, "--config", config, "--update-description"]);
+    assert_eq!(crate::support::snapshot(&tree), before, "rotate-ca status wrote");
+    // Accepted, it is recorded with the change.
+    env.kubepki_ok(&["renew", "apiserver", "--dir", dir, "--config", config, "--update-description"]);
+    assert!(recorded(&tree).to_string().contains("api.example.com"));
+}

@@ -307,6 +307,17 @@ fn every_expired_leaf_of_the_real_kubeadm_tree_is_fixed_by_renew() {
     let after = findings(&env, &root, None);
     assert!(!after.iter().any(|(c, _)| c == "expired"), "{after:?}");
     assert_eq!(cas(&root, &catalog), before, "a CA changed");
+
+    // What kubeadm does its own way needs no fix; kubepki's file is an option init adds,
+    // without --force, leaving kubeadm's kubelet.conf (the kubelet rotates its client
+    // certificate) as it is.
+    let not_kubeadm: Vec<String> = after.iter().filter(|(c, _)| c == "not-kubeadm").map(|(_, f)| f.clone()).collect();
+    assert!(!not_kubeadm.is_empty() && not_kubeadm.iter().all(|f| f.starts_with("none needed: ")), "{not_kubeadm:?}");
+    let kubelet_conf = std::fs::read(root.join("kubelet.conf")).unwrap();
+    env.kubepki_ok(&["init", "--dir", root.to_str().unwrap()]);
+    assert_eq!(std::fs::read(root.join("kubelet.conf")).unwrap(), kubelet_conf);
+    assert!(root.join("kube-proxy.conf").is_file());
+    assert_eq!(cas(&root, &catalog), before, "a CA changed");
 }
 
 impl Seeded {
@@ -443,4 +454,35 @@ fn every_expiring_ca_of_the_real_kubeadm_tree_is_fixed_by_its_rotation() {
         }
     }
     assert!(ca_fixes().is_empty(), "{:?}", ca_fixes());
+}
+
+#[test]
+fn a_missing_sa_pub_is_written_from_sa_key_by_plain_init_and_a_lost_sa_key_is_never_made_anew() {
+    let t = Seeded::new();
+    let d = t.root.to_str().unwrap();
+    let (key, public) = (t.root.join("pki/sa.key"), t.root.join("pki/sa.pub"));
+    let (sa_key, sa_pub) = (std::fs::read(&key).unwrap(), std::fs::read(&public).unwrap());
+    let fixes = fixed_by_its_fix(&t, "missing", |_| std::fs::remove_file(&public).unwrap());
+    assert!(fixes.iter().all(|f| f.starts_with("kubepki init --dir ")), "{fixes:?}");
+    assert_eq!(std::fs::read(&key).unwrap(), sa_key, "the signing key is kept");
+    assert_eq!(std::fs::read(&public).unwrap(), sa_pub, "the public key is the key's own again");
+
+    // The private key lost: no command makes a new one unasked, not even init --force (every
+    // ServiceAccount token is signed by it); the fix says where it is, and --replace-ca sa is
+    // the explicit way.
+    std::fs::remove_file(&key).unwrap();
+    let found = findings(&t.env, &t.root, None);
+    let fix = &found.iter().find(|(c, _)| c == "missing").expect("sa.key reported missing").1;
+    assert!(fix.contains("copy it back from a control plane") && !fix.contains("--force"), "{fix}");
+    for args in [vec!["init", "--dir", d], vec!["init", "--dir", d, "--force"]] {
+        let out = t.env.kubepki(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("would end every ServiceAccount token") && err.contains("--replace-ca sa"), "{err}");
+        assert!(!key.exists() && std::fs::read(&public).unwrap() == sa_pub, "{args:?} wrote");
+    }
+    let out = t.env.kubepki_ok(&["init", "--dir", d, "--replace-ca", "sa"]);
+    assert!(out.contains("the service-account key sa was made anew"), "{out}");
+    assert_ne!(std::fs::read(&public).unwrap(), sa_pub);
+    assert!(key.exists());
 }

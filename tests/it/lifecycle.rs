@@ -310,3 +310,44 @@ fn ca_file(ca: &str) -> String {
     }
     .into()
 }
+
+/// Retiring a control plane says what deleting its Node object does not revoke: the signing
+/// keys its bundle held, and its etcd member (whose certificates etcd still accepts).
+#[test]
+fn retiring_a_control_plane_names_the_keys_it_held_and_its_etcd_member() {
+    let env = TestEnv::new();
+    let config = env.write(
+        "two.yaml",
+        "nodes:\n- {name: cp1, role: control-plane, addresses: [127.0.0.1]}\n\
+         - {name: cp2, role: control-plane, addresses: [127.0.0.2]}\n\
+         - {name: w1, role: worker, addresses: [127.0.0.3]}\n",
+    );
+    let dir = env.init("tree", &["--config", config.to_str().unwrap()]);
+    let d = dir.to_str().unwrap();
+    let out = env.kubepki_ok(&["node", "remove", "cp2", "--dir", d]);
+    assert!(out.contains("cp2 held the private keys of ca, etcd-ca, front-proxy-ca, sa"), "{out}");
+    assert!(out.contains("kubepki rotate-ca ca start"), "{out}");
+    assert!(out.contains("etcdctl member remove"), "{out}");
+    let json = env.kubepki_ok(&["node", "remove", "w1", "--dir", d, "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v.get("cautions").is_none(), "a worker holds no signing key nor etcd member: {json}");
+}
+
+/// The service-account key's rotation says how long to wait before `finish`, and `finish` run
+/// sooner says what it breaks (tokens the kubelet has not refreshed, legacy token Secrets).
+#[test]
+fn a_service_account_key_rotation_says_what_finishing_early_breaks() {
+    let env = TestEnv::new();
+    let dir = env.init("tree", &[]);
+    let d = dir.to_str().unwrap();
+    env.kubepki_ok(&["rotate-ca", "sa", "start", "--dir", d]);
+    let out = env.kubepki_ok(&["rotate-ca", "sa", "reissue", "--dir", d]);
+    assert!(out.contains("then wait 24 h") && out.contains("legacy token Secrets"), "{out}");
+    let json = env.kubepki_ok(&["rotate-ca", "sa", "finish", "--dir", d, "-o", "json"]);
+    assert!(json.contains("within the 24 h the kubelet may keep a projected token"), "{json}");
+    // A CA's rotation has no such note.
+    env.kubepki_ok(&["rotate-ca", "front-proxy-ca", "start", "--dir", d]);
+    env.kubepki_ok(&["rotate-ca", "front-proxy-ca", "reissue", "--dir", d]);
+    let out = env.kubepki_ok(&["rotate-ca", "front-proxy-ca", "finish", "--dir", d]);
+    assert!(!out.contains("projected token"), "{out}");
+}
