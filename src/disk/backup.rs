@@ -190,6 +190,8 @@ impl Backup {
     /// A new folder of its own for this run.
     fn make_dir(&self) -> Result<PathBuf> {
         let base = self.root.join(BACKUP_DIR);
+        // Never a backup (keys among it) written through a linked `.kubepki-backup`.
+        store::LinkGuard::new(Some(&self.root)).check(&base.join(RUN_FILE))?;
         store::make_dirs(&base)?;
         let seq = last_seq(&base) + 1;
         let now = OffsetDateTime::now_utc();

@@ -119,6 +119,8 @@ impl Run {
         }
         let wait = wait_limit()?;
         let path = root.join(LOCK);
+        // The lock is a file of the tree like any other: not made through a linked `.kubepki`.
+        store::LinkGuard::new(Some(root)).check(&path)?;
         store::make_dirs(path.parent().expect("has a parent"))?;
         let mut file = OpenOptions::new()
             .read(true)

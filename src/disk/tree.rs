@@ -19,16 +19,14 @@ use crate::x509::issue::{Ca, PrivateKey};
 const OWN_DIRS: [&str; 5] = ["pki", "pki/etcd", "nodes", ".kubepki", ".kubepki-backup"];
 
 /// Refuse a tree whose key directories are symbolic links: kubepki would write CA keys
-/// wherever they point, outside the tree. (The tree's root itself may be a link.)
+/// wherever they point, outside the tree. (The tree's root itself may be a link.) Checked
+/// first, before anything is read; every other directory a file is written into is checked by
+/// the store as it writes ([`crate::disk::store::LinkGuard`]).
 pub fn refuse_linked_dirs(root: &Path) -> Result<()> {
     for dir in OWN_DIRS {
         let path = root.join(dir);
         if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-            let to = std::fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
-            return Err(Error::bad_file(
-                &path,
-                format!("a symbolic link (to {to}): kubepki writes keys only inside the tree; make it a directory (nothing was written)"),
-            ));
+            return Err(crate::disk::store::linked(&path));
         }
     }
     Ok(())

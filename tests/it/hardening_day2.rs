@@ -87,6 +87,17 @@ fn nothing_is_written_through_a_symlinked_directory_and_verify_names_it() {
     assert_eq!(env.kubepki(&["verify", "--dir", d]).status.code(), Some(0), "fixed");
     env.kubepki_ok(&["renew", "--all", "--dir", d]);
     assert_eq!(contents(&kept), held, "the old folder is left alone");
+
+    // kubepki's own state: not even the lock is made where the link points.
+    let state = env.path().join("state");
+    std::fs::rename(dir.join(".kubepki"), &state).unwrap();
+    std::fs::remove_file(state.join("lock")).unwrap();
+    symlink(&state, dir.join(".kubepki")).unwrap();
+    let held = contents(&state);
+    let out = env.kubepki(&["renew", "--all", "--dir", d]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(".kubepki: a symbolic link (to "), "{}", stderr(&out));
+    assert_eq!(contents(&state), held, "no lock, nothing else");
 }
 
 /// verify's fix for a key readable by others was `chmod 600` on the path, which for a key

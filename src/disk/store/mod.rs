@@ -52,6 +52,7 @@ pub use batch::Batch;
 pub use committer::{stage, Committer, Staged};
 pub use journal::replay_journal;
 use journal::write_journal;
+pub(crate) use links::linked;
 pub use links::{linked_dirs, LinkGuard};
 
 /// File modes kubeadm uses.
