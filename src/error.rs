@@ -168,8 +168,9 @@ const MAX_MESSAGE: usize = 16 * 1024;
 /// A message safe to show: private keys (PEM blocks, and long base64 runs that could be one)
 /// replaced by a note, over-long tokens cut short, control characters escaped (a line feed
 /// is kept: messages have lines). Used by [`Error`]'s `Display` and by every message that
-/// quotes a request (approve's denials).
-pub(crate) fn safe_text(raw: &str) -> String {
+/// quotes a request (approve's denials), and by the binary for what its argument parser
+/// says (an argument may be a whole private key).
+pub fn safe_text(raw: &str) -> String {
     let without_keys = redact_private_keys(raw);
     let mut out = String::with_capacity(without_keys.len().min(MAX_MESSAGE));
     let mut rest = without_keys.as_str();
@@ -224,10 +225,19 @@ fn push_token(out: &mut String, token: &str) {
     }
 }
 
-/// A long run of the base64 alphabet, not a path: paths are runs too (`/etc/kubernetes/pki`),
-/// but of short segments, where base64 has a `/` in 64 characters on average.
+/// A long run of the base64 alphabet that looks like encoded data (a key's body, a
+/// kubeconfig's `client-key-data`): not a path (paths are runs too, `/etc/kubernetes/pki`, but
+/// of short segments, where base64 has a `/` in 64 characters on average), and mixed as
+/// encoded bytes are (upper and lower case letters and digits: 48 random base64 characters
+/// lack one of them about once in three thousand), so that harmless input such as a
+/// 70-letter name is shown as it is.
 fn looks_like_base64(run: &str) -> bool {
-    run.len() >= BASE64_RUN && run.split('/').any(|segment| segment.len() >= 24)
+    let mixed = |f: fn(&u8) -> bool| run.as_bytes().iter().any(f);
+    run.len() >= BASE64_RUN
+        && run.split('/').any(|segment| segment.len() >= 24)
+        && mixed(u8::is_ascii_uppercase)
+        && mixed(u8::is_ascii_lowercase)
+        && mixed(u8::is_ascii_digit)
 }
 
 /// Text for a terminal: every control character but a line feed escaped (`\u{1b}`), so that
@@ -272,7 +282,15 @@ fn redact_private_keys(text: &str) -> String {
         let end_marker = format!("-----END {label}-----");
         rest = match rest[label_end..].find(&end_marker) {
             Some(i) => &rest[label_end + i + end_marker.len()..],
-            None => "",
+            // Cut short (or quoted in part, as an argument parser quotes `--name` up to its
+            // `=`): the block goes on as long as a key's body can, base64 and line breaks
+            // (escaped or not), and what follows is shown.
+            None => {
+                let body = &rest[label_end + 5..];
+                let len =
+                    body.find(|c: char| !(c.is_ascii_alphanumeric() || "+/=\\\n\r".contains(c))).unwrap_or(body.len());
+                &body[len..]
+            }
         };
     }
     out.push_str(rest);
@@ -294,11 +312,22 @@ mod tests {
             assert!(!shown.contains("AwEHoUQD"), "{shown}");
             assert!(shown.contains("<ec private key not shown>"), "{shown}");
         }
+        // A key quoted in part, in a message that goes on: the rest is shown.
+        let quoted = format!("unexpected argument '{}' found\n\nUsage: kubepki verify", &KEY[..120]);
+        assert_eq!(
+            safe_text(&quoted),
+            "unexpected argument '<ec private key not shown>' found\n\nUsage: kubepki verify"
+        );
         let e = Error::Spec { file: "ca.key".into(), field: "document".into(), problem: KEY.into() };
         assert!(!e.to_string().contains("MHcC") && !format!("{e:?}").contains("MHcC"), "{e}");
         // Certificates are not secret, but their bodies are no use in a message either.
         let b64 = "TUlJQ3lEQ0NBYkNnQXdJQkFnSUJBREFOQmdrcWhraUc5dzBCQVFzRkFEQVZNUk13RVFZRFZRUURFd3ByZFdKbGNtNWxkR1Z6";
         assert_eq!(safe_text(&format!("bad data '{b64}'")), "bad data '<96 characters of base64 not shown>'");
+        // Harmless input of the same alphabet is shown: it is not encoded data.
+        let name = "a".repeat(70);
+        assert_eq!(safe_text(&format!("'{name}' is bad")), format!("'{name}' is bad"));
+        let hex = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        assert_eq!(safe_text(hex), hex);
     }
 
     #[test]

@@ -36,4 +36,4 @@ mod props;
 pub mod report;
 pub mod x509;
 
-pub use error::{Error, Result};
+pub use error::{safe_text, Error, Result};

@@ -116,9 +116,12 @@ pub enum FindingKind {
     /// the server, and client-go refuses it beside CA data ("specifying a root certificates
     /// file with the insecure flag is not allowed").
     InsecureSkipTlsVerify,
+    /// A directory of the tree is a symbolic link: what kubepki would write there would land
+    /// wherever it points, outside the tree (every command that changes the tree refuses it).
+    LinkedDirectory,
 }
 
-/// What a fix names: the tree, the entry and file a finding is about, the address a link dials.
+/// What a fix names: the tree, the entry and file a finding is about, the SANs it removes.
 #[derive(Clone, Copy, Debug)]
 pub struct FixTarget<'a> {
     /// The tree's root, as the user gave it.
@@ -131,6 +134,8 @@ pub struct FixTarget<'a> {
     pub sans: &'a [San],
     /// A component's setting: its manifest, its name and the value it must have.
     pub setting: Option<(&'a Path, &'a str, &'a str)>,
+    /// Where the file, a symbolic link, points (resolved): a fix never acts through the link.
+    pub link: Option<&'a Path>,
 }
 
 impl FindingKind {
@@ -172,6 +177,7 @@ impl FindingKind {
             FindingKind::AnonymousAuth => "anonymous-auth",
             FindingKind::AlwaysAllow => "always-allow",
             FindingKind::InsecureSkipTlsVerify => "insecure-skip-tls-verify",
+            FindingKind::LinkedDirectory => "linked-directory",
         }
     }
 
@@ -212,7 +218,8 @@ impl FindingKind {
             | FindingKind::SettingUnset
             | FindingKind::SettingWrongFile
             | FindingKind::SettingNoFile
-            | FindingKind::InsecureSkipTlsVerify => Severity::Error,
+            | FindingKind::InsecureSkipTlsVerify
+            | FindingKind::LinkedDirectory => Severity::Error,
         }
     }
 
@@ -257,7 +264,9 @@ impl FindingKind {
             // Weakened, not failing.
             | FindingKind::WeakTls
             | FindingKind::AnonymousAuth
-            | FindingKind::AlwaysAllow => false,
+            | FindingKind::AlwaysAllow
+            // Nothing is read differently; writing is what it endangers.
+            | FindingKind::LinkedDirectory => false,
         }
     }
 
@@ -321,7 +330,16 @@ impl FindingKind {
             FindingKind::ExternallyManaged => {
                 format!("none needed; to renew what it signs: {}", crate::operations::external::renewal_steps(&dir, id))
             }
-            FindingKind::Mode => format!("chmod 600 {}", file()),
+            // A link's target is outside the tree: the link is replaced by a copy only its
+            // owner reads (a chmod through it would change a file elsewhere).
+            FindingKind::Mode => match t.link {
+                Some(to) => format!("rm {f} && (umask 077 && cp {} {f})", shell_word(&to.display().to_string()), f = file()),
+                None => format!("chmod 600 {}", file()),
+            },
+            FindingKind::LinkedDirectory => match t.link {
+                Some(to) => format!("rm {f} && cp -Rp {} {f}", shell_word(&to.display().to_string()), f = file()),
+                None => format!("rm {f} && mkdir {f} && kubepki init --dir {dir}", f = file()),
+            },
             FindingKind::PublicKeyMismatch => {
                 let key = shell_word(&t.dir.join("pki/sa.key").display().to_string());
                 format!("openssl pkey -in {key} -pubout -out {}", file())
@@ -427,6 +445,7 @@ mod tests {
             AnonymousAuth,
             AlwaysAllow,
             InsecureSkipTlsVerify,
+            LinkedDirectory,
         ];
         for k in &v {
             match k {
@@ -464,7 +483,8 @@ mod tests {
                 | WeakTls
                 | AnonymousAuth
                 | AlwaysAllow
-                | InsecureSkipTlsVerify => {}
+                | InsecureSkipTlsVerify
+                | LinkedDirectory => {}
             }
         }
         v
@@ -517,6 +537,7 @@ mod tests {
                     file: Some(Path::new("x")),
                     sans: &[],
                     setting: None,
+                    link: None,
                 };
                 let fix = k.fix(t);
                 assert!(!fix.contains("--force"), "{k} on {}: {fix}", e.id);

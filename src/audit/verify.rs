@@ -338,6 +338,7 @@ pub fn verify(
     }
     c.duplicate_serials();
     c.bundle_copies();
+    c.linked_dirs();
     let mut verdicts = Vec::with_capacity(topology.links.len());
     for l in &topology.links {
         c.link(l);
@@ -503,12 +504,21 @@ impl Checker<'_> {
     }
 
     fn file(&mut self, entry: Option<&EntryId>, n: New) -> usize {
-        self.file_naming(entry, n, &[])
+        self.file_with(entry, n, &[], None)
+    }
+
+    /// A finding about a file that is a symbolic link to `link` (or is under none).
+    fn file_at(&mut self, entry: Option<&EntryId>, n: New, link: Option<&Path>) -> usize {
+        self.file_with(entry, n, &[], link)
     }
 
     /// [`Self::file`], with the SANs its fix names.
     fn file_naming(&mut self, entry: Option<&EntryId>, n: New, sans: &[San]) -> usize {
-        let i = self.push(entry, n, sans);
+        self.file_with(entry, n, sans, None)
+    }
+
+    fn file_with(&mut self, entry: Option<&EntryId>, n: New, sans: &[San], link: Option<&Path>) -> usize {
+        let i = self.push_with(entry, n, sans, link);
         if let Some(e) = entry {
             self.by_entry.entry(e.clone()).or_default().push(i);
         }
@@ -517,9 +527,13 @@ impl Checker<'_> {
 
     /// A finding with its fix (which may name the address a link dials).
     fn push(&mut self, entry: Option<&EntryId>, n: New, sans: &[San]) -> usize {
+        self.push_with(entry, n, sans, None)
+    }
+
+    fn push_with(&mut self, entry: Option<&EntryId>, n: New, sans: &[San], link: Option<&Path>) -> usize {
         let catalog_entry = entry.and_then(|id| self.catalog.get(id));
         let target =
-            FixTarget { dir: &self.inv.root, entry: catalog_entry, file: n.file.as_deref(), sans, setting: None };
+            FixTarget { dir: &self.inv.root, entry: catalog_entry, file: n.file.as_deref(), sans, setting: None, link };
         self.findings.push(Finding {
             id: String::new(),
             severity: n.kind.severity(),
@@ -548,18 +562,24 @@ impl Checker<'_> {
         for (file, mode) in &loaded.modes {
             let secret = e.files().iter().any(|(f, m)| f == file && *m == Mode::Secret);
             if secret && mode & 0o077 != 0 {
-                self.file(
-                    None,
-                    New {
-                        kind: FindingKind::Mode,
-                        file: Some(file.clone()),
-                        expected: "mode 0600 (readable by its owner only)".into(),
-                        found: format!(
-                            "mode {mode:04o}: readable by {}",
-                            if mode & 0o004 != 0 { "everyone" } else { "its group" }
-                        ),
-                    },
-                );
+                // A key that is a symbolic link: its mode is the target's, outside the tree.
+                let path = self.inv.root.join(file);
+                let link = std::fs::symlink_metadata(&path)
+                    .is_ok_and(|m| m.file_type().is_symlink())
+                    .then(|| std::fs::canonicalize(&path).ok())
+                    .flatten();
+                let whose = match &link {
+                    Some(to) => format!(" (a symbolic link to {}, outside the tree)", to.display()),
+                    None => String::new(),
+                };
+                let readers = if mode & 0o004 != 0 { "everyone" } else { "its group" };
+                let new = New {
+                    kind: FindingKind::Mode,
+                    file: Some(file.clone()),
+                    expected: "mode 0600 (readable by its owner only)".into(),
+                    found: format!("mode {mode:04o}: readable by {readers}{whose}"),
+                };
+                self.file_at(None, new, link.as_deref());
             }
         }
     }
@@ -781,6 +801,36 @@ impl Checker<'_> {
         }
     }
 
+    /// The directories of the tree that are symbolic links, between its root and the files of
+    /// the catalog, the node bundles' copies and kubepki's state (each directory looked at once).
+    fn linked_dirs(&mut self) {
+        let root = &self.inv.root;
+        let bundles = self.catalog.bundles();
+        let own = self.catalog.entries.iter().flat_map(|e| e.files()).map(|(f, _)| f.to_path_buf());
+        let copies = self.spec.nodes.iter().flat_map(|n| bundles.of(self.spec, n)).map(|(_, dst, _)| dst);
+        // kubepki's own state: a rotation's folder (each CA's, as there are) and the backups.
+        let rotation = Path::new(".kubepki/rotation");
+        let mut state = vec![rotation.join("-/-"), PathBuf::from(".kubepki-backup/-")];
+        if let Ok(rd) = std::fs::read_dir(root.join(rotation)) {
+            state.extend(rd.flatten().map(|e| rotation.join(e.file_name()).join("-")));
+        }
+        let files: Vec<PathBuf> = own.chain(copies).chain(state).collect();
+        for dir in crate::disk::store::linked_dirs(root, files.iter().map(PathBuf::as_path)) {
+            let to = std::fs::canonicalize(root.join(&dir)).ok();
+            let points = match &to {
+                Some(t) => format!("a symbolic link to {}", t.display()),
+                None => "a symbolic link to nothing".into(),
+            };
+            let new = New {
+                kind: FindingKind::LinkedDirectory,
+                file: Some(dir),
+                expected: "a directory of the tree".into(),
+                found: format!("{points}: every command that changes the tree refuses it"),
+            };
+            self.file_at(None, new, to.as_deref());
+        }
+    }
+
     /// What only this link can show: the server's SANs against the address the client dials,
     /// and trust that no entry finding already explains.
     fn link(&mut self, l: &Link) {
@@ -857,6 +907,7 @@ impl Checker<'_> {
                 file: Some(&m.manifest),
                 sans: &[],
                 setting: Some(setting),
+                link: None,
             };
             self.findings.push(Finding {
                 id: String::new(),

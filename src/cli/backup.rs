@@ -70,16 +70,19 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
             let run = if a.dry_run {
                 None
             } else {
-                Some(kubepki::disk::run::Run::begin(&dir, &format!("backup restore {}", a.id))?)
+                Some(kubepki::disk::run::Run::begin_backup(&dir, &format!("backup restore {}", a.id))?)
             };
             if let Some(code) = super::done_by_recovery(run.as_ref())? {
                 return Ok(code);
             }
+            // What the restore changes, for the cluster as the tree described it before (a dry
+            // run and the restore itself say the same).
+            let before = kubepki::model::infer::cluster_of_tree(&dir);
             let mut report = kubepki::disk::backup::restore(&dir, &a.id, a.dry_run)?;
-            // What the restore changes, as the tree now describes its cluster.
-            if let Ok(spec) = kubepki::model::infer::cluster_of_tree(&dir) {
-                let changed: Vec<std::path::PathBuf> = report.put_back.iter().chain(&report.removed).cloned().collect();
-                report.rollout = kubepki::operations::rollout::rollout(&spec, &changed);
+            if let Ok(spec) = before {
+                let r = &report;
+                report.rollout =
+                    kubepki::operations::rollout::rollout_of_change(&spec, &r.put_back, &r.removed, &r.removed_nodes);
             }
             emit(a.at.output, || restore_text(&report), &report)?;
         }
@@ -91,7 +94,8 @@ pub(crate) fn run(c: BackupCommand) -> Result<ExitCode> {
                 (None, None) => unreachable!("clap requires --keep or --before"),
             };
             // The lock: no run adds or restores a backup while they are deleted.
-            let _run = if a.dry_run { None } else { Some(kubepki::disk::run::Run::begin(&dir, "backup prune")?) };
+            let _run =
+                if a.dry_run { None } else { Some(kubepki::disk::run::Run::begin_backup(&dir, "backup prune")?) };
             let report = kubepki::disk::backup::prune(&dir, &keep, a.dry_run)?;
             emit(a.at.output, || prune_text(&report), &report)?;
         }

@@ -19,9 +19,15 @@ use kubepki::{Error, Result};
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExplainArgs {
     /// The error text (several words are joined); `-` or nothing with piped input: stdin.
-    text: Vec<String>,
+    /// Its first word may start with `-` (a PEM block pasted whole): it is text, not an option.
+    /// (Only the first: were every word allowed to, `-o json` after the text would be text.)
+    #[arg(value_name = "TEXT", allow_hyphen_values = true)]
+    first: Option<String>,
+    /// More words of the text.
+    #[arg(value_name = "TEXT")]
+    rest: Vec<String>,
     /// Read the text from this log file instead.
-    #[arg(long, conflicts_with = "text")]
+    #[arg(long, conflicts_with_all = ["first", "rest"])]
     file: Option<PathBuf>,
     /// Tie each error to this tree: the link, the file and certificate at fault, and the fix.
     #[arg(long)]
@@ -71,11 +77,12 @@ fn input(a: &ExplainArgs) -> Result<(String, String)> {
         let bytes = kubepki::disk::readfile::read(path, kubepki::disk::readfile::Limit::Document)?;
         return Ok((String::from_utf8_lossy(&bytes).into_owned(), path.display().to_string()));
     }
-    let stdin = a.text.is_empty() || a.text == ["-"];
+    let text: Vec<&str> = a.first.iter().chain(&a.rest).map(String::as_str).collect();
+    let stdin = text.is_empty() || text == ["-"];
     if !stdin {
-        return Ok((a.text.join(" "), "the text given".into()));
+        return Ok((text.join(" "), "the text given".into()));
     }
-    if a.text.is_empty() && std::io::stdin().is_terminal() {
+    if text.is_empty() && std::io::stdin().is_terminal() {
         return Err(Error::Invalid(
             "explain: give the error text as an argument, on stdin (`-`), or with --file LOG".into(),
         ));

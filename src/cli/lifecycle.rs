@@ -43,7 +43,14 @@ impl TreeArgs {
     /// The tree, for a command that changes it: the lock taken and what a killed run left
     /// recovered first (see [`kubepki::disk::run::Run`]); a dry run only reads, and takes no lock.
     fn begin(&self, command: &str) -> Result<(Option<Run>, Tree)> {
-        let run = if self.dry_run { None } else { Some(Run::begin(&default_dir(self.dir.clone()), command)?) };
+        let dir = default_dir(self.dir.clone());
+        let run = if self.dry_run {
+            // Nothing taken, but a tree whose rotation state cannot be read is refused alike.
+            kubepki::operations::rotate::check_states(&dir)?;
+            None
+        } else {
+            Some(Run::begin(&dir, command)?)
+        };
         Ok((run, self.tree()?))
     }
 

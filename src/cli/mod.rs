@@ -159,7 +159,10 @@ pub(crate) fn known_nodes(spec: &ClusterSpec, asked: &[String]) -> Result<()> {
 
 /// Parse the process arguments, run, and return the exit code.
 pub fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => return parse_error(&e),
+    };
     match run(args) {
         Ok(code) => code,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -168,6 +171,19 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// What the argument parser says (help and version on stdout, exit 0; an error on stderr,
+/// exit 2), an error through the filter every message passes: an argument it quotes may be a
+/// private key (`kubepki explain "$(cat pki/ca.key)"` to a command that takes no such text).
+fn parse_error(e: &clap::Error) -> ExitCode {
+    let code = ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+    if !e.use_stderr() {
+        let _ = e.print();
+        return code;
+    }
+    let _ = std::io::stderr().write_all(kubepki::safe_text(&e.render().to_string()).as_bytes());
+    code
 }
 
 /// Run parsed arguments.
@@ -199,13 +215,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// Say so (on stderr, and with `table` at the end of the table) when the tree is half-written:
 /// a run was killed, or one is changing it now (see [`kubepki::disk::run::interrupted`]).
 /// Returns whether it is.
+/// A rotation state that cannot be read is said so too: nobody knows where that rotation stands.
 pub(crate) fn say_if_half_written(dir: &Path, table: bool) -> Result<bool> {
-    let Some(half) = kubepki::disk::run::interrupted(dir) else { return Ok(false) };
-    eprintln!("kubepki: {}: {half}", dir.display());
-    if table {
-        print(&format!("\nNOT CLEAN: {half}\n"))?;
+    // (on stderr, and in the table's last lines)
+    let mut problems = Vec::new();
+    if let Some(half) = kubepki::disk::run::interrupted(dir) {
+        problems.push((format!("{}: {half}", dir.display()), half.to_string()));
     }
-    Ok(true)
+    if let Err(e) = kubepki::operations::rotate::check_states(dir) {
+        problems.push((e.to_string(), e.to_string()));
+    }
+    for (said, shown) in &problems {
+        eprintln!("kubepki: {said}");
+        if table {
+            print(&format!("\nNOT CLEAN: {shown}\n"))?;
+        }
+    }
+    Ok(!problems.is_empty())
 }
 
 /// When this run began by completing a killed run of the very same command (its journal

@@ -190,6 +190,8 @@ impl Backup {
     /// A new folder of its own for this run.
     fn make_dir(&self) -> Result<PathBuf> {
         let base = self.root.join(BACKUP_DIR);
+        // Never a backup (keys among it) written through a linked `.kubepki-backup`.
+        store::LinkGuard::new(Some(&self.root)).check(&base.join(RUN_FILE))?;
         store::make_dirs(&base)?;
         let seq = last_seq(&base) + 1;
         let now = OffsetDateTime::now_utc();
@@ -324,6 +326,9 @@ pub struct RestoreReport {
     pub put_back: Vec<PathBuf>,
     /// Files removed (created by the runs undone).
     pub removed: Vec<PathBuf>,
+    /// Nodes whose bundle the restore removes whole (added by the runs undone): gone from the
+    /// tree.
+    pub removed_nodes: Vec<String>,
     /// Whether nothing was written (`--dry-run`).
     pub dry_run: bool,
     /// Where the files the restore replaced were saved.
@@ -349,10 +354,13 @@ pub fn restore(root: &Path, id: &str, dry_run: bool) -> Result<RestoreReport> {
             target.entry(rel.clone()).or_insert(None);
         }
     }
+    for b in runs {
+        check_created(&root.join(BACKUP_DIR).join(&b.id), root, &target)?;
+    }
     let mut batch = Batch::new();
     let (mut put_back, mut removed) = (Vec::new(), Vec::new());
     for (rel, source) in &target {
-        if is_kept_out(rel) || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+        if is_kept_out(rel) {
             continue;
         }
         let path = root.join(rel);
@@ -375,13 +383,112 @@ pub fn restore(root: &Path, id: &str, dry_run: bool) -> Result<RestoreReport> {
         }
     }
     let undone = runs.iter().rev().cloned().collect();
+    let removed_nodes = emptied_nodes(root, &removed);
     if !dry_run {
         batch.commit_in(root)?;
         for rel in &removed {
             remove_empty_parents(root, &root.join(rel));
         }
     }
-    Ok(RestoreReport { undone, put_back, removed, dry_run, backup: current_dir(root), rollout: Vec::new() })
+    Ok(RestoreReport {
+        undone,
+        put_back,
+        removed,
+        removed_nodes,
+        dry_run,
+        backup: current_dir(root),
+        rollout: Vec::new(),
+    })
+}
+
+/// The nodes whose bundle (`nodes/<node>/`) holds no file but those of `removed`: after the
+/// restore, nothing of them is left. Only the bundles `removed` touches are looked at.
+fn emptied_nodes(root: &Path, removed: &[PathBuf]) -> Vec<String> {
+    use crate::model::vocabulary::layout::NODES;
+    let removed: HashSet<&Path> = removed.iter().map(PathBuf::as_path).collect();
+    let mut nodes: Vec<String> = removed
+        .iter()
+        .filter_map(|p| p.strip_prefix(NODES).ok()?.components().next())
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    nodes.retain(|node| {
+        let bundle = Path::new(NODES).join(node);
+        let mut stack = vec![bundle];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = fs::read_dir(root.join(&d)) else { continue };
+            for e in entries.flatten() {
+                let rel = d.join(e.file_name());
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(rel),
+                    _ if removed.contains(rel.as_path()) => {}
+                    _ => return false,
+                }
+            }
+        }
+        true
+    });
+    nodes
+}
+
+/// Refuse a backup folder whose list of created files (`.kubepki-created`, which a restore
+/// removes) names what no run of kubepki creates and lists: a path that is not a plain one
+/// inside the tree (`../x`, `/x`), or a signing key (a CA's key, the service-account key, or a
+/// node bundle's copy of one) that the restore would remove (`target`: the version each file
+/// is put back to, `None` removed). A damaged list is an error naming the file and line, not a
+/// line skipped or a CA key deleted.
+fn check_created(dir: &Path, root: &Path, target: &BTreeMap<PathBuf, Option<PathBuf>>) -> Result<()> {
+    let path = dir.join(CREATED_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&path, "read", e)),
+    };
+    let keys = signing_keys();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+        let rel = Path::new(line);
+        let plain = rel.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        let problem = if !plain {
+            "is not a path inside the tree"
+        } else if is_signing_key(rel, &keys) && matches!(target.get(rel), Some(None)) && root.join(rel).exists() {
+            "is a key that signs (a CA's or the service-account key): a restore never removes one on the \
+             strength of this list"
+        } else {
+            continue;
+        };
+        return Err(Error::bad_file(
+            &path,
+            format!(
+                "line {}: '{line}' {problem}; the list is damaged: nothing was changed (remove the line if the \
+                 backup is otherwise sound)",
+                n + 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The signing keys of a tree, relative to it: every CA's key and the service-account key, as
+/// the catalog places them (kubeadm's layout: the same for every cluster).
+fn signing_keys() -> Vec<PathBuf> {
+    let catalog = crate::model::catalog::Catalog::build(&crate::model::spec::ClusterSpec::builtin_default());
+    catalog.entries.iter().filter_map(|e| e.signing_key()).map(Path::to_path_buf).collect()
+}
+
+/// Whether `rel` is one of `keys` or a node bundle's copy of one
+/// (`nodes/<node>/etc/kubernetes/<key>`).
+fn is_signing_key(rel: &Path, keys: &[PathBuf]) -> bool {
+    use crate::model::vocabulary::layout;
+    let top = match rel.strip_prefix(layout::NODES) {
+        Ok(under) => {
+            let mut parts = under.components();
+            parts.next();
+            parts.as_path().strip_prefix(layout::ETC_KUBERNETES).ok()
+        }
+        Err(_) => Some(rel),
+    };
+    top.is_some_and(|t| keys.iter().any(|k| k == t))
 }
 
 /// Where backup `id` is in `all` (the list of the tree at `root`), or an error naming the

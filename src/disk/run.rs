@@ -68,8 +68,24 @@ impl Run {
         Run::begin_new(root, command)
     }
 
+    /// [`Run::begin`] for `backup restore` and `backup prune`, which may be how a tree whose
+    /// rotation state is damaged is put right: they do not refuse it.
+    pub fn begin_backup(root: &Path, command: &str) -> Result<Run> {
+        if !root.is_dir() {
+            return Err(Error::bad_file(root, "no such directory"));
+        }
+        Run::begin_with(root, command, false)
+    }
+
     /// [`Run::begin`] for a command that may make the tree (`csr` into a new folder).
     pub fn begin_new(root: &Path, command: &str) -> Result<Run> {
+        Run::begin_with(root, command, true)
+    }
+
+    /// Take the lock, complete or sweep what a killed run left, then (`check_rotation`) refuse
+    /// a tree whose rotation state cannot be read: changing it would go on from a phase
+    /// nobody knows.
+    fn begin_with(root: &Path, command: &str, check_rotation: bool) -> Result<Run> {
         let had_lock = root.join(LOCK).is_file();
         let mut run = Run::lock(root, command)?;
         run.replayed = root.join(store::JOURNAL).exists();
@@ -81,6 +97,9 @@ impl Run {
         if !had_lock || run.interrupted.is_some() || run.replayed {
             store::sweep_temporaries(root)?;
         }
+        if check_rotation {
+            crate::operations::rotate::check_states(root)?;
+        }
         Ok(run)
     }
 
@@ -90,6 +109,7 @@ impl Run {
         let mut run = Run::lock(root, "init")?;
         run.replayed = root.join(store::JOURNAL).exists();
         store::replay_journal(root)?;
+        crate::operations::rotate::check_states(root)?;
         Ok(run)
     }
 
@@ -97,7 +117,10 @@ impl Run {
         if root.exists() && !root.is_dir() {
             return Err(Error::bad_file(root, "exists and is not a directory"));
         }
+        let wait = wait_limit()?;
         let path = root.join(LOCK);
+        // The lock is a file of the tree like any other: not made through a linked `.kubepki`.
+        store::LinkGuard::new(Some(root)).check(&path)?;
         store::make_dirs(path.parent().expect("has a parent"))?;
         let mut file = OpenOptions::new()
             .read(true)
@@ -107,7 +130,6 @@ impl Run {
             .mode(0o644)
             .open(&path)
             .map_err(|e| Error::io(&path, "open the lock", e))?;
-        let wait = wait_limit();
         let began = Instant::now();
         loop {
             match flock(&file, FlockOperation::NonBlockingLockExclusive) {
@@ -196,13 +218,34 @@ fn args_line() -> String {
     std::env::args().skip(1).collect::<Vec<_>>().join(" ").replace('\n', " ")
 }
 
-/// How long to wait for the lock: `$KUBEPKI_LOCK_WAIT` seconds, else [`LOCK_WAIT`].
-fn wait_limit() -> Duration {
-    std::env::var("KUBEPKI_LOCK_WAIT")
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map_or(LOCK_WAIT, Duration::from_secs_f64)
+/// The longest wait `$KUBEPKI_LOCK_WAIT` may ask for: a day.
+const MAX_LOCK_WAIT: f64 = 86_400.0;
+
+/// How long to wait for the lock: `$KUBEPKI_LOCK_WAIT` seconds, else [`LOCK_WAIT`]. A value
+/// that is not a number of seconds from 0 to a day is refused, naming it (not taken as the
+/// default, nor left to overflow).
+fn wait_limit() -> Result<Duration> {
+    match std::env::var("KUBEPKI_LOCK_WAIT") {
+        Err(std::env::VarError::NotPresent) => Ok(LOCK_WAIT),
+        Err(std::env::VarError::NotUnicode(v)) => Err(bad_wait(&v.to_string_lossy(), "not text")),
+        Ok(v) => parse_wait(&v),
+    }
+}
+
+fn parse_wait(value: &str) -> Result<Duration> {
+    let seconds: f64 = value.trim().parse().map_err(|_| bad_wait(value, "not a number of seconds"))?;
+    if !seconds.is_finite() || !(0.0..=MAX_LOCK_WAIT).contains(&seconds) {
+        return Err(bad_wait(value, "out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn bad_wait(value: &str, why: &str) -> Error {
+    Error::Invalid(format!(
+        "KUBEPKI_LOCK_WAIT={value:?}: {why}: give how many seconds to wait for the lock, from 0 to {MAX_LOCK_WAIT} \
+         (e.g. 2.5), or unset it for {}s (nothing was changed)",
+        LOCK_WAIT.as_secs()
+    ))
 }
 
 /// Whether a tree holds nothing but its lock (or does not exist).
@@ -269,4 +312,19 @@ pub fn interrupted(root: &Path) -> Option<Interrupted> {
     }
     let holder = if holder.is_empty() { "a run that did not name itself".into() } else { holder };
     Some(Interrupted { holder, running, journal_pending })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_wait_is_seconds_from_zero_to_a_day_or_refused_by_name() {
+        assert_eq!(parse_wait("2.5").unwrap(), Duration::from_millis(2500));
+        assert_eq!(parse_wait(" 0 ").unwrap(), Duration::ZERO);
+        for bad in ["1e30", "abc", "-1", "NaN", "inf", "", "86401"] {
+            let err = parse_wait(bad).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("KUBEPKI_LOCK_WAIT={bad:?}: ")), "{err}");
+        }
+    }
 }

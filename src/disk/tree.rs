@@ -19,16 +19,14 @@ use crate::x509::issue::{Ca, PrivateKey};
 const OWN_DIRS: [&str; 5] = ["pki", "pki/etcd", "nodes", ".kubepki", ".kubepki-backup"];
 
 /// Refuse a tree whose key directories are symbolic links: kubepki would write CA keys
-/// wherever they point, outside the tree. (The tree's root itself may be a link.)
+/// wherever they point, outside the tree. (The tree's root itself may be a link.) Checked
+/// first, before anything is read; every other directory a file is written into is checked by
+/// the store as it writes ([`crate::disk::store::LinkGuard`]).
 pub fn refuse_linked_dirs(root: &Path) -> Result<()> {
     for dir in OWN_DIRS {
         let path = root.join(dir);
         if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-            let to = std::fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
-            return Err(Error::bad_file(
-                &path,
-                format!("a symbolic link (to {to}): kubepki writes keys only inside the tree; make it a directory (nothing was written)"),
-            ));
+            return Err(crate::disk::store::linked(&path));
         }
     }
     Ok(())
@@ -101,6 +99,20 @@ pub fn leaf_files(
     }
 }
 
+/// The refusal of what needs the key of the CA `id`, whose certificate is in the tree without
+/// its key (`key_path`): kubeadm's external-CA mode. `what` is what kubepki cannot do
+/// (`sign for it`, `rotate it`).
+pub fn externally_managed(root: &Path, id: &str, key_path: &Path, what: &str) -> Error {
+    let steps = crate::operations::external::renewal_steps(&root.display().to_string(), id);
+    Error::bad_file(
+        key_path,
+        format!(
+            "missing: the CA {id} is externally managed (its certificate is in the tree without its key, \
+             kubeadm's external-CA mode), so kubepki cannot {what}. Renew what it signs outside the tree: {steps}"
+        ),
+    )
+}
+
 /// A CA of the tree, able to sign: its key on disk, matching its certificate, not expired.
 pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) -> Result<Ca> {
     let e =
@@ -113,15 +125,7 @@ pub fn load_ca(catalog: &Catalog, root: &Path, id: &str, now: OffsetDateTime) ->
     let key_pem = match read_text(&key_path, Limit::Pem) {
         Ok(k) => k,
         Err(e) if is_missing(&e) && cert_path.is_file() => {
-            let steps = crate::operations::external::renewal_steps(&root.display().to_string(), id);
-            return Err(Error::bad_file(
-                key_path,
-                format!(
-                    "missing: the CA {id} is externally managed (its certificate is in the tree without its key, \
-                     kubeadm's external-CA mode), so kubepki cannot sign for it. Renew what it signs outside the tree: \
-                     {steps}"
-                ),
-            ));
+            return Err(externally_managed(root, id, &key_path, "sign for it"));
         }
         Err(Error::Io { path, source, .. }) => {
             return Err(Error::Io {

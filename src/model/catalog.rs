@@ -337,6 +337,15 @@ impl Entry {
         matches!(self.kind, EntryKind::Ca { .. })
     }
 
+    /// The private key that signs, for a CA or the service-account key pair (what a tree can
+    /// never make again the same: every node trusts its public half); `None` for a leaf.
+    pub fn signing_key(&self) -> Option<&Path> {
+        match &self.kind {
+            EntryKind::Ca { key, .. } | EntryKind::KeyPair { key, .. } => Some(key),
+            EntryKind::Leaf(_) => None,
+        }
+    }
+
     /// The files this entry owns, relative to the tree's root, with their modes; the
     /// certificate (or public key) first.
     pub fn files(&self) -> Vec<(&Path, Mode)> {

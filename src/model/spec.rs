@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::vocabulary::{DEFAULT_CLUSTER_NAME, DEFAULT_DNS_DOMAIN, DEFAULT_SERVICE_SUBNET};
-pub use names::{is_dns1123_label, is_dns1123_subdomain, is_san_dns_name};
+pub use names::{dns1123_subdomain_problem, is_dns1123_label, is_dns1123_subdomain, is_san_dns_name};
 pub use pools::MAX_NODES;
 
 /// The default port of kube-apiserver.
@@ -951,8 +951,8 @@ fn explicit_node(r: &Resolver, seen: &mut Seen, i: usize, n: NodeFile) -> Result
 
 /// The one check of a node given by name (a description's `nodes`, or `node add`).
 fn check_node(r: &Resolver, seen: &mut Seen, fields: NodeFields, n: NodeFile) -> Result<()> {
-    if !is_dns1123_subdomain(&n.name) {
-        return Err(r.err(fields.name(), format!("'{}' is not a valid node name ({NODE_NAME_RULE})", n.name)));
+    if let Some(why) = dns1123_subdomain_problem(&n.name) {
+        return Err(r.err(fields.name(), format!("'{}' is not a valid node name: {why} ({NODE_NAME_RULE})", n.name)));
     }
     if seen.names.contains(&n.name) {
         return Err(r.err(fields.name(), format!("duplicate node name '{}'", n.name)));
@@ -1035,10 +1035,10 @@ fn node_pool(r: &Resolver, seen: &mut Seen, i: usize, pool: pools::NodePoolFile)
     for k in 0..count as u64 {
         let index = first_index + k;
         let name = pattern.render(index, "");
-        if !is_dns1123_subdomain(&name) {
+        if let Some(why) = dns1123_subdomain_problem(&name) {
             return Err(r.err(
                 field("namePattern"),
-                format!("'{name}' (index {index}) is not a valid node name ({NODE_NAME_RULE})"),
+                format!("'{name}' (index {index}) is not a valid node name: {why} ({NODE_NAME_RULE})"),
             ));
         }
         if seen.names.contains(&name) {
@@ -1065,7 +1065,7 @@ fn node_pool(r: &Resolver, seen: &mut Seen, i: usize, pool: pools::NodePoolFile)
     Ok(())
 }
 
-const NODE_NAME_RULE: &str = "lowercase RFC 1123: a-z, 0-9, '-', '.'";
+const NODE_NAME_RULE: &str = "lowercase RFC 1123: labels of 1 to 63 of a-z, 0-9, '-', joined by '.'";
 
 /// An address a node can have: one host, written one way. Not the unspecified address
 /// (`0.0.0.0`, `::`: every host), multicast, or the broadcast address; not an IPv4 address

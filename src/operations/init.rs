@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 
 use crate::audit::conformance::deviations;
 use crate::disk::issuance::{self, IssuanceRecord};
-use crate::disk::store::{self, Committer, Mode, Staged};
+use crate::disk::store::{self, Committer, LinkGuard, Mode, Staged};
 use crate::error::{Error, Result};
 use crate::model::catalog::{Audience, Bundles, Catalog, Entry, EntryId, EntryKind, Leaf, Store};
 use crate::model::spec::{ClusterSpec, Node};
@@ -170,9 +170,9 @@ impl Unit {
 
     /// Write the files to their temporaries (where they were made, on the maker's core) for
     /// the writer to commit; their contents are not held any longer.
-    fn stage(self, root: &Path) -> Result<StagedUnit> {
+    fn stage(self, root: &Path, guard: &LinkGuard) -> Result<StagedUnit> {
         let files = self.files.iter().map(|(path, bytes, mode)| (root.join(path), &bytes[..], *mode));
-        Ok(StagedUnit { files: store::stage(files)?, issued: self.issued })
+        Ok(StagedUnit { files: store::stage(files, guard)?, issued: self.issued })
     }
 }
 
@@ -263,6 +263,13 @@ fn init_into(
     let replaced_cas = replace_cas(catalog, &opts.replace_ca, &mut found, &mut cas)?;
     refuse_what_may_not_be_replaced(catalog, root, &found, &cas, opts)?;
     let replaced = found.iter().any(|f| matches!(f, Found::Bad(_) | Found::Partial(_) | Found::Stale(_)));
+    // Every directory a file of the tree goes into, before anything is made: none may be a
+    // symbolic link (each looked at once; the makers' files are then found checked).
+    let index = catalog.bundles();
+    let guard = LinkGuard::new(Some(root));
+    let own = catalog.entries.iter().flat_map(|e| e.files()).map(|(f, _)| root.join(f));
+    let copies = spec.nodes.iter().flat_map(|n| index.of(spec, n)).map(|(_, dst, _)| root.join(dst));
+    own.chain(copies).try_for_each(|p| guard.check(&p))?;
 
     // 2. Make what is missing, and what is partly there (what is replaced, the halves of those
     //    included, is saved first, by the store, in the backup of the run under way: see
@@ -280,8 +287,8 @@ fn init_into(
         replace_ca: &opts.replace_ca,
         progress,
         bundle_files_written: &bundle_files_written,
+        guard: &guard,
     };
-    let index = catalog.bundles();
     let nodes_begun = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<StagedUnit>(QUEUE_NODES);
@@ -550,6 +557,8 @@ struct Maker<'a> {
     replace_ca: &'a [String],
     progress: &'a dyn Progress,
     bundle_files_written: &'a AtomicUsize,
+    /// The directories of the tree checked not to be symbolic links.
+    guard: &'a LinkGuard,
 }
 
 impl<'a> Maker<'a> {
@@ -588,23 +597,27 @@ impl<'a> Maker<'a> {
         for (path, bytes, _) in &first.files {
             shared.insert(path.clone(), bytes.clone());
         }
-        // Kept shared files are sources too.
+        // Kept shared files are sources too; but for an externally managed CA's key, which is
+        // not there (the CA is kept without it), nor copied to any bundle.
         for (i, e) in entries.iter().enumerate() {
             if !own(e) && !missing(&i) {
                 for (f, _) in e.files() {
                     let path = self.root.join(f);
-                    let bytes = crate::disk::readfile::read(&path, crate::disk::readfile::Limit::Kubeconfig)?;
-                    shared.insert(f.to_path_buf(), bytes);
+                    match crate::disk::readfile::read(&path, crate::disk::readfile::Limit::Kubeconfig) {
+                        Ok(bytes) => drop(shared.insert(f.to_path_buf(), bytes)),
+                        Err(err) if e.is_ca() && crate::disk::readfile::is_missing(&err) => {}
+                        Err(err) => return Err(err),
+                    }
                 }
             }
         }
-        send(tx, first.stage(self.root)?)?;
+        send(tx, first.stage(self.root, self.guard)?)?;
 
         // Nodes, on all cores: each node's own entries and its bundle's copies.
         nodes_begun.store(true, Ordering::Relaxed);
         self.spec.nodes.par_iter().try_for_each(|node| {
             let unit = self.make_node(node, index, cas, &shared)?;
-            send(tx, unit.stage(self.root)?)
+            send(tx, unit.stage(self.root, self.guard)?)
         })
     }
 
@@ -626,7 +639,7 @@ impl<'a> Maker<'a> {
             dirs.sort_unstable();
             dirs.dedup();
             for dir in dirs {
-                if store::make_dirs(&dir).is_err() {
+                if self.guard.check(&dir.join("-")).is_err() || store::make_dirs(&dir).is_err() {
                     return;
                 }
             }
@@ -715,6 +728,15 @@ impl<'a> Maker<'a> {
                 Some((_, b, _)) => b.clone(),
                 None => match shared.get(&src) {
                     Some(b) => b.clone(),
+                    // An externally managed CA's key: no bundle gets a copy.
+                    None if self
+                        .catalog
+                        .entries
+                        .iter()
+                        .any(|e| e.is_ca() && e.files().iter().any(|(f, _)| *f == src)) =>
+                    {
+                        continue
+                    }
                     None => {
                         let path = self.root.join(&src);
                         crate::disk::readfile::read(&path, crate::disk::readfile::Limit::Kubeconfig)?

@@ -21,6 +21,13 @@ pub struct NodeRollout {
     pub nodes: Vec<String>,
     /// The files to copy onto each, at their paths there (`/etc/kubernetes/pki/ca.crt`).
     pub files: Vec<String>,
+    /// The files to delete from each (a restore that removes what the runs it undoes made).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+    /// Whether the node is gone from the tree: its every file removed (a restore undoing the
+    /// `node add` that made it). Nothing of it is copied nor restarted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
     /// What must restart (static pods: move the manifest out and back) or reload to read them.
     pub restart: Vec<&'static str>,
     /// Anything else (`admin.conf`: copy to `~/.kube/config` where it is used).
@@ -63,6 +70,15 @@ fn metrics_server_reads(file: &str) -> bool {
         || rel == "pki/front-proxy-ca.crt"
 }
 
+/// Whether only a control plane has this file (its static pods' credentials).
+fn control_plane_file(file: &str) -> bool {
+    let name = file.rsplit('/').next().unwrap_or(file);
+    file.contains("/pki/etcd/")
+        || name.starts_with("apiserver")
+        || name.starts_with("front-proxy")
+        || matches!(name, "controller-manager.conf" | "scheduler.conf" | "admin.conf" | "super-admin.conf" | "sa.key")
+}
+
 /// Where a file of the tree goes: `(node, path on it)`; `None` for kubepki's own files.
 fn placed(rel: &Path, primary: &str) -> Option<(String, String)> {
     let text = rel.to_string_lossy();
@@ -82,25 +98,50 @@ fn placed(rel: &Path, primary: &str) -> Option<(String, String)> {
 /// The rollout of these changed files (relative to the tree), nodes with the same change
 /// grouped, in the order of the description.
 pub fn rollout(spec: &ClusterSpec, changed: &[PathBuf]) -> Vec<NodeRollout> {
+    rollout_of_change(spec, changed, &[], &[])
+}
+
+/// The rollout of a change that copies `copied` files, deletes `removed` ones and leaves the
+/// nodes `gone` without a file (relative to the tree; nodes by name), for the cluster `spec`
+/// as it was before the change: a gone node is said to be gone, with what was removed, and
+/// nothing to restart; a node the description does not know (a restore that brings back a
+/// removed node) runs what its files say (a control plane's certificates, or a worker's).
+pub fn rollout_of_change(
+    spec: &ClusterSpec,
+    copied: &[PathBuf],
+    removed: &[PathBuf],
+    gone: &[String],
+) -> Vec<NodeRollout> {
     let primary = spec.primary().name.as_str();
-    let mut per_node: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for rel in changed {
+    let mut per_node: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    for (rel, deleted) in copied.iter().map(|p| (p, false)).chain(removed.iter().map(|p| (p, true))) {
         if let Some((node, file)) = placed(rel, primary) {
-            per_node.entry(node).or_default().insert(file);
+            let (to_copy, to_remove) = per_node.entry(node).or_default();
+            if deleted { to_remove } else { to_copy }.insert(file);
         }
     }
     let mut groups: Vec<NodeRollout> = Vec::new();
     let order = spec.nodes.iter().map(|n| n.name.clone()).chain(per_node.keys().cloned()).collect::<Vec<_>>();
     let mut done = BTreeSet::new();
     for node in order {
-        let Some(files) = per_node.get(&node) else { continue };
+        let Some((files, removed)) = per_node.get(&node) else { continue };
         if !done.insert(node.clone()) {
             continue;
         }
+        let removed: Vec<String> = removed.iter().cloned().collect();
+        if gone.contains(&node) {
+            let (files, restart, also) = (Vec::new(), Vec::new(), Vec::new());
+            groups.push(NodeRollout { nodes: vec![node], files, removed, gone: true, restart, also });
+            continue;
+        }
         // A worker runs only the kubelet and kube-proxy.
-        let worker = spec.nodes.iter().any(|n| n.name == node && n.role == crate::model::spec::Role::Worker);
+        let worker = match spec.nodes.iter().find(|n| n.name == node) {
+            Some(n) => n.role == crate::model::spec::Role::Worker,
+            None => !files.iter().chain(&removed).any(|f| control_plane_file(f)),
+        };
         let restart: BTreeSet<&'static str> = files
             .iter()
+            .chain(&removed)
             .flat_map(|f| readers(f))
             .filter(|c| !worker || matches!(*c, "kubelet" | "kube-proxy"))
             .collect();
@@ -120,9 +161,12 @@ pub fn rollout(spec: &ClusterSpec, changed: &[PathBuf]) -> Vec<NodeRollout> {
         }
         let files: Vec<String> = files.iter().cloned().collect();
         let restart: Vec<&'static str> = restart.into_iter().collect();
-        match groups.iter_mut().find(|g| g.files == files && g.restart == restart && g.also == also) {
+        let same = |g: &&mut NodeRollout| {
+            !g.gone && g.files == files && g.removed == removed && g.restart == restart && g.also == also
+        };
+        match groups.iter_mut().find(same) {
             Some(g) => g.nodes.push(node),
-            None => groups.push(NodeRollout { nodes: vec![node], files, restart, also }),
+            None => groups.push(NodeRollout { nodes: vec![node], files, removed, gone: false, restart, also }),
         }
     }
     groups
@@ -141,7 +185,24 @@ pub fn text(groups: &[NodeRollout]) -> String {
         } else {
             g.nodes.join(", ")
         };
-        let _ = writeln!(out, "  {nodes}: {} file(s): {}", g.files.len(), g.files.join(", "));
+        if g.gone {
+            let _ = writeln!(
+                out,
+                "  {nodes}: gone from the tree: its {} file(s) removed ({}); the node is no longer in the cluster \
+                 the tree describes: stop its kubelet and kube-proxy, and delete it (kubectl delete node {nodes})",
+                g.removed.len(),
+                g.removed.join(", ")
+            );
+            continue;
+        }
+        if !g.files.is_empty() {
+            let _ = writeln!(out, "  {nodes}: {} file(s): {}", g.files.len(), g.files.join(", "));
+        } else {
+            let _ = writeln!(out, "  {nodes}:");
+        }
+        if !g.removed.is_empty() {
+            let _ = writeln!(out, "    remove: {}", g.removed.join(", "));
+        }
         if g.restart.is_empty() {
             let _ = writeln!(out, "    restart: nothing (no component reads them)");
         } else {
@@ -184,6 +245,28 @@ mod tests {
         assert_eq!(r[0].restart, ["kubelet"], "a worker runs no apiserver");
         assert!(readers("/etc/kubernetes/pki/etcd/ca.crt").contains(&"etcd"));
         assert_eq!(readers("/etc/kubernetes/pki/ca.crt"), ["kube-apiserver", "kube-controller-manager", "kubelet"]);
+    }
+
+    #[test]
+    fn a_gone_node_is_said_gone_and_an_unknown_one_runs_what_its_files_say() {
+        let spec = ClusterSpec::builtin_default();
+        let removed = [PathBuf::from("nodes/node02/etc/kubernetes/kubelet.conf")];
+        let r = rollout_of_change(&spec, &[], &removed, &["node02".to_string()]);
+        assert_eq!(r.len(), 1, "{r:#?}");
+        assert!(r[0].gone && r[0].files.is_empty() && r[0].restart.is_empty(), "{r:#?}");
+        assert_eq!(r[0].removed, ["/etc/kubernetes/kubelet.conf"]);
+        assert!(text(&r).contains("node02: gone from the tree: its 1 file(s) removed"), "{}", text(&r));
+        // Removed from a node that stays: said to remove, its readers restarted.
+        let r = rollout_of_change(&spec, &[], &removed, &[]);
+        assert!(!r[0].gone && r[0].removed.len() == 1 && r[0].restart == ["kubelet"], "{r:#?}");
+        // Not in the description: a worker's files are a worker's.
+        let copied = [PathBuf::from("nodes/w9/etc/kubernetes/pki/ca.crt")];
+        assert_eq!(rollout_of_change(&spec, &copied, &[], &[])[0].restart, ["kubelet"]);
+        let copied = [
+            PathBuf::from("nodes/cp9/etc/kubernetes/pki/ca.crt"),
+            PathBuf::from("nodes/cp9/etc/kubernetes/pki/apiserver.crt"),
+        ];
+        assert!(rollout_of_change(&spec, &copied, &[], &[])[0].restart.contains(&"kube-apiserver"));
     }
 
     #[test]

@@ -100,6 +100,33 @@ fn read_state(root: &Path, ca: &str) -> Result<Option<State>> {
     }
 }
 
+/// Refuse a tree whose rotation state cannot be read: every `.kubepki/rotation/<ca>/state.json`
+/// there is must parse (a tree whose rotation stands nobody knows where is neither clean nor
+/// safe to change). The error names the file and the problem.
+pub fn check_states(root: &Path) -> Result<()> {
+    let dir = root.join(crate::model::vocabulary::state::ROTATION);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
+    let mut cas: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    cas.sort();
+    for ca in cas {
+        read_state(root, &ca).map_err(|e| match e {
+            Error::BadFile { path, problem } => Error::BadFile {
+                path,
+                problem: format!(
+                    "{problem}: the rotation of {ca} cannot be followed; restore the file from a backup \
+                     (kubepki backup list) before changing the tree"
+                ),
+            },
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
 /// Where the rotation of one CA stands.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -180,6 +207,19 @@ fn ca_files(tree: &Tree, ca: &str) -> Result<(PathBuf, PathBuf)> {
 
 fn read(root: &Path, rel: &Path) -> Result<String> {
     read_at(&root.join(rel))
+}
+
+/// The key of the CA `ca` being rotated; missing beside its certificate, the CA is managed
+/// outside the tree, and said so.
+fn read_ca_key(root: &Path, ca: &str, cert_rel: &Path, key_rel: &Path) -> Result<PrivateKey> {
+    let path = root.join(key_rel);
+    match read_at(&path) {
+        Ok(pem) => PrivateKey::from_pem(&pem, &path),
+        Err(e) if crate::disk::readfile::is_missing(&e) && root.join(cert_rel).is_file() => Err(
+            crate::disk::tree::externally_managed(root, ca, &path, "rotate it (its key is kept where it is managed)"),
+        ),
+        Err(e) => Err(e),
+    }
 }
 
 fn read_at(path: &Path) -> Result<String> {
@@ -318,7 +358,7 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
                     format!("holds {} PEM blocks; a rotation starts from a single CA", current_blocks.len()),
                 ));
             }
-            let old_key = PrivateKey::from_pem(&read(&tree.root, &key_rel)?, &tree.root.join(&key_rel))?;
+            let old_key = read_ca_key(&tree.root, ca, &cert_rel, &key_rel)?;
             let new_key = PrivateKey::generate(old_key.algorithm())?;
             let new_pem = if is_sa {
                 new_key.public_key_pem()
@@ -365,7 +405,7 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
                 // certificate cross-signed by the old key after it, so that a party that
                 // still trusts only the old CA verifies it until `finish`.
                 let key_path = root.join(&dir).join("new.key");
-                let old_key = PrivateKey::from_pem(&read(root, &key_rel)?, &root.join(&key_rel))?;
+                let old_key = read_ca_key(root, ca, &cert_rel, &key_rel)?;
                 let old = Ca::load(ca, &old_pem, &root.join(&dir).join("old.pem"), old_key)?;
                 let new_ca = Ca::load(
                     ca,

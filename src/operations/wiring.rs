@@ -77,7 +77,7 @@ pub fn write_missing(spec: &ClusterSpec, catalog: &Catalog, topology: &Topology,
             n += 1;
         }
     }
-    batch.commit()?;
+    batch.commit_in(root)?;
     Ok(n)
 }
 

@@ -17,6 +17,7 @@ mod filters;
 mod fixes;
 mod golden;
 mod hardening;
+mod hardening_day2;
 mod json;
 mod kill;
 mod kubectl;

@@ -73,6 +73,11 @@ impl Batch {
                 return Err(Error::bad_file(p, problem));
             }
         }
+        // Nothing of the tree written through a symbolic link, checked before anything is.
+        let guard = LinkGuard::new(journal_root);
+        let mut paths =
+            self.files.iter().map(|(p, _, _)| p).chain(self.append.iter().map(|(p, _)| p)).chain(&self.remove);
+        paths.try_for_each(|p| guard.check(p))?;
         // By directory: each is made (if need be) by the task that writes its files, so that
         // making directories and writing files overlap rather than wait for each other.
         let mut by_dir: BTreeMap<&Path, Vec<usize>> = BTreeMap::new();
@@ -80,7 +85,7 @@ impl Batch {
             by_dir.entry(parent(path)).or_default().push(i);
         }
         if self.files.len() >= BULK_FILES {
-            return self.commit_bulk(&by_dir, journal_root);
+            return self.commit_bulk(&by_dir, journal_root, &guard);
         }
         let mut dirs: Vec<&Path> = by_dir.keys().copied().collect();
         dirs.extend(self.append.iter().map(|(log, _)| parent(log)));
@@ -167,12 +172,17 @@ impl Batch {
 
     /// A large batch: staged on all cores (each directory's files by one task), then put in
     /// place by a [`Committer`] as one group.
-    fn commit_bulk(&self, by_dir: &BTreeMap<&Path, Vec<usize>>, journal_root: Option<&Path>) -> Result<()> {
+    fn commit_bulk(
+        &self,
+        by_dir: &BTreeMap<&Path, Vec<usize>>,
+        journal_root: Option<&Path>,
+        guard: &LinkGuard,
+    ) -> Result<()> {
         // Staging is work for cores (nothing waits on the disk): on the global pool.
         let files = &self.files;
         let staged: Vec<Result<Vec<Staged>>> = by_dir
             .par_iter()
-            .map(|(_, ids)| stage(ids.iter().map(|&i| (files[i].0.clone(), &files[i].1[..], files[i].2))))
+            .map(|(_, ids)| stage(ids.iter().map(|&i| (files[i].0.clone(), &files[i].1[..], files[i].2)), guard))
             .collect();
         let mut committer = Committer::new(journal_root);
         let mut failure = None;

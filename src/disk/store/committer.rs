@@ -24,10 +24,12 @@ impl Drop for Staged {
 
 /// Write each file to a temporary beside it, unsynced, making its directory (0755) if need
 /// be: the first half of a [`Committer`]'s work, to be done where the files are made (on many
-/// threads at once). All or nothing: on an error, no temporary is left.
-pub fn stage<'a>(files: impl IntoIterator<Item = (PathBuf, &'a [u8], Mode)>) -> Result<Vec<Staged>> {
+/// threads at once). All or nothing: on an error, no temporary is left. A file under a
+/// symbolic link to a directory of the tree `guard` guards is refused before it is written.
+pub fn stage<'a>(files: impl IntoIterator<Item = (PathBuf, &'a [u8], Mode)>, guard: &LinkGuard) -> Result<Vec<Staged>> {
     let mut staged = Vec::new();
     for (path, contents, mode) in files {
+        guard.check(&path)?;
         // Most directories exist: made only when the temporary cannot be created without.
         let (tmp, dev) = match write_temp(&path, contents, mode, Flush::Later) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {

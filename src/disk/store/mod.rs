@@ -26,6 +26,10 @@
 //! replaces or removes is saved in the backup of the run under way on its tree, if any (see
 //! [`crate::disk::backup`] and [`crate::disk::run`]). A test can have the process die at a named point of a
 //! journaled commit (`KUBEPKI_FAILPOINT`, see [`failpoint`]).
+//!
+//! Nothing of a tree is written, nor removed, through a symbolic link to a directory: before a
+//! journaled batch (or a staged file of the tree) writes anything, every directory between the
+//! tree's root and its files is checked, once each (see [`LinkGuard`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -42,11 +46,14 @@ use crate::error::{Error, Result};
 mod batch;
 mod committer;
 mod journal;
+mod links;
 
 pub use batch::Batch;
 pub use committer::{stage, Committer, Staged};
 pub use journal::replay_journal;
 use journal::write_journal;
+pub(crate) use links::linked;
+pub use links::{linked_dirs, LinkGuard};
 
 /// File modes kubeadm uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -531,7 +538,7 @@ mod tests {
         };
         let stage_group = |group: usize, n: usize| {
             let f = files(group, n);
-            stage(f.iter().map(|(p, b, m)| (p.clone(), &b[..], *m))).unwrap()
+            stage(f.iter().map(|(p, b, m)| (p.clone(), &b[..], *m)), &LinkGuard::new(Some(root))).unwrap()
         };
         // A large group (one syncfs) and a small one (an fsync each).
         let mut c = Committer::new(Some(root));

@@ -15,6 +15,35 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
 }
 
+/// Why `s` is not an RFC 1123 subdomain (`None`: it is one), in words a person can act on.
+pub fn dns1123_subdomain_problem(s: &str) -> Option<String> {
+    if s.is_empty() {
+        return Some("it is empty".into());
+    }
+    if s.len() > 253 {
+        return Some(format!("it is {} characters long, more than 253", s.len()));
+    }
+    for label in s.split('.') {
+        let b = label.as_bytes();
+        let why = if b.is_empty() {
+            "a label is empty (two dots in a row, or a dot at an end)".to_string()
+        } else if b.len() > 63 {
+            format!("a label is {} characters long, more than 63", b.len())
+        } else if let Some(c) = label.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+            match c {
+                'A'..='Z' => format!("'{c}' is uppercase (names are lowercase)"),
+                _ => format!("{c:?} is not allowed"),
+            }
+        } else if b[0] == b'-' || b[b.len() - 1] == b'-' {
+            "a label starts or ends with '-'".to_string()
+        } else {
+            continue;
+        };
+        return Some(why);
+    }
+    None
+}
+
 /// A DNS name for a certificate SAN: a subdomain (case-insensitive) whose first label may be `*`.
 pub fn is_san_dns_name(s: &str) -> bool {
     let lower = s.to_ascii_lowercase();
@@ -32,7 +61,11 @@ mod tests {
         assert!(is_dns1123_subdomain("controlplane"));
         for bad in ["", "Node01", "-a", "a-", "a..b", "a_b", "a.", &"x".repeat(64)] {
             assert!(!is_dns1123_subdomain(bad), "{bad:?} accepted");
+            assert!(dns1123_subdomain_problem(bad).is_some(), "{bad:?}: no reason given");
         }
+        assert_eq!(dns1123_subdomain_problem("node-01.example.com"), None);
+        assert_eq!(dns1123_subdomain_problem(&"a".repeat(70)).unwrap(), "a label is 70 characters long, more than 63");
+        assert_eq!(dns1123_subdomain_problem("Node01").unwrap(), "'N' is uppercase (names are lowercase)");
         assert!(is_san_dns_name("*.apps.example.com"));
         assert!(is_san_dns_name("LB.Example.com"));
         assert!(!is_san_dns_name("*"));

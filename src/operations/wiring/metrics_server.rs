@@ -153,7 +153,7 @@ pub fn trust_new_ca(root: &std::path::Path, catalog: &Catalog, ca: &str) -> Resu
         // As any file a run replaces: saved in the run's backup first.
         let mut batch = crate::disk::store::Batch::new();
         batch.add(root.join(path), text, crate::disk::store::Mode::Public);
-        batch.commit()?;
+        batch.commit_in(root)?;
     }
     Ok(())
 }
