@@ -41,7 +41,10 @@ impl LinkGuard {
         }
     }
 
-    /// The first directory between the root and `path` that is a symbolic link, if any.
+    /// The first directory between the root and `path` that is a symbolic link, if any. Only
+    /// the directories below the nearest one already known are looked at, top down, and the
+    /// set of known ones is locked twice per call, not once per level (thousands of files are
+    /// staged on all cores).
     fn find(&self, path: &Path) -> Found {
         let (Some(root), Some(dir)) = (&self.root, path.parent()) else {
             return Found::Sound;
@@ -49,35 +52,40 @@ impl LinkGuard {
         let Ok(rel) = dir.strip_prefix(root) else {
             return Found::Sound;
         };
-        if self.seen(dir) {
-            return Found::Sound;
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Found::NotPlain;
         }
-        let mut at = root.clone();
-        let mut made_by_us = false;
-        let mut fresh = Vec::new();
-        for part in rel.components() {
-            if !matches!(part, Component::Normal(_)) {
-                return Found::NotPlain;
+        // Deepest first: the directories up to the nearest known one.
+        let mut unknown: Vec<&Path> = Vec::new();
+        {
+            let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+            let mut at = dir;
+            while at != root.as_path() && !checked.contains(at) {
+                unknown.push(at);
+                match at.parent() {
+                    Some(up) => at = up,
+                    None => break,
+                }
             }
-            at.push(part);
-            if !made_by_us && !self.seen(&at) {
-                match std::fs::symlink_metadata(&at) {
+        }
+        let mut fresh = Vec::with_capacity(unknown.len());
+        let mut made_by_us = false;
+        for at in unknown.into_iter().rev() {
+            if !made_by_us {
+                match std::fs::symlink_metadata(at) {
                     Ok(m) if m.file_type().is_symlink() => {
                         self.checked.lock().unwrap_or_else(|e| e.into_inner()).extend(fresh);
-                        return Found::Link(at);
+                        return Found::Link(at.to_path_buf());
                     }
                     Ok(_) => {}
+                    // Not there: kubepki makes it, and those below it, as directories.
                     Err(_) => made_by_us = true,
                 }
             }
-            fresh.push(at.clone());
+            fresh.push(at.to_path_buf());
         }
         self.checked.lock().unwrap_or_else(|e| e.into_inner()).extend(fresh);
         Found::Sound
-    }
-
-    fn seen(&self, dir: &Path) -> bool {
-        self.checked.lock().unwrap_or_else(|e| e.into_inner()).contains(dir)
     }
 }
 
