@@ -89,6 +89,14 @@ impl LinkGuard {
     }
 }
 
+#[cfg(test)]
+impl LinkGuard {
+    /// Whether `dir` is known sound.
+    fn seen(&self, dir: &Path) -> bool {
+        self.checked.lock().unwrap_or_else(|e| e.into_inner()).contains(dir)
+    }
+}
+
 /// What [`LinkGuard::find`] found on the way to a file.
 enum Found {
     Sound,
