@@ -10,6 +10,7 @@
 //! link (the tree is wherever the user says it is).
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
@@ -21,7 +22,8 @@ use crate::error::{Error, Result};
 pub struct LinkGuard {
     /// `None`: a batch that is not the tree's (not journaled), nothing checked.
     root: Option<PathBuf>,
-    checked: Mutex<HashSet<PathBuf>>,
+    /// By the path's bytes (hashing a `Path` parses its components: slower by far).
+    checked: Mutex<HashSet<OsString>>,
 }
 
 impl LinkGuard {
@@ -60,7 +62,7 @@ impl LinkGuard {
         {
             let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
             let mut at = dir;
-            while at != root.as_path() && !checked.contains(at) {
+            while at != root.as_path() && !checked.contains(at.as_os_str()) {
                 unknown.push(at);
                 match at.parent() {
                     Some(up) => at = up,
@@ -82,7 +84,7 @@ impl LinkGuard {
                     Err(_) => made_by_us = true,
                 }
             }
-            fresh.push(at.to_path_buf());
+            fresh.push(at.as_os_str().to_os_string());
         }
         self.checked.lock().unwrap_or_else(|e| e.into_inner()).extend(fresh);
         Found::Sound
@@ -93,7 +95,7 @@ impl LinkGuard {
 impl LinkGuard {
     /// Whether `dir` is known sound.
     fn seen(&self, dir: &Path) -> bool {
-        self.checked.lock().unwrap_or_else(|e| e.into_inner()).contains(dir)
+        self.checked.lock().unwrap_or_else(|e| e.into_inner()).contains(dir.as_os_str())
     }
 }
 
@@ -107,9 +109,15 @@ enum Found {
 /// The directories between `root` and the files `paths` (relative to it) that are symbolic
 /// links, each once, in path order, relative to the root (for `verify`).
 pub fn linked_dirs<'a>(root: &Path, paths: impl IntoIterator<Item = &'a Path>) -> Vec<PathBuf> {
+    use rayon::prelude::*;
     let guard = LinkGuard::new(Some(root));
+    // Each directory once (a node bundle's files share a few).
+    let mut paths: Vec<&Path> = paths.into_iter().collect();
+    paths.sort_unstable_by(|a, b| a.parent().map(Path::as_os_str).cmp(&b.parent().map(Path::as_os_str)));
+    paths.dedup_by(|a, b| a.parent() == b.parent());
+    // On every core: a tree of 5,000 node bundles has 40,000 directories to look at.
     let mut links: Vec<PathBuf> = paths
-        .into_iter()
+        .par_iter()
         .filter_map(|p| match guard.find(&root.join(p)) {
             Found::Link(at) => at.strip_prefix(root).ok().map(Path::to_path_buf),
             _ => None,
