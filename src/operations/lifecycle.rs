@@ -650,6 +650,11 @@ pub fn plan_san(
     }
     let topology = Topology::build(&tree.spec, &tree.catalog);
     let mut plan = Plan::default();
+    // Named by kubeadm's name alone (`apiserver`, not `apiserver@cp2`), the change is every
+    // control plane's, today's and those `node add` makes later: it is the description's own
+    // field for that name (apiServerCertSANs, etcd's), not each certificate's.
+    let name_level = if name.contains('@') { None } else { name_level_of(&tree.spec, name) };
+    let by_name = name_level.is_some();
     for e in tree.select(name)? {
         if !matches!(e.leaf().map(|l| &l.store), Some(Store::Files { .. })) {
             let why = "only leaf certificates in files have";
@@ -659,9 +664,13 @@ pub fn plan_san(
             .map_err(|p| Error::Invalid(format!("{verb}: {p}; nothing written")))?;
         let loaded = tree.certificates().get(&e.id).expect("loaded");
         let cert = loaded.cert.as_ref().map_err(|pr| problem_error(e, pr))?;
-        let built_in = tree.catalog.built_in_sans(&tree.spec, &e.id);
+        let mut built_in = tree.catalog.built_in_sans(&tree.spec, &e.id);
         if add {
             check_added(tree, e, &built_in, &sans)?;
+        }
+        if let Some(field) = name_level {
+            // What an earlier `san add NAME` put in the description's field may go the same way.
+            built_in.retain(|s| !field.contains(s));
         }
         let mut profile = profile_from(e, cert);
         for s in &sans {
@@ -681,6 +690,25 @@ pub fn plan_san(
         // The change is the description's too: the certificate's own SANs are recorded, so that
         // init and renew keep them.
         let description = plan.description.get_or_insert_with(|| tree.spec.clone());
+        if by_name {
+            let field = name_level_sans(description, name).expect("checked");
+            if add {
+                field.extend(sans.iter().filter(|s| !field.contains(s)).cloned().collect::<Vec<_>>());
+                profile.sans.extend(sans.iter().filter(|s| !profile.sans.contains(s)).cloned().collect::<Vec<_>>());
+            } else {
+                field.retain(|s| !sans.contains(s));
+                profile.sans.retain(|s| !sans.contains(s));
+            }
+            if let Some(recorded) = description.cert_sans.get_mut(e.id.as_str()) {
+                recorded.retain(|s| !sans.contains(s));
+                if recorded.is_empty() {
+                    description.cert_sans.remove(e.id.as_str());
+                }
+            }
+            let key = existing_key(tree, e, cert)?;
+            plan.issue(tree, e, &profile, Key::Reuse(key), Some(cert), now)?;
+            continue;
+        }
         let recorded = description.cert_sans.entry(e.id.to_string()).or_default();
         if add {
             profile.sans.extend(sans.iter().filter(|s| !profile.sans.contains(s)).cloned().collect::<Vec<_>>());
@@ -701,6 +729,29 @@ pub fn plan_san(
         plan.issue(tree, e, &profile, Key::Reuse(key), Some(cert), now)?;
     }
     Ok(plan)
+}
+
+/// The description's SANs for every certificate of a kubeadm name: `apiServerCertSANs`,
+/// `etcdServerCertSANs`, `etcdPeerCertSANs` (none for other names).
+fn name_level_sans<'s>(spec: &'s mut ClusterSpec, name: &str) -> Option<&'s mut Vec<San>> {
+    use crate::model::vocabulary::entry;
+    match name {
+        entry::APISERVER => Some(&mut spec.api_server_cert_sans),
+        entry::ETCD_SERVER => Some(&mut spec.etcd_server_cert_sans),
+        entry::ETCD_PEER => Some(&mut spec.etcd_peer_cert_sans),
+        _ => None,
+    }
+}
+
+/// [`name_level_sans`], to read.
+fn name_level_of<'s>(spec: &'s ClusterSpec, name: &str) -> Option<&'s [San]> {
+    use crate::model::vocabulary::entry;
+    match name {
+        entry::APISERVER => Some(&spec.api_server_cert_sans),
+        entry::ETCD_SERVER => Some(&spec.etcd_server_cert_sans),
+        entry::ETCD_PEER => Some(&spec.etcd_peer_cert_sans),
+        _ => None,
+    }
 }
 
 /// Whether `san remove` may take `s` from `e`: a SAN that is not built in (recorded by

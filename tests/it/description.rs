@@ -79,9 +79,13 @@ fn a_san_added_is_recorded_and_kept_by_init_force_renew_and_node_add() {
             kubepki::x509::certinfo::CertInfo::from_pem(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
         info.sans.iter().any(|s| s.to_string() == "DNS:lb.example.com")
     };
+    // By kubeadm's name, the SAN is every control plane's: the description's apiServerCertSANs.
     env.kubepki_ok(&["san", "add", "apiserver", "lb.example.com", "--dir", dir]);
     assert!(has_san());
-    assert_eq!(recorded(&tree)["certSANs"]["apiserver@controlplane"], serde_json::json!(["lb.example.com"]));
+    assert_eq!(recorded(&tree)["apiServerCertSANs"], serde_json::json!(["lb.example.com"]));
+    // By a certificate's id, that certificate's alone: certSANs.
+    env.kubepki_ok(&["san", "add", "apiserver@controlplane", "cp.example.com", "--dir", dir]);
+    assert_eq!(recorded(&tree)["certSANs"]["apiserver@controlplane"], serde_json::json!(["cp.example.com"]));
     for args in [&["init"][..], &["init", "--force"][..], &["renew", "--all"][..]] {
         let mut a = args.to_vec();
         a.extend(["--dir", dir]);
@@ -92,12 +96,21 @@ fn a_san_added_is_recorded_and_kept_by_init_force_renew_and_node_add() {
     env.kubepki_ok(&["node", "add", "node03", "--role", "worker", "--ip", "127.0.0.4", "--dir", dir]);
     assert!(has_san(), "node add dropped the SAN");
     assert!(node_names(&recorded(&tree)).contains(&"node03".to_string()));
+    // A control plane added later serves the load balancer's name too, not its neighbour's own.
+    env.kubepki_ok(&["node", "add", "cp2", "--role", "control-plane", "--ip", "127.0.0.5", "--dir", dir]);
+    let path = tree.join("nodes/cp2/etc/kubernetes/pki/apiserver.crt");
+    let cp2 = kubepki::x509::certinfo::CertInfo::from_pem(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+    let cp2: Vec<String> = cp2.sans.iter().map(|s| s.to_string()).collect();
+    assert!(cp2.contains(&"DNS:lb.example.com".into()) && !cp2.contains(&"DNS:cp.example.com".into()), "{cp2:?}");
     let out = env.kubepki(&["verify", "--dir", dir]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     // Removed again, it is gone from the certificate and the description.
     env.kubepki_ok(&["san", "remove", "apiserver", "lb.example.com", "--dir", dir]);
+    env.kubepki_ok(&["san", "remove", "apiserver@controlplane", "cp.example.com", "--dir", dir]);
     assert!(!has_san());
     assert!(recorded(&tree)["certSANs"].as_object().is_none_or(|m| m.is_empty()));
+    assert!(recorded(&tree)["apiServerCertSANs"].as_array().is_none_or(|a| a.is_empty()));
+    env.kubepki_ok(&["verify", "--dir", dir]);
 }
 
 /// `--update-description` reissues what the change implies and nothing else: a new apiserver
