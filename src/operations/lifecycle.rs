@@ -18,7 +18,7 @@ use crate::disk::inventory::{Inventory, Problem};
 use crate::disk::issuance::IssuanceRecord;
 use crate::disk::store::{Batch, Mode};
 use crate::error::{Error, Result};
-use crate::model::catalog::{Catalog, CertProfile, Entry, EntryId, EntryKind, Store};
+use crate::model::catalog::{Catalog, CertProfile, Entry, EntryId, Store};
 use crate::model::spec::{ClusterSpec, KeyAlgorithm, San};
 use crate::model::topology::Topology;
 use crate::x509::certinfo::CertInfo;
@@ -653,7 +653,9 @@ pub fn plan_san(
     // Named by kubeadm's name alone (`apiserver`, not `apiserver@cp2`), the change is every
     // control plane's, today's and those `node add` makes later: it is the description's own
     // field for that name (apiServerCertSANs, etcd's), not each certificate's.
-    let name_level = if name.contains('@') { None } else { name_level_of(&tree.spec, name) };
+    let description = plan.description.insert(tree.spec.clone());
+    let name_level: Option<Vec<San>> =
+        if name.contains('@') { None } else { name_level_sans(description, name).map(|v| v.clone()) };
     let by_name = name_level.is_some();
     for e in tree.select(name)? {
         if !matches!(e.leaf().map(|l| &l.store), Some(Store::Files { .. })) {
@@ -668,7 +670,7 @@ pub fn plan_san(
         if add {
             check_added(tree, e, &built_in, &sans)?;
         }
-        if let Some(field) = name_level {
+        if let Some(field) = &name_level {
             // What an earlier `san add NAME` put in the description's field may go the same way.
             built_in.retain(|s| !field.contains(s));
         }
@@ -687,31 +689,17 @@ pub fn plan_san(
                 }
             }
         }
-        // The change is the description's too: the certificate's own SANs are recorded, so that
-        // init and renew keep them.
-        let description = plan.description.get_or_insert_with(|| tree.spec.clone());
-        if by_name {
-            let field = name_level_sans(description, name).expect("checked");
-            if add {
-                field.extend(sans.iter().filter(|s| !field.contains(s)).cloned().collect::<Vec<_>>());
-                profile.sans.extend(sans.iter().filter(|s| !profile.sans.contains(s)).cloned().collect::<Vec<_>>());
-            } else {
-                field.retain(|s| !sans.contains(s));
-                profile.sans.retain(|s| !sans.contains(s));
-            }
-            if let Some(recorded) = description.cert_sans.get_mut(e.id.as_str()) {
-                recorded.retain(|s| !sans.contains(s));
-                if recorded.is_empty() {
-                    description.cert_sans.remove(e.id.as_str());
-                }
-            }
-            let key = existing_key(tree, e, cert)?;
-            plan.issue(tree, e, &profile, Key::Reuse(key), Some(cert), now)?;
-            continue;
-        }
-        let recorded = description.cert_sans.entry(e.id.to_string()).or_default();
         if add {
             profile.sans.extend(sans.iter().filter(|s| !profile.sans.contains(s)).cloned().collect::<Vec<_>>());
+        } else {
+            profile.sans.retain(|s| !sans.contains(s));
+        }
+        // The change is the description's too, so that init, renew and node add keep it: by
+        // kubeadm's name, in that name's field; by id, in the certificate's own certSANs (what
+        // the catalog does not give it already).
+        let description = plan.description.as_mut().expect("set above");
+        let recorded = description.cert_sans.entry(e.id.to_string()).or_default();
+        if add && !by_name {
             let catalog_sans = &e.cert().expect("a certificate").sans;
             for s in sans.iter().filter(|s| !catalog_sans.contains(s)) {
                 if !recorded.contains(s) {
@@ -719,11 +707,21 @@ pub fn plan_san(
                 }
             }
         } else {
-            profile.sans.retain(|s| !sans.contains(s));
+            // Removed, or now the name's: not this certificate's own any more.
             recorded.retain(|s| !sans.contains(s));
         }
         if recorded.is_empty() {
             description.cert_sans.remove(e.id.as_str());
+        }
+        if let Some(field) = name_level_sans(description, name).filter(|_| by_name) {
+            field.retain(|s| !sans.contains(s));
+            if add {
+                for s in &sans {
+                    if !field.contains(s) {
+                        field.push(s.clone());
+                    }
+                }
+            }
         }
         let key = existing_key(tree, e, cert)?;
         plan.issue(tree, e, &profile, Key::Reuse(key), Some(cert), now)?;
@@ -739,17 +737,6 @@ fn name_level_sans<'s>(spec: &'s mut ClusterSpec, name: &str) -> Option<&'s mut 
         entry::APISERVER => Some(&mut spec.api_server_cert_sans),
         entry::ETCD_SERVER => Some(&mut spec.etcd_server_cert_sans),
         entry::ETCD_PEER => Some(&mut spec.etcd_peer_cert_sans),
-        _ => None,
-    }
-}
-
-/// [`name_level_sans`], to read.
-fn name_level_of<'s>(spec: &'s ClusterSpec, name: &str) -> Option<&'s [San]> {
-    use crate::model::vocabulary::entry;
-    match name {
-        entry::APISERVER => Some(&spec.api_server_cert_sans),
-        entry::ETCD_SERVER => Some(&spec.etcd_server_cert_sans),
-        entry::ETCD_PEER => Some(&spec.etcd_peer_cert_sans),
         _ => None,
     }
 }
@@ -948,10 +935,7 @@ fn control_plane_cautions(tree: &Tree, name: &str, dir: &Path, files: &[PathBuf]
         .catalog
         .entries
         .iter()
-        .filter_map(|e| match &e.kind {
-            EntryKind::Ca { key, .. } | EntryKind::KeyPair { key, .. } => Some((e.id.as_str(), key)),
-            EntryKind::Leaf(_) => None,
-        })
+        .filter_map(|e| Some((e.id.as_str(), e.signing_key()?)))
         .filter(|(_, key)| files.contains(&dir.join(crate::model::vocabulary::layout::ETC_KUBERNETES).join(key)))
         .map(|(id, _)| id)
         .collect();
