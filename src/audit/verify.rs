@@ -806,15 +806,13 @@ impl Checker<'_> {
     fn linked_dirs(&mut self) {
         let root = &self.inv.root;
         let bundles = self.catalog.bundles();
-        let own = self.catalog.entries.iter().flat_map(|e| e.files()).map(|(f, _)| f.to_path_buf());
-        let copies = self.spec.nodes.iter().flat_map(|n| bundles.of(self.spec, n)).map(|(_, dst, _)| dst);
         // kubepki's own state: a rotation's folder (each CA's, as there are) and the backups.
         let rotation = Path::new(".kubepki/rotation");
         let mut state = vec![rotation.join("-/-"), PathBuf::from(".kubepki-backup/-")];
         if let Ok(rd) = std::fs::read_dir(root.join(rotation)) {
             state.extend(rd.flatten().map(|e| rotation.join(e.file_name()).join("-")));
         }
-        let files: Vec<PathBuf> = own.chain(copies).chain(state).collect();
+        let files: Vec<PathBuf> = bundles.tree_files(self.spec).chain(state).collect();
         for dir in crate::disk::store::linked_dirs(root, files.iter().map(PathBuf::as_path)) {
             let to = std::fs::canonicalize(root.join(&dir)).ok();
             let points = match &to {

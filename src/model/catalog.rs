@@ -449,6 +449,13 @@ impl Bundles<'_> {
         ids.sort_unstable();
         bundle_of(ids.into_iter().map(|i| &self.catalog.entries[i]), spec, node)
     }
+
+    /// Every file of the tree `spec` describes, relative to its root: each entry's own, then
+    /// every node bundle's copies.
+    pub fn tree_files<'s>(&'s self, spec: &'s ClusterSpec) -> impl Iterator<Item = PathBuf> + 's {
+        let own = self.catalog.entries.iter().flat_map(|e| e.files()).map(|(f, _)| f.to_path_buf());
+        own.chain(spec.nodes.iter().flat_map(|n| self.of(spec, n)).map(|(_, dst, _)| dst))
+    }
 }
 
 /// The bundle of `node` among `entries`, in their order.

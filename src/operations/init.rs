@@ -267,9 +267,7 @@ fn init_into(
     // symbolic link (each looked at once; the makers' files are then found checked).
     let index = catalog.bundles();
     let guard = LinkGuard::new(Some(root));
-    let own = catalog.entries.iter().flat_map(|e| e.files()).map(|(f, _)| root.join(f));
-    let copies = spec.nodes.iter().flat_map(|n| index.of(spec, n)).map(|(_, dst, _)| root.join(dst));
-    own.chain(copies).try_for_each(|p| guard.check(&p))?;
+    index.tree_files(spec).try_for_each(|f| guard.check(&root.join(f)))?;
 
     // 2. Make what is missing, and what is partly there (what is replaced, the halves of those
     //    included, is saved first, by the store, in the backup of the run under way: see
@@ -351,7 +349,8 @@ fn replace_cas(
     found: &mut [Found],
     cas: &mut HashMap<&str, Ca>,
 ) -> Result<Vec<String>> {
-    let ca_ids: Vec<&str> = catalog.entries.iter().filter(|e| is_signer(e)).map(|e| e.id.as_str()).collect();
+    let ca_ids: Vec<&str> =
+        catalog.entries.iter().filter(|e| e.signing_key().is_some()).map(|e| e.id.as_str()).collect();
     let mut replaced = Vec::new();
     for name in names {
         if !ca_ids.contains(&name.as_str()) {
@@ -364,10 +363,11 @@ fn replace_cas(
         replaced.push(name.clone());
     }
     for (e, f) in catalog.entries.iter().zip(found.iter_mut()) {
-        let signed_by = |ca: &String| if is_signer(e) { e.id == *ca } else { e.issuer().is_some_and(|i| i == ca) };
+        let signed_by =
+            |ca: &String| if e.signing_key().is_some() { e.id == *ca } else { e.issuer().is_some_and(|i| i == ca) };
         if let Some(ca) = replaced.iter().find(|c| signed_by(c)) {
             if !matches!(f, Found::Missing) {
-                *f = Found::Bad(if is_signer(e) {
+                *f = Found::Bad(if e.signing_key().is_some() {
                     "made anew as asked (--replace-ca)".into()
                 } else {
                     format!("its CA {ca} is made anew (--replace-ca)")
@@ -378,12 +378,6 @@ fn replace_cas(
     replaced.sort();
     replaced.dedup();
     Ok(replaced)
-}
-
-/// A CA, or the service-account key pair: what everything else is signed by or checked against,
-/// never replaced but when named by `--replace-ca`.
-fn is_signer(e: &Entry) -> bool {
-    matches!(e.kind, EntryKind::Ca { .. } | EntryKind::KeyPair { .. })
 }
 
 /// The private key of a key pair entry, when it is in the tree and readable: kept, whatever
@@ -422,7 +416,7 @@ fn refuse_what_may_not_be_replaced(
         .collect();
     // A CA, or a service-account key pair whose private key is lost (one whose public key alone
     // is wrong is written again from the private key).
-    let replaces_signer = |e: &Entry| e.is_ca() || (is_signer(e) && kept_pair_key(root, e).is_none());
+    let replaces_signer = |e: &Entry| e.is_ca() || (e.signing_key().is_some() && kept_pair_key(root, e).is_none());
     let cas_bad: Vec<(&Entry, &str)> = bad
         .iter()
         .copied()
