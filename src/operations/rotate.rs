@@ -443,10 +443,12 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
             if is_sa {
                 notes.push((
                     EntryId::shared(SA),
-                    "before finish: kube-apiserver runs with the two-key sa.pub and kube-controller-manager with the \
-                     new sa.key; then wait 24 h (the kubelet refreshes projected tokens within 24 h) and recreate \
-                     legacy token Secrets: finish drops the old key, and every token it signed with it"
-                        .to_string(),
+                    format!(
+                        "before finish: kube-apiserver runs with the two-key sa.pub and kube-controller-manager with \
+                         the new sa.key; then wait {h} h (the kubelet refreshes projected tokens within {h} h) and \
+                         recreate legacy token Secrets: finish drops the old key, and every token it signed with it",
+                        h = TOKEN_REFRESH.whole_hours()
+                    ),
                 ));
             }
             writes.push(state_file(&State { phase: Phase::Reissue, started: s.started, reissued: Some(now) }));
@@ -460,10 +462,11 @@ fn run_phase(tree: &Tree, ca: &str, phase: Step, now: OffsetDateTime, dry_run: b
                 notes.push((
                     EntryId::shared(SA),
                     format!(
-                        "finished {} after reissue, within the 24 h the kubelet may keep a projected token: pods whose \
-                         token was not refreshed yet, and legacy token Secrets, are refused once kube-apiserver runs \
-                         with the new sa.pub alone",
-                        crate::audit::inspect::span(since)
+                        "finished {} after reissue, within the {} h the kubelet may keep a projected token: pods \
+                         whose token was not refreshed yet, and legacy token Secrets, are refused once kube-apiserver \
+                         runs with the new sa.pub alone",
+                        crate::audit::inspect::span(since),
+                        TOKEN_REFRESH.whole_hours()
                     ),
                 ));
             }
