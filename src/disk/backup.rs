@@ -28,7 +28,7 @@
 //! whole or gone; the next prune finishes what it left.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File};
+use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -592,7 +592,7 @@ pub fn prune(root: &Path, keep: &Keep, dry_run: bool) -> Result<PruneReport> {
         left.push(pruning(&b.id));
     }
     if !gone.is_empty() {
-        File::open(&base).and_then(|d| d.sync_all()).map_err(|e| Error::io(&base, "sync", e))?;
+        store::sync_file(&base)?;
     }
     for dir in &left {
         fs::remove_dir_all(dir).map_err(|e| Error::io(dir, "delete", e))?;

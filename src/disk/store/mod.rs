@@ -197,7 +197,8 @@ enum Flush {
     Later,
 }
 
-fn sync_file(path: &Path) -> Result<()> {
+/// Make a file (or a directory: its entries, a rename in it) durable.
+pub(crate) fn sync_file(path: &Path) -> Result<()> {
     File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, "sync", e))
 }
 
