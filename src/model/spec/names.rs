@@ -15,7 +15,8 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
 }
 
-/// Why `s` is not an RFC 1123 subdomain (`None`: it is one), in words a person can act on.
+/// Why `s` is not an RFC 1123 subdomain ([`is_dns1123_subdomain`]; `None`: it is one), in
+/// words a person can act on.
 pub fn dns1123_subdomain_problem(s: &str) -> Option<String> {
     if s.is_empty() {
         return Some("it is empty".into());
@@ -23,25 +24,22 @@ pub fn dns1123_subdomain_problem(s: &str) -> Option<String> {
     if s.len() > 253 {
         return Some(format!("it is {} characters long, more than 253", s.len()));
     }
-    for label in s.split('.') {
-        let b = label.as_bytes();
-        let why = if b.is_empty() {
-            "a label is empty (two dots in a row, or a dot at an end)".to_string()
-        } else if b.len() > 63 {
-            format!("a label is {} characters long, more than 63", b.len())
-        } else if let Some(c) = label.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
-            match c {
-                'A'..='Z' => format!("'{c}' is uppercase (names are lowercase)"),
-                _ => format!("{c:?} is not allowed"),
-            }
-        } else if b[0] == b'-' || b[b.len() - 1] == b'-' {
-            "a label starts or ends with '-'".to_string()
-        } else {
-            continue;
-        };
-        return Some(why);
-    }
-    None
+    // The first label that breaks the rule, said why.
+    let label = s.split('.').find(|l| !is_dns1123_label(l))?;
+    let b = label.as_bytes();
+    let why = if b.is_empty() {
+        "a label is empty (two dots in a row, or a dot at an end)".to_string()
+    } else if b.len() > 63 {
+        format!("a label is {} characters long, more than 63", b.len())
+    } else if let Some(c) = label.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        match c {
+            'A'..='Z' => format!("'{c}' is uppercase (names are lowercase)"),
+            _ => format!("{c:?} is not allowed"),
+        }
+    } else {
+        "a label starts or ends with '-'".to_string()
+    };
+    Some(why)
 }
 
 /// A DNS name for a certificate SAN: a subdomain (case-insensitive) whose first label may be `*`.
